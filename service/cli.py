@@ -1,0 +1,103 @@
+"""The `aftercare` command: serve, migrate, check-config, preview (SPEC §3)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from service.config import Settings, load_settings, resolve_config_path
+from service.errors import ConfigError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit status says whether it worked."""
+    args = _parser().parse_args(argv)
+    path = resolve_config_path(args.config)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return 1
+    result: int = args.run(settings, args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aftercare", description=__doc__)
+    parser.add_argument("--config", help="TOML file (default $AFTERCARE_CONFIG, ./config.toml, "
+                                         "./config.example.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=_serve)
+    commands.add_parser("migrate", help="apply migrations").set_defaults(run=_migrate)
+    check = commands.add_parser("check-config", help="validate the configuration")
+    check.set_defaults(run=_check)
+    preview = commands.add_parser("preview", help="print a protocol's plan")
+    preview.add_argument("--protocol", required=True)
+    preview.add_argument("--clinic")
+    preview.add_argument("--completed-at", type=_instant)
+    preview.add_argument("--timezone")
+    preview.add_argument("--session", type=int, default=1)
+    preview.add_argument("--of", type=int, default=None)
+    preview.set_defaults(run=_preview)
+    return parser
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-11-25T14:30:00Z")
+    return value.astimezone(UTC)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from service.db import migrate
+    from service.logs import configure_logging
+    from service.web.app import create_app
+
+    configure_logging()
+    if settings.database.migrate_on_start:
+        migrate(settings.database.url)
+    web.run_app(create_app(settings), host=args.host or settings.server.host,
+                port=args.port or settings.server.port, print=None,
+                access_log=logging.getLogger("aftercare.access"))
+    return 0
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from service.db import migrate
+
+    migrate(settings.database.url)
+    print("migrated to head")
+    return 0
+
+
+def _check(settings: Settings, _args: argparse.Namespace) -> int:
+    print(f"configuration is valid: {len(settings.clinics)} clinic(s), "
+          f"{len(settings.protocols)} protocol(s)")
+    return 0
+
+
+def _preview(settings: Settings, args: argparse.Namespace) -> int:
+    from service.preview import preview
+
+    try:
+        print(preview(settings, protocol=args.protocol, clinic_id=args.clinic,
+                      completed_at=args.completed_at, timezone=args.timezone,
+                      session=args.session, of=args.of))
+    except ValueError as exc:
+        print(f"aftercare preview: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""Typed, validated, frozen settings: a TOML file plus `AFTERCARE_…` environment overrides.
+
+`load_settings` either returns a complete `Settings` or raises `ConfigError` listing every
+problem with its TOML path, so a bad file never starts half a service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from service.errors import ConfigError
+from service.protocols import Protocol, Step, timing_problems
+from service.templates import template_problems
+from service.timing import DEFAULT_QUIET_HOURS, QuietHours, parse_clock, parse_days, parse_duration
+
+ENV_PREFIX = "AFTERCARE_"
+ENV_IGNORED = {"AFTERCARE_CONFIG"}
+
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _clock(value: Any) -> Any:
+    return parse_clock(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Clock = Annotated[time, BeforeValidator(_clock)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_base_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///./aftercare.db"
+    migrate_on_start: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://...")
+        return value
+
+
+class SmsSettings(_Section):
+    backend: Literal["console", "twilio"] = "console"
+    opt_out_footer: str = "Reply STOP to opt out."
+    reply_to_keywords: bool = True
+
+
+class TwilioSettings(_Section):
+    account_sid: str = ""
+    auth_token: SecretStr = SecretStr("")
+    api_base_url: str = "https://api.twilio.com"
+    messaging_service_sid: str = ""
+    request_timeout: Duration = timedelta(seconds=10)
+
+
+class SchedulerSettings(_Section):
+    default_expires_after: Duration = timedelta(hours=6)
+    retry_initial_delay: Duration = timedelta(seconds=5)
+    retry_max_delay: Duration = timedelta(minutes=10)
+    claim_lease: Duration = timedelta(seconds=60)
+    horizon: Duration = timedelta(seconds=60)
+    poll_interval: Duration = timedelta(seconds=5)
+    max_concurrent_sends: int = Field(32, ge=1, le=1000)
+
+
+class QuietHoursSettings(_Section):
+    start: Clock
+    end: Clock
+
+    def value(self) -> QuietHours:
+        """The pure-planning view of this window."""
+        return QuietHours(self.start, self.end)
+
+
+def _e164(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not an E.164 number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid E.164 number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class ClinicSettings(_Section):
+    name: str = Field(min_length=1)
+    timezone: str
+    locale: str = "en"
+    from_number: str = ""
+    messaging_service_sid: str = ""
+    webhook_secrets: list[SecretStr] = Field(min_length=1)
+    api_tokens: list[SecretStr] = Field(min_length=1)
+    quiet_hours: QuietHoursSettings | None = None
+    help_text: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("from_number")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        return _e164(value) if value else value
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from standardwebhooks import Webhook
+
+        for i, secret in enumerate(value):
+            try:
+                Webhook(secret.get_secret_value())
+            except Exception:
+                raise ValueError(f"secret {i} is not a base64 'whsec_…' secret") from None
+        return value
+
+    def quiet(self) -> QuietHours:
+        """The clinic's quiet hours, or the default 21:00-08:00 when absent."""
+        return self.quiet_hours.value() if self.quiet_hours else DEFAULT_QUIET_HOURS
+
+
+class StepSettings(_Section):
+    key: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    kind: Literal["aftercare", "serum", "checkin", "rebook"]
+    text: str | dict[str, str]
+    after: Duration | None = None
+    every: Duration | None = None
+    count: int | None = Field(None, ge=1, le=100)
+    days: str | list[int] | None = None
+    at: list[Clock] = []
+    only_if: Literal["more_sessions_planned"] | None = None
+    expires_after: Duration | None = None
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: str | list[int] | None) -> str | list[int] | None:
+        if value is not None:
+            parse_days(value)
+        return value
+
+    def step(self, fallback_locale: str) -> Step:
+        """The pure-planning view of this step."""
+        texts = {fallback_locale: self.text} if isinstance(self.text, str) else dict(self.text)
+        return Step(
+            key=self.key,
+            kind=self.kind,
+            texts=texts,
+            after=self.after,
+            every=self.every,
+            count=self.count or 1,
+            days=parse_days(self.days) if self.days is not None else (),
+            at=tuple(self.at),
+            only_if=self.only_if,
+            expires_after=self.expires_after,
+        )
+
+
+class ProtocolSettings(_Section):
+    title: str = Field(min_length=1)
+    default_serum: str = "serum"
+    steps: list[StepSettings] = Field(min_length=1)
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    sms: SmsSettings = SmsSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    clinics: dict[str, ClinicSettings] = Field(min_length=1)
+    protocols: dict[str, ProtocolSettings] = Field(min_length=1)
+
+    def protocol(self, key: str, *, locale: str) -> Protocol:
+        """The pure-planning protocol `key`, plain-string texts filed under `locale`."""
+        p = self.protocols[key]
+        steps = tuple(s.step(locale) for s in p.steps)
+        return Protocol(key=key, title=p.title, default_serum=p.default_serum, steps=steps)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone `name`; ValueError when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def resolve_config_path(explicit: str | None, environ: Mapping[str, str] = os.environ) -> Path:
+    """`--config`, else `$AFTERCARE_CONFIG`, else ./config.toml, else ./config.example.toml."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("AFTERCARE_CONFIG"):
+        return Path(environ["AFTERCARE_CONFIG"])
+    local = Path("config.toml")
+    return local if local.exists() else Path("config.example.toml")
+
+
+def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read, override and validate; raise ConfigError naming every problem by its TOML path."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    apply_env(data, environ)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+    problems = cross_check(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    path = ""
+    for part in err["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{path or '(top level)'}: {message}"
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Override `data` in place from `AFTERCARE_SECTION__KEY` variables (JSON for lists)."""
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in ENV_IGNORED:
+            continue
+        if name.startswith("AFTERCARE_TEST_"):
+            continue
+        path = name[len(ENV_PREFIX) :].split("__")
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(_match_key(node, part), {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[_match_key(node, path[-1])] = _env_value(raw)
+
+
+def _match_key(node: Mapping[str, Any], part: str) -> str:
+    """The existing key `part` names, ignoring case and `-` vs `_`; else `part` lower-cased."""
+    wanted = part.lower().replace("-", "_")
+    for key in node:
+        if key.lower().replace("-", "_") == wanted:
+            return key
+    return part.lower()
+
+
+def _env_value(raw: str) -> Any:
+    if raw.startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def cross_check(settings: Settings) -> list[str]:
+    """Problems that span sections: senders, templates, locales, timing forms."""
+    problems = _sender_problems(settings)
+    locales = {c.locale for c in settings.clinics.values()}
+    for key, protocol in settings.protocols.items():
+        problems += _protocol_problems(key, protocol, locales)
+    return problems
+
+
+def _sender_problems(settings: Settings) -> list[str]:
+    if settings.sms.backend != "twilio":
+        return []
+    problems = []
+    if not settings.twilio.account_sid:
+        problems.append("twilio.account_sid: required when sms.backend is 'twilio'")
+    if not settings.twilio.auth_token.get_secret_value():
+        problems.append("twilio.auth_token: required when sms.backend is 'twilio'")
+    shared_service = bool(settings.twilio.messaging_service_sid)
+    for cid, clinic in settings.clinics.items():
+        if not (clinic.from_number or clinic.messaging_service_sid or shared_service):
+            problems.append(f"clinics.{cid}.from_number: set from_number or messaging_service_sid")
+    return problems
+
+
+def _protocol_problems(key: str, protocol: ProtocolSettings, locales: set[str]) -> list[str]:
+    problems = []
+    seen: set[str] = set()
+    for i, step in enumerate(protocol.steps):
+        path = f"protocols.{key}.steps[{i}]"
+        if step.key in seen:
+            problems.append(f"{path}.key: duplicate step key {step.key!r}")
+        seen.add(step.key)
+        problems += [f"{path}: {p}" for p in timing_problems(step.step("en"))]
+        problems += _text_problems(f"{path}.text", step.text, locales)
+    return problems
+
+
+def _text_problems(path: str, text: str | dict[str, str], locales: set[str]) -> list[str]:
+    if isinstance(text, str):
+        return [f"{path}: {p}" for p in template_problems(text)]
+    problems = [f"{path}.{loc}: {p}" for loc, t in text.items() for p in template_problems(t)]
+    for locale in sorted(locales):
+        if not _has_locale(text, locale):
+            problems.append(f"{path}: no text for clinic locale {locale!r}")
+    return problems
+
+
+def _has_locale(text: Mapping[str, str], locale: str) -> bool:
+    wanted = {locale.lower().replace("_", "-"), locale.lower().split("-")[0].split("_")[0]}
+    return any(k.lower().replace("_", "-") in wanted for k in text)

@@ -1,0 +1,28 @@
+"""Masking of phone numbers for logs and error details (DESIGN invariant 8).
+
+Only the last four digits of a number are ever shown; the mask has a fixed
+width so that it does not reveal the number's length either.
+"""
+
+from __future__ import annotations
+
+import re
+
+MASK = "•" * 7
+
+# Anything that looks like a phone number inside free text: an optional "+",
+# then at least seven digits, possibly split by spaces, dots, dashes or brackets.
+_PHONE_IN_TEXT = re.compile(r"\+?\d(?:[\s.\-()]*\d){6,}")
+
+
+def mask_phone(phone: str) -> str:
+    """`phone` reduced to a fixed mask and its last four digits, e.g. `•••••••0123`."""
+    digits = [char for char in phone if char.isdigit()]
+    if len(digits) <= 4:  # showing four of four digits would show the whole number
+        return MASK
+    return MASK + "".join(digits[-4:])
+
+
+def mask_phones(text: str) -> str:
+    """`text` with every phone-number-like run of digits masked by `mask_phone`."""
+    return _PHONE_IN_TEXT.sub(lambda match: mask_phone(match.group()), text)

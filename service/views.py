@@ -1,0 +1,67 @@
+"""JSON views of stored rows, shared by event answers and the read API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from service.masking import mask_phone
+from service.models import Message, MessageHistory, Patient, Treatment
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a `Z`, or None."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def treatment_view(treatment: Treatment, patient: Patient) -> dict[str, Any]:
+    """A treatment as a clinic system sees it."""
+    return {
+        "id": treatment.external_id,
+        "protocol": treatment.protocol,
+        "completed_at": iso(treatment.completed_at),
+        "session_number": treatment.session_number,
+        "sessions_planned": treatment.sessions_planned,
+        "serum": treatment.serum,
+        "patient_id": patient.external_id,
+        "cancelled_at": iso(treatment.cancelled_at),
+    }
+
+
+def planned_view(message: Message) -> dict[str, Any]:
+    """A message as the answer to an event lists it."""
+    return {
+        "id": message.id,
+        "step": message.step,
+        "kind": message.kind,
+        "send_at": iso(message.send_at),
+        "status": message.status,
+        "reason": message.reason,
+    }
+
+
+def message_view(message: Message, history: Sequence[MessageHistory]) -> dict[str, Any]:
+    """A message with its history, phone masked, for the read API."""
+    return {
+        **planned_view(message),
+        "seq": message.seq,
+        "to": mask_phone(message.phone),
+        "locale": message.locale,
+        "expires_at": iso(message.expires_at),
+        "sent_at": iso(message.sent_at),
+        "provider_id": message.provider_id,
+        "error_code": message.error_code,
+        "attempts": message.attempts,
+        "history": [history_view(h) for h in history],
+    }
+
+
+def history_view(entry: MessageHistory) -> dict[str, Any]:
+    """One status change."""
+    return {
+        "at": iso(entry.at),
+        "status": entry.status,
+        "detail": entry.detail,
+        "error_code": entry.error_code,
+    }

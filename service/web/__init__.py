@@ -1,0 +1,1 @@
+"""The aiohttp application: events in, read API, Twilio webhooks, operations."""

@@ -1,0 +1,109 @@
+"""The application factory. Each resource is one cleanup context, in dependency order:
+database → SMS sender → dispatcher and scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from service.clock import Clock, SystemClock
+from service.config import Settings
+from service.db import create_engine, session_factory
+from service.dispatch import Dispatcher
+from service.ingest import Ingest
+from service.scheduler import Timers
+from service.sms.base import SmsSender
+from service.web import api, events, ops, twilio_hooks
+from service.web.errors import problems
+from service.web.keys import (
+    CLOCK,
+    DISPATCHER,
+    ENGINE,
+    INGEST,
+    SENDER,
+    SESSIONS,
+    SETTINGS,
+    TIMERS,
+)
+
+SenderFactory = Callable[[Settings], SmsSender]
+DRAIN_SECONDS = 10.0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sender: SmsSender | SenderFactory | None = None,
+    clock: Clock | None = None,
+    instance: str | None = None,
+) -> web.Application:
+    """Build the service. `sender` is an SmsSender, a factory called inside the loop, or
+    None for the configured backend."""
+    app = web.Application(middlewares=[problems],
+                          client_max_size=settings.server.max_body_bytes)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    for module in (events, api, twilio_hooks, ops):
+        app.add_routes(module.routes)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_sender(sender))
+    app.cleanup_ctx.append(_dispatch(instance or f"{socket.gethostname()}-{secrets.token_hex(3)}"))
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[SETTINGS].database.url)
+    app[ENGINE] = engine
+    app[SESSIONS] = session_factory(engine)
+    app[INGEST] = Ingest(settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK])
+    yield
+    await engine.dispose()
+
+
+def _sender(given: SmsSender | SenderFactory | None) -> Callable[[web.Application],
+                                                                  AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if given is None:
+            from service.sms import make_sender
+
+            sender = make_sender(app[SETTINGS])
+        else:
+            sender = given(app[SETTINGS]) if callable(given) else given
+        app[SENDER] = sender
+        yield
+        await sender.aclose()
+
+    return ctx
+
+
+def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        tasks: set[asyncio.Task[None]] = set()
+        dispatcher = Dispatcher(settings=app[SETTINGS], sessions=app[SESSIONS],
+                                sender=app[SENDER], clock=app[CLOCK], instance=instance)
+
+        async def dispatch(message_id: str) -> None:
+            # Tracked so a shutdown can let in-flight sends finish before the database closes.
+            task = asyncio.current_task()
+            assert task is not None
+            tasks.add(task)
+            try:
+                await dispatcher.dispatch(message_id)
+            finally:
+                tasks.discard(task)
+
+        timers = Timers(settings=app[SETTINGS].scheduler, sessions=app[SESSIONS],
+                        clock=app[CLOCK], dispatch=dispatch, recover=dispatcher.recover)
+        dispatcher.rearm = timers.arm
+        app[DISPATCHER], app[TIMERS] = dispatcher, timers
+        timers.start()
+        yield
+        timers.shutdown()
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=DRAIN_SECONDS)
+
+    return ctx

@@ -1,0 +1,45 @@
+"""One middleware maps the exception tree to RFC 9457 problem+json; nothing else renders errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from service.errors import ProblemError
+
+log = logging.getLogger("aftercare.web")
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, *, errors: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None) -> web.Response:
+    """An RFC 9457 problem response."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
+                            "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM,
+                        headers=headers)
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render refusals and aiohttp's own HTTP errors as problem+json; hide bugs' details."""
+    try:
+        return await handler(request)
+    except ProblemError as exc:
+        errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+        return problem(exc.status, exc.title, exc.detail,
+                       errors=errors if exc.status == 422 else None)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return problem(exc.status, exc.reason, exc.text or exc.reason, headers=headers)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return problem(500, "Internal server error", "the service failed; it has been logged")

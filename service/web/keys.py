@@ -1,0 +1,23 @@
+"""Typed application keys, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.clock import Clock
+from service.config import Settings
+from service.dispatch import Dispatcher
+from service.ingest import Ingest
+from service.scheduler import Timers
+from service.sms.base import SmsSender
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+SENDER = web.AppKey("sender", SmsSender)
+INGEST = web.AppKey("ingest", Ingest)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+TIMERS = web.AppKey("timers", Timers)

@@ -1,0 +1,41 @@
+"""Health and readiness for operators (SPEC §9)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from service.web.keys import ENGINE, TIMERS
+
+routes = web.RouteTableDef()
+READY_TIMEOUT = 2.0
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """200 while the process runs."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the database answers and the scheduler runs; 503 naming what fails."""
+    checks = {"database": await _database(request), "scheduler": _scheduler(request)}
+    ok = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks},
+                             status=200 if ok else 503)
+
+
+async def _database(request: web.Request) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), request.app[ENGINE].connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return f"failing: {type(exc).__name__}"
+    return "ok"
+
+
+def _scheduler(request: web.Request) -> str:
+    return "ok" if request.app[TIMERS].running else "failing: not running"

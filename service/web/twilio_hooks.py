@@ -1,0 +1,62 @@
+"""Twilio's webhooks: delivery status and patients' replies (SPEC §7).
+
+Both verify `X-Twilio-Signature` against `public_base_url` + path (never X-Forwarded-*);
+a bad or missing signature answers 403 and changes nothing.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from service import inbound
+from service.errors import Forbidden
+from service.web.keys import CLOCK, SESSIONS, SETTINGS
+
+routes = web.RouteTableDef()
+TWIML = "application/xml"
+
+
+async def _verified_form(request: web.Request) -> dict[str, str]:
+    settings = request.app[SETTINGS]
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    url = settings.server.public_base_url + request.rel_url.path_qs
+    signature = request.headers.get("X-Twilio-Signature", "")
+    token = settings.twilio.auth_token.get_secret_value()
+    if not token or not signature or not RequestValidator(token).validate(url, form, signature):
+        raise Forbidden("missing or invalid X-Twilio-Signature")
+    return form
+
+
+@routes.post("/v1/twilio/status")
+async def status_callback(request: web.Request) -> web.Response:
+    """Apply a delivery status; forward moves only, repeats harmless, unknown sids ignored."""
+    form = await _verified_form(request)
+    code = form.get("ErrorCode", "")
+    await inbound.apply_status(
+        request.app[SESSIONS], sid=form.get("MessageSid", ""),
+        status=form.get("MessageStatus", ""), code=int(code) if code.isdigit() else None,
+        now=request.app[CLOCK].now())
+    return web.Response(status=200, text="")
+
+
+@routes.post("/v1/twilio/inbound")
+async def inbound_message(request: web.Request) -> web.Response:
+    """STOP / START / HELP and other replies; answers TwiML."""
+    form = await _verified_form(request)
+    settings = request.app[SETTINGS]
+    reply = await inbound.handle_reply(
+        request.app[SESSIONS], settings, sender=form.get("From", ""), to=form.get("To", ""),
+        body=form.get("Body", ""), provider_id=form.get("MessageSid"),
+        now=request.app[CLOCK].now())
+    text = reply if settings.sms.reply_to_keywords else None
+    return web.Response(text=_twiml(text), content_type=TWIML)
+
+
+def _twiml(text: str | None) -> str:
+    if not text:
+        return '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+    return ('<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+            f"{escape(text)}</Message></Response>")

@@ -1,0 +1,52 @@
+"""Shared fixtures: a migrated SQLite file per test, the app through its real factory."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+
+from service.config import Settings
+from service.db import migrate
+from service.sms.base import SmsSender
+from service.web.app import create_app
+from tests.support import FakeClock, make_settings
+
+AppClient = TestClient[Any, Any]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A migrated SQLite database file."""
+    path = tmp_path / "aftercare.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    """Test settings on the migrated database, console backend."""
+    return make_settings(db_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock standing still at 2026-11-25 15:00 UTC until moved."""
+    return FakeClock()
+
+
+@pytest.fixture
+def make_client(
+    aiohttp_client: AiohttpClient,
+) -> Callable[..., Awaitable[AppClient]]:
+    """Start the app through `create_app` and return a client for it."""
+
+    async def start(settings: Settings, *, sender: SmsSender | None = None,
+                    clock: Any = None) -> AppClient:
+        return await aiohttp_client(create_app(settings, sender=sender, clock=clock))
+
+    return start

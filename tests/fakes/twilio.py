@@ -1,0 +1,425 @@
+"""A Twilio-compatible Messages API on loopback, driven by the real twilio client.
+
+Adapted from the contract suite's fake (/work/shared/contract/fake_twilio.py).
+It answers the calls twilio-python makes for Messages (create, list, fetch),
+checks Basic auth, records every create attempt and every message with its
+arrival time, and posts signed status callbacks (sent, then delivered) like
+Twilio does, unless built with `callbacks=False`. Per-recipient behaviours
+(`fake.behaviours[to] = ...`) inject faults:
+
+  error:CODE      answer 400 with that Twilio error code (21610, 21211, ...)
+  flaky:N         answer 500 (a non-JSON body) to the first N creates
+  ratelimit:N     answer 429 (code 20429) to the first N creates
+  slow:SECONDS    wait that long before answering
+  hang            never answer (until the server shuts down): for timeouts
+  undelivered     callbacks end in 'undelivered' (code 30003)
+
+In a test's event loop:   base_url = await serve(aiohttp_server, fake)
+As a separate process:    python -m tests.fakes.twilio PORT SID TOKEN [--no-callbacks]
+                          or `async with fake_twilio_process(...) as base_url:`
+Control endpoints (not Twilio's): GET /_control/messages, POST
+/_control/behaviour {"to": ..., "behaviour": ...}, POST /_control/reset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import operator
+import re
+import secrets
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BasicAuth, ClientError, ClientSession, web
+from pytest_aiohttp import AiohttpServer
+from twilio.request_validator import RequestValidator
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "fake-twilio-token"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_DAY_FILTERS: dict[str, Callable[[Any, Any], bool]] = {
+    "DateSent>": operator.ge,
+    "DateSent<": operator.le,
+    "DateSent": operator.eq,
+}
+
+
+@dataclass
+class Recorded:
+    """One message the fake accepted."""
+
+    sid: str
+    to: str
+    from_: str | None
+    service: str | None
+    body: str
+    callback: str | None
+    at: float
+    status: str = "queued"
+    error_code: int | None = None
+    date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class FakeTwilio:
+    """The fake's state and its aiohttp application."""
+
+    def __init__(
+        self,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        *,
+        callbacks: bool = True,
+        callback_delay: float = 0.2,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.callbacks = callbacks
+        self.callback_delay = callback_delay
+        self.validator = RequestValidator(auth_token)
+        self.messages: list[Recorded] = []
+        self.attempts: list[dict[str, Any]] = []  # every create call, answered or not
+        self.behaviours: dict[str, str] = {}
+        self.counters: dict[str, int] = {}
+        self.callbacks_sent: list[tuple[str, str, int]] = []
+        self.session: ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._shutting_down: asyncio.Event | None = None
+
+    # --- app -----------------------------------------------------------
+    def app(self) -> web.Application:
+        """A fresh aiohttp application serving this fake."""
+        app = web.Application()
+        base = "/2010-04-01/Accounts/{account}"
+        app.router.add_post(base + "/Messages.json", self.create)
+        app.router.add_get(base + "/Messages.json", self.list)
+        app.router.add_get(base + "/Messages/{sid}.json", self.fetch)
+        app.router.add_get("/_control/messages", self.control_messages)
+        app.router.add_post("/_control/behaviour", self.control_behaviour)
+        app.router.add_post("/_control/reset", self.control_reset)
+        app.on_startup.append(self._start)
+        app.on_shutdown.append(self._release_hangs)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    async def _start(self, app: web.Application) -> None:
+        self.session = ClientSession()
+        self._shutting_down = asyncio.Event()
+
+    async def _release_hangs(self, app: web.Application) -> None:
+        if self._shutting_down:
+            self._shutting_down.set()
+
+    async def _stop(self, app: web.Application) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.session:
+            await self.session.close()
+
+    # --- helpers -------------------------------------------------------
+    def _authorised(self, request: web.Request) -> bool:
+        try:
+            auth = BasicAuth.decode(request.headers.get("Authorization", ""))
+        except ValueError:
+            return False
+        return (
+            auth.login == self.account_sid
+            and auth.password == self.auth_token
+            and request.match_info["account"] == self.account_sid
+        )
+
+    @staticmethod
+    def _error(status: int, code: int, message: str) -> web.Response:
+        more_info = f"https://www.twilio.com/docs/errors/{code}"
+        payload = {"code": code, "message": message, "more_info": more_info, "status": status}
+        return web.json_response(payload, status=status)
+
+    def _resource(self, m: Recorded) -> dict[str, Any]:
+        stamp = format_datetime(m.date_created)
+        return {
+            "sid": m.sid,
+            "account_sid": self.account_sid,
+            "messaging_service_sid": m.service,
+            "to": m.to,
+            "from": m.from_,
+            "body": m.body,
+            "status": m.status,
+            "num_segments": "1",
+            "num_media": "0",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "price": None,
+            "price_unit": "USD",
+            "error_code": m.error_code,
+            "error_message": None,
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}.json",
+            "date_created": stamp,
+            "date_updated": stamp,
+            "date_sent": stamp,
+            "subresource_uris": {},
+        }
+
+    def _count(self, to: str) -> int:
+        self.counters[to] = self.counters.get(to, 0) + 1
+        return self.counters[to]
+
+    async def _delay(self, behaviour: str) -> None:
+        """Wait as `slow:` or `hang` asks."""
+        if behaviour.startswith("slow:"):
+            await asyncio.sleep(float(behaviour.split(":", 1)[1]))
+        elif behaviour == "hang" and self._shutting_down:
+            await self._shutting_down.wait()
+
+    def _refusal(self, form: dict[str, str], behaviour: str, n: int) -> web.Response | None:
+        """The error answer for this create, if it gets one."""
+        to = form.get("To", "")
+        if not E164.match(to):
+            return self._error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not form.get("Body"):
+            return self._error(400, 21602, "Message body is required.")
+        if not (form.get("From") or form.get("MessagingServiceSid")):
+            message = "A 'From' or 'MessagingServiceSid' parameter is required"
+            return self._error(400, 21603, message)
+        kind, _, arg = behaviour.partition(":")
+        if kind == "error":
+            return self._error(400, int(arg), f"injected error {arg}")
+        if kind == "flaky" and n <= int(arg):
+            return web.Response(status=500, text="injected server error")
+        if kind == "ratelimit" and n <= int(arg):
+            return self._error(429, 20429, "Too Many Requests")
+        if kind == "hang":
+            return web.Response(status=503, text="shutting down")
+        return None
+
+    # --- Twilio endpoints ---------------------------------------------
+    async def create(self, request: web.Request) -> web.Response:
+        """POST Messages.json: record the attempt, then refuse or accept it."""
+        if not self._authorised(request):
+            return self._error(401, 20003, "Authenticate")
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        to = form.get("To", "")
+        self.attempts.append(_attempt(form))
+        behaviour = self.behaviours.get(to, "")
+        n = self._count(to)
+        await self._delay(behaviour)
+        refusal = self._refusal(form, behaviour, n)
+        if refusal is not None:
+            return refusal
+        m = Recorded(
+            sid="SM" + secrets.token_hex(16),
+            to=to,
+            from_=form.get("From"),
+            service=form.get("MessagingServiceSid"),
+            body=form["Body"],
+            callback=form.get("StatusCallback"),
+            at=time.time(),
+        )
+        self.messages.append(m)
+        self._schedule_callbacks(m, behaviour)
+        return web.json_response(self._resource(m), status=201)
+
+    async def list(self, request: web.Request) -> web.Response:
+        """GET Messages.json: filter by To, From and DateSent (by day), newest first."""
+        if not self._authorised(request):
+            return self._error(401, 20003, "Authenticate")
+        found = sorted(_filtered(self.messages, request.query), key=lambda m: -m.at)
+        size = int(request.query.get("PageSize", 50))
+        page = found[:size]
+        return web.json_response(
+            {
+                "messages": [self._resource(m) for m in page],
+                "end": len(page) - 1,
+                "first_page_uri": request.path_qs,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": request.path_qs,
+            }
+        )
+
+    async def fetch(self, request: web.Request) -> web.Response:
+        """GET Messages/{sid}.json."""
+        if not self._authorised(request):
+            return self._error(401, 20003, "Authenticate")
+        for m in self.messages:
+            if m.sid == request.match_info["sid"]:
+                return web.json_response(self._resource(m))
+        return self._error(404, 20404, "The requested resource was not found")
+
+    # --- status callbacks ------------------------------------------------
+    def _schedule_callbacks(self, m: Recorded, behaviour: str) -> None:
+        if not (self.callbacks and m.callback):
+            return
+        final = "undelivered" if behaviour == "undelivered" else "delivered"
+        task = asyncio.get_running_loop().create_task(self._callbacks(m, final))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _callbacks(self, m: Recorded, final: str) -> None:
+        for status in ("sent", final):
+            await asyncio.sleep(self.callback_delay)
+            m.status = status
+            if status == "undelivered":
+                m.error_code = 30003
+            await self._post_callback(m, status)
+
+    async def _post_callback(self, m: Recorded, status: str) -> None:
+        assert m.callback is not None and self.session is not None
+        params = {
+            "MessageSid": m.sid,
+            "SmsSid": m.sid,
+            "AccountSid": self.account_sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": m.to,
+            "From": m.from_ or "+15005550006",
+            "ApiVersion": "2010-04-01",
+        }
+        if m.error_code:
+            params["ErrorCode"] = str(m.error_code)
+        headers = {"X-Twilio-Signature": self.validator.compute_signature(m.callback, params)}
+        try:
+            async with self.session.post(m.callback, data=params, headers=headers) as r:
+                self.callbacks_sent.append((m.sid, status, r.status))
+        except (ClientError, OSError):  # the service may be down; Twilio would not retry either
+            self.callbacks_sent.append((m.sid, status, -1))
+
+    # --- control --------------------------------------------------------
+    async def control_messages(self, request: web.Request) -> web.Response:
+        """What the fake has seen: messages, attempts and callbacks."""
+        messages = [
+            {
+                "sid": m.sid,
+                "to": m.to,
+                "from": m.from_,
+                "service": m.service,
+                "body": m.body,
+                "callback": m.callback,
+                "at": m.at,
+                "status": m.status,
+            }
+            for m in self.messages
+        ]
+        return web.json_response(
+            {"messages": messages, "attempts": self.attempts, "callbacks": self.callbacks_sent}
+        )
+
+    async def control_behaviour(self, request: web.Request) -> web.Response:
+        """Set one recipient's behaviour and restart its counter."""
+        body = await request.json()
+        self.behaviours[body["to"]] = body["behaviour"]
+        self.counters.pop(body["to"], None)
+        return web.json_response({"ok": True})
+
+    async def control_reset(self, request: web.Request) -> web.Response:
+        """Forget everything."""
+        for store in (self.messages, self.attempts, self.callbacks_sent):
+            store.clear()
+        self.behaviours.clear()
+        self.counters.clear()
+        return web.json_response({"ok": True})
+
+
+def _attempt(form: dict[str, str]) -> dict[str, Any]:
+    """The record of one create call."""
+    return {
+        "to": form.get("To", ""),
+        "from": form.get("From"),
+        "service": form.get("MessagingServiceSid"),
+        "body": form.get("Body"),
+        "callback": form.get("StatusCallback"),
+        "at": time.time(),
+    }
+
+
+def _filtered(messages: list[Recorded], query: Mapping[str, str]) -> list[Recorded]:
+    """The messages that pass a list call's To, From and DateSent (by day) filters."""
+    found = [m for m in messages if not query.get("To") or m.to == query["To"]]
+    found = [m for m in found if not query.get("From") or m.from_ == query["From"]]
+    for key, keep in _DAY_FILTERS.items():
+        if query.get(key):
+            day = datetime.fromisoformat(query[key][:10]).date()
+            found = [m for m in found if keep(m.date_created.date(), day)]
+    return found
+
+
+def sign_twilio(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """The X-Twilio-Signature Twilio would send for a form POST to `url`."""
+    return str(RequestValidator(auth_token).compute_signature(url, params))
+
+
+# --- running it ----------------------------------------------------------
+async def serve(aiohttp_server: AiohttpServer, fake: FakeTwilio) -> str:
+    """Start `fake` in the test's event loop (pytest-aiohttp); its base URL."""
+    server = await aiohttp_server(fake.app())
+    return str(server.make_url("")).rstrip("/")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the time of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def fake_twilio_process(
+    *,
+    port: int | None = None,
+    account_sid: str = ACCOUNT_SID,
+    auth_token: str = AUTH_TOKEN,
+    callbacks: bool = True,
+) -> AsyncIterator[str]:
+    """Run the fake as a separate process for the block; yields its base URL."""
+    port = port or free_port()
+    args = [str(port), account_sid, auth_token] + ([] if callbacks else ["--no-callbacks"])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.twilio", *args, cwd=PROJECT_ROOT
+    )
+    try:
+        await _wait_listening(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
+async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> None:
+    """Return once `port` accepts connections; fail if the process exits or 10 s pass."""
+    async with asyncio.timeout(10):
+        while process.returncode is None:
+            with suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"fake twilio exited with {process.returncode}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.fakes.twilio PORT SID TOKEN [--no-callbacks]`."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twilio")
+    parser.add_argument("port", type=int, nargs="?", default=18100)
+    parser.add_argument("account_sid", nargs="?", default=ACCOUNT_SID)
+    parser.add_argument("auth_token", nargs="?", default=AUTH_TOKEN)
+    parser.add_argument("--no-callbacks", dest="callbacks", action="store_false")
+    options = parser.parse_args(argv)
+    fake = FakeTwilio(options.account_sid, options.auth_token, callbacks=options.callbacks)
+    web.run_app(fake.app(), host="127.0.0.1", port=options.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Test helpers: a movable clock, settings and signed events with `**overrides`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from standardwebhooks import Webhook
+
+from service.config import Settings
+
+SECRET = "whsec_" + base64.b64encode(b"aftercare-test-secret-0123456789").decode()
+OLD_SECRET = "whsec_" + base64.b64encode(b"aftercare-old-secret-9876543210").decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"someone-elses-secret-0000000000").decode()
+TOKEN = "token-glow"
+OTHER_TOKEN = "token-other"
+PHONE = "+14155550123"
+FROM = "+14155550100"
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.current = now or datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+
+def config_data(db: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A complete configuration as a dict; each keyword replaces or extends a section."""
+    data: dict[str, Any] = {
+        "server": {"public_base_url": "http://127.0.0.1:8080"},
+        "database": {"url": f"sqlite+aiosqlite:///{db}"},
+        "sms": {"backend": "console"},
+        "scheduler": {"retry_initial_delay": "1s", "retry_max_delay": "4s", "claim_lease": "5s",
+                      "poll_interval": "1s"},
+        "clinics": {
+            "glow": {"name": "Glow Skin Studio", "timezone": "America/Los_Angeles",
+                     "locale": "en", "from_number": FROM,
+                     "webhook_secrets": [SECRET, OLD_SECRET], "api_tokens": [TOKEN],
+                     "help_text": "Glow help: call (415) 555-0100."},
+            "other": {"name": "Other Clinic", "timezone": "Europe/Berlin", "locale": "de",
+                      "from_number": "+4915112345678", "webhook_secrets": [OTHER_SECRET],
+                      "api_tokens": [OTHER_TOKEN]},
+        },
+        "protocols": {
+            "mn": {"title": "Micro-needling", "default_serum": "hyaluronic acid serum", "steps": [
+                {"key": "tonight", "kind": "aftercare", "after": "2h", "expires_after": "3h",
+                 "text": {"en": "Hi {first_name}, no makeup for 24 hours.",
+                          "de": "Hallo {first_name}, 24 Stunden kein Make-up."}},
+                {"key": "serum", "kind": "serum", "days": "1-2", "at": ["08:30", "20:30"],
+                 "text": {"en": "Time for your {serum}, {first_name}.",
+                          "de": "Zeit für Ihr {serum}, {first_name}."}},
+                {"key": "next", "kind": "rebook", "after": "4w",
+                 "only_if": "more_sessions_planned",
+                 "text": {"en": "Book session {next_session_number} of {sessions_planned}.",
+                          "de": "Buchen Sie Sitzung {next_session_number}."}},
+            ]},
+        },
+    }
+    for name, values in sections.items():
+        if isinstance(data.get(name), dict) and name not in ("clinics", "protocols"):
+            data[name] = {**data[name], **values}
+        else:
+            data[name] = values
+    return data
+
+
+def make_settings(db: Path, **sections: dict[str, Any]) -> Settings:
+    """Validated settings from `config_data`."""
+    return Settings.model_validate(config_data(db, **sections))
+
+
+def completed_event(**overrides: Any) -> dict[str, Any]:
+    """A treatment.completed body; `treatment=` and `patient=` merge into their parts."""
+    now = datetime.now(UTC)
+    treatment = {"id": "tr_" + uuid.uuid4().hex[:8], "protocol": "mn",
+                 "completed_at": now.isoformat(), "session_number": 1, "sessions_planned": 3,
+                 "serum": "hyaluronic acid serum"}
+    patient = {"id": "pt_77", "first_name": "Ana", "phone": PHONE,
+               "timezone": "America/Los_Angeles", "locale": "en", "sms_consent": True}
+    treatment.update(overrides.pop("treatment", {}))
+    patient.update(overrides.pop("patient", {}))
+    body = {"type": "treatment.completed", "timestamp": now.isoformat(),
+            "data": {"treatment": treatment, "patient": patient}}
+    body.update(overrides)
+    return body
+
+
+def signed(body: bytes | str, *, secret: str = SECRET, msg_id: str | None = None,
+           at: datetime | None = None) -> dict[str, str]:
+    """Standard Webhooks headers signing `body`."""
+    text = body.decode() if isinstance(body, bytes) else body
+    msg_id = msg_id or "msg_" + secrets.token_hex(8)
+    at = at or datetime.now(UTC)
+    return {"content-type": "application/json", "webhook-id": msg_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, at, text)}
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """The JSON bytes of a body."""
+    return json.dumps(body).encode()
