@@ -122,7 +122,14 @@ def plan(
         (order, message)
         for order, step in enumerate(protocol.steps)
         if _applies(step, treatment)
-        for message in _plan_step(step, treatment, recipient, clinic, values, default_expires_after)
+        for message in _plan_step(
+            step,
+            treatment,
+            recipient=recipient,
+            clinic=clinic,
+            values=values,
+            default_expires_after=default_expires_after,
+        )
     ]
     planned.sort(key=lambda item: (item[1].send_at, item[0], item[1].seq))
     return [message for _, message in planned]
@@ -137,6 +144,7 @@ def _applies(step: Step, treatment: Treatment) -> bool:
 def _plan_step(
     step: Step,
     treatment: Treatment,
+    *,
     recipient: Recipient,
     clinic: ClinicView,
     values: Mapping[str, str],
@@ -168,7 +176,8 @@ def _plan_step(
 def occurrences(step: Step, completed_at: datetime, tz: ZoneInfo) -> list[datetime]:
     """Return a step's planned instants (UTC, before quiet hours) in time order.
 
-    Local days count from the treatment day in `tz`, the patient's zone.
+    Local days count from the treatment day in `tz`, the patient's zone. Times
+    on day 0 that were already past when the treatment ended are left out.
     """
     problems = timing_problems(step)
     if problems:
@@ -182,11 +191,14 @@ def occurrences(step: Step, completed_at: datetime, tz: ZoneInfo) -> list[dateti
         every = step.every or timedelta(0)  # no every means count == 1
         return [first + i * every for i in range(step.count)]
     day0 = completed_at.astimezone(tz).date()
-    return sorted(
+    instants = sorted(
         local_to_utc(day0 + timedelta(days=day), clock, tz)
         for day in step.days
         for clock in step.at
     )
+    # A morning reminder on day 0 of an afternoon treatment would otherwise be
+    # due before the treatment and go out late, the moment the plan is stored.
+    return [instant for instant in instants if instant >= completed_at]
 
 
 def render_values(

@@ -1,0 +1,321 @@
+"""`POST /v1/clinics/{clinic_id}/events` (SPEC §5): verification, planning, idempotency."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from service.models import Event, Message, MessageHistory, OptOut, Patient, Treatment
+from service.web.keys import SESSIONS
+from tests.conftest import AppClient
+from tests.support import (
+    OLD_SECRET,
+    OTHER_SECRET,
+    PHONE,
+    SECRET,
+    FakeClock,
+    completed_event,
+    encode,
+    signed,
+)
+
+URL = "/v1/clinics/glow/events"
+
+
+async def post(client: AppClient, body: dict[str, Any] | bytes, **sign: Any) -> Any:
+    raw = body if isinstance(body, bytes) else encode(body)
+    return await client.post(URL, data=raw, headers=signed(raw, **sign))
+
+
+async def counts(client: AppClient) -> dict[str, int]:
+    """Rows in every table the service writes."""
+    found = {}
+    async with client.app[SESSIONS]() as s:
+        for table in (Event, Patient, Treatment, Message, MessageHistory, OptOut):
+            query = sa.select(sa.func.count()).select_from(table)
+            found[table.__name__] = (await s.exec(query)).one()[0]
+    return found
+
+
+@pytest.fixture
+async def client(make_client: Any, settings: Any) -> AppClient:
+    return await make_client(settings)
+
+
+class TestAcceptedEvent:
+    async def test_signed_event_answers_202_with_the_plan(self, client: AppClient) -> None:
+        """A signed treatment.completed answers 202 with event id, treatment and messages."""
+        body = completed_event()
+        raw = encode(body)
+        headers = signed(raw, msg_id="msg_first")
+        response = await client.post(URL, data=raw, headers=headers)
+        assert response.status == 202
+        plan = await response.json()
+        assert plan["event_id"] == "msg_first"
+        assert plan["type"] == "treatment.completed"
+        assert plan["treatment"]["id"] == body["data"]["treatment"]["id"]
+        steps = [m["step"] for m in plan["messages"]]
+        assert steps.count("tonight") == 1 and steps.count("serum") == 4
+        assert steps.count("next") == 1
+        assert all(m["status"] == "scheduled" for m in plan["messages"])
+
+    async def test_every_message_is_stored_before_the_answer(self, client: AppClient) -> None:
+        """Each planned message is a row with its send_at and a first history entry."""
+        plan = await (await post(client, completed_event())).json()
+        stored = await counts(client)
+        assert stored["Message"] == len(plan["messages"]) == stored["MessageHistory"]
+        assert stored["Event"] == stored["Treatment"] == stored["Patient"] == 1
+
+    async def test_send_at_is_utc_iso_8601(self, make_client: Any, settings: Any) -> None:
+        """send_at is the planned instant, ISO 8601 in UTC."""
+        completed = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)  # 09:00 PST
+        client = await make_client(settings, clock=FakeClock(completed))
+        body = completed_event(treatment={"completed_at": completed.isoformat()})
+        plan = await (await post(client, body)).json()
+        tonight = next(m for m in plan["messages"] if m["step"] == "tonight")
+        assert tonight["send_at"] == "2026-11-25T19:00:00Z"
+        serum = [m["send_at"] for m in plan["messages"] if m["step"] == "serum"]
+        assert serum[:2] == ["2026-11-26T16:30:00Z", "2026-11-27T04:30:00Z"]  # 08:30, 20:30 PST
+
+    async def test_last_session_plans_no_rebooking(self, client: AppClient) -> None:
+        """The rebook step is planned only while more sessions are planned."""
+        body = completed_event(treatment={"session_number": 3, "sessions_planned": 3})
+        plan = await (await post(client, body)).json()
+        assert "next" not in {m["step"] for m in plan["messages"]}
+
+    async def test_texts_use_the_patients_locale(self, client: AppClient) -> None:
+        """A patient's locale picks the text; an unknown one falls back to the clinic's."""
+        await post(client, completed_event(patient={"id": "p-de", "locale": "de-AT"}))
+        await post(client, completed_event(patient={"id": "p-fr", "locale": "fr",
+                                                    "phone": "+14155550124"}))
+        async with client.app[SESSIONS]() as s:
+            rows = (await s.exec(sa.select(Message.phone, Message.locale, Message.body))).all()
+        german = [b for p, loc, b in rows if p == PHONE]
+        assert german and all(b.startswith(("Hallo", "Zeit", "Buchen")) for b in german)
+        assert {loc for p, loc, _ in rows if p == "+14155550124"} == {"en"}
+
+
+class TestSuppression:
+    async def test_no_consent_records_the_plan_suppressed(self, client: AppClient) -> None:
+        """Without SMS consent the plan is recorded and every message is suppressed."""
+        response = await post(client, completed_event(patient={"sms_consent": False}))
+        plan = await response.json()
+        assert response.status == 202
+        assert {m["status"] for m in plan["messages"]} == {"suppressed"}
+        assert all("consent" in m["reason"] for m in plan["messages"])
+
+    async def test_opted_out_number_records_the_plan_suppressed(self, client: AppClient) -> None:
+        """A number that said STOP to the clinic gets a suppressed plan."""
+        async with client.app[SESSIONS].begin() as s:
+            s.add(OptOut(clinic_id="glow", phone=PHONE, at=datetime.now(UTC), source="test"))
+        plan = await (await post(client, completed_event())).json()
+        assert {m["status"] for m in plan["messages"]} == {"suppressed"}
+        assert all("opted out" in m["reason"] for m in plan["messages"])
+
+    async def test_opt_out_at_another_clinic_does_not_suppress(self, client: AppClient) -> None:
+        """A STOP is scoped to the clinic whose number was texted."""
+        async with client.app[SESSIONS].begin() as s:
+            s.add(OptOut(clinic_id="other", phone=PHONE, at=datetime.now(UTC), source="test"))
+        plan = await (await post(client, completed_event())).json()
+        assert {m["status"] for m in plan["messages"]} == {"scheduled"}
+
+
+class TestQuietHours:
+    async def test_message_in_quiet_hours_moves_to_their_end(
+        self, make_client: Any, settings: Any
+    ) -> None:
+        """A step falling at 22:30 local is sent at 08:00 local the next morning."""
+        # 20:30 PST on 25 Nov + 2h = 22:30 PST, inside 21:00-08:00.
+        completed = datetime(2026, 11, 26, 4, 30, tzinfo=UTC)
+        client = await make_client(settings, clock=FakeClock(completed + timedelta(minutes=1)))
+        body = completed_event(treatment={"completed_at": completed.isoformat()})
+        plan = await (await post(client, body)).json()
+        tonight = next(m for m in plan["messages"] if m["step"] == "tonight")
+        assert tonight["send_at"] == "2026-11-26T16:00:00Z"  # 08:00 PST
+
+
+class TestIdempotency:
+    async def test_replay_answers_200_with_the_first_answer(self, client: AppClient) -> None:
+        """The same webhook-id and body answers the first answer again, storing nothing new."""
+        raw = encode(completed_event())
+        headers = signed(raw, msg_id="msg_replay")
+        first = await client.post(URL, data=raw, headers=headers)
+        before = await counts(client)
+        again = await client.post(URL, data=raw, headers=signed(raw, msg_id="msg_replay"))
+        assert (first.status, again.status) == (202, 200)
+        assert await again.json() == await first.json()
+        assert await counts(client) == before
+
+    async def test_same_id_with_another_body_is_409(self, client: AppClient) -> None:
+        """Reusing a webhook-id for a different body is a conflict and changes nothing."""
+        await post(client, completed_event(), msg_id="msg_twice")
+        before = await counts(client)
+        response = await post(client, completed_event(), msg_id="msg_twice")
+        assert response.status == 409
+        assert response.content_type == "application/problem+json"
+        assert await counts(client) == before
+
+    async def test_treatment_planned_twice_keeps_one_plan(self, client: AppClient) -> None:
+        """A new webhook-id for an already planned treatment answers 200 with the same plan."""
+        body = completed_event()
+        first = await (await post(client, body)).json()
+        before = (await counts(client))["Message"]
+        response = await post(client, body)
+        assert response.status == 200
+        second = await response.json()
+        assert second["messages"] == first["messages"]
+        assert (await counts(client))["Message"] == before
+
+    async def test_concurrent_deliveries_plan_once(self, client: AppClient) -> None:
+        """Two deliveries of one event racing each other end in one plan."""
+        import asyncio
+
+        raw = encode(completed_event())
+        answers = await asyncio.gather(*[
+            client.post(URL, data=raw, headers=signed(raw, msg_id="msg_race")) for _ in range(4)
+        ])
+        assert sorted(a.status for a in answers) == [200, 200, 200, 202]
+        assert (await counts(client))["Treatment"] == 1
+
+
+class TestSignature:
+    @pytest.mark.parametrize("drop", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+    async def test_missing_header_is_401(self, client: AppClient, drop: str) -> None:
+        """An event without one of the three signature headers is refused."""
+        raw = encode(completed_event())
+        headers = signed(raw)
+        del headers[drop]
+        response = await client.post(URL, data=raw, headers=headers)
+        await assert_refused(client, response, 401)
+
+    @pytest.mark.parametrize("signature", ["garbage", "v1,not-base64!!", "v1", "v2,abc", ""])
+    async def test_malformed_signature_is_401(self, client: AppClient, signature: str) -> None:
+        """A malformed signature header is refused, never a 500."""
+        raw = encode(completed_event())
+        headers = {**signed(raw), "webhook-signature": signature}
+        await assert_refused(client, await client.post(URL, data=raw, headers=headers), 401)
+
+    async def test_wrong_secret_is_401(self, client: AppClient) -> None:
+        """An event signed with another clinic's secret is refused."""
+        await assert_refused(client, await post(client, completed_event(),
+                                                secret=OTHER_SECRET), 401)
+
+    @pytest.mark.parametrize("skew", [timedelta(minutes=-6), timedelta(minutes=6)])
+    async def test_stale_or_future_timestamp_is_401(self, client: AppClient,
+                                                    skew: timedelta) -> None:
+        """A timestamp more than five minutes off is refused."""
+        response = await post(client, completed_event(), at=datetime.now(UTC) + skew)
+        await assert_refused(client, response, 401)
+
+    async def test_tampered_body_is_401(self, client: AppClient) -> None:
+        """A body changed after signing is refused."""
+        raw = encode(completed_event())
+        headers = signed(raw)
+        await assert_refused(client, await client.post(URL, data=raw + b" ", headers=headers), 401)
+
+    async def test_rotated_secret_is_accepted(self, client: AppClient) -> None:
+        """Any of the clinic's secrets verifies, so secrets rotate without downtime."""
+        assert (await post(client, completed_event(), secret=OLD_SECRET)).status == 202
+        assert (await post(client, completed_event(), secret=SECRET)).status == 202
+
+    async def test_unknown_clinic_is_401(self, client: AppClient) -> None:
+        """An event for a clinic this service does not know is refused."""
+        raw = encode(completed_event())
+        response = await client.post("/v1/clinics/nobody/events", data=raw, headers=signed(raw))
+        await assert_refused(client, response, 401)
+
+    async def test_error_body_echoes_no_secret(self, client: AppClient) -> None:
+        """A refusal says nothing of the secrets."""
+        response = await post(client, completed_event(), secret=OTHER_SECRET)
+        text = await response.text()
+        assert SECRET not in text and OTHER_SECRET not in text and "whsec" not in text
+
+
+class TestBadInput:
+    async def test_wrong_content_type_is_415(self, client: AppClient) -> None:
+        """An event not sent as application/json is refused."""
+        raw = encode(completed_event())
+        headers = {**signed(raw), "content-type": "text/plain"}
+        await assert_refused(client, await client.post(URL, data=raw, headers=headers), 415)
+
+    async def test_body_over_the_limit_is_413(self, client: AppClient) -> None:
+        """A body over max_body_bytes is refused before it is read."""
+        body = completed_event(padding="x" * 70_000)
+        await assert_refused(client, await post(client, body), 413)
+
+    async def test_not_json_is_422(self, client: AppClient) -> None:
+        """A signed body that is not JSON is a 422 naming the body."""
+        response = await post(client, b"{not json")
+        problem = await assert_refused(client, response, 422)
+        assert problem["errors"][0]["field"] == "body"
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"type": "treatment.started"}, "type"),
+            ({"treatment": {"id": ""}}, "data.treatment.id"),
+            ({"treatment": {"completed_at": "yesterday"}}, "data.treatment.completed_at"),
+            ({"treatment": {"completed_at": "2026-11-25T14:30:00"}},
+             "data.treatment.completed_at"),
+            ({"treatment": {"protocol": "botox"}}, "data.treatment.protocol"),
+            ({"treatment": {"session_number": 4, "sessions_planned": 3}}, "data.treatment"),
+            ({"patient": {"phone": "4155550123"}}, "data.patient.phone"),
+            ({"patient": {"phone": "+1415555"}}, "data.patient.phone"),
+            ({"patient": {"phone": "+18005550123"}}, "data.patient.phone"),
+            ({"patient": {"phone": "+493012345678"}}, "data.patient.phone"),
+            ({"patient": {"timezone": "Mars/Olympus"}}, "data.patient.timezone"),
+            ({"patient": {"sms_consent": "yes"}}, "data.patient.sms_consent"),
+            ({"patient": {"first_name": None}}, "data.patient.first_name"),
+        ],
+    )
+    async def test_wrong_field_is_422_naming_it(
+        self, client: AppClient, change: dict[str, Any], field: str
+    ) -> None:
+        """Each wrong field is a 422 naming the field, and nothing is stored."""
+        body = completed_event(**change)
+        problem = await assert_refused(client, await post(client, body), 422)
+        assert field in [e["field"] for e in problem["errors"]], problem
+
+    async def test_missing_fields_are_all_listed(self, client: AppClient) -> None:
+        """Every missing field is listed, not only the first."""
+        body = completed_event()
+        del body["data"]["patient"]["phone"]
+        del body["data"]["treatment"]["protocol"]
+        problem = await assert_refused(client, await post(client, body), 422)
+        fields = {e["field"] for e in problem["errors"]}
+        assert {"data.patient.phone", "data.treatment.protocol"} <= fields
+
+    async def test_completed_in_the_future_is_422(self, client: AppClient) -> None:
+        """A treatment completed in the future cannot be planned."""
+        later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+        body = completed_event(treatment={"completed_at": later})
+        problem = await assert_refused(client, await post(client, body), 422)
+        assert problem["errors"][0]["field"] == "data.treatment.completed_at"
+
+    @pytest.mark.parametrize("raw", [b"[]", b"null", b"42", b'"text"', b"{}"])
+    async def test_json_that_is_no_event_is_422(self, client: AppClient, raw: bytes) -> None:
+        """JSON that is not an event object is refused and nothing is stored."""
+        await assert_refused(client, await post(client, raw), 422)
+
+    async def test_body_that_is_not_utf8_is_401(self, client: AppClient) -> None:
+        """Bytes that cannot carry a valid signature are refused, never a 500."""
+        headers = {"content-type": "application/json", "webhook-id": "x",
+                   "webhook-timestamp": str(int(datetime.now(UTC).timestamp())),
+                   "webhook-signature": "v1,AAAA"}
+        await assert_refused(client, await client.post(URL, data=b"\xff\xfe", headers=headers),
+                             401)
+
+
+async def assert_refused(client: AppClient, response: Any, status: int) -> dict[str, Any]:
+    """The answer is problem+json with `status`, and nothing was stored."""
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    problem = json.loads(await response.text())
+    assert problem["status"] == status
+    assert {"type", "title", "status", "detail"} <= set(problem)
+    assert set((await counts(client)).values()) == {0}
+    return problem
