@@ -20,7 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
+            # File-level problems (unreadable, not TOML) already start with the path.
+            prefix = "" if problem.startswith(f"{path}: ") else f"{path}: "
+            print(prefix + problem, file=sys.stderr)
         return 1
     result: int = args.run(settings, args)
     return result

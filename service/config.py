@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -241,13 +241,16 @@ def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settin
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     apply_env(data, environ)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+        problems = [_describe(err) for err in exc.errors()] + _partial_problems(data)
+        raise ConfigError(problems) from None
     problems = cross_check(settings)
     if problems:
         raise ConfigError(problems)
@@ -302,7 +305,7 @@ def cross_check(settings: Settings) -> list[str]:
     problems = _sender_problems(settings)
     locales = {c.locale for c in settings.clinics.values()}
     for key, protocol in settings.protocols.items():
-        problems += _protocol_problems(key, protocol, locales)
+        problems += _protocol_problems(key, protocol.steps, locales)
     return problems
 
 
@@ -321,10 +324,37 @@ def _sender_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def _protocol_problems(key: str, protocol: ProtocolSettings, locales: set[str]) -> list[str]:
+def _partial_problems(data: Mapping[str, Any]) -> list[str]:
+    """The protocol problems of every step that did validate, so one run reports them all."""
+    clinics, protocols = data.get("clinics"), data.get("protocols")
+    if not isinstance(clinics, dict) or not isinstance(protocols, dict):
+        return []
+    raw = [c.get("locale", "en") for c in clinics.values() if isinstance(c, dict)]
+    locales = {locale for locale in raw if isinstance(locale, str)}
+    problems = []
+    for key, protocol in protocols.items():
+        steps = protocol.get("steps") if isinstance(protocol, dict) else None
+        if isinstance(steps, list):
+            valid = [_valid_step(step) for step in steps]
+            problems += _protocol_problems(key, valid, locales)
+    return problems
+
+
+def _valid_step(raw: Any) -> StepSettings | None:
+    try:
+        return StepSettings.model_validate(raw)
+    except ValidationError:
+        return None  # already reported with its path
+
+
+def _protocol_problems(
+    key: str, steps: Sequence[StepSettings | None], locales: set[str]
+) -> list[str]:
     problems = []
     seen: set[str] = set()
-    for i, step in enumerate(protocol.steps):
+    for i, step in enumerate(steps):
+        if step is None:
+            continue
         path = f"protocols.{key}.steps[{i}]"
         if step.key in seen:
             problems.append(f"{path}.key: duplicate step key {step.key!r}")

@@ -103,7 +103,7 @@ class Dispatcher:
         except RetryableError as exc:
             await self._retry(message, detail=exc.detail, code=exc.code)
         except AmbiguousError as exc:
-            await self._reconcile(message, sms, detail=exc.detail, code=exc.code)
+            await self._hold(message, detail=exc.detail, code=exc.code)
         else:
             await self._sent(message, accepted)
 
@@ -151,6 +151,19 @@ class Dispatcher:
                                          values={"due_at": due, "lease_until": None})
         if moved and due < message.expires_at:
             self.rearm(message.id, due)
+
+    async def _hold(self, message: Message, *, detail: str, code: int | None) -> None:
+        # The provider may still be creating the message: keep the claim for one more lease,
+        # then the sweeper reconciles against the provider's records before any retry.
+        now = self.clock.now()
+        until = now + self.settings.scheduler.claim_lease
+        async with self.sessions.begin() as s:
+            await store.move(s, message.id, to=Status.SENDING, now=now,
+                             allowed_from=[Status.SENDING], code=code,
+                             detail=f"{detail[:160]}; reconcile after {until.isoformat()}",
+                             values={"lease_until": until})
+        log.warning("ambiguous send held for reconciliation",
+                    extra={"message_id": message.id, "error_code": code})
 
     async def _reconcile(self, message: Message, sms: OutgoingSms, *, detail: str,
                          code: int | None) -> None:

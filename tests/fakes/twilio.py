@@ -10,7 +10,8 @@ Twilio does, unless built with `callbacks=False`. Per-recipient behaviours
   error:CODE      answer 400 with that Twilio error code (21610, 21211, ...)
   flaky:N         answer 500 (a non-JSON body) to the first N creates
   ratelimit:N     answer 429 (code 20429) to the first N creates
-  slow:SECONDS    wait that long before answering
+  slow:SECONDS    wait that long before answering (and before accepting)
+  lateanswer:S    accept and record the message, then wait S seconds to answer
   hang            never answer (until the server shuts down): for timeouts
   undelivered     callbacks end in 'undelivered' (code 30003)
 
@@ -225,6 +226,8 @@ class FakeTwilio:
         )
         self.messages.append(m)
         self._schedule_callbacks(m, behaviour)
+        if behaviour.startswith("lateanswer:"):  # accepted, but the answer is slow to come
+            await asyncio.sleep(float(behaviour.split(":", 1)[1]))
         return web.json_response(self._resource(m), status=201)
 
     async def list(self, request: web.Request) -> web.Response:

@@ -1,0 +1,304 @@
+"""Settings from TOML and the environment, and every problem by its TOML path (service.config)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.config import Settings, load_settings, resolve_config_path
+from service.errors import ConfigError
+from service.preview import preview
+from service.timing import parse_days
+from tests.support import SECRET, config_data
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+VALID_SECRET = SECRET
+
+Edit = Callable[[dict[str, Any]], object]
+
+
+def toml_value(value: Any) -> str:
+    """`value` as TOML: JSON strings are TOML basic strings; tables become inline tables."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    pairs = (f"{json.dumps(key)} = {toml_value(item)}" for key, item in value.items())
+    return "{" + ", ".join(pairs) + "}"
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    """Write `data` as a TOML file (one inline table a section) and return its path."""
+    path.write_text("".join(f"{json.dumps(k)} = {toml_value(v)}\n" for k, v in data.items()))
+    return path
+
+
+def problems_of(tmp_path: Path, edit: Edit, environ: dict[str, str] | None = None) -> list[str]:
+    """The problems `load_settings` reports for the test config changed by `edit`."""
+    data = config_data(tmp_path / "aftercare.db")
+    edit(data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path / "config.toml", data), environ=environ or {})
+    return caught.value.problems
+
+
+def step(data: dict[str, Any], index: int) -> dict[str, Any]:
+    """Step `index` of the test protocol `mn`."""
+    steps: list[dict[str, Any]] = data["protocols"]["mn"]["steps"]
+    return steps[index]
+
+
+class TestExampleConfig:
+    def test_the_example_config_is_valid(self) -> None:
+        """config.example.toml loads as it ships, with both clinics."""
+        settings = load_settings(EXAMPLE, environ={})
+        assert set(settings.clinics) == {"glow-downtown", "glow-madrid"}
+        assert settings.sms.backend == "console"
+
+    def test_it_ships_microneedling_and_at_least_one_more_protocol(self) -> None:
+        """The micro-needling protocol is there under its key, with company."""
+        settings = load_settings(EXAMPLE, environ={})
+        assert "microneedling" in settings.protocols
+        assert len(settings.protocols) >= 2
+
+    @pytest.mark.parametrize("clinic", ["glow-downtown", "glow-madrid"])
+    def test_every_protocol_plans_for_every_clinic(self, clinic: str) -> None:
+        """Each protocol renders every step in the clinic's language."""
+        settings = load_settings(EXAMPLE, environ={})
+        for key in settings.protocols:
+            table = preview(settings, protocol=key, clinic_id=clinic,
+                            completed_at=datetime(2026, 11, 25, 15, tzinfo=UTC),
+                            timezone=None, session=1, of=3)
+            assert len(table.splitlines()) > 3, key
+
+    def test_the_serum_step_runs_days_1_to_14_morning_and_evening(self) -> None:
+        """Micro-needling's serum reminder covers two weeks, twice a day."""
+        settings = load_settings(EXAMPLE, environ={})
+        serum = [s for s in settings.protocols["microneedling"].steps if s.kind == "serum"]
+        assert len(serum) == 1
+        assert serum[0].days is not None
+        assert parse_days(serum[0].days) == tuple(range(1, 15))
+        assert [t < time(12) for t in serum[0].at] == [True, False]
+        assert serum[0].at[1] >= time(18)
+
+
+class TestEnvironmentOverrides:
+    def test_the_twilio_auth_token_comes_from_the_environment(self) -> None:
+        """AFTERCARE_TWILIO__AUTH_TOKEN fills twilio.auth_token."""
+        settings = load_settings(EXAMPLE, environ={"AFTERCARE_TWILIO__AUTH_TOKEN": "tok-123"})
+        assert settings.twilio.auth_token.get_secret_value() == "tok-123"
+
+    def test_the_database_url_comes_from_the_environment(self) -> None:
+        """AFTERCARE_DATABASE__URL replaces database.url."""
+        url = "postgresql+asyncpg://aftercare@db.internal/aftercare"
+        settings = load_settings(EXAMPLE, environ={"AFTERCARE_DATABASE__URL": url})
+        assert settings.database.url == url
+
+    def test_a_port_string_becomes_an_int(self) -> None:
+        """AFTERCARE_SERVER__PORT is text in the environment and an int in the settings."""
+        settings = load_settings(EXAMPLE, environ={"AFTERCARE_SERVER__PORT": "9090"})
+        assert settings.server.port == 9090
+
+    def test_underscores_reach_a_clinic_key_with_a_hyphen(self) -> None:
+        """GLOW_DOWNTOWN names the existing clinic glow-downtown; it adds no new clinic."""
+        environ = {"AFTERCARE_CLINICS__GLOW_DOWNTOWN__FROM_NUMBER": "+14155550199"}
+        settings = load_settings(EXAMPLE, environ=environ)
+        assert set(settings.clinics) == {"glow-downtown", "glow-madrid"}
+        assert settings.clinics["glow-downtown"].from_number == "+14155550199"
+
+    def test_a_json_list_sets_the_webhook_secrets(self) -> None:
+        """A list is given as JSON, e.g. two secrets during a rotation."""
+        second = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
+        environ = {"AFTERCARE_CLINICS__GLOW_MADRID__WEBHOOK_SECRETS": json.dumps([SECRET, second])}
+        settings = load_settings(EXAMPLE, environ=environ)
+        secrets = settings.clinics["glow-madrid"].webhook_secrets
+        assert [s.get_secret_value() for s in secrets] == [SECRET, second]
+
+    def test_aftercare_config_is_not_a_key(self) -> None:
+        """AFTERCARE_CONFIG names the file; it is not read as a top-level key."""
+        settings = load_settings(EXAMPLE, environ={"AFTERCARE_CONFIG": "/elsewhere.toml"})
+        assert "microneedling" in settings.protocols
+
+    def test_the_test_database_variable_is_not_a_key(self) -> None:
+        """AFTERCARE_TEST_POSTGRES_URL belongs to the test suite, not to the settings."""
+        environ = {"AFTERCARE_TEST_POSTGRES_URL": "postgresql+asyncpg://postgres@127.0.0.1/t"}
+        assert load_settings(EXAMPLE, environ=environ).clinics
+
+    def test_a_bad_override_is_reported_by_its_path(self) -> None:
+        """An environment value is validated like the file's."""
+        with pytest.raises(ConfigError) as caught:
+            load_settings(EXAMPLE, environ={"AFTERCARE_SERVER__PORT": "eighty"})
+        assert [p.split(":")[0] for p in caught.value.problems] == ["server.port"]
+
+
+PROBLEMS = [
+    pytest.param(lambda d: step(d, 0).update(after="2 hours"),
+                 ["protocols.mn.steps[0].after: not a duration: '2 hours'"], id="bad-duration"),
+    pytest.param(lambda d: step(d, 0)["text"].update(en="Hi {name}, no makeup today."),
+                 ["protocols.mn.steps[0].text.en: unknown placeholder {name}"],
+                 id="unknown-placeholder"),
+    pytest.param(lambda d: step(d, 1)["text"].update(en="Time for your {serum:>30}."),
+                 ["protocols.mn.steps[1].text.en: format spec :>30 in {serum} is not allowed"],
+                 id="format-spec"),
+    pytest.param(lambda d: step(d, 2)["text"].pop("de"),
+                 ["protocols.mn.steps[2].text: no text for clinic locale 'de'"],
+                 id="missing-locale"),
+    pytest.param(lambda d: d["clinics"]["other"].update(timezone="Europe/Atlantis"),
+                 ["clinics.other.timezone: unknown time zone 'Europe/Atlantis'"],
+                 id="unknown-time-zone"),
+    pytest.param(lambda d: d["clinics"]["glow"].update(quiet_hours={"start": "21:00",
+                                                                     "end": "8am"}),
+                 ["clinics.glow.quiet_hours.end: not a clock time: '8am'"],
+                 id="bad-quiet-hours"),
+    pytest.param(lambda d: step(d, 2).update(key="serum"),
+                 ["protocols.mn.steps[2].key: duplicate step key 'serum'"], id="duplicate-key"),
+    pytest.param(lambda d: step(d, 1).update(after="1h"),
+                 ["protocols.mn.steps[1]: use either after (with every and count) or days"],
+                 id="after-and-days"),
+    pytest.param(lambda d: step(d, 0).update(every="1d"),
+                 ["protocols.mn.steps[0]: every needs count"], id="every-without-count"),
+    pytest.param(lambda d: step(d, 1).pop("at"),
+                 ["protocols.mn.steps[1]: days needs at"], id="days-without-at"),
+    pytest.param(lambda d: step(d, 0).update(afer="2h"),
+                 ["protocols.mn.steps[0].afer: Extra inputs are not permitted"],
+                 id="misspelt-step-key"),
+    pytest.param(lambda d: d["clinics"]["glow"].update(from_number="+1555"),
+                 ["clinics.glow.from_number: not a valid E.164 number"], id="bad-from-number"),
+    pytest.param(lambda d: d["clinics"]["glow"].pop("webhook_secrets"),
+                 ["clinics.glow.webhook_secrets: Field required"], id="no-webhook-secrets"),
+    pytest.param(lambda d: d.update(sever={"port": 8080}),
+                 ["sever: Extra inputs are not permitted"], id="unknown-top-level-key"),
+    pytest.param(lambda d: d["sms"].update(backend="twilio"),
+                 ["twilio.account_sid: required when sms.backend is 'twilio'",
+                  "twilio.auth_token: required when sms.backend is 'twilio'"],
+                 id="twilio-without-credentials"),
+    pytest.param(lambda d: (d.update(twilio={"account_sid": "AC123", "auth_token": "t0k"}),
+                            d["sms"].update(backend="twilio"),
+                            d["clinics"]["other"].pop("from_number")),
+                 ["clinics.other.from_number: set from_number or messaging_service_sid"],
+                 id="twilio-clinic-without-sender"),
+]
+
+
+class TestProblems:
+    @pytest.mark.parametrize(("edit", "expected"), PROBLEMS)
+    def test_each_problem_is_reported_by_its_toml_path(
+        self, tmp_path: Path, edit: Edit, expected: list[str]
+    ) -> None:
+        """The one thing wrong is the one problem reported, starting with its path."""
+        problems = problems_of(tmp_path, edit)
+        assert len(problems) == len(expected), problems
+        for problem, start in zip(problems, expected, strict=True):
+            assert problem.startswith(start), problems
+
+    def test_the_unedited_test_config_has_no_problem(self, tmp_path: Path) -> None:
+        """The baseline the cases above edit is itself valid."""
+        data = config_data(tmp_path / "aftercare.db")
+        settings = load_settings(write_config(tmp_path / "config.toml", data), environ={})
+        assert isinstance(settings, Settings)
+
+    def test_a_clinic_messaging_service_replaces_its_from_number(self, tmp_path: Path) -> None:
+        """With Twilio, a messaging service sid is as good as a from_number."""
+        data = config_data(tmp_path / "aftercare.db", sms={"backend": "twilio"},
+                           twilio={"account_sid": "AC123", "auth_token": "t0k"})
+        data["clinics"]["other"]["from_number"] = ""
+        data["clinics"]["other"]["messaging_service_sid"] = "MG123"
+        settings = load_settings(write_config(tmp_path / "config.toml", data), environ={})
+        assert settings.clinics["other"].messaging_service_sid == "MG123"
+
+    def test_several_problems_are_all_reported_at_once(self, tmp_path: Path) -> None:
+        """A file with four mistakes, of field and cross-field kinds, lists all four."""
+
+        def edit(d: dict[str, Any]) -> None:
+            d["clinics"]["other"]["timezone"] = "Europe/Atlantis"
+            step(d, 0)["after"] = "soon"
+            step(d, 1)["text"]["en"] = "Your {serums}, {first_name}."
+            step(d, 2)["key"] = "serum"
+
+        paths = {p.split(": ")[0] for p in problems_of(tmp_path, edit)}
+        assert paths == {"clinics.other.timezone", "protocols.mn.steps[0].after",
+                         "protocols.mn.steps[1].text.en", "protocols.mn.steps[2].key"}
+
+    def test_an_unreadable_file_is_one_clear_problem(self, tmp_path: Path) -> None:
+        """A missing file is named, with why it could not be read."""
+        missing = tmp_path / "missing.toml"
+        with pytest.raises(ConfigError) as caught:
+            load_settings(missing, environ={})
+        assert caught.value.problems == [f"{missing}: cannot read: No such file or directory"]
+
+    def test_invalid_toml_is_one_clear_problem_with_its_line(self, tmp_path: Path) -> None:
+        """A syntax error names the file and where in it."""
+        broken = tmp_path / "config.toml"
+        broken.write_text('[server]\nport = 8080\n[clinics.glow\nname = "x"\n')
+        with pytest.raises(ConfigError) as caught:
+            load_settings(broken, environ={})
+        [problem] = caught.value.problems
+        assert problem.startswith(f"{broken}: not valid TOML: ")
+        assert "line 3" in problem
+
+    def test_a_file_that_is_not_utf8_is_one_clear_problem(self, tmp_path: Path) -> None:
+        """A file saved in Latin-1 is a config problem, not a crash."""
+        latin1 = tmp_path / "config.toml"
+        latin1.write_bytes('[clinics.glow]\nhelp_text = "Llámenos"\n'.encode("latin-1"))
+        with pytest.raises(ConfigError) as caught:
+            load_settings(latin1, environ={})
+        assert caught.value.problems == [f"{latin1}: not UTF-8 text (byte 37)"]
+
+
+class TestSecretsInProblems:
+    def test_a_bad_webhook_secret_is_not_echoed(self, tmp_path: Path) -> None:
+        """The problem says which secret is wrong, never what it is."""
+        problems = problems_of(tmp_path, lambda d: d["clinics"]["glow"].update(
+            webhook_secrets=[VALID_SECRET, "whsec_hunter2xx"]))
+        assert problems == ["clinics.glow.webhook_secrets: secret 1 is not a base64 'whsec_…' "
+                            "secret"]
+
+    @pytest.mark.parametrize("name", ["AFTERCARE_CLINICS__GLOW__API_TOKENS",
+                                      "AFTERCARE_CLINICS__GLOW__WEBHOOK_SECRETS"])
+    def test_a_secret_list_given_as_plain_text_is_not_echoed(
+        self, tmp_path: Path, name: str
+    ) -> None:
+        """A secret set without its JSON brackets is refused without showing it."""
+        problems = problems_of(tmp_path, lambda d: None, environ={name: "whsec_hunter2xx"})
+        assert len(problems) == 1
+        assert "hunter2" not in "\n".join(problems)
+
+    def test_a_wrongly_typed_auth_token_is_not_echoed(self, tmp_path: Path) -> None:
+        """Even a number in the auth token's place stays out of the message."""
+        problems = problems_of(tmp_path, lambda d: d.update(twilio={"auth_token": 73548291}))
+        assert len(problems) == 1
+        assert problems[0].startswith("twilio.auth_token: ")
+        assert "73548291" not in problems[0]
+
+
+class TestResolveConfigPath:
+    @pytest.fixture(autouse=True)
+    def _in_tmp(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "config.toml").write_text("")
+        (tmp_path / "config.example.toml").write_text("")
+
+    def test_an_explicit_path_wins(self) -> None:
+        """--config beats the environment and the files in the directory."""
+        path = resolve_config_path("given.toml", {"AFTERCARE_CONFIG": "env.toml"})
+        assert path == Path("given.toml")
+
+    def test_the_environment_comes_next(self) -> None:
+        """$AFTERCARE_CONFIG beats ./config.toml."""
+        assert resolve_config_path(None, {"AFTERCARE_CONFIG": "env.toml"}) == Path("env.toml")
+
+    def test_then_config_toml_in_the_working_directory(self) -> None:
+        """./config.toml is used when it exists (an empty variable does not count)."""
+        assert resolve_config_path(None, {"AFTERCARE_CONFIG": ""}) == Path("config.toml")
+
+    def test_then_the_example(self, tmp_path: Path) -> None:
+        """Without ./config.toml the shipped example is used."""
+        (tmp_path / "config.toml").unlink()
+        assert resolve_config_path(None, {}) == Path("config.example.toml")

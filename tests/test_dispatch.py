@@ -1,0 +1,312 @@
+"""Dispatch (DESIGN invariants 3-4): claim before send, at most once, expiry, retries.
+
+The real dispatcher, real SQLite, the real twilio client against a fake Twilio server;
+the clock is a fake the test moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_aiohttp import AiohttpServer
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service import store
+from service.db import create_engine, session_factory
+from service.dispatch import Dispatcher
+from service.ingest import Ingest
+from service.models import Message, OptOut, Status
+from service.sms.twilio import TwilioSender
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.support import FROM, PHONE, FakeClock, completed_event, encode, make_settings
+
+
+@dataclass
+class World:
+    clock: FakeClock
+    fake: FakeTwilio
+    sessions: async_sessionmaker[AsyncSession]
+    ingest: Ingest
+    dispatcher: Dispatcher
+
+    async def plan(self, **overrides: Any) -> list[Message]:
+        """Post a treatment.completed through the use case; its stored messages.
+
+        The treatment completed two hours ago, so its first step ("tonight", after 2h) is due
+        now on both the fake clock and the fake Twilio's real one (reconciliation compares)."""
+        now = self.clock.now()
+        overrides.setdefault("treatment", {})
+        overrides["treatment"].setdefault("completed_at", (now - timedelta(hours=2)).isoformat())
+        overrides.setdefault("patient", {}).setdefault("timezone", "UTC")
+        reply = await self.ingest.handle("glow", f"wh_{len(self.fake.attempts)}_{now}",
+                                         encode(completed_event(**overrides)))
+        assert reply.status == 202
+        async with self.sessions() as s:
+            rows = (await s.exec(select(Message).order_by(Message.send_at))).all()
+        return list(rows)
+
+    async def message(self, message_id: str) -> Message:
+        async with self.sessions() as s:
+            found = await s.get(Message, message_id)
+        assert found is not None
+        return found
+
+    async def statuses(self, message_id: str) -> list[str]:
+        async with self.sessions() as s:
+            return [h.status for h in (await store.history_of(s, [message_id]))[message_id]]
+
+    def at(self, when: datetime) -> None:
+        self.clock.current = when
+
+
+@pytest.fixture
+async def world(db_path: Path, aiohttp_server: AiohttpServer) -> AsyncIterator[World]:
+    fake = FakeTwilio(callbacks=False)
+    base = await serve(aiohttp_server, fake)
+    settings = make_settings(
+        db_path,
+        sms={"backend": "twilio"},
+        twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "api_base_url": base,
+                "request_timeout": "1s"},
+        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
+                          "from_number": FROM, "webhook_secrets": [make_secret()],
+                          "api_tokens": ["t"], "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+    )
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    engine = create_engine(settings.database.url)
+    sessions = session_factory(engine)
+    sender = TwilioSender(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=base,
+                          timeout=1.0)
+    dispatcher = Dispatcher(settings=settings, sessions=sessions, sender=sender, clock=clock,
+                            instance="test-1")
+    yield World(clock, fake, sessions, Ingest(settings=settings, sessions=sessions, clock=clock),
+                dispatcher)
+    await sender.aclose()
+    await engine.dispose()
+
+
+def make_secret() -> str:
+    from tests.support import SECRET
+
+    return SECRET
+
+
+class TestSend:
+    async def test_due_message_is_sent_once_with_body_sender_and_callback(
+        self, world: World
+    ) -> None:
+        """A due message reaches Twilio once, from the clinic's number, with the callback."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await world.dispatcher.dispatch(first.id)
+        [sent] = world.fake.messages
+        assert sent.to == PHONE and sent.from_ == FROM
+        assert sent.callback == "http://127.0.0.1:8080/v1/twilio/status"
+        assert sent.body == "Hi Ana, no makeup for 24 hours.\nReply STOP to opt out."
+        stored = await world.message(first.id)
+        assert stored.status == Status.SENT and stored.provider_id == sent.sid
+        assert await world.statuses(first.id) == ["scheduled", "sending", "sent"]
+
+    async def test_message_not_yet_due_is_not_claimed(self, world: World) -> None:
+        """A timer firing early (a stale timer) sends nothing."""
+        first = (await world.plan())[0]
+        world.at(first.send_at - timedelta(minutes=5))
+        await world.dispatcher.dispatch(first.id)
+        assert world.fake.attempts == []
+        assert (await world.message(first.id)).status == Status.SCHEDULED
+
+    async def test_concurrent_dispatches_send_once(self, world: World) -> None:
+        """Only the winner of the claim calls Twilio."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await asyncio.gather(*[world.dispatcher.dispatch(first.id) for _ in range(5)])
+        assert len(world.fake.attempts) == 1
+
+    async def test_sent_message_is_never_sent_again(self, world: World) -> None:
+        """A second timer for a sent message does nothing."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch(first.id)
+        assert len(world.fake.attempts) == 1
+
+    async def test_footer_goes_on_the_first_message_only(self, world: World) -> None:
+        """The opt-out footer is added to a patient's first message and no other."""
+        messages = await world.plan()
+        for message in messages[:3]:
+            world.at(message.send_at)
+            await world.dispatcher.dispatch(message.id)
+        bodies = [m.body for m in world.fake.messages]
+        assert [b.endswith("Reply STOP to opt out.") for b in bodies] == [True, False, False]
+
+    async def test_messages_of_a_later_treatment_carry_no_footer(self, world: World) -> None:
+        """A patient who already got a message gets no footer on a new plan."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await world.dispatcher.dispatch(first.id)
+        world.at(first.send_at + timedelta(hours=1))
+        later = [m for m in await world.plan() if m.id != first.id and m.step == "tonight"]
+        world.at(later[-1].send_at)
+        await world.dispatcher.dispatch(later[-1].id)
+        assert not world.fake.messages[-1].body.endswith("Reply STOP to opt out.")
+
+
+class TestExpiry:
+    async def test_message_past_its_expiry_is_expired_not_sent(self, world: World) -> None:
+        """After downtime past send_at + expires_after, the message is never sent late."""
+        first = (await world.plan())[0]
+        world.at(first.expires_at + timedelta(seconds=1))
+        await world.dispatcher.dispatch(first.id)
+        assert world.fake.attempts == []
+        stored = await world.message(first.id)
+        assert stored.status == Status.EXPIRED
+        assert await world.statuses(first.id) == ["scheduled", "expired"]
+
+    async def test_late_but_unexpired_message_is_still_sent(self, world: World) -> None:
+        """Within its expiry a late message still goes out."""
+        first = (await world.plan())[0]
+        world.at(first.expires_at - timedelta(seconds=1))
+        await world.dispatcher.dispatch(first.id)
+        assert len(world.fake.messages) == 1
+
+    async def test_event_arriving_after_expiry_plans_the_step_expired(self, world: World) -> None:
+        """A plan for a treatment long past records its stale steps as expired."""
+        completed = world.clock.now() - timedelta(hours=6)
+        messages = await world.plan(treatment={"completed_at": completed.isoformat()})
+        tonight = next(m for m in messages if m.step == "tonight")
+        assert tonight.status == Status.EXPIRED
+
+
+class TestNotSent:
+    async def test_opt_out_after_planning_cancels_at_send_time(self, world: World) -> None:
+        """A number opted out after planning is not texted when the message falls due."""
+        first = (await world.plan())[0]
+        async with world.sessions.begin() as s:
+            s.add(OptOut(clinic_id="glow", phone=PHONE, at=world.clock.now(), source="test"))
+        world.at(first.send_at)
+        await world.dispatcher.dispatch(first.id)
+        assert world.fake.attempts == []
+        assert (await world.message(first.id)).status == Status.CANCELLED
+
+    async def test_suppressed_plan_sends_nothing(self, world: World) -> None:
+        """Suppressed messages are never claimed."""
+        messages = await world.plan(patient={"sms_consent": False})
+        for message in messages:
+            world.at(message.send_at)
+            await world.dispatcher.dispatch(message.id)
+        assert world.fake.attempts == []
+
+
+class TestProviderAnswers:
+    async def test_permanent_error_fails_with_its_code(self, world: World) -> None:
+        """21211 (invalid number) ends the message failed with the code, never retried."""
+        world.fake.behaviours[PHONE] = "error:21211"
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await world.dispatcher.dispatch(first.id)
+        stored = await world.message(first.id)
+        assert (stored.status, stored.error_code) == (Status.FAILED, 21211)
+
+    async def test_rate_limit_retries_later(self, world: World) -> None:
+        """A 429 puts the message back with a later due time; the retry sends it."""
+        world.fake.behaviours[PHONE] = "ratelimit:1"
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await world.dispatcher.dispatch(first.id)
+        retry = await world.message(first.id)
+        assert retry.status == Status.SCHEDULED and retry.due_at > first.send_at
+        world.at(retry.due_at)
+        await world.dispatcher.dispatch(first.id)
+        assert len(world.fake.messages) == 1
+        assert (await world.message(first.id)).status == Status.SENT
+
+    async def test_unsubscribed_recipient_opts_the_number_out(self, world: World) -> None:
+        """21610 fails the message, opts the number out and cancels its pending messages."""
+        world.fake.behaviours[PHONE] = "error:21610"
+        messages = await world.plan()
+        world.at(messages[0].send_at)
+        await world.dispatcher.dispatch(messages[0].id)
+        assert (await world.message(messages[0].id)).error_code == 21610
+        assert {(await world.message(m.id)).status for m in messages[1:]} == {Status.CANCELLED}
+
+    async def test_server_error_is_reconciled_before_a_retry(self, world: World) -> None:
+        """A 500 is ambiguous: held, reconciled after the lease, and retried when not found."""
+        world.fake.behaviours[PHONE] = "flaky:1"
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await world.dispatcher.dispatch(first.id)
+        assert (await world.message(first.id)).status == Status.SENDING
+        world.clock.advance(timedelta(seconds=6))
+        await world.dispatcher.recover(first.id)
+        retry = await world.message(first.id)
+        assert retry.status == Status.SCHEDULED
+        world.at(retry.due_at)
+        await world.dispatcher.dispatch(first.id)
+        assert len(world.fake.messages) == 1
+        assert (await world.message(first.id)).status == Status.SENT
+
+    async def test_timeout_after_twilio_accepted_is_not_resent(self, world: World) -> None:
+        """A send that timed out but reached Twilio is found by reconciliation, not resent."""
+        world.fake.behaviours[PHONE] = "lateanswer:2"
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await world.dispatcher.dispatch(first.id)  # times out after 1 s
+        assert (await world.message(first.id)).status == Status.SENDING
+        assert len(world.fake.messages) == 1
+        world.clock.advance(timedelta(seconds=6))
+        await world.dispatcher.recover(first.id)
+        stored = await world.message(first.id)
+        assert stored.status == Status.SENT
+        assert stored.provider_id == world.fake.messages[0].sid
+        assert len(world.fake.attempts) == 1
+
+
+class TestRecovery:
+    async def test_claim_of_a_dead_instance_is_sent_once(self, world: World) -> None:
+        """A message left in `sending` by a crash is reconciled, then sent once."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        async with world.sessions.begin() as s:  # a claim whose process then died
+            await store.claim(s, first.id, now=world.clock.now(), instance="dead",
+                              lease=timedelta(seconds=5))
+        world.clock.advance(timedelta(seconds=6))
+        await world.dispatcher.recover(first.id)
+        retry = await world.message(first.id)
+        world.at(retry.due_at)
+        await world.dispatcher.dispatch(first.id)
+        assert len(world.fake.messages) == 1
+        assert (await world.message(first.id)).status == Status.SENT
+
+    async def test_claim_that_reached_twilio_is_recorded_not_resent(self, world: World) -> None:
+        """A crash after Twilio accepted the message records its sid without a second send."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        async with world.sessions.begin() as s:
+            claimed = await store.claim(s, first.id, now=world.clock.now(), instance="dead",
+                                        lease=timedelta(seconds=5))
+        assert claimed is not None
+        await world.dispatcher.sender.send(world.dispatcher.outgoing(claimed))
+        world.clock.advance(timedelta(seconds=6))
+        await world.dispatcher.recover(first.id)
+        stored = await world.message(first.id)
+        assert stored.status == Status.SENT
+        assert stored.provider_id == world.fake.messages[0].sid
+        assert len(world.fake.attempts) == 1
+
+    async def test_live_claim_is_left_alone(self, world: World) -> None:
+        """A claim whose lease has not run out is not taken over."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        async with world.sessions.begin() as s:
+            await store.claim(s, first.id, now=world.clock.now(), instance="alive",
+                              lease=timedelta(seconds=5))
+        await world.dispatcher.recover(first.id)
+        assert (await world.message(first.id)).claimed_by == "alive"
