@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-callbacks", dest="callbacks", action="store_false")
     options = parser.parse_args(argv)
     fake = FakeTwilio(options.account_sid, options.auth_token, callbacks=options.callbacks)
-    web.run_app(fake.app(), host="127.0.0.1", port=options.port, print=None)
+    web.run_app(fake.app(), host="127.0.0.1", port=options.port, print=None, shutdown_timeout=1)
 
 
 if __name__ == "__main__":

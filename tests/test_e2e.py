@@ -1,0 +1,116 @@
+"""End to end: the real app (factory, scheduler, dispatcher) and the real twilio client,
+sending to a fake Twilio server over HTTP; real time, real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+from pytest_aiohttp import AiohttpServer
+
+from service.web.app import create_app
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
+from tests.support import FROM, PHONE, SECRET, TOKEN, completed_event, encode, make_settings, signed
+
+STEPS = [
+    {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
+    {"key": "serum", "kind": "serum", "after": "2s", "every": "1s", "count": 3,
+     "text": "Apply your {serum}, {first_name}."},
+]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def running(db_path: Path, aiohttp_server: AiohttpServer) -> Any:
+    fake = FakeTwilio(callback_delay=0.1)
+    twilio_url = await serve(aiohttp_server, fake)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(
+        db_path,
+        server={"public_base_url": base},
+        sms={"backend": "twilio"},
+        twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+                "api_base_url": twilio_url, "request_timeout": "2s"},
+        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en", "from_number": FROM,
+                          "webhook_secrets": [SECRET], "api_tokens": [TOKEN],
+                          "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+        protocols={"quick": {"title": "Quick", "steps": STEPS}},
+    )
+    server = await aiohttp_server(create_app(settings), port=port)
+    return fake, server, base
+
+
+class TestEndToEnd:
+    async def test_each_message_arrives_once_on_time_with_the_right_fields(
+        self, running: Any
+    ) -> None:
+        """Every planned message reaches Twilio once, within a second of its send_at."""
+        fake, _server, base = running
+        body = completed_event(treatment={"protocol": "quick",
+                                          "completed_at": datetime.now(UTC).isoformat()},
+                               patient={"timezone": "UTC"})
+        raw = encode(body)
+        async with ClientSession() as http:
+            async with http.post(f"{base}/v1/clinics/glow/events", data=raw,
+                                 headers=signed(raw)) as response:
+                assert response.status == 202
+                plan = await response.json()
+            await until(lambda: len(fake.messages) == 4)
+            await asyncio.sleep(0.5)  # anything doubled would have arrived by now
+            assert len(fake.attempts) == len(fake.messages) == 4
+            by_body = sorted(fake.messages, key=lambda m: m.at)
+            due = sorted(datetime.fromisoformat(m["send_at"]) for m in plan["messages"])
+            for message, send_at in zip(by_body, due, strict=True):
+                late = message.at - send_at.timestamp()
+                assert -0.05 <= late < 1.0, f"{late:.3f}s late"
+                assert message.to == PHONE and message.from_ == FROM
+                assert message.callback == f"{base}/v1/twilio/status"
+            assert by_body[0].body == "Hi Ana, first note.\nReply STOP to opt out."
+            assert [m.body for m in by_body[1:]] == ["Apply your hyaluronic acid serum, Ana."] * 3
+
+            treatment_url = f"{base}/v1/clinics/glow/treatments/{body['data']['treatment']['id']}"
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+
+            async def statuses() -> set[str]:
+                async with http.get(treatment_url, headers=auth) as r:
+                    return {m["status"] for m in (await r.json())["messages"]}
+
+            deadline = asyncio.get_running_loop().time() + 10
+            while await statuses() != {"delivered"}:
+                assert asyncio.get_running_loop().time() < deadline, await statuses()
+                await asyncio.sleep(0.1)
+            async with http.get(treatment_url, headers=auth) as r:
+                messages = (await r.json())["messages"]
+            history = [[h["status"] for h in m["history"]] for m in messages]
+        assert all(h == ["scheduled", "sending", "sent", "delivered"] for h in history), history
+
+    async def test_message_due_later_waits_for_its_time(self, running: Any) -> None:
+        """Nothing is sent before its send_at."""
+        fake, _server, base = running
+        completed = datetime.now(UTC) - timedelta(milliseconds=200)
+        body = completed_event(treatment={"protocol": "quick",
+                                          "completed_at": completed.isoformat()},
+                               patient={"timezone": "UTC"})
+        raw = encode(body)
+        async with ClientSession() as http, http.post(
+            f"{base}/v1/clinics/glow/events", data=raw, headers=signed(raw)
+        ) as response:
+            assert response.status == 202
+        await asyncio.sleep(0.5)
+        assert fake.attempts == []
+        await until(lambda: len(fake.messages) >= 1)
+        assert fake.messages[0].at >= (completed + timedelta(seconds=1)).timestamp() - 0.05
