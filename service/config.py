@@ -302,10 +302,24 @@ def _env_value(raw: str) -> Any:
 
 def cross_check(settings: Settings) -> list[str]:
     """Problems that span sections: senders, templates, locales, timing forms."""
-    problems = _sender_problems(settings)
+    problems = _sender_problems(settings) + _token_problems(settings)
     locales = {c.locale for c in settings.clinics.values()}
     for key, protocol in settings.protocols.items():
         problems += _protocol_problems(key, protocol.steps, locales)
+    return problems
+
+
+def _token_problems(settings: Settings) -> list[str]:
+    """A token must name one clinic, or the read API could not tell whose it is."""
+    owners: dict[str, str] = {}
+    problems = []
+    for cid, clinic in settings.clinics.items():
+        for i, token in enumerate(clinic.api_tokens):
+            value = token.get_secret_value()
+            if value in owners and owners[value] != cid:
+                problems.append(f"clinics.{cid}.api_tokens[{i}]: also a token of clinic "
+                                f"{owners[value]!r}; each token must belong to one clinic")
+            owners.setdefault(value, cid)
     return problems
 
 

@@ -10,9 +10,9 @@ import re
 
 MASK = "•" * 7
 
-# Anything that looks like a phone number inside free text: an optional "+",
-# then at least seven digits, possibly split by spaces, dots, dashes or brackets.
-_PHONE_IN_TEXT = re.compile(r"\+?\d(?:[\s.\-()]*\d){6,}")
+# A "+" and six or more digits: E.164, the form every number takes in this service and in
+# Twilio's error messages. Looser patterns would mangle timestamps and ids in the logs.
+_PHONE_IN_TEXT = re.compile(r"\+\d{6,}")
 
 
 def mask_phone(phone: str) -> str:

@@ -185,6 +185,9 @@ PROBLEMS = [
                  ["twilio.account_sid: required when sms.backend is 'twilio'",
                   "twilio.auth_token: required when sms.backend is 'twilio'"],
                  id="twilio-without-credentials"),
+    pytest.param(lambda d: d["clinics"]["other"].update(api_tokens=["token-glow"]),
+                 ["clinics.other.api_tokens[0]: also a token of clinic 'glow'; "
+                  "each token must belong to one clinic"], id="shared-api-token"),
     pytest.param(twilio_clinic_without_sender,
                  ["clinics.other.from_number: set from_number or messaging_service_sid"],
                  id="twilio-clinic-without-sender"),

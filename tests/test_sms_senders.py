@@ -123,6 +123,11 @@ class TestMaskPhone:
         text = "The 'To' number +15550100123 is not a valid phone number."
         assert mask_phones(text) == "The 'To' number •••••••0123 is not a valid phone number."
 
+    def test_leaves_timestamps_and_ids_alone(self) -> None:
+        """Dates, times and digit runs that are not E.164 numbers are not masked."""
+        text = '{"time": "2026-11-25T15:26:04.116197+00:00", "id": "msg_20261125"}'
+        assert mask_phones(text) == text
+
 
 class TestConsoleSender:
     async def test_logs_masked_recipient_message_id_and_body(
