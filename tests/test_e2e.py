@@ -114,3 +114,39 @@ class TestEndToEnd:
         assert fake.attempts == []
         await until(lambda: len(fake.messages) >= 1)
         assert fake.messages[0].at >= (completed + timedelta(seconds=1)).timestamp() - 0.05
+
+
+class TestConsoleBackend:
+    async def test_console_backend_records_messages_sent_without_a_network(
+        self, db_path: Path, aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With the console backend a due message is logged (masked) and recorded as sent."""
+        caplog.set_level("INFO")
+        settings = make_settings(
+            db_path,
+            clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
+                              "from_number": FROM, "webhook_secrets": [SECRET],
+                              "api_tokens": [TOKEN],
+                              "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+            protocols={"quick": {"title": "Quick", "steps": STEPS[:1]}},
+        )
+        client = await aiohttp_client(create_app(settings))
+        body = completed_event(treatment={"protocol": "quick",
+                                          "completed_at": datetime.now(UTC).isoformat()},
+                               patient={"timezone": "UTC"})
+        raw = encode(body)
+        assert (await client.post("/v1/clinics/glow/events", data=raw,
+                                  headers=signed(raw))).status == 202
+        url = f"/v1/clinics/glow/treatments/{body['data']['treatment']['id']}"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            message = (await (await client.get(url, headers=auth)).json())["messages"][0]
+            if message["status"] == "sent":
+                break
+            assert asyncio.get_running_loop().time() < deadline, message
+            await asyncio.sleep(0.1)
+        assert message["provider_id"].startswith("console-")
+        console = [r.getMessage() for r in caplog.records if r.name == "aftercare.sms.console"]
+        assert len(console) == 1 and "Hi Ana, first note." in console[0]
+        assert PHONE not in console[0] and "0123" in console[0]

@@ -78,7 +78,7 @@ class TwilioSender:
         window_start = since.astimezone(UTC) - CLOCK_SLACK
         try:
             async with asyncio.timeout(self._timeout):
-                records = await self._client.messages.list_async(**_list_params(sms, window_start))
+                records = await self._client.messages.list_async(**_list_params(sms))
         except _TRANSPORT_ERRORS as exc:
             raise AmbiguousError(f"could not list messages: {_describe(exc)}") from exc
         for record in records:
@@ -128,11 +128,12 @@ def _create_params(sms: OutgoingSms) -> dict[str, Any]:
     return params
 
 
-def _list_params(sms: OutgoingSms, window_start: datetime) -> dict[str, Any]:
-    """Keyword arguments for `messages.list_async`: this recipient, since the window."""
-    # Twilio filters DateSent by day (GMT), so this narrows the list; the exact
-    # time is checked on each record by `_matches`.
-    params: dict[str, Any] = {"to": sms.to, "date_sent_after": window_start, "limit": FIND_LIMIT}
+def _list_params(sms: OutgoingSms) -> dict[str, Any]:
+    """Keyword arguments for `messages.list_async`: this recipient's newest messages."""
+    # No DateSent filter: Twilio filters it by day on `date_sent`, which stays empty while a
+    # message is queued, so a message we are reconciling could be left out. Newest first,
+    # the window is checked on each record by `_matches`.
+    params: dict[str, Any] = {"to": sms.to, "limit": FIND_LIMIT}
     if sms.from_number:
         params["from_"] = sms.from_number
     return params

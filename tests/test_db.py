@@ -1,0 +1,46 @@
+"""The embedded database: SQLite in WAL mode, aware UTC datetimes in and out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import StatementError
+
+from service.db import create_engine, session_factory
+from service.models import OptOut
+
+
+class TestSqlite:
+    async def test_runs_in_wal_mode_with_a_busy_timeout(self, db_path: Path) -> None:
+        """Readers never block the writer, and a locked database is waited for."""
+        engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+        async with engine.connect() as conn:
+            mode = (await conn.execute(sa.text("PRAGMA journal_mode"))).scalar()
+            timeout = (await conn.execute(sa.text("PRAGMA busy_timeout"))).scalar()
+        await engine.dispose()
+        assert (mode, timeout) == ("wal", 30000)
+
+    async def test_datetimes_come_back_aware_in_utc(self, db_path: Path) -> None:
+        """A time stored in any zone is read back as the same instant in UTC."""
+        engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+        sessions = session_factory(engine)
+        at = datetime(2026, 3, 8, 2, 30, tzinfo=timezone(timedelta(hours=-8)))
+        async with sessions.begin() as s:
+            s.add(OptOut(clinic_id="c", phone="+14155550123", at=at, source="test"))
+        async with sessions() as s:
+            stored = await s.get(OptOut, ("c", "+14155550123"))
+        await engine.dispose()
+        assert stored is not None
+        assert stored.at == at and stored.at.tzinfo == UTC
+
+    async def test_naive_datetimes_are_refused(self, db_path: Path) -> None:
+        """A naive datetime never reaches the database."""
+        engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+        sessions = session_factory(engine)
+        with pytest.raises(StatementError, match="naive datetime"):
+            async with sessions.begin() as s:
+                s.add(OptOut(clinic_id="c", phone="+1", at=datetime(2026, 1, 1), source="t"))
+        await engine.dispose()
