@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service import store
 from service.clock import Clock
 from service.config import Settings
+from service.inbound import settle_early_callbacks
 from service.masking import mask_phone
 from service.models import Message, Status
 from service.sms.base import (
@@ -111,10 +112,13 @@ class Dispatcher:
         now = self.clock.now()
         status = Status.DELIVERED if accepted.status == "delivered" else Status.SENT
         async with self.sessions.begin() as s:
-            await store.move(s, message.id, to=status, now=now, allowed_from=[Status.SENDING],
-                             detail=f"accepted as {accepted.status}",
-                             values={"provider_id": accepted.provider_id, "sent_at": now,
-                                     "lease_until": None})
+            moved = await store.move(s, message.id, to=status, now=now,
+                                     allowed_from=[Status.SENDING],
+                                     detail=f"accepted as {accepted.status}",
+                                     values={"provider_id": accepted.provider_id,
+                                             "sent_at": now, "lease_until": None})
+            if moved:
+                await settle_early_callbacks(s, message.id, accepted.provider_id, now=now)
         log.info("message sent", extra={"message_id": message.id, "to": mask_phone(message.phone),
                                         "late_ms": _ms(now - message.send_at)})
 

@@ -1,9 +1,14 @@
-"""What Twilio tells us: delivery statuses and patients' replies (STOP / START / HELP)."""
+"""What Twilio tells us: delivery statuses and patients' replies (STOP / START / HELP).
+
+Statuses only move forward (`models.can_move`); every callback is kept by its sid, so one
+arriving before the create answer recorded that sid is applied as soon as it is.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -12,8 +17,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import store
 from service.config import Settings
-from service.masking import mask_phone
-from service.models import Inbound, Message, OptOut, Status, can_move
+from service.masking import mask_phone, mask_phones
+from service.models import (
+    Inbound,
+    Message,
+    MessageHistory,
+    OptOut,
+    ProviderStatus,
+    Status,
+    can_move,
+)
 
 log = logging.getLogger("aftercare.inbound")
 STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"}
@@ -40,40 +53,90 @@ async def apply_status(
     sessions: async_sessionmaker[AsyncSession], *, sid: str, status: str, code: int | None,
     now: datetime,
 ) -> bool:
-    """Move the message with provider id `sid` forward to `status`; whether it moved."""
+    """Keep a status callback and move its message forward; whether the message moved."""
     target = PROVIDER_STATUS.get(status)
     if target is None or not sid:
         return False  # queued/accepted/sending add nothing to what the create answer told us
     async with sessions.begin() as s:
-        found = (await s.exec(select(Message).where(Message.provider_id == sid))).first()
+        s.add(ProviderStatus(provider_id=sid[:64], status=target, error_code=code,
+                             received_at=now))
+        found = (await s.exec(select(Message.id).where(Message.provider_id == sid))).first()
         if found is None:
-            log.info("status for an unknown message sid", extra={"sid": sid})
+            log.info("status for a sid not (yet) recorded", extra={"sid": sid, "status": status})
             return False
-        allowed = [st for st in Status if can_move(st, target)]
-        return await store.move(s, found.id, to=target, now=now, allowed_from=allowed,
-                                detail=f"twilio: {status}", code=code,
-                                values={"error_code": code} if code else None)
+        return await _advance(s, found, target, code=code, now=now)
+
+
+async def settle_early_callbacks(s: AsyncSession, message_id: str, sid: str, *,
+                                 now: datetime) -> None:
+    """Apply callbacks for `sid` that arrived before the sid was recorded (in order)."""
+    query = (select(ProviderStatus).where(ProviderStatus.provider_id == sid)
+             .order_by(col(ProviderStatus.id)))
+    for early in (await s.exec(query)).all():
+        await _advance(s, message_id, Status(early.status), code=early.error_code, now=now)
+
+
+async def _advance(s: AsyncSession, message_id: str, target: Status, *, code: int | None,
+                   now: datetime) -> bool:
+    allowed = [st for st in Status if can_move(st, target)]
+    return await store.move(s, message_id, to=target, now=now, allowed_from=allowed,
+                            detail=f"twilio: {target}", code=code,
+                            values={"error_code": code} if code else None)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A patient's text to a clinic number, as Twilio posts it."""
+
+    sender: str
+    to: str
+    body: str
+    provider_id: str | None = None
+    messaging_service_sid: str | None = None
 
 
 async def handle_reply(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, *, sender: str, to: str,
-    body: str, provider_id: str | None, now: datetime,
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, reply: Reply, *,
+    now: datetime,
 ) -> str | None:
     """Record a reply and act on its keyword; the text to answer with, if any."""
-    clinics = [cid for cid, c in settings.clinics.items() if c.from_number and c.from_number == to]
-    scope = clinics or list(settings.clinics)
-    word = keyword(body)
+    scope = _clinics_texted(settings, reply)
+    word = keyword(reply.body)
     async with sessions.begin() as s:
-        s.add(Inbound(clinic_id=scope[0] if len(scope) == 1 else None, provider_id=provider_id,
-                      phone=sender, body=body[:1600], keyword=word, received_at=now))
+        s.add(Inbound(clinic_id=scope[0] if len(scope) == 1 else None,
+                      provider_id=reply.provider_id, phone=reply.sender,
+                      body=reply.body[:1600], keyword=word, received_at=now))
         if word in STOP:
             for clinic_id in scope:
-                await store.opt_out(s, clinic_id, sender, now=now, source="sms-stop")
+                await store.opt_out(s, clinic_id, reply.sender, now=now, source="sms-stop")
         elif word in START:
             await s.exec(delete(OptOut).where(col(OptOut.clinic_id).in_(scope),
-                                              col(OptOut.phone) == sender))
-    log.info("reply received", extra={"from": mask_phone(sender), "keyword": word})
+                                              col(OptOut.phone) == reply.sender))
+        elif word is None:
+            await _note_reply(s, scope, reply, now=now)
+    log.info("reply received", extra={"from": mask_phone(reply.sender), "keyword": word})
     return _answer(settings, scope[0], word)
+
+
+def _clinics_texted(settings: Settings, reply: Reply) -> list[str]:
+    """The clinic whose number (or messaging service) was texted; every clinic if none."""
+    found = [cid for cid, c in settings.clinics.items()
+             if (c.from_number and c.from_number == reply.to)
+             or (c.messaging_service_sid and c.messaging_service_sid
+                 == reply.messaging_service_sid)]
+    return found or list(settings.clinics)
+
+
+async def _note_reply(s: AsyncSession, scope: list[str], reply: Reply, *, now: datetime) -> None:
+    """Append a free-text reply to the history of the last message the number was sent."""
+    query = (select(Message).where(col(Message.clinic_id).in_(scope),
+                                   Message.phone == reply.sender,
+                                   col(Message.sent_at).is_not(None))
+             .order_by(col(Message.sent_at).desc()).limit(1))
+    last = (await s.exec(query)).first()
+    if last is not None:
+        detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))
+        s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))
 
 
 def _answer(settings: Settings, clinic_id: str, word: str | None) -> str | None:

@@ -196,3 +196,16 @@ class Inbound(SQLModel, table=True):
     body: str = Field(sa_type=sa.Text)
     keyword: str | None = Field(default=None, max_length=16)
     received_at: datetime = Field(sa_type=_tz())
+
+
+class ProviderStatus(SQLModel, table=True):
+    """A status callback as Twilio sent it, kept even when it arrives before its message's sid
+    is known (a fast carrier can beat the create answer); applied once the sid is recorded."""
+
+    __tablename__ = "provider_status"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(max_length=64, index=True)
+    status: str = Field(max_length=16)
+    error_code: int | None = None
+    received_at: datetime = Field(sa_type=_tz())

@@ -25,7 +25,7 @@ from service.dispatch import Dispatcher
 from service.ingest import Ingest
 from service.models import Message, OptOut, Status
 from service.sms.twilio import TwilioSender
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
 from tests.support import FROM, PHONE, FakeClock, completed_event, encode, make_settings
 
 
@@ -227,6 +227,49 @@ class TestProviderAnswers:
         await world.dispatcher.dispatch(first.id)
         assert len(world.fake.messages) == 1
         assert (await world.message(first.id)).status == Status.SENT
+
+    async def test_rate_limit_until_expiry_ends_expired_never_late(self, world: World) -> None:
+        """Retries stop at the message's expiry: it ends expired and is never sent late."""
+        world.fake.behaviours[PHONE] = "ratelimit:1000"
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        for _ in range(3):
+            await world.dispatcher.dispatch(first.id)
+            retry = await world.message(first.id)
+            assert retry.status == Status.SCHEDULED
+            world.at(retry.due_at)
+        world.at(first.expires_at - timedelta(milliseconds=100))  # the last chance
+        await world.dispatcher.dispatch(first.id)
+        stored = await world.message(first.id)
+        assert stored.status == Status.EXPIRED
+        assert world.fake.messages == [] and len(world.fake.attempts) == 4
+        world.at(first.expires_at + timedelta(hours=1))
+        await world.dispatcher.dispatch(first.id)
+        assert len(world.fake.attempts) == 4
+
+    async def test_refused_connection_is_retried(self, world: World) -> None:
+        """A refused connection certainly sent nothing: the message is retried later."""
+        closed = TwilioSender(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
+                              api_base_url=f"http://127.0.0.1:{free_port()}", timeout=1.0)
+        dispatcher = Dispatcher(settings=world.dispatcher.settings, sessions=world.sessions,
+                                sender=closed, clock=world.clock, instance="test-2")
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        await dispatcher.dispatch(first.id)
+        await closed.aclose()
+        retry = await world.message(first.id)
+        assert retry.status == Status.SCHEDULED and retry.due_at > first.send_at
+        world.at(retry.due_at)
+        await world.dispatcher.dispatch(first.id)
+        assert (await world.message(first.id)).status == Status.SENT
+
+    async def test_backoff_doubles_with_jitter_up_to_the_cap(self, world: World) -> None:
+        """Delays grow from retry_initial_delay, doubling, never past retry_max_delay."""
+        delays = [world.dispatcher.backoff(n) for n in range(1, 10) for _ in range(20)]
+        assert min(delays) >= timedelta(seconds=0.5)
+        assert max(delays) <= timedelta(seconds=4)
+        assert max(world.dispatcher.backoff(1) for _ in range(50)) <= timedelta(seconds=1)
+        assert max(world.dispatcher.backoff(3) for _ in range(50)) > timedelta(seconds=1)
 
     async def test_unsubscribed_recipient_opts_the_number_out(self, world: World) -> None:
         """21610 fails the message, opts the number out and cancels its pending messages."""

@@ -47,12 +47,13 @@ async def inbound_message(request: web.Request) -> web.Response:
     """STOP / START / HELP and other replies; answers TwiML."""
     form = await _verified_form(request)
     settings = request.app[SETTINGS]
-    reply = await inbound.handle_reply(
-        request.app[SESSIONS], settings, sender=form.get("From", ""), to=form.get("To", ""),
-        body=form.get("Body", ""), provider_id=form.get("MessageSid"),
-        now=request.app[CLOCK].now())
-    text = reply if settings.sms.reply_to_keywords else None
-    return web.Response(text=_twiml(text), content_type=TWIML)
+    reply = inbound.Reply(sender=form.get("From", ""), to=form.get("To", ""),
+                          body=form.get("Body", ""), provider_id=form.get("MessageSid"),
+                          messaging_service_sid=form.get("MessagingServiceSid"))
+    text = await inbound.handle_reply(request.app[SESSIONS], settings, reply,
+                                      now=request.app[CLOCK].now())
+    answer = text if settings.sms.reply_to_keywords else None
+    return web.Response(text=_twiml(answer), content_type=TWIML)
 
 
 def _twiml(text: str | None) -> str:
