@@ -44,3 +44,13 @@ class TestSqlite:
             async with sessions.begin() as s:
                 s.add(OptOut(clinic_id="c", phone="+1", at=datetime(2026, 1, 1), source="t"))
         await engine.dispose()
+
+
+class TestMigrations:
+    def test_models_and_migrations_agree(self, db_path: Path) -> None:
+        """The migrations build exactly the tables the models describe (no drift)."""
+        from alembic import command
+
+        from service.db import alembic_config
+
+        command.check(alembic_config(f"sqlite+aiosqlite:///{db_path}"))
