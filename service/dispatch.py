@@ -1,7 +1,9 @@
 """Claim → send → record. Retries, reconciliation and expiry (DESIGN invariants 3 and 4).
 
-Only the holder of a claim calls the provider. An ambiguous answer (timeout, 5xx) is
-reconciled against the provider's records before any retry; a certain refusal is final.
+Due messages are claimed in batches (one conditional UPDATE … RETURNING) and sent with
+bounded concurrency; outcomes are written by group commit. Only the holder of a claim calls
+the provider. An ambiguous answer (timeout, 5xx) keeps the claim until its lease runs out and
+is then reconciled against the provider's records before any retry; a refusal is final.
 """
 
 from __future__ import annotations
@@ -9,18 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service import store
+from service import claims, store
 from service.clock import Clock
 from service.config import Settings
-from service.inbound import settle_early_callbacks
-from service.masking import mask_phone
 from service.models import Message, Status
+from service.recorder import Move, Recorder
 from service.sms.base import (
     Accepted,
     AmbiguousError,
@@ -33,20 +34,17 @@ from service.sms.base import (
 
 log = logging.getLogger("aftercare.dispatch")
 RECONCILE_SLACK = timedelta(minutes=1)
+CLAIM_BATCH = 200
+OPTED_OUT = "number opted out (STOP)"
 
 
 class Dispatcher:
     """Sends due messages, each at most once, with bounded concurrency."""
 
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        sender: SmsSender,
-        clock: Clock,
-        instance: str,
-        rearm: Callable[[str, datetime], None] = lambda _id, _due: None,
+        self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
+        sender: SmsSender, clock: Clock, instance: str,
+        rearm: Callable[[datetime], None] = lambda _due: None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -54,53 +52,84 @@ class Dispatcher:
         self.clock = clock
         self.instance = instance
         self.rearm = rearm
-        self._slots = asyncio.Semaphore(settings.scheduler.max_concurrent_sends)
+        self.recorder = Recorder(sessions=sessions, clock=clock)
+        self._room = settings.scheduler.max_concurrent_sends
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._draining = False
 
-    async def dispatch(self, message_id: str) -> None:
-        """Send one message if it is still due and this instance wins its claim."""
-        async with self._slots:
-            message = await self._claim(message_id)
-            if message is not None:
-                await self._send(message)
+    async def dispatch_due(self) -> None:
+        """Claim and send everything due now; return when it is all sent or settled.
 
-    async def _claim(self, message_id: str) -> Message | None:
+        Single-flight: a call while a drain runs only wakes that drain up again."""
+        self._wake.set()
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._wake.is_set() or self._inflight:
+                self._wake.clear()
+                await self._claim_and_start()
+                if self._inflight:
+                    await self._wait_for_room_or_wake()
+        finally:
+            self._draining = False
+
+    async def _claim_and_start(self) -> None:
+        while (room := self._room - len(self._inflight)) > 0:
+            batch = await self._claim(limit=min(room, CLAIM_BATCH))
+            for message in batch:
+                task = asyncio.create_task(self._send(message))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            if len(batch) < min(room, CLAIM_BATCH):
+                return
+
+    async def _wait_for_room_or_wake(self) -> None:
+        woken = asyncio.create_task(self._wake.wait())
+        await asyncio.wait({*self._inflight, woken}, return_when=asyncio.FIRST_COMPLETED)
+        woken.cancel()
+
+    async def _claim(self, *, limit: int) -> list[Message]:
         now = self.clock.now()
-        lease = self.settings.scheduler.claim_lease
         async with self.sessions.begin() as s:
-            if await store.expire_if_late(s, message_id, now=now):
-                return None
-            message = await store.claim(s, message_id, now=now, instance=self.instance,
-                                        lease=lease)
-            if message is None:
-                return None
-            if await _cancel_if_opted_out(s, message, now=now):
-                return None
-            message.footer = not await store.has_reached(s, message.clinic_id, message.phone,
-                                                         besides=message.id)
-            s.add(message)
-            return message
+            await claims.expire_due(s, now=now)
+            batch = await claims.claim_due(s, now=now, instance=self.instance,
+                                           lease=self.settings.scheduler.claim_lease,
+                                           limit=limit)
+            batch = await _drop_opted_out(s, batch, now=now)
+            footers = await _mark_footers(s, batch)
+        for message in batch:  # after the transaction, so the session writes nothing more
+            message.footer = message.id in footers
+        return batch
+
+    async def close(self, *, timeout: float) -> None:
+        """Let in-flight sends finish, for at most `timeout` seconds."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout)
 
     def outgoing(self, message: Message) -> OutgoingSms:
         """What to hand the provider for `message` (footer on a patient's first message)."""
         clinic = self.settings.clinics[message.clinic_id]
         footer = self.settings.sms.opt_out_footer
         body = f"{message.body}\n{footer}" if message.footer and footer else message.body
-        base = self.settings.server.public_base_url
         return OutgoingSms(
             message_id=message.id, to=message.phone, body=body,
             from_number=clinic.from_number or None,
             messaging_service_sid=(clinic.messaging_service_sid
                                    or self.settings.twilio.messaging_service_sid or None),
-            status_callback=f"{base}/v1/twilio/status")
+            status_callback=f"{self.settings.server.public_base_url}/v1/twilio/status")
 
     async def _send(self, message: Message) -> None:
-        sms = self.outgoing(message)
         try:
-            accepted = await self.sender.send(sms)
+            accepted = await self.sender.send(self.outgoing(message))
         except OptedOutError as exc:
-            await self._opted_out(message, code=exc.code, detail=exc.detail)
+            await self._record(Move(message.id, Status.FAILED, exc.detail[:255], exc.code,
+                                    {"error_code": exc.code, "reason": "recipient unsubscribed"},
+                                    opt_out=(message.clinic_id, message.phone)))
         except PermanentError as exc:
-            await self._finish(message, Status.FAILED, detail=exc.detail, code=exc.code)
+            await self._record(Move(message.id, Status.FAILED, exc.detail[:255], exc.code,
+                                    {"error_code": exc.code, "reason": exc.detail[:255]}))
         except RetryableError as exc:
             await self._retry(message, detail=exc.detail, code=exc.code)
         except AmbiguousError as exc:
@@ -108,80 +137,46 @@ class Dispatcher:
         else:
             await self._sent(message, accepted)
 
+    async def _record(self, move: Move) -> bool:
+        try:
+            return await self.recorder.record(move)
+        except Exception:
+            # The claim stays; when its lease runs out the sweeper reconciles it.
+            log.exception("could not record a send outcome", extra={"message_id": move.message_id})
+            return False
+
     async def _sent(self, message: Message, accepted: Accepted) -> None:
-        now = self.clock.now()
         status = Status.DELIVERED if accepted.status == "delivered" else Status.SENT
-        async with self.sessions.begin() as s:
-            moved = await store.move(s, message.id, to=status, now=now,
-                                     allowed_from=[Status.SENDING],
-                                     detail=f"accepted as {accepted.status}",
-                                     values={"provider_id": accepted.provider_id,
-                                             "sent_at": now, "lease_until": None})
-            if moved:
-                await settle_early_callbacks(s, message.id, accepted.provider_id, now=now)
-        log.info("message sent", extra={"message_id": message.id, "to": mask_phone(message.phone),
+        now = self.clock.now()
+        await self._record(Move(message.id, status, f"accepted as {accepted.status}",
+                                values={"provider_id": accepted.provider_id, "sent_at": now,
+                                        "lease_until": None},
+                                provider_id=accepted.provider_id))
+        log.info("message sent", extra={"message_id": message.id,
                                         "late_ms": _ms(now - message.send_at)})
 
-    async def _finish(self, message: Message, status: Status, *, detail: str,
-                      code: int | None) -> None:
-        async with self.sessions.begin() as s:
-            await store.move(s, message.id, to=status, now=self.clock.now(),
-                             allowed_from=[Status.SENDING], detail=detail[:255], code=code,
-                             values={"error_code": code, "reason": detail[:255],
-                                     "lease_until": None})
-        log.warning("message not sent", extra={"message_id": message.id, "status": status,
-                                               "error_code": code})
-
-    async def _opted_out(self, message: Message, *, code: int | None, detail: str) -> None:
-        await self._finish(message, Status.FAILED, detail=detail, code=code)
-        now = self.clock.now()
-        async with self.sessions.begin() as s:
-            await store.opt_out(s, message.clinic_id, message.phone, now=now, source="twilio-21610")
-
     async def _retry(self, message: Message, *, detail: str, code: int | None) -> None:
-        now = self.clock.now()
-        due = now + self.backoff(message.attempts)
-        async with self.sessions.begin() as s:
-            if due >= message.expires_at:
-                moved = await store.move(s, message.id, to=Status.EXPIRED, now=now,
-                                         allowed_from=[Status.SENDING], code=code,
-                                         detail=f"{detail[:180]}; no retry before expiry",
-                                         values={"reason": "expired while retrying",
-                                                 "lease_until": None})
-            else:
-                moved = await store.move(s, message.id, to=Status.SCHEDULED, now=now,
-                                         allowed_from=[Status.SENDING], code=code,
-                                         detail=f"{detail[:180]}; retry at {due.isoformat()}",
-                                         values={"due_at": due, "lease_until": None})
-        if moved and due < message.expires_at:
-            self.rearm(message.id, due)
+        due = self.clock.now() + self.backoff(message.attempts)
+        if due >= message.expires_at:
+            await self._record(Move(message.id, Status.EXPIRED,
+                                    f"{detail[:180]}; no retry before expiry", code,
+                                    {"reason": "expired while retrying", "lease_until": None}))
+            return
+        moved = await self._record(Move(message.id, Status.SCHEDULED,
+                                        f"{detail[:180]}; retry at {due.isoformat()}", code,
+                                        {"due_at": due, "lease_until": None}))
+        if moved:
+            self.rearm(due)
 
     async def _hold(self, message: Message, *, detail: str, code: int | None) -> None:
         # The provider may still be creating the message: keep the claim for one more lease,
         # then the sweeper reconciles against the provider's records before any retry.
-        now = self.clock.now()
-        until = now + self.settings.scheduler.claim_lease
-        async with self.sessions.begin() as s:
-            await store.move(s, message.id, to=Status.SENDING, now=now,
-                             allowed_from=[Status.SENDING], code=code,
-                             detail=f"{detail[:160]}; reconcile after {until.isoformat()}",
-                             values={"lease_until": until})
+        until = self.clock.now() + self.settings.scheduler.claim_lease
+        await self._record(Move(message.id, Status.SENDING,
+                                f"{detail[:160]}; reconcile after {until.isoformat()}", code,
+                                {"lease_until": until}))
         log.warning("ambiguous send held for reconciliation",
                     extra={"message_id": message.id, "error_code": code})
-
-    async def _reconcile(self, message: Message, sms: OutgoingSms, *, detail: str,
-                         code: int | None) -> None:
-        since = (message.claimed_at or self.clock.now()) - RECONCILE_SLACK
-        try:
-            found = await self.sender.find(sms, since=since)
-        except AmbiguousError:
-            # Leave the claim to run out; the lease sweeper reconciles it later.
-            log.warning("reconciliation failed", extra={"message_id": message.id})
-            return
-        if found is not None:
-            await self._sent(message, found)
-        else:
-            await self._retry(message, detail=f"{detail} (not found at provider)", code=code)
 
     async def recover(self, message_id: str) -> None:
         """Reconcile a claim whose lease ran out: record it as sent if the provider has it."""
@@ -189,10 +184,19 @@ class Dispatcher:
         async with self.sessions.begin() as s:
             message = await store.take_over(s, message_id, now=now, instance=self.instance,
                                             lease=self.settings.scheduler.claim_lease)
-        if message is not None:
-            async with self._slots:
-                await self._reconcile(message, self.outgoing(message),
-                                      detail="claim lease ran out", code=None)
+        if message is None:
+            return
+        since = (message.claimed_at or now) - RECONCILE_SLACK
+        try:
+            found = await self.sender.find(self.outgoing(message), since=since)
+        except AmbiguousError:
+            log.warning("reconciliation failed; retried later", extra={"message_id": message_id})
+            return
+        if found is not None:
+            await self._sent(message, found)
+        else:
+            await self._retry(message, detail="claim lease ran out (not found at provider)",
+                              code=None)
 
     def backoff(self, attempts: int) -> timedelta:
         """Exponential backoff with jitter: between half the initial delay and initial * 2^(n-1)."""
@@ -203,12 +207,33 @@ class Dispatcher:
         return first / 2 + jitter
 
 
-async def _cancel_if_opted_out(s: AsyncSession, message: Message, *, now: datetime) -> bool:
-    if not await store.is_opted_out(s, message.clinic_id, message.phone):
-        return False
-    return await store.move(s, message.id, to=Status.CANCELLED, now=now,
-                            allowed_from=[Status.SENDING], detail="number opted out (STOP)",
-                            values={"reason": "number opted out (STOP)", "lease_until": None})
+async def _drop_opted_out(s: AsyncSession, batch: Sequence[Message], *,
+                          now: datetime) -> list[Message]:
+    """Cancel claimed messages to numbers that said STOP (a STOP just before the send wins)."""
+    stopped = await claims.opted_out_among(s, ((m.clinic_id, m.phone) for m in batch))
+    keep = []
+    for message in batch:
+        if (message.clinic_id, message.phone) in stopped:
+            await store.move(s, message.id, to=Status.CANCELLED, now=now,
+                             allowed_from=[Status.SENDING], detail=OPTED_OUT,
+                             values={"reason": OPTED_OUT, "lease_until": None})
+        else:
+            keep.append(message)
+    return keep
+
+
+async def _mark_footers(s: AsyncSession, batch: Sequence[Message]) -> set[str]:
+    """The footer goes on the first message a clinic sends a number, and on no other."""
+    reached = await claims.reached_among(s, ((m.clinic_id, m.phone) for m in batch),
+                                         besides=[m.id for m in batch])
+    first: list[str] = []
+    for message in batch:  # soonest first
+        pair = (message.clinic_id, message.phone)
+        if pair not in reached:
+            reached.add(pair)
+            first.append(message.id)
+    await claims.mark_footer(s, first)
+    return set(first)
 
 
 def _ms(delta: timedelta) -> int:

@@ -1,7 +1,8 @@
 """APScheduler wiring: the clock that wakes the dispatcher, never the record (DESIGN inv. 2).
 
-Only the near horizon is held as timers: an interval job loads the rows due within
-`scheduler.horizon` and arms one date job per row; a sweeper reconciles expired claims.
+Only the near horizon is held as timers: an interval job loads the distinct instants at which
+scheduled rows fall due within `scheduler.horizon` and arms one date job per instant; when it
+fires, the dispatcher claims everything due. A sweeper reconciles claims whose lease ran out.
 After a crash, a restart, or on another replica, the timers are rebuilt from the rows.
 """
 
@@ -24,7 +25,7 @@ BATCH = 5000
 
 
 class Timers:
-    """Arms date jobs for messages falling due soon; the database holds the truth."""
+    """Arms a wake-up for each instant at which messages fall due soon."""
 
     def __init__(
         self,
@@ -32,26 +33,24 @@ class Timers:
         settings: SchedulerSettings,
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
-        dispatch: Callable[[str], Awaitable[None]],
+        dispatch_due: Callable[[], Awaitable[None]],
         recover: Callable[[str], Awaitable[None]],
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
-        self.dispatch = dispatch
+        self.dispatch_due = dispatch_due
         self.recover = recover
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
         """Start the clock: load the horizon now and every `poll_interval`, sweep leases."""
         poll = self.settings.poll_interval.total_seconds()
-        self.scheduler.add_job(self.refill, "interval", seconds=poll, id="refill",
-                               next_run_time=self.clock.now(), misfire_grace_time=None,
-                               coalesce=True, max_instances=1)
         sweep = max(1.0, self.settings.claim_lease.total_seconds() / 2)
-        self.scheduler.add_job(self.sweep, "interval", seconds=sweep, id="sweep",
-                               next_run_time=self.clock.now(), misfire_grace_time=None,
-                               coalesce=True, max_instances=1)
+        for job, seconds in ((self.refill, poll), (self.sweep, sweep)):
+            self.scheduler.add_job(job, "interval", seconds=seconds, id=job.__name__,
+                                   next_run_time=self.clock.now(), misfire_grace_time=None,
+                                   coalesce=True, max_instances=1)
         self.scheduler.start()
 
     def shutdown(self) -> None:
@@ -64,21 +63,22 @@ class Timers:
         """Whether the scheduler is firing jobs."""
         return bool(self.scheduler.running)
 
-    def arm(self, message_id: str, due_at: datetime) -> None:
-        """Fire `dispatch(message_id)` at `due_at` if that is within the horizon."""
-        if due_at > self.clock.now() + self.settings.horizon:
-            return  # the refill job will arm it when it comes near
-        self.scheduler.add_job(self.dispatch, "date", run_date=due_at, args=[message_id],
-                               id=message_id, replace_existing=True, misfire_grace_time=None)
+    def arm(self, due_at: datetime) -> None:
+        """Wake the dispatcher at `due_at` if that is within the horizon."""
+        if due_at > self.clock.now() + self.settings.horizon or not self.running:
+            return  # the refill job arms it when it comes near
+        job_id = f"due@{due_at.timestamp():.6f}"
+        if self.scheduler.get_job(job_id) is None:
+            self.scheduler.add_job(self.dispatch_due, "date", run_date=due_at, id=job_id,
+                                   replace_existing=True, misfire_grace_time=None)
 
     async def refill(self) -> None:
-        """Arm every scheduled message due within the horizon that has no timer yet."""
+        """Arm a wake-up for every instant within the horizon at which messages fall due."""
         until = self.clock.now() + self.settings.horizon
         async with self.sessions() as s:
-            due = await store.due_before(s, until, limit=BATCH)
-        for message_id, due_at in due:
-            if self.scheduler.get_job(message_id) is None:
-                self.arm(message_id, due_at)
+            instants = await store.due_instants(s, until, limit=BATCH)
+        for due_at in instants:
+            self.arm(due_at)
 
     async def sweep(self) -> None:
         """Reconcile messages whose claim lease ran out (their claimer died or hung)."""

@@ -21,7 +21,6 @@ from service.models import (
     Treatment,
 )
 
-SENT_STATES = (Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
 
 
 async def find_event(s: AsyncSession, clinic_id: str, webhook_id: str) -> Event | None:
@@ -114,80 +113,17 @@ async def move(
     return True
 
 
-async def expire_if_late(s: AsyncSession, message_id: str, *, now: datetime) -> bool:
-    """Mark a scheduled message `expired` if its expiry has passed; whether it did."""
-    reason = "could not be sent before its expiry"
-    stmt = (
-        sa.update(Message)
-        .where(
-            col(Message.id) == message_id,
-            col(Message.status) == Status.SCHEDULED,
-            col(Message.expires_at) <= now,
-        )
-        .values(status=Status.EXPIRED, reason=reason, updated_at=now)
-    )
-    if (await s.exec(stmt)).rowcount == 0:
-        return False
-    s.add(MessageHistory(message_id=message_id, at=now, status=Status.EXPIRED, detail=reason))
-    return True
-
-
-async def claim(
-    s: AsyncSession, message_id: str, *, now: datetime, instance: str, lease: timedelta
-) -> Message | None:
-    """Claim a due, scheduled message for this instance: the one atomic gate before a send."""
-    stmt = (
-        sa.update(Message)
-        .where(
-            col(Message.id) == message_id,
-            col(Message.status) == Status.SCHEDULED,
-            col(Message.due_at) <= now + timedelta(seconds=1),
-        )
-        .values(
-            status=Status.SENDING,
-            claimed_by=instance,
-            claimed_at=now,
-            lease_until=now + lease,
-            attempts=col(Message.attempts) + 1,
-            updated_at=now,
-        )
-        .returning(Message)
-    )
-    row = (await s.exec(stmt)).first()
-    if row is None:
-        return None
-    message: Message = row[0]
-    s.add(
-        MessageHistory(
-            message_id=message_id,
-            at=now,
-            status=Status.SENDING,
-            detail=f"claimed by {instance}, attempt {message.attempts}",
-        )
-    )
-    return message
-
-
-async def has_reached(s: AsyncSession, clinic_id: str, phone: str, *, besides: str) -> bool:
-    """Whether the clinic has already sent (or is sending) this number another message."""
-    query = select(Message.id).where(
-        Message.clinic_id == clinic_id,
-        Message.phone == phone,
-        col(Message.id) != besides,
-        col(Message.status).in_(SENT_STATES),
-    )
-    return (await s.exec(query.limit(1))).first() is not None
-
-
-async def due_before(s: AsyncSession, until: datetime, *, limit: int) -> list[tuple[str, datetime]]:
-    """Scheduled messages due before `until`, soonest first, as (id, due_at)."""
+async def due_instants(s: AsyncSession, until: datetime, *, limit: int) -> list[datetime]:
+    """The distinct instants before `until` at which scheduled messages fall due, soonest
+    first (a single wake-up claims every message due at or before it)."""
     query = (
-        select(Message.id, Message.due_at)
+        select(Message.due_at)
         .where(Message.status == Status.SCHEDULED, col(Message.due_at) <= until)
+        .distinct()
         .order_by(col(Message.due_at))
         .limit(limit)
     )
-    return [(mid, due) for mid, due in (await s.exec(query)).all()]
+    return list((await s.exec(query)).all())
 
 
 async def stale_claims(s: AsyncSession, now: datetime, *, limit: int) -> list[str]:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service import store
+from service import claims, store
 from service.db import create_engine, session_factory
 from service.dispatch import Dispatcher
 from service.ingest import Ingest
@@ -106,7 +106,7 @@ class TestSend:
         """A due message reaches Twilio once, from the clinic's number, with the callback."""
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         [sent] = world.fake.messages
         assert sent.to == PHONE and sent.from_ == FROM
         assert sent.callback == "http://127.0.0.1:8080/v1/twilio/status"
@@ -119,23 +119,25 @@ class TestSend:
         """A timer firing early (a stale timer) sends nothing."""
         first = (await world.plan())[0]
         world.at(first.send_at - timedelta(minutes=5))
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert world.fake.attempts == []
         assert (await world.message(first.id)).status == Status.SCHEDULED
 
     async def test_concurrent_dispatches_send_once(self, world: World) -> None:
-        """Only the winner of the claim calls Twilio."""
+        """Two dispatchers (as two replicas) racing for a message: one claim, one send."""
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await asyncio.gather(*[world.dispatcher.dispatch(first.id) for _ in range(5)])
+        rival = Dispatcher(settings=world.dispatcher.settings, sessions=world.sessions,
+                           sender=world.dispatcher.sender, clock=world.clock, instance="test-2")
+        await asyncio.gather(*[d.dispatch_due() for d in [world.dispatcher, rival] * 3])
         assert len(world.fake.attempts) == 1
 
     async def test_sent_message_is_never_sent_again(self, world: World) -> None:
         """A second timer for a sent message does nothing."""
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await world.dispatcher.dispatch(first.id)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
+        await world.dispatcher.dispatch_due()
         assert len(world.fake.attempts) == 1
 
     async def test_footer_goes_on_the_first_message_only(self, world: World) -> None:
@@ -143,7 +145,7 @@ class TestSend:
         messages = await world.plan()
         for message in messages[:3]:
             world.at(message.send_at)
-            await world.dispatcher.dispatch(message.id)
+            await world.dispatcher.dispatch_due()
         bodies = [m.body for m in world.fake.messages]
         assert [b.endswith("Reply STOP to opt out.") for b in bodies] == [True, False, False]
 
@@ -151,11 +153,11 @@ class TestSend:
         """A patient who already got a message gets no footer on a new plan."""
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         world.at(first.send_at + timedelta(hours=1))
         later = [m for m in await world.plan() if m.id != first.id and m.step == "tonight"]
         world.at(later[-1].send_at)
-        await world.dispatcher.dispatch(later[-1].id)
+        await world.dispatcher.dispatch_due()
         assert not world.fake.messages[-1].body.endswith("Reply STOP to opt out.")
 
 
@@ -164,7 +166,7 @@ class TestExpiry:
         """After downtime past send_at + expires_after, the message is never sent late."""
         first = (await world.plan())[0]
         world.at(first.expires_at + timedelta(seconds=1))
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert world.fake.attempts == []
         stored = await world.message(first.id)
         assert stored.status == Status.EXPIRED
@@ -174,7 +176,7 @@ class TestExpiry:
         """Within its expiry a late message still goes out."""
         first = (await world.plan())[0]
         world.at(first.expires_at - timedelta(seconds=1))
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert len(world.fake.messages) == 1
 
     async def test_event_arriving_after_expiry_plans_the_step_expired(self, world: World) -> None:
@@ -192,7 +194,7 @@ class TestNotSent:
         async with world.sessions.begin() as s:
             s.add(OptOut(clinic_id="glow", phone=PHONE, at=world.clock.now(), source="test"))
         world.at(first.send_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert world.fake.attempts == []
         assert (await world.message(first.id)).status == Status.CANCELLED
 
@@ -201,7 +203,7 @@ class TestNotSent:
         messages = await world.plan(patient={"sms_consent": False})
         for message in messages:
             world.at(message.send_at)
-            await world.dispatcher.dispatch(message.id)
+            await world.dispatcher.dispatch_due()
         assert world.fake.attempts == []
 
 
@@ -211,7 +213,7 @@ class TestProviderAnswers:
         world.fake.behaviours[PHONE] = "error:21211"
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         stored = await world.message(first.id)
         assert (stored.status, stored.error_code) == (Status.FAILED, 21211)
 
@@ -220,11 +222,11 @@ class TestProviderAnswers:
         world.fake.behaviours[PHONE] = "ratelimit:1"
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         retry = await world.message(first.id)
         assert retry.status == Status.SCHEDULED and retry.due_at > first.send_at
         world.at(retry.due_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert len(world.fake.messages) == 1
         assert (await world.message(first.id)).status == Status.SENT
 
@@ -234,17 +236,17 @@ class TestProviderAnswers:
         first = (await world.plan())[0]
         world.at(first.send_at)
         for _ in range(3):
-            await world.dispatcher.dispatch(first.id)
+            await world.dispatcher.dispatch_due()
             retry = await world.message(first.id)
             assert retry.status == Status.SCHEDULED
             world.at(retry.due_at)
         world.at(first.expires_at - timedelta(milliseconds=100))  # the last chance
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         stored = await world.message(first.id)
         assert stored.status == Status.EXPIRED
         assert world.fake.messages == [] and len(world.fake.attempts) == 4
         world.at(first.expires_at + timedelta(hours=1))
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert len(world.fake.attempts) == 4
 
     async def test_refused_connection_is_retried(self, world: World) -> None:
@@ -255,12 +257,12 @@ class TestProviderAnswers:
                                 sender=closed, clock=world.clock, instance="test-2")
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await dispatcher.dispatch(first.id)
+        await dispatcher.dispatch_due()
         await closed.aclose()
         retry = await world.message(first.id)
         assert retry.status == Status.SCHEDULED and retry.due_at > first.send_at
         world.at(retry.due_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert (await world.message(first.id)).status == Status.SENT
 
     async def test_backoff_doubles_with_jitter_up_to_the_cap(self, world: World) -> None:
@@ -276,7 +278,7 @@ class TestProviderAnswers:
         world.fake.behaviours[PHONE] = "error:21610"
         messages = await world.plan()
         world.at(messages[0].send_at)
-        await world.dispatcher.dispatch(messages[0].id)
+        await world.dispatcher.dispatch_due()
         assert (await world.message(messages[0].id)).error_code == 21610
         assert {(await world.message(m.id)).status for m in messages[1:]} == {Status.CANCELLED}
 
@@ -285,14 +287,14 @@ class TestProviderAnswers:
         world.fake.behaviours[PHONE] = "flaky:1"
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert (await world.message(first.id)).status == Status.SENDING
         world.clock.advance(timedelta(seconds=6))
         await world.dispatcher.recover(first.id)
         retry = await world.message(first.id)
         assert retry.status == Status.SCHEDULED
         world.at(retry.due_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert len(world.fake.messages) == 1
         assert (await world.message(first.id)).status == Status.SENT
 
@@ -301,7 +303,7 @@ class TestProviderAnswers:
         world.fake.behaviours[PHONE] = "lateanswer:2"
         first = (await world.plan())[0]
         world.at(first.send_at)
-        await world.dispatcher.dispatch(first.id)  # times out after 1 s
+        await world.dispatcher.dispatch_due()  # times out after 1 s
         assert (await world.message(first.id)).status == Status.SENDING
         assert len(world.fake.messages) == 1
         world.clock.advance(timedelta(seconds=6))
@@ -318,13 +320,13 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:  # a claim whose process then died
-            await store.claim(s, first.id, now=world.clock.now(), instance="dead",
-                              lease=timedelta(seconds=5))
+            await claims.claim_due(s, now=world.clock.now(), instance="dead",
+                                   lease=timedelta(seconds=5), limit=1)
         world.clock.advance(timedelta(seconds=6))
         await world.dispatcher.recover(first.id)
         retry = await world.message(first.id)
         world.at(retry.due_at)
-        await world.dispatcher.dispatch(first.id)
+        await world.dispatcher.dispatch_due()
         assert len(world.fake.messages) == 1
         assert (await world.message(first.id)).status == Status.SENT
 
@@ -333,8 +335,8 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            claimed = await store.claim(s, first.id, now=world.clock.now(), instance="dead",
-                                        lease=timedelta(seconds=5))
+            [claimed] = await claims.claim_due(s, now=world.clock.now(), instance="dead",
+                                   lease=timedelta(seconds=5), limit=1)
         assert claimed is not None
         await world.dispatcher.sender.send(world.dispatcher.outgoing(claimed))
         world.clock.advance(timedelta(seconds=6))
@@ -349,7 +351,7 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            await store.claim(s, first.id, now=world.clock.now(), instance="alive",
-                              lease=timedelta(seconds=5))
+            await claims.claim_due(s, now=world.clock.now(), instance="alive",
+                                   lease=timedelta(seconds=5), limit=1)
         await world.dispatcher.recover(first.id)
         assert (await world.message(first.id)).claimed_by == "alive"

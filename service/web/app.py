@@ -3,7 +3,6 @@ database → SMS sender → dispatcher and scheduler."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -82,28 +81,16 @@ def _sender(given: SmsSender | SenderFactory | None) -> Callable[[web.Applicatio
 
 def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        tasks: set[asyncio.Task[None]] = set()
         dispatcher = Dispatcher(settings=app[SETTINGS], sessions=app[SESSIONS],
                                 sender=app[SENDER], clock=app[CLOCK], instance=instance)
-
-        async def dispatch(message_id: str) -> None:
-            # Tracked so a shutdown can let in-flight sends finish before the database closes.
-            task = asyncio.current_task()
-            assert task is not None
-            tasks.add(task)
-            try:
-                await dispatcher.dispatch(message_id)
-            finally:
-                tasks.discard(task)
-
         timers = Timers(settings=app[SETTINGS].scheduler, sessions=app[SESSIONS],
-                        clock=app[CLOCK], dispatch=dispatch, recover=dispatcher.recover)
+                        clock=app[CLOCK], dispatch_due=dispatcher.dispatch_due,
+                        recover=dispatcher.recover)
         dispatcher.rearm = timers.arm
         app[DISPATCHER], app[TIMERS] = dispatcher, timers
         timers.start()
         yield
         timers.shutdown()
-        if tasks:
-            await asyncio.wait(set(tasks), timeout=DRAIN_SECONDS)
+        await dispatcher.close(timeout=DRAIN_SECONDS)
 
     return ctx

@@ -29,8 +29,8 @@ async def post_event(request: web.Request) -> web.Response:
     raw = await _read_body(request)
     headers = _verify(clinic, request, raw)
     reply = await request.app[INGEST].handle(clinic_id, headers["webhook-id"], raw)
-    for message_id, due_at in reply.due:
-        request.app[TIMERS].arm(message_id, due_at)
+    for due_at in {due_at for _, due_at in reply.due}:
+        request.app[TIMERS].arm(due_at)
     return web.Response(status=reply.status, text=reply.body, content_type="application/json")
 
 
