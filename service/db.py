@@ -11,7 +11,17 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# Beside the package in a source checkout (and an editable install); in the working directory
+# when the package was installed into site-packages (the container copies it to /app).
+_MIGRATION_DIRS = (Path(__file__).resolve().parent.parent / "migrations", Path("migrations"))
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic scripts are."""
+    for candidate in _MIGRATION_DIRS:
+        if (candidate / "env.py").exists():
+            return candidate.resolve()
+    raise FileNotFoundError("no migrations/ beside the package or in the working directory")
 
 
 def is_sqlite(url: str) -> bool:
@@ -54,7 +64,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def alembic_config(url: str) -> Config:
     """An Alembic config for `url` that needs no alembic.ini."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
     return cfg
