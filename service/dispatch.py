@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service import claims, store
 from service.clock import Clock
 from service.config import Settings
+from service.metrics import Metrics
 from service.models import Message, Status
 from service.recorder import Move, Recorder
 from service.sms.base import (
@@ -29,6 +30,7 @@ from service.sms.base import (
     OutgoingSms,
     PermanentError,
     RetryableError,
+    SendError,
     SmsSender,
 )
 
@@ -45,6 +47,7 @@ class Dispatcher:
         self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
         sender: SmsSender, clock: Clock, instance: str,
         rearm: Callable[[datetime], None] = lambda _due: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -52,6 +55,7 @@ class Dispatcher:
         self.clock = clock
         self.instance = instance
         self.rearm = rearm
+        self.metrics = metrics or Metrics()
         self.recorder = Recorder(sessions=sessions, clock=clock)
         self._room = settings.scheduler.max_concurrent_sends
         self._inflight: set[asyncio.Task[None]] = set()
@@ -122,20 +126,30 @@ class Dispatcher:
 
     async def _send(self, message: Message) -> None:
         try:
-            accepted = await self.sender.send(self.outgoing(message))
-        except OptedOutError as exc:
-            await self._record(Move(message.id, Status.FAILED, exc.detail[:255], exc.code,
-                                    {"error_code": exc.code, "reason": "recipient unsubscribed"},
-                                    opt_out=(message.clinic_id, message.phone)))
-        except PermanentError as exc:
-            await self._record(Move(message.id, Status.FAILED, exc.detail[:255], exc.code,
-                                    {"error_code": exc.code, "reason": exc.detail[:255]}))
-        except RetryableError as exc:
-            await self._retry(message, detail=exc.detail, code=exc.code)
-        except AmbiguousError as exc:
-            await self._hold(message, detail=exc.detail, code=exc.code)
+            with self.metrics.send_seconds.time():
+                accepted = await self.sender.send(self.outgoing(message))
+        except SendError as exc:
+            self.metrics.sends.labels(type(exc).__name__).inc()
+            self.metrics.twilio_errors.labels(str(exc.code or "none")).inc()
+            await self._failed(message, exc)
         else:
+            self.metrics.sends.labels("accepted").inc()
             await self._sent(message, accepted)
+
+    async def _failed(self, message: Message, error: SendError) -> None:
+        detail, code = error.detail, error.code
+        match error:
+            case OptedOutError():
+                await self._record(Move(message.id, Status.FAILED, detail[:255], code,
+                                        {"error_code": code, "reason": "recipient unsubscribed"},
+                                        opt_out=(message.clinic_id, message.phone)))
+            case PermanentError():
+                await self._record(Move(message.id, Status.FAILED, detail[:255], code,
+                                        {"error_code": code, "reason": detail[:255]}))
+            case RetryableError():
+                await self._retry(message, detail=detail, code=code)
+            case _:  # AmbiguousError: it may have been sent
+                await self._hold(message, detail=detail, code=code)
 
     async def _record(self, move: Move) -> bool:
         try:
@@ -152,6 +166,7 @@ class Dispatcher:
                                 values={"provider_id": accepted.provider_id, "sent_at": now,
                                         "lease_until": None},
                                 provider_id=accepted.provider_id))
+        self.metrics.lateness.observe(max(0.0, (now - message.send_at).total_seconds()))
         log.info("message sent", extra={"message_id": message.id,
                                         "late_ms": _ms(now - message.send_at)})
 
@@ -192,6 +207,7 @@ class Dispatcher:
         except AmbiguousError:
             log.warning("reconciliation failed; retried later", extra={"message_id": message_id})
             return
+        self.metrics.recoveries.labels("found" if found else "not_found").inc()
         if found is not None:
             await self._sent(message, found)
         else:

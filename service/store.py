@@ -22,7 +22,6 @@ from service.models import (
 )
 
 
-
 async def find_event(s: AsyncSession, clinic_id: str, webhook_id: str) -> Event | None:
     """The event stored under this clinic's webhook id, if any."""
     query = select(Event).where(Event.clinic_id == clinic_id, Event.webhook_id == webhook_id)
@@ -183,3 +182,9 @@ async def opt_out(
         ):
             cancelled.append(message_id)
     return cancelled
+
+
+async def count_by_status(s: AsyncSession) -> dict[str, int]:
+    """How many messages are in each status."""
+    query = select(Message.status, sa.func.count()).group_by(col(Message.status))
+    return {status: int(n) for status, n in (await s.exec(query)).all()}

@@ -14,6 +14,7 @@ from service.config import Settings
 from service.db import create_engine, session_factory
 from service.dispatch import Dispatcher
 from service.ingest import Ingest
+from service.metrics import Metrics
 from service.scheduler import Timers
 from service.sms.base import SmsSender
 from service.web import api, events, ops, twilio_hooks
@@ -23,6 +24,7 @@ from service.web.keys import (
     DISPATCHER,
     ENGINE,
     INGEST,
+    METRICS,
     SENDER,
     SESSIONS,
     SETTINGS,
@@ -46,6 +48,7 @@ def create_app(
                           client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics()
     for module in (events, api, twilio_hooks, ops):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_database)
@@ -82,7 +85,8 @@ def _sender(given: SmsSender | SenderFactory | None) -> Callable[[web.Applicatio
 def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher = Dispatcher(settings=app[SETTINGS], sessions=app[SESSIONS],
-                                sender=app[SENDER], clock=app[CLOCK], instance=instance)
+                                sender=app[SENDER], clock=app[CLOCK], instance=instance,
+                                metrics=app[METRICS])
         timers = Timers(settings=app[SETTINGS].scheduler, sessions=app[SESSIONS],
                         clock=app[CLOCK], dispatch_due=dispatcher.dispatch_due,
                         recover=dispatcher.recover)

@@ -10,6 +10,7 @@ from service.clock import Clock
 from service.config import Settings
 from service.dispatch import Dispatcher
 from service.ingest import Ingest
+from service.metrics import Metrics
 from service.scheduler import Timers
 from service.sms.base import SmsSender
 
@@ -21,3 +22,4 @@ SENDER = web.AppKey("sender", SmsSender)
 INGEST = web.AppKey("ingest", Ingest)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 TIMERS = web.AppKey("timers", Timers)
+METRICS = web.AppKey("metrics", Metrics)

@@ -7,7 +7,8 @@ import asyncio
 import sqlalchemy as sa
 from aiohttp import web
 
-from service.web.keys import ENGINE, TIMERS
+from service import store
+from service.web.keys import ENGINE, METRICS, SESSIONS, TIMERS
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0
@@ -39,3 +40,16 @@ async def _database(request: web.Request) -> str:
 
 def _scheduler(request: web.Request) -> str:
     return "ok" if request.app[TIMERS].running else "failing: not running"
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: this process's counters, and message counts from the database."""
+    registry = request.app[METRICS]
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), request.app[SESSIONS]() as s:
+            registry.set_stored(await store.count_by_status(s))
+    except Exception:  # the counters are still worth serving; readyz reports the database
+        pass
+    return web.Response(body=registry.render(),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

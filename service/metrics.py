@@ -1,0 +1,63 @@
+"""Prometheus metrics (SPEC §9), in a registry of the app's own: nothing global.
+
+Counters and histograms are this process's; the per-status message counts and the pending
+count are read from the database (shared by every replica) when `/metrics` is scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class _StoredCounts(Collector):
+    """Messages by status, as last read from the database."""
+
+    def __init__(self) -> None:
+        self.by_status: dict[str, int] = {}
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("aftercare_messages", "Messages by status (database)",
+                                   labels=["status"])
+        for status, count in sorted(self.by_status.items()):
+            family.add_metric([status], count)
+        yield family
+
+
+class Metrics:
+    """Everything Aftercare measures, registered in one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter("aftercare_events_total", "Clinic events received",
+                              ["type", "outcome"], registry=r)
+        self.sends = Counter("aftercare_sends_total", "Send outcomes", ["outcome"], registry=r)
+        self.send_seconds = Histogram("aftercare_send_seconds", "Duration of a provider call",
+                                      buckets=SEND_BUCKETS, registry=r)
+        self.lateness = Histogram("aftercare_lateness_seconds",
+                                  "Actual send time minus planned send_at",
+                                  buckets=LATENESS_BUCKETS, registry=r)
+        self.twilio_errors = Counter("aftercare_twilio_errors_total", "Twilio errors by code",
+                                     ["code"], registry=r)
+        self.recoveries = Counter("aftercare_claim_recoveries_total",
+                                  "Expired claims reconciled", ["result"], registry=r)
+        self.pending = Gauge("aftercare_pending_messages",
+                             "Messages scheduled or being sent (database)", registry=r)
+        self._stored = _StoredCounts()
+        r.register(self._stored)
+
+    def set_stored(self, by_status: Mapping[str, int]) -> None:
+        """Record the database's per-status counts before a scrape."""
+        self._stored.by_status = dict(by_status)
+        self.pending.set(by_status.get("scheduled", 0) + by_status.get("sending", 0))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,93 @@
+"""Operations (SPEC §9): metrics and logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_aiohttp import AiohttpClient
+
+from service.logs import JsonFormatter
+from service.web.app import create_app
+from service.web.keys import METRICS
+from tests.support import FROM, SECRET, TOKEN, completed_event, encode, make_settings, signed
+
+QUICK = {"title": "Quick", "steps": [
+    {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
+]}
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text, or None."""
+    wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+                     if labels else "")
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return None
+
+
+@pytest.fixture
+async def client(db_path: Path, aiohttp_client: AiohttpClient) -> Any:
+    settings = make_settings(
+        db_path,
+        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
+                          "from_number": FROM, "webhook_secrets": [SECRET],
+                          "api_tokens": [TOKEN],
+                          "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+        protocols={"quick": QUICK},
+    )
+    return await aiohttp_client(create_app(settings))
+
+
+async def send_one(client: Any) -> None:
+    body = completed_event(treatment={"protocol": "quick",
+                                      "completed_at": datetime.now(UTC).isoformat()},
+                           patient={"timezone": "UTC"})
+    raw = encode(body)
+    assert (await client.post("/v1/clinics/glow/events", data=raw,
+                              headers=signed(raw))).status == 202
+    deadline = asyncio.get_running_loop().time() + 10
+    while sample(await (await client.get("/metrics")).text(),
+                 "aftercare_sends_total", outcome="accepted") != 1.0:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.1)
+
+
+class TestMetrics:
+    async def test_metrics_count_sends_lateness_and_stored_statuses(self, client: Any) -> None:
+        """After one send: the send, its lateness and latency, and statuses from the database."""
+        await send_one(client)
+        response = await client.get("/metrics")
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+        assert sample(text, "aftercare_lateness_seconds_count") == 1.0
+        assert sample(text, "aftercare_send_seconds_count") == 1.0
+        assert sample(text, "aftercare_messages", status="sent") == 1.0
+        assert sample(text, "aftercare_pending_messages") == 0.0
+
+    async def test_each_app_has_its_own_registry(self, client: Any, db_path: Path) -> None:
+        """Two apps in one process do not share counters (no import-time state)."""
+        await send_one(client)
+        other = create_app(make_settings(db_path))
+        text = other[METRICS].render().decode()
+        assert sample(text, "aftercare_sends_total", outcome="accepted") is None
+
+
+class TestLogs:
+    def test_a_log_line_is_one_json_object_with_numbers_masked(self) -> None:
+        """Records become JSON lines; a phone number anywhere in them is masked."""
+        record = logging.LogRecord("aftercare.test", logging.INFO, __file__, 1,
+                                   "texted %s", ("+14155550123",), None)
+        record.message_id = "msg_1"
+        line = JsonFormatter().format(record)
+        entry = json.loads(line)
+        assert entry["message"] == "texted •••••••0123"
+        assert entry["message_id"] == "msg_1" and entry["level"] == "info"
+        assert "+14155550123" not in line
