@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,35 @@ from service.config import Settings
 from service.db import migrate
 from service.sms.base import SmsSender
 from service.web.app import create_app
+from tests.pg import fresh_database, template_database
 from tests.support import FakeClock, make_settings
 
 AppClient = TestClient[Any, Any]
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated PostgreSQL database to copy per test (skipped when no server answers)."""
+    with template_database() as name:
+        yield name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, migrated database: an SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        path = tmp_path / "aftercare.db"
+        migrate(f"sqlite+aiosqlite:///{path}")
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    yield request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def pg_database(pg_template: str) -> Iterator[str]:
+    """The URL of a fresh, migrated PostgreSQL database."""
+    with fresh_database(pg_template) as url:
+        yield url
 
 
 @pytest.fixture
