@@ -70,7 +70,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         migrate(settings.database.url)
     web.run_app(create_app(settings), host=args.host or settings.server.host,
                 port=args.port or settings.server.port, print=None,
-                access_log=logging.getLogger("aftercare.access"))
+                access_log=logging.getLogger("aftercare.access"),
+                access_log_format='%r %s %b %Tfs')
     return 0
 
 

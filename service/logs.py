@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from service.masking import mask_phones
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# aiohttp's access logger adds these; the request line and status say enough.
+_NOISE = {"request_header", "first_request_line", "request_start_time", "remote_address"}
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,8 +28,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if (request_id := REQUEST_ID.get()) is not None:
+            entry["request_id"] = request_id
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _STANDARD and key not in _NOISE and not key.startswith("_"):
                 entry[key] = value if isinstance(value, int | float | bool | None) else str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

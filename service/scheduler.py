@@ -8,9 +8,11 @@ After a crash, a restart, or on another replica, the timers are rebuilt from the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -42,21 +44,35 @@ class Timers:
         self.dispatch_due = dispatch_due
         self.recover = recover
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._jobs: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Start the clock: load the horizon now and every `poll_interval`, sweep leases."""
         poll = self.settings.poll_interval.total_seconds()
         sweep = max(1.0, self.settings.claim_lease.total_seconds() / 2)
         for job, seconds in ((self.refill, poll), (self.sweep, sweep)):
-            self.scheduler.add_job(job, "interval", seconds=seconds, id=job.__name__,
+            self.scheduler.add_job(partial(self._tracked, job), "interval", seconds=seconds,
+                                   id=job.__name__,
                                    next_run_time=self.clock.now(), misfire_grace_time=None,
                                    coalesce=True, max_instances=1)
         self.scheduler.start()
 
-    def shutdown(self) -> None:
-        """Stop firing; jobs already running finish on their own."""
+    async def stop(self, *, timeout: float) -> None:
+        """Stop firing, and let running jobs finish (for at most `timeout` seconds) so that
+        none is cut off in the middle of a database transaction."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._jobs:
+            await asyncio.wait(set(self._jobs), timeout=timeout)
+
+    async def _tracked(self, job: Callable[[], Awaitable[None]]) -> None:
+        # APScheduler cancels the jobs running when it shuts down; a job cut off inside a
+        # database transaction can leave its connection stuck. Run the work in a task of its
+        # own, shielded, and let `stop` wait for it instead.
+        task = asyncio.ensure_future(job())
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+        await asyncio.shield(task)
 
     @property
     def running(self) -> bool:
@@ -69,7 +85,8 @@ class Timers:
             return  # the refill job arms it when it comes near
         job_id = f"due@{due_at.timestamp():.6f}"
         if self.scheduler.get_job(job_id) is None:
-            self.scheduler.add_job(self.dispatch_due, "date", run_date=due_at, id=job_id,
+            self.scheduler.add_job(partial(self._tracked, self.dispatch_due), "date",
+                                   run_date=due_at, id=job_id,
                                    replace_existing=True, misfire_grace_time=None)
 
     async def refill(self) -> None:

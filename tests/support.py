@@ -12,7 +12,10 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
+from service import store
 from service.config import Settings
+from service.models import Message, Status
+from service.web.keys import SESSIONS
 
 SECRET = "whsec_" + base64.b64encode(b"aftercare-test-secret-0123456789").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"aftercare-old-secret-9876543210").decode()
@@ -36,11 +39,12 @@ class FakeClock:
         self.current += delta
 
 
-def config_data(db: Path, **sections: dict[str, Any]) -> dict[str, Any]:
-    """A complete configuration as a dict; each keyword replaces or extends a section."""
+def config_data(db: Path | str, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A complete configuration as a dict for database `db` (an SQLite file or a URL); each
+    keyword replaces or extends a section."""
     data: dict[str, Any] = {
         "server": {"public_base_url": "http://127.0.0.1:8080"},
-        "database": {"url": f"sqlite+aiosqlite:///{db}"},
+        "database": {"url": db if isinstance(db, str) else f"sqlite+aiosqlite:///{db}"},
         "sms": {"backend": "console"},
         "scheduler": {"retry_initial_delay": "1s", "retry_max_delay": "4s", "claim_lease": "5s",
                       "poll_interval": "1s"},
@@ -76,7 +80,7 @@ def config_data(db: Path, **sections: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def make_settings(db: Path, **sections: dict[str, Any]) -> Settings:
+def make_settings(db: Path | str, **sections: dict[str, Any]) -> Settings:
     """Validated settings from `config_data`."""
     return Settings.model_validate(config_data(db, **sections))
 
@@ -111,3 +115,41 @@ def signed(body: bytes | str, *, secret: str = SECRET, msg_id: str | None = None
 def encode(body: dict[str, Any]) -> bytes:
     """The JSON bytes of a body."""
     return json.dumps(body).encode()
+
+
+def cancelled_event(treatment_id: str, **overrides: Any) -> dict[str, Any]:
+    """A treatment.cancelled body for `treatment_id`; keywords replace top-level fields."""
+    body: dict[str, Any] = {"type": "treatment.cancelled",
+                            "timestamp": datetime.now(UTC).isoformat(),
+                            "data": {"treatment": {"id": treatment_id}}}
+    body.update(overrides)
+    return body
+
+
+def patient_updated_event(patient_id: str = "pt_77", **fields: Any) -> dict[str, Any]:
+    """A patient.updated body for `patient_id` giving `fields` (phone, first_name, ...)."""
+    return {"type": "patient.updated", "timestamp": datetime.now(UTC).isoformat(),
+            "data": {"patient": {"id": patient_id, **fields}}}
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for an API token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def post_event(client: Any, body: dict[str, Any], *, clinic: str = "glow",
+                     secret: str = SECRET, msg_id: str | None = None) -> Any:
+    """POST a signed event to a clinic's events path; the response."""
+    raw = encode(body)
+    return await client.post(f"/v1/clinics/{clinic}/events", data=raw,
+                             headers=signed(raw, secret=secret, msg_id=msg_id))
+
+
+async def move_message(client: Any, message_id: str, *statuses: Status) -> None:
+    """Drive a stored message through `statuses` as the dispatcher would, history and all."""
+    async with client.app[SESSIONS].begin() as s:
+        current = Status((await s.get(Message, message_id)).status)
+        for status in statuses:
+            assert await store.move(s, message_id, to=status, now=datetime.now(UTC),
+                                    allowed_from=[current], detail="test")
+            current = status

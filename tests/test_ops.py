@@ -1,4 +1,4 @@
-"""Operations (SPEC §9): metrics and logs."""
+"""Operations (SPEC §9): metrics, logs, readiness."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpClient
+from sqlalchemy.engine import make_url
 
 from service.logs import JsonFormatter
 from service.web.app import create_app
 from service.web.keys import METRICS
+from tests.fakes.proxy import Proxy
 from tests.support import FROM, SECRET, TOKEN, completed_event, encode, make_settings, signed
 
 QUICK = {"title": "Quick", "steps": [
@@ -91,3 +93,26 @@ class TestLogs:
         assert entry["message"] == "texted •••••••0123"
         assert entry["message_id"] == "msg_1" and entry["level"] == "info"
         assert "+14155550123" not in line
+
+
+class TestReadiness:
+    async def test_readyz_follows_the_database_down_and_back_up(
+        self, pg_database: str, aiohttp_client: AiohttpClient, tmp_path: Path
+    ) -> None:
+        """503 naming the database while it does not answer; 200 again when it returns."""
+        real = make_url(pg_database)
+        proxy = Proxy(real.host or "127.0.0.1", real.port or 5432)
+        await proxy.start()
+        url = real.set(port=proxy.port).render_as_string(hide_password=False)
+        client = await aiohttp_client(create_app(make_settings(url)))
+        assert (await client.get("/readyz")).status == 200
+        await proxy.cut()
+        response = await client.get("/readyz")
+        assert response.status == 503
+        assert (await response.json())["checks"]["database"].startswith("failing")
+        await proxy.start()
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await client.get("/readyz")).status != 200:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.2)
+        await proxy.cut()

@@ -7,6 +7,8 @@ it (SIGKILL: no chance to clean up) mid-plan, and mid-send, then starts it again
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,9 +17,9 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from tests.fakes.twilio import fake_twilio_process, free_port
+from tests.fakes.twilio import AUTH_TOKEN, fake_twilio_process, free_port, sign_twilio
 from tests.processes import Service, config_text, fake_state, until_async
-from tests.support import PHONE
+from tests.support import FROM, PHONE, SECRET, TOKEN
 
 COUNT = 6
 
@@ -100,3 +102,48 @@ class TestCrash:
         assert service.kill(signal.SIGTERM) == 0
         await service.start(http)
         await assert_each_sent_once(http, twilio_url, COUNT)
+
+    async def test_sigterm_during_a_send_lets_it_finish_and_exits_zero(self, setup: Any) -> None:
+        """SIGTERM with a send in flight: the send completes and is recorded; nothing doubles."""
+        service, twilio_url, http = setup
+        await service.start(http)
+        await http.post(twilio_url + "/_control/behaviour",
+                        json={"to": PHONE, "behaviour": "lateanswer:1.5"})
+        treatment_id = await service.post_plan(http)
+
+        async def in_flight() -> bool:
+            return len((await fake_state(http, twilio_url))["attempts"]) >= 1
+
+        await until_async(in_flight)
+        assert service.kill(signal.SIGTERM) == 0
+        log = service.log.read_text()
+        assert "message sent" in log  # recorded before the process left
+        await http.post(twilio_url + "/_control/behaviour", json={"to": PHONE, "behaviour": ""})
+        await service.start(http)
+        await assert_each_sent_once(http, twilio_url, COUNT)
+        await settled(http, service, treatment_id)
+
+
+class TestLogs:
+    async def test_a_full_run_logs_no_number_body_or_secret(self, setup: Any) -> None:
+        """After events, sends, callbacks, STOP and HELP, the logs hold no number, no text
+        of a message, and no secret; every line is one JSON object."""
+        service, twilio_url, http = setup
+        await service.start(http)
+        await service.post_plan(http)
+        await assert_each_sent_once(http, twilio_url, COUNT)
+        for body in ("HELP", "It itches a bit", "STOP"):
+            params = {"From": PHONE, "To": FROM, "Body": body, "MessageSid": "SM" + "2" * 32}
+            signature = sign_twilio(AUTH_TOKEN, service.base + "/v1/twilio/inbound", params)
+            async with http.post(service.base + "/v1/twilio/inbound", data=params,
+                                 headers={"X-Twilio-Signature": signature}) as response:
+                assert response.status == 200
+        service.stop()
+        lines = service.log.read_text().splitlines()
+        assert len(lines) > COUNT
+        for line in lines:
+            json.loads(line)
+        text = "\n".join(lines)
+        assert not re.search(r"\+\d{7,}", text), "an unmasked phone number was logged"
+        for secret in ("Note 1 for Ana", "It itches", SECRET, TOKEN, AUTH_TOKEN):
+            assert secret not in text

@@ -18,7 +18,7 @@ from service.metrics import Metrics
 from service.scheduler import Timers
 from service.sms.base import SmsSender
 from service.web import api, events, ops, twilio_hooks
-from service.web.errors import problems
+from service.web.errors import problems, request_ids
 from service.web.keys import (
     CLOCK,
     DISPATCHER,
@@ -44,7 +44,7 @@ def create_app(
 ) -> web.Application:
     """Build the service. `sender` is an SmsSender, a factory called inside the loop, or
     None for the configured backend."""
-    app = web.Application(middlewares=[problems],
+    app = web.Application(middlewares=[request_ids, problems],
                           client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
@@ -94,7 +94,7 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
         app[DISPATCHER], app[TIMERS] = dispatcher, timers
         timers.start()
         yield
-        timers.shutdown()
+        await timers.stop(timeout=DRAIN_SECONDS)
         await dispatcher.close(timeout=DRAIN_SECONDS)
 
     return ctx

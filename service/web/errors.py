@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import uuid
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from service.errors import ProblemError
+from service.logs import REQUEST_ID
 
 log = logging.getLogger("aftercare.web")
 PROBLEM = "application/problem+json"
@@ -24,6 +27,23 @@ def problem(status: int, title: str, detail: str, *, errors: list[dict[str, str]
         body["errors"] = errors
     return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM,
                         headers=headers)
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tag every log line of a request with its id (the caller's X-Request-Id, if sane)."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    token = REQUEST_ID.set(request_id)
+    try:
+        response = await handler(request)
+        response.headers["X-Request-Id"] = request_id
+        return response
+    finally:
+        REQUEST_ID.reset(token)
 
 
 @web.middleware
