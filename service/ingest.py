@@ -8,32 +8,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service import protocols, store
+from service import amend, store
 from service.clock import Clock
-from service.config import ClinicSettings, Settings, zone
-from service.errors import Conflict, FieldError, Unprocessable
+from service.config import Settings
+from service.errors import Conflict
 from service.models import Event, Message, Patient, Status, Treatment
 from service.payloads import (
     PatientIn,
     PatientUpdated,
     TreatmentCancelled,
     TreatmentCompleted,
-    TreatmentIn,
     parse_event,
 )
+from service.plans import Planner, row_id
 from service.views import planned_view, treatment_view
-
-FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -96,10 +93,17 @@ class Ingest:
     ) -> Reply:
         if isinstance(event, TreatmentCompleted):
             return await self._completed(s, clinic_id, webhook_id, event)
-        raise Unprocessable(
-            f"event type {event.type} is not supported yet",
-            errors=[FieldError("type", "only treatment.completed is supported")],
-        )
+        now = self.clock.now()
+        if isinstance(event, TreatmentCancelled):
+            effect = await amend.treatment_cancelled(
+                s, clinic_id, event.data.treatment.id, now=now, source=f"event {webhook_id}"
+            )
+        else:
+            effect = await amend.patient_updated(
+                s, self.planner, clinic_id, event.data.patient, now=now
+            )
+        body = {"event_id": webhook_id, "type": event.type, **effect.body}
+        return Reply(202, json.dumps(body), effect.due)
 
     async def _completed(
         self, s: AsyncSession, clinic_id: str, webhook_id: str, event: TreatmentCompleted
@@ -117,7 +121,7 @@ class Ingest:
         treatment = Treatment(
             clinic_id=clinic_id,
             external_id=data.treatment.id,
-            patient_id=_id(patient.id),
+            patient_id=row_id(patient.id),
             protocol=data.treatment.protocol,
             completed_at=data.treatment.completed_at,
             session_number=data.treatment.session_number,
@@ -134,107 +138,6 @@ class Ingest:
         body = _answer(webhook_id, event.type, treatment, patient, messages)
         due = [(m.id, m.due_at) for m in messages if m.status == Status.SCHEDULED]
         return Reply(202, body, due)
-
-
-class Planner:
-    """Builds message rows from the configured protocols (the pure planner does the timing)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._protocols: dict[tuple[str, str], protocols.Protocol] = {}
-
-    def check(self, treatment: TreatmentIn, *, now: datetime) -> None:
-        """Refuse what cannot be planned: an unknown protocol, a treatment in the future."""
-        errors = []
-        if treatment.protocol not in self.settings.protocols:
-            known = ", ".join(sorted(self.settings.protocols))
-            errors.append(
-                FieldError(
-                    "data.treatment.protocol", f"unknown protocol; this service knows {known}"
-                )
-            )
-        if treatment.completed_at > now + FUTURE_TOLERANCE:
-            errors.append(FieldError("data.treatment.completed_at", "is in the future"))
-        if errors:
-            raise Unprocessable("the treatment cannot be planned", errors=errors)
-
-    def protocol(self, key: str, clinic: ClinicSettings) -> protocols.Protocol:
-        """The pure-planning protocol for this clinic's locale, built once."""
-        cached = self._protocols.get((key, clinic.locale))
-        if cached is None:
-            cached = self.settings.protocol(key, locale=clinic.locale)
-            self._protocols[(key, clinic.locale)] = cached
-        return cached
-
-    def messages(
-        self,
-        clinic_id: str,
-        treatment: Treatment,
-        patient: Patient,
-        *,
-        reason: str | None,
-        now: datetime,
-    ) -> list[Message]:
-        """The plan's rows: scheduled, or suppressed with `reason`, or expired when too late."""
-        clinic = self.settings.clinics[clinic_id]
-        planned = protocols.plan(
-            self.protocol(treatment.protocol, clinic),
-            protocols.Treatment(
-                completed_at=treatment.completed_at,
-                session_number=treatment.session_number,
-                sessions_planned=treatment.sessions_planned,
-                serum=treatment.serum,
-            ),
-            protocols.Recipient(
-                first_name=patient.first_name,
-                timezone=zone(patient.timezone),
-                locale=patient.locale,
-            ),
-            protocols.ClinicView(
-                name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet()
-            ),
-            default_expires_after=self.settings.scheduler.default_expires_after,
-        )
-        return [_row(clinic_id, treatment, patient, p, reason=reason, now=now) for p in planned]
-
-
-def _row(
-    clinic_id: str,
-    treatment: Treatment,
-    patient: Patient,
-    planned: protocols.PlannedMessage,
-    *,
-    reason: str | None,
-    now: datetime,
-) -> Message:
-    status, why = Status.SCHEDULED, reason
-    if reason is not None:
-        status = Status.SUPPRESSED
-    elif planned.expires_at <= now:
-        status, why = Status.EXPIRED, "its time had passed when the event arrived"
-    return Message(
-        id="msg_" + secrets.token_hex(12),
-        clinic_id=clinic_id,
-        treatment_id=_id(treatment.id),
-        patient_id=_id(patient.id),
-        step=planned.step,
-        kind=planned.kind,
-        seq=planned.seq,
-        phone=patient.phone,
-        locale=planned.locale,
-        body=planned.body,
-        send_at=planned.send_at,
-        due_at=planned.send_at,
-        expires_at=planned.expires_at,
-        status=status,
-        reason=why,
-        updated_at=now,
-    )
-
-
-def _id(value: int | None) -> int:
-    assert value is not None, "row was flushed"
-    return value
 
 
 async def _upsert_patient(
@@ -273,7 +176,7 @@ async def _existing_plan(
 ) -> Reply:
     patient = await s.get(Patient, treatment.patient_id)
     assert patient is not None
-    messages = await store.messages_of(s, _id(treatment.id))
+    messages = await store.messages_of(s, row_id(treatment.id))
     return Reply(200, _answer(event_id, event_type, treatment, patient, messages))
 
 

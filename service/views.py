@@ -65,3 +65,23 @@ def history_view(entry: MessageHistory) -> dict[str, Any]:
         "detail": entry.detail,
         "error_code": entry.error_code,
     }
+
+
+def listed_view(
+    message: Message, history: Sequence[MessageHistory], *, treatment_id: str, patient_id: str
+) -> dict[str, Any]:
+    """A message in a list, with the clinic's ids of its treatment and patient."""
+    return {**message_view(message, history), "treatment_id": treatment_id,
+            "patient_id": patient_id}
+
+
+def patient_view(patient: Patient) -> dict[str, Any]:
+    """A patient as a clinic system sees it, phone masked."""
+    return {
+        "id": patient.external_id,
+        "first_name": patient.first_name,
+        "phone": mask_phone(patient.phone),
+        "timezone": patient.timezone,
+        "locale": patient.locale,
+        "sms_consent": patient.sms_consent,
+    }
