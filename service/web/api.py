@@ -1,15 +1,17 @@
-"""The read API for clinic systems (SPEC §8)."""
+"""The read and cancel API for clinic systems (SPEC §8).
+
+Each handler authorizes the bearer token for the path's clinic (401/403) before anything
+else, then calls one use case scoped to that clinic, so another clinic's id is a 404.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from service import store
-from service.errors import NotFound
-from service.models import Patient
-from service.views import message_view, treatment_view
+from service import amend, reads
+from service.paging import parse_query
 from service.web.auth import authorize
-from service.web.keys import SESSIONS, SETTINGS
+from service.web.keys import CLOCK, SESSIONS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -18,15 +20,34 @@ routes = web.RouteTableDef()
 async def get_treatment(request: web.Request) -> web.Response:
     """The treatment and its messages, each with its history."""
     clinic_id = authorize(request, request.app[SETTINGS])
-    async with request.app[SESSIONS]() as s:
-        treatment = await store.find_treatment(s, clinic_id, request.match_info["treatment_id"])
-        if treatment is None or treatment.id is None:
-            raise NotFound("this clinic has no treatment with that id")
-        patient = await s.get(Patient, treatment.patient_id)
-        assert patient is not None
-        messages = await store.messages_of(s, treatment.id)
-        history = await store.history_of(s, [m.id for m in messages])
-    return web.json_response({
-        "treatment": treatment_view(treatment, patient),
-        "messages": [message_view(m, history[m.id]) for m in messages],
-    })
+    found = await reads.treatment(request.app[SESSIONS], clinic_id,
+                                  request.match_info["treatment_id"])
+    return web.json_response(found)
+
+
+@routes.post("/v1/clinics/{clinic_id}/treatments/{treatment_id}/cancel")
+async def cancel_treatment(request: web.Request) -> web.Response:
+    """Cancel the treatment's scheduled messages; 200 with the treatment as it now stands."""
+    clinic_id = authorize(request, request.app[SETTINGS])
+    found = await amend.cancel_from_api(request.app[SESSIONS], clinic_id,
+                                        request.match_info["treatment_id"],
+                                        now=request.app[CLOCK].now())
+    return web.json_response(found)
+
+
+@routes.get("/v1/clinics/{clinic_id}/patients/{patient_id}/messages")
+async def patient_messages(request: web.Request) -> web.Response:
+    """A page of the patient's messages, newest first, each with its history."""
+    clinic_id = authorize(request, request.app[SETTINGS])
+    page = parse_query(request.query)
+    found = await reads.patient_messages(request.app[SESSIONS], clinic_id,
+                                         request.match_info["patient_id"], page)
+    return web.json_response(found)
+
+
+@routes.get("/v1/clinics/{clinic_id}/messages")
+async def clinic_messages(request: web.Request) -> web.Response:
+    """A page of the clinic's messages (by status, send_at window), newest first."""
+    clinic_id = authorize(request, request.app[SETTINGS])
+    page = parse_query(request.query)
+    return web.json_response(await reads.clinic_messages(request.app[SESSIONS], clinic_id, page))

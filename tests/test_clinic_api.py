@@ -1,0 +1,324 @@
+"""The cancel endpoint and the message lists of the clinic API (SPEC §8), and tenant isolation
+on every clinic endpoint: a clinic sees and changes only its own treatments and patients."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from service.config import Settings
+from service.models import Status
+from tests.conftest import AppClient
+from tests.support import (
+    OTHER_SECRET,
+    OTHER_TOKEN,
+    PHONE,
+    TOKEN,
+    FakeClock,
+    bearer,
+    completed_event,
+    make_settings,
+    move_message,
+    post_event,
+)
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def client(make_client: Any, settings: Any, clock: FakeClock) -> AppClient:
+    return await make_client(settings, clock=clock)
+
+
+async def plan(client: AppClient, treatment_id: str, *, patient: str = "pt_77",
+               completed: datetime = NOW, clinic: str = "glow") -> list[str]:
+    """Plan a treatment; its message ids (six for the test protocol)."""
+    body = completed_event(treatment={"id": treatment_id, "completed_at": completed.isoformat()},
+                           patient={"id": patient})
+    secret = {} if clinic == "glow" else {"secret": OTHER_SECRET}
+    response = await post_event(client, body, clinic=clinic, **secret)
+    assert response.status == 202, await response.text()
+    return [m["id"] for m in (await response.json())["messages"]]
+
+
+async def get(client: AppClient, path: str, token: str = TOKEN, **query: Any) -> Any:
+    url = path + ("?" + urlencode(query) if query else "")
+    return await client.get(url, headers=bearer(token))
+
+
+async def page_ids(client: AppClient, path: str, **query: Any) -> tuple[list[str], str | None]:
+    response = await get(client, path, **query)
+    assert response.status == 200, await response.text()
+    found = await response.json()
+    return [m["id"] for m in found["messages"]], found["next_cursor"]
+
+
+async def every_page(client: AppClient, path: str, **query: Any) -> list[str]:
+    """Every message id, following next_cursor to the end."""
+    ids, cursor = await page_ids(client, path, **query)
+    while cursor is not None:
+        more, cursor = await page_ids(client, path, **query, cursor=cursor)
+        ids += more
+    return ids
+
+
+class TestCancel:
+    async def test_cancel_answers_the_treatment_with_its_messages_cancelled(
+        self, client: AppClient
+    ) -> None:
+        """200 with the treatment as GET shows it: scheduled messages now cancelled."""
+        ids = await plan(client, "tr_1")
+        response = await client.post("/v1/clinics/glow/treatments/tr_1/cancel",
+                                     headers=bearer(TOKEN))
+        assert response.status == 200
+        found = await response.json()
+        assert found["treatment"]["cancelled_at"] == "2026-11-25T15:00:00Z"
+        assert [m["id"] for m in found["messages"]] == ids
+        assert {(m["status"], m["reason"]) for m in found["messages"]} == {
+            ("cancelled", "treatment cancelled")}
+        assert found["messages"][0]["history"][-1]["detail"] == "treatment cancelled (API)"
+        assert found == await (await get(client, "/v1/clinics/glow/treatments/tr_1")).json()
+
+    async def test_a_message_being_sent_cannot_be_recalled(self, client: AppClient) -> None:
+        """A message already handed to the sender stays `sending`; sent ones stay sent."""
+        first, second, *_ = await plan(client, "tr_1")
+        await move_message(client, first, Status.SENDING, Status.SENT)
+        await move_message(client, second, Status.SENDING)
+        found = await (await client.post("/v1/clinics/glow/treatments/tr_1/cancel",
+                                          headers=bearer(TOKEN))).json()
+        assert [m["status"] for m in found["messages"]] == ["sent", "sending"] + ["cancelled"] * 4
+
+    async def test_cancelling_twice_is_harmless(self, client: AppClient) -> None:
+        """A repeated cancel answers the same and adds no history."""
+        await plan(client, "tr_1")
+        url = "/v1/clinics/glow/treatments/tr_1/cancel"
+        first = await (await client.post(url, headers=bearer(TOKEN))).json()
+        again = await client.post(url, headers=bearer(TOKEN))
+        assert again.status == 200
+        assert await again.json() == first
+
+    async def test_unknown_treatment_is_404(self, client: AppClient) -> None:
+        """Cancelling an id the clinic does not have is a 404 problem."""
+        response = await client.post("/v1/clinics/glow/treatments/nope/cancel",
+                                     headers=bearer(TOKEN))
+        assert response.status == 404
+        assert response.content_type == "application/problem+json"
+
+
+class TestPatientMessages:
+    async def test_newest_first_with_history_and_masked_phone(self, client: AppClient) -> None:
+        """A patient's messages of every treatment, latest send_at first, phone masked."""
+        await plan(client, "tr_1", completed=NOW - timedelta(days=1))
+        await plan(client, "tr_2")
+        await plan(client, "tr_3", patient="pt_88")
+        response = await get(client, "/v1/clinics/glow/patients/pt_77/messages")
+        text = await response.text()
+        found = (await response.json())["messages"]
+        assert len(found) == 12
+        assert [m["send_at"] for m in found] == sorted((m["send_at"] for m in found),
+                                                       reverse=True)
+        assert {m["patient_id"] for m in found} == {"pt_77"}
+        assert {m["treatment_id"] for m in found} == {"tr_1", "tr_2"}
+        assert all(m["history"][0]["at"] == "2026-11-25T15:00:00Z" for m in found)
+        assert PHONE[1:] not in text and {m["to"] for m in found} == {"•••••••0123"}
+
+    async def test_unknown_patient_is_404(self, client: AppClient) -> None:
+        """A patient id the clinic does not have is a 404 problem."""
+        response = await get(client, "/v1/clinics/glow/patients/nobody/messages")
+        assert response.status == 404
+        assert response.content_type == "application/problem+json"
+
+    async def test_pages_and_filters_like_the_clinic_list(self, client: AppClient) -> None:
+        """limit, cursor and status work on a patient's list too."""
+        ids = await plan(client, "tr_1")
+        await move_message(client, ids[0], Status.SENDING, Status.SENT)
+        path = "/v1/clinics/glow/patients/pt_77/messages"
+        assert sorted(await every_page(client, path, limit=4)) == sorted(ids)
+        assert (await page_ids(client, path, status="sent"))[0] == [ids[0]]
+
+
+class TestClinicMessages:
+    @pytest.fixture
+    def settings(self, database: str) -> Settings:
+        """On SQLite, then on PostgreSQL: the keyset comparison must hold on both."""
+        return make_settings(database)
+
+    async def test_newest_first_across_treatments(self, client: AppClient) -> None:
+        """Every message of the clinic, latest send_at first, each naming its treatment."""
+        await plan(client, "tr_1", completed=NOW - timedelta(days=2))
+        await plan(client, "tr_2", patient="pt_88")
+        found = (await (await get(client, "/v1/clinics/glow/messages")).json())["messages"]
+        assert len(found) == 12
+        keys = [(m["send_at"], m["id"]) for m in found]
+        assert keys == sorted(keys, reverse=True)
+        assert found[-1]["treatment_id"] == "tr_1" and found[0]["treatment_id"] == "tr_2"
+
+    async def test_filter_by_status(self, client: AppClient) -> None:
+        """?status= keeps the messages in that status."""
+        ids = await plan(client, "tr_1")
+        await move_message(client, ids[0], Status.SENDING)
+        assert (await page_ids(client, "/v1/clinics/glow/messages", status="sending"))[0] == [
+            ids[0]]
+        assert len((await page_ids(client, "/v1/clinics/glow/messages",
+                                   status="scheduled"))[0]) == 5
+
+    async def test_filter_by_send_at_window(self, client: AppClient) -> None:
+        """since is inclusive and until exclusive, on send_at."""
+        await plan(client, "tr_1")
+        found = await (await get(client, "/v1/clinics/glow/messages",
+                                 since="2026-11-26T16:30:00Z",
+                                 until="2026-11-27T16:30:00+00:00")).json()
+        assert [m["send_at"] for m in found["messages"]] == ["2026-11-27T04:30:00Z",
+                                                             "2026-11-26T16:30:00Z"]
+
+    async def test_limit_defaults_to_50(self, client: AppClient) -> None:
+        """Without a limit a page holds 50 messages."""
+        for n in range(9):
+            await plan(client, f"tr_{n}")
+        ids, cursor = await page_ids(client, "/v1/clinics/glow/messages")
+        assert len(ids) == 50 and cursor is not None
+        assert len((await page_ids(client, "/v1/clinics/glow/messages", limit=200))[0]) == 54
+
+    @pytest.mark.parametrize(("query", "field"), [
+        ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "ten"}, "limit"),
+        ({"status": "lost"}, "status"), ({"since": "yesterday"}, "since"),
+        ({"until": "2026-11-25T15:00:00"}, "until"), ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "eyJ4IjogMX0"}, "cursor"),
+        ({"since": "2026-11-26T00:00:00Z", "until": "2026-11-25T00:00:00Z"}, "until"),
+    ])
+    async def test_bad_parameter_is_422_naming_it(self, client: AppClient,
+                                                  query: dict[str, str], field: str) -> None:
+        """A wrong parameter is a 422 problem listing it."""
+        response = await get(client, "/v1/clinics/glow/messages", **query)
+        assert response.status == 422
+        assert response.content_type == "application/problem+json"
+        assert [e["field"] for e in (await response.json())["errors"]] == [field]
+
+    async def test_every_wrong_parameter_is_listed(self, client: AppClient) -> None:
+        """Several wrong parameters are all named, not only the first."""
+        response = await get(client, "/v1/clinics/glow/messages", limit="-1", status="x",
+                             since="y")
+        fields = {e["field"] for e in (await response.json())["errors"]}
+        assert fields == {"limit", "status", "since"}
+
+
+class TestPagination:
+    @pytest.fixture
+    def settings(self, database: str) -> Settings:
+        """On SQLite, then on PostgreSQL: the keyset comparison must hold on both."""
+        return make_settings(database)
+
+    async def test_pages_cover_every_message_once(self, client: AppClient) -> None:
+        """Following next_cursor yields each message exactly once, and the last page says so."""
+        ids = await plan(client, "tr_1") + await plan(client, "tr_2", patient="pt_88")
+        seen = await every_page(client, "/v1/clinics/glow/messages", limit=5)
+        assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+
+    async def test_equal_send_times_are_ordered_by_id(self, client: AppClient) -> None:
+        """Messages sent at the same instant page one at a time without repeats or gaps."""
+        ids = [m for n in range(3) for m in await plan(client, f"tr_{n}", patient=f"pt_{n}")]
+        seen = await every_page(client, "/v1/clinics/glow/messages", limit=1)
+        assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+
+    async def test_messages_arriving_while_paging_are_not_skipped_or_repeated(
+        self, client: AppClient
+    ) -> None:
+        """New plans stored between pages, newer and older, shift nothing already listed."""
+        before = await plan(client, "tr_1") + await plan(client, "tr_2", patient="pt_88")
+        path = "/v1/clinics/glow/messages"
+        seen, cursor = await page_ids(client, path, limit=4)
+        arrived = await plan(client, "tr_new", completed=NOW + timedelta(minutes=1))
+        arrived += await plan(client, "tr_old", completed=NOW - timedelta(days=3))
+        while cursor is not None:
+            more, cursor = await page_ids(client, path, limit=4, cursor=cursor)
+            seen += more
+            if len(seen) == 8:
+                arrived += await plan(client, "tr_mid", completed=NOW - timedelta(hours=1))
+        assert len(seen) == len(set(seen)), "a message was repeated"
+        assert set(before) <= set(seen), "a message was skipped"
+        assert set(seen) <= set(before) | set(arrived)
+
+    async def test_cursor_is_opaque_text(self, client: AppClient) -> None:
+        """The cursor is URL-safe text that names no internal field."""
+        await plan(client, "tr_1")
+        _, cursor = await page_ids(client, "/v1/clinics/glow/messages", limit=2)
+        assert cursor is not None and cursor.replace("-", "").replace("_", "").isalnum()
+
+
+ENDPOINTS = [
+    ("GET", "/v1/clinics/{clinic}/treatments/tr_1"),
+    ("POST", "/v1/clinics/{clinic}/treatments/tr_1/cancel"),
+    ("GET", "/v1/clinics/{clinic}/patients/pt_77/messages"),
+    ("GET", "/v1/clinics/{clinic}/messages"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+class TestTenantIsolation:
+    @pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": TOKEN},
+                                         bearer(TOKEN + "x"), bearer("")])
+    async def test_missing_or_wrong_token_is_401(self, client: AppClient, method: str,
+                                                 path: str, headers: dict[str, str]) -> None:
+        """Without one of the clinic's tokens: 401 problem, and nothing changes."""
+        await plan(client, "tr_1")
+        response = await client.request(method, path.format(clinic="glow"), headers=headers)
+        assert response.status == 401
+        assert response.content_type == "application/problem+json"
+        await assert_untouched(client)
+
+    async def test_another_clinics_token_is_403(self, client: AppClient, method: str,
+                                                path: str) -> None:
+        """Clinic B's token on clinic A's paths: 403, and nothing changes."""
+        await plan(client, "tr_1")
+        response = await client.request(method, path.format(clinic="glow"),
+                                        headers=bearer(OTHER_TOKEN))
+        assert response.status == 403
+        await assert_untouched(client)
+
+    async def test_own_token_on_an_unknown_clinic_is_403(self, client: AppClient, method: str,
+                                                         path: str) -> None:
+        """A valid token on a clinic path that is not its own is refused the same way."""
+        response = await client.request(method, path.format(clinic="nobody"),
+                                        headers=bearer(TOKEN))
+        assert response.status == 403
+
+    async def test_another_clinics_ids_are_not_found(self, client: AppClient, method: str,
+                                                     path: str) -> None:
+        """Clinic B asking for clinic A's ids on its own paths finds nothing of A's."""
+        await plan(client, "tr_1")
+        response = await client.request(method, path.format(clinic="other"),
+                                        headers=bearer(OTHER_TOKEN))
+        if path.endswith("/messages") and "patients" not in path:
+            assert response.status == 200
+            assert (await response.json())["messages"] == []
+        else:
+            assert response.status == 404
+        await assert_untouched(client)
+
+    async def test_same_ids_at_two_clinics_stay_apart(self, client: AppClient, method: str,
+                                                      path: str) -> None:
+        """Two clinics using the same treatment and patient ids each see only their own."""
+        glow = await plan(client, "tr_1")
+        other = await plan(client, "tr_1", clinic="other")
+        response = await client.request(method, path.format(clinic="other"),
+                                        headers=bearer(OTHER_TOKEN))
+        assert response.status == 200
+        assert {m["id"] for m in (await response.json())["messages"]} == set(other)
+        assert {m["status"] for m in await glow_messages(client)} == {"scheduled"}
+        assert {m["id"] for m in await glow_messages(client)} == set(glow)
+
+
+async def glow_messages(client: AppClient) -> list[dict[str, Any]]:
+    found = await (await get(client, "/v1/clinics/glow/treatments/tr_1")).json()
+    messages: list[dict[str, Any]] = found["messages"]
+    return messages
+
+
+async def assert_untouched(client: AppClient) -> None:
+    """Clinic glow's treatment tr_1 (if planned) still has every message scheduled."""
+    response = await get(client, "/v1/clinics/glow/treatments/tr_1")
+    if response.status == 200:
+        assert {m["status"] for m in await glow_messages(client)} == {"scheduled"}
