@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from service import store
+from service.openapi import document
 from service.web.keys import ENGINE, METRICS, SESSIONS, TIMERS
 
 routes = web.RouteTableDef()
@@ -53,3 +54,9 @@ async def metrics(request: web.Request) -> web.Response:
         pass
     return web.Response(body=registry.render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 description of this service."""
+    return web.json_response(document())

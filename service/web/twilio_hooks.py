@@ -12,15 +12,18 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from service import inbound
-from service.errors import Forbidden
+from service.errors import Forbidden, UnsupportedMediaType
 from service.web.keys import CLOCK, SESSIONS, SETTINGS
 
 routes = web.RouteTableDef()
 TWIML = "application/xml"
+FORM = "application/x-www-form-urlencoded"
 
 
 async def _verified_form(request: web.Request) -> dict[str, str]:
     settings = request.app[SETTINGS]
+    if request.content_type != FORM:
+        raise UnsupportedMediaType(f"Twilio posts {FORM}")
     form = {k: str(v) for k, v in (await request.post()).items()}
     url = settings.server.public_base_url + request.rel_url.path_qs
     signature = request.headers.get("X-Twilio-Signature", "")
