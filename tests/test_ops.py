@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,12 @@ QUICK = {"title": "Quick", "steps": [
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
-    """The value of one sample in Prometheus text, or None."""
-    wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
-                     if labels else "")
+    """The value of one sample in Prometheus text (labels in any order), or None."""
     for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if match and match[1] == name and dict(re.findall(r'(\w+)="([^"]*)"', match[2] or "")) \
+                == labels:
+            return float(match[3])
     return None
 
 
@@ -73,6 +74,22 @@ class TestMetrics:
         assert sample(text, "aftercare_send_seconds_count") == 1.0
         assert sample(text, "aftercare_messages", status="sent") == 1.0
         assert sample(text, "aftercare_pending_messages") == 0.0
+
+    async def test_events_are_counted_by_type_and_outcome(self, client: Any) -> None:
+        """Accepted, replayed and rejected events each show in their own series."""
+        raw = encode(completed_event(treatment={"protocol": "quick"}))
+        headers = signed(raw, msg_id="msg_counted")
+        for _ in range(2):
+            await client.post("/v1/clinics/glow/events", data=raw, headers=headers)
+        await client.post("/v1/clinics/glow/events", data=raw,
+                          headers={"content-type": "application/json"})  # unsigned
+        text = await (await client.get("/metrics")).text()
+        assert sample(text, "aftercare_events_total", type="treatment.completed",
+                      outcome="accepted") == 1.0
+        assert sample(text, "aftercare_events_total", type="treatment.completed",
+                      outcome="replayed") == 1.0
+        assert sample(text, "aftercare_events_total", type="unknown",
+                      outcome="rejected_401") == 1.0
 
     async def test_each_app_has_its_own_registry(self, client: Any, db_path: Path) -> None:
         """Two apps in one process do not share counters (no import-time state)."""

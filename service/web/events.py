@@ -6,12 +6,14 @@ Nothing is stored until all of them pass.
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from service.config import ClinicSettings
-from service.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType
-from service.web.keys import INGEST, SETTINGS, TIMERS
+from service.errors import PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
+from service.web.keys import INGEST, METRICS, SETTINGS, TIMERS
 
 routes = web.RouteTableDef()
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -20,6 +22,18 @@ SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 @routes.post("/v1/clinics/{clinic_id}/events")
 async def post_event(request: web.Request) -> web.Response:
     """Accept a signed clinic event; 202 with the plan, 200 for a replay."""
+    events = request.app[METRICS].events
+    try:
+        response = await _handle(request)
+    except ProblemError as exc:
+        events.labels("unknown", f"rejected_{exc.status}").inc()
+        raise
+    kind = json.loads(response.text or "{}").get("type", "unknown")
+    events.labels(kind, "accepted" if response.status == 202 else "replayed").inc()
+    return response
+
+
+async def _handle(request: web.Request) -> web.Response:
     clinic_id = request.match_info["clinic_id"]
     clinic = request.app[SETTINGS].clinics.get(clinic_id)
     if clinic is None:
