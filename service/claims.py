@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.models import Message, MessageHistory, OptOut, Status
+from service.models import Message, MessageHistory, OptOut, Patient, Status, Treatment
 
 EXPIRED_REASON = "could not be sent before its expiry"
 REACHED = (Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
@@ -102,3 +102,18 @@ async def _history(s: AsyncSession, ids: Sequence[str], *, status: Status, now: 
     if ids:
         rows = [{"message_id": i, "at": now, "status": status, "detail": detail} for i in ids]
         await s.exec(sa.insert(MessageHistory), params=rows)
+
+
+async def standing(s: AsyncSession, ids: Sequence[str]) -> dict[str, tuple[bool, bool, str]]:
+    """For each message: whether its treatment is cancelled, whether its patient consents,
+    and the patient's phone now — what a correction made while it was in flight changed."""
+    if not ids:
+        return {}
+    query = (
+        select(Message.id, Treatment.cancelled_at, Patient.sms_consent, Patient.phone)
+        .join(Treatment, col(Treatment.id) == col(Message.treatment_id))
+        .join(Patient, col(Patient.id) == col(Message.patient_id))
+        .where(col(Message.id).in_(ids))
+    )
+    return {i: (cancelled is not None, bool(consent), phone)
+            for i, cancelled, consent, phone in (await s.exec(query)).all()}

@@ -101,6 +101,7 @@ class Dispatcher:
             batch = await claims.claim_due(s, now=now, instance=self.instance,
                                            lease=self.settings.scheduler.claim_lease,
                                            limit=limit)
+            batch = await _follow_corrections(s, batch, now=now)
             batch = await _drop_opted_out(s, batch, now=now)
             footers = await _mark_footers(s, batch)
         for message in batch:  # after the transaction, so the session writes nothing more
@@ -221,6 +222,30 @@ class Dispatcher:
         ceiling = min(cap, first * (2 ** max(0, min(attempts - 1, 30))))
         jitter: timedelta = (ceiling - first / 2) * random.random()
         return first / 2 + jitter
+
+
+async def _follow_corrections(s: AsyncSession, batch: Sequence[Message], *,
+                              now: datetime) -> list[Message]:
+    """Apply corrections made while a message was in flight and then put back for a retry:
+    a cancelled treatment or withdrawn consent cancels it; a new phone number is used."""
+    standing = await claims.standing(s, [m.id for m in batch])
+    keep = []
+    for message in batch:
+        cancelled, consents, phone = standing[message.id]
+        reason = ("treatment cancelled" if cancelled
+                  else None if consents else "consent withdrawn")
+        if reason is not None:
+            await store.move(s, message.id, to=Status.CANCELLED, now=now,
+                             allowed_from=[Status.SENDING], detail=reason,
+                             values={"reason": reason, "lease_until": None})
+            continue
+        if phone != message.phone:
+            await store.move(s, message.id, to=Status.SENDING, now=now,
+                             allowed_from=[Status.SENDING], detail="patient's new phone",
+                             values={"phone": phone})
+            message.phone = phone
+        keep.append(message)
+    return keep
 
 
 async def _drop_opted_out(s: AsyncSession, batch: Sequence[Message], *,

@@ -23,10 +23,19 @@ from service import claims, store
 from service.db import create_engine, session_factory
 from service.dispatch import Dispatcher
 from service.ingest import Ingest
-from service.models import Message, OptOut, Status
+from service.models import Message, OptOut, Status, Treatment
 from service.sms.twilio import TwilioSender
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
-from tests.support import FROM, PHONE, FakeClock, completed_event, encode, make_settings
+from tests.support import (
+    FROM,
+    PHONE,
+    FakeClock,
+    cancelled_event,
+    completed_event,
+    encode,
+    make_settings,
+    patient_updated_event,
+)
 
 
 @dataclass
@@ -205,6 +214,56 @@ class TestNotSent:
             world.at(message.send_at)
             await world.dispatcher.dispatch_due()
         assert world.fake.attempts == []
+
+
+class TestCorrectionsInFlight:
+    async def claimed_then_put_back(self, world: World) -> Message:
+        """The first message, claimed (in flight), and then put back as a retry would."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        async with world.sessions.begin() as s:
+            await claims.claim_due(s, now=world.clock.now(), instance="other",
+                                   lease=timedelta(seconds=5), limit=1)
+        return first
+
+    async def retry(self, world: World, first: Message) -> None:
+        async with world.sessions.begin() as s:
+            await store.move(s, first.id, to=Status.SCHEDULED, now=world.clock.now(),
+                             allowed_from=[Status.SENDING], detail="429; retry")
+        await world.dispatcher.dispatch_due()
+
+    async def test_cancel_while_sending_stops_the_retry(self, world: World) -> None:
+        """A treatment cancelled while its message was in flight: the retry is not sent."""
+        first = await self.claimed_then_put_back(world)
+        async with world.sessions() as s:
+            treatment = await s.get(Treatment, first.treatment_id)
+        assert treatment is not None
+        reply = await world.ingest.handle("glow", "wh_cancel",
+                                          encode(cancelled_event(treatment.external_id)))
+        assert reply.status == 202
+        await self.retry(world, first)
+        assert world.fake.attempts == []
+        stored = await world.message(first.id)
+        assert (stored.status, stored.reason) == (Status.CANCELLED, "treatment cancelled")
+
+    async def test_consent_withdrawn_while_sending_stops_the_retry(self, world: World) -> None:
+        """Consent withdrawn while a message was in flight: the retry is not sent."""
+        first = await self.claimed_then_put_back(world)
+        reply = await world.ingest.handle("glow", "wh_consent", encode(
+            patient_updated_event(sms_consent=False)))
+        assert reply.status == 202
+        await self.retry(world, first)
+        assert world.fake.attempts == []
+        assert (await world.message(first.id)).reason == "consent withdrawn"
+
+    async def test_new_phone_while_sending_is_used_by_the_retry(self, world: World) -> None:
+        """A phone changed while a message was in flight: the retry goes to the new one."""
+        first = await self.claimed_then_put_back(world)
+        reply = await world.ingest.handle("glow", "wh_phone", encode(
+            patient_updated_event(phone="+14155550177")))
+        assert reply.status == 202
+        await self.retry(world, first)
+        assert [m.to for m in world.fake.messages] == ["+14155550177"]
 
 
 class TestProviderAnswers:
