@@ -54,9 +54,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    """Test settings on the migrated database, console backend."""
-    return make_settings(db_path)
+def settings(database: str) -> Settings:
+    """Test settings on a fresh database of each kind, console backend."""
+    return make_settings(database)
 
 
 @pytest.fixture

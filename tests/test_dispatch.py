@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,11 +76,11 @@ class World:
 
 
 @pytest.fixture
-async def world(db_path: Path, aiohttp_server: AiohttpServer) -> AsyncIterator[World]:
+async def world(database: str, aiohttp_server: AiohttpServer) -> AsyncIterator[World]:
     fake = FakeTwilio(callbacks=False)
     base = await serve(aiohttp_server, fake)
     settings = make_settings(
-        db_path,
+        database,
         sms={"backend": "twilio"},
         twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "api_base_url": base,
                 "request_timeout": "1s"},

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,13 +33,13 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-async def running(db_path: Path, aiohttp_server: AiohttpServer) -> Any:
+async def running(database: str, aiohttp_server: AiohttpServer) -> Any:
     fake = FakeTwilio(callback_delay=0.1)
     twilio_url = await serve(aiohttp_server, fake)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(
-        db_path,
+        database,
         server={"public_base_url": base},
         sms={"backend": "twilio"},
         twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
@@ -118,12 +117,12 @@ class TestEndToEnd:
 
 class TestConsoleBackend:
     async def test_console_backend_records_messages_sent_without_a_network(
-        self, db_path: Path, aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+        self, database: str, aiohttp_client: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
         """With the console backend a due message is logged (masked) and recorded as sent."""
         caplog.set_level("INFO")
         settings = make_settings(
-            db_path,
+            database,
             clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
                               "from_number": FROM, "webhook_secrets": [SECRET],
                               "api_tokens": [TOKEN],

@@ -36,9 +36,9 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture
-async def client(db_path: Path, aiohttp_client: AiohttpClient) -> Any:
+async def client(database: str, aiohttp_client: AiohttpClient) -> Any:
     settings = make_settings(
-        db_path,
+        database,
         clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
                           "from_number": FROM, "webhook_secrets": [SECRET],
                           "api_tokens": [TOKEN],
@@ -91,10 +91,10 @@ class TestMetrics:
         assert sample(text, "aftercare_events_total", type="unknown",
                       outcome="rejected_401") == 1.0
 
-    async def test_each_app_has_its_own_registry(self, client: Any, db_path: Path) -> None:
+    async def test_each_app_has_its_own_registry(self, client: Any, database: str) -> None:
         """Two apps in one process do not share counters (no import-time state)."""
         await send_one(client)
-        other = create_app(make_settings(db_path))
+        other = create_app(make_settings(database))
         text = other[METRICS].render().decode()
         assert sample(text, "aftercare_sends_total", outcome="accepted") is None
 

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,18 +97,18 @@ class Service:
 
 
 @pytest.fixture
-def start(db_path: Path, aiohttp_server: AiohttpServer,
+def start(database: str, aiohttp_server: AiohttpServer,
           aiohttp_client: AiohttpClient) -> Callable[..., Awaitable[Service]]:
     async def run(*, reply_to_keywords: bool = True, callbacks: bool = False) -> Service:
         fake = FakeTwilio(callbacks=callbacks, callback_delay=0.05)
         twilio_url = await serve(aiohttp_server, fake)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        clinics = config_data(db_path)["clinics"]
+        clinics = config_data(database)["clinics"]
         for clinic in clinics.values():
             clinic["quiet_hours"] = {"start": "00:00", "end": "00:00"}
         settings = make_settings(
-            db_path, server={"public_base_url": base},
+            database, server={"public_base_url": base},
             sms={"backend": "twilio", "reply_to_keywords": reply_to_keywords},
             twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
                     "api_base_url": twilio_url, "request_timeout": "3s"},
