@@ -21,6 +21,7 @@ from service.models import Inbound, Message, OptOut
 from service.web.app import create_app
 from service.web.keys import SESSIONS
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve, sign_twilio
+from tests.processes import until_async as until
 from tests.support import (
     FROM,
     OTHER_SECRET,
@@ -35,15 +36,6 @@ from tests.support import (
 )
 
 OTHER_FROM = "+4915112345678"
-
-
-async def until(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll an async `condition` until it holds; fail after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @dataclass
