@@ -28,8 +28,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if (request_id := REQUEST_ID.get()) is not None:
-            entry["request_id"] = request_id
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in _NOISE and not key.startswith("_"):
                 entry[key] = value if isinstance(value, int | float | bool | None) else str(value)
@@ -38,10 +36,19 @@ class JsonFormatter(logging.Formatter):
         return mask_phones(json.dumps(entry, default=str))
 
 
+def stamp_request_id(record: logging.LogRecord) -> bool:
+    """Handler filter: note the id of the request being handled when the record was made."""
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        record.request_id = request_id
+    return True
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send every log record to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(stamp_request_id)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

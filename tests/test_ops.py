@@ -14,7 +14,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy.engine import make_url
 
-from service.logs import JsonFormatter
+from service.logs import JsonFormatter, stamp_request_id
 from service.web.app import create_app
 from service.web.keys import METRICS
 from tests.fakes.proxy import Proxy
@@ -133,3 +133,27 @@ class TestReadiness:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.2)
         await proxy.cut()
+
+
+class TestRequestIds:
+    async def test_answers_carry_the_callers_request_id_or_a_new_one(self, client: Any) -> None:
+        """A sane X-Request-Id is echoed; otherwise the service makes one up."""
+        given = await client.get("/healthz", headers={"X-Request-Id": "req-42"})
+        assert given.headers["X-Request-Id"] == "req-42"
+        made = await client.get("/healthz", headers={"X-Request-Id": "bad id\\n"})
+        assert len(made.headers["X-Request-Id"]) == 32
+
+    async def test_log_lines_of_a_request_carry_its_id(self, client: Any) -> None:
+        """Lines logged while handling a request name that request."""
+        lines: list[str] = []
+        handler = logging.Handler()
+        handler.emit = lambda record: lines.append(JsonFormatter().format(record))  # type: ignore[method-assign]
+        handler.addFilter(stamp_request_id)
+        access = logging.getLogger("aiohttp.access")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        try:
+            await client.get("/healthz", headers={"X-Request-Id": "req-7"})
+        finally:
+            access.removeHandler(handler)
+        assert lines and all(json.loads(line)["request_id"] == "req-7" for line in lines)

@@ -37,13 +37,12 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     """Tag every log line of a request with its id (the caller's X-Request-Id, if sane)."""
     given = request.headers.get("X-Request-Id", "")
     request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-    token = REQUEST_ID.set(request_id)
-    try:
-        response = await handler(request)
-        response.headers["X-Request-Id"] = request_id
-        return response
-    finally:
-        REQUEST_ID.reset(token)
+    # Not reset afterwards: aiohttp writes the access log line after the middlewares return,
+    # in the same task, and the next request on the connection sets its own id.
+    REQUEST_ID.set(request_id)
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request_id
+    return response
 
 
 @web.middleware
