@@ -25,10 +25,12 @@ Pair = tuple[str, str]
 
 
 async def expire_due(s: AsyncSession, *, now: datetime) -> list[str]:
-    """Mark every scheduled message past its expiry `expired`; their ids."""
+    """Mark every due scheduled message past its expiry `expired`; their ids."""
     stmt = (
         sa.update(Message)
-        .where(col(Message.status) == Status.SCHEDULED, col(Message.expires_at) <= now)
+        # due_at <= now keeps this an index range scan however many rows are pending.
+        .where(col(Message.status) == Status.SCHEDULED, col(Message.due_at) <= now,
+               col(Message.expires_at) <= now)
         .values(status=Status.EXPIRED, reason=EXPIRED_REASON, updated_at=now)
         .returning(col(Message.id))
     )

@@ -71,15 +71,18 @@ class Dispatcher:
             return
         self._draining = True
         try:
-            while self._wake.is_set() or self._inflight:
+            more = True
+            while more or self._wake.is_set() or self._inflight:
                 self._wake.clear()
-                await self._claim_and_start()
+                more = await self._claim_and_start()
                 if self._inflight:
                     await self._wait_for_room_or_wake()
         finally:
             self._draining = False
 
-    async def _claim_and_start(self) -> None:
+    async def _claim_and_start(self) -> bool:
+        """Claim and start sends while there is room; whether more may be due (it stopped for
+        want of room, not of due rows)."""
         while (room := self._room - len(self._inflight)) > 0:
             batch = await self._claim(limit=min(room, CLAIM_BATCH))
             for message in batch:
@@ -87,7 +90,8 @@ class Dispatcher:
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
             if len(batch) < min(room, CLAIM_BATCH):
-                return
+                return False
+        return True
 
     async def _wait_for_room_or_wake(self) -> None:
         woken = asyncio.create_task(self._wake.wait())

@@ -7,6 +7,7 @@ the clock is a fake the test moves.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,7 +55,7 @@ class World:
         overrides.setdefault("treatment", {})
         overrides["treatment"].setdefault("completed_at", (now - timedelta(hours=2)).isoformat())
         overrides.setdefault("patient", {}).setdefault("timezone", "UTC")
-        reply = await self.ingest.handle("glow", f"wh_{len(self.fake.attempts)}_{now}",
+        reply = await self.ingest.handle("glow", "wh_" + secrets.token_hex(8),
                                          encode(completed_event(**overrides)))
         assert reply.status == 202
         async with self.sessions() as s:
@@ -139,6 +140,21 @@ class TestSend:
                            sender=world.dispatcher.sender, clock=world.clock, instance="test-2")
         await asyncio.gather(*[d.dispatch_due() for d in [world.dispatcher, rival] * 3])
         assert len(world.fake.attempts) == 1
+
+    async def test_more_due_than_room_are_all_sent_in_one_wake_up(self, world: World) -> None:
+        """With room for two sends at a time, five messages due at once all go out."""
+        completed = (world.clock.now() - timedelta(hours=2)).isoformat()
+        for i in range(5):
+            await world.plan(treatment={"completed_at": completed},
+                             patient={"id": f"pt_{i}", "phone": f"+1415555020{i}"})
+        narrow = world.dispatcher.settings.model_copy(update={
+            "scheduler": world.dispatcher.settings.scheduler.model_copy(
+                update={"max_concurrent_sends": 2})})
+        dispatcher = Dispatcher(settings=narrow, sessions=world.sessions,
+                                sender=world.dispatcher.sender, clock=world.clock,
+                                instance="narrow")
+        await dispatcher.dispatch_due()
+        assert len(world.fake.messages) == 5
 
     async def test_sent_message_is_never_sent_again(self, world: World) -> None:
         """A second timer for a sent message does nothing."""
