@@ -50,10 +50,11 @@ async def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    # The subquery picks (and on PostgreSQL locks) rows still scheduled; checking the status
+    # again outside it would only lead SQLite to walk every scheduled row by that index.
     stmt = (
         sa.update(Message)
-        .where(col(Message.id).in_(due.scalar_subquery()),
-               col(Message.status) == Status.SCHEDULED)
+        .where(col(Message.id).in_(due.scalar_subquery()))
         .values(status=Status.SENDING, claimed_by=instance, claimed_at=now,
                 lease_until=now + lease, attempts=col(Message.attempts) + 1, updated_at=now)
         .returning(Message)
@@ -85,7 +86,8 @@ async def reached_among(s: AsyncSession, pairs: Iterable[Pair], *,
         return set()
     query = (
         select(Message.clinic_id, Message.phone)
-        .where(col(Message.phone).in_({phone for _, phone in wanted}),
+        .where(col(Message.clinic_id).in_({clinic for clinic, _ in wanted}),
+               col(Message.phone).in_({phone for _, phone in wanted}),
                col(Message.status).in_(REACHED), col(Message.id).not_in(besides))
         .distinct()
     )

@@ -33,7 +33,10 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine; for SQLite, WAL, a busy timeout and write-locking transactions."""
     if not is_sqlite(url):
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # One connection: SQLite has one writer anyway, and writers queueing for the pool (FIFO,
+    # no sleeping) beat writers polling SQLite's busy handler, which backs off up to 100 ms.
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1,
+                                 max_overflow=0, pool_timeout=60)
     _tune_sqlite(engine)
     return engine
 
