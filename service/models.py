@@ -27,15 +27,6 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
-PENDING = (Status.SCHEDULED, Status.SENDING)
-FINAL = (
-    Status.DELIVERED,
-    Status.UNDELIVERED,
-    Status.FAILED,
-    Status.CANCELLED,
-    Status.SUPPRESSED,
-    Status.EXPIRED,
-)
 # Where each status may go next; a late or repeated update outside this map is ignored.
 _NEXT: dict[Status, frozenset[Status]] = {
     Status.SCHEDULED: frozenset(

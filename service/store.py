@@ -11,7 +11,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.models import (
-    PENDING,
     Event,
     Message,
     MessageHistory,
@@ -153,12 +152,6 @@ async def take_over(
     )
     row = (await s.exec(stmt)).first()
     return None if row is None else row[0]
-
-
-async def pending_count(s: AsyncSession) -> int:
-    """How many messages are scheduled or being sent."""
-    query = select(sa.func.count()).select_from(Message).where(col(Message.status).in_(PENDING))
-    return int((await s.exec(query)).one())
 
 
 async def opt_out(
