@@ -2,122 +2,149 @@
 
 A claim is one conditional UPDATE … RETURNING over the due rows: on PostgreSQL the rows are
 picked with FOR UPDATE SKIP LOCKED, so replicas claiming at once split them; on SQLite the
-write lock taken at BEGIN makes the claimer the only writer.
+write lock taken at BEGIN makes the claimer the only writer. These run as Core statements on
+the session's connection: a batch of claims costs a handful of round trips, not a few per row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.models import Message, MessageHistory, OptOut, Patient, Status, Treatment
+from service.models import Status
+from service.store import add_history
+from service.tables import MESSAGE, OPT_OUT, PATIENT, TREATMENT
 
 EXPIRED_REASON = "could not be sent before its expiry"
 REACHED = (Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
 # A timer may fire a hair before its instant; rows due within this are claimed with it.
 EARLY = timedelta(milliseconds=5)
+M = MESSAGE.c
 
-Pair = tuple[str, str]
+
+@dataclass(slots=True)
+class Claim:
+    """A claimed message: what sending it needs."""
+
+    id: str
+    clinic_id: str
+    phone: str
+    body: str
+    send_at: datetime
+    expires_at: datetime
+    attempts: int
+    claimed_at: datetime | None
+    footer: bool
 
 
-async def expire_due(s: AsyncSession, *, now: datetime) -> list[str]:
+CLAIM_COLUMNS = (M.id, M.clinic_id, M.phone, M.body, M.send_at, M.expires_at, M.attempts,
+                 M.claimed_at, M.footer)
+
+
+class Standing(NamedTuple):
+    """What may have changed about a claimed message's patient while it waited."""
+
+    cancelled: bool  # its treatment was cancelled
+    consents: bool  # the patient consents to SMS
+    phone: str  # the patient's phone now
+    stopped: bool  # that phone said STOP to the clinic
+    reached: bool  # the clinic has texted (or is texting) that phone in another message
+
+
+async def expire_due(conn: AsyncConnection, *, now: datetime) -> list[str]:
     """Mark every due scheduled message past its expiry `expired`; their ids."""
     stmt = (
-        sa.update(Message)
+        sa.update(MESSAGE)
         # due_at <= now keeps this an index range scan however many rows are pending.
-        .where(col(Message.status) == Status.SCHEDULED, col(Message.due_at) <= now,
-               col(Message.expires_at) <= now)
+        .where(M.status == Status.SCHEDULED, M.due_at <= now, M.expires_at <= now)
         .values(status=Status.EXPIRED, reason=EXPIRED_REASON, updated_at=now)
-        .returning(col(Message.id))
+        .returning(M.id)
     )
-    ids = [row[0] for row in (await s.exec(stmt)).all()]
-    await _history(s, ids, status=Status.EXPIRED, now=now, detail=EXPIRED_REASON)
+    ids = [row[0] for row in (await conn.execute(stmt)).all()]
+    await add_history(conn, [(i, Status.EXPIRED, EXPIRED_REASON, None) for i in ids], now=now)
     return ids
 
 
 async def claim_due(
-    s: AsyncSession, *, now: datetime, instance: str, lease: timedelta, limit: int
-) -> list[Message]:
+    conn: AsyncConnection, *, now: datetime, instance: str, lease: timedelta, limit: int
+) -> list[Claim]:
     """Claim up to `limit` due scheduled messages for `instance`, soonest first."""
     due = (
-        select(Message.id)
-        .where(col(Message.status) == Status.SCHEDULED, col(Message.due_at) <= now + EARLY)
-        .order_by(col(Message.due_at))
+        sa.select(M.id)
+        .where(M.status == Status.SCHEDULED, M.due_at <= now + EARLY)
+        .order_by(M.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     # The subquery picks (and on PostgreSQL locks) rows still scheduled; checking the status
     # again outside it would only lead SQLite to walk every scheduled row by that index.
     stmt = (
-        sa.update(Message)
-        .where(col(Message.id).in_(due.scalar_subquery()))
+        sa.update(MESSAGE)
+        .where(M.id.in_(due.scalar_subquery()))
         .values(status=Status.SENDING, claimed_by=instance, claimed_at=now,
-                lease_until=now + lease, attempts=col(Message.attempts) + 1, updated_at=now)
-        .returning(Message)
-        .execution_options(synchronize_session=False)
+                lease_until=now + lease, attempts=M.attempts + 1, updated_at=now)
+        .returning(*CLAIM_COLUMNS)
     )
-    claimed = sorted((row[0] for row in (await s.exec(stmt)).all()),
-                     key=lambda m: (m.due_at, m.id))
-    for message in claimed:
-        s.add(MessageHistory(message_id=message.id, at=now, status=Status.SENDING,
-                             detail=f"claimed by {instance}, attempt {message.attempts}"))
+    claimed = sorted((Claim(*row) for row in (await conn.execute(stmt)).all()),
+                     key=lambda c: (c.send_at, c.id))
+    await add_history(conn, [(c.id, Status.SENDING, f"claimed by {instance}, attempt "
+                              f"{c.attempts}", None) for c in claimed], now=now)
     return claimed
 
 
-async def opted_out_among(s: AsyncSession, pairs: Iterable[Pair]) -> set[Pair]:
-    """Which (clinic, phone) pairs said STOP."""
-    wanted = set(pairs)
-    if not wanted:
-        return set()
-    query = select(OptOut.clinic_id, OptOut.phone).where(
-        col(OptOut.phone).in_({phone for _, phone in wanted}))
-    return {(c, p) for c, p in (await s.exec(query)).all()} & wanted
-
-
-async def reached_among(s: AsyncSession, pairs: Iterable[Pair], *,
-                        besides: Sequence[str]) -> set[Pair]:
-    """Which (clinic, phone) pairs the clinic has already texted (or is texting)."""
-    wanted = set(pairs)
-    if not wanted:
-        return set()
-    query = (
-        select(Message.clinic_id, Message.phone)
-        .where(col(Message.clinic_id).in_({clinic for clinic, _ in wanted}),
-               col(Message.phone).in_({phone for _, phone in wanted}),
-               col(Message.status).in_(REACHED), col(Message.id).not_in(besides))
-        .distinct()
+async def take_over(
+    conn: AsyncConnection, message_id: str, *, now: datetime, instance: str, lease: timedelta
+) -> Claim | None:
+    """Take over a stale claim so that only one instance reconciles it."""
+    stmt = (
+        sa.update(MESSAGE)
+        .where(M.id == message_id, M.status == Status.SENDING, M.lease_until < now)
+        .values(claimed_by=instance, lease_until=now + lease, updated_at=now)
+        .returning(*CLAIM_COLUMNS)
     )
-    return {(c, p) for c, p in (await s.exec(query)).all()} & wanted
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else Claim(*row)
 
 
-async def mark_footer(s: AsyncSession, ids: Sequence[str]) -> None:
-    """Record that these messages carry the opt-out footer (it is part of what was sent)."""
-    if ids:
-        await s.exec(sa.update(Message).where(col(Message.id).in_(ids)).values(footer=True)
-                     .execution_options(synchronize_session=False))
-
-
-async def _history(s: AsyncSession, ids: Sequence[str], *, status: Status, now: datetime,
-                   detail: str) -> None:
-    if ids:
-        rows = [{"message_id": i, "at": now, "status": status, "detail": detail} for i in ids]
-        await s.exec(sa.insert(MessageHistory), params=rows)
-
-
-async def standing(s: AsyncSession, ids: Sequence[str]) -> dict[str, tuple[bool, bool, str]]:
-    """For each message: whether its treatment is cancelled, whether its patient consents,
-    and the patient's phone now — what a correction made while it was in flight changed."""
+async def standing(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Standing]:
+    """For each claimed message, in one query: its treatment, its patient's consent and phone
+    now, whether that phone said STOP, and whether another message reached it already."""
     if not ids:
         return {}
+    other = MESSAGE.alias("other")
+    stopped = sa.exists().where(OPT_OUT.c.clinic_id == M.clinic_id,
+                                OPT_OUT.c.phone == PATIENT.c.phone)
+    reached = sa.exists().where(other.c.clinic_id == M.clinic_id,
+                                other.c.phone == PATIENT.c.phone,
+                                other.c.status.in_(REACHED), other.c.id.not_in(ids))
     query = (
-        select(Message.id, Treatment.cancelled_at, Patient.sms_consent, Patient.phone)
-        .join(Treatment, col(Treatment.id) == col(Message.treatment_id))
-        .join(Patient, col(Patient.id) == col(Message.patient_id))
-        .where(col(Message.id).in_(ids))
+        sa.select(M.id, TREATMENT.c.cancelled_at.is_not(None), PATIENT.c.sms_consent,
+                  PATIENT.c.phone, stopped, reached)
+        .join_from(MESSAGE, TREATMENT, TREATMENT.c.id == M.treatment_id)
+        .join(PATIENT, PATIENT.c.id == M.patient_id)
+        .where(M.id.in_(ids))
     )
-    return {i: (cancelled is not None, bool(consent), phone)
-            for i, cancelled, consent, phone in (await s.exec(query)).all()}
+    return {i: Standing(bool(c), bool(ok), phone, bool(s), bool(r))
+            for i, c, ok, phone, s, r in (await conn.execute(query)).all()}
+
+
+async def mark_footer(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    """Record that these messages carry the opt-out footer (it is part of what was sent)."""
+    if ids:
+        await conn.execute(sa.update(MESSAGE).where(M.id.in_(ids)).values(footer=True))
+
+
+async def set_phone(conn: AsyncConnection, changes: Sequence[tuple[str, str]], *,
+                    now: datetime) -> None:
+    """Send these claimed messages to the patient's new phone: (message id, phone)."""
+    if changes:
+        stmt = (sa.update(MESSAGE).where(M.id == sa.bindparam("m_id"))
+                .values(phone=sa.bindparam("m_phone"), updated_at=now))
+        await conn.execute(stmt, [{"m_id": i, "m_phone": p} for i, p in changes])
+        await add_history(conn, [(i, Status.SENDING, "patient's new phone", None)
+                                 for i, _ in changes], now=now)

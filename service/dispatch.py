@@ -14,15 +14,16 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import claims, store
+from service.claims import Claim
 from service.clock import Clock
 from service.config import Settings
 from service.metrics import Metrics
-from service.models import Message, Status
-from service.recorder import Move, Recorder
+from service.models import Status
+from service.recorder import Recorder
 from service.sms.base import (
     Accepted,
     AmbiguousError,
@@ -33,6 +34,7 @@ from service.sms.base import (
     SendError,
     SmsSender,
 )
+from service.store import Move
 
 log = logging.getLogger("aftercare.dispatch")
 RECONCILE_SLACK = timedelta(minutes=1)
@@ -71,12 +73,11 @@ class Dispatcher:
             return
         self._draining = True
         try:
-            more = True
-            while more or self._wake.is_set() or self._inflight:
+            while self._wake.is_set():
                 self._wake.clear()
-                more = await self._claim_and_start()
-                if self._inflight:
-                    await self._wait_for_room_or_wake()
+                while await self._claim_and_start():  # it stopped for want of room
+                    await self._room_for_a_batch()
+                await self._woken_or_settled()
         finally:
             self._draining = False
 
@@ -93,23 +94,32 @@ class Dispatcher:
                 return False
         return True
 
-    async def _wait_for_room_or_wake(self) -> None:
-        woken = asyncio.create_task(self._wake.wait())
-        await asyncio.wait({*self._inflight, woken}, return_when=asyncio.FIRST_COMPLETED)
-        woken.cancel()
+    async def _room_for_a_batch(self) -> None:
+        # Claim again once half the slots are free, not as each send ends: a claim is a
+        # transaction, and one per message would be most of what a burst costs.
+        wanted = max(1, self._room // 2)
+        while self._inflight and self._room - len(self._inflight) < wanted:
+            await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _claim(self, *, limit: int) -> list[Message]:
+    async def _woken_or_settled(self) -> None:
+        """Wait until more may be due (a timer fired) or every send in flight is settled."""
+        woken = asyncio.create_task(self._wake.wait())
+        try:
+            while self._inflight and not self._wake.is_set():
+                await asyncio.wait({*self._inflight, woken},
+                                   return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+
+    async def _claim(self, *, limit: int) -> list[Claim]:
         now = self.clock.now()
         async with self.sessions.begin() as s:
-            await claims.expire_due(s, now=now)
-            batch = await claims.claim_due(s, now=now, instance=self.instance,
+            conn = await s.connection()
+            await claims.expire_due(conn, now=now)
+            batch = await claims.claim_due(conn, now=now, instance=self.instance,
                                            lease=self.settings.scheduler.claim_lease,
                                            limit=limit)
-            batch = await _follow_corrections(s, batch, now=now)
-            batch = await _drop_opted_out(s, batch, now=now)
-            footers = await _mark_footers(s, batch)
-        for message in batch:  # after the transaction, so the session writes nothing more
-            message.footer = message.id in footers
+            batch = await _vet(conn, batch, now=now)
         return batch
 
     async def close(self, *, timeout: float) -> None:
@@ -117,7 +127,7 @@ class Dispatcher:
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=timeout)
 
-    def outgoing(self, message: Message) -> OutgoingSms:
+    def outgoing(self, message: Claim) -> OutgoingSms:
         """What to hand the provider for `message` (footer on a patient's first message)."""
         clinic = self.settings.clinics[message.clinic_id]
         footer = self.settings.sms.opt_out_footer
@@ -129,7 +139,7 @@ class Dispatcher:
                                    or self.settings.twilio.messaging_service_sid or None),
             status_callback=f"{self.settings.server.public_base_url}/v1/twilio/status")
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, message: Claim) -> None:
         try:
             with self.metrics.send_seconds.time():
                 accepted = await self.sender.send(self.outgoing(message))
@@ -141,7 +151,7 @@ class Dispatcher:
             self.metrics.sends.labels("accepted").inc()
             await self._sent(message, accepted)
 
-    async def _failed(self, message: Message, error: SendError) -> None:
+    async def _failed(self, message: Claim, error: SendError) -> None:
         detail, code = error.detail, error.code
         match error:
             case OptedOutError():
@@ -164,7 +174,7 @@ class Dispatcher:
             log.exception("could not record a send outcome", extra={"message_id": move.message_id})
             return False
 
-    async def _sent(self, message: Message, accepted: Accepted) -> None:
+    async def _sent(self, message: Claim, accepted: Accepted) -> None:
         status = Status.DELIVERED if accepted.status == "delivered" else Status.SENT
         now = self.clock.now()
         await self._record(Move(message.id, status, f"accepted as {accepted.status}",
@@ -175,7 +185,7 @@ class Dispatcher:
         log.info("message sent", extra={"message_id": message.id,
                                         "late_ms": _ms(now - message.send_at)})
 
-    async def _retry(self, message: Message, *, detail: str, code: int | None) -> None:
+    async def _retry(self, message: Claim, *, detail: str, code: int | None) -> None:
         due = self.clock.now() + self.backoff(message.attempts)
         if due >= message.expires_at:
             await self._record(Move(message.id, Status.EXPIRED,
@@ -188,7 +198,7 @@ class Dispatcher:
         if moved:
             self.rearm(due)
 
-    async def _hold(self, message: Message, *, detail: str, code: int | None) -> None:
+    async def _hold(self, message: Claim, *, detail: str, code: int | None) -> None:
         # The provider may still be creating the message: keep the claim for one more lease,
         # then the sweeper reconciles against the provider's records before any retry.
         until = self.clock.now() + self.settings.scheduler.claim_lease
@@ -202,8 +212,9 @@ class Dispatcher:
         """Reconcile a claim whose lease ran out: record it as sent if the provider has it."""
         now = self.clock.now()
         async with self.sessions.begin() as s:
-            message = await store.take_over(s, message_id, now=now, instance=self.instance,
-                                            lease=self.settings.scheduler.claim_lease)
+            message = await claims.take_over(await s.connection(), message_id, now=now,
+                                             instance=self.instance,
+                                             lease=self.settings.scheduler.claim_lease)
         if message is None:
             return
         since = (message.claimed_at or now) - RECONCILE_SLACK
@@ -228,57 +239,38 @@ class Dispatcher:
         return first / 2 + jitter
 
 
-async def _follow_corrections(s: AsyncSession, batch: Sequence[Message], *,
-                              now: datetime) -> list[Message]:
-    """Apply corrections made while a message was in flight and then put back for a retry:
-    a cancelled treatment or withdrawn consent cancels it; a new phone number is used."""
-    standing = await claims.standing(s, [m.id for m in batch])
-    keep = []
-    for message in batch:
-        cancelled, consents, phone = standing[message.id]
-        reason = ("treatment cancelled" if cancelled
-                  else None if consents else "consent withdrawn")
+async def _vet(conn: AsyncConnection, batch: Sequence[Claim], *,
+               now: datetime) -> list[Claim]:
+    """Follow what changed while the messages waited, and mark the opt-out footer.
+
+    A cancelled treatment, withdrawn consent or a STOP cancels the message (a STOP just before
+    the send wins); a new phone number is used; the footer goes on the first message a clinic
+    sends a number, and on no other."""
+    standing = await claims.standing(conn, [c.id for c in batch])
+    dropped: list[Move] = []
+    moved_phone: list[tuple[str, str]] = []
+    keep: list[Claim] = []
+    reached: set[tuple[str, str]] = set()
+    for claim in batch:  # soonest first
+        now_ = standing[claim.id]
+        reason = ("treatment cancelled" if now_.cancelled
+                  else "consent withdrawn" if not now_.consents
+                  else OPTED_OUT if now_.stopped else None)
         if reason is not None:
-            await store.move(s, message.id, to=Status.CANCELLED, now=now,
-                             allowed_from=[Status.SENDING], detail=reason,
-                             values={"reason": reason, "lease_until": None})
+            dropped.append(Move(claim.id, Status.CANCELLED, reason,
+                                values={"reason": reason, "lease_until": None}))
             continue
-        if phone != message.phone:
-            await store.move(s, message.id, to=Status.SENDING, now=now,
-                             allowed_from=[Status.SENDING], detail="patient's new phone",
-                             values={"phone": phone})
-            message.phone = phone
-        keep.append(message)
+        if now_.phone != claim.phone:
+            moved_phone.append((claim.id, now_.phone))
+            claim.phone = now_.phone
+        pair = (claim.clinic_id, claim.phone)
+        claim.footer = not now_.reached and pair not in reached
+        reached.add(pair)
+        keep.append(claim)
+    await store.move_many(conn, dropped, now=now)
+    await claims.set_phone(conn, moved_phone, now=now)
+    await claims.mark_footer(conn, [c.id for c in keep if c.footer])
     return keep
-
-
-async def _drop_opted_out(s: AsyncSession, batch: Sequence[Message], *,
-                          now: datetime) -> list[Message]:
-    """Cancel claimed messages to numbers that said STOP (a STOP just before the send wins)."""
-    stopped = await claims.opted_out_among(s, ((m.clinic_id, m.phone) for m in batch))
-    keep = []
-    for message in batch:
-        if (message.clinic_id, message.phone) in stopped:
-            await store.move(s, message.id, to=Status.CANCELLED, now=now,
-                             allowed_from=[Status.SENDING], detail=OPTED_OUT,
-                             values={"reason": OPTED_OUT, "lease_until": None})
-        else:
-            keep.append(message)
-    return keep
-
-
-async def _mark_footers(s: AsyncSession, batch: Sequence[Message]) -> set[str]:
-    """The footer goes on the first message a clinic sends a number, and on no other."""
-    reached = await claims.reached_among(s, ((m.clinic_id, m.phone) for m in batch),
-                                         besides=[m.id for m in batch])
-    first: list[str] = []
-    for message in batch:  # soonest first
-        pair = (message.clinic_id, message.phone)
-        if pair not in reached:
-            reached.add(pair)
-            first.append(message.id)
-    await claims.mark_footer(s, first)
-    return set(first)
 
 
 def _ms(delta: timedelta) -> int:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,6 +28,7 @@ from service.models import (
     Status,
     can_move,
 )
+from service.tables import PROVIDER_STATUS as CALLBACKS
 
 log = logging.getLogger("aftercare.inbound")
 STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"}
@@ -67,13 +69,17 @@ async def apply_status(
         return await _advance(s, found, target, code=code, now=now)
 
 
-async def settle_early_callbacks(s: AsyncSession, message_id: str, sid: str, *,
+async def settle_early_callbacks(s: AsyncSession, sent: dict[str, str], *,
                                  now: datetime) -> None:
-    """Apply callbacks for `sid` that arrived before the sid was recorded (in order)."""
-    query = (select(ProviderStatus).where(ProviderStatus.provider_id == sid)
-             .order_by(col(ProviderStatus.id)))
-    for early in (await s.exec(query)).all():
-        await _advance(s, message_id, Status(early.status), code=early.error_code, now=now)
+    """Apply callbacks that arrived before their sid was recorded, in order of arrival;
+    `sent` maps each sid just recorded to its message."""
+    if not sent:
+        return
+    query = (sa.select(CALLBACKS.c.provider_id, CALLBACKS.c.status,
+                       CALLBACKS.c.error_code)
+             .where(CALLBACKS.c.provider_id.in_(sent)).order_by(CALLBACKS.c.id))
+    for sid, status, code in (await (await s.connection()).execute(query)).all():
+        await _advance(s, sent[sid], Status(status), code=code, now=now)
 
 
 async def _advance(s: AsyncSession, message_id: str, target: Status, *, code: int | None,

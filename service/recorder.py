@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,23 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service import store
 from service.clock import Clock
 from service.inbound import settle_early_callbacks
-from service.models import Status
+from service.store import Move
+
+__all__ = ["Move", "Recorder"]
 
 BATCH = 500
-
-
-@dataclass(frozen=True)
-class Move:
-    """One status change of a message, with what must happen alongside it."""
-
-    message_id: str
-    to: Status
-    detail: str | None = None
-    code: int | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-    allowed_from: tuple[Status, ...] = (Status.SENDING,)
-    provider_id: str | None = None  # a send Twilio accepted: apply its early callbacks
-    opt_out: tuple[str, str] | None = None  # (clinic, phone) Twilio says unsubscribed
 
 
 class Recorder:
@@ -56,7 +42,7 @@ class Recorder:
         batch: list[tuple[Move, asyncio.Future[bool]]] = []
         try:
             while self._pending:
-                batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+                batch = self._take()
                 await self._write(batch)
         finally:
             self._writing = False
@@ -65,10 +51,24 @@ class Recorder:
                     done.set_exception(RuntimeError("the recorder was stopped"))
             self._pending = []
 
+    def _take(self) -> list[tuple[Move, asyncio.Future[bool]]]:
+        """Up to BATCH pending moves, one per message (a second waits for the next write)."""
+        batch: list[tuple[Move, asyncio.Future[bool]]] = []
+        rest: list[tuple[Move, asyncio.Future[bool]]] = []
+        seen: set[str] = set()
+        for item in self._pending:
+            if len(batch) < BATCH and item[0].message_id not in seen:
+                seen.add(item[0].message_id)
+                batch.append(item)
+            else:
+                rest.append(item)
+        self._pending = rest
+        return batch
+
     async def _write(self, batch: Sequence[tuple[Move, asyncio.Future[bool]]]) -> None:
         try:
             async with self.sessions.begin() as s:
-                results = [await self._apply(s, move) for move, _ in batch]
+                results = await self._apply(s, [move for move, _ in batch])
         except Exception as exc:
             for _, done in batch:
                 done.set_exception(exc)
@@ -76,13 +76,13 @@ class Recorder:
         for (_, done), moved in zip(batch, results, strict=True):
             done.set_result(moved)
 
-    async def _apply(self, s: AsyncSession, move: Move) -> bool:
+    async def _apply(self, s: AsyncSession, moves: Sequence[Move]) -> list[bool]:
         now = self.clock.now()
-        moved = await store.move(s, move.message_id, to=move.to, now=now,
-                                 allowed_from=move.allowed_from, detail=move.detail,
-                                 code=move.code, values=move.values)
-        if moved and move.provider_id:
-            await settle_early_callbacks(s, move.message_id, move.provider_id, now=now)
-        if moved and move.opt_out:
-            await store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
+        moved = await store.move_many(await s.connection(), moves, now=now)
+        done = [move for move, ok in zip(moves, moved, strict=True) if ok]
+        await settle_early_callbacks(
+            s, {m.provider_id: m.message_id for m in done if m.provider_id}, now=now)
+        for move in done:
+            if move.opt_out:
+                await store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
         return moved

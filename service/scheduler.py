@@ -24,6 +24,7 @@ from service.config import SchedulerSettings
 
 log = logging.getLogger("aftercare.scheduler")
 BATCH = 5000
+ARM_SLICE = 200
 
 
 class Timers:
@@ -45,6 +46,7 @@ class Timers:
         self.recover = recover
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._jobs: set[asyncio.Task[None]] = set()
+        self._armed: set[float] = set()  # instants with a timer; a refill skips them
 
     def start(self) -> None:
         """Start the clock: load the horizon now and every `poll_interval`, sweep leases."""
@@ -81,21 +83,29 @@ class Timers:
 
     def arm(self, due_at: datetime) -> None:
         """Wake the dispatcher at `due_at` if that is within the horizon."""
-        if due_at > self.clock.now() + self.settings.horizon or not self.running:
+        key = due_at.timestamp()
+        if key in self._armed or not self.running:
+            return
+        if due_at > self.clock.now() + self.settings.horizon:
             return  # the refill job arms it when it comes near
-        job_id = f"due@{due_at.timestamp():.6f}"
-        if self.scheduler.get_job(job_id) is None:
-            self.scheduler.add_job(partial(self._tracked, self.dispatch_due), "date",
-                                   run_date=due_at, id=job_id,
-                                   replace_existing=True, misfire_grace_time=None)
+        self._armed.add(key)
+        self.scheduler.add_job(partial(self._tracked, partial(self._fire, key)), "date",
+                               run_date=due_at, id=f"due@{key:.6f}",
+                               replace_existing=True, misfire_grace_time=None)
+
+    async def _fire(self, key: float) -> None:
+        self._armed.discard(key)
+        await self.dispatch_due()
 
     async def refill(self) -> None:
         """Arm a wake-up for every instant within the horizon at which messages fall due."""
         until = self.clock.now() + self.settings.horizon
         async with self.sessions() as s:
             instants = await store.due_instants(s, until, limit=BATCH)
-        for due_at in instants:
+        for n, due_at in enumerate(instants, 1):
             self.arm(due_at)
+            if n % ARM_SLICE == 0:
+                await asyncio.sleep(0)  # thousands of new timers: let due sends go first
 
     async def sweep(self) -> None:
         """Reconcile messages whose claim lease ran out (their claimer died or hung)."""

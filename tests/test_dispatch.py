@@ -237,7 +237,7 @@ class TestCorrectionsInFlight:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            await claims.claim_due(s, now=world.clock.now(), instance="other",
+            await claims.claim_due(await s.connection(), now=world.clock.now(), instance="other",
                                    lease=timedelta(seconds=5), limit=1)
         return first
 
@@ -394,7 +394,7 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:  # a claim whose process then died
-            await claims.claim_due(s, now=world.clock.now(), instance="dead",
+            await claims.claim_due(await s.connection(), now=world.clock.now(), instance="dead",
                                    lease=timedelta(seconds=5), limit=1)
         world.clock.advance(timedelta(seconds=6))
         await world.dispatcher.recover(first.id)
@@ -409,8 +409,9 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            [claimed] = await claims.claim_due(s, now=world.clock.now(), instance="dead",
-                                   lease=timedelta(seconds=5), limit=1)
+            [claimed] = await claims.claim_due(await s.connection(), now=world.clock.now(),
+                                               instance="dead", lease=timedelta(seconds=5),
+                                               limit=1)
         assert claimed is not None
         await world.dispatcher.sender.send(world.dispatcher.outgoing(claimed))
         world.clock.advance(timedelta(seconds=6))
@@ -425,7 +426,7 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            await claims.claim_due(s, now=world.clock.now(), instance="alive",
+            await claims.claim_due(await s.connection(), now=world.clock.now(), instance="alive",
                                    lease=timedelta(seconds=5), limit=1)
         await world.dispatcher.recover(first.id)
         assert (await world.message(first.id)).claimed_by == "alive"
