@@ -11,6 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from service import sqlite_driver
+
 # Beside the package in a source checkout (and an editable install); in the working directory
 # when the package was installed into site-packages (the container copies it to /app).
 _MIGRATION_DIRS = (Path(__file__).resolve().parent.parent / "migrations", Path("migrations"))
@@ -36,7 +38,7 @@ def create_engine(url: str) -> AsyncEngine:
     # One connection: SQLite has one writer anyway, and writers queueing for the pool (FIFO,
     # no sleeping) beat writers polling SQLite's busy handler, which backs off up to 100 ms.
     engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1,
-                                 max_overflow=0, pool_timeout=60)
+                                 max_overflow=0, pool_timeout=60, module=sqlite_driver.dbapi())
     _tune_sqlite(engine)
     return engine
 

@@ -85,7 +85,7 @@ class Dispatcher:
         """Claim and start sends while there is room; whether more may be due (it stopped for
         want of room, not of due rows)."""
         while (room := self._room - len(self._inflight)) > 0:
-            batch = await self._claim(limit=min(room, CLAIM_BATCH))
+            batch = await self.claim(limit=min(room, CLAIM_BATCH))
             for message in batch:
                 task = asyncio.create_task(self._send(message))
                 self._inflight.add(task)
@@ -111,7 +111,9 @@ class Dispatcher:
         finally:
             woken.cancel()
 
-    async def _claim(self, *, limit: int) -> list[Claim]:
+    async def claim(self, *, limit: int) -> list[Claim]:
+        """Claim up to `limit` due messages for this instance, in one transaction of a few
+        statements however many there are, and vet them (`_vet`): the ones to send now."""
         now = self.clock.now()
         async with self.sessions.begin() as s:
             conn = await s.connection()
@@ -252,25 +254,30 @@ async def _vet(conn: AsyncConnection, batch: Sequence[Claim], *,
     keep: list[Claim] = []
     reached: set[tuple[str, str]] = set()
     for claim in batch:  # soonest first
-        now_ = standing[claim.id]
-        reason = ("treatment cancelled" if now_.cancelled
-                  else "consent withdrawn" if not now_.consents
-                  else OPTED_OUT if now_.stopped else None)
-        if reason is not None:
+        state = standing[claim.id]
+        if (reason := _cancel_reason(state)) is not None:
             dropped.append(Move(claim.id, Status.CANCELLED, reason,
                                 values={"reason": reason, "lease_until": None}))
             continue
-        if now_.phone != claim.phone:
-            moved_phone.append((claim.id, now_.phone))
-            claim.phone = now_.phone
+        if state.phone != claim.phone:
+            moved_phone.append((claim.id, state.phone))
+            claim.phone = state.phone
         pair = (claim.clinic_id, claim.phone)
-        claim.footer = not now_.reached and pair not in reached
+        claim.footer = not state.reached and pair not in reached
         reached.add(pair)
         keep.append(claim)
     await store.move_many(conn, dropped, now=now)
     await claims.set_phone(conn, moved_phone, now=now)
     await claims.mark_footer(conn, [c.id for c in keep if c.footer])
     return keep
+
+
+def _cancel_reason(state: claims.Standing) -> str | None:
+    if state.cancelled:
+        return "treatment cancelled"
+    if not state.consents:
+        return "consent withdrawn"
+    return OPTED_OUT if state.stopped else None
 
 
 def _ms(delta: timedelta) -> int:

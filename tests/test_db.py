@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from service.db import create_engine, session_factory
 from service.models import OptOut
+from service.sqlite_driver import OneTripCursor
 
 
 class TestSqlite:
@@ -44,6 +45,39 @@ class TestSqlite:
             async with sessions.begin() as s:
                 s.add(OptOut(clinic_id="c", phone="+1", at=datetime(2026, 1, 1), source="t"))
         await engine.dispose()
+
+
+class TestOneTripCursor:
+    """SQLite statements run start to finish in one trip to aiosqlite's thread (issue 5), with
+    what a DBAPI cursor reports unchanged."""
+
+    async def test_sqlalchemy_uses_it(self, db_path: Path) -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            cursor = raw.dbapi_connection.cursor()  # type: ignore[union-attr]
+        await engine.dispose()
+        assert isinstance(cursor, OneTripCursor)
+
+    async def test_rows_counts_ids_and_errors(self, db_path: Path) -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
+            inserted = await conn.execute(sa.text("INSERT INTO t (v) VALUES ('a')"))
+            await conn.execute(sa.text("INSERT INTO t (v) VALUES (:v)"),
+                               [{"v": f"b{i}"} for i in range(500)])
+            updated = await conn.execute(sa.text("UPDATE t SET v = v || '!' WHERE id > 1"))
+            rows = (await conn.execute(sa.text("SELECT id, v FROM t ORDER BY id"))).all()
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as conn:
+                await conn.execute(sa.text("INSERT INTO t (v) VALUES ('c')"))
+                await conn.execute(sa.text("INSERT INTO t (v) VALUES ('a')"))
+        async with engine.connect() as conn:  # the failed transaction left nothing
+            count = (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar()
+        await engine.dispose()
+        assert inserted.lastrowid == 1 and updated.rowcount == 500
+        assert len(rows) == 501 and rows[0] == (1, "a") and rows[-1] == (501, "b499!")
+        assert count == 501
 
 
 class TestMigrations:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpServer
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,6 +27,7 @@ from service.dispatch import Dispatcher
 from service.ingest import Ingest
 from service.models import Message, OptOut, Status, Treatment
 from service.sms.twilio import TwilioSender
+from service.store import Move
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
 from tests.support import (
     FROM,
@@ -430,3 +433,70 @@ class TestRecovery:
                                    lease=timedelta(seconds=5), limit=1)
         await world.dispatcher.recover(first.id)
         assert (await world.message(first.id)).claimed_by == "alive"
+
+
+@contextmanager
+def statements(sessions: async_sessionmaker[AsyncSession]) -> Iterator[list[str]]:
+    """The SQL statements run through `sessions`' engine inside the block."""
+    engine = sessions.kw["bind"]
+    seen: list[str] = []
+
+    def hook(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", hook)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", hook)
+
+
+class TestBatches:
+    """A burst costs a few statements per batch, not a few per message (issue 5)."""
+
+    async def plan_many(self, world: World, n: int) -> list[Message]:
+        """`n` patients' plans; the messages due now (their first, on the fake clock)."""
+        for i in range(n):
+            patient = {"id": f"pt_{i}", "phone": f"+1415555{100 + i:04d}"}
+            planned = await world.plan(patient=patient)  # every stored message
+        world.at(min(m.send_at for m in planned))
+        due = [m for m in planned if m.send_at <= world.clock.now()]
+        assert len(due) == n
+        return due
+
+    async def test_a_claim_of_many_is_a_few_statements(self, world: World) -> None:
+        """Twenty due messages: one claim, a handful of statements, each vetted and footed."""
+        firsts = await self.plan_many(world, 20)
+        with statements(world.sessions) as seen:
+            claimed = await world.dispatcher.claim(limit=50)
+        assert sorted(c.id for c in claimed) == sorted(m.id for m in firsts)
+        assert all(c.footer for c in claimed)  # each is its number's first message
+        assert len(seen) <= 8, seen
+        assert await world.statuses(firsts[0].id) == ["scheduled", "sending"]
+
+    async def test_outcomes_written_together_are_one_transaction(self, world: World) -> None:
+        """Twenty outcomes recorded at once go in at most two writes of a few statements."""
+        firsts = await self.plan_many(world, 20)
+        claimed = await world.dispatcher.claim(limit=50)
+        moves = [Move(c.id, Status.SENT, "accepted as queued",
+                      values={"provider_id": f"SM{i:032d}", "lease_until": None})
+                 for i, c in enumerate(claimed)]
+        with statements(world.sessions) as seen:
+            moved = await asyncio.gather(*(world.dispatcher.recorder.record(m) for m in moves))
+        assert moved == [True] * 20
+        assert len(seen) <= 12, seen
+        stored = await world.message(firsts[-1].id)
+        assert stored.status == Status.SENT and stored.provider_id is not None
+        assert await world.statuses(firsts[-1].id) == ["scheduled", "sending", "sent"]
+
+    async def test_two_outcomes_of_one_message_apply_in_order(self, world: World) -> None:
+        """A message's second outcome waits for the next write instead of racing the first."""
+        [first] = await self.plan_many(world, 1)
+        [claim] = await world.dispatcher.claim(limit=1)
+        hold = Move(claim.id, Status.SENDING, "timeout; reconcile later",
+                    values={"lease_until": world.clock.now()})
+        sent = Move(claim.id, Status.SENT, "found at the provider",
+                    values={"provider_id": "SM" + "1" * 32, "lease_until": None})
+        recorder = world.dispatcher.recorder
+        assert await asyncio.gather(recorder.record(hold), recorder.record(sent)) == [True, True]
+        assert await world.statuses(first.id) == ["scheduled", "sending", "sending", "sent"]
