@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,6 +40,30 @@ def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1,
                                  max_overflow=0, pool_timeout=60, module=sqlite_driver.dbapi())
     _tune_sqlite(engine)
+    return engine
+
+
+def create_reader(url: str, writer: AsyncEngine) -> AsyncEngine:
+    """An engine for reads that must not queue behind writes (counts for `/metrics`,
+    readiness, the read API, the timer refill). On SQLite, connections of their own: in WAL
+    mode a reader sees the last commit while the one writer works. Elsewhere, `writer`."""
+    if not is_sqlite(url) or make_url(url).database in (None, "", ":memory:"):
+        return writer
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=2,
+                                 max_overflow=2, pool_timeout=60, module=sqlite_driver.dbapi())
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")  # deferred: a snapshot from the first read, no lock
+
     return engine
 
 

@@ -16,9 +16,18 @@ from sqlalchemy.engine import make_url
 
 from service.logs import JsonFormatter, stamp_request_id
 from service.web.app import create_app
-from service.web.keys import METRICS
+from service.web.keys import METRICS, SESSIONS
 from tests.fakes.proxy import Proxy
-from tests.support import FROM, SECRET, TOKEN, completed_event, encode, make_settings, signed
+from tests.support import (
+    FROM,
+    SECRET,
+    TOKEN,
+    bearer,
+    completed_event,
+    encode,
+    make_settings,
+    signed,
+)
 
 QUICK = {"title": "Quick", "steps": [
     {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
@@ -157,3 +166,27 @@ class TestRequestIds:
         finally:
             access.removeHandler(handler)
         assert lines and all(json.loads(line)["request_id"] == "req-7" for line in lines)
+
+
+class TestReadsBesideWrites:
+    async def test_readiness_metrics_and_reads_do_not_queue_behind_a_write(
+        self, client: Any
+    ) -> None:
+        """A long write (a large ingest, a burst's outcomes) does not hold up readiness, the
+        metrics or the read API: on SQLite they read on connections of their own."""
+        body = completed_event(treatment={"protocol": "quick",
+                                          "completed_at": datetime.now(UTC).isoformat()})
+        raw = encode(body)
+        assert (await client.post("/v1/clinics/glow/events", data=raw,
+                                  headers=signed(raw))).status == 202
+        async with client.server.app[SESSIONS].begin() as s:
+            await s.connection()  # the transaction holds the write lock (BEGIN IMMEDIATE)
+            async with asyncio.timeout(5):
+                ready = await client.get("/readyz")
+                scraped = await (await client.get("/metrics")).text()
+                listed = await client.get("/v1/clinics/glow/messages", headers=bearer(TOKEN))
+        assert ready.status == 200, await ready.text()
+        counts = [sample(scraped, "aftercare_messages", status=st) for st in
+                  ("scheduled", "sending", "sent", "delivered")]
+        assert sum(c or 0 for c in counts) == 1
+        assert listed.status == 200 and len((await listed.json())["messages"]) == 1

@@ -11,7 +11,7 @@ from aiohttp import web
 from service import amend, reads
 from service.paging import parse_query
 from service.web.auth import authorize
-from service.web.keys import CLOCK, SESSIONS, SETTINGS
+from service.web.keys import CLOCK, READS, SESSIONS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -20,7 +20,7 @@ routes = web.RouteTableDef()
 async def get_treatment(request: web.Request) -> web.Response:
     """The treatment and its messages, each with its history."""
     clinic_id = authorize(request, request.app[SETTINGS])
-    found = await reads.treatment(request.app[SESSIONS], clinic_id,
+    found = await reads.treatment(request.app[READS], clinic_id,
                                   request.match_info["treatment_id"])
     return web.json_response(found)
 
@@ -40,7 +40,7 @@ async def patient_messages(request: web.Request) -> web.Response:
     """A page of the patient's messages, newest first, each with its history."""
     clinic_id = authorize(request, request.app[SETTINGS])
     page = parse_query(request.query)
-    found = await reads.patient_messages(request.app[SESSIONS], clinic_id,
+    found = await reads.patient_messages(request.app[READS], clinic_id,
                                          request.match_info["patient_id"], page)
     return web.json_response(found)
 
@@ -50,4 +50,4 @@ async def clinic_messages(request: web.Request) -> web.Response:
     """A page of the clinic's messages (by status, send_at window), newest first."""
     clinic_id = authorize(request, request.app[SETTINGS])
     page = parse_query(request.query)
-    return web.json_response(await reads.clinic_messages(request.app[SESSIONS], clinic_id, page))
+    return web.json_response(await reads.clinic_messages(request.app[READS], clinic_id, page))

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from service.clock import Clock, SystemClock
 from service.config import Settings
-from service.db import create_engine, session_factory
+from service.db import create_engine, create_reader, session_factory
 from service.dispatch import Dispatcher
 from service.ingest import Ingest
 from service.metrics import Metrics
@@ -25,6 +25,8 @@ from service.web.keys import (
     ENGINE,
     INGEST,
     METRICS,
+    READER,
+    READS,
     SENDER,
     SESSIONS,
     SETTINGS,
@@ -61,8 +63,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(app[SETTINGS].database.url)
     app[ENGINE] = engine
     app[SESSIONS] = session_factory(engine)
+    reader = create_reader(app[SETTINGS].database.url, engine)
+    app[READER], app[READS] = reader, session_factory(reader)
     app[INGEST] = Ingest(settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK])
     yield
+    if reader is not engine:
+        await reader.dispose()
     await engine.dispose()
 
 
@@ -87,7 +93,7 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
         dispatcher = Dispatcher(settings=app[SETTINGS], sessions=app[SESSIONS],
                                 sender=app[SENDER], clock=app[CLOCK], instance=instance,
                                 metrics=app[METRICS])
-        timers = Timers(settings=app[SETTINGS].scheduler, sessions=app[SESSIONS],
+        timers = Timers(settings=app[SETTINGS].scheduler, sessions=app[READS],
                         clock=app[CLOCK], dispatch_due=dispatcher.dispatch_due,
                         recover=dispatcher.recover)
         dispatcher.rearm = timers.arm

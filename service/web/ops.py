@@ -9,7 +9,7 @@ from aiohttp import web
 
 from service import store
 from service.openapi import document
-from service.web.keys import ENGINE, METRICS, SESSIONS, TIMERS
+from service.web.keys import METRICS, READER, READS, TIMERS
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0
@@ -32,7 +32,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _database(request: web.Request) -> str:
     try:
-        async with asyncio.timeout(READY_TIMEOUT), request.app[ENGINE].connect() as conn:
+        async with asyncio.timeout(READY_TIMEOUT), request.app[READER].connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
     except Exception as exc:
         return f"failing: {type(exc).__name__}"
@@ -48,7 +48,7 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: this process's counters, and message counts from the database."""
     registry = request.app[METRICS]
     try:
-        async with asyncio.timeout(READY_TIMEOUT), request.app[SESSIONS]() as s:
+        async with asyncio.timeout(READY_TIMEOUT), request.app[READS]() as s:
             registry.set_stored(await store.count_by_status(s))
     except Exception:  # the counters are still worth serving; readyz reports the database
         pass
