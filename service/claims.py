@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,8 +22,6 @@ from service.tables import MESSAGE, OPT_OUT, PATIENT, TREATMENT
 
 EXPIRED_REASON = "could not be sent before its expiry"
 REACHED = (Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
-# A timer may fire a hair before its instant; rows due within this are claimed with it.
-EARLY = timedelta(milliseconds=5)
 M = MESSAGE.c
 
 
@@ -56,16 +54,48 @@ class Standing(NamedTuple):
     reached: bool  # the clinic has texted (or is texting) that phone in another message
 
 
+def _at(name: str) -> sa.BindParameter[datetime]:
+    return sa.bindparam(name, type_=M.due_at.type)
+
+
+# Built once: a statement object carries its compiled form's cache key, so running it again
+# costs binding its parameters, not building and hashing the statement.
+_EXPIRE = (
+    sa.update(MESSAGE)
+    # due_at <= now keeps this an index range scan however many rows are pending.
+    .where(M.status == Status.SCHEDULED, M.due_at <= _at("now"), M.expires_at <= _at("now"))
+    .values(status=Status.EXPIRED, reason=EXPIRED_REASON, updated_at=_at("now"))
+    .returning(M.id)
+)
+_DUE = (
+    sa.select(M.id)
+    .where(M.status == Status.SCHEDULED, M.due_at <= _at("now"))
+    .order_by(M.due_at)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+    .with_for_update(skip_locked=True)
+)
+# The subquery picks (and on PostgreSQL locks) rows still scheduled; checking the status
+# again outside it would only lead SQLite to walk every scheduled row by that index.
+_CLAIM = (
+    sa.update(MESSAGE)
+    .where(M.id.in_(_DUE.scalar_subquery()))
+    .values(status=Status.SENDING, claimed_by=sa.bindparam("instance"), claimed_at=_at("now"),
+            lease_until=_at("lease_until"), attempts=M.attempts + 1, updated_at=_at("now"))
+    .returning(*CLAIM_COLUMNS)
+)
+_TAKE_OVER = (
+    sa.update(MESSAGE)
+    .where(M.id == sa.bindparam("message_id"), M.status == Status.SENDING,
+           M.lease_until < _at("now"))
+    .values(claimed_by=sa.bindparam("instance"), lease_until=_at("lease_until"),
+            updated_at=_at("now"))
+    .returning(*CLAIM_COLUMNS)
+)
+
+
 async def expire_due(conn: AsyncConnection, *, now: datetime) -> list[str]:
     """Mark every due scheduled message past its expiry `expired`; their ids."""
-    stmt = (
-        sa.update(MESSAGE)
-        # due_at <= now keeps this an index range scan however many rows are pending.
-        .where(M.status == Status.SCHEDULED, M.due_at <= now, M.expires_at <= now)
-        .values(status=Status.EXPIRED, reason=EXPIRED_REASON, updated_at=now)
-        .returning(M.id)
-    )
-    ids = [row[0] for row in (await conn.execute(stmt)).all()]
+    ids = [row[0] for row in (await conn.execute(_EXPIRE, {"now": now})).all()]
     await add_history(conn, [(i, Status.EXPIRED, EXPIRED_REASON, None) for i in ids], now=now)
     return ids
 
@@ -74,23 +104,8 @@ async def claim_due(
     conn: AsyncConnection, *, now: datetime, instance: str, lease: timedelta, limit: int
 ) -> list[Claim]:
     """Claim up to `limit` due scheduled messages for `instance`, soonest first."""
-    due = (
-        sa.select(M.id)
-        .where(M.status == Status.SCHEDULED, M.due_at <= now + EARLY)
-        .order_by(M.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    # The subquery picks (and on PostgreSQL locks) rows still scheduled; checking the status
-    # again outside it would only lead SQLite to walk every scheduled row by that index.
-    stmt = (
-        sa.update(MESSAGE)
-        .where(M.id.in_(due.scalar_subquery()))
-        .values(status=Status.SENDING, claimed_by=instance, claimed_at=now,
-                lease_until=now + lease, attempts=M.attempts + 1, updated_at=now)
-        .returning(*CLAIM_COLUMNS)
-    )
-    claimed = sorted((Claim(*row) for row in (await conn.execute(stmt)).all()),
+    params = {"now": now, "limit": limit, "instance": instance, "lease_until": now + lease}
+    claimed = sorted((Claim(*row) for row in (await conn.execute(_CLAIM, params)).all()),
                      key=lambda c: (c.send_at, c.id))
     await add_history(conn, [(c.id, Status.SENDING, f"claimed by {instance}, attempt "
                               f"{c.attempts}", None) for c in claimed], now=now)
@@ -101,14 +116,34 @@ async def take_over(
     conn: AsyncConnection, message_id: str, *, now: datetime, instance: str, lease: timedelta
 ) -> Claim | None:
     """Take over a stale claim so that only one instance reconciles it."""
-    stmt = (
-        sa.update(MESSAGE)
-        .where(M.id == message_id, M.status == Status.SENDING, M.lease_until < now)
-        .values(claimed_by=instance, lease_until=now + lease, updated_at=now)
-        .returning(*CLAIM_COLUMNS)
-    )
-    row = (await conn.execute(stmt)).first()
+    params = {"message_id": message_id, "now": now, "instance": instance,
+              "lease_until": now + lease}
+    row = (await conn.execute(_TAKE_OVER, params)).first()
     return None if row is None else Claim(*row)
+
+
+def _standing_query() -> sa.Select[Any]:
+    ids: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
+    other = MESSAGE.alias("other")
+    stopped = sa.exists().where(OPT_OUT.c.clinic_id == M.clinic_id,
+                                OPT_OUT.c.phone == PATIENT.c.phone)
+    reached = sa.exists().where(other.c.clinic_id == M.clinic_id,
+                                other.c.phone == PATIENT.c.phone,
+                                other.c.status.in_(REACHED), other.c.id.not_in(ids))
+    return (
+        sa.select(M.id, TREATMENT.c.cancelled_at.is_not(None), PATIENT.c.sms_consent,
+                  PATIENT.c.phone, stopped, reached)
+        .join_from(MESSAGE, TREATMENT, TREATMENT.c.id == M.treatment_id)
+        .join(PATIENT, PATIENT.c.id == M.patient_id)
+        .where(M.id.in_(ids))
+    )
+
+
+_STANDING = _standing_query()
+_FOOTER = (sa.update(MESSAGE).where(M.id.in_(sa.bindparam("ids", expanding=True)))
+           .values(footer=True))
+_NEW_PHONE = (sa.update(MESSAGE).where(M.id == sa.bindparam("m_id"))
+              .values(phone=sa.bindparam("m_phone"), updated_at=_at("m_now")))
 
 
 async def standing(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Standing]:
@@ -116,35 +151,22 @@ async def standing(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Stand
     now, whether that phone said STOP, and whether another message reached it already."""
     if not ids:
         return {}
-    other = MESSAGE.alias("other")
-    stopped = sa.exists().where(OPT_OUT.c.clinic_id == M.clinic_id,
-                                OPT_OUT.c.phone == PATIENT.c.phone)
-    reached = sa.exists().where(other.c.clinic_id == M.clinic_id,
-                                other.c.phone == PATIENT.c.phone,
-                                other.c.status.in_(REACHED), other.c.id.not_in(ids))
-    query = (
-        sa.select(M.id, TREATMENT.c.cancelled_at.is_not(None), PATIENT.c.sms_consent,
-                  PATIENT.c.phone, stopped, reached)
-        .join_from(MESSAGE, TREATMENT, TREATMENT.c.id == M.treatment_id)
-        .join(PATIENT, PATIENT.c.id == M.patient_id)
-        .where(M.id.in_(ids))
-    )
+    rows = (await conn.execute(_STANDING, {"ids": list(ids)})).all()
     return {i: Standing(bool(c), bool(ok), phone, bool(s), bool(r))
-            for i, c, ok, phone, s, r in (await conn.execute(query)).all()}
+            for i, c, ok, phone, s, r in rows}
 
 
 async def mark_footer(conn: AsyncConnection, ids: Sequence[str]) -> None:
     """Record that these messages carry the opt-out footer (it is part of what was sent)."""
     if ids:
-        await conn.execute(sa.update(MESSAGE).where(M.id.in_(ids)).values(footer=True))
+        await conn.execute(_FOOTER, {"ids": list(ids)})
 
 
 async def set_phone(conn: AsyncConnection, changes: Sequence[tuple[str, str]], *,
                     now: datetime) -> None:
     """Send these claimed messages to the patient's new phone: (message id, phone)."""
     if changes:
-        stmt = (sa.update(MESSAGE).where(M.id == sa.bindparam("m_id"))
-                .values(phone=sa.bindparam("m_phone"), updated_at=now))
-        await conn.execute(stmt, [{"m_id": i, "m_phone": p} for i, p in changes])
+        await conn.execute(_NEW_PHONE,
+                           [{"m_id": i, "m_phone": p, "m_now": now} for i, p in changes])
         await add_history(conn, [(i, Status.SENDING, "patient's new phone", None)
                                  for i, _ in changes], now=now)

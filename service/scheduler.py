@@ -95,6 +95,9 @@ class Timers:
 
     async def _fire(self, key: float) -> None:
         self._armed.discard(key)
+        early = key - self.clock.now().timestamp()
+        if early > 0:  # never claim a message before its time, not even by a millisecond
+            await asyncio.sleep(early)
         await self.dispatch_due()
 
     async def refill(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from itertools import groupby
 from typing import Any
 
@@ -134,31 +135,41 @@ async def move_many(conn: AsyncConnection, moves: Sequence[Move], *, now: dateti
     """`move` for many messages (each at most once) in a few round trips; whether each moved.
 
     The rows are read and locked first (SQLite: the transaction holds the write lock), so the
-    updates need no condition of their own and run as one executemany per shape of change."""
+    updates need no condition of their own and run as one executemany per set of columns changed."""
     ids = sorted({m.message_id for m in moves})
     assert len(ids) == len(moves), "one move per message in a batch"
     if not moves:
         return []
-    locked = select(MESSAGE.c.id, MESSAGE.c.status).where(MESSAGE.c.id.in_(ids))
-    found = (await conn.execute(locked.order_by(MESSAGE.c.id).with_for_update())).all()
+    found = (await conn.execute(_LOCK, {"ids": ids})).all()
     current: dict[str, str] = {i: st for i, st in found}
     applied = [m for m in moves if current.get(m.message_id, "") in m.allowed_from]
-    for (to, keys), group in groupby(sorted(applied, key=_shape), key=_shape):
-        rows = [{"m_id": m.message_id, **{f"v_{k}": m.values[k] for k in keys}} for m in group]
-        await conn.execute(_update(to, keys, now), rows)
+    for keys, group in groupby(sorted(applied, key=_columns), key=_columns):
+        rows = [{"m_id": m.message_id, "m_to": m.to, "m_now": now,
+                 **{f"v_{k}": m.values[k] for k in keys}} for m in group]
+        await conn.execute(_update(keys), rows)
     await add_history(conn, [(m.message_id, m.to, m.detail, m.code) for m in applied], now=now)
     moved = {id(m) for m in applied}
     return [id(m) in moved for m in moves]
 
 
-def _shape(move: Move) -> tuple[str, tuple[str, ...]]:
-    return move.to, tuple(sorted(move.values))
+def _columns(move: Move) -> tuple[str, ...]:
+    return tuple(sorted(move.values))
 
 
-def _update(to: str, keys: Sequence[str], now: datetime) -> sa.Update:
+_LOCK = (select(MESSAGE.c.id, MESSAGE.c.status)
+         .where(MESSAGE.c.id.in_(sa.bindparam("ids", expanding=True)))
+         .order_by(MESSAGE.c.id).with_for_update())
+_ADD_HISTORY = sa.insert(HISTORY)
+
+
+@cache
+def _update(keys: tuple[str, ...]) -> sa.Update:
+    """The UPDATE for moves that set these columns, built once (see `claims`)."""
     values = {k: sa.bindparam(f"v_{k}", type_=MESSAGE.c[k].type) for k in keys}
     return (sa.update(MESSAGE).where(MESSAGE.c.id == sa.bindparam("m_id"))
-            .values(status=to, updated_at=now, **values))
+            .values(status=sa.bindparam("m_to"),
+                    updated_at=sa.bindparam("m_now", type_=MESSAGE.c.updated_at.type),
+                    **values))
 
 
 async def add_history(conn: AsyncConnection,
@@ -166,7 +177,7 @@ async def add_history(conn: AsyncConnection,
                       now: datetime) -> None:
     """Append (message id, status, detail, error code) entries to history, one round trip."""
     if entries:
-        await conn.execute(sa.insert(HISTORY), [
+        await conn.execute(_ADD_HISTORY, [
             {"message_id": i, "at": now, "status": st, "detail": d, "error_code": c}
             for i, st, d, c in entries])
 
