@@ -69,16 +69,21 @@ async def apply_status(
         return await _advance(s, found, target, code=code, now=now)
 
 
+_EARLY_CALLBACKS = (
+    sa.select(CALLBACKS.c.provider_id, CALLBACKS.c.status, CALLBACKS.c.error_code)
+    .where(CALLBACKS.c.provider_id.in_(sa.bindparam("sids", expanding=True)))
+    .order_by(CALLBACKS.c.id)
+)
+
+
 async def settle_early_callbacks(s: AsyncSession, sent: dict[str, str], *,
                                  now: datetime) -> None:
     """Apply callbacks that arrived before their sid was recorded, in order of arrival;
     `sent` maps each sid just recorded to its message."""
     if not sent:
         return
-    query = (sa.select(CALLBACKS.c.provider_id, CALLBACKS.c.status,
-                       CALLBACKS.c.error_code)
-             .where(CALLBACKS.c.provider_id.in_(sent)).order_by(CALLBACKS.c.id))
-    for sid, status, code in (await (await s.connection()).execute(query)).all():
+    conn = await s.connection()
+    for sid, status, code in (await conn.execute(_EARLY_CALLBACKS, {"sids": list(sent)})).all():
         await _advance(s, sent[sid], Status(status), code=code, now=now)
 
 

@@ -25,6 +25,7 @@ from service.config import SchedulerSettings
 log = logging.getLogger("aftercare.scheduler")
 BATCH = 5000
 ARM_SLICE = 200
+MAX_EARLY = 0.05  # seconds a timer may fire ahead of its instant and wait for it
 
 
 class Timers:
@@ -96,7 +97,7 @@ class Timers:
     async def _fire(self, key: float) -> None:
         self._armed.discard(key)
         early = key - self.clock.now().timestamp()
-        if early > 0:  # never claim a message before its time, not even by a millisecond
+        if 0 < early < MAX_EARLY:  # never claim a message before its time, by a hair either
             await asyncio.sleep(early)
         await self.dispatch_due()
 
