@@ -1,0 +1,78 @@
+"""The timers (DESIGN invariant 2): APScheduler wakes the dispatcher at each instant at which
+messages fall due, never before it, and holds only the near horizon."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from service.config import SchedulerSettings
+from service.db import create_engine, session_factory
+from service.scheduler import Timers
+
+
+@dataclass
+class LaggingClock:
+    """The system clock, `lag` behind: to it, a timer that fires on time fires early."""
+
+    lag: timedelta
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) - self.lag
+
+
+@dataclass
+class Wakeups:
+    clock: LaggingClock
+    seen: list[datetime] = field(default_factory=list)
+
+    async def dispatch_due(self) -> None:
+        self.seen.append(self.clock.now())
+
+    async def recover(self, _message_id: str) -> None:
+        raise AssertionError("nothing to recover")
+
+
+@pytest.fixture
+async def timers(db_path: Path) -> AsyncIterator[tuple[Timers, Wakeups]]:
+    engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+    wakeups = Wakeups(LaggingClock(timedelta(milliseconds=30)))
+    armed = Timers(settings=SchedulerSettings(), sessions=session_factory(engine),
+                   clock=wakeups.clock, dispatch_due=wakeups.dispatch_due,
+                   recover=wakeups.recover)
+    armed.start()
+    yield armed, wakeups
+    await armed.stop(timeout=5)
+    await engine.dispose()
+
+
+async def test_a_timer_that_fires_early_waits_for_its_instant(
+    timers: tuple[Timers, Wakeups],
+) -> None:
+    """Nothing is claimed before its time, not by the few milliseconds a timer can be early."""
+    armed, wakeups = timers
+    due = wakeups.clock.now() + timedelta(milliseconds=200)
+    armed.arm(due)
+    async with asyncio.timeout(5):
+        while not wakeups.seen:
+            await asyncio.sleep(0.01)
+    assert wakeups.seen[0] >= due
+
+
+async def test_each_instant_is_armed_once_and_only_within_the_horizon(
+    timers: tuple[Timers, Wakeups],
+) -> None:
+    """Many messages due at one instant share a timer; one past the horizon waits for a
+    later refill instead of being held in memory."""
+    armed, wakeups = timers
+    before = len(armed.scheduler.get_jobs())
+    soon = wakeups.clock.now() + timedelta(seconds=30)
+    for _ in range(3):
+        armed.arm(soon)
+    armed.arm(wakeups.clock.now() + armed.settings.horizon + timedelta(seconds=1))
+    assert len(armed.scheduler.get_jobs()) == before + 1
