@@ -73,7 +73,7 @@ async def treatment_cancelled(
     patient = await s.get(Patient, treatment.patient_id)
     assert patient is not None, "a treatment has a patient"
     messages = await store.messages_of(s, row_id(treatment.id))
-    return Effect({"treatment": treatment_view(treatment, patient),
+    return Effect({"treatment": treatment_view(treatment, patient.external_id),
                    "messages": [planned_view(m) for m in messages]})
 
 

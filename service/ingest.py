@@ -20,7 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service import amend, store
 from service.clock import Clock
 from service.config import Settings
-from service.errors import Conflict
+from service.errors import Conflict, ProblemError
+from service.intake import Fresh, Intake
 from service.models import Event, Message, Patient, Status, Treatment
 from service.payloads import (
     PatientIn,
@@ -35,11 +36,13 @@ from service.views import planned_view, treatment_view
 
 @dataclass(frozen=True)
 class Reply:
-    """An event's answer: status, JSON body, and the messages now due to be armed."""
+    """An event's answer: status, JSON body, the messages now due to be armed, and the
+    event's type (for metrics)."""
 
     status: int
     body: str
     due: Sequence[tuple[str, datetime]] = field(default=())
+    type: str = "unknown"
 
 
 class Ingest:
@@ -52,15 +55,34 @@ class Ingest:
         self.sessions = sessions
         self.clock = clock
         self.planner = Planner(settings)
+        self.intake = Intake(settings=settings, sessions=sessions, planner=self.planner)
 
     async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> Reply:
-        """Store the event's effect and return its answer; replays return the first answer."""
+        """Store the event's effect and return its answer; replays return the first answer.
+
+        A new treatment takes the batched path (`intake`); everything else, and a new
+        treatment that turns out not to be new, one transaction per event."""
         digest = hashlib.sha256(raw).hexdigest()
+        event = _parsed(raw)
+        if isinstance(event, TreatmentCompleted):
+            fresh = self._fresh(clinic_id, webhook_id, digest, event)
+            written = None if fresh is None else await self.intake.write(fresh)
+            if written is not None:
+                return Reply(202, written.body, written.due, event.type)
         try:
             return await self._once(clinic_id, webhook_id, raw, digest)
         except IntegrityError:
             # Another delivery of the same event or treatment won the race: answer as a replay.
             return await self._once(clinic_id, webhook_id, raw, digest)
+
+    def _fresh(self, clinic_id: str, webhook_id: str, digest: str,
+               event: TreatmentCompleted) -> Fresh | None:
+        now = self.clock.now()
+        try:
+            self.planner.check(event.data.treatment, now=now)
+        except ProblemError:
+            return None  # `_once` answers, after looking for a replay of this webhook id
+        return self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
 
     async def _once(self, clinic_id: str, webhook_id: str, raw: bytes, digest: str) -> Reply:
         async with self.sessions.begin() as s:
@@ -68,7 +90,7 @@ class Ingest:
             if previous is not None:
                 if previous.body_sha256 != digest:
                     raise Conflict("this webhook-id was already used with a different body")
-                return Reply(200, previous.response)
+                return Reply(200, previous.response, type=previous.type)
             event = parse_event(raw)
             reply = await self._apply(s, clinic_id, webhook_id, event)
             s.add(
@@ -103,7 +125,7 @@ class Ingest:
                 s, self.planner, clinic_id, event.data.patient, now=now
             )
         body = {"event_id": webhook_id, "type": event.type, **effect.body}
-        return Reply(202, json.dumps(body), effect.due)
+        return Reply(202, json.dumps(body), effect.due, event.type)
 
     async def _completed(
         self, s: AsyncSession, clinic_id: str, webhook_id: str, event: TreatmentCompleted
@@ -137,7 +159,7 @@ class Ingest:
         await store.add_messages(s, messages, now=now)
         body = _answer(webhook_id, event.type, treatment, patient, messages)
         due = [(m.id, m.due_at) for m in messages if m.status == Status.SCHEDULED]
-        return Reply(202, body, due)
+        return Reply(202, body, due, event.type)
 
 
 async def _upsert_patient(
@@ -177,7 +199,15 @@ async def _existing_plan(
     patient = await s.get(Patient, treatment.patient_id)
     assert patient is not None
     messages = await store.messages_of(s, row_id(treatment.id))
-    return Reply(200, _answer(event_id, event_type, treatment, patient, messages))
+    return Reply(200, _answer(event_id, event_type, treatment, patient, messages), type=event_type)
+
+
+def _parsed(raw: bytes) -> TreatmentCompleted | TreatmentCancelled | PatientUpdated | None:
+    """The event in `raw`, or None when it does not parse (`_once` says why)."""
+    try:
+        return parse_event(raw)
+    except ProblemError:
+        return None
 
 
 def _answer(
@@ -190,7 +220,7 @@ def _answer(
     body: dict[str, Any] = {
         "event_id": event_id,
         "type": event_type,
-        "treatment": treatment_view(treatment, patient),
+        "treatment": treatment_view(treatment, patient.external_id),
         "messages": [planned_view(m) for m in messages],
     }
     return json.dumps(body)

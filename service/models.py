@@ -6,8 +6,10 @@ move is appended to `MessageHistory`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -63,6 +65,34 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None or value.tzinfo is not None:
             return value
         return value.replace(tzinfo=UTC)
+
+    # SQLite stores text: one C call each way instead of SQLAlchemy's chain of a conversion,
+    # a %-format and a regular expression (a planned message binds five datetimes). The text
+    # is the very format SQLAlchemy's SQLite DATETIME writes, so stored rows compare as before.
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return sqlite_text
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        return _sqlite_datetime
+
+
+def sqlite_text(value: datetime | None) -> str | None:
+    """`2026-11-25 15:00:00.000000`: the UTC time as SQLAlchemy's SQLite DATETIME stores it."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: Aftercare stores aware UTC datetimes only")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _sqlite_datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _tz() -> UTCDateTime:

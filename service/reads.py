@@ -37,7 +37,7 @@ async def treatment_answer(s: AsyncSession, found: Treatment) -> dict[str, Any]:
     messages = await store.messages_of(s, row_id(found.id))
     history = await store.history_of(s, [m.id for m in messages])
     return {
-        "treatment": treatment_view(found, patient),
+        "treatment": treatment_view(found, patient.external_id),
         "messages": [message_view(m, history[m.id]) for m in messages],
     }
 

@@ -4,7 +4,6 @@ one per message; each caller still returns only once its outcome is durable."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -12,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import store
 from service.clock import Clock
+from service.group_commit import GroupCommit
 from service.inbound import settle_early_callbacks
 from service.store import Move
 
@@ -21,60 +21,21 @@ BATCH = 500
 
 
 class Recorder:
-    """Writes `Move`s by group commit."""
+    """Writes `Move`s by group commit (one move per message in a batch)."""
 
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self.sessions = sessions
         self.clock = clock
-        self._pending: list[tuple[Move, asyncio.Future[bool]]] = []
-        self._writing = False
+        self._group: GroupCommit[Move, bool] = GroupCommit(
+            self._write, batch=BATCH, keys=lambda move: (move.message_id,))
 
     async def record(self, move: Move) -> bool:
         """Write `move` (with whatever else is pending); whether the message moved."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((move, done))
-        if not self._writing:
-            await self._write_pending()
-        return await done
+        return await self._group.submit(move)
 
-    async def _write_pending(self) -> None:
-        self._writing = True
-        batch: list[tuple[Move, asyncio.Future[bool]]] = []
-        try:
-            while self._pending:
-                batch = self._take()
-                await self._write(batch)
-        finally:
-            self._writing = False
-            for _, done in batch + self._pending:  # left over only when cancelled mid-write
-                if not done.done():
-                    done.set_exception(RuntimeError("the recorder was stopped"))
-            self._pending = []
-
-    def _take(self) -> list[tuple[Move, asyncio.Future[bool]]]:
-        """Up to BATCH pending moves, one per message (a second waits for the next write)."""
-        batch: list[tuple[Move, asyncio.Future[bool]]] = []
-        rest: list[tuple[Move, asyncio.Future[bool]]] = []
-        seen: set[str] = set()
-        for item in self._pending:
-            if len(batch) < BATCH and item[0].message_id not in seen:
-                seen.add(item[0].message_id)
-                batch.append(item)
-            else:
-                rest.append(item)
-        self._pending = rest
-        return batch
-
-    async def _write(self, batch: Sequence[tuple[Move, asyncio.Future[bool]]]) -> None:
-        try:
-            async with self.sessions.begin() as s:
-                results = await self._apply(s, [move for move, _ in batch])
-        except Exception as exc:
-            for _, done in batch:
-                done.set_exception(exc)
-            return
-        for (_, done), moved in zip(batch, results, strict=True):
-            done.set_result(moved)
+    async def _write(self, moves: Sequence[Move]) -> list[bool]:
+        async with self.sessions.begin() as s:
+            return await self._apply(s, moves)
 
     async def _apply(self, s: AsyncSession, moves: Sequence[Move]) -> list[bool]:
         now = self.clock.now()

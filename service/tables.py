@@ -10,8 +10,17 @@ from typing import cast
 
 import sqlalchemy as sa
 
-from service.models import Message, MessageHistory, OptOut, Patient, ProviderStatus, Treatment
+from service.models import (
+    Event,
+    Message,
+    MessageHistory,
+    OptOut,
+    Patient,
+    ProviderStatus,
+    Treatment,
+)
 
+EVENT = cast(sa.Table, Event.__table__)  # type: ignore[attr-defined]
 MESSAGE = cast(sa.Table, Message.__table__)  # type: ignore[attr-defined]
 HISTORY = cast(sa.Table, MessageHistory.__table__)  # type: ignore[attr-defined]
 OPT_OUT = cast(sa.Table, OptOut.__table__)  # type: ignore[attr-defined]

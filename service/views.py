@@ -4,10 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from service.masking import mask_phone
-from service.models import Message, MessageHistory, Patient, Treatment
+from service.models import Message, MessageHistory, Patient
+
+
+class TreatmentLike(Protocol):
+    """What a treatment's view reads: a stored `Treatment`, or one being inserted."""
+
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def completed_at(self) -> datetime: ...
+    @property
+    def session_number(self) -> int: ...
+    @property
+    def sessions_planned(self) -> int: ...
+    @property
+    def serum(self) -> str: ...
+    @property
+    def cancelled_at(self) -> datetime | None: ...
+
+
+class PlannedLike(Protocol):
+    """What a planned message's view reads: a stored `Message`, or one being inserted."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def step(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def send_at(self) -> datetime: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
 
 
 def iso(value: datetime | None) -> str | None:
@@ -15,8 +51,8 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def treatment_view(treatment: Treatment, patient: Patient) -> dict[str, Any]:
-    """A treatment as a clinic system sees it."""
+def treatment_view(treatment: TreatmentLike, patient_id: str) -> dict[str, Any]:
+    """A treatment as a clinic system sees it (`patient_id`: the clinic's id of its patient)."""
     return {
         "id": treatment.external_id,
         "protocol": treatment.protocol,
@@ -24,12 +60,12 @@ def treatment_view(treatment: Treatment, patient: Patient) -> dict[str, Any]:
         "session_number": treatment.session_number,
         "sessions_planned": treatment.sessions_planned,
         "serum": treatment.serum,
-        "patient_id": patient.external_id,
+        "patient_id": patient_id,
         "cancelled_at": iso(treatment.cancelled_at),
     }
 
 
-def planned_view(message: Message) -> dict[str, Any]:
+def planned_view(message: PlannedLike) -> dict[str, Any]:
     """A message as the answer to an event lists it."""
     return {
         "id": message.id,

@@ -6,10 +6,15 @@ import base64
 import json
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from standardwebhooks import Webhook
 
 from service import store
@@ -153,3 +158,19 @@ async def move_message(client: Any, message_id: str, *statuses: Status) -> None:
             assert await store.move(s, message_id, to=status, now=datetime.now(UTC),
                                     allowed_from=[current], detail="test")
             current = status
+
+
+@contextmanager
+def statements(sessions: async_sessionmaker[AsyncSession]) -> Iterator[list[str]]:
+    """The SQL statements run through `sessions`' engine inside the block."""
+    engine = sessions.kw["bind"]
+    seen: list[str] = []
+
+    def hook(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", hook)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", hook)

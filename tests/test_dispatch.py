@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpServer
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,6 +36,7 @@ from tests.support import (
     encode,
     make_settings,
     patient_updated_event,
+    statements,
 )
 
 
@@ -433,22 +432,6 @@ class TestRecovery:
                                    lease=timedelta(seconds=5), limit=1)
         await world.dispatcher.recover(first.id)
         assert (await world.message(first.id)).claimed_by == "alive"
-
-
-@contextmanager
-def statements(sessions: async_sessionmaker[AsyncSession]) -> Iterator[list[str]]:
-    """The SQL statements run through `sessions`' engine inside the block."""
-    engine = sessions.kw["bind"]
-    seen: list[str] = []
-
-    def hook(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", hook)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", hook)
 
 
 class TestBatches:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from tests.support import (
     completed_event,
     encode,
     signed,
+    statements,
 )
 
 URL = "/v1/clinics/glow/events"
@@ -180,6 +182,94 @@ class TestIdempotency:
         ])
         assert sorted(a.status for a in answers) == [200, 200, 200, 202]
         assert (await counts(client))["Treatment"] == 1
+
+
+class TestBatches:
+    """Events that arrive together are written together (issue 5), each answered as if alone."""
+
+    async def test_many_events_at_once_are_a_few_statements(self, client: AppClient) -> None:
+        """Twenty new treatments posted at once are stored in a few batched transactions."""
+        bodies = [completed_event(patient={"id": f"pt_{i}", "phone": f"+1415555{100 + i:04d}"})
+                  for i in range(20)]
+        with statements(client.app[SESSIONS]) as seen:
+            answers = await asyncio.gather(*(post(client, b) for b in bodies))
+        assert [a.status for a in answers] == [202] * 20
+        plans = [await a.json() for a in answers]
+        assert [p["treatment"]["id"] for p in plans] == [
+            b["data"]["treatment"]["id"] for b in bodies]
+        assert len({m["id"] for p in plans for m in p["messages"]}) == 20 * 6
+        assert len(seen) <= 30, seen  # one at a time, it is over 200
+        stored = await counts(client)
+        assert (stored["Treatment"], stored["Patient"], stored["Message"]) == (20, 20, 120)
+        assert stored["MessageHistory"] == 120 and stored["Event"] == 20
+
+    async def test_a_batch_plans_as_one_event_at_a_time_would(self, client: AppClient) -> None:
+        """Answers and rows are the same whether an event comes alone or with others."""
+        done = {"completed_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}
+        alone = await (await post(client, completed_event(
+            treatment=done, patient={"id": "pt_alone", "first_name": "Bea"}))).json()
+        together = await asyncio.gather(*(post(client, completed_event(
+            treatment=done, patient={"id": f"pt_{i}", "first_name": "Bea"})) for i in range(5)))
+        for answer in together:
+            plan = await answer.json()
+            assert _shape(plan) == _shape(alone)
+        async with client.app[SESSIONS]() as s:
+            message = (await s.exec(sa.select(Message).where(
+                Message.id == plan["messages"][0]["id"]))).one()[0]
+        assert message.body.startswith("Hi Bea") and message.status == "scheduled"
+        assert message.due_at == message.send_at and message.attempts == 0
+
+    async def test_one_patient_in_two_events_at_once(self, client: AppClient) -> None:
+        """Two treatments of one patient posted together: one patient row, two plans."""
+        first, second = await asyncio.gather(
+            post(client, completed_event(patient={"first_name": "Ana"})),
+            post(client, completed_event(patient={"first_name": "Anna"})))
+        assert (first.status, second.status) == (202, 202)
+        stored = await counts(client)
+        assert (stored["Patient"], stored["Treatment"]) == (1, 2)
+
+    async def test_stored_zone_is_kept_when_the_event_leaves_it_out(
+        self, client: AppClient
+    ) -> None:
+        """A known patient's stored time zone and locale plan an event that gives neither."""
+        await post(client, completed_event(patient={"timezone": "Europe/Berlin",
+                                                    "locale": "de"}))
+        patient = {"timezone": None, "locale": None}
+        plan = await (await post(client, completed_event(patient=patient))).json()
+        serum = [m for m in plan["messages"] if m["step"] == "serum"]
+        assert serum[0]["send_at"].endswith("T07:30:00Z")  # 08:30 in Berlin (CET)
+        async with client.app[SESSIONS]() as s:
+            texts = (await s.exec(sa.select(Message.body).where(
+                Message.id == serum[0]["id"]))).one()
+        assert texts[0].startswith("Zeit für Ihr")
+
+    async def test_stop_suppresses_only_that_numbers_plan(self, client: AppClient) -> None:
+        """In a batch, the number that said STOP gets a suppressed plan, the others do not."""
+        async with client.app[SESSIONS].begin() as s:
+            s.add(OptOut(clinic_id="glow", phone=PHONE, at=datetime.now(UTC), source="test"))
+        stopped, other = await asyncio.gather(
+            post(client, completed_event(patient={"id": "pt_a"})),
+            post(client, completed_event(patient={"id": "pt_b", "phone": "+14155550124"})))
+        assert {m["status"] for m in (await stopped.json())["messages"]} == {"suppressed"}
+        assert {m["status"] for m in (await other.json())["messages"]} == {"scheduled"}
+
+    async def test_replicas_racing_for_one_treatment_plan_it_once(
+        self, make_client: Any, settings: Any
+    ) -> None:
+        """Two instances on one database given one treatment at once: one plan, one answer."""
+        first, second = await make_client(settings), await make_client(settings)
+        for round_ in range(5):
+            body = completed_event(patient={"id": f"pt_{round_}"})
+            answers = await asyncio.gather(post(first, body), post(second, body))
+            assert sorted(a.status for a in answers) == [200, 202]
+            plans = [await a.json() for a in answers]
+            assert plans[0]["messages"] == plans[1]["messages"]
+        stored = await counts(first)
+        assert (stored["Treatment"], stored["Message"]) == (5, 30)
+
+
+def _shape(plan: dict[str, Any]) -> list[tuple[str, str, str, str | None]]:
+    return [(m["step"], m["send_at"], m["status"], m["reason"]) for m in plan["messages"]]
 
 
 class TestSignature:

@@ -6,13 +6,12 @@ Nothing is stored until all of them pass.
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from service.config import ClinicSettings
 from service.errors import PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
+from service.ingest import Reply
 from service.web.keys import INGEST, METRICS, SETTINGS, TIMERS
 
 routes = web.RouteTableDef()
@@ -24,16 +23,16 @@ async def post_event(request: web.Request) -> web.Response:
     """Accept a signed clinic event; 202 with the plan, 200 for a replay."""
     events = request.app[METRICS].events
     try:
-        response = await _handle(request)
+        outcome = await _handle(request)
     except ProblemError as exc:
         events.labels("unknown", f"rejected_{exc.status}").inc()
         raise
-    kind = json.loads(response.text or "{}").get("type", "unknown")
-    events.labels(kind, "accepted" if response.status == 202 else "replayed").inc()
+    reply, response = outcome
+    events.labels(reply.type, "accepted" if reply.status == 202 else "replayed").inc()
     return response
 
 
-async def _handle(request: web.Request) -> web.Response:
+async def _handle(request: web.Request) -> tuple[Reply, web.Response]:
     clinic_id = request.match_info["clinic_id"]
     clinic = request.app[SETTINGS].clinics.get(clinic_id)
     if clinic is None:
@@ -45,7 +44,8 @@ async def _handle(request: web.Request) -> web.Response:
     reply = await request.app[INGEST].handle(clinic_id, headers["webhook-id"], raw)
     for due_at in {due_at for _, due_at in reply.due}:
         request.app[TIMERS].arm(due_at)
-    return web.Response(status=reply.status, text=reply.body, content_type="application/json")
+    return reply, web.Response(status=reply.status, text=reply.body,
+                               content_type="application/json")
 
 
 async def _read_body(request: web.Request) -> bytes:
