@@ -25,13 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service import protocols
+from service import plan_rows, protocols
 from service.config import Settings, zone
 from service.group_commit import GroupCommit
-from service.models import Status, sqlite_text
+from service.models import Status
 from service.payloads import TreatmentCompleted
-from service.plans import NewMessage, Planner, new_message
-from service.tables import EVENT, HISTORY, MESSAGE, OPT_OUT, PATIENT, TREATMENT
+from service.plans import NewMessage, Planner, new_message, new_message_ids
+from service.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
 from service.views import planned_view, treatment_view
 
 BATCH = 64
@@ -67,6 +67,9 @@ class Fresh:
     now: datetime
     reason: str | None = None  # why its messages are suppressed, as they were built
     messages: list[NewMessage] = field(default_factory=list)
+    written: Written | None = None  # the answer, as it will be stored
+    rows: list[plan_rows.Row] = field(default_factory=list)  # SQLite: `plan_rows`
+    history: list[plan_rows.Row] = field(default_factory=list)
 
     def keys(self) -> tuple[Hashable, ...]:
         """What it touches: two events sharing one of these never go in one batch."""
@@ -94,6 +97,7 @@ class Intake:
         self.planner = planner
         self._group: GroupCommit[Fresh, Written | None] = GroupCommit(
             self._write, batch=BATCH, keys=Fresh.keys)
+        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
 
     def prepare(self, clinic_id: str, webhook_id: str, digest: str, event: TreatmentCompleted,
                 *, now: datetime) -> Fresh:
@@ -108,9 +112,22 @@ class Intake:
         fresh = Fresh(clinic_id, webhook_id, digest, event, treatment, timezone,
                       data.patient.locale, [], now)
         fresh.plan = self._plan(fresh)
-        fresh.reason = _reason(fresh, stopped=False)
-        fresh.messages = _messages(fresh, reason=fresh.reason)
+        self._build(fresh, reason=_reason(fresh, stopped=False))
         return fresh
+
+    def _build(self, fresh: Fresh, *, reason: str | None) -> None:
+        """The plan's rows and the answer, made before the write so that it only stores them
+        (their patient and treatment ids are set once those rows exist)."""
+        phone = fresh.event.data.patient.phone
+        fresh.reason = reason
+        ids = new_message_ids(fresh.now, len(fresh.plan))
+        fresh.messages = [
+            new_message(p, clinic_id=fresh.clinic_id, treatment_id=0, patient_id=0,
+                        phone=phone, reason=reason, now=fresh.now, message_id=i)
+            for p, i in zip(fresh.plan, ids, strict=True)]
+        fresh.written = _written(fresh)
+        if self._sqlite:
+            fresh.rows, fresh.history = plan_rows.sqlite_rows(fresh.messages)
 
     async def write(self, fresh: Fresh) -> Written | None:
         """Store the event's plan with others arriving at once; None when it is not fresh."""
@@ -144,15 +161,20 @@ class Intake:
         stopped = await _opted_out(conn, fresh)
         treatments = await _insert(conn, _INSERT_TREATMENT, [
             {**_treatment_row(f), "patient_id": patients[i]} for i, f in enumerate(fresh)])
-        for f, patient_id, treatment_id in zip(fresh, patients, treatments, strict=True):
+        for f in fresh:
             reason = _reason(f, stopped=(f.clinic_id, f.event.data.patient.phone) in stopped)
-            if not f.messages or reason != f.reason:  # re-planned, or the number said STOP
-                f.reason, f.messages = reason, _messages(f, reason=reason)
-            for m in f.messages:
-                m.patient_id, m.treatment_id = patient_id, treatment_id
-        await _insert_messages(conn, fresh)
-        written = {id(f): _written(f) for f in fresh}
-        await conn.execute(_INSERT_EVENT, [_event_row(f, written[id(f)]) for f in fresh])
+            if f.written is None or reason != f.reason:  # re-planned, or the number said STOP
+                self._build(f, reason=reason)
+        ids = list(zip(treatments, patients, strict=True))
+        if self._sqlite:
+            await plan_rows.insert_sqlite(
+                conn, [(f.rows, pair) for f, pair in zip(fresh, ids, strict=True)],
+                [entry for f in fresh for entry in f.history])
+        else:
+            await plan_rows.insert(conn, [(f.messages, pair)
+                                          for f, pair in zip(fresh, ids, strict=True)])
+        await conn.execute(_INSERT_EVENT, [_event_row(f) for f in fresh])
+        written = {id(f): f.written for f in fresh}
         return [written.get(id(f)) for f in batch]
 
     async def _patients(self, conn: AsyncConnection, fresh: Sequence[Fresh]) -> list[int]:
@@ -180,7 +202,7 @@ class Intake:
         if (zone_now, locale_now) != (fresh.timezone, fresh.locale):
             fresh.timezone, fresh.locale = zone_now, locale_now
             fresh.plan = self._plan(fresh)
-            fresh.messages = []
+            fresh.written = None
 
 
 def _reason(fresh: Fresh, *, stopped: bool) -> str | None:
@@ -188,13 +210,6 @@ def _reason(fresh: Fresh, *, stopped: bool) -> str | None:
     if not fresh.event.data.patient.sms_consent:
         return NO_CONSENT
     return OPTED_OUT if stopped else None
-
-
-def _messages(fresh: Fresh, *, reason: str | None) -> list[NewMessage]:
-    """The plan's rows; their patient and treatment ids are set once those rows exist."""
-    phone = fresh.event.data.patient.phone
-    return [new_message(p, clinic_id=fresh.clinic_id, treatment_id=0, patient_id=0,
-                        phone=phone, reason=reason, now=fresh.now) for p in fresh.plan]
 
 
 def _in(*columns: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
@@ -217,8 +232,6 @@ _INSERT_PATIENT = sa.insert(PATIENT).returning(PATIENT.c.clinic_id, PATIENT.c.ex
 _UPDATE_PATIENT = sa.update(PATIENT).where(PATIENT.c.id == sa.bindparam("p_id"))
 _INSERT_TREATMENT = sa.insert(TREATMENT).returning(TREATMENT.c.clinic_id,
                                                    TREATMENT.c.external_id, TREATMENT.c.id)
-_INSERT_MESSAGE = sa.insert(MESSAGE)
-_INSERT_HISTORY = sa.insert(HISTORY)
 _INSERT_EVENT = sa.insert(EVENT)
 
 
@@ -230,43 +243,6 @@ async def _unseen(conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Fresh]:
         (f.clinic_id, f.treatment.external_id) for f in batch]})).all()}
     return [f for f in batch if (f.clinic_id, f.webhook_id) not in events
             and (f.clinic_id, f.treatment.external_id) not in treatments]
-
-
-async def _insert_messages(conn: AsyncConnection, fresh: Sequence[Fresh]) -> None:
-    """Insert the plans' messages, each with its first history entry."""
-    if conn.dialect.name != "sqlite":
-        rows = [m.values() for f in fresh for m in f.messages]
-        await conn.execute(_INSERT_MESSAGE, rows)
-        await conn.execute(_INSERT_HISTORY, [
-            {"message_id": r["id"], "at": r["updated_at"], "status": r["status"],
-             "detail": r["reason"], "error_code": None} for r in rows])
-        return
-    # Straight to the driver, each value as SQLAlchemy would store it: its per-value
-    # processing of some 600 parameters an event was a fifth of ingest's CPU.
-    messages, history = [], []
-    for f in fresh:
-        now = sqlite_text(f.now)
-        for m in f.messages:
-            send_at = sqlite_text(m.send_at)
-            messages.append((m.id, m.clinic_id, m.treatment_id, m.patient_id, m.step, m.kind,
-                             m.seq, m.phone, m.locale, m.body, send_at, send_at,
-                             sqlite_text(m.expires_at), m.status.value, m.reason, 0, 0, now))
-            history.append((m.id, now, m.status.value, m.reason))
-    await conn.exec_driver_sql(_SQLITE_MESSAGE, messages)
-    await conn.exec_driver_sql(_SQLITE_HISTORY, history)
-
-
-def _sqlite_insert(table: sa.Table, columns: Sequence[str]) -> str:
-    assert set(columns) <= set(table.c.keys())
-    return (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))})")
-
-
-_SQLITE_MESSAGE = _sqlite_insert(MESSAGE, (
-    "id", "clinic_id", "treatment_id", "patient_id", "step", "kind", "seq", "phone", "locale",
-    "body", "send_at", "due_at", "expires_at", "status", "reason", "attempts", "footer",
-    "updated_at"))
-_SQLITE_HISTORY = _sqlite_insert(HISTORY, ("message_id", "at", "status", "detail"))
 
 
 async def _opted_out(conn: AsyncConnection, fresh: Sequence[Fresh]) -> set[tuple[str, str]]:
@@ -306,7 +282,9 @@ def _written(fresh: Fresh) -> Written:
     return Written(json.dumps(body), due)
 
 
-def _event_row(fresh: Fresh, written: Written) -> dict[str, Any]:
+def _event_row(fresh: Fresh) -> dict[str, Any]:
+    assert fresh.written is not None
+    written = fresh.written
     return {"clinic_id": fresh.clinic_id, "webhook_id": fresh.webhook_id,
             "body_sha256": fresh.digest, "type": fresh.event.type, "status_code": 202,
             "response": written.body, "received_at": fresh.now}

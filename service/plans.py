@@ -146,6 +146,7 @@ def new_message(
     phone: str,
     reason: str | None,
     now: datetime,
+    message_id: str | None = None,
 ) -> NewMessage:
     """One planned message as a new row: scheduled, suppressed (`reason`), or expired."""
     status, why = Status.SCHEDULED, reason
@@ -154,16 +155,19 @@ def new_message(
     elif planned.expires_at <= now:
         status, why = Status.EXPIRED, "its time had passed when the event arrived"
     return NewMessage(
-        new_message_id(now), clinic_id, treatment_id, patient_id, planned.step, planned.kind,
-        planned.seq, phone, planned.locale, planned.body, planned.send_at, planned.expires_at,
-        status, why, now,
+        message_id or new_message_ids(now, 1)[0], clinic_id, treatment_id, patient_id,
+        planned.step, planned.kind, planned.seq, phone, planned.locale, planned.body,
+        planned.send_at, planned.expires_at, status, why, now,
     )
 
 
-def new_message_id(now: datetime) -> str:
-    """A message id that sorts by creation time: its index grows at one end, so inserting a
-    plan touches a few pages instead of one per message (`msg_`, 12 + 12 hex digits)."""
-    return f"msg_{int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF:012x}{secrets.token_hex(6)}"
+def new_message_ids(now: datetime, count: int) -> list[str]:
+    """`count` message ids that sort by creation time: their index grows at one end, so
+    inserting a plan touches a few pages instead of one per message (`msg_`, then 12 hex
+    digits of milliseconds and 12 random ones, drawn in one call for the lot)."""
+    stamp = f"msg_{int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF:012x}"
+    random = secrets.token_hex(6 * count)
+    return [stamp + random[12 * i:12 * i + 12] for i in range(count)]
 
 
 def message_row(

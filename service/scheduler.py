@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from functools import partial
 
@@ -84,11 +84,21 @@ class Timers:
 
     def arm(self, due_at: datetime) -> None:
         """Wake the dispatcher at `due_at` if that is within the horizon."""
-        key = due_at.timestamp()
-        if key in self._armed or not self.running:
+        self.arm_many([due_at])
+
+    def arm_many(self, instants: Iterable[datetime]) -> None:
+        """`arm` each instant (an event's plan: dozens, most of them beyond the horizon)."""
+        if not self.running:
             return
-        if due_at > self.clock.now() + self.settings.horizon:
-            return  # the refill job arms it when it comes near
+        horizon = self.clock.now() + self.settings.horizon
+        for due_at in instants:
+            if due_at <= horizon:  # beyond it, the refill job arms it when it comes near
+                self._arm(due_at)
+
+    def _arm(self, due_at: datetime) -> None:
+        key = due_at.timestamp()
+        if key in self._armed:
+            return
         self._armed.add(key)
         self.scheduler.add_job(partial(self._tracked, partial(self._fire, key)), "date",
                                run_date=due_at, id=f"due@{key:.6f}",

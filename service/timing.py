@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -145,6 +146,12 @@ class QuietHours:
 DEFAULT_QUIET_HOURS = QuietHours(time(21), time(8))
 
 
+# Plans of patients treated on the same day meet the same local days and clock times, so the
+# two conversions below are cached: they are pure, and were a third of planning's cost.
+CACHED = 4096
+
+
+@lru_cache(maxsize=CACHED)
 def local_to_utc(day: date, clock: time, tz: ZoneInfo) -> datetime:
     """Return the aware UTC instant at which the wall clock in `tz` shows `day` `clock`.
 
@@ -164,6 +171,7 @@ def _wall_to_utc(day: date, clock: time, tz: ZoneInfo, *, fold: int) -> datetime
     return local.astimezone(UTC)
 
 
+@lru_cache(maxsize=CACHED)
 def push_out_of_quiet_hours(instant: datetime, tz: ZoneInfo, quiet: QuietHours) -> datetime:
     """Move an aware instant that falls in quiet hours (local to `tz`) to their end.
 

@@ -20,6 +20,7 @@ from tests.support import (
     SECRET,
     FakeClock,
     completed_event,
+    make_settings,
     encode,
     signed,
     statements,
@@ -252,6 +253,29 @@ class TestBatches:
             post(client, completed_event(patient={"id": "pt_b", "phone": "+14155550124"})))
         assert {m["status"] for m in (await stopped.json())["messages"]} == {"suppressed"}
         assert {m["status"] for m in (await other.json())["messages"]} == {"scheduled"}
+
+    async def test_plans_larger_than_one_statement_are_stored_whole(
+        self, make_client: Any, database: str
+    ) -> None:
+        """Plans of some 2,190 messages each (more than one SQLite statement takes) store every
+        message and its history."""
+        step = {"key": "daily", "kind": "serum", "days": "0-365",
+                "at": ["08:00", "10:00", "12:00", "14:00", "16:00", "20:00"],
+                "text": "Serum time, {first_name}."}
+        big = {"big": {"title": "Big", "default_serum": "serum", "steps": [step]}}
+        client = await make_client(make_settings(database, protocols=big))
+        bodies = [completed_event(treatment={"protocol": "big"}, patient={"id": f"pt_{i}"})
+                  for i in range(2)]
+        with statements(client.app[SESSIONS]) as seen:
+            answers = await asyncio.gather(*(post(client, b) for b in bodies))
+        assert [a.status for a in answers] == [202, 202]
+        planned = sum([len((await a.json())["messages"]) for a in answers])
+        assert planned > 2 * 2000
+        stored = await counts(client)
+        assert stored["Message"] == stored["MessageHistory"] == planned
+        if database.startswith("sqlite"):  # within SQLite's limit of 32,766 parameters
+            inserts = [s for s in seen if s.startswith("INSERT INTO message ")]
+            assert len(inserts) >= 3 and all(s.count("?") <= 32766 for s in inserts)
 
     async def test_replicas_racing_for_one_treatment_plan_it_once(
         self, make_client: Any, settings: Any

@@ -42,8 +42,7 @@ async def _handle(request: web.Request) -> tuple[Reply, web.Response]:
     raw = await _read_body(request)
     headers = _verify(clinic, request, raw)
     reply = await request.app[INGEST].handle(clinic_id, headers["webhook-id"], raw)
-    for due_at in {due_at for _, due_at in reply.due}:
-        request.app[TIMERS].arm(due_at)
+    request.app[TIMERS].arm_many(due_at for _, due_at in reply.due)
     return reply, web.Response(status=reply.status, text=reply.body,
                                content_type="application/json")
 
