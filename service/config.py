@@ -98,7 +98,7 @@ class SchedulerSettings(_Section):
     claim_lease: Duration = timedelta(seconds=60)
     horizon: Duration = timedelta(seconds=60)
     poll_interval: Duration = timedelta(seconds=5)
-    max_concurrent_sends: int = Field(32, ge=1, le=1000)
+    max_concurrent_sends: int = Field(64, ge=1, le=1000)
 
 
 class QuietHoursSettings(_Section):

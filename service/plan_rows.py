@@ -2,17 +2,13 @@
 
 PostgreSQL takes them through SQLAlchemy Core (one executemany each). SQLite takes rows made
 ahead of the write, each value already as SQLAlchemy would store it (its per-value processing
-of some 600 parameters an event was a fifth of ingest's CPU), many rows to a statement: the
-driver lets go of the GIL around every statement it steps and then waits to take it back from
-the event loop, so one statement a row made the writer's thread wait hundreds of times a batch.
+of some 600 parameters an event was a fifth of ingest's CPU), many rows to a statement
+(`sqlite_driver.insert_rows`).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from functools import lru_cache
-from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,12 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.models import sqlite_text
 from service.plans import NewMessage
+from service.sqlite_driver import insert_rows
 from service.tables import HISTORY, MESSAGE
 
 Row = tuple[Any, ...]
-# The fewest parameters an SQLite statement may take: 32766 since 3.32, 999 before (a build
-# may allow more).
-SQLITE_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _MESSAGE_COLUMNS = (
     "id", "clinic_id", "step", "kind", "seq", "phone", "locale", "body", "send_at", "due_at",
     "expires_at", "status", "reason", "attempts", "footer", "updated_at", "treatment_id",
@@ -55,9 +49,9 @@ async def insert_sqlite(conn: AsyncConnection, plans: Sequence[tuple[list[Row], 
                         history: Sequence[Row]) -> None:
     """Insert plans made by `sqlite_rows`, each as (its rows, its (treatment id, patient id)),
     and their history entries."""
-    await _insert_rows(conn, MESSAGE, _MESSAGE_COLUMNS,
-                       [row + ids for rows, ids in plans for row in rows])
-    await _insert_rows(conn, HISTORY, _HISTORY_COLUMNS, history)
+    await insert_rows(conn, MESSAGE.name, _MESSAGE_COLUMNS,
+                      [row + ids for rows, ids in plans for row in rows])
+    await insert_rows(conn, HISTORY.name, _HISTORY_COLUMNS, history)
 
 
 async def insert(conn: AsyncConnection, plans: Sequence[tuple[list[NewMessage], Row]]) -> None:
@@ -72,19 +66,3 @@ async def insert(conn: AsyncConnection, plans: Sequence[tuple[list[NewMessage], 
     await conn.execute(_INSERT_HISTORY, [
         {"message_id": r["id"], "at": r["updated_at"], "status": r["status"],
          "detail": r["reason"], "error_code": None} for r in rows])
-
-
-async def _insert_rows(conn: AsyncConnection, table: sa.Table, columns: tuple[str, ...],
-                       rows: Sequence[Row]) -> None:
-    per = SQLITE_VARIABLES // len(columns)
-    for start in range(0, len(rows), per):
-        chunk = rows[start:start + per]
-        await conn.exec_driver_sql(_values(table.name, columns, len(chunk)),
-                                   tuple(chain.from_iterable(chunk)))
-
-
-@lru_cache(maxsize=64)
-def _values(table: str, columns: tuple[str, ...], rows: int) -> str:
-    """An INSERT of `rows` rows of `columns`, each value a `?`."""
-    one = f"({', '.join('?' * len(columns))})"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)}"

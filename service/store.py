@@ -22,8 +22,10 @@ from service.models import (
     Patient,
     Status,
     Treatment,
+    sqlite_text,
 )
 from service.paging import MessageQuery
+from service.sqlite_driver import insert_rows
 from service.tables import HISTORY, MESSAGE
 
 
@@ -160,6 +162,7 @@ _LOCK = (select(MESSAGE.c.id, MESSAGE.c.status)
          .where(MESSAGE.c.id.in_(sa.bindparam("ids", expanding=True)))
          .order_by(MESSAGE.c.id).with_for_update())
 _ADD_HISTORY = sa.insert(HISTORY)
+_HISTORY_COLUMNS = ("message_id", "at", "status", "detail", "error_code")
 
 
 @cache
@@ -176,10 +179,16 @@ async def add_history(conn: AsyncConnection,
                       entries: Sequence[tuple[str, str, str | None, int | None]], *,
                       now: datetime) -> None:
     """Append (message id, status, detail, error code) entries to history, one round trip."""
-    if entries:
-        await conn.execute(_ADD_HISTORY, [
-            {"message_id": i, "at": now, "status": st, "detail": d, "error_code": c}
-            for i, st, d, c in entries])
+    if not entries:
+        return
+    if conn.dialect.name == "sqlite":
+        at = sqlite_text(now)
+        await insert_rows(conn, HISTORY.name, _HISTORY_COLUMNS,
+                          [(i, at, str(st), d, c) for i, st, d, c in entries])
+        return
+    await conn.execute(_ADD_HISTORY, [
+        {"message_id": i, "at": now, "status": st, "detail": d, "error_code": c}
+        for i, st, d, c in entries])
 
 
 async def due_instants(s: AsyncSession, until: datetime, *, limit: int) -> list[datetime]:
