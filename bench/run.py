@@ -100,6 +100,22 @@ def machine_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
+async def settle(*, quiet: float = 0.15, limit: float = 30.0) -> float:
+    """Flush dirty pages to disk and wait (at most `limit` s) until the machine has used under
+    `quiet` cores for a whole second, so that one run's aftermath (PostgreSQL's checkpoint of a
+    dropped database, the kernel writing back the last run's files) does not land in the next
+    run's figures; the seconds waited."""
+    t0 = time.monotonic()
+    await asyncio.to_thread(os.sync)
+    while time.monotonic() - t0 < limit:
+        busy0, total0 = machine_busy()
+        await asyncio.sleep(1.0)
+        busy1, total1 = machine_busy()
+        if (busy1 - busy0) / max(1.0, total1 - total0) * (os.cpu_count() or 1) < quiet:
+            break
+    return time.monotonic() - t0
+
+
 class CpuWindow:
     """CPU used by some processes and by the machine over a window, in cores."""
 
@@ -971,7 +987,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                       Profiler(args.profile, args.profile_args), scheduler)
         try:
             for title, step in plan_steps(ctx, databases):
-                log(f"--- {title}")
+                log(f"--- {title} (machine quiet after {await settle():.1f} s)")
                 try:
                     await step()
                 except Exception as exc:  # report it and go on with the other runs
