@@ -161,7 +161,7 @@ class Message(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     clinic_id: str = Field(max_length=64)
-    treatment_id: int = Field(foreign_key="treatment.id", index=True)
+    treatment_id: int = Field(foreign_key="treatment.id")  # the unique index serves it
     patient_id: int = Field(foreign_key="patient.id", index=True)
     step: str = Field(max_length=64)
     kind: str = Field(max_length=16)

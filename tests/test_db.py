@@ -37,6 +37,25 @@ class TestSqlite:
         assert stored is not None
         assert stored.at == at and stored.at.tzinfo == UTC
 
+    async def test_datetimes_are_stored_as_sqlalchemy_writes_them(self, db_path: Path) -> None:
+        """The text on disk is SQLAlchemy's own SQLite format, so rows written before the
+        faster conversion and after it compare and sort alike; both forms read back."""
+        engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+        sessions = session_factory(engine)
+        at = datetime(2026, 11, 25, 7, 0, 0, 120, tzinfo=timezone(timedelta(hours=-8)))
+        async with sessions.begin() as s:
+            s.add(OptOut(clinic_id="c", phone="+1", at=at, source="test"))
+            await s.flush()
+            conn = await s.connection()
+            await conn.execute(sa.text("INSERT INTO opt_out VALUES ('c', '+2', "
+                                       "'2026-11-25 15:00:00', 'old')"))
+            raw = (await conn.execute(sa.text("SELECT at FROM opt_out WHERE phone = '+1'"))).one()
+        async with sessions() as s:
+            old = await s.get(OptOut, ("c", "+2"))
+        await engine.dispose()
+        assert raw[0] == "2026-11-25 15:00:00.000120"
+        assert old is not None and old.at == datetime(2026, 11, 25, 15, tzinfo=UTC)
+
     async def test_naive_datetimes_are_refused(self, db_path: Path) -> None:
         """A naive datetime never reaches the database."""
         engine = create_engine(f"sqlite+aiosqlite:///{db_path}")

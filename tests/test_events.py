@@ -20,8 +20,8 @@ from tests.support import (
     SECRET,
     FakeClock,
     completed_event,
-    make_settings,
     encode,
+    make_settings,
     signed,
     statements,
 )
