@@ -21,11 +21,11 @@ from service import amend, store
 from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
-from service.intake import Fresh, Intake
+from service.intake import NO_CONSENT, Fresh, Intake
 from service.models import Event, Message, Patient, Status, Treatment
 from service.payloads import (
+    AnyEvent,
     PatientIn,
-    PatientUpdated,
     TreatmentCancelled,
     TreatmentCompleted,
     parse_event,
@@ -70,10 +70,14 @@ class Ingest:
             if written is not None:
                 return Reply(202, written.body, written.due, event.type)
         try:
-            return await self._once(clinic_id, webhook_id, raw, digest)
+            return await self._once(clinic_id, webhook_id, raw, digest, event)
         except IntegrityError:
             # Another delivery of the same event or treatment won the race: answer as a replay.
-            return await self._once(clinic_id, webhook_id, raw, digest)
+            return await self._once(clinic_id, webhook_id, raw, digest, event)
+
+    async def close(self) -> None:
+        """Finish the writes under way (before the database closes)."""
+        await self.intake.close()
 
     def _fresh(self, clinic_id: str, webhook_id: str, digest: str,
                event: TreatmentCompleted) -> Fresh | None:
@@ -84,14 +88,17 @@ class Ingest:
             return None  # `_once` answers, after looking for a replay of this webhook id
         return self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
 
-    async def _once(self, clinic_id: str, webhook_id: str, raw: bytes, digest: str) -> Reply:
+    async def _once(self, clinic_id: str, webhook_id: str, raw: bytes, digest: str,
+                    event: AnyEvent | None) -> Reply:
+        """One event in a transaction of its own; `event` is `raw` parsed, None when it did
+        not parse (a replay of its webhook id answers first, then its parse error)."""
         async with self.sessions.begin() as s:
             previous = await store.find_event(s, clinic_id, webhook_id)
             if previous is not None:
                 if previous.body_sha256 != digest:
                     raise Conflict("this webhook-id was already used with a different body")
                 return Reply(200, previous.response, type=previous.type)
-            event = parse_event(raw)
+            event = event or parse_event(raw)
             reply = await self._apply(s, clinic_id, webhook_id, event)
             s.add(
                 Event(
@@ -111,7 +118,7 @@ class Ingest:
         s: AsyncSession,
         clinic_id: str,
         webhook_id: str,
-        event: TreatmentCompleted | TreatmentCancelled | PatientUpdated,
+        event: AnyEvent,
     ) -> Reply:
         if isinstance(event, TreatmentCompleted):
             return await self._completed(s, clinic_id, webhook_id, event)
@@ -187,9 +194,9 @@ async def _upsert_patient(
 
 async def _suppression(s: AsyncSession, clinic_id: str, patient: Patient) -> str | None:
     if not patient.sms_consent:
-        return "patient has not consented to SMS"
+        return NO_CONSENT
     if await store.is_opted_out(s, clinic_id, patient.phone):
-        return "number opted out (STOP)"
+        return amend.OPTED_OUT
     return None
 
 
@@ -202,7 +209,7 @@ async def _existing_plan(
     return Reply(200, _answer(event_id, event_type, treatment, patient, messages), type=event_type)
 
 
-def _parsed(raw: bytes) -> TreatmentCompleted | TreatmentCancelled | PatientUpdated | None:
+def _parsed(raw: bytes) -> AnyEvent | None:
     """The event in `raw`, or None when it does not parse (`_once` says why)."""
     try:
         return parse_event(raw)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import plan_rows, protocols
+from service.amend import OPTED_OUT
 from service.config import Settings, zone
 from service.group_commit import GroupCommit
 from service.models import Status
@@ -36,7 +37,6 @@ from service.views import planned_view, treatment_view
 
 BATCH = 64
 NO_CONSENT = "patient has not consented to SMS"
-OPTED_OUT = "number opted out (STOP)"
 
 
 @dataclass(slots=True)

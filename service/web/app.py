@@ -67,7 +67,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[READER], app[READS] = reader, session_factory(reader)
     app[INGEST] = Ingest(settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK])
     yield
-    await app[INGEST].intake.close()
+    await app[INGEST].close()
     if reader is not engine:
         await reader.dispose()
     await engine.dispose()
