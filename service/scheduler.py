@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -53,11 +53,14 @@ class Timers:
         """Start the clock: load the horizon now and every `poll_interval`, sweep leases."""
         poll = self.settings.poll_interval.total_seconds()
         sweep = max(1.0, self.settings.claim_lease.total_seconds() / 2)
+        # First run at once by APScheduler's own clock, which fires the jobs. An injected
+        # clock days behind it made APScheduler step through every interval missed since
+        # (millions of steps at a short poll interval: seconds of a stalled event loop).
+        first = datetime.now(UTC)
         for job, seconds in ((self.refill, poll), (self.sweep, sweep)):
             self.scheduler.add_job(partial(self._tracked, job), "interval", seconds=seconds,
-                                   id=job.__name__,
-                                   next_run_time=self.clock.now(), misfire_grace_time=None,
-                                   coalesce=True, max_instances=1)
+                                   id=job.__name__, next_run_time=first,
+                                   misfire_grace_time=None, coalesce=True, max_instances=1)
         self.scheduler.start()
 
     async def stop(self, *, timeout: float) -> None:

@@ -4,6 +4,7 @@ messages fall due, never before it, and holds only the near horizon."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,3 +77,24 @@ async def test_each_instant_is_armed_once_and_only_within_the_horizon(
         armed.arm(soon)
     armed.arm(wakeups.clock.now() + armed.settings.horizon + timedelta(seconds=1))
     assert len(armed.scheduler.get_jobs()) == before + 1
+
+
+async def test_a_clock_far_from_the_schedulers_own_does_not_stall_the_start(
+    db_path: Path,
+) -> None:
+    """APScheduler fires by its own clock. A clock a year behind it (a test's, or one set
+    wrong) must not make it step through every poll interval in between on the event loop:
+    the loop keeps answering from the start."""
+    engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+    wakeups = Wakeups(LaggingClock(timedelta(days=365)))
+    armed = Timers(settings=SchedulerSettings(), sessions=session_factory(engine),
+                   clock=wakeups.clock, dispatch_due=wakeups.dispatch_due,
+                   recover=wakeups.recover)
+    armed.start()
+    try:
+        started = time.monotonic()
+        await asyncio.sleep(0.2)  # the scheduler's first wake-up runs meanwhile
+        assert time.monotonic() - started < 1.5  # stepping through a year took > 30 s
+    finally:
+        await armed.stop(timeout=5)
+        await engine.dispose()
