@@ -54,6 +54,7 @@ ROOT = BENCH.parent
 SERVICE_ROOT = ROOT  # the tree whose `service` package runs (--root)
 sys.path.insert(0, str(BENCH))
 
+import calibrate  # noqa: E402
 import profile_top  # noqa: E402
 import seed  # noqa: E402
 
@@ -954,11 +955,24 @@ def plan_steps(ctx: Context, databases: Sequence[Database]
     return steps
 
 
+async def machine_speed(workdir: Path) -> str:
+    """`calibrate`'s two figures, on a quiet machine, for the report's header."""
+    await settle()
+    cpu = calibrate.cpu_score()
+    service = Service("calibrate", workdir, f"sqlite+aiosqlite:///{workdir / 'calibrate.db'}")
+    await asyncio.to_thread(service.migrate)
+    await settle()
+    tx = await asyncio.to_thread(calibrate.sqlite_transactions, str(workdir / "calibrate.db"))
+    return (f"machine speed (bench/calibrate.py): CPU {cpu:,.0f} rounds/s on one core, "
+            f"SQLite {tx:,.0f} 35-row transactions/s into `message`")
+
+
 def print_report(args: argparse.Namespace, report: Report, scheduler: dict[str, Any],
-                 minutes: float) -> None:
+                 minutes: float, speed: str) -> None:
     print()
     print(f"Aftercare benchmarks — {describe_machine()}; revision {revision()}; "
           f"{'quick' if args.quick else 'full'} run in {minutes:.1f} min")
+    print(speed)
     if scheduler:
         print(f"scheduler overrides for dispatch runs: {scheduler}")
     print()
@@ -978,6 +992,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     databases = await open_databases(args, report)
     started = time.time()
     log(f"work directory {workdir}")
+    speed = await machine_speed(workdir)
+    log(speed)
     failed = False
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
                                      timeout=aiohttp.ClientTimeout(total=60)) as http:
@@ -996,7 +1012,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     report.note(f"{title}: could not be measured ({type(exc).__name__}: {exc})")
         finally:
             fake.stop()
-    print_report(args, report, scheduler, (time.time() - started) / 60)
+    print_report(args, report, scheduler, (time.time() - started) / 60, speed)
     if args.keep or failed:
         print(f"\nlogs and databases kept in {workdir}")
     else:
