@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import reads, store
 from service.errors import FieldError, NotFound, Unprocessable
-from service.models import Message, Patient, Status, Treatment
+from service.models import OPTED_OUT, Message, Patient, Status, Treatment
 from service.payloads import PatientUpdate
 from service.plans import Planner, message_row, row_id
 from service.protocols import PlannedMessage
@@ -26,7 +26,6 @@ from service.views import patient_view, planned_view, treatment_view
 
 CANCELLED = "treatment cancelled"
 NO_CONSENT = "consent withdrawn"
-OPTED_OUT = "number opted out (STOP)"
 DROPPED = "not in the plan for the patient's new time zone"
 TOO_LATE = "its time had passed in the patient's new time zone"
 Plan = dict[tuple[str, int], PlannedMessage]

@@ -22,7 +22,7 @@ from service.claims import Claim
 from service.clock import Clock
 from service.config import Settings
 from service.metrics import Metrics
-from service.models import Status
+from service.models import OPTED_OUT, Status
 from service.recorder import Recorder
 from service.sms.base import (
     Accepted,
@@ -39,7 +39,6 @@ from service.store import Move
 log = logging.getLogger("aftercare.dispatch")
 RECONCILE_SLACK = timedelta(minutes=1)
 CLAIM_BATCH = 200
-OPTED_OUT = "number opted out (STOP)"
 
 
 class Dispatcher:

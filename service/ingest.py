@@ -22,7 +22,7 @@ from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
 from service.intake import NO_CONSENT, Fresh, Intake
-from service.models import Event, Message, Patient, Status, Treatment
+from service.models import OPTED_OUT, Event, Message, Patient, Status, Treatment
 from service.payloads import (
     AnyEvent,
     PatientIn,
@@ -196,7 +196,7 @@ async def _suppression(s: AsyncSession, clinic_id: str, patient: Patient) -> str
     if not patient.sms_consent:
         return NO_CONSENT
     if await store.is_opted_out(s, clinic_id, patient.phone):
-        return amend.OPTED_OUT
+        return OPTED_OUT
     return None
 
 

@@ -26,10 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import plan_rows, protocols
-from service.amend import OPTED_OUT
 from service.config import Settings, zone
 from service.group_commit import GroupCommit
-from service.models import Status
+from service.models import OPTED_OUT, Status
 from service.payloads import TreatmentCompleted
 from service.plans import NewMessage, Planner, new_message, new_message_ids
 from service.tables import EVENT, OPT_OUT, PATIENT, TREATMENT

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.models import (
+    OPTED_OUT,
     Event,
     Message,
     MessageHistory,
@@ -250,8 +251,8 @@ async def opt_out(
             to=Status.CANCELLED,
             now=now,
             allowed_from=[Status.SCHEDULED],
-            detail="number opted out (STOP)",
-            values={"reason": "number opted out (STOP)"},
+            detail=OPTED_OUT,
+            values={"reason": OPTED_OUT},
         ):
             cancelled.append(message_id)
     return cancelled
