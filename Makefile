@@ -2,7 +2,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint venv clean
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: run test lint venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,6 +19,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The benchmarks of issue 5, with their peer (Celery on the local Redis): ~15 minutes.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) bench/run.py --concurrency 16,32
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check service tests

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import math
 import os
@@ -750,6 +751,154 @@ async def bench_pending(ctx: Context, db: Database) -> None:
         await db.drop()
 
 
+# --- 5. the peer: Celery with ETA tasks on Redis ----------------------------------------------
+PEER_PENDING = 20_000
+
+
+def peer_missing() -> str | None:
+    """Why the Celery peer cannot run here, or None."""
+    try:
+        import peer_celery
+    except ImportError as exc:
+        return f"Celery peer: not installed ({exc.name}); pip install -e '.[bench]'"
+    try:
+        peer_celery.app.connection_for_write().ensure_connection(max_retries=1)
+    except Exception as exc:
+        return f"Celery peer: no Redis at {peer_celery.BROKER} ({type(exc).__name__})"
+    return None
+
+
+def tree_rss_mb(pid: int) -> float:
+    """VmRSS of `pid` and its children (a Celery worker and its pool processes), in MB."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return proc_status(pid, "VmRSS") + sum(proc_status(int(c), "VmRSS") for c in children)
+
+
+class CeleryWorker:
+    """`celery -A peer_celery worker` in its own process, one pool process per core."""
+
+    def __init__(self, workdir: Path, twilio_url: str) -> None:
+        self.log = workdir / "celery_worker.log"
+        self.env = {**os.environ, "PEER_TWILIO_URL": twilio_url}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, ctx: Context) -> None:
+        import peer_celery
+
+        peer_celery.app.control.purge()
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [PY, "-m", "celery", "-A", "peer_celery", "worker", "--loglevel=WARNING",
+                 f"--concurrency={os.cpu_count()}", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat"], cwd=BENCH, env=self.env, stdout=out, stderr=out,
+                start_new_session=True)  # its pool processes go with it, in one group
+        await ctx.fake.reset(ctx.http)
+        peer_celery.send.delay("+14155550199", "[warm#0] the worker is up")
+        await wait_arrivals(ctx, 1, deadline=time.time() + 60)
+        if await ctx.fake.count(ctx.http) < 1:
+            raise RuntimeError(f"the Celery worker did not start; see {self.log}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def stop(self) -> None:
+        import peer_celery
+
+        if self.process and self.process.poll() is None:
+            # Killed, not stopped: a warm shutdown would hand its ETA tasks back to Redis.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        with peer_celery.app.connection_for_write() as conn:
+            conn.default_channel.client.flushdb()
+
+
+def enqueue(batch: seed.Batch) -> None:
+    """One `apply_async(eta=send_at)` per message, as a producer of reminders would."""
+    import peer_celery
+
+    with peer_celery.app.producer_or_acquire() as producer:
+        for i, epoch in enumerate(batch.send_at):
+            peer_celery.send.apply_async((batch.phone(i), batch.body(i)),
+                                         eta=seed.utc(epoch), producer=producer)
+
+
+async def peer_due(ctx: Context, worker: CeleryWorker, label: str, send_at: Sequence[float],
+                   area: int) -> tuple[Arrivals, dict[str, float]]:
+    await ctx.fake.reset(ctx.http)
+    batch = dispatch_batch(label, send_at, area)
+    t0 = time.time()
+    await asyncio.to_thread(enqueue, batch)
+    log(f"peer {label}: {len(send_at)} tasks enqueued in {time.time() - t0:.1f} s; first due "
+        f"in {send_at[0] - time.time():.1f} s")
+    await asyncio.sleep(max(0.0, send_at[0] - time.time() - 0.5))
+    cpu = CpuWindow(worker=worker.pid, fake=ctx.fake.pid)
+    await wait_arrivals(ctx, len(send_at), deadline=send_at[-1] + ctx.args.drain_timeout)
+    cores = cpu.cores()
+    await asyncio.sleep(1.0)
+    return await collect(ctx, batch), cores
+
+
+async def bench_peer(ctx: Context) -> None:
+    missing = peer_missing()
+    if missing:
+        ctx.report.note(missing)
+        return
+    import celery
+
+    worker = CeleryWorker(ctx.workdir, ctx.fake.url)
+    label = f"Peer: Celery {celery.__version__}, ETA tasks on Redis"
+    try:
+        await worker.start(ctx)
+        n = ctx.args.burst
+        got, cores = await peer_due(ctx, worker, "burst", [time.time() + 5 + n / 2000] * n, 0)
+        scenario = f"{label}, burst of {n:,}"
+        late = got.all_lateness
+        ctx.report.add(scenario, "drain rate", got.drain_rate(), "msg/s")
+        ctx.report.add(scenario, "lateness p50", pct(late, 0.5), "s")
+        ctx.report.add(scenario, "lateness p99", pct(late, 0.99), "s")
+        ctx.report.add(scenario, "lateness max", max(late, default=math.nan), "s")
+        ctx.report.note(f"{scenario}: {got.summary()}; worker {cores['worker']:.2f} cores")
+        rate, seconds = ctx.args.rate, ctx.args.duration
+        t0 = time.time() + 5 + rate * seconds / 2000
+        got, cores = await peer_due(ctx, worker, "steady",
+                                    [t0 + i / rate for i in range(int(rate * seconds))], 1)
+        scenario = f"{label}, steady {rate:g}/s for {seconds:g} s"
+        ms = [x * 1000 for x in got.all_lateness]
+        for q, name in ((0.5, "p50"), (0.99, "p99")):
+            ctx.report.add(scenario, f"lateness {name}", pct(ms, q), "ms")
+        ctx.report.add(scenario, "lateness max", max(ms, default=math.nan), "ms")
+        ctx.report.note(f"{scenario}: {got.summary()}; worker {cores['worker']:.2f} cores")
+        await peer_memory(ctx, worker, label)
+    finally:
+        await worker.stop()
+
+
+async def peer_memory(ctx: Context, worker: CeleryWorker, label: str) -> None:
+    """Memory the worker holds per reminder pending: PEER_PENDING due 1 h to 4 weeks ahead."""
+    before = tree_rss_mb(worker.pid)
+    now = time.time()
+    n = PEER_PENDING
+    batch = dispatch_batch("pending", [now + 3600 + i * 2_419_200 / n for i in range(n)], 2)
+    await asyncio.to_thread(enqueue, batch)
+    import peer_celery
+
+    with peer_celery.app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        deadline = time.time() + 120
+        while client.llen("celery") and time.time() < deadline:  # until the worker holds all
+            await asyncio.sleep(0.5)
+    await asyncio.sleep(2.0)
+    after = tree_rss_mb(worker.pid)
+    scenario = f"{label}, {n:,} pending"
+    ctx.report.add(scenario, "worker RSS per pending reminder", (after - before) * 1024 / n,
+                   "KB")
+    ctx.report.note(f"{scenario}: worker and pool RSS {before:.0f} MB before, {after:.0f} MB "
+                    f"holding them")
+
+
 # --- databases -------------------------------------------------------------------------------
 class Database:
     kind = ""
@@ -839,8 +988,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller counts (a few minutes less)")
-    p.add_argument("--phases", default="ingest,burst,steady,pending",
-                   help="comma list of ingest, burst, steady, pending")
+    p.add_argument("--phases", default="ingest,burst,steady,pending,peer",
+                   help="comma list of ingest, burst, steady, pending, peer (Celery)")
     p.add_argument("--databases", default="sqlite,postgresql",
                    help="comma list of sqlite, postgresql")
     p.add_argument("--postgres-url", default=PG_DEFAULT,
@@ -952,6 +1101,8 @@ def plan_steps(ctx: Context, databases: Sequence[Database]
             steps.append((f"steady {db.kind}", partial(bench_steady, ctx, db)))
     if "pending" in phases:
         steps += [(f"pending {db.kind}", partial(bench_pending, ctx, db)) for db in databases]
+    if "peer" in phases:
+        steps.append(("peer: Celery", partial(bench_peer, ctx)))
     return steps
 
 
@@ -994,6 +1145,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     log(f"work directory {workdir}")
     speed = await machine_speed(workdir)
     log(speed)
+    scores: list[float] = []  # the CPU score again before each run: the machine drifts
     failed = False
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
                                      timeout=aiohttp.ClientTimeout(total=60)) as http:
@@ -1003,7 +1155,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
                       Profiler(args.profile, args.profile_args), scheduler)
         try:
             for title, step in plan_steps(ctx, databases):
-                log(f"--- {title} (machine quiet after {await settle():.1f} s)")
+                quiet = await settle()
+                scores.append(calibrate.cpu_score(1.0))
+                log(f"--- {title} (machine quiet after {quiet:.1f} s; CPU score "
+                    f"{scores[-1]:,.0f})")
                 try:
                     await step()
                 except Exception as exc:  # report it and go on with the other runs
@@ -1012,6 +1167,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     report.note(f"{title}: could not be measured ({type(exc).__name__}: {exc})")
         finally:
             fake.stop()
+    if scores:
+        speed += (f"; CPU score before each run {min(scores):,.0f} to {max(scores):,.0f} "
+                  f"(median {pct(scores, 0.5):,.0f})")
     print_report(args, report, scheduler, (time.time() - started) / 60, speed)
     if args.keep or failed:
         print(f"\nlogs and databases kept in {workdir}")
