@@ -67,7 +67,8 @@ def create_reader(url: str, writer: AsyncEngine) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")  # deferred: a snapshot from the first read, no lock
+        # Deferred: a snapshot from the first read, no lock.
+        sqlite_driver.begin_with_next_statement(conn.connection.dbapi_connection, "BEGIN")
 
     return engine
 
@@ -88,7 +89,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Taken with the transaction's first statement, in its trip to SQLite's thread.
+        sqlite_driver.begin_with_next_statement(conn.connection.dbapi_connection,
+                                                "BEGIN IMMEDIATE")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from service.db import create_engine, session_factory
 from service.models import OptOut
-from service.sqlite_driver import OneTripCursor
+from service.sqlite_driver import OneTripCursor, insert_rows
 
 
 class TestSqlite:
@@ -97,6 +99,77 @@ class TestOneTripCursor:
         assert inserted.lastrowid == 1 and updated.rowcount == 500
         assert len(rows) == 501 and rows[0] == (1, "a") and rows[-1] == (501, "b499!")
         assert count == 501
+
+    async def test_a_transaction_begins_in_its_first_statements_trip(
+        self, db_path: Path
+    ) -> None:
+        """BEGIN IMMEDIATE reaches SQLite with the first statement, in its one trip, and the
+        write lock is held from that statement on; a transaction that ran nothing makes no trip
+        at all, and neither does the pool's rollback after a commit."""
+        engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+        other = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+        try:
+            async with engine.connect() as conn:
+                driver = (await conn.get_raw_connection()).driver_connection
+                trips = CountingQueue(driver._tx)  # type: ignore[union-attr]
+                driver._tx = trips  # type: ignore[union-attr]
+                async with conn.begin():
+                    pass
+                async with conn.begin():
+                    await conn.execute(sa.text("SELECT 1"))
+                    with pytest.raises(sqlite3.OperationalError, match="locked"):
+                        other.execute("BEGIN IMMEDIATE")
+                puts = trips.puts
+                other.execute("BEGIN IMMEDIATE")  # released at COMMIT
+                other.execute("ROLLBACK")
+                await conn.rollback()  # nothing open: no trip
+                assert trips.puts == puts
+        finally:
+            other.close()
+            await engine.dispose()
+        assert puts == 2  # SELECT 1 with its BEGIN, and its COMMIT; the empty one none
+
+    async def test_inserts_nobody_reads_go_with_the_next_statement(self, db_path: Path) -> None:
+        """`insert_rows` waits for the transaction's next statement, or its commit, and goes
+        to SQLite in that trip; what follows sees the rows; a rollback drops them; a failing
+        insert fails its transaction whole."""
+        engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, v UNIQUE)"))
+                await conn.commit()
+                driver = (await conn.get_raw_connection()).driver_connection
+                trips = CountingQueue(driver._tx)  # type: ignore[union-attr]
+                driver._tx = trips  # type: ignore[union-attr]
+                async with conn.begin():
+                    await insert_rows(conn, "t", ("v",), [("a",), ("b",)])
+                    seen = (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar()
+                async with conn.begin():
+                    await insert_rows(conn, "t", ("v",), [("c",)])
+                puts = trips.puts
+                with pytest.raises(RuntimeError):
+                    async with conn.begin():
+                        await insert_rows(conn, "t", ("v",), [("d",)])
+                        raise RuntimeError("changed our mind")
+                with pytest.raises(IntegrityError):
+                    async with conn.begin():
+                        await insert_rows(conn, "t", ("v",), [("e",), ("a",)])
+                stored = (await conn.execute(sa.text("SELECT v FROM t ORDER BY v"))).scalars()
+                values = list(stored)
+        finally:
+            await engine.dispose()
+        assert seen == 2 and values == ["a", "b", "c"]
+        assert puts == 3  # SELECT with its BEGIN and the inserts; COMMIT; COMMIT with them all
+
+class CountingQueue:
+    """aiosqlite's queue of calls for its thread, counting what is put on it."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue, self.puts = queue, 0
+
+    def put_nowait(self, item: Any) -> None:
+        self.puts += 1
+        self.queue.put_nowait(item)
 
 
 class TestMigrations:
