@@ -6,6 +6,11 @@ queue to that thread and back through the event loop, where each trip waits for 
 cursor does all four in the connection's thread at once, queued on aiosqlite's `_tx` exactly
 as SQLAlchemy's own adapter queues its `isolation_level` change. Everything else (connection,
 transactions, errors, the dialect) is SQLAlchemy's aiosqlite support, unchanged.
+
+Fewer trips still: a transaction's BEGIN and the inserts whose result nobody reads (history
+rows, a plan's messages: `insert_rows`) wait for the transaction's next statement or its commit
+and go in that trip, and a commit or rollback with no transaction open makes none. Statements
+that go ahead this way do not pass SQLAlchemy's events (nor its echo).
 """
 
 from __future__ import annotations
@@ -148,25 +153,27 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def commit(self) -> None:
         if self.deferred:
-            self._end(partial(_commit_after, self._connection._conn, self.take_ahead()))
+            self._end(partial(_commit_after, self.take_ahead()))
         else:
             self.pending_begin = None  # a transaction that ran no statement: nothing to end
             if self.in_transaction:
-                self._end(self._connection._conn.commit)
+                self._end(sqlite3.Connection.commit)
 
     def rollback(self) -> None:
         self.pending_begin, self.deferred = None, []
         if self.in_transaction:
-            self._end(self._connection._conn.rollback)
+            self._end(sqlite3.Connection.rollback)
 
-    def _end(self, call: Callable[[], Any]) -> None:
-        if self._connection._connection:  # not closed
-            self.in_transaction = True
-            self.trip(call)
-            self.in_transaction = False
+    def _end(self, end: Callable[[sqlite3.Connection], Any]) -> None:
+        conn = self._connection._connection
+        if conn is None:  # closed
+            return
+        self.in_transaction = True  # not known, should the trip fail
+        self.trip(partial(end, conn))
+        self.in_transaction = False
 
 
-def _commit_after(conn: sqlite3.Connection, ahead: Ahead) -> None:
+def _commit_after(ahead: Ahead, conn: sqlite3.Connection) -> None:
     try:
         _run_ahead(conn, ahead)
     except BaseException:
