@@ -21,8 +21,8 @@ from service import amend, store
 from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
-from service.intake import NO_CONSENT, Fresh, Intake
-from service.models import OPTED_OUT, Event, Message, Patient, Status, Treatment
+from service.intake import Fresh, Intake, suppression
+from service.models import Event, Message, Patient, Status, Treatment
 from service.payloads import (
     AnyEvent,
     PatientIn,
@@ -193,11 +193,8 @@ async def _upsert_patient(
 
 
 async def _suppression(s: AsyncSession, clinic_id: str, patient: Patient) -> str | None:
-    if not patient.sms_consent:
-        return NO_CONSENT
-    if await store.is_opted_out(s, clinic_id, patient.phone):
-        return OPTED_OUT
-    return None
+    stopped = patient.sms_consent and await store.is_opted_out(s, clinic_id, patient.phone)
+    return suppression(consents=patient.sms_consent, stopped=stopped)
 
 
 async def _existing_plan(

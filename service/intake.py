@@ -204,11 +204,16 @@ class Intake:
             fresh.written = None
 
 
-def _reason(fresh: Fresh, *, stopped: bool) -> str | None:
-    """Why the plan is recorded but not sent (SPEC §5), or None."""
-    if not fresh.event.data.patient.sms_consent:
+def suppression(*, consents: bool, stopped: bool) -> str | None:
+    """Why a new plan is recorded but not sent (SPEC §5), or None: the patient has not
+    consented, or their number said STOP to the clinic."""
+    if not consents:
         return NO_CONSENT
     return OPTED_OUT if stopped else None
+
+
+def _reason(fresh: Fresh, *, stopped: bool) -> str | None:
+    return suppression(consents=fresh.event.data.patient.sms_consent, stopped=stopped)
 
 
 def _in(*columns: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
