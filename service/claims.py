@@ -21,7 +21,7 @@ from service.store import add_history
 from service.tables import MESSAGE, OPT_OUT, PATIENT, TREATMENT
 
 EXPIRED_REASON = "could not be sent before its expiry"
-REACHED = (Status.SENDING, Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
+SENT_STATUSES = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
 M = MESSAGE.c
 
 
@@ -51,22 +51,53 @@ class Standing(NamedTuple):
     consents: bool  # the patient consents to SMS
     phone: str  # the patient's phone now
     stopped: bool  # that phone said STOP to the clinic
-    reached: bool  # the clinic has texted (or is texting) that phone in another message
+    reached: bool  # another message of the clinic's went to that phone (or is going, footed)
 
 
 def _at(name: str) -> sa.BindParameter[datetime]:
     return sa.bindparam(name, type_=M.due_at.type)
 
 
+def _unless_expired(claimed: Any, expired: Any) -> sa.Case[Any]:
+    """A column's new value: `claimed` on a row claimed to be sent, `expired` on a row that is
+    past its expiry."""
+    return sa.case((M.expires_at <= _at("now"), expired), else_=claimed)
+
+
+def _claimed(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """`column` of the row being claimed, named in full inside a subquery of the claim's
+    RETURNING: SQLAlchemy names RETURNING's columns bare on SQLite, its subqueries' too, and a
+    bare name there is the subquery's own table's."""
+    return sa.literal_column(f"{MESSAGE.name}.{column.name}", type_=column.type)
+
+
+def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
+    """What may have changed about a message's patient while it waited (`Standing`), as
+    subqueries on the claimed row, so the claim itself answers them."""
+    other = MESSAGE.alias("other")
+    phone = (sa.select(PATIENT.c.phone).where(PATIENT.c.id == _claimed(M.patient_id))
+             .scalar_subquery())
+    clinic = _claimed(M.clinic_id)
+    # Reached: another message to that number went out, or is going out with the footer.
+    # Not "is being sent" alone: a message claimed in this same statement is `sending`
+    # already on SQLite and still `scheduled` on PostgreSQL, and must count on neither.
+    reached = sa.exists().where(
+        other.c.clinic_id == clinic, other.c.phone == phone, other.c.id != _claimed(M.id),
+        sa.or_(other.c.status.in_(SENT_STATUSES),
+               sa.and_(other.c.status == Status.SENDING, other.c.footer)))
+    return (
+        sa.select(TREATMENT.c.cancelled_at.is_not(None))
+        .where(TREATMENT.c.id == _claimed(M.treatment_id)).scalar_subquery(),
+        sa.select(PATIENT.c.sms_consent).where(PATIENT.c.id == _claimed(M.patient_id))
+        .scalar_subquery(),
+        phone,
+        sa.exists().where(OPT_OUT.c.clinic_id == clinic, OPT_OUT.c.phone == phone),
+        reached,
+    )
+
+
 # Built once: a statement object carries its compiled form's cache key, so running it again
 # costs binding its parameters, not building and hashing the statement.
-_EXPIRE = (
-    sa.update(MESSAGE)
-    # due_at <= now keeps this an index range scan however many rows are pending.
-    .where(M.status == Status.SCHEDULED, M.due_at <= _at("now"), M.expires_at <= _at("now"))
-    .values(status=Status.EXPIRED, reason=EXPIRED_REASON, updated_at=_at("now"))
-    .returning(M.id)
-)
 _DUE = (
     sa.select(M.id)
     .where(M.status == Status.SCHEDULED, M.due_at <= _at("now"))
@@ -74,14 +105,22 @@ _DUE = (
     .limit(sa.bindparam("limit", type_=sa.Integer))
     .with_for_update(skip_locked=True)
 )
-# The subquery picks (and on PostgreSQL locks) rows still scheduled; checking the status
-# again outside it would only lead SQLite to walk every scheduled row by that index.
+# One statement claims the due rows and expires those past their expiry (soonest first, so
+# those come first), and answers what vetting needs. The subquery picks (and on PostgreSQL
+# locks) rows still scheduled; checking the status again outside it would only lead SQLite to
+# walk every scheduled row by that index.
 _CLAIM = (
     sa.update(MESSAGE)
     .where(M.id.in_(_DUE.scalar_subquery()))
-    .values(status=Status.SENDING, claimed_by=sa.bindparam("instance"), claimed_at=_at("now"),
-            lease_until=_at("lease_until"), attempts=M.attempts + 1, updated_at=_at("now"))
-    .returning(*CLAIM_COLUMNS)
+    .values(status=_unless_expired(sa.literal(Status.SENDING.value), sa.literal(
+                Status.EXPIRED.value)),
+            reason=_unless_expired(M.reason, sa.literal(EXPIRED_REASON)),
+            claimed_by=_unless_expired(sa.bindparam("instance"), M.claimed_by),
+            claimed_at=_unless_expired(_at("now"), M.claimed_at),
+            lease_until=_unless_expired(_at("lease_until"), M.lease_until),
+            attempts=_unless_expired(M.attempts + 1, M.attempts),
+            updated_at=_at("now"))
+    .returning(*CLAIM_COLUMNS, M.status, *_standing_columns())
 )
 _TAKE_OVER = (
     sa.update(MESSAGE)
@@ -93,23 +132,42 @@ _TAKE_OVER = (
 )
 
 
-async def expire_due(conn: AsyncConnection, *, now: datetime) -> list[str]:
-    """Mark every due scheduled message past its expiry `expired`; their ids."""
-    ids = [row[0] for row in (await conn.execute(_EXPIRE, {"now": now})).all()]
-    await add_history(conn, [(i, Status.EXPIRED, EXPIRED_REASON, None) for i in ids], now=now)
-    return ids
+@dataclass(slots=True)
+class ClaimBatch:
+    """What one claim took: messages to send (soonest first) with their standing, and the
+    ids of messages it found past their expiry."""
+
+    claims: list[Claim]
+    standing: dict[str, Standing]
+    expired: list[str]
+
+    @property
+    def taken(self) -> int:
+        """How many due rows the claim took, whatever became of them."""
+        return len(self.claims) + len(self.expired)
 
 
 async def claim_due(
     conn: AsyncConnection, *, now: datetime, instance: str, lease: timedelta, limit: int
-) -> list[Claim]:
-    """Claim up to `limit` due scheduled messages for `instance`, soonest first."""
+) -> ClaimBatch:
+    """Claim up to `limit` due scheduled messages for `instance`, soonest first; expire the
+    ones among them past their expiry."""
     params = {"now": now, "limit": limit, "instance": instance, "lease_until": now + lease}
-    claimed = sorted((Claim(*row) for row in (await conn.execute(_CLAIM, params)).all()),
-                     key=lambda c: (c.send_at, c.id))
-    await add_history(conn, [(c.id, Status.SENDING, f"claimed by {instance}, attempt "
-                              f"{c.attempts}", None) for c in claimed], now=now)
-    return claimed
+    batch = ClaimBatch([], {}, [])
+    for row in (await conn.execute(_CLAIM, params)).all():
+        claim = Claim(*row[:len(CLAIM_COLUMNS)])
+        if row.status == Status.EXPIRED:
+            batch.expired.append(claim.id)
+            continue
+        batch.claims.append(claim)
+        cancelled, consents, phone, stopped, reached = row[len(CLAIM_COLUMNS) + 1:]
+        batch.standing[claim.id] = Standing(bool(cancelled), bool(consents), phone,
+                                            bool(stopped), bool(reached))
+    batch.claims.sort(key=lambda c: (c.send_at, c.id))
+    await add_history(conn, [(i, Status.EXPIRED, EXPIRED_REASON, None) for i in batch.expired]
+                      + [(c.id, Status.SENDING, f"claimed by {instance}, attempt {c.attempts}",
+                          None) for c in batch.claims], now=now)
+    return batch
 
 
 async def take_over(
@@ -122,38 +180,10 @@ async def take_over(
     return None if row is None else Claim(*row)
 
 
-def _standing_query() -> sa.Select[Any]:
-    ids: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
-    other = MESSAGE.alias("other")
-    stopped = sa.exists().where(OPT_OUT.c.clinic_id == M.clinic_id,
-                                OPT_OUT.c.phone == PATIENT.c.phone)
-    reached = sa.exists().where(other.c.clinic_id == M.clinic_id,
-                                other.c.phone == PATIENT.c.phone,
-                                other.c.status.in_(REACHED), other.c.id.not_in(ids))
-    return (
-        sa.select(M.id, TREATMENT.c.cancelled_at.is_not(None), PATIENT.c.sms_consent,
-                  PATIENT.c.phone, stopped, reached)
-        .join_from(MESSAGE, TREATMENT, TREATMENT.c.id == M.treatment_id)
-        .join(PATIENT, PATIENT.c.id == M.patient_id)
-        .where(M.id.in_(ids))
-    )
-
-
-_STANDING = _standing_query()
 _FOOTER = (sa.update(MESSAGE).where(M.id.in_(sa.bindparam("ids", expanding=True)))
            .values(footer=True))
 _NEW_PHONE = (sa.update(MESSAGE).where(M.id == sa.bindparam("m_id"))
               .values(phone=sa.bindparam("m_phone"), updated_at=_at("m_now")))
-
-
-async def standing(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Standing]:
-    """For each claimed message, in one query: its treatment, its patient's consent and phone
-    now, whether that phone said STOP, and whether another message reached it already."""
-    if not ids:
-        return {}
-    rows = (await conn.execute(_STANDING, {"ids": list(ids)})).all()
-    return {i: Standing(bool(c), bool(ok), phone, bool(s), bool(r))
-            for i, c, ok, phone, s, r in rows}
 
 
 async def mark_footer(conn: AsyncConnection, ids: Sequence[str]) -> None:

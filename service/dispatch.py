@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
@@ -84,12 +84,12 @@ class Dispatcher:
         """Claim and start sends while there is room; whether more may be due (it stopped for
         want of room, not of due rows)."""
         while (room := self._room - len(self._inflight)) > 0:
-            batch = await self.claim(limit=min(room, CLAIM_BATCH))
+            batch, taken = await self._claim(limit=min(room, CLAIM_BATCH))
             for message in batch:
                 task = asyncio.create_task(self._send(message))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
-            if len(batch) < min(room, CLAIM_BATCH):
+            if taken < min(room, CLAIM_BATCH):  # not the ones sent: some may be cancelled
                 return False
         return True
 
@@ -113,15 +113,17 @@ class Dispatcher:
     async def claim(self, *, limit: int) -> list[Claim]:
         """Claim up to `limit` due messages for this instance, in one transaction of a few
         statements however many there are, and vet them (`_vet`): the ones to send now."""
+        return (await self._claim(limit=limit))[0]
+
+    async def _claim(self, *, limit: int) -> tuple[list[Claim], int]:
+        """`claim`, and how many due rows it took (expired and cancelled ones too)."""
         now = self.clock.now()
         async with self.sessions.begin() as s:
             conn = await s.connection()
-            await claims.expire_due(conn, now=now)
             batch = await claims.claim_due(conn, now=now, instance=self.instance,
                                            lease=self.settings.scheduler.claim_lease,
                                            limit=limit)
-            batch = await _vet(conn, batch, now=now)
-        return batch
+            return await _vet(conn, batch, now=now), batch.taken
 
     async def close(self, *, timeout: float) -> None:
         """Let in-flight sends finish, for at most `timeout` seconds."""
@@ -240,20 +242,19 @@ class Dispatcher:
         return first / 2 + jitter
 
 
-async def _vet(conn: AsyncConnection, batch: Sequence[Claim], *,
+async def _vet(conn: AsyncConnection, batch: claims.ClaimBatch, *,
                now: datetime) -> list[Claim]:
     """Follow what changed while the messages waited, and mark the opt-out footer.
 
     A cancelled treatment, withdrawn consent or a STOP cancels the message (a STOP just before
     the send wins); a new phone number is used; the footer goes on the first message a clinic
     sends a number, and on no other."""
-    standing = await claims.standing(conn, [c.id for c in batch])
     dropped: list[Move] = []
     moved_phone: list[tuple[str, str]] = []
     keep: list[Claim] = []
     reached: set[tuple[str, str]] = set()
-    for claim in batch:  # soonest first
-        state = standing[claim.id]
+    for claim in batch.claims:  # soonest first
+        state = batch.standing[claim.id]
         if (reason := _cancel_reason(state)) is not None:
             dropped.append(Move(claim.id, Status.CANCELLED, reason,
                                 values={"reason": reason, "lease_until": None}))

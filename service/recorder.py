@@ -40,10 +40,11 @@ class Recorder:
     async def _apply(self, s: AsyncSession, moves: Sequence[Move]) -> list[bool]:
         now = self.clock.now()
         moved = await store.move_many(await s.connection(), moves, now=now)
-        done = [move for move, ok in zip(moves, moved, strict=True) if ok]
-        await settle_early_callbacks(
-            s, {m.provider_id: m.message_id for m in done if m.provider_id}, now=now)
+        done = [move for move, ok in zip(moves, moved.applied, strict=True) if ok]
+        if moved.callbacks:
+            await settle_early_callbacks(
+                s, {m.provider_id: m.message_id for m in done if m.provider_id}, now=now)
         for move in done:
             if move.opt_out:
                 await store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
-        return moved
+        return moved.applied

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,6 +28,7 @@ from service.models import (
 from service.paging import MessageQuery
 from service.sqlite_driver import insert_rows
 from service.tables import HISTORY, MESSAGE
+from service.tables import PROVIDER_STATUS as CALLBACKS
 
 
 async def find_event(s: AsyncSession, clinic_id: str, webhook_id: str) -> Event | None:
@@ -134,15 +135,25 @@ class Move:
     opt_out: tuple[str, str] | None = None  # (clinic, phone) Twilio says unsubscribed
 
 
-async def move_many(conn: AsyncConnection, moves: Sequence[Move], *, now: datetime) -> list[bool]:
-    """`move` for many messages (each at most once) in a few round trips; whether each moved.
+class Moves(NamedTuple):
+    """What `move_many` did."""
 
-    The rows are read and locked first (SQLite: the transaction holds the write lock), so the
-    updates need no condition of their own and run as one executemany per set of columns changed."""
+    applied: list[bool]  # whether each move applied, in order
+    callbacks: bool  # status callbacks may be stored already for a sid a move recorded
+
+
+async def move_many(conn: AsyncConnection, moves: Sequence[Move], *, now: datetime) -> Moves:
+    """`move` for many messages (each at most once) in a few round trips.
+
+    One move is one conditional UPDATE … RETURNING. Many: the rows are read and locked first
+    (SQLite: the transaction holds the write lock), so the updates need no condition of their
+    own and run as one executemany per set of columns changed."""
     ids = sorted({m.message_id for m in moves})
     assert len(ids) == len(moves), "one move per message in a batch"
+    if len(moves) == 1:
+        return await _move_one(conn, moves[0], now=now)
     if not moves:
-        return []
+        return Moves([], callbacks=False)
     found = (await conn.execute(_LOCK, {"ids": ids})).all()
     current: dict[str, str] = {i: st for i, st in found}
     applied = [m for m in moves if current.get(m.message_id, "") in m.allowed_from]
@@ -152,7 +163,20 @@ async def move_many(conn: AsyncConnection, moves: Sequence[Move], *, now: dateti
         await conn.execute(_update(keys), rows)
     await add_history(conn, [(m.message_id, m.to, m.detail, m.code) for m in applied], now=now)
     moved = {id(m) for m in applied}
-    return [id(m) in moved for m in moves]
+    return Moves([id(m) in moved for m in moves],
+                 callbacks=any(m.provider_id for m in applied))
+
+
+async def _move_one(conn: AsyncConnection, move: Move, *, now: datetime) -> Moves:
+    params = {"m_id": move.message_id, "m_to": move.to, "m_now": now,
+              "m_from": list(move.allowed_from), "m_sid": move.provider_id,
+              **{f"v_{k}": v for k, v in move.values.items()}}
+    row = (await conn.execute(_update_one(_columns(move), move.provider_id is not None),
+                              params)).first()
+    if row is None:
+        return Moves([False], callbacks=False)
+    await add_history(conn, [(move.message_id, move.to, move.detail, move.code)], now=now)
+    return Moves([True], callbacks=bool(row[-1]))
 
 
 def _columns(move: Move) -> tuple[str, ...]:
@@ -174,6 +198,17 @@ def _update(keys: tuple[str, ...]) -> sa.Update:
             .values(status=sa.bindparam("m_to"),
                     updated_at=sa.bindparam("m_now", type_=MESSAGE.c.updated_at.type),
                     **values))
+
+
+@cache
+def _update_one(keys: tuple[str, ...], sid: bool) -> sa.Update:
+    """The conditional UPDATE for one move that sets these columns; it answers whether status
+    callbacks are stored for the sid it records, if it records one (`sid`)."""
+    waiting = (sa.exists().where(CALLBACKS.c.provider_id == sa.bindparam("m_sid"))
+               if sid else sa.false())
+    return (_update(keys)
+            .where(MESSAGE.c.status.in_(sa.bindparam("m_from", expanding=True)))
+            .returning(MESSAGE.c.id, waiting))
 
 
 async def add_history(conn: AsyncConnection,

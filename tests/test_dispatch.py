@@ -104,6 +104,12 @@ async def world(database: str, aiohttp_server: AiohttpServer) -> AsyncIterator[W
     await engine.dispose()
 
 
+def besides_history(seen: list[str]) -> list[str]:
+    """The statements but the history inserts (on SQLite those go with the next statement's
+    trip, on PostgreSQL they are a statement of their own)."""
+    return [sql for sql in seen if not sql.startswith("INSERT INTO message_history")]
+
+
 def make_secret() -> str:
     from tests.support import SECRET
 
@@ -158,6 +164,29 @@ class TestSend:
         await dispatcher.dispatch_due()
         assert len(world.fake.messages) == 5
 
+    async def test_a_claim_whose_messages_were_all_cancelled_does_not_end_the_wake_up(
+        self, world: World
+    ) -> None:
+        """Two numbers that said STOP fill the first claim of two; the messages due behind
+        them still go out in the same wake-up, not at the next timer."""
+        now = world.clock.now()
+        for i, ago in enumerate([timedelta(minutes=2), timedelta(minutes=1), timedelta(0),
+                                 timedelta(0)]):
+            completed = (now - timedelta(hours=2) - ago).isoformat()
+            await world.plan(treatment={"completed_at": completed},
+                             patient={"id": f"pt_{i}", "phone": f"+1415555030{i}"})
+        async with world.sessions.begin() as s:
+            for i in range(2):
+                s.add(OptOut(clinic_id="glow", phone=f"+1415555030{i}", at=now, source="test"))
+        narrow = world.dispatcher.settings.model_copy(update={
+            "scheduler": world.dispatcher.settings.scheduler.model_copy(
+                update={"max_concurrent_sends": 2})})
+        dispatcher = Dispatcher(settings=narrow, sessions=world.sessions,
+                                sender=world.dispatcher.sender, clock=world.clock,
+                                instance="narrow")
+        await dispatcher.dispatch_due()
+        assert sorted(m.to for m in world.fake.messages) == ["+14155550302", "+14155550303"]
+
     async def test_sent_message_is_never_sent_again(self, world: World) -> None:
         """A second timer for a sent message does nothing."""
         first = (await world.plan())[0]
@@ -174,6 +203,24 @@ class TestSend:
             await world.dispatcher.dispatch_due()
         bodies = [m.body for m in world.fake.messages]
         assert [b.endswith("Reply STOP to opt out.") for b in bodies] == [True, False, False]
+
+    async def test_a_retry_claimed_with_a_later_message_keeps_its_footer(
+        self, world: World
+    ) -> None:
+        """A first message put back for a retry and the patient's next one (of a second
+        treatment), claimed together: the retry carries the footer again (the same text as its
+        first attempt), the next one none."""
+        planned = {m.id for m in await world.plan()}
+        [first] = await world.dispatcher.claim(limit=1)
+        assert first.footer
+        async with world.sessions.begin() as s:
+            await store.move(s, first.id, to=Status.SCHEDULED, now=world.clock.now(),
+                             allowed_from=[Status.SENDING], detail="429; retry")
+        world.at(world.clock.now() + timedelta(seconds=1))
+        nxt = min((m for m in await world.plan() if m.id not in planned),
+                  key=lambda m: m.send_at)
+        claimed = await world.dispatcher.claim(limit=10)
+        assert [(c.id, c.footer) for c in claimed] == [(first.id, True), (nxt.id, False)]
 
     async def test_messages_of_a_later_treatment_carry_no_footer(self, world: World) -> None:
         """A patient who already got a message gets no footer on a new plan."""
@@ -411,9 +458,9 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            [claimed] = await claims.claim_due(await s.connection(), now=world.clock.now(),
-                                               instance="dead", lease=timedelta(seconds=5),
-                                               limit=1)
+            [claimed] = (await claims.claim_due(await s.connection(), now=world.clock.now(),
+                                                instance="dead", lease=timedelta(seconds=5),
+                                                limit=1)).claims
         assert claimed is not None
         await world.dispatcher.sender.send(world.dispatcher.outgoing(claimed))
         world.clock.advance(timedelta(seconds=6))
@@ -447,14 +494,15 @@ class TestBatches:
         assert len(due) == n
         return due
 
-    async def test_a_claim_of_many_is_a_few_statements(self, world: World) -> None:
-        """Twenty due messages: one claim, a handful of statements, each vetted and footed."""
+    async def test_a_claim_of_many_is_two_statements(self, world: World) -> None:
+        """Twenty due messages: one statement claims and vets them all, one marks footers
+        (the history rows go with them, not as statements of their own)."""
         firsts = await self.plan_many(world, 20)
         with statements(world.sessions) as seen:
             claimed = await world.dispatcher.claim(limit=50)
         assert sorted(c.id for c in claimed) == sorted(m.id for m in firsts)
         assert all(c.footer for c in claimed)  # each is its number's first message
-        assert len(seen) <= 8, seen
+        assert [sql.split()[0] for sql in besides_history(seen)] == ["UPDATE", "UPDATE"], seen
         assert await world.statuses(firsts[0].id) == ["scheduled", "sending"]
 
     async def test_outcomes_written_together_are_one_transaction(self, world: World) -> None:
@@ -471,6 +519,22 @@ class TestBatches:
         stored = await world.message(firsts[-1].id)
         assert stored.status == Status.SENT and stored.provider_id is not None
         assert await world.statuses(firsts[-1].id) == ["scheduled", "sending", "sent"]
+
+    async def test_a_lone_outcome_is_one_statement(self, world: World) -> None:
+        """An outcome written alone (a steady trickle of sends) is one conditional UPDATE,
+        which also tells whether status callbacks for its sid came first."""
+        [first] = await self.plan_many(world, 1)
+        [claim] = await world.dispatcher.claim(limit=1)
+        sent = Move(claim.id, Status.SENT, "accepted as queued",
+                    values={"provider_id": "SM" + "2" * 32, "lease_until": None},
+                    provider_id="SM" + "2" * 32)
+        with statements(world.sessions) as seen:
+            assert await world.dispatcher.recorder.record(sent)
+        assert len(besides_history(seen)) == 1, seen
+        assert await world.statuses(first.id) == ["scheduled", "sending", "sent"]
+        again = Move(claim.id, Status.SENT, "a second answer")
+        assert not await world.dispatcher.recorder.record(again)  # not from `sending` now
+        assert await world.statuses(first.id) == ["scheduled", "sending", "sent"]
 
     async def test_two_outcomes_of_one_message_apply_in_order(self, world: World) -> None:
         """A message's second outcome waits for the next write instead of racing the first."""

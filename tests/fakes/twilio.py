@@ -226,9 +226,10 @@ class FakeTwilio:
         )
         self.messages.append(m)
         self._schedule_callbacks(m, behaviour)
+        answer = self._resource(m)  # as created (queued), whatever callbacks follow it
         if behaviour.startswith("lateanswer:"):  # accepted, but the answer is slow to come
             await asyncio.sleep(float(behaviour.split(":", 1)[1]))
-        return web.json_response(self._resource(m), status=201)
+        return web.json_response(answer, status=201)
 
     async def list(self, request: web.Request) -> web.Response:
         """GET Messages.json: filter by To, From and DateSent (by day), newest first."""
