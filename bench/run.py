@@ -566,6 +566,7 @@ async def collect(ctx: Context, batch: seed.Batch) -> Arrivals:
     label, send_at = batch.label, batch.send_at
     seen: Counter[int] = Counter()
     lateness, arrivals = [], []
+    firsts: list[tuple[int, float]] = []
     misaddressed = 0
     for m in await ctx.fake.messages(ctx.http):
         tag = BODY_TAG.match(m["body"])
@@ -576,7 +577,11 @@ async def collect(ctx: Context, batch: seed.Batch) -> Arrivals:
         misaddressed += m["to"] != batch.phone(i - i % batch.per_treatment)
         if seen[i] == 1:
             lateness.append(m["at"] - send_at[i])
+            firsts.append((i, lateness[-1]))
             arrivals.append(m["at"])
+    if ctx.args.lateness_file:  # each message's send_at and lateness, to see when it was late
+        with ctx.args.lateness_file.open("a") as out:
+            out.writelines(f"{label} {send_at[i]:.6f} {late:.6f}\n" for i, late in firsts)
     return Arrivals(len(send_at), lateness, sorted(arrivals),
                     sum(c - 1 for c in seen.values()), len(send_at) - len(seen), time.time(),
                     misaddressed)
@@ -1013,6 +1018,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "max_concurrent_sends=64 (default: the service's defaults)")
     p.add_argument("--targets-on-postgres", action="store_true",
                    help="also judge PostgreSQL dispatch figures against the targets")
+    p.add_argument("--lateness-file", type=Path, metavar="FILE",
+                   help="append each dispatched message's 'label send_at lateness' (seconds)")
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="py-spy record the service during each measured window into DIR")
     p.add_argument("--profile-args", default="", metavar="ARGS",

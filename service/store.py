@@ -227,9 +227,10 @@ async def add_history(conn: AsyncConnection,
         for i, st, d, c in entries])
 
 
-async def due_instants(s: AsyncSession, until: datetime, *, limit: int) -> list[datetime]:
-    """The distinct instants before `until` at which scheduled messages fall due, soonest
-    first (a single wake-up claims every message due at or before it)."""
+async def due_instants(s: AsyncSession, until: datetime, *, after: datetime | None = None,
+                       limit: int) -> list[datetime]:
+    """The distinct instants before `until` (and after `after`) at which scheduled messages
+    fall due, soonest first (a single wake-up claims every message due at or before it)."""
     query = (
         select(Message.due_at)
         .where(Message.status == Status.SCHEDULED, col(Message.due_at) <= until)
@@ -237,6 +238,8 @@ async def due_instants(s: AsyncSession, until: datetime, *, limit: int) -> list[
         .order_by(col(Message.due_at))
         .limit(limit)
     )
+    if after is not None:
+        query = query.where(col(Message.due_at) > after)
     return list((await s.exec(query)).all())
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.base import STATE_RUNNING
 
 from service.config import SchedulerSettings
 from service.db import create_engine, session_factory
@@ -99,3 +100,22 @@ async def test_a_clock_far_from_the_schedulers_own_does_not_stall_the_start(
         began = time.monotonic()
         await asyncio.sleep(0.2)  # the scheduler's first wake-up runs meanwhile
         assert time.monotonic() - began < 1.5  # stepping through a year took > 20 s
+
+
+async def test_arming_many_instants_wakes_the_scheduler_once(
+    timers: tuple[Timers, Wakeups], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan or a refill arming hundreds of instants wakes APScheduler once, not once per
+    timer: each wake-up is a pass over its jobs, and hundreds queued back to back stalled the
+    event loop for as long as they took (sends due meanwhile went out late)."""
+    armed, wakeups = timers
+    woken: list[int] = []
+    real = armed.scheduler.wakeup
+    monkeypatch.setattr(armed.scheduler, "wakeup", lambda: (woken.append(1), real())[1])
+    start = wakeups.clock.now() + timedelta(seconds=10)
+    instants = [start + timedelta(milliseconds=5 * i) for i in range(500)]
+    before = len(armed.scheduler.get_jobs())
+    armed.arm_many(instants)
+    assert len(armed.scheduler.get_jobs()) == before + 500
+    assert len(woken) == 1
+    assert armed.scheduler.state == STATE_RUNNING  # firing jobs again
