@@ -77,6 +77,14 @@ class World:
     def at(self, when: datetime) -> None:
         self.clock.current = when
 
+    def narrow_dispatcher(self, *, room: int) -> Dispatcher:
+        """A second dispatcher with room for `room` sends at a time."""
+        narrow = self.dispatcher.settings.model_copy(update={
+            "scheduler": self.dispatcher.settings.scheduler.model_copy(
+                update={"max_concurrent_sends": room})})
+        return Dispatcher(settings=narrow, sessions=self.sessions, sender=self.dispatcher.sender,
+                          clock=self.clock, instance="narrow")
+
 
 @pytest.fixture
 async def world(database: str, aiohttp_server: AiohttpServer) -> AsyncIterator[World]:
@@ -155,13 +163,7 @@ class TestSend:
         for i in range(5):
             await world.plan(treatment={"completed_at": completed},
                              patient={"id": f"pt_{i}", "phone": f"+1415555020{i}"})
-        narrow = world.dispatcher.settings.model_copy(update={
-            "scheduler": world.dispatcher.settings.scheduler.model_copy(
-                update={"max_concurrent_sends": 2})})
-        dispatcher = Dispatcher(settings=narrow, sessions=world.sessions,
-                                sender=world.dispatcher.sender, clock=world.clock,
-                                instance="narrow")
-        await dispatcher.dispatch_due()
+        await world.narrow_dispatcher(room=2).dispatch_due()
         assert len(world.fake.messages) == 5
 
     async def test_a_claim_whose_messages_were_all_cancelled_does_not_end_the_wake_up(
@@ -178,13 +180,7 @@ class TestSend:
         async with world.sessions.begin() as s:
             for i in range(2):
                 s.add(OptOut(clinic_id="glow", phone=f"+1415555030{i}", at=now, source="test"))
-        narrow = world.dispatcher.settings.model_copy(update={
-            "scheduler": world.dispatcher.settings.scheduler.model_copy(
-                update={"max_concurrent_sends": 2})})
-        dispatcher = Dispatcher(settings=narrow, sessions=world.sessions,
-                                sender=world.dispatcher.sender, clock=world.clock,
-                                instance="narrow")
-        await dispatcher.dispatch_due()
+        await world.narrow_dispatcher(room=2).dispatch_due()
         assert sorted(m.to for m in world.fake.messages) == ["+14155550302", "+14155550303"]
 
     async def test_sent_message_is_never_sent_again(self, world: World) -> None:
