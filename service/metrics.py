@@ -3,7 +3,8 @@
 Counters and histograms are this process's; the per-status message counts and the pending
 count are read from the database (shared by every replica) when `/metrics` is scraped, unless
 the last count is recent for what it cost (`COUNT_BUDGET`): counting a million rows takes
-~0.2 s of the database, and a scrape every 15 s would be 1-2 % of a core with nothing to send.
+0.13-0.44 s of the database (by machine), and a scrape every 15 s held an idle service at
+0.7 % of a core instead of 0.1 % (0.4 % now; README, benchmarks).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from prometheus_client.registry import Collector
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # The database's counts are reused until they are this many times older than counting took:
-# at most 0.5 % of the time spent counting (a million rows: once in ~40 s; a small database:
-# every scrape but the ones a few milliseconds apart).
+# at most 0.5 % of the time spent counting (a million rows: once in 25-90 s; a small
+# database: every scrape but the ones a few milliseconds apart).
 COUNT_BUDGET = 200
 
 
