@@ -1,0 +1,118 @@
+"""CPU and wall time of one message through the dispatcher on SQLite, without HTTP.
+
+`python bench/dispatch_cost.py [ROOT] [--statements]` imports `service` from ROOT (default: this
+tree), seeds due messages (each its number's first, so each carries the footer, as in the
+steady run), and takes 2,000 of them one at a time the way a steady trickle does: a claim of
+one, the send (a sender that accepts at once, so no HTTP), its outcome. It prints the CPU of
+the whole process per message; `--statements` adds the time each SQL statement spends in the
+writer's thread. Run it for two trees in turn, a few times over: the machine's speed drifts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+ROOT = Path(ARGS[0] if ARGS else Path(__file__).resolve().parent.parent)
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import seed  # noqa: E402
+
+from service import sqlite_driver  # noqa: E402
+from service.config import Settings  # noqa: E402
+from service.db import create_engine, migrate, session_factory  # noqa: E402
+from service.dispatch import Dispatcher  # noqa: E402
+from service.sms.base import Accepted, OutgoingSms  # noqa: E402
+
+COUNT, WARMUP = 2000, 100
+SPENT: collections.defaultdict[str, float] = collections.defaultdict(float)
+RUNS: collections.Counter[str] = collections.Counter()
+
+
+def _timed(run: Any) -> Any:
+    def timed(conn: Any, operation: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return run(conn, operation, *args)
+        finally:
+            SPENT[operation[:70]] += time.perf_counter() - started
+            RUNS[operation[:70]] += 1
+    return timed
+
+
+class Accepting:
+    """A provider that accepts every message at once."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, sms: OutgoingSms) -> Accepted:
+        self.sent += 1
+        return Accepted(provider_id=f"SM{self.sent:032d}", status="queued")
+
+    async def find(self, sms: OutgoingSms, *, since: datetime) -> Accepted | None:
+        return None
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Now:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def settings(url: str) -> Settings:
+    return Settings.model_validate({
+        "server": {"public_base_url": "http://127.0.0.1:8080"},
+        "database": {"url": url},
+        "sms": {"backend": "console"},
+        "clinics": {seed.CLINIC: {"name": "Bench", "timezone": "UTC", "locale": "en",
+                                  "from_number": seed.FROM_NUMBER,
+                                  "webhook_secrets": ["whsec_" + "A" * 32],
+                                  "api_tokens": ["t" * 32]}},
+        "protocols": {"one": {"title": "One", "steps": [
+            {"key": "now", "kind": "aftercare", "after": "1h", "text": {"en": "Hi."}}]}},
+    })
+
+
+async def main() -> None:
+    if "--statements" in sys.argv:
+        sqlite_driver._run = _timed(sqlite_driver._run)
+    with tempfile.TemporaryDirectory() as work:
+        url = f"sqlite+aiosqlite:///{work}/cost.db"
+        await asyncio.to_thread(migrate, url)
+        start = time.time() - 5  # all due, none expired
+        seed.seed_sqlite(f"{work}/cost.db", seed.Batch(
+            label="cost", send_at=[start + i * 1e-4 for i in range(COUNT + WARMUP)],
+            phone=lambda i: f"+1415555{i:04d}", body=lambda i: f"[cost#{i}] serum time",
+            per_treatment=1))
+        engine = create_engine(url)
+        dispatcher = Dispatcher(settings=settings(url), sessions=session_factory(engine),
+                                sender=Accepting(), clock=Now(), instance="cost")
+        for n in range(COUNT + WARMUP):
+            if n == WARMUP:
+                SPENT.clear()
+                RUNS.clear()
+                cpu, wall = time.process_time(), time.perf_counter()
+            [claimed] = await dispatcher.claim(limit=1)
+            await dispatcher._send(claimed)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        await engine.dispose()
+    print(f"{ROOT}: {cpu / COUNT * 1e6:.0f} µs CPU, {wall / COUNT * 1e6:.0f} µs wall per message")
+    for operation, spent in sorted(SPENT.items(), key=lambda item: -item[1]):
+        runs = RUNS[operation]
+        print(f"  {spent / runs * 1e6:5.0f} µs in the writer, {runs / COUNT:.2f} a message: "
+              f"{' '.join(operation.split())}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
