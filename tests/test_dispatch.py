@@ -218,6 +218,24 @@ class TestSend:
         claimed = await world.dispatcher.claim(limit=10)
         assert [(c.id, c.footer) for c in claimed] == [(first.id, True), (nxt.id, False)]
 
+    async def test_the_footer_is_not_lost_when_the_footed_message_fails(
+        self, world: World
+    ) -> None:
+        """The footed first message fails for good while the second (unfooted) is still in
+        flight: the third carries the footer, or the number might never see it."""
+        a, b, c = (await world.plan())[:3]
+        footers = []
+        for message in (a, b):
+            world.at(message.send_at)
+            [claimed] = await world.dispatcher.claim(limit=1)
+            footers.append(claimed.footer)
+        async with world.sessions.begin() as s:
+            await store.move(s, a.id, to=Status.FAILED, now=world.clock.now(),
+                             allowed_from=[Status.SENDING], detail="21211")
+        world.at(c.send_at)
+        [third] = await world.dispatcher.claim(limit=1)
+        assert [*footers, third.footer] == [True, False, True]
+
     async def test_messages_of_a_later_treatment_carry_no_footer(self, world: World) -> None:
         """A patient who already got a message gets no footer on a new plan."""
         first = (await world.plan())[0]
