@@ -81,10 +81,14 @@ def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
     # Reached: another message to that number went out, or is going out with the footer.
     # Not "is being sent" alone: a message claimed in this same statement is `sending`
     # already on SQLite and still `scheduled` on PostgreSQL, and must count on neither.
+    # Looked up by (clinic_id, phone). The status is compared as `status || ''`, which no index
+    # serves: PostgreSQL, with statistics from before the latest sends (autovacuum re-analyzes
+    # a big table only after 10 % of it changed), took (status, due_at) for it and walked every
+    # message sent since for each row claimed (6,000 sends: 80 ms a claim of 64).
+    status = other.c.status.concat("")
     reached = sa.exists().where(
         other.c.clinic_id == clinic, other.c.phone == phone, other.c.id != _claimed(M.id),
-        sa.or_(other.c.status.in_(SENT_STATUSES),
-               sa.and_(other.c.status == Status.SENDING, other.c.footer)))
+        sa.or_(status.in_(SENT_STATUSES), sa.and_(status == Status.SENDING, other.c.footer)))
     return (
         sa.select(TREATMENT.c.cancelled_at.is_not(None))
         .where(TREATMENT.c.id == _claimed(M.treatment_id)).scalar_subquery(),
