@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import logging
 import sys
@@ -71,11 +72,27 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         migrate(settings.database.url)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
-    web.run_app(app, host=args.host or settings.server.host,
-                port=args.port or settings.server.port, print=None,
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    loop = _event_loop()
+    logging.getLogger("aftercare").info("serving", extra={
+        "host": host, "port": port, "event_loop": type(loop).__module__.split(".")[0]})
+    web.run_app(app, host=host, port=port, loop=loop, print=None,
                 access_log=logging.getLogger("aftercare.access"),
                 access_log_format='%r %s %b %Tfs')
     return 0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (Linux and macOS), else asyncio's own.
+
+    Every send, claim and event is a chain of awaits on the one loop; uvloop's costs less a
+    step: a burst drained 9-26 % faster and the steady median dropped from 7-9 to 4-5 ms in
+    alternating runs here (README, benchmarks)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 async def _freeze_heap(_app: object) -> None:

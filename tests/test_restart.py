@@ -125,6 +125,17 @@ class TestCrash:
 
 
 class TestLogs:
+    async def test_the_service_says_it_serves_on_uvloop(self, setup: Any) -> None:
+        """`aftercare serve` runs on uvloop's event loop (cheaper a step than asyncio's) and
+        says so, with where it listens, in its first log line."""
+        service, _twilio_url, http = setup
+        await service.start(http)
+        lines = [json.loads(line) for line in service.log.read_text().splitlines()
+                 if line.startswith("{")]
+        serving = next(line for line in lines if line["message"] == "serving")
+        assert serving["event_loop"] == "uvloop"
+        assert serving["port"] == service.port
+
     async def test_a_full_run_logs_no_number_body_or_secret(self, setup: Any) -> None:
         """After events, sends, callbacks, STOP and HELP, the logs hold no number, no text
         of a message, and no secret; every line is one JSON object."""
