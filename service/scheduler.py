@@ -95,15 +95,16 @@ class Timers:
         """Wake the dispatcher at `due_at` if that is within the horizon."""
         self.arm_many([due_at])
 
-    def arm_many(self, instants: Iterable[datetime]) -> None:
-        """`arm` each instant (an event's plan: dozens, most of them beyond the horizon)."""
+    def arm_many(self, instants: Iterable[datetime]) -> int:
+        """`arm` each instant (an event's plan: dozens, most of them beyond the horizon); how
+        many were not armed yet."""
         if not self.running:
-            return
+            return 0
         horizon = self.clock.now() + self.settings.horizon
         # Beyond the horizon, the refill job arms an instant when it comes near.
         new = [d for d in instants if d <= horizon and d.timestamp() not in self._armed]
         if not new:
-            return
+            return 0
         # APScheduler wakes up (a trip through the loop's self-pipe and a pass over its due
         # jobs) for every job added while it runs: a refill arming a thousand instants queued
         # a thousand wake-ups, run back to back (~90 ms of stalled loop here). Paused, it
@@ -114,6 +115,7 @@ class Timers:
                 self._arm(due_at)
         finally:
             self.scheduler.resume()
+        return len(new)
 
     def _arm(self, due_at: datetime) -> None:
         key = due_at.timestamp()
@@ -139,10 +141,9 @@ class Timers:
         for _ in range(0, BATCH, READ_SLICE):
             async with self.sessions() as s:
                 instants = await store.due_instants(s, until, after=after, limit=READ_SLICE)
-            new = [due_at for due_at in instants if due_at.timestamp() not in self._armed]
-            for start in range(0, len(new), ARM_SLICE):
-                self.arm_many(new[start:start + ARM_SLICE])
-                await asyncio.sleep(ARM_PAUSE)
+            for start in range(0, len(instants), ARM_SLICE):
+                if self.arm_many(instants[start:start + ARM_SLICE]):
+                    await asyncio.sleep(ARM_PAUSE)  # only after new timers: most are armed
             await asyncio.sleep(0)
             if len(instants) < READ_SLICE:
                 return
