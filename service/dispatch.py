@@ -35,6 +35,7 @@ from service.sms.base import (
     SmsSender,
 )
 from service.store import Move
+from service.writer_gate import WriterGate
 
 log = logging.getLogger("aftercare.dispatch")
 RECONCILE_SLACK = timedelta(minutes=1)
@@ -48,7 +49,7 @@ class Dispatcher:
         self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
         sender: SmsSender, clock: Clock, instance: str,
         rearm: Callable[[datetime], None] = lambda _due: None,
-        metrics: Metrics | None = None,
+        metrics: Metrics | None = None, gate: WriterGate | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -57,7 +58,8 @@ class Dispatcher:
         self.instance = instance
         self.rearm = rearm
         self.metrics = metrics or Metrics()
-        self.recorder = Recorder(sessions=sessions, clock=clock)
+        self.gate = gate or WriterGate(exclusive=False)
+        self.recorder = Recorder(sessions=sessions, clock=clock, gate=self.gate)
         self._room = settings.scheduler.max_concurrent_sends
         self._inflight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -117,8 +119,8 @@ class Dispatcher:
 
     async def _claim(self, *, limit: int) -> tuple[list[Claim], int]:
         """`claim`, and how many due rows it took (expired and cancelled ones too)."""
-        now = self.clock.now()
-        async with self.sessions.begin() as s:
+        async with self.gate.urgent(), self.sessions.begin() as s:
+            now = self.clock.now()  # after the wait: the claim is as of now
             conn = await s.connection()
             batch = await claims.claim_due(conn, now=now, instance=self.instance,
                                            lease=self.settings.scheduler.claim_lease,
@@ -214,7 +216,7 @@ class Dispatcher:
     async def recover(self, message_id: str) -> None:
         """Reconcile a claim whose lease ran out: record it as sent if the provider has it."""
         now = self.clock.now()
-        async with self.sessions.begin() as s:
+        async with self.gate.urgent(), self.sessions.begin() as s:
             message = await claims.take_over(await s.connection(), message_id, now=now,
                                              instance=self.instance,
                                              lease=self.settings.scheduler.claim_lease)

@@ -38,6 +38,11 @@ class GroupCommit(Generic[Item, Result]):
             self._writer = asyncio.create_task(self._write_pending())
         return await asyncio.shield(done)
 
+    @property
+    def waiting(self) -> int:
+        """How many submitted items are not yet being written (for /metrics)."""
+        return len(self._pending)
+
     async def drain(self) -> None:
         """Wait until everything submitted so far is written (before the database closes)."""
         while self._writer is not None:

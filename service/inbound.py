@@ -1,7 +1,5 @@
-"""What Twilio tells us: delivery statuses and patients' replies (STOP / START / HELP).
-
-Statuses only move forward (`models.can_move`); every callback is kept by its sid, so one
-arriving before the create answer recorded that sid is applied as soon as it is.
+"""What Twilio tells us: patients' replies (STOP / START / HELP) and which delivery statuses
+count. Both are written in batches by `return_path`; status callbacks by `callbacks`.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,16 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service import store
 from service.config import Settings
 from service.masking import mask_phone, mask_phones
-from service.models import (
-    Inbound,
-    Message,
-    MessageHistory,
-    OptOut,
-    ProviderStatus,
-    Status,
-    can_move,
-)
-from service.tables import PROVIDER_STATUS as CALLBACKS
+from service.models import Inbound, Message, MessageHistory, OptOut, Status
 
 log = logging.getLogger("aftercare.inbound")
 STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"}
@@ -51,50 +39,6 @@ def keyword(body: str) -> str | None:
     return None
 
 
-async def apply_status(
-    sessions: async_sessionmaker[AsyncSession], *, sid: str, status: str, code: int | None,
-    now: datetime,
-) -> bool:
-    """Keep a status callback and move its message forward; whether the message moved."""
-    target = PROVIDER_STATUS.get(status)
-    if target is None or not sid:
-        return False  # queued/accepted/sending add nothing to what the create answer told us
-    async with sessions.begin() as s:
-        s.add(ProviderStatus(provider_id=sid[:64], status=target, error_code=code,
-                             received_at=now))
-        found = (await s.exec(select(Message.id).where(Message.provider_id == sid))).first()
-        if found is None:
-            log.info("status for a sid not (yet) recorded", extra={"sid": sid, "status": status})
-            return False
-        return await _advance(s, found, target, code=code, now=now)
-
-
-_EARLY_CALLBACKS = (
-    sa.select(CALLBACKS.c.provider_id, CALLBACKS.c.status, CALLBACKS.c.error_code)
-    .where(CALLBACKS.c.provider_id.in_(sa.bindparam("sids", expanding=True)))
-    .order_by(CALLBACKS.c.id)
-)
-
-
-async def settle_early_callbacks(s: AsyncSession, sent: dict[str, str], *,
-                                 now: datetime) -> None:
-    """Apply callbacks that arrived before their sid was recorded, in order of arrival;
-    `sent` maps each sid just recorded to its message."""
-    if not sent:
-        return
-    conn = await s.connection()
-    for sid, status, code in (await conn.execute(_EARLY_CALLBACKS, {"sids": list(sent)})).all():
-        await _advance(s, sent[sid], Status(status), code=code, now=now)
-
-
-async def _advance(s: AsyncSession, message_id: str, target: Status, *, code: int | None,
-                   now: datetime) -> bool:
-    allowed = [st for st in Status if can_move(st, target)]
-    return await store.move(s, message_id, to=target, now=now, allowed_from=allowed,
-                            detail=f"twilio: {target}", code=code,
-                            values={"error_code": code} if code else None)
-
-
 @dataclass(frozen=True)
 class Reply:
     """A patient's text to a clinic number, as Twilio posts it."""
@@ -110,21 +54,28 @@ async def handle_reply(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, reply: Reply, *,
     now: datetime,
 ) -> str | None:
-    """Record a reply and act on its keyword; the text to answer with, if any."""
+    """Record a reply and act on its keyword, in a transaction of its own; the text to answer
+    with, if any."""
+    async with sessions.begin() as s:
+        return await record_reply(s, settings, reply, now=now)
+
+
+async def record_reply(s: AsyncSession, settings: Settings, reply: Reply, *,
+                       now: datetime) -> str | None:
+    """`handle_reply` inside the transaction `s` (a batch of replies from other numbers)."""
     scope = _clinics_texted(settings, reply)
     word = keyword(reply.body)
-    async with sessions.begin() as s:
-        s.add(Inbound(clinic_id=scope[0] if len(scope) == 1 else None,
-                      provider_id=reply.provider_id, phone=reply.sender,
-                      body=reply.body[:1600], keyword=word, received_at=now))
-        if word in STOP:
-            for clinic_id in scope:
-                await store.opt_out(s, clinic_id, reply.sender, now=now, source="sms-stop")
-        elif word in START:
-            await s.exec(delete(OptOut).where(col(OptOut.clinic_id).in_(scope),
-                                              col(OptOut.phone) == reply.sender))
-        elif word is None:
-            await _note_reply(s, scope, reply, now=now)
+    s.add(Inbound(clinic_id=scope[0] if len(scope) == 1 else None,
+                  provider_id=reply.provider_id, phone=reply.sender,
+                  body=reply.body[:1600], keyword=word, received_at=now))
+    if word in STOP:
+        for clinic_id in scope:
+            await store.opt_out(s, clinic_id, reply.sender, now=now, source="sms-stop")
+    elif word in START:
+        await s.exec(delete(OptOut).where(col(OptOut.clinic_id).in_(scope),
+                                          col(OptOut.phone) == reply.sender))
+    elif word is None:
+        await _note_reply(s, scope, reply, now=now)
     log.info("reply received", extra={"from": mask_phone(reply.sender), "keyword": word})
     return _answer(settings, scope[0], word)
 

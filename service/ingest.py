@@ -32,6 +32,7 @@ from service.payloads import (
 )
 from service.plans import Planner, row_id
 from service.views import planned_view, treatment_view
+from service.writer_gate import WriterGate
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,16 @@ class Ingest:
     """Turns verified event bodies into stored plans."""
 
     def __init__(
-        self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
+        self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+        gate: WriterGate | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
+        self.gate = gate or WriterGate(exclusive=False)  # events go after sends
         self.planner = Planner(settings)
-        self.intake = Intake(settings=settings, sessions=sessions, planner=self.planner)
+        self.intake = Intake(settings=settings, sessions=sessions, planner=self.planner,
+                             gate=self.gate)
 
     async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> Reply:
         """Store the event's effect and return its answer; replays return the first answer.
@@ -92,7 +96,7 @@ class Ingest:
                     event: AnyEvent | None) -> Reply:
         """One event in a transaction of its own; `event` is `raw` parsed, None when it did
         not parse (a replay of its webhook id answers first, then its parse error)."""
-        async with self.sessions.begin() as s:
+        async with self.gate.background(), self.sessions.begin() as s:
             previous = await store.find_event(s, clinic_id, webhook_id)
             if previous is not None:
                 if previous.body_sha256 != digest:

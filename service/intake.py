@@ -33,6 +33,7 @@ from service.payloads import TreatmentCompleted
 from service.plans import NewMessage, Planner, new_message, new_message_ids
 from service.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
 from service.views import planned_view, treatment_view
+from service.writer_gate import WriterGate
 
 BATCH = 64
 NO_CONSENT = "patient has not consented to SMS"
@@ -90,10 +91,11 @@ class Intake:
     """Plans fresh events and writes them by group commit."""
 
     def __init__(self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 planner: Planner) -> None:
+                 planner: Planner, gate: WriterGate) -> None:
         self.settings = settings
         self.sessions = sessions
         self.planner = planner
+        self.gate = gate
         self._group: GroupCommit[Fresh, Written | None] = GroupCommit(
             self._write, batch=BATCH, keys=Fresh.keys)
         self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
@@ -132,6 +134,11 @@ class Intake:
         """Store the event's plan with others arriving at once; None when it is not fresh."""
         return await self._group.submit(fresh)
 
+    @property
+    def waiting(self) -> int:
+        """Events waiting for the next write."""
+        return self._group.waiting
+
     async def close(self) -> None:
         """Finish the writes under way."""
         await self._group.drain()
@@ -147,7 +154,7 @@ class Intake:
 
     async def _write(self, batch: Sequence[Fresh]) -> list[Written | None]:
         try:
-            async with self.sessions.begin() as s:
+            async with self.gate.background(), self.sessions.begin() as s:
                 return await self._store(await s.connection(), batch)
         except IntegrityError:
             return [None] * len(batch)  # someone else stored one of them: go one by one

@@ -9,7 +9,7 @@ the last count is recent for what it cost (`COUNT_BUDGET`): counting a million r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -39,6 +39,21 @@ class _StoredCounts(Collector):
         yield family
 
 
+class _WriterQueues(Collector):
+    """Items waiting in each group commit (and writes waiting at the writer gate)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Callable[[], int]] = {}
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("aftercare_writer_queue",
+                                   "Items waiting for the database writer, by queue",
+                                   labels=["queue"])
+        for name, waiting in sorted(self.sources.items()):
+            family.add_metric([name], waiting())
+        yield family
+
+
 class Metrics:
     """Everything Aftercare measures, registered in one registry."""
 
@@ -59,8 +74,22 @@ class Metrics:
                                   "Expired claims reconciled", ["result"], registry=r)
         self.pending = Gauge("aftercare_pending_messages",
                              "Messages scheduled or being sent (database)", registry=r)
+        self.callbacks = Counter("aftercare_callbacks_total",
+                                 "Twilio status callbacks by status and outcome",
+                                 ["status", "outcome"], registry=r)
+        self.callback_seconds = Histogram("aftercare_callback_seconds",
+                                          "A status callback's arrival to durable",
+                                          buckets=SEND_BUCKETS, registry=r)
+        self.replies = Counter("aftercare_replies_total", "Patients' replies by keyword",
+                               ["keyword"], registry=r)
         self._stored = _StoredCounts()
         r.register(self._stored)
+        self._queues = _WriterQueues()
+        r.register(self._queues)
+
+    def watch_queue(self, name: str, waiting: Callable[[], int]) -> None:
+        """Report `waiting()` as the depth of the writer queue `name` at each scrape."""
+        self._queues.sources[name] = waiting
 
     def stored_due(self, now: float) -> bool:
         """Whether to count messages by status again before a scrape at `now` (monotonic s)."""

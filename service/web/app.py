@@ -15,6 +15,7 @@ from service.db import create_engine, create_reader, session_factory
 from service.dispatch import Dispatcher
 from service.ingest import Ingest
 from service.metrics import Metrics
+from service.return_path import ReturnPath
 from service.scheduler import Timers
 from service.sms.base import SmsSender
 from service.web import api, events, ops, twilio_hooks
@@ -23,15 +24,18 @@ from service.web.keys import (
     CLOCK,
     DISPATCHER,
     ENGINE,
+    GATE,
     INGEST,
     METRICS,
     READER,
     READS,
+    RETURN_PATH,
     SENDER,
     SESSIONS,
     SETTINGS,
     TIMERS,
 )
+from service.writer_gate import WriterGate
 
 SenderFactory = Callable[[Settings], SmsSender]
 DRAIN_SECONDS = 10.0
@@ -65,8 +69,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = session_factory(engine)
     reader = create_reader(app[SETTINGS].database.url, engine)
     app[READER], app[READS] = reader, session_factory(reader)
-    app[INGEST] = Ingest(settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK])
+    app[GATE] = gate = WriterGate.for_engine(engine)
+    app[INGEST] = Ingest(settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK],
+                         gate=gate)
+    app[RETURN_PATH] = ReturnPath(settings=app[SETTINGS], sessions=app[SESSIONS],
+                                  clock=app[CLOCK], metrics=app[METRICS], gate=gate)
+    app[METRICS].watch_queue("events", lambda: app[INGEST].intake.waiting)
+    app[METRICS].watch_queue("gate", lambda: gate.waiting)
     yield
+    await app[RETURN_PATH].close()
     await app[INGEST].close()
     if reader is not engine:
         await reader.dispose()
@@ -93,7 +104,8 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher = Dispatcher(settings=app[SETTINGS], sessions=app[SESSIONS],
                                 sender=app[SENDER], clock=app[CLOCK], instance=instance,
-                                metrics=app[METRICS])
+                                metrics=app[METRICS], gate=app[GATE])
+        app[METRICS].watch_queue("outcomes", lambda: dispatcher.recorder.waiting)
         timers = Timers(settings=app[SETTINGS].scheduler, sessions=app[READS],
                         clock=app[CLOCK], dispatch_due=dispatcher.dispatch_due,
                         recover=dispatcher.recover)

@@ -11,8 +11,10 @@ from service.config import Settings
 from service.dispatch import Dispatcher
 from service.ingest import Ingest
 from service.metrics import Metrics
+from service.return_path import ReturnPath
 from service.scheduler import Timers
 from service.sms.base import SmsSender
+from service.writer_gate import WriterGate
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -25,3 +27,5 @@ INGEST = web.AppKey("ingest", Ingest)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 TIMERS = web.AppKey("timers", Timers)
 METRICS = web.AppKey("metrics", Metrics)
+GATE = web.AppKey("gate", WriterGate)  # who writes next: sends first (writer_gate)
+RETURN_PATH = web.AppKey("return_path", ReturnPath)

@@ -12,8 +12,9 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from service import inbound
+from service.callbacks import error_code
 from service.errors import Forbidden, UnsupportedMediaType
-from service.web.keys import CLOCK, SESSIONS, SETTINGS
+from service.web.keys import RETURN_PATH, SETTINGS
 
 routes = web.RouteTableDef()
 TWIML = "application/xml"
@@ -35,13 +36,12 @@ async def _verified_form(request: web.Request) -> dict[str, str]:
 
 @routes.post("/v1/twilio/status")
 async def status_callback(request: web.Request) -> web.Response:
-    """Apply a delivery status; forward moves only, repeats harmless, unknown sids ignored."""
+    """Apply a delivery status; forward moves only, repeats harmless, unknown sids ignored.
+    Answered once the callback is durable (written with those arriving beside it)."""
     form = await _verified_form(request)
-    code = form.get("ErrorCode", "")
-    await inbound.apply_status(
-        request.app[SESSIONS], sid=form.get("MessageSid", ""),
-        status=form.get("MessageStatus", ""), code=int(code) if code.isdigit() else None,
-        now=request.app[CLOCK].now())
+    await request.app[RETURN_PATH].status(
+        sid=form.get("MessageSid", ""), status=form.get("MessageStatus", ""),
+        code=error_code(form.get("ErrorCode", "")))
     return web.Response(status=200, text="")
 
 
@@ -53,8 +53,7 @@ async def inbound_message(request: web.Request) -> web.Response:
     reply = inbound.Reply(sender=form.get("From", ""), to=form.get("To", ""),
                           body=form.get("Body", ""), provider_id=form.get("MessageSid"),
                           messaging_service_sid=form.get("MessagingServiceSid"))
-    text = await inbound.handle_reply(request.app[SESSIONS], settings, reply,
-                                      now=request.app[CLOCK].now())
+    text = await request.app[RETURN_PATH].reply(reply)
     answer = text if settings.sms.reply_to_keywords else None
     return web.Response(text=_twiml(answer), content_type=TWIML)
 
