@@ -180,7 +180,7 @@ class TestStatusCallbacks:
             return bool((await first_message(service, plan))["status"] == "delivered")
 
         await until(delivered)
-        assert [c[1] for c in service.fake.callbacks_sent] == ["sent", "delivered"]
+        assert [c[1] for c in service.fake.callbacks_sent] == ["sending", "sent", "delivered"]
 
     @pytest.mark.parametrize("signature", ["", "forged", None])
     async def test_forged_callback_is_403_and_changes_nothing(

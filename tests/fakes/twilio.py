@@ -3,8 +3,10 @@
 Adapted from the contract suite's fake (/work/shared/contract/fake_twilio.py).
 It answers the calls twilio-python makes for Messages (create, list, fetch),
 checks Basic auth, records every create attempt and every message with its
-arrival time, and posts signed status callbacks (sent, then delivered) like
-Twilio does, unless built with `callbacks=False`. Per-recipient behaviours
+arrival time, and posts signed status callbacks for every change after creation
+like Twilio does (`sending`, `sent`, then `delivered` or `undelivered`; never
+the initial `queued`), each `callback_delay` seconds after the last (default
+20 ms), unless built with `callbacks=False`. Per-recipient behaviours
 (`fake.behaviours[to] = ...`) inject faults:
 
   error:CODE      answer 400 with that Twilio error code (21610, 21211, ...)
@@ -80,7 +82,7 @@ class FakeTwilio:
         auth_token: str = AUTH_TOKEN,
         *,
         callbacks: bool = True,
-        callback_delay: float = 0.2,
+        callback_delay: float = 0.02,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -271,7 +273,7 @@ class FakeTwilio:
         task.add_done_callback(self._tasks.discard)
 
     async def _callbacks(self, m: Recorded, final: str) -> None:
-        for status in ("sent", final):
+        for status in ("sending", "sent", final):
             await asyncio.sleep(self.callback_delay)
             m.status = status
             if status == "undelivered":
@@ -420,8 +422,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("account_sid", nargs="?", default=ACCOUNT_SID)
     parser.add_argument("auth_token", nargs="?", default=AUTH_TOKEN)
     parser.add_argument("--no-callbacks", dest="callbacks", action="store_false")
+    parser.add_argument("--callback-delay", type=float, default=0.02,
+                        help="seconds between a message's status changes")
     options = parser.parse_args(argv)
-    fake = FakeTwilio(options.account_sid, options.auth_token, callbacks=options.callbacks)
+    fake = FakeTwilio(options.account_sid, options.auth_token, callbacks=options.callbacks,
+                      callback_delay=options.callback_delay)
     web.run_app(fake.app(), host="127.0.0.1", port=options.port, print=None, shutdown_timeout=1)
 
 
