@@ -1,29 +1,40 @@
-"""A lean Twilio-compatible Messages endpoint for benchmarks: `python bench/fake_twilio.py PORT`.
+"""A lean Twilio-compatible Messages endpoint for benchmarks:
+`python bench/fake_twilio.py PORT [--no-callbacks] [--create-latency 0.1-0.3] ...` (--help).
 
 The tests' fake (tests/fakes/twilio.py) checks auth, keeps every attempt, builds a full
 Twilio resource per answer and runs on aiohttp's web framework: right for tests, but its
 per-create cost would share the two cores with the service it measures. This one is a bare
 asyncio protocol on HTTP/1.1 keep-alive: it parses the request line, Content-Length and the
-form body, records (arrival time with time.time(), To, Body) and answers 201 at once with a
-small Twilio-shaped JSON document. No auth check, no status callbacks.
+form body, records (arrival time with time.time(), To, Body) and answers 201 with a small
+Twilio-shaped JSON document after `--create-latency` (answers on one connection keep their
+order). No auth check. Unless `--no-callbacks`, every create with a StatusCallback is
+followed by Twilio's signed status callbacks (`sending`, `sent`, `delivered` or a share
+`undelivered`; bench/fake_callbacks.py), each recorded with when it was posted and answered.
 
 Endpoints:
   POST .../Messages.json          create: record and answer 201 at once
   GET  .../Messages.json?To=...   list: this recipient's recorded messages, newest first
-  GET  /_control/count            {"count": n}
+  GET  /_control/count            {"count": n, "callbacks": {posted, answered, failed, ...}}
   GET  /_control/messages         {"messages": [{"to", "body", "at"}, ...]} in arrival order
-  POST /_control/reset            forget everything
+  GET  /_control/callbacks        the counts and every callback [status, posted, answered,
+                                  http status] (answered null and status -1 when it failed)
+  POST /_control/config?callbacks=0&create_latency=0.1-0.3&sent_delay=..&undelivered=0.1
+  POST /_control/reset            forget everything, callbacks still armed included
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
+import random
 import sys
 import time
 from email.utils import formatdate
 from urllib.parse import parse_qs, urlsplit
+
+from fake_callbacks import Callbacks, Settings, parse_range
 
 ACCOUNT_SID = "AC" + "0" * 32
 
@@ -46,6 +57,7 @@ class State:
 
 
 STATE = State()
+CALLBACKS = Callbacks(Settings())
 
 
 def _resource(rec: Record, stamp: str) -> dict[str, object]:
@@ -70,6 +82,7 @@ class Http(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
         self.buf = bytearray()
+        self.free_at = 0.0  # loop time the last answer goes out: answers keep their order
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -92,10 +105,29 @@ class Http(asyncio.Protocol):
             body = bytes(self.buf[end + 4:total])
             del self.buf[:total]
             method, target, _ = lines[0].decode("latin-1").split(" ", 2)
-            self.transport.write(handle(method, target, body))
+            self.answer(handle(method, target, body), close, method == "POST"
+                        and target.endswith("/Messages.json"))
             if close:
-                self.transport.close()
                 return
+
+    def answer(self, response: bytes, close: bool, create: bool) -> None:
+        """Write at once, or after the create latency, never ahead of an earlier answer."""
+        loop = asyncio.get_running_loop()
+        low, high = CALLBACKS.settings.create_latency
+        delay = random.uniform(low, high) if create and high > 0 else 0.0
+        at = max(self.free_at, loop.time() + delay)
+        if at <= loop.time():
+            self._write(response, close)
+        else:
+            loop.call_at(at, self._write, response, close)
+        self.free_at = at
+
+    def _write(self, response: bytes, close: bool) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.write(response)
+        if close:
+            self.transport.close()
 
 
 def handle(method: str, target: str, body: bytes) -> bytes:
@@ -108,6 +140,8 @@ def handle(method: str, target: str, body: bytes) -> bytes:
         rec = (now, form.get("To", [""])[0], form.get("Body", [""])[0],
                f"SM{STATE.counter:032x}", form.get("From", [""])[0])
         STATE.records.append(rec)
+        CALLBACKS.created(url=form.get("StatusCallback", [""])[0], sid=rec[3], to=rec[1],
+                          from_=rec[4] or "+15005550006", account_sid=ACCOUNT_SID)
         return _response(201, _resource(rec, STATE.stamp(now)))
     if path.endswith("/Messages.json") and method == "GET":
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -119,18 +153,59 @@ def handle(method: str, target: str, body: bytes) -> bytes:
                                "first_page_uri": target, "next_page_uri": None, "page": 0,
                                "page_size": size, "previous_page_uri": None, "start": 0,
                                "uri": target})
+    return control(method, url.path, url.query)
+
+
+def control(method: str, path: str, query: str) -> bytes:
+    """The control endpoints: what the fake saw, its settings, a reset."""
     if path == "/_control/count":
-        return _response(200, {"count": len(STATE.records)})
+        return _response(200, {"count": len(STATE.records), "callbacks": CALLBACKS.counts()})
+    if path == "/_control/callbacks":
+        return _response(200, CALLBACKS.detail())
+    if path == "/_control/config" and method == "POST":
+        CALLBACKS.settings.update({k: v[0] for k, v in parse_qs(query).items()})
+        return _response(200, CALLBACKS.settings.describe())
     if path == "/_control/messages":
         return _response(200, {"messages": [{"at": r[0], "to": r[1], "body": r[2]}
                                             for r in STATE.records]})
     if path == "/_control/reset" and method == "POST":
         STATE.records.clear()
+        CALLBACKS.reset()
         return _response(200, {"ok": True})
     return _response(404, {"code": 20404, "message": "not found", "status": 404})
 
 
-async def main(port: int) -> None:
+def parse_args(argv: list[str]) -> tuple[int, Settings]:
+    """The port and the fake's settings from the command line."""
+    p = argparse.ArgumentParser(prog="bench/fake_twilio.py", description=__doc__.split("\n")[0])
+    p.add_argument("port", type=int)
+    p.add_argument("--no-callbacks", dest="callbacks", action="store_false",
+                   help="post no status callbacks (the fake of before issue 12)")
+    p.add_argument("--auth-token", default="bench-auth-token", help="signs the callbacks")
+    p.add_argument("--create-latency", default="0", metavar="S[-S]",
+                   help="seconds before a create is answered, drawn from the range (0)")
+    p.add_argument("--sending-delay", default="0-0.05", metavar="S[-S]",
+                   help="create answered -> 'sending' posted (0-0.05)")
+    p.add_argument("--sent-delay", default="0.1-1", metavar="S[-S]",
+                   help="'sending' answered -> 'sent' posted (0.1-1)")
+    p.add_argument("--delivered-delay", default="1-3", metavar="S[-S]",
+                   help="'sent' answered -> 'delivered'/'undelivered' posted (1-3)")
+    p.add_argument("--undelivered", type=float, default=0.0,
+                   help="share of messages that end 'undelivered' (ErrorCode 30003)")
+    p.add_argument("--callback-concurrency", type=int, default=32,
+                   help="callbacks in flight at most (and keep-alive connections)")
+    a = p.parse_args(argv)
+    return a.port, Settings(
+        enabled=a.callbacks, auth_token=a.auth_token,
+        create_latency=parse_range(a.create_latency),
+        sending_delay=parse_range(a.sending_delay), sent_delay=parse_range(a.sent_delay),
+        delivered_delay=parse_range(a.delivered_delay), undelivered=a.undelivered,
+        concurrency=a.callback_concurrency)
+
+
+async def main(port: int, settings: Settings) -> None:
+    CALLBACKS.settings = settings
+    CALLBACKS.start()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(Http, "127.0.0.1", port, backlog=1024)
     async with server:
@@ -139,4 +214,4 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(int(sys.argv[1])))
+        asyncio.run(main(*parse_args(sys.argv[1:])))

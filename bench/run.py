@@ -56,6 +56,7 @@ SERVICE_ROOT = ROOT  # the tree whose `service` package runs (--root)
 sys.path.insert(0, str(BENCH))
 
 import calibrate  # noqa: E402
+import callbacks  # noqa: E402
 import profile_top  # noqa: E402
 import seed  # noqa: E402
 
@@ -240,10 +241,11 @@ class FakeTwilio:
         self.log = workdir / "fake_twilio.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    async def start(self, http: aiohttp.ClientSession) -> None:
+    async def start(self, http: aiohttp.ClientSession, extra: Sequence[str] = ()) -> None:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen([PY, str(BENCH / "fake_twilio.py"), str(self.port)],
-                                            cwd=ROOT, stdout=out, stderr=out)
+            self.process = subprocess.Popen(
+                [PY, str(BENCH / "fake_twilio.py"), str(self.port), *extra],
+                cwd=ROOT, stdout=out, stderr=out)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -534,6 +536,7 @@ class Arrivals:
     missing: int
     waited_until: float = math.nan
     misaddressed: int = 0
+    back: dict[str, Any] | None = None  # the return traffic (callbacks.returned)
 
     @property
     def all_lateness(self) -> list[float]:
@@ -618,6 +621,14 @@ async def run_due(ctx: Context, db: Database, service: Service, label: str,
     cores = cpu.cores()
     await asyncio.sleep(1.0)  # a doubled send would show by now
     got = await collect(ctx, batch)
+    if ctx.callbacks_on and got.arrivals:
+        label_sql = f"SELECT count(*) FROM message WHERE body LIKE '[{label}#%' AND status IN "
+
+        async def final() -> bool:
+            return int(await db.scalar(label_sql + callbacks.FINAL)) >= len(send_at)  # type: ignore[call-overload]
+
+        got.back = await callbacks.returned(ctx.http, ctx.fake.url, final, got.arrivals[-1],
+                                            time.time() + ctx.args.drain_timeout)
     if got.missing:
         log(f"{name}: {got.missing} messages had not arrived "
             f"{ctx.args.drain_timeout:g} s after the last was due")
@@ -630,8 +641,34 @@ def lead_seconds(service: Service) -> float:
     return float(poll.rstrip("s")) + 4.0 if poll.endswith("s") and poll[:-1].isdigit() else 9.0
 
 
-async def bench_burst(ctx: Context, db: Database) -> None:
-    name = f"burst-{db.kind}"
+def report_back(ctx: Context, scenario: str, got: Arrivals) -> None:
+    """The return traffic's figures, when the fake posted callbacks."""
+    if got.back is None:
+        return
+    ms = [x * 1000 for x in got.back["latency"]]
+    ctx.report.add(scenario, "last send -> every message final", got.back["final_after"], "s")
+    ctx.report.add(scenario, "callback latency p50", pct(ms, 0.5), "ms")
+    ctx.report.add(scenario, "callback latency p99", pct(ms, 0.99), "ms")
+    ctx.report.add(scenario, "failed callbacks", got.back["failed"],
+                   f"of {got.back['posted']:,.0f}")
+
+
+async def bench_burst(ctx: Context, db: Database, on: bool = True) -> None:
+    """A burst with the fake's callbacks as configured, or (on=False) switched off."""
+    if not on:
+        await callbacks.switch(ctx.http, ctx.fake.url, False)
+        ctx.callbacks_on = False
+        try:
+            await _burst(ctx, db, on)
+        finally:
+            await callbacks.switch(ctx.http, ctx.fake.url, ctx.args.callbacks)
+            ctx.callbacks_on = ctx.args.callbacks
+        return
+    await _burst(ctx, db, on)
+
+
+async def _burst(ctx: Context, db: Database, on: bool) -> None:
+    name = f"burst-{db.kind}" + ("" if on else "-no-callbacks")
     url = await db.fresh(ctx.workdir, name)
     service = Service(name, ctx.workdir, url, backend="twilio", twilio_url=ctx.fake.url,
                       scheduler=ctx.scheduler)
@@ -643,8 +680,15 @@ async def bench_burst(ctx: Context, db: Database) -> None:
     finally:
         await service.stop()
         await db.drop()
-    scenario = f"Burst of {n:,} due at once, {db.label}"
+    scenario = f"Burst of {n:,} due at once, {db.label}" + (
+        "" if ctx.callbacks_on else ", callbacks off")
     target = db.kind == "sqlite" or ctx.args.targets_on_postgres
+    rate = got.drain_rate()
+    if ctx.callbacks_on:
+        ctx.drain_with[db.kind] = rate
+    elif db.kind in ctx.drain_with:
+        ctx.report.add(scenario, "drain with callbacks / without",
+                       ctx.drain_with[db.kind] / rate, "")
     late = got.all_lateness
     ctx.report.add(scenario, "sent once each (arrived at the fake)",
                    float(len(got.arrivals)), f"of {n:,}")
@@ -654,6 +698,7 @@ async def bench_burst(ctx: Context, db: Database) -> None:
     ctx.report.add(scenario, "lateness p99", pct(late, 0.99), "s",
                    ("<=", 6) if target else None)
     ctx.report.add(scenario, "lateness max", max(late, default=math.nan), "s")
+    report_back(ctx, scenario, got)
     ctx.report.note(
         f"{scenario}: {got.summary()}; first arrival "
         f"{min(got.lateness, default=math.nan):.3f} s after send_at, last "
@@ -676,6 +721,7 @@ async def steady(ctx: Context, db: Database, service: Service, scenario: str, na
     ctx.report.add(scenario, "lateness p99", pct(ms, 0.99), "ms",
                    ("<=", 25) if target else None)
     ctx.report.add(scenario, "lateness max", max(ms, default=math.nan), "ms")
+    report_back(ctx, scenario, got)
     ctx.report.note(
         f"{scenario}: {got.summary()}; p90 {pct(ms, 0.9):.1f} ms, min "
         f"{min(ms, default=0):.1f} ms; service {cores['service']:.2f} cores, fake "
@@ -1003,6 +1049,8 @@ class Context:
     report: Report
     profiler: Profiler
     scheduler: dict[str, Any]
+    callbacks_on: bool = True
+    drain_with: dict[str, float] = field(default_factory=dict)  # burst drain, callbacks on
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -1044,6 +1092,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="run the service from this tree (python -m service with this working "
                         "directory), e.g. a patched copy; default: this repository")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, dbs)")
+    callbacks.add_options(p)
     args = p.parse_args(argv)
     quick = args.quick
     defaults = {"events": (3000, 600), "burst": (10000, 2000), "duration": (30.0, 10.0),
@@ -1120,6 +1169,9 @@ def plan_steps(ctx: Context, databases: Sequence[Database]
     for db in databases:
         if "burst" in phases:
             steps.append((f"burst {db.kind}", partial(bench_burst, ctx, db)))
+            if ctx.args.callbacks:
+                steps.append((f"burst {db.kind}, callbacks off",
+                              partial(bench_burst, ctx, db, False)))
         if "steady" in phases:
             steps.append((f"steady {db.kind}", partial(bench_steady, ctx, db)))
     if "pending" in phases:
@@ -1129,13 +1181,15 @@ def plan_steps(ctx: Context, databases: Sequence[Database]
     return steps
 
 
-async def machine_speed(workdir: Path) -> str:
+async def machine_speed(workdir: Path, quiet_wait: bool = True) -> str:
     """`calibrate`'s two figures, on a quiet machine, for the report's header."""
-    await settle()
+    if quiet_wait:
+        await settle()
     cpu = calibrate.cpu_score()
     service = Service("calibrate", workdir, f"sqlite+aiosqlite:///{workdir / 'calibrate.db'}")
     await asyncio.to_thread(service.migrate)
-    await settle()
+    if quiet_wait:
+        await settle()
     tx = await asyncio.to_thread(calibrate.sqlite_transactions, str(workdir / "calibrate.db"))
     return (f"machine speed (bench/calibrate.py): CPU {cpu:,.0f} rounds/s on one core, "
             f"SQLite {tx:,.0f} 35-row transactions/s into `message`")
@@ -1147,6 +1201,7 @@ def print_report(args: argparse.Namespace, report: Report, scheduler: dict[str, 
     print(f"Aftercare benchmarks — {describe_machine()}; revision {revision()}; "
           f"{'quick' if args.quick else 'full'} run in {minutes:.1f} min")
     print(speed)
+    print(callbacks.header(args))
     if scheduler:
         print(f"scheduler overrides for dispatch runs: {scheduler}")
     print()
@@ -1166,19 +1221,23 @@ async def main(argv: Sequence[str] | None = None) -> int:
     databases = await open_databases(args, report)
     started = time.time()
     log(f"work directory {workdir}")
-    speed = await machine_speed(workdir)
+    speed = await machine_speed(workdir, args.quiet_wait)
     log(speed)
     scores: list[float] = []  # the CPU score again before each run: the machine drifts
     failed = False
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
                                      timeout=aiohttp.ClientTimeout(total=60)) as http:
         fake = FakeTwilio(workdir)
-        await fake.start(http)
+        await fake.start(http, callbacks.fake_args(args, AUTH_TOKEN))
         ctx = Context(args, workdir, http, fake, report,
-                      Profiler(args.profile, args.profile_args), scheduler)
+                      Profiler(args.profile, args.profile_args), scheduler, args.callbacks)
+        if args.callbacks and "peer" in args.phases:
+            report.note("Peer (Celery): it has no callback endpoint and asks for none, so its "
+                        "figures leave Twilio's return traffic out (creates still take "
+                        f"{args.create_latency} s)")
         try:
             for title, step in plan_steps(ctx, databases):
-                quiet = await settle()
+                quiet = await settle() if args.quiet_wait else 0.0
                 scores.append(calibrate.cpu_score(1.0))
                 log(f"--- {title} (machine quiet after {quiet:.1f} s; CPU score "
                     f"{scores[-1]:,.0f})")
