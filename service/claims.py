@@ -135,6 +135,13 @@ _TAKE_OVER = (
     .returning(*CLAIM_COLUMNS)
 )
 
+_EXTEND = (
+    sa.update(MESSAGE)
+    .where(M.id == sa.bindparam("message_id"), M.status == Status.SENDING,
+           M.claimed_by == sa.bindparam("instance"))
+    .values(lease_until=_at("lease_until"), updated_at=_at("now"))
+)
+
 
 @dataclass(slots=True)
 class ClaimBatch:
@@ -182,6 +189,16 @@ async def take_over(
               "lease_until": now + lease}
     row = (await conn.execute(_TAKE_OVER, params)).first()
     return None if row is None else Claim(*row)
+
+
+async def extend(
+    conn: AsyncConnection, message_id: str, *, now: datetime, instance: str, lease: timedelta
+) -> bool:
+    """Renew `instance`'s claim on a message for `lease` from `now`; False when it is no longer
+    that instance's (another took it over)."""
+    params = {"message_id": message_id, "now": now, "instance": instance,
+              "lease_until": now + lease}
+    return bool((await conn.execute(_EXTEND, params)).rowcount)
 
 
 _FOOTER = (sa.update(MESSAGE).where(M.id.in_(sa.bindparam("ids", expanding=True)))

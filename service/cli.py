@@ -67,7 +67,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from service.logs import configure_logging
     from service.web.app import create_app
 
-    configure_logging()
+    configure_logging(logging.getLevelName(settings.server.log_level))
     if settings.database.migrate_on_start:
         migrate(settings.database.url)
     app = create_app(settings)

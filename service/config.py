@@ -56,6 +56,7 @@ class ServerSettings(_Section):
     port: int = Field(8080, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("public_base_url")
     @classmethod
@@ -302,11 +303,23 @@ def _env_value(raw: str) -> Any:
 
 def cross_check(settings: Settings) -> list[str]:
     """Problems that span sections: senders, templates, locales, timing forms."""
-    problems = _sender_problems(settings) + _token_problems(settings)
+    problems = (_sender_problems(settings) + _token_problems(settings)
+                + _lease_problems(settings))
     locales = {c.locale for c in settings.clinics.values()}
     for key, protocol in settings.protocols.items():
         problems += _protocol_problems(key, protocol.steps, locales)
     return problems
+
+
+def _lease_problems(settings: Settings) -> list[str]:
+    """A lease shorter than two requests lets a claim be reconciled while its send, held one
+    request timeout, is still on its way to Twilio: the message would go out twice."""
+    lease, timeout = settings.scheduler.claim_lease, settings.twilio.request_timeout
+    if lease >= 2 * timeout:
+        return []
+    return [f"scheduler.claim_lease: {lease.total_seconds():g}s is shorter than twice "
+            f"twilio.request_timeout ({timeout.total_seconds():g}s); use at least "
+            f"{2 * timeout.total_seconds():g}s"]
 
 
 def _token_problems(settings: Settings) -> list[str]:

@@ -62,6 +62,9 @@ class Dispatcher:
         self.recorder = Recorder(sessions=sessions, clock=clock, gate=self.gate)
         self._room = settings.scheduler.max_concurrent_sends
         self._inflight: set[asyncio.Task[None]] = set()
+        # Claims this process holds while it sends them, and their lease's end: the sweeper
+        # leaves these alone, however late Twilio answers.
+        self._holding: dict[str, datetime] = {}
         self._wake = asyncio.Event()
         self._draining = False
 
@@ -86,8 +89,10 @@ class Dispatcher:
         """Claim and start sends while there is room; whether more may be due (it stopped for
         want of room, not of due rows)."""
         while (room := self._room - len(self._inflight)) > 0:
+            lease_until = self.clock.now() + self.settings.scheduler.claim_lease
             batch, taken = await self._claim(limit=min(room, CLAIM_BATCH))
             for message in batch:
+                self._holding[message.id] = lease_until
                 task = asyncio.create_task(self._send(message))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
@@ -145,6 +150,27 @@ class Dispatcher:
             status_callback=f"{self.settings.server.public_base_url}/v1/twilio/status")
 
     async def _send(self, message: Claim) -> None:
+        try:
+            if await self._lease_lasts(message):
+                await self._send_held(message)
+        finally:
+            self._holding.pop(message.id, None)
+
+    async def _lease_lasts(self, message: Claim) -> bool:
+        """Whether the claim will outlast one request: extended first if it would not (a slow
+        claim transaction or a busy loop ate into it); False when the claim is no longer ours."""
+        now, timeout = self.clock.now(), self.settings.twilio.request_timeout
+        if self._holding.get(message.id, now) - now >= timeout:
+            return True
+        lease = self.settings.scheduler.claim_lease
+        async with self.sessions.begin() as s:
+            kept = await claims.extend(await s.connection(), message.id, now=now,
+                                       instance=self.instance, lease=lease)
+        if kept:
+            self._holding[message.id] = now + lease
+        return kept
+
+    async def _send_held(self, message: Claim) -> None:
         try:
             with self.metrics.send_seconds.time():
                 accepted = await self.sender.send(self.outgoing(message))
@@ -214,7 +240,11 @@ class Dispatcher:
                     extra={"message_id": message.id, "error_code": code})
 
     async def recover(self, message_id: str) -> None:
-        """Reconcile a claim whose lease ran out: record it as sent if the provider has it."""
+        """Reconcile a claim whose lease ran out: record it as sent if the provider has it.
+
+        Not while this process is still sending it: Twilio may yet accept it."""
+        if message_id in self._holding:
+            return
         now = self.clock.now()
         async with self.gate.urgent(), self.sessions.begin() as s:
             message = await claims.take_over(await s.connection(), message_id, now=now,

@@ -38,7 +38,7 @@ backend = "twilio"
 account_sid = "{ACCOUNT_SID}"
 auth_token = "{AUTH_TOKEN}"
 api_base_url = "{twilio_url}"
-request_timeout = "10s"
+request_timeout = "1s"
 [scheduler]
 claim_lease = "2s"
 poll_interval = "1s"

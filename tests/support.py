@@ -51,6 +51,7 @@ def config_data(db: Path | str, **sections: dict[str, Any]) -> dict[str, Any]:
         "server": {"public_base_url": "http://127.0.0.1:8080"},
         "database": {"url": db if isinstance(db, str) else f"sqlite+aiosqlite:///{db}"},
         "sms": {"backend": "console"},
+        "twilio": {"request_timeout": "2s"},  # claim_lease 5s must outlast two requests
         "scheduler": {"retry_initial_delay": "1s", "retry_max_delay": "4s", "claim_lease": "5s",
                       "poll_interval": "1s"},
         "clinics": {

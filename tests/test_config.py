@@ -140,7 +140,7 @@ class TestEnvironmentOverrides:
 def twilio_clinic_without_sender(data: dict[str, Any]) -> None:
     """Twilio credentials are set, but clinic `other` has nothing to send from."""
     data["sms"]["backend"] = "twilio"
-    data["twilio"] = {"account_sid": "AC123", "auth_token": "t0k"}
+    data["twilio"] = {"account_sid": "AC123", "auth_token": "t0k", "request_timeout": "2s"}
     del data["clinics"]["other"]["from_number"]
 
 
@@ -188,6 +188,12 @@ PROBLEMS = [
     pytest.param(lambda d: d["clinics"]["other"].update(api_tokens=["token-glow"]),
                  ["clinics.other.api_tokens[0]: also a token of clinic 'glow'; "
                   "each token must belong to one clinic"], id="shared-api-token"),
+    pytest.param(lambda d: d["scheduler"].update(claim_lease="3s"),
+                 ["scheduler.claim_lease: 3s is shorter than twice twilio.request_timeout "
+                  "(2s); use at least 4s"], id="lease-shorter-than-two-requests"),
+    pytest.param(lambda d: d["server"].update(log_level="VERBOSE"),
+                 ["server.log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"],
+                 id="unknown-log-level"),
     pytest.param(twilio_clinic_without_sender,
                  ["clinics.other.from_number: set from_number or messaging_service_sid"],
                  id="twilio-clinic-without-sender"),

@@ -28,6 +28,7 @@ from service.models import Message, OptOut, Status, Treatment
 from service.sms.twilio import TwilioSender
 from service.store import Move
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
+from tests.processes import until_async
 from tests.support import (
     FROM,
     PHONE,
@@ -517,6 +518,47 @@ class TestRecovery:
                                    lease=timedelta(seconds=5), limit=1)
         await world.dispatcher.recover(first.id)
         assert (await world.message(first.id)).claimed_by == "alive"
+
+
+class TestLeasesOutlastRequests:
+    async def test_the_sweeper_leaves_a_claim_this_process_is_still_sending(
+        self, world: World
+    ) -> None:
+        """Twilio slower than the lease: reconciling the claim meanwhile finds nothing and
+        would retry; it is left to its send, which reaches Twilio once."""
+        world.fake.behaviours[PHONE] = "slow:0.8"  # accepted after 0.8 s, inside the 1 s timeout
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        sending = asyncio.create_task(world.dispatcher.dispatch_due())
+        async def claimed() -> bool:
+            return (await world.message(first.id)).status == Status.SENDING
+        await until_async(claimed)
+        assert not sending.done() and not world.fake.messages
+        world.clock.advance(timedelta(seconds=6))  # past the 5 s lease
+        await world.dispatcher.recover(first.id)
+        await sending
+        stored = await world.message(first.id)
+        assert stored.status == Status.SENT
+        world.at(stored.due_at + timedelta(seconds=10))
+        await world.dispatcher.dispatch_due()
+        assert len(world.fake.messages) == len(world.fake.attempts) == 1
+
+    async def test_only_the_holder_extends_its_claim(self, world: World) -> None:
+        """A holder short of lease renews it; an instance that no longer holds it cannot, and
+        so does not send."""
+        first = (await world.plan())[0]
+        world.at(first.send_at)
+        async with world.sessions.begin() as s:
+            await claims.claim_due(await s.connection(), now=world.clock.now(), instance="late",
+                                   lease=timedelta(seconds=5), limit=1)
+            kept = await claims.extend(await s.connection(), first.id, now=world.clock.now(),
+                                       instance="other", lease=timedelta(seconds=5))
+            assert not kept
+            world.clock.advance(timedelta(seconds=4))
+            assert await claims.extend(await s.connection(), first.id, now=world.clock.now(),
+                                       instance="late", lease=timedelta(seconds=5))
+        assert (await world.message(first.id)).lease_until == world.clock.now() + timedelta(
+            seconds=5)
 
 
 class TestBatches:
