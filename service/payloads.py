@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StrictBool,
     TypeAdapter,
     ValidationError,
@@ -120,7 +121,8 @@ class UpdatedData(_Body):
     patient: PatientUpdate
 
 
-EXAMPLE = {  # SPEC §5's example; its protocol must be configured for it to plan
+# SPEC §5's example, in the document; its protocol must be configured for it to plan.
+EXAMPLE: dict[str, JsonValue] = {
     "type": "treatment.completed", "timestamp": "2026-11-25T15:00:00Z",
     "data": {"treatment": {"id": "tr_1001", "protocol": "microneedling",
                            "completed_at": "2026-11-25T14:30:00Z", "session_number": 1,
