@@ -17,6 +17,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import reads, store
+from service.answers import (
+    CANCEL,
+    PATIENT,
+    CancelAnswer,
+    PatientAnswer,
+    TreatmentAnswer,
+    render,
+)
 from service.errors import FieldError, NotFound, Unprocessable
 from service.models import OPTED_OUT, Message, Patient, Status, Treatment
 from service.payloads import PatientUpdate
@@ -33,9 +41,9 @@ Plan = dict[tuple[str, int], PlannedMessage]
 
 @dataclass(frozen=True)
 class Effect:
-    """What a correction did: the answer's body (without event id and type), timers to arm."""
+    """What a correction event did: its answer's JSON body, and the timers to arm."""
 
-    body: dict[str, Any]
+    body: str
     due: Sequence[tuple[str, datetime]] = ()
 
 
@@ -59,10 +67,10 @@ async def cancel(
 
 
 async def treatment_cancelled(
-    s: AsyncSession, clinic_id: str, external_id: str, *, now: datetime, source: str
+    s: AsyncSession, clinic_id: str, external_id: str, *, now: datetime, event_id: str
 ) -> Effect:
     """The treatment.cancelled event: the treatment and its whole plan as it now stands."""
-    treatment = await cancel(s, clinic_id, external_id, now=now, source=source)
+    treatment = await cancel(s, clinic_id, external_id, now=now, source=f"event {event_id}")
     if treatment is None:
         raise Unprocessable(
             "the treatment cannot be cancelled",
@@ -72,14 +80,17 @@ async def treatment_cancelled(
     patient = await s.get(Patient, treatment.patient_id)
     assert patient is not None, "a treatment has a patient"
     messages = await store.messages_of(s, row_id(treatment.id))
-    return Effect({"treatment": treatment_view(treatment, patient.external_id),
-                   "messages": [planned_view(m) for m in messages]})
+    body: CancelAnswer = {
+        "event_id": event_id, "type": "treatment.cancelled",
+        "treatment": treatment_view(treatment, patient.external_id),
+        "messages": [planned_view(m) for m in messages]}
+    return Effect(render(CANCEL, body))
 
 
 async def cancel_from_api(
     sessions: async_sessionmaker[AsyncSession], clinic_id: str, external_id: str, *,
     now: datetime,
-) -> dict[str, Any]:
+) -> TreatmentAnswer:
     """`POST …/treatments/{id}/cancel`: cancel, then answer as `GET …/treatments/{id}`."""
     async with sessions.begin() as s:
         treatment = await cancel(s, clinic_id, external_id, now=now, source="API")
@@ -109,7 +120,8 @@ def apply_update(patient: Patient, update: PatientUpdate, *, now: datetime) -> C
 
 
 async def patient_updated(
-    s: AsyncSession, planner: Planner, clinic_id: str, update: PatientUpdate, *, now: datetime
+    s: AsyncSession, planner: Planner, clinic_id: str, update: PatientUpdate, *, now: datetime,
+    event_id: str,
 ) -> Effect:
     """The patient.updated event: the patient's scheduled messages follow the new details."""
     patient = await store.find_patient(s, clinic_id, update.id)
@@ -125,8 +137,10 @@ async def patient_updated(
     follow = _Follow(s, planner, clinic_id, patient, change, now=now)
     await follow.run()
     messages = await store.messages_by_id(s, follow.changed)
-    return Effect({"patient": patient_view(patient),
-                   "messages": [planned_view(m) for m in messages]}, follow.due)
+    body: PatientAnswer = {
+        "event_id": event_id, "type": "patient.updated", "patient": patient_view(patient),
+        "messages": [planned_view(m) for m in messages]}
+    return Effect(render(PATIENT, body), follow.due)
 
 
 @dataclass

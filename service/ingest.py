@@ -7,17 +7,16 @@ check-then-insert: a race between two deliveries of one event ends in one plan.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import amend, store
+from service.answers import PLAN, PlanAnswer, render
 from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
@@ -129,14 +128,13 @@ class Ingest:
         now = self.clock.now()
         if isinstance(event, TreatmentCancelled):
             effect = await amend.treatment_cancelled(
-                s, clinic_id, event.data.treatment.id, now=now, source=f"event {webhook_id}"
+                s, clinic_id, event.data.treatment.id, now=now, event_id=webhook_id
             )
         else:
             effect = await amend.patient_updated(
-                s, self.planner, clinic_id, event.data.patient, now=now
+                s, self.planner, clinic_id, event.data.patient, now=now, event_id=webhook_id
             )
-        body = {"event_id": webhook_id, "type": event.type, **effect.body}
-        return Reply(202, json.dumps(body), effect.due, event.type)
+        return Reply(202, effect.body, effect.due, event.type)
 
     async def _completed(
         self, s: AsyncSession, clinic_id: str, webhook_id: str, event: TreatmentCompleted
@@ -146,7 +144,7 @@ class Ingest:
         self.planner.check(data.treatment, now=now)
         existing = await store.find_treatment(s, clinic_id, data.treatment.id)
         if existing is not None:
-            return await _existing_plan(s, webhook_id, event.type, existing)
+            return await _existing_plan(s, webhook_id, existing)
         clinic = self.settings.clinics[clinic_id]
         patient = await _upsert_patient(
             s, clinic_id, data.patient, zone_name=clinic.timezone, now=now
@@ -168,7 +166,7 @@ class Ingest:
         reason = await _suppression(s, clinic_id, patient)
         messages = self.planner.messages(clinic_id, treatment, patient, reason=reason, now=now)
         await store.add_messages(s, messages, now=now)
-        body = _answer(webhook_id, event.type, treatment, patient, messages)
+        body = _answer(webhook_id, treatment, patient, messages)
         due = [(m.id, m.due_at) for m in messages if m.status == Status.SCHEDULED]
         return Reply(202, body, due, event.type)
 
@@ -201,13 +199,12 @@ async def _suppression(s: AsyncSession, clinic_id: str, patient: Patient) -> str
     return suppression(consents=patient.sms_consent, stopped=stopped)
 
 
-async def _existing_plan(
-    s: AsyncSession, event_id: str, event_type: str, treatment: Treatment
-) -> Reply:
+async def _existing_plan(s: AsyncSession, event_id: str, treatment: Treatment) -> Reply:
     patient = await s.get(Patient, treatment.patient_id)
     assert patient is not None
     messages = await store.messages_of(s, row_id(treatment.id))
-    return Reply(200, _answer(event_id, event_type, treatment, patient, messages), type=event_type)
+    return Reply(200, _answer(event_id, treatment, patient, messages),
+                 type="treatment.completed")
 
 
 def _parsed(raw: bytes) -> AnyEvent | None:
@@ -219,16 +216,12 @@ def _parsed(raw: bytes) -> AnyEvent | None:
 
 
 def _answer(
-    event_id: str,
-    event_type: str,
-    treatment: Treatment,
-    patient: Patient,
-    messages: Sequence[Message],
+    event_id: str, treatment: Treatment, patient: Patient, messages: Sequence[Message]
 ) -> str:
-    body: dict[str, Any] = {
+    body: PlanAnswer = {
         "event_id": event_id,
-        "type": event_type,
+        "type": "treatment.completed",
         "treatment": treatment_view(treatment, patient.external_id),
         "messages": [planned_view(m) for m in messages],
     }
-    return json.dumps(body)
+    return render(PLAN, body)

@@ -14,7 +14,6 @@ careful way, one transaction per event.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import plan_rows, protocols
+from service.answers import PLAN, PlanAnswer, render
 from service.config import Settings, zone
 from service.group_commit import GroupCommit
 from service.models import OPTED_OUT, Status
@@ -286,11 +286,12 @@ def _treatment_row(fresh: Fresh) -> dict[str, Any]:
 
 
 def _written(fresh: Fresh) -> Written:
-    body = {"event_id": fresh.webhook_id, "type": fresh.event.type,
-            "treatment": treatment_view(fresh.treatment, fresh.event.data.patient.id),
-            "messages": [planned_view(m) for m in fresh.messages]}
+    body: PlanAnswer = {
+        "event_id": fresh.webhook_id, "type": fresh.event.type,
+        "treatment": treatment_view(fresh.treatment, fresh.event.data.patient.id),
+        "messages": [planned_view(m) for m in fresh.messages]}
     due = [(m.id, m.send_at) for m in fresh.messages if m.status == Status.SCHEDULED]
-    return Written(json.dumps(body), due)
+    return Written(render(PLAN, body), due)
 
 
 def _event_row(fresh: Fresh) -> dict[str, Any]:

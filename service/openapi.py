@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
+
+from service import answers
 from service.models import Status
+from service.paging import MAX_LIMIT
+from service.payloads import EVENT_BODY
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
+REF = "#/components/schemas/{model}"
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
-    return {"type": [kind, "null"], **extra}
 
 
 def _problems(*statuses: int) -> dict[str, Any]:
@@ -39,99 +42,47 @@ _REASONS = {
 }
 _CLINIC = {"name": "clinic_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_SECURITY = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "One of the clinic's api_tokens (SPEC §8)"},
+    "standardWebhooks": {
+        "type": "apiKey", "in": "header", "name": "webhook-signature",
+        "description": "Standard Webhooks: `v1,` + base64 HMAC-SHA256 with one of the "
+                       "clinic's webhook_secrets over `{webhook-id}.{webhook-timestamp}.{body}`"},
+    "twilioSignature": {
+        "type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
+        "description": "Twilio's request signature with the account's auth token, over "
+                       "public_base_url + path and the form fields"},
+}
 
 
-def _message_schemas() -> dict[str, Any]:
-    statuses = [s.value for s in Status]
-    planned = {
-        "type": "object",
-        "required": ["id", "step", "kind", "send_at", "status", "reason"],
-        "properties": {
-            "id": {"type": "string"}, "step": {"type": "string"},
-            "kind": {"enum": ["aftercare", "serum", "checkin", "rebook"]},
-            "send_at": {"type": "string", "format": "date-time"},
-            "status": {"enum": statuses}, "reason": _nullable("string"),
-        },
-    }
-    history = {
-        "type": "object", "required": ["at", "status"],
-        "properties": {"at": {"type": "string", "format": "date-time"},
-                       "status": {"enum": statuses}, "detail": _nullable("string"),
-                       "error_code": _nullable("integer")},
-    }
-    message = {"allOf": [_ref("PlannedMessage"), {
-        "type": "object", "required": ["to", "history"],
-        "properties": {"to": {"type": "string"}, "seq": {"type": "integer"},
-                       "history": {"type": "array", "items": _ref("HistoryEntry")},
-                       "sent_at": _nullable("string", format="date-time"),
-                       "provider_id": _nullable("string"),
-                       "error_code": _nullable("integer")}}]}
-    return {"PlannedMessage": planned, "HistoryEntry": history, "Message": message}
-
-
-def _resource_schemas() -> dict[str, Any]:
-    treatment = {
-        "type": "object", "required": ["id", "protocol", "completed_at", "patient_id"],
-        "properties": {"id": {"type": "string"}, "protocol": {"type": "string"},
-                       "completed_at": {"type": "string", "format": "date-time"},
-                       "session_number": {"type": "integer"},
-                       "sessions_planned": {"type": "integer"}, "serum": {"type": "string"},
-                       "patient_id": {"type": "string"},
-                       "cancelled_at": _nullable("string", format="date-time")},
-    }
-    problem = {
-        "type": "object", "required": ["type", "title", "status", "detail"],
-        "properties": {"type": {"type": "string"}, "title": {"type": "string"},
-                       "status": {"type": "integer"}, "detail": {"type": "string"},
-                       "errors": {"type": "array", "items": {
-                           "type": "object", "required": ["field", "message"],
-                           "properties": {"field": {"type": "string"},
-                                          "message": {"type": "string"}}}}},
-    }
-    return {
-        "Treatment": treatment, "Problem": problem,
-        "EventAnswer": {"type": "object", "required": ["event_id", "type", "messages"],
-                        "properties": {"event_id": {"type": "string"},
-                                       "type": {"type": "string"},
-                                       "treatment": _ref("Treatment"),
-                                       "patient": {"type": "object"},
-                                       "messages": {"type": "array",
-                                                    "items": _ref("PlannedMessage")}}},
-        "TreatmentDetail": {"type": "object", "required": ["treatment", "messages"],
-                            "properties": {"treatment": _ref("Treatment"),
-                                           "messages": {"type": "array",
-                                                        "items": _ref("Message")}}},
-        "MessagePage": {"type": "object", "required": ["messages", "next_cursor"],
-                        "properties": {"messages": {"type": "array", "items": _ref("Message")},
-                                       "next_cursor": _nullable("string")}},
-    }
-
-
-def _event_schema() -> dict[str, Any]:
-    patient = {"type": "object", "required": ["id"], "properties": {
-        "id": {"type": "string"}, "first_name": {"type": "string"},
-        "phone": {"type": "string", "description": "E.164, mobile"},
-        "timezone": {"type": "string"}, "locale": {"type": "string"},
-        "sms_consent": {"type": "boolean"}}}
-    treatment = {"type": "object", "required": ["id"], "properties": {
-        "id": {"type": "string"}, "protocol": {"type": "string"},
-        "completed_at": {"type": "string", "format": "date-time"},
-        "session_number": {"type": "integer", "minimum": 1},
-        "sessions_planned": {"type": "integer", "minimum": 1}, "serum": {"type": "string"}}}
-    return {"type": "object", "required": ["type", "timestamp", "data"], "properties": {
-        "type": {"enum": ["treatment.completed", "treatment.cancelled", "patient.updated"]},
-        "timestamp": {"type": "string", "format": "date-time"},
-        "data": {"type": "object", "properties": {"treatment": treatment,
-                                                  "patient": patient}}}}
+def _schemas() -> dict[str, Any]:
+    """Every request and answer schema, generated from the pydantic types that validate the
+    requests (validation mode) and render the answers (serialization mode)."""
+    inputs: list[tuple[str, JsonSchemaMode, TypeAdapter[Any]]] = [
+        ("Event", "validation", EVENT_BODY), *answers.json_schema_inputs()]
+    top, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    for (name, _), schema in top.items():
+        if schema != _ref(name):
+            schemas[name] = schema
+    return schemas
 
 
 def _events_path() -> dict[str, Any]:
-    headers = [{"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
-               for n in ("webhook-id", "webhook-timestamp", "webhook-signature")]
+    # webhook-signature is the security scheme; the id and the timestamp it signs go with it.
+    headers = [
+        {"name": "webhook-id", "in": "header", "required": True,
+         "description": "The event's idempotency key", "schema": {"type": "string",
+                                                                 "maxLength": 255}},
+        {"name": "webhook-timestamp", "in": "header", "required": True,
+         "description": "Unix seconds; 5 minutes' tolerance", "schema": {"type": "string"}},
+    ]
     return {"post": {
         "summary": "A signed clinic event (Standard Webhooks)",
         "parameters": [_CLINIC, *headers],
-        "requestBody": {"required": True, "content": {JSON: {"schema": _event_schema()}}},
+        "security": [{"standardWebhooks": []}],
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Event")}}},
         "responses": {**_ok("Accepted: the plan or the effect", "EventAnswer", "202"),
                       **_ok("A replay: the first answer again", "EventAnswer"),
                       **_problems(401, 405, 409, 413, 415, 422)}}}
@@ -147,7 +98,7 @@ def _api_paths() -> dict[str, Any]:
         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
         {"name": "limit", "in": "query",
-         "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ]
     errors = _problems(401, 403, 404, 405, 422)
@@ -155,11 +106,11 @@ def _api_paths() -> dict[str, Any]:
         "/v1/clinics/{clinic_id}/treatments/{treatment_id}": {"get": {
             "summary": "A treatment and its messages, each with its history",
             "security": _BEARER, "parameters": [_CLINIC, treatment],
-            "responses": {**_ok("The treatment", "TreatmentDetail"), **errors}}},
+            "responses": {**_ok("The treatment", "TreatmentAnswer"), **errors}}},
         "/v1/clinics/{clinic_id}/treatments/{treatment_id}/cancel": {"post": {
             "summary": "Cancel the treatment's pending messages",
             "security": _BEARER, "parameters": [_CLINIC, treatment],
-            "responses": {**_ok("The treatment as it now stands", "TreatmentDetail"),
+            "responses": {**_ok("The treatment as it now stands", "TreatmentAnswer"),
                           **errors}}},
         "/v1/clinics/{clinic_id}/patients/{patient_id}/messages": {"get": {
             "summary": "A patient's messages, newest first", "security": _BEARER,
@@ -174,13 +125,11 @@ def _api_paths() -> dict[str, Any]:
 
 def _twilio_paths() -> dict[str, Any]:
     form = "application/x-www-form-urlencoded"
-    signature = {"name": "X-Twilio-Signature", "in": "header", "required": True,
-                 "schema": {"type": "string"}}
-
     def hook(summary: str, fields: list[str], answer: dict[str, Any]) -> dict[str, Any]:
         body = {"type": "object", "properties": {f: {"type": "string"} for f in fields}}
-        return {"post": {"summary": summary, "parameters": [signature],
-                         "requestBody": {"content": {form: {"schema": body}}},
+        return {"post": {"summary": summary, "security": [{"twilioSignature": []}],
+                         "requestBody": {"required": True,
+                                         "content": {form: {"schema": body}}},
                          "responses": {"200": answer, **_problems(403, 405, 415)}}}
 
     twiml = {"description": "TwiML", "content": {"application/xml": {"schema": {
@@ -195,15 +144,11 @@ def _twilio_paths() -> dict[str, Any]:
 
 
 def _ops_paths() -> dict[str, Any]:
-    ready = {"type": "object", "required": ["status", "checks"], "properties": {
-        "status": {"type": "string"},
-        "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}
     return {
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {
-            "description": "Running", "content": {JSON: {"schema": {"type": "object"}}}}}}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": _ok("Running", "Health")}},
         "/readyz": {"get": {"summary": "Readiness", "responses": {
-            "200": {"description": "Ready", "content": {JSON: {"schema": ready}}},
-            "503": {"description": "Not ready", "content": {JSON: {"schema": ready}}}}}},
+            **_ok("Ready", "Readiness"),
+            **_ok("Not ready: the failing check says why", "Readiness", "503")}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
             "description": "Prometheus text", "content": {"text/plain": {
                 "schema": {"type": "string"}}}}}}},
@@ -221,7 +166,7 @@ def document() -> dict[str, Any]:
         "paths": {"/v1/clinics/{clinic_id}/events": _events_path(), **_api_paths(),
                   **_twilio_paths(), **_ops_paths()},
         "components": {
-            "schemas": {**_message_schemas(), **_resource_schemas()},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(),
+            "securitySchemes": _SECURITY,
         },
     }

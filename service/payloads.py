@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StrictBool,
     TypeAdapter,
     ValidationError,
@@ -55,7 +56,8 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Phone = Annotated[str, AfterValidator(mobile_e164)]
+Phone = Annotated[str, AfterValidator(mobile_e164),
+                  Field(description="E.164, a mobile-capable number", examples=["+14155550123"])]
 ZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone_name)]
 Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -119,7 +121,20 @@ class UpdatedData(_Body):
     patient: PatientUpdate
 
 
+# SPEC §5's example, in the document; its protocol must be configured for it to plan.
+EXAMPLE: dict[str, JsonValue] = {
+    "type": "treatment.completed", "timestamp": "2026-11-25T15:00:00Z",
+    "data": {"treatment": {"id": "tr_1001", "protocol": "microneedling",
+                           "completed_at": "2026-11-25T14:30:00Z", "session_number": 1,
+                           "sessions_planned": 3, "serum": "hyaluronic acid serum"},
+             "patient": {"id": "pt_77", "first_name": "Ana", "phone": "+14155550123",
+                         "timezone": "America/Los_Angeles", "locale": "en",
+                         "sms_consent": True}}}
+
+
 class TreatmentCompleted(_Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+
     type: Literal["treatment.completed"]
     timestamp: Instant
     data: CompletedData
@@ -140,7 +155,8 @@ class PatientUpdated(_Body):
 AnyEvent = Annotated[
     TreatmentCompleted | TreatmentCancelled | PatientUpdated, Field(discriminator="type")
 ]
-_EVENT: TypeAdapter[TreatmentCompleted | TreatmentCancelled | PatientUpdated] = TypeAdapter(
+# The validator of every event body, and the source of its schema in the OpenAPI document.
+EVENT_BODY: TypeAdapter[TreatmentCompleted | TreatmentCancelled | PatientUpdated] = TypeAdapter(
     AnyEvent
 )
 
@@ -154,7 +170,7 @@ def parse_event(raw: bytes) -> TreatmentCompleted | TreatmentCancelled | Patient
             "the body is not valid JSON", errors=[FieldError("body", str(exc)[:200])]
         ) from None
     try:
-        return _EVENT.validate_python(data)
+        return EVENT_BODY.validate_python(data)
     except ValidationError as exc:
         errors = [FieldError(_field(e), _message(e)) for e in exc.errors()]
         raise Unprocessable("the event has missing or wrong fields", errors=errors) from None

@@ -6,12 +6,11 @@ rows, so an id of another clinic is simply not found. Phone numbers come out mas
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import store
+from service.answers import MessagePage, TreatmentAnswer
 from service.errors import NotFound
 from service.models import Patient, Treatment
 from service.paging import Cursor, MessageQuery, encode_cursor
@@ -21,7 +20,7 @@ from service.views import listed_view, message_view, treatment_view
 
 async def treatment(
     sessions: async_sessionmaker[AsyncSession], clinic_id: str, external_id: str
-) -> dict[str, Any]:
+) -> TreatmentAnswer:
     """The clinic's treatment and its messages, each with its history; NotFound otherwise."""
     async with sessions() as s:
         found = await store.find_treatment(s, clinic_id, external_id)
@@ -30,7 +29,7 @@ async def treatment(
         return await treatment_answer(s, found)
 
 
-async def treatment_answer(s: AsyncSession, found: Treatment) -> dict[str, Any]:
+async def treatment_answer(s: AsyncSession, found: Treatment) -> TreatmentAnswer:
     """A treatment and its messages as stored now, each with its history."""
     patient = await s.get(Patient, found.patient_id)
     assert patient is not None, "a treatment has a patient"
@@ -44,7 +43,7 @@ async def treatment_answer(s: AsyncSession, found: Treatment) -> dict[str, Any]:
 
 async def clinic_messages(
     sessions: async_sessionmaker[AsyncSession], clinic_id: str, page: MessageQuery
-) -> dict[str, Any]:
+) -> MessagePage:
     """A page of the clinic's messages, newest first, and the cursor of the next page."""
     async with sessions() as s:
         return await _page(s, clinic_id, page)
@@ -55,7 +54,7 @@ async def patient_messages(
     clinic_id: str,
     external_id: str,
     page: MessageQuery,
-) -> dict[str, Any]:
+) -> MessagePage:
     """A page of one patient's messages, newest first; NotFound for an unknown patient."""
     async with sessions() as s:
         patient = await store.find_patient(s, clinic_id, external_id)
@@ -66,7 +65,7 @@ async def patient_messages(
 
 async def _page(
     s: AsyncSession, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
-) -> dict[str, Any]:
+) -> MessagePage:
     rows = await store.message_page(s, clinic_id, page, patient_id=patient_id)
     shown = rows[: page.limit]
     history = await store.history_of(s, [m.id for m, _, _ in shown])

@@ -1,13 +1,27 @@
-"""JSON views of stored rows, shared by event answers and the read API."""
+"""Views of stored rows, shared by event answers and the read API.
+
+Each builds the plain dict of its `service.answers` shape (datetimes stay datetimes: the
+answer's adapter renders them), so what is rendered is what the OpenAPI document describes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol, cast
 
+from service.answers import (
+    HistoryEntry,
+    ListedMessage,
+    MessageDetail,
+    PatientView,
+    PlannedMessage,
+    StatusName,
+    TreatmentView,
+)
 from service.masking import mask_phone
 from service.models import Message, MessageHistory, Patient
+from service.protocols import StepKind
 
 
 class TreatmentLike(Protocol):
@@ -46,46 +60,41 @@ class PlannedLike(Protocol):
     def reason(self) -> str | None: ...
 
 
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a `Z`, or None."""
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def treatment_view(treatment: TreatmentLike, patient_id: str) -> dict[str, Any]:
+def treatment_view(treatment: TreatmentLike, patient_id: str) -> TreatmentView:
     """A treatment as a clinic system sees it (`patient_id`: the clinic's id of its patient)."""
     return {
         "id": treatment.external_id,
         "protocol": treatment.protocol,
-        "completed_at": iso(treatment.completed_at),
+        "completed_at": treatment.completed_at,
         "session_number": treatment.session_number,
         "sessions_planned": treatment.sessions_planned,
         "serum": treatment.serum,
         "patient_id": patient_id,
-        "cancelled_at": iso(treatment.cancelled_at),
+        "cancelled_at": treatment.cancelled_at,
     }
 
 
-def planned_view(message: PlannedLike) -> dict[str, Any]:
+def planned_view(message: PlannedLike) -> PlannedMessage:
     """A message as the answer to an event lists it."""
     return {
         "id": message.id,
         "step": message.step,
-        "kind": message.kind,
-        "send_at": iso(message.send_at),
-        "status": message.status,
+        "kind": cast(StepKind, message.kind),  # written from a StepKind
+        "send_at": message.send_at,
+        "status": cast(StatusName, message.status),
         "reason": message.reason,
     }
 
 
-def message_view(message: Message, history: Sequence[MessageHistory]) -> dict[str, Any]:
+def message_view(message: Message, history: Sequence[MessageHistory]) -> MessageDetail:
     """A message with its history, phone masked, for the read API."""
     return {
         **planned_view(message),
         "seq": message.seq,
         "to": mask_phone(message.phone),
         "locale": message.locale,
-        "expires_at": iso(message.expires_at),
-        "sent_at": iso(message.sent_at),
+        "expires_at": message.expires_at,
+        "sent_at": message.sent_at,
         "provider_id": message.provider_id,
         "error_code": message.error_code,
         "attempts": message.attempts,
@@ -93,11 +102,11 @@ def message_view(message: Message, history: Sequence[MessageHistory]) -> dict[st
     }
 
 
-def history_view(entry: MessageHistory) -> dict[str, Any]:
+def history_view(entry: MessageHistory) -> HistoryEntry:
     """One status change."""
     return {
-        "at": iso(entry.at),
-        "status": entry.status,
+        "at": entry.at,
+        "status": cast(StatusName, entry.status),
         "detail": entry.detail,
         "error_code": entry.error_code,
     }
@@ -105,13 +114,13 @@ def history_view(entry: MessageHistory) -> dict[str, Any]:
 
 def listed_view(
     message: Message, history: Sequence[MessageHistory], *, treatment_id: str, patient_id: str
-) -> dict[str, Any]:
+) -> ListedMessage:
     """A message in a list, with the clinic's ids of its treatment and patient."""
     return {**message_view(message, history), "treatment_id": treatment_id,
             "patient_id": patient_id}
 
 
-def patient_view(patient: Patient) -> dict[str, Any]:
+def patient_view(patient: Patient) -> PatientView:
     """A patient as a clinic system sees it, phone masked."""
     return {
         "id": patient.external_id,

@@ -9,8 +9,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import amend, reads
+from service.answers import PAGE, TREATMENT
 from service.paging import parse_query
 from service.web.auth import authorize
+from service.web.errors import answer
 from service.web.keys import CLOCK, READS, SESSIONS, SETTINGS
 
 routes = web.RouteTableDef()
@@ -22,7 +24,7 @@ async def get_treatment(request: web.Request) -> web.Response:
     clinic_id = authorize(request, request.app[SETTINGS])
     found = await reads.treatment(request.app[READS], clinic_id,
                                   request.match_info["treatment_id"])
-    return web.json_response(found)
+    return answer(TREATMENT, found)
 
 
 @routes.post("/v1/clinics/{clinic_id}/treatments/{treatment_id}/cancel")
@@ -32,7 +34,7 @@ async def cancel_treatment(request: web.Request) -> web.Response:
     found = await amend.cancel_from_api(request.app[SESSIONS], clinic_id,
                                         request.match_info["treatment_id"],
                                         now=request.app[CLOCK].now())
-    return web.json_response(found)
+    return answer(TREATMENT, found)
 
 
 @routes.get("/v1/clinics/{clinic_id}/patients/{patient_id}/messages")
@@ -42,7 +44,7 @@ async def patient_messages(request: web.Request) -> web.Response:
     page = parse_query(request.query)
     found = await reads.patient_messages(request.app[READS], clinic_id,
                                          request.match_info["patient_id"], page)
-    return web.json_response(found)
+    return answer(PAGE, found)
 
 
 @routes.get("/v1/clinics/{clinic_id}/messages")
@@ -50,4 +52,4 @@ async def clinic_messages(request: web.Request) -> web.Response:
     """A page of the clinic's messages (by status, send_at window), newest first."""
     clinic_id = authorize(request, request.app[SETTINGS])
     page = parse_query(request.query)
-    return web.json_response(await reads.clinic_messages(request.app[READS], clinic_id, page))
+    return answer(PAGE, await reads.clinic_messages(request.app[READS], clinic_id, page))

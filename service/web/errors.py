@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
-from typing import Any
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from pydantic import TypeAdapter
 
+from service.answers import PROBLEM as PROBLEM_ANSWER
+from service.answers import FieldProblem, Problem
 from service.errors import ProblemError
 from service.logs import REQUEST_ID
 
 log = logging.getLogger("aftercare.web")
 PROBLEM = "application/problem+json"
+T = TypeVar("T")
 
 
-def problem(status: int, title: str, detail: str, *, errors: list[dict[str, str]] | None = None,
+def answer(adapter: TypeAdapter[T], value: T, *, status: int = 200,
+           content_type: str = "application/json",
+           headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response rendered by the adapter that describes it in the OpenAPI document."""
+    return web.Response(status=status, body=adapter.dump_json(value), content_type=content_type,
+                        headers=headers)
+
+
+def problem(status: int, title: str, detail: str, *, errors: list[FieldProblem] | None = None,
             headers: dict[str, str] | None = None) -> web.Response:
     """An RFC 9457 problem response."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
-                            "detail": detail}
+    body: Problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors is not None:
         body["errors"] = errors
-    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM,
-                        headers=headers)
+    return answer(PROBLEM_ANSWER, body, status=status, content_type=PROBLEM, headers=headers)
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -51,7 +60,8 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except ProblemError as exc:
-        errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+        errors: list[FieldProblem] = [{"field": e.field, "message": e.message}
+                                      for e in exc.errors]
         return problem(exc.status, exc.title, exc.detail,
                        errors=errors if exc.status == 422 else None)
     except web.HTTPException as exc:

@@ -9,7 +9,9 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from service import store
+from service.answers import HEALTH, READINESS, Health, Readiness
 from service.openapi import document
+from service.web.errors import answer
 from service.web.keys import METRICS, READER, READS, TIMERS
 
 routes = web.RouteTableDef()
@@ -19,7 +21,8 @@ READY_TIMEOUT = 2.0
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """200 while the process runs."""
-    return web.json_response({"status": "ok"})
+    body: Health = {"status": "ok"}
+    return answer(HEALTH, body)
 
 
 @routes.get("/readyz")
@@ -27,8 +30,8 @@ async def readyz(request: web.Request) -> web.Response:
     """200 when the database answers and the scheduler runs; 503 naming what fails."""
     checks = {"database": await _database(request), "scheduler": _scheduler(request)}
     ok = all(v == "ok" for v in checks.values())
-    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks},
-                             status=200 if ok else 503)
+    body: Readiness = {"status": "ok" if ok else "unavailable", "checks": checks}
+    return answer(READINESS, body, status=200 if ok else 503)
 
 
 async def _database(request: web.Request) -> str:
