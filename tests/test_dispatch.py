@@ -610,7 +610,8 @@ class TestBatches:
                     provider_id="SM" + "2" * 32)
         with statements(world.sessions) as seen:
             assert await world.dispatcher.recorder.record(sent)
-        assert len(besides_history(seen)) == 1, seen
+        # PostgreSQL first takes the sid's advisory lock (a callback racing the outcome)
+        assert len([q for q in besides_history(seen) if 'pg_advisory' not in q]) == 1, seen
         assert await world.statuses(first.id) == ["scheduled", "sending", "sent"]
         again = Move(claim.id, Status.SENT, "a second answer")
         assert not await world.dispatcher.recorder.record(again)  # not from `sending` now
