@@ -1,10 +1,13 @@
 """Issue 5's peer, run beside Aftercare: reminders as Celery tasks with an ETA, on Redis.
 
 The usual architecture for "send this text at that time": the producer calls
-`send.apply_async(args, eta=send_at)`, one Celery worker (prefork, one process per core)
-holds each task until its ETA and then runs it, and the task POSTs the message to the same
-fake Twilio as the service (keep-alive HTTP from each worker process). `bench/run.py` starts
-the worker with `python -m celery -A peer_celery worker` in this directory.
+`send.apply_async(args, eta=send_at)`, one Celery worker holds each task until its ETA and then
+runs it, and the task POSTs the message to the same fake Twilio as the service (keep-alive
+HTTP, one connection per pool thread or process). When the fake answers a create after a
+delay, as Twilio does, the worker runs a pool of threads as wide as the service's
+`max_concurrent_sends`: a prefork pool of one process per core would send two at a time, ten
+messages a second at 0.2 s an answer. `bench/run.py` starts the worker with
+`python -m celery -A peer_celery worker` in this directory.
 
 Needs the `bench` extra (`pip install -e '.[bench]'`) and Redis (`PEER_BROKER`, default
 redis://127.0.0.1:6379/15; the bench empties that database before and after).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import threading
 from urllib.parse import urlencode, urlsplit
 
 from celery import Celery
@@ -26,28 +30,28 @@ app = Celery("peer_celery", broker=BROKER)
 app.conf.update(task_ignore_result=True, worker_hijack_root_logger=False,
                 broker_connection_retry_on_startup=True, worker_send_task_events=False)
 
-_connection: http.client.HTTPConnection | None = None
+_local = threading.local()  # each pool thread (or process) keeps its own connection
 
 
 @app.task(name="peer.send")
 def send(to: str, body: str) -> int:
     """Create the message at the fake Twilio; its HTTP status."""
-    global _connection
     target = urlsplit(os.environ["PEER_TWILIO_URL"])
     form = urlencode({"To": to, "From": FROM_NUMBER, "Body": body})
     for attempt in (1, 2):  # a kept-alive connection the server closed: open a new one once
-        if _connection is None:
-            _connection = http.client.HTTPConnection(target.hostname or "127.0.0.1",
-                                                     target.port, timeout=10)
+        connection = getattr(_local, "connection", None)
+        if connection is None:
+            connection = _local.connection = http.client.HTTPConnection(
+                target.hostname or "127.0.0.1", target.port, timeout=10)
         try:
-            _connection.request("POST", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+            connection.request("POST", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
                                 form, {"Content-Type": "application/x-www-form-urlencoded"})
-            response = _connection.getresponse()
+            response = connection.getresponse()
             response.read()
             return response.status
         except (http.client.HTTPException, OSError):
-            _connection.close()
-            _connection = None
+            connection.close()
+            _local.connection = None
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")

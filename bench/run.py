@@ -60,6 +60,8 @@ import callbacks  # noqa: E402
 import profile_top  # noqa: E402
 import seed  # noqa: E402
 
+from service.config import SchedulerSettings  # noqa: E402
+
 PY = sys.executable
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "bench-auth-token"
@@ -842,10 +844,14 @@ def tree_rss_mb(pid: int) -> float:
 
 
 class CeleryWorker:
-    """`celery -A peer_celery worker` in its own process, one pool process per core."""
+    """`celery -A peer_celery worker` in its own process: one pool process per core, or, when
+    the fake takes time to answer (`threads`), that many pool threads, as many sends in flight
+    as the service's `max_concurrent_sends`."""
 
-    def __init__(self, workdir: Path, twilio_url: str) -> None:
+    def __init__(self, workdir: Path, twilio_url: str, threads: int | None = None) -> None:
         self.log = workdir / "celery_worker.log"
+        self.pool = (["--pool=threads", f"--concurrency={threads}"] if threads
+                     else [f"--concurrency={os.cpu_count()}"])
         self.env = {**os.environ, "PEER_TWILIO_URL": twilio_url}
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -856,7 +862,7 @@ class CeleryWorker:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [PY, "-m", "celery", "-A", "peer_celery", "worker", "--loglevel=WARNING",
-                 f"--concurrency={os.cpu_count()}", "--without-gossip", "--without-mingle",
+                 *self.pool, "--without-gossip", "--without-mingle",
                  "--without-heartbeat"], cwd=BENCH, env=self.env, stdout=out, stderr=out,
                 start_new_session=True)  # its pool processes go with it, in one group
         await ctx.fake.reset(ctx.http)
@@ -908,6 +914,15 @@ async def peer_due(ctx: Context, worker: CeleryWorker, label: str, send_at: Sequ
     return await collect(ctx, batch), cores
 
 
+def peer_threads(ctx: Context) -> int | None:
+    """Pool threads for the peer when creates take time (as many as the service may have in
+    flight), else None: a process per core, which sends fastest when answers are instant."""
+    if ctx.args.create_latency.strip() in ("0", "0-0", "0.0"):
+        return None
+    return int(ctx.scheduler.get("max_concurrent_sends",
+                                   SchedulerSettings().max_concurrent_sends))
+
+
 async def bench_peer(ctx: Context) -> None:
     missing = peer_missing()
     if missing:
@@ -915,8 +930,10 @@ async def bench_peer(ctx: Context) -> None:
         return
     import celery
 
-    worker = CeleryWorker(ctx.workdir, ctx.fake.url)
-    label = f"Peer: Celery {celery.__version__}, ETA tasks on Redis"
+    threads = peer_threads(ctx)
+    worker = CeleryWorker(ctx.workdir, ctx.fake.url, threads)
+    pool = f"{threads} threads" if threads else f"{os.cpu_count()} processes"
+    label = f"Peer: Celery {celery.__version__}, ETA tasks on Redis, {pool}"
     try:
         await worker.start(ctx)
         n = ctx.args.burst
