@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from service.checkpoint import checkpointing
 from service.clock import Clock, SystemClock
 from service.config import Settings
 from service.db import create_engine, create_reader, session_factory
@@ -76,7 +77,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                                   clock=app[CLOCK], metrics=app[METRICS], gate=gate)
     app[METRICS].watch_queue("events", lambda: app[INGEST].intake.waiting)
     app[METRICS].watch_queue("gate", lambda: gate.waiting)
-    yield
+    async with checkpointing(app[SETTINGS].database.url):
+        yield
     await app[RETURN_PATH].close()
     await app[INGEST].close()
     if reader is not engine:

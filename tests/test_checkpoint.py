@@ -1,0 +1,57 @@
+"""WAL checkpoints run beside the writer, never inside its commits (service.checkpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.checkpoint import checkpointing, database_file
+from service.db import create_engine
+
+PAGE = 4096
+PAGES = 1500  # past SQLite's default autocheckpoint (1,000 pages), under the backstop
+
+
+async def _fill(engine: AsyncEngine, pages: int) -> None:
+    """Write about `pages` pages through the service's writer engine, in 20 commits."""
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("CREATE TABLE scratch (b BLOB)")
+    for _ in range(20):
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO scratch VALUES (randomblob(:n))"),
+                               [{"n": PAGE - 200}] * (pages // 20))
+
+
+async def _grown(path: Path, size: int, *, deadline: float) -> bool:
+    while path.stat().st_size < size and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return path.stat().st_size >= size
+
+
+class TestCheckpoints:
+    async def test_the_writers_commits_leave_the_log_to_the_checkpointer(
+            self, db_path: Path) -> None:
+        """1,500 pages committed: none copied into the database file by the commits (each
+        would have waited for that copy and its fsync); the checkpointer copies them all."""
+        url = f"sqlite+aiosqlite:///{db_path}"
+        engine = create_engine(url)
+        try:
+            before = db_path.stat().st_size
+            await _fill(engine, PAGES)
+            wal = db_path.with_name(db_path.name + "-wal")
+            assert db_path.stat().st_size == before
+            assert wal.stat().st_size >= PAGES * PAGE
+            async with checkpointing(url, every=0.05):
+                assert await _grown(db_path, before + PAGES * PAGE,
+                                    deadline=time.monotonic() + 10)
+        finally:
+            await engine.dispose()
+
+    def test_only_an_sqlite_file_is_checkpointed(self, tmp_path: Path) -> None:
+        assert database_file(f"sqlite+aiosqlite:///{tmp_path}/a.db") == tmp_path / "a.db"
+        assert database_file("sqlite+aiosqlite:///:memory:") is None
+        assert database_file("postgresql+asyncpg://127.0.0.1/test") is None
