@@ -191,6 +191,25 @@ class TestSend:
         await world.narrow_dispatcher(room=2).dispatch_due()
         assert len(world.fake.messages) == 5
 
+    async def test_a_free_slot_is_refilled_at_once_not_when_half_are_free(
+        self, world: World
+    ) -> None:
+        """Room for four, Twilio answering the first send in 0.1 s and the next three in
+        0.4 s: the fifth message goes out as soon as the first is answered, beside the three
+        still waiting (claimed ahead), not once half the slots are free (0.4 s later)."""
+        now = world.clock.now()
+        latency = ["0.1", "0.4", "0.4", "0.4", "0.1", "0.1"]
+        for i, seconds in enumerate(latency):  # soonest first, in this order
+            completed = (now - timedelta(hours=2) - timedelta(seconds=10 - i)).isoformat()
+            phone = f"+1415555040{i}"
+            world.fake.behaviours[phone] = f"slow:{seconds}"
+            await world.plan(treatment={"completed_at": completed},
+                             patient={"id": f"pt_{i}", "phone": phone})
+        await world.narrow_dispatcher(room=4).dispatch_due()
+        beside = {a["to"]: a["beside"] for a in world.fake.attempts}
+        assert len(world.fake.messages) == 6
+        assert beside["+14155550404"] == 3
+
     async def test_a_claim_whose_messages_were_all_cancelled_does_not_end_the_wake_up(
         self, world: World
     ) -> None:

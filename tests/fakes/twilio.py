@@ -93,6 +93,7 @@ class FakeTwilio:
         self.attempts: list[dict[str, Any]] = []  # every create call, answered or not
         self.behaviours: dict[str, str] = {}
         self.counters: dict[str, int] = {}
+        self.answering = 0  # creates received and not answered yet
         self.callbacks_sent: list[tuple[str, str, int]] = []
         self.session: ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -209,8 +210,15 @@ class FakeTwilio:
         if not self._authorised(request):
             return self._error(401, 20003, "Authenticate")
         form = {key: str(value) for key, value in (await request.post()).items()}
+        self.attempts.append({**_attempt(form), "beside": self.answering})
+        self.answering += 1
+        try:
+            return await self._answer(form)
+        finally:
+            self.answering -= 1
+
+    async def _answer(self, form: dict[str, str]) -> web.Response:
         to = form.get("To", "")
-        self.attempts.append(_attempt(form))
         behaviour = self.behaviours.get(to, "")
         n = self._count(to)
         await self._delay(behaviour)
