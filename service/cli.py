@@ -65,6 +65,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from service.db import migrate
     from service.logs import configure_logging
+    from service.web.access_log import AccessLog
     from service.web.app import create_app
 
     configure_logging(logging.getLevelName(settings.server.log_level))
@@ -77,7 +78,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     logging.getLogger("aftercare").info("serving", extra={
         "host": host, "port": port, "event_loop": type(loop).__module__.split(".")[0]})
     web.run_app(app, host=host, port=port, loop=loop, print=None,
-                access_log=logging.getLogger("aftercare.access"),
+                access_log=logging.getLogger("aftercare.access"), access_log_class=AccessLog,
                 access_log_format='%r %s %b %Tfs')
     return 0
 

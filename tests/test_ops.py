@@ -166,7 +166,9 @@ class TestRequestIds:
         given = await client.get("/healthz", headers={"X-Request-Id": "req-42"})
         assert given.headers["X-Request-Id"] == "req-42"
         made = await client.get("/healthz", headers={"X-Request-Id": "bad id\\n"})
+        again = await client.get("/healthz")
         assert len(made.headers["X-Request-Id"]) == 32
+        assert again.headers["X-Request-Id"] != made.headers["X-Request-Id"]
 
     async def test_log_lines_of_a_request_carry_its_id(self, client: Any) -> None:
         """Lines logged while handling a request name that request."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
-import uuid
+import secrets
 from typing import TypeVar
 
 from aiohttp import web
@@ -39,13 +40,23 @@ def problem(status: int, title: str, detail: str, *, errors: list[FieldProblem] 
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Made-up ids: random per process, then counted (32 hex digits, like a UUID's). uuid4() read
+# the system's random source for every request: 2-3 % of the event loop's time once Twilio's
+# status callbacks came in (README, benchmarks).
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """An id no other request of any process is likely to have."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 @web.middleware
 async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Tag every log line of a request with its id (the caller's X-Request-Id, if sane)."""
     given = request.headers.get("X-Request-Id", "")
-    request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    request_id = given if _REQUEST_ID.match(given) else new_request_id()
     # Not reset afterwards: aiohttp writes the access log line after the middlewares return,
     # in the same task, and the next request on the connection sets its own id.
     REQUEST_ID.set(request_id)
