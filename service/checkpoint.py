@@ -47,24 +47,35 @@ async def checkpointing(url: str, *, every: float = EVERY) -> AsyncIterator[None
     if path is None:
         yield
         return
-    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
     stop = asyncio.Event()
-    task = asyncio.create_task(_loop(conn, every, stop))
+    task = asyncio.create_task(_loop(path, every, stop))
     try:
         yield
     finally:
         stop.set()  # and let a checkpoint under way finish: its thread holds the connection
         await task
-        conn.close()
 
 
-async def _loop(conn: sqlite3.Connection, every: float, stop: asyncio.Event) -> None:
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-            return
-        try:
-            # One call at a time, so the connection is never used by two threads at once.
-            await asyncio.to_thread(checkpoint, conn)
-        except sqlite3.Error as exc:  # locked by a migration, a disk error: try again later
-            log.warning("WAL checkpoint failed", extra={"error": str(exc)})
+async def _loop(path: Path, every: float, stop: asyncio.Event) -> None:
+    conn: sqlite3.Connection | None = None
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+                return
+            try:
+                # One call at a time, so the connection is never used by two threads at once.
+                if conn is None:
+                    conn = await asyncio.to_thread(_connect, path)
+                await asyncio.to_thread(checkpoint, conn)
+            except sqlite3.Error as exc:  # no file yet, locked, a disk error: try again later
+                log.warning("WAL checkpoint failed", extra={"error": str(exc)})
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection of the checkpointer's own, for any of its threads (one at a time)."""
+    return sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=0, isolation_level=None,
+                           check_same_thread=False)
