@@ -20,11 +20,10 @@ from service.answers import PLAN, PlanAnswer, render
 from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
-from service.intake import Fresh, Intake, suppression
-from service.models import Event, Message, Patient, Status, Treatment
+from service.intake import Fresh, Intake
+from service.models import Event, Message, Patient, Treatment
 from service.payloads import (
     AnyEvent,
-    PatientIn,
     TreatmentCancelled,
     TreatmentCompleted,
     parse_event,
@@ -102,6 +101,10 @@ class Ingest:
                     raise Conflict("this webhook-id was already used with a different body")
                 return Reply(200, previous.response, type=previous.type)
             event = event or parse_event(raw)
+            if isinstance(event, TreatmentCompleted):
+                fresh = await self._new_plan(s, clinic_id, webhook_id, digest, event)
+                if fresh is not None:
+                    return fresh
             reply = await self._apply(s, clinic_id, webhook_id, event)
             s.add(
                 Event(
@@ -115,6 +118,19 @@ class Ingest:
                 )
             )
             return reply
+
+    async def _new_plan(self, s: AsyncSession, clinic_id: str, webhook_id: str, digest: str,
+                        event: TreatmentCompleted) -> Reply | None:
+        """A treatment not stored yet, planned and stored by the batched path's own store
+        function in this transaction (event row included); None when it is stored."""
+        now = self.clock.now()
+        self.planner.check(event.data.treatment, now=now)
+        if await store.find_treatment(s, clinic_id, event.data.treatment.id) is not None:
+            return None
+        fresh = self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
+        [written] = await self.intake.store(await s.connection(), [fresh])
+        assert written is not None  # neither its webhook id nor its treatment is stored
+        return Reply(202, written.body, written.due, event.type)
 
     async def _apply(
         self,
@@ -136,75 +152,16 @@ class Ingest:
             )
         return Reply(202, effect.body, effect.due, event.type)
 
-    async def _completed(
-        self, s: AsyncSession, clinic_id: str, webhook_id: str, event: TreatmentCompleted
-    ) -> Reply:
-        now = self.clock.now()
-        data = event.data
-        self.planner.check(data.treatment, now=now)
-        existing = await store.find_treatment(s, clinic_id, data.treatment.id)
-        if existing is not None:
-            return await _existing_plan(s, webhook_id, existing)
-        clinic = self.settings.clinics[clinic_id]
-        patient = await _upsert_patient(
-            s, clinic_id, data.patient, zone_name=clinic.timezone, now=now
-        )
-        treatment = Treatment(
-            clinic_id=clinic_id,
-            external_id=data.treatment.id,
-            patient_id=row_id(patient.id),
-            protocol=data.treatment.protocol,
-            completed_at=data.treatment.completed_at,
-            session_number=data.treatment.session_number,
-            sessions_planned=data.treatment.sessions_planned,
-            serum=data.treatment.serum
-            or self.settings.protocols[data.treatment.protocol].default_serum,
-            created_at=now,
-        )
-        s.add(treatment)
-        await s.flush()
-        reason = await _suppression(s, clinic_id, patient)
-        messages = self.planner.messages(clinic_id, treatment, patient, reason=reason, now=now)
-        await store.add_messages(s, messages, now=now)
-        body = _answer(webhook_id, treatment, patient, messages)
-        due = [(m.id, m.due_at) for m in messages if m.status == Status.SCHEDULED]
-        return Reply(202, body, due, event.type)
-
-
-async def _upsert_patient(
-    s: AsyncSession, clinic_id: str, data: PatientIn, *, zone_name: str, now: datetime
-) -> Patient:
-    patient = await store.find_patient(s, clinic_id, data.id)
-    if patient is None:
-        patient = Patient(
-            clinic_id=clinic_id,
-            external_id=data.id,
-            first_name=data.first_name,
-            phone=data.phone,
-            timezone=zone_name,
-            sms_consent=data.sms_consent,
-            updated_at=now,
-        )
-    patient.first_name, patient.phone = data.first_name, data.phone
-    patient.timezone = data.timezone or patient.timezone
-    patient.locale = data.locale or patient.locale
-    patient.sms_consent, patient.updated_at = data.sms_consent, now
-    s.add(patient)
-    await s.flush()
-    return patient
-
-
-async def _suppression(s: AsyncSession, clinic_id: str, patient: Patient) -> str | None:
-    stopped = patient.sms_consent and await store.is_opted_out(s, clinic_id, patient.phone)
-    return suppression(consents=patient.sms_consent, stopped=stopped)
-
-
-async def _existing_plan(s: AsyncSession, event_id: str, treatment: Treatment) -> Reply:
-    patient = await s.get(Patient, treatment.patient_id)
-    assert patient is not None
-    messages = await store.messages_of(s, row_id(treatment.id))
-    return Reply(200, _answer(event_id, treatment, patient, messages),
-                 type="treatment.completed")
+    async def _completed(self, s: AsyncSession, clinic_id: str, webhook_id: str,
+                         event: TreatmentCompleted) -> Reply:
+        """A treatment already stored, under another webhook id: its plan, as it stands."""
+        existing = await store.find_treatment(s, clinic_id, event.data.treatment.id)
+        assert existing is not None  # `_new_plan` stored it otherwise
+        patient = await s.get(Patient, existing.patient_id)
+        assert patient is not None
+        messages = await store.messages_of(s, row_id(existing.id))
+        return Reply(200, _answer(webhook_id, existing, patient, messages),
+                     type="treatment.completed")
 
 
 def _parsed(raw: bytes) -> AnyEvent | None:

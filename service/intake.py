@@ -6,10 +6,10 @@ computed before the write, from the event alone; the write looks up what is stor
 query per table and re-plans only an event whose stored patient changes the plan (a time
 zone or locale the event leaves out).
 
-Only the plain case is taken here: a webhook id and a treatment never seen before. Anything
+Only the plain case is batched: a webhook id and a treatment never seen before. Anything
 else (a replay, a conflict, a plan that exists) and any batch that meets a unique constraint
 (another replica got there first) is answered `None`, and `Ingest` takes that event the
-careful way, one transaction per event.
+careful way, one transaction per event, which stores a new plan with the same `Intake.store`.
 """
 
 from __future__ import annotations
@@ -155,11 +155,14 @@ class Intake:
     async def _write(self, batch: Sequence[Fresh]) -> list[Written | None]:
         try:
             async with self.gate.background(), self.sessions.begin() as s:
-                return await self._store(await s.connection(), batch)
+                return await self.store(await s.connection(), batch)
         except IntegrityError:
             return [None] * len(batch)  # someone else stored one of them: go one by one
 
-    async def _store(self, conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Written | None]:
+    async def store(self, conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Written | None]:
+        """Store the plans of `batch` in the transaction of `conn`: patients, treatments,
+        messages, history and the event rows; None for an event that is not fresh (its webhook
+        id or treatment is stored). The one write of a new treatment, batched or alone."""
         fresh = await _unseen(conn, batch)
         if not fresh:
             return [None] * len(batch)

@@ -1,0 +1,71 @@
+"""Two replicas storing the same treatment at once (PostgreSQL): the batch that loses the race
+goes one event at a time, through the same store function, and ends in one plan.
+
+The race is forced, not hoped for: another replica's transaction has inserted the treatment
+and not committed, so this replica's batch waits on the unique index until it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.clock import SystemClock
+from service.db import create_engine, session_factory
+from service.ingest import Ingest
+from service.payloads import TreatmentCompleted, parse_event
+from tests.support import completed_event, encode, make_settings
+
+WAITING = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+
+
+async def _until_blocked(engine: AsyncEngine) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        async with engine.connect() as conn:
+            if (await conn.execute(WAITING)).scalar():
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the batch never waited on the other replica's insert")
+
+
+async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: str) -> None:
+    settings = make_settings(pg_database)
+    ours, theirs, watcher = (create_engine(pg_database) for _ in range(3))
+    try:
+        ingest = Ingest(settings=settings, sessions=session_factory(ours), clock=SystemClock())
+        rival = Ingest(settings=settings, sessions=session_factory(theirs), clock=SystemClock())
+        raced = encode(completed_event(treatment={"id": "tr_raced"}))
+        alone = encode(completed_event(treatment={"id": "tr_alone"},
+                                       patient={"id": "pt_88", "phone": "+14155550188"}))
+        event = parse_event(raced)
+        assert isinstance(event, TreatmentCompleted)
+        fresh = rival.intake.prepare("glow", "wh_theirs", "digest", event,
+                                     now=SystemClock().now())
+        async with theirs.begin() as conn:
+            assert await rival.intake.store(conn, [fresh]) != [None]
+            # One batch of both: it inserts the raced patient and waits for this commit.
+            replies = asyncio.gather(ingest.handle("glow", "wh_raced", raced),
+                                     ingest.handle("glow", "wh_alone", alone))
+            await _until_blocked(watcher)
+        first, second = await replies
+        await ingest.close()
+        assert (first.status, second.status) == (200, 202)
+        assert json.loads(first.body)["treatment"]["id"] == "tr_raced"
+        async with watcher.connect() as conn:
+            plans = dict((await conn.execute(sa.text(
+                "SELECT t.external_id, count(m.id) FROM treatment t JOIN message m "
+                "ON m.treatment_id = t.id GROUP BY t.external_id"))).all())
+            events = dict((await conn.execute(sa.text(
+                "SELECT webhook_id, status_code FROM event"))).all())
+        planned = len(json.loads(second.body)["messages"])
+        assert plans == {"tr_raced": len(json.loads(first.body)["messages"]),
+                         "tr_alone": planned}
+        assert events == {"wh_theirs": 202, "wh_raced": 200, "wh_alone": 202}
+    finally:
+        for engine in (ours, theirs, watcher):
+            await engine.dispose()
