@@ -362,3 +362,9 @@ async def count_by_status(s: AsyncSession) -> dict[str, int]:
     """How many messages are in each status."""
     query = select(Message.status, sa.func.count()).group_by(col(Message.status))
     return {status: int(n) for status, n in (await s.exec(query)).all()}
+
+
+async def oldest_scheduled(s: AsyncSession) -> datetime | None:
+    """The earliest `send_at` of a scheduled message: one seek into (status, send_at)."""
+    query = select(sa.func.min(Message.send_at)).where(Message.status == Status.SCHEDULED)
+    return (await s.exec(query)).one()
