@@ -364,7 +364,10 @@ async def count_by_status(s: AsyncSession) -> dict[str, int]:
     return {status: int(n) for status, n in (await s.exec(query)).all()}
 
 
+# One seek into the index on (status, send_at) (migration 0005).
+OLDEST_SCHEDULED = select(sa.func.min(Message.send_at)).where(Message.status == Status.SCHEDULED)
+
+
 async def oldest_scheduled(s: AsyncSession) -> datetime | None:
-    """The earliest `send_at` of a scheduled message: one seek into (status, send_at)."""
-    query = select(sa.func.min(Message.send_at)).where(Message.status == Status.SCHEDULED)
-    return (await s.exec(query)).one()
+    """The earliest `send_at` of a scheduled message, or None."""
+    return (await s.exec(OLDEST_SCHEDULED)).one()

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from service import store
+from service.db import create_engine
 from service.web.app import create_app
 from service.web.keys import TIMERS
 from tests.support import (
@@ -151,3 +153,25 @@ async def counted(client: Any, *, scheduled: float) -> str:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
     return text
+
+
+class TestOldestOverdueIndex:
+    async def test_the_oldest_scheduled_send_at_is_read_from_its_index(
+        self, database: str
+    ) -> None:
+        """The read each scrape may make is answered by the (status, send_at) index, not by a
+        scan of every scheduled message (PostgreSQL told to avoid scans where it can)."""
+        engine = create_engine(database)
+        sql = str(store.OLDEST_SCHEDULED.compile(dialect=engine.dialect,
+                                                 compile_kwargs={"literal_binds": True}))
+        try:
+            async with engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    await conn.exec_driver_sql("SET enable_seqscan = off")
+                    explain = "EXPLAIN "
+                else:
+                    explain = "EXPLAIN QUERY PLAN "
+                plan = " ".join(str(row) for row in await conn.exec_driver_sql(explain + sql))
+        finally:
+            await engine.dispose()
+        assert "ix_message_status_send" in plan, plan
