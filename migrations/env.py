@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import service.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from service.db import create_engine
+from service.db import create_engine, migration_lock
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -38,7 +38,8 @@ def _run(connection: Connection) -> None:
 
 async def run_migrations_online() -> None:
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
-    async with engine.connect() as connection:
+    # Concurrent upgrades of one PostgreSQL database (replicas migrating on start) take turns.
+    async with engine.connect() as connection, migration_lock(connection):
         await connection.run_sync(_run)
         await connection.commit()
     await engine.dispose()

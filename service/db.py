@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import event, make_url, text
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import checkpoint, sqlite_driver
@@ -21,6 +28,9 @@ _MIGRATION_DIRS = (Path(__file__).resolve().parent.parent / "migrations", Path("
 # The one writer's page cache (SQLite's default is 2 MB): a batch of plans touches a page of
 # every index for each message, and pages kept between batches need not be read again.
 WRITER_CACHE_KIB = 32 * 1024
+# The key of the PostgreSQL advisory lock that serialises migrations ("Aftercar" in ASCII).
+# Beyond 32 bits, so no `hashtext` key of the per-sid locks (callbacks.py) can be it.
+MIGRATION_LOCK = 4712582039149437298
 
 
 def migrations_dir() -> Path:
@@ -113,3 +123,21 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Apply every migration up to head. Call outside a running event loop."""
     command.upgrade(alembic_config(url), "head")
+
+
+@asynccontextmanager
+async def migration_lock(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Hold, on PostgreSQL, the session-level advisory lock that serialises migrations: many
+    replicas migrating on start take turns, and each after the first finds the schema at head.
+    SQLite needs none (one file, one replica)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    await conn.commit()  # the lock outlives the transaction; Alembic begins its own
+    try:
+        yield
+    finally:
+        await conn.rollback()  # a failed migration leaves its transaction aborted
+        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+        await conn.commit()

@@ -362,3 +362,12 @@ async def count_by_status(s: AsyncSession) -> dict[str, int]:
     """How many messages are in each status."""
     query = select(Message.status, sa.func.count()).group_by(col(Message.status))
     return {status: int(n) for status, n in (await s.exec(query)).all()}
+
+
+# One seek into the index on (status, send_at) (migration 0005).
+OLDEST_SCHEDULED = select(sa.func.min(Message.send_at)).where(Message.status == Status.SCHEDULED)
+
+
+async def oldest_scheduled(s: AsyncSession) -> datetime | None:
+    """The earliest `send_at` of a scheduled message, or None."""
+    return (await s.exec(OLDEST_SCHEDULED)).one()

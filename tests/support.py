@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -175,3 +176,13 @@ def statements(sessions: async_sessionmaker[AsyncSession]) -> Iterator[list[str]
         yield seen
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", hook)
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text (labels in any order), or None."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if match and match[1] == name and dict(re.findall(r'(\w+)="([^"]*)"', match[2] or "")) \
+                == labels:
+            return float(match[3])
+    return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,22 +26,13 @@ from tests.support import (
     completed_event,
     encode,
     make_settings,
+    sample,
     signed,
 )
 
 QUICK = {"title": "Quick", "steps": [
     {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
 ]}
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    """The value of one sample in Prometheus text (labels in any order), or None."""
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
-        if match and match[1] == name and dict(re.findall(r'(\w+)="([^"]*)"', match[2] or "")) \
-                == labels:
-            return float(match[3])
-    return None
 
 
 @pytest.fixture

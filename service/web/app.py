@@ -21,6 +21,7 @@ from service.scheduler import Timers
 from service.sms.base import SmsSender
 from service.web import api, events, ops, twilio_hooks
 from service.web.errors import problems, request_ids
+from service.web.http_metrics import http_metrics
 from service.web.keys import (
     CLOCK,
     DISPATCHER,
@@ -51,7 +52,8 @@ def create_app(
 ) -> web.Application:
     """Build the service. `sender` is an SmsSender, a factory called inside the loop, or
     None for the configured backend."""
-    app = web.Application(middlewares=[request_ids, problems],
+    # Outermost first: the request metrics see the status the error middleware answered.
+    app = web.Application(middlewares=[http_metrics, request_ids, problems],
                           client_max_size=settings.server.max_body_bytes)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()

@@ -12,7 +12,7 @@ from service import store
 from service.answers import HEALTH, READINESS, Health, Readiness
 from service.openapi import document
 from service.web.errors import answer
-from service.web.keys import METRICS, READER, READS, TIMERS
+from service.web.keys import CLOCK, METRICS, READER, READS, TIMERS
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0
@@ -49,18 +49,32 @@ def _scheduler(request: web.Request) -> str:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text: this process's counters, and message counts from the database."""
+    """Prometheus text: this process's counters; message counts, the oldest overdue message
+    and readiness (the checks of /readyz) from the database."""
     registry = request.app[METRICS]
-    started = time.monotonic()
-    if registry.stored_due(started):
-        try:
-            async with asyncio.timeout(READY_TIMEOUT), request.app[READS]() as s:
-                counts = await store.count_by_status(s)
-            registry.set_stored(counts, counted_at=started, took=time.monotonic() - started)
-        except Exception:  # the counters are still worth serving; readyz reports the database
-            pass
+    database = await _database(request)
+    if database == "ok":  # a database that does not answer is not counted: readiness says so
+        await _count(request)
+    registry.set_scrape(now=request.app[CLOCK].now(),
+                        ready=database == "ok" and _scheduler(request) == "ok")
     return web.Response(body=registry.render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def _count(request: web.Request) -> None:
+    """Read the stored counts again, unless the last read is recent for what it cost."""
+    registry = request.app[METRICS]
+    started = time.monotonic()
+    if not registry.stored_due(started):
+        return
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), request.app[READS]() as s:
+            counts = await store.count_by_status(s)
+            oldest = await store.oldest_scheduled(s)
+        registry.set_stored(counts, counted_at=started, took=time.monotonic() - started,
+                            oldest_scheduled=oldest)
+    except Exception:  # the counters are still worth serving; readiness reports the database
+        pass
 
 
 @routes.get("/openapi.json")

@@ -1,0 +1,49 @@
+"""HTTP requests by route, method and status, counted and timed (SPEC §14, Operations).
+
+The route is the matched resource's canonical path (`/v1/clinics/{clinic_id}/events`), never
+the raw path, so that one series per route exists however many clinics and patients there
+are; a request no resource matches (404, 405) is `unmatched`. The middleware sits outside
+the problem+json one, so it records the status the client got; the time runs until the
+handler's answer is ready (a streamed body's writing is not in it).
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from service.web.keys import METRICS
+
+UNMATCHED = "unmatched"
+OTHER_METHOD = "other"  # a client can send any token as its method: not a label value each
+
+
+@web.middleware
+async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Observe each request's duration under its route, method and final status."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects: the error middleware lets them through
+        _observe(request, exc.status, started)
+        raise
+    except Exception:  # escaped the error middleware: aiohttp answers 500
+        _observe(request, 500, started)
+        raise
+    _observe(request, response.status, started)
+    return response
+
+
+def _observe(request: web.Request, status: int, started: float) -> None:
+    method = request.method if request.method in hdrs.METH_ALL else OTHER_METHOD
+    request.app[METRICS].http_seconds.labels(
+        route=route_of(request), method=method, status=str(status),
+    ).observe(time.perf_counter() - started)
+
+
+def route_of(request: web.Request) -> str:
+    """The canonical path of the resource that matched `request`, or `unmatched`."""
+    resource = request.match_info.route.resource
+    return UNMATCHED if resource is None else resource.canonical
