@@ -4,12 +4,19 @@ STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run test lint venv clean bench
+# The lock (requirements/*.txt) is resolved from pyproject.toml for Python 3.11 on every platform
+# (--universal); `make lock` after any change to [project] dependencies or extras.
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.8
+LOCK_FLAGS := --quiet --universal --python-version 3.11 --custom-compile-command 'make lock'
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint venv clean bench lock
+
+$(STAMP): pyproject.toml requirements/runtime.txt requirements/test.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -r requirements/test.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,9 +27,21 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Regenerate the lock; takes seconds (uv). The superset (bench.txt: every extra) is resolved
+# first and constrains the other two, so a package has one version in all three. What is pinned
+# stays pinned unless pyproject.toml asks for more; `make lock UPGRADE=--upgrade` takes the newest.
+lock:
+	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(UV) || $(PY) -m pip install --quiet 'uv==$(UV_VERSION)'
+	mkdir -p requirements
+	$(UV) pip compile $(LOCK_FLAGS) $(UPGRADE) pyproject.toml --all-extras -o requirements/bench.txt
+	$(UV) pip compile $(LOCK_FLAGS) pyproject.toml --extra test -c requirements/bench.txt \
+	  -o requirements/test.txt
+	$(UV) pip compile $(LOCK_FLAGS) pyproject.toml -c requirements/bench.txt -o requirements/runtime.txt
+
 # The benchmarks of issue 5, with their peer (Celery on the local Redis): ~15 minutes.
-$(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(PY) -m pip install --quiet -r requirements/bench.txt
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
