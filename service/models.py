@@ -158,7 +158,6 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("treatment_id", "step", "seq"),
         sa.Index("ix_message_status_due", "status", "due_at"),
-        sa.Index("ix_message_status_send", "status", "send_at"),  # the oldest overdue
         sa.Index("ix_message_clinic_phone", "clinic_id", "phone"),
         # The read API's lists: a clinic's messages newest first, paged by (send_at, id).
         sa.Index("ix_message_clinic_send", "clinic_id", "send_at", "id"),

@@ -156,10 +156,10 @@ async def counted(client: Any, *, scheduled: float) -> str:
 
 
 class TestOldestOverdueIndex:
-    async def test_the_oldest_scheduled_send_at_is_read_from_its_index(
+    async def test_the_oldest_scheduled_due_at_is_read_from_its_index(
         self, database: str
     ) -> None:
-        """The read each scrape may make is answered by the (status, send_at) index, not by a
+        """The read each scrape may make is answered by the (status, due_at) index, not by a
         scan of every scheduled message (PostgreSQL told to avoid scans where it can)."""
         engine = create_engine(database)
         sql = str(store.OLDEST_SCHEDULED.compile(dialect=engine.dialect,
@@ -174,4 +174,4 @@ class TestOldestOverdueIndex:
                 plan = " ".join(str(row) for row in await conn.exec_driver_sql(explain + sql))
         finally:
             await engine.dispose()
-        assert "ix_message_status_send" in plan, plan
+        assert "ix_message_status_due" in plan, plan
