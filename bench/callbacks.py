@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import aiohttp
+from fake_callbacks import add_traffic_options
 
 FINAL = "('delivered', 'undelivered')"
 
@@ -19,14 +20,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-callbacks", dest="callbacks", action="store_false",
                    help="the fake posts no status callbacks (default: on, and each burst "
                         "is run again with them off)")
-    p.add_argument("--create-latency", default="0.1-0.3", metavar="S[-S]",
-                   help="seconds the fake takes to answer a create (0.1-0.3)")
-    p.add_argument("--sent-delay", default="0.1-1", metavar="S[-S]",
-                   help="'sending' -> 'sent' callback (0.1-1)")
-    p.add_argument("--delivered-delay", default="1-3", metavar="S[-S]",
-                   help="'sent' -> 'delivered' callback (1-3)")
-    p.add_argument("--undelivered", type=float, default=0.0,
-                   help="share of messages ending 'undelivered' (0)")
+    add_traffic_options(p, create_latency="0.1-0.3")
     p.add_argument("--no-quiet-wait", dest="quiet_wait", action="store_false",
                    help="do not wait for a quiet machine before each run (smoke runs)")
 

@@ -12,6 +12,7 @@ callback, like a refused connection or an answer other than 2xx, counts as faile
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import time
@@ -159,3 +160,16 @@ class Callbacks:
     def detail(self) -> dict[str, Any]:
         """The counts plus every callback as [status, posted, answered, http status]."""
         return {**self.counts(), "callbacks": [list(r) for r in self.records]}
+
+
+def add_traffic_options(p: argparse.ArgumentParser, *, create_latency: str) -> None:
+    """The options shaping Twilio's answers and callbacks: the fake's and the bench's."""
+    p.add_argument("--create-latency", default=create_latency, metavar="S[-S]",
+                   help=f"seconds before a create is answered, drawn from the range "
+                        f"({create_latency})")
+    p.add_argument("--sent-delay", default="0.1-1", metavar="S[-S]",
+                   help="'sending' answered -> 'sent' posted (0.1-1)")
+    p.add_argument("--delivered-delay", default="1-3", metavar="S[-S]",
+                   help="'sent' answered -> 'delivered'/'undelivered' posted (1-3)")
+    p.add_argument("--undelivered", type=float, default=0.0,
+                   help="share of messages that end 'undelivered', ErrorCode 30003 (0)")

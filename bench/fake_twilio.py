@@ -34,7 +34,7 @@ import time
 from email.utils import formatdate
 from urllib.parse import parse_qs, urlsplit
 
-from fake_callbacks import Callbacks, Settings, parse_range
+from fake_callbacks import Callbacks, Settings, add_traffic_options, parse_range
 
 ACCOUNT_SID = "AC" + "0" * 32
 
@@ -182,16 +182,9 @@ def parse_args(argv: list[str]) -> tuple[int, Settings]:
     p.add_argument("--no-callbacks", dest="callbacks", action="store_false",
                    help="post no status callbacks (the fake of before issue 12)")
     p.add_argument("--auth-token", default="bench-auth-token", help="signs the callbacks")
-    p.add_argument("--create-latency", default="0", metavar="S[-S]",
-                   help="seconds before a create is answered, drawn from the range (0)")
+    add_traffic_options(p, create_latency="0")
     p.add_argument("--sending-delay", default="0-0.05", metavar="S[-S]",
                    help="create answered -> 'sending' posted (0-0.05)")
-    p.add_argument("--sent-delay", default="0.1-1", metavar="S[-S]",
-                   help="'sending' answered -> 'sent' posted (0.1-1)")
-    p.add_argument("--delivered-delay", default="1-3", metavar="S[-S]",
-                   help="'sent' answered -> 'delivered'/'undelivered' posted (1-3)")
-    p.add_argument("--undelivered", type=float, default=0.0,
-                   help="share of messages that end 'undelivered' (ErrorCode 30003)")
     p.add_argument("--callback-concurrency", type=int, default=32,
                    help="callbacks in flight at most (and keep-alive connections)")
     a = p.parse_args(argv)
