@@ -1,15 +1,23 @@
 """Typed, validated, frozen settings: a TOML file plus `AFTERCARE_…` environment overrides.
 
 `load_settings` either returns a complete `Settings` or raises `ConfigError` listing every
-problem with its TOML path, so a bad file never starts half a service.
+problem by its TOML path, or by its variable when the environment caused it, so a bad file
+never starts half a service.
+
+The sources are pydantic-settings' (`TomlConfigSettingsSource` for the file,
+`EnvSettingsSource` for `AFTERCARE_<SECTION>__<KEY>`, service.environment), laid env over
+file and validated with `Settings.model_validate`, rather than by `Settings()` and
+`settings_customise_sources`: that reads `os.environ` only (check-config and the tests pass
+the environment in), merges a clinic's `GLOW_DOWNTOWN` as a new clinic beside `glow-downtown`,
+and its errors cannot say which variable was wrong.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,14 +33,23 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
+from service.environment import (
+    DELIMITER,
+    FILE_VARIABLE,
+    FROM_ENVIRONMENT,
+    PREFIX,
+    dotted,
+    merged,
+    read_environment,
+)
 from service.errors import ConfigError
 from service.protocols import Protocol, Step, timing_problems
 from service.templates import template_problems
 from service.timing import DEFAULT_QUIET_HOURS, QuietHours, parse_clock, parse_days, parse_duration
 
-ENV_PREFIX = "AFTERCARE_"
-ENV_IGNORED = {"AFTERCARE_CONFIG"}
+FALLBACK_CONFIG = Path("config.example.toml")
 
 
 def _duration(value: Any) -> Any:
@@ -202,7 +219,12 @@ class ProtocolSettings(_Section):
     steps: list[StepSettings] = Field(min_length=1)
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
+    """The whole configuration; its model_config is the environment rule EnvSettingsSource reads."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix=PREFIX,
+                                      env_nested_delimiter=DELIMITER, case_sensitive=False)
+
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     sms: SmsSettings = SmsSettings()
@@ -230,75 +252,70 @@ def resolve_config_path(explicit: str | None, environ: Mapping[str, str] = os.en
     """`--config`, else `$AFTERCARE_CONFIG`, else ./config.toml, else ./config.example.toml."""
     if explicit:
         return Path(explicit)
-    if environ.get("AFTERCARE_CONFIG"):
-        return Path(environ["AFTERCARE_CONFIG"])
+    if environ.get(FILE_VARIABLE):
+        return Path(environ[FILE_VARIABLE])
     local = Path("config.toml")
-    return local if local.exists() else Path("config.example.toml")
+    return local if local.exists() else FALLBACK_CONFIG
 
 
-def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settings:
-    """Read, override and validate; raise ConfigError naming every problem by its TOML path."""
+def fell_back(explicit: str | None, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether nothing named a file and ./config.toml is missing, so the example is read."""
+    return not explicit and not environ.get(FILE_VARIABLE) and not Path("config.toml").exists()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Valid settings, and the `AFTERCARE_*` variables that were not configuration."""
+
+    settings: Settings
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per ignored variable, naming it and never its value."""
+        return [f"{name}: not configuration (not AFTERCARE_<SECTION>__<KEY> of a known "
+                "section); ignored" for name in self.ignored]
+
+
+def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Loaded:
+    """Read, override and validate; raise ConfigError naming every problem by its TOML path,
+    or by its variable when the environment caused it."""
+    file_data = _read_file(path)
+    env = read_environment(Settings, environ, file_data)
+    data = merged(file_data, env.values)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(err) for err in exc.errors()] + _partial_problems(data)
+        raise ConfigError([*env.problems, *(env.blame(p, file_data) for p in problems)]) from None
+    problems = [*env.problems, *(env.blame(p, file_data) for p in cross_check(settings))]
+    if problems:
+        raise ConfigError(problems)
+    return Loaded(settings, env.ignored)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """The file's tables through pydantic-settings' TOML source; one problem if unreadable."""
+    try:
+        with path.open("rb"):
+            pass  # the source skips a missing file silently; say why it cannot be read
+        return TomlConfigSettingsSource(Settings, toml_file=path)()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    apply_env(data, environ)
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        problems = [_describe(err) for err in exc.errors()] + _partial_problems(data)
-        raise ConfigError(problems) from None
-    problems = cross_check(settings)
-    if problems:
-        raise ConfigError(problems)
-    return settings
+
+
+def from_environment(problem: str) -> bool:
+    """Whether `problem` names an environment variable rather than the file."""
+    return problem.endswith(FROM_ENVIRONMENT)
 
 
 def _describe(err: Mapping[str, Any]) -> str:
-    path = ""
-    for part in err["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{path or '(top level)'}: {message}"
-
-
-def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """Override `data` in place from `AFTERCARE_SECTION__KEY` variables (JSON for lists)."""
-    for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name in ENV_IGNORED:
-            continue
-        if name.startswith("AFTERCARE_TEST_"):
-            continue
-        path = name[len(ENV_PREFIX) :].split("__")
-        node = data
-        for part in path[:-1]:
-            node = node.setdefault(_match_key(node, part), {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node[_match_key(node, path[-1])] = _env_value(raw)
-
-
-def _match_key(node: Mapping[str, Any], part: str) -> str:
-    """The existing key `part` names, ignoring case and `-` vs `_`; else `part` lower-cased."""
-    wanted = part.lower().replace("-", "_")
-    for key in node:
-        if key.lower().replace("-", "_") == wanted:
-            return key
-    return part.lower()
-
-
-def _env_value(raw: str) -> Any:
-    if raw.startswith(("[", "{")):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
+    return f"{dotted(tuple(err['loc'])) or '(top level)'}: {message}"
 
 
 def cross_check(settings: Settings) -> list[str]:
