@@ -93,7 +93,7 @@ def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
 
     configure_logging(logging.getLevelName(loaded.settings.server.log_level))
     if fell_back(args.config):
-        log.warning("no --config, $AFTERCARE_CONFIG or ./config.toml: serving the example "
+        log.warning("no --config, $AFTERCARE_CONFIG or ./config.toml: using the example "
                     "configuration ./config.example.toml")
     if loaded.ignored:
         log.warning("environment variables that are not configuration, ignored",

@@ -6,10 +6,11 @@ never starts half a service.
 
 The sources are pydantic-settings' (`TomlConfigSettingsSource` for the file,
 `EnvSettingsSource` for `AFTERCARE_<SECTION>__<KEY>`, service.environment), laid env over
-file and validated with `Settings.model_validate`, rather than by `Settings()` and
-`settings_customise_sources`: that reads `os.environ` only (check-config and the tests pass
-the environment in), merges a clinic's `GLOW_DOWNTOWN` as a new clinic beside `glow-downtown`,
-and its errors cannot say which variable was wrong.
+file by `load_settings` and validated with `Settings.model_validate`; `Settings`'
+`settings_customise_sources` keeps only what it is given. Letting `Settings()` gather them
+would read `os.environ` only (check-config and the tests pass the environment in), add a
+clinic `glow_downtown` beside the file's `glow-downtown` for `AFTERCARE_CLINICS__GLOW_DOWNTOWN__…`,
+and give errors that cannot say which variable was wrong.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from service.environment import (
     DELIMITER,
@@ -232,6 +238,16 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     clinics: dict[str, ClinicSettings] = Field(min_length=1)
     protocols: dict[str, ProtocolSettings] = Field(min_length=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what it is given: `model_validate` runs `__init__`, which would otherwise read
+        `os.environ` and ./.env behind load_settings' back (and every test's `make_settings`)."""
+        return (init_settings,)
 
     def protocol(self, key: str, *, locale: str) -> Protocol:
         """The pure-planning protocol `key`, plain-string texts filed under `locale`."""

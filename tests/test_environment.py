@@ -11,7 +11,7 @@ import pytest
 from service.config import Loaded, load_settings
 from service.environment import aligned, dotted, parse_loc
 from service.errors import ConfigError
-from tests.support import SECRET
+from tests.support import SECRET, make_settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 OTHER = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
@@ -169,3 +169,13 @@ class TestPaths:
         assert aligned(["clinics", "glow_downtown", "name"], data) == (
             "clinics", "Glow-Downtown", "name")
         assert aligned(["clinics", "paris", "name"], data) == ("clinics", "paris", "name")
+
+
+class TestSettingsReadOnlyWhatTheyAreGiven:
+    def test_model_validate_ignores_the_process_environment(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Settings are a BaseSettings, yet building one reads no variable behind load_settings."""
+        monkeypatch.setenv("AFTERCARE_SERVER__PORT", "9191")
+        assert make_settings(tmp_path / "aftercare.db").server.port == 8080
+        assert load_settings(EXAMPLE, environ={}).settings.server.port == 8080
