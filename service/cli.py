@@ -10,8 +10,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from service.config import Settings, load_settings, resolve_config_path
+from service.config import Loaded, from_environment, load_settings, resolve_config_path
 from service.errors import ConfigError
+
+log = logging.getLogger("aftercare")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,14 +21,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     path = resolve_config_path(args.config)
     try:
-        settings = load_settings(path)
+        loaded = load_settings(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            # File-level problems (unreadable, not TOML) already start with the path.
-            prefix = "" if problem.startswith(f"{path}: ") else f"{path}: "
-            print(prefix + problem, file=sys.stderr)
+            # File-level problems already start with the path; the environment's name a variable.
+            own = problem.startswith(f"{path}: ") or from_environment(problem)
+            print(("" if own else f"{path}: ") + problem, file=sys.stderr)
         return 1
-    result: int = args.run(settings, args)
+    result: int = args.run(loaded, args)
     return result
 
 
@@ -60,20 +62,21 @@ def _instant(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
+def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from service.db import migrate
-    from service.logs import configure_logging
     from service.web.access_log import AccessLog
     from service.web.app import create_app
 
-    configure_logging(logging.getLevelName(settings.server.log_level))
+    settings = loaded.settings
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    if not _announce(loaded, args, host):
+        return 1
     if settings.database.migrate_on_start:
         migrate(settings.database.url)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
-    host, port = args.host or settings.server.host, args.port or settings.server.port
     loop = _event_loop()
     logging.getLogger("aftercare").info("serving", extra={
         "host": host, "port": port, "event_loop": type(loop).__module__.split(".")[0]})
@@ -81,6 +84,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 access_log=logging.getLogger("aftercare.access"), access_log_class=AccessLog,
                 access_log_format='%r %s %b %Tfs')
     return 0
+
+
+def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
+    """Logging first, then what an operator must know; False when serving `host` is refused."""
+    from service.config import fell_back
+    from service.exposure import exposure_problems
+    from service.logs import configure_logging
+
+    configure_logging(logging.getLevelName(loaded.settings.server.log_level))
+    if fell_back(args.config):
+        log.warning("no --config, $AFTERCARE_CONFIG or ./config.toml: using the example "
+                    "configuration ./config.example.toml")
+    if loaded.ignored:
+        log.warning("environment variables that are not configuration, ignored",
+                    extra={"variables": ", ".join(loaded.ignored)})
+    problems = exposure_problems(loaded.settings, host)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return not problems
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -105,25 +127,28 @@ async def _freeze_heap(_app: object) -> None:
     gc.freeze()
 
 
-def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+def _migrate(loaded: Loaded, _args: argparse.Namespace) -> int:
     from service.db import migrate
 
-    migrate(settings.database.url)
+    migrate(loaded.settings.database.url)
     print("migrated to head")
     return 0
 
 
-def _check(settings: Settings, _args: argparse.Namespace) -> int:
+def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    settings = loaded.settings
     print(f"configuration is valid: {len(settings.clinics)} clinic(s), "
           f"{len(settings.protocols)} protocol(s)")
     return 0
 
 
-def _preview(settings: Settings, args: argparse.Namespace) -> int:
+def _preview(loaded: Loaded, args: argparse.Namespace) -> int:
     from service.preview import preview
 
     try:
-        print(preview(settings, protocol=args.protocol, clinic_id=args.clinic,
+        print(preview(loaded.settings, protocol=args.protocol, clinic_id=args.clinic,
                       completed_at=args.completed_at, timezone=args.timezone,
                       session=args.session, of=args.of))
     except ValueError as exc:

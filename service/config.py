@@ -1,15 +1,24 @@
 """Typed, validated, frozen settings: a TOML file plus `AFTERCARE_…` environment overrides.
 
 `load_settings` either returns a complete `Settings` or raises `ConfigError` listing every
-problem with its TOML path, so a bad file never starts half a service.
+problem by its TOML path, or by its variable when the environment caused it, so a bad file
+never starts half a service.
+
+The sources are pydantic-settings' (`TomlConfigSettingsSource` for the file,
+`EnvSettingsSource` for `AFTERCARE_<SECTION>__<KEY>`, service.environment), laid env over
+file by `load_settings` and validated with `Settings.model_validate`; `Settings`'
+`settings_customise_sources` keeps only what it is given. Letting `Settings()` gather them
+would read `os.environ` only (check-config and the tests pass the environment in), add a
+clinic `glow_downtown` beside the file's `glow-downtown` for `AFTERCARE_CLINICS__GLOW_DOWNTOWN__…`,
+and give errors that cannot say which variable was wrong.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,14 +34,27 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
+from service.environment import (
+    DELIMITER,
+    FILE_VARIABLE,
+    FROM_ENVIRONMENT,
+    PREFIX,
+    dotted,
+    merged,
+    read_environment,
+)
 from service.errors import ConfigError
-from service.protocols import Protocol, Step, timing_problems
-from service.templates import template_problems
+from service.protocols import Protocol, Step
 from service.timing import DEFAULT_QUIET_HOURS, QuietHours, parse_clock, parse_days, parse_duration
 
-ENV_PREFIX = "AFTERCARE_"
-ENV_IGNORED = {"AFTERCARE_CONFIG"}
+FALLBACK_CONFIG = Path("config.example.toml")
 
 
 def _duration(value: Any) -> Any:
@@ -202,7 +224,12 @@ class ProtocolSettings(_Section):
     steps: list[StepSettings] = Field(min_length=1)
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
+    """The whole configuration; its model_config is the environment rule EnvSettingsSource reads."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix=PREFIX,
+                                      env_nested_delimiter=DELIMITER, case_sensitive=False)
+
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     sms: SmsSettings = SmsSettings()
@@ -210,6 +237,16 @@ class Settings(_Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     clinics: dict[str, ClinicSettings] = Field(min_length=1)
     protocols: dict[str, ProtocolSettings] = Field(min_length=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what it is given: `model_validate` runs `__init__`, which would otherwise read
+        `os.environ` and ./.env behind load_settings' back (and every test's `make_settings`)."""
+        return (init_settings,)
 
     def protocol(self, key: str, *, locale: str) -> Protocol:
         """The pure-planning protocol `key`, plain-string texts filed under `locale`."""
@@ -230,177 +267,69 @@ def resolve_config_path(explicit: str | None, environ: Mapping[str, str] = os.en
     """`--config`, else `$AFTERCARE_CONFIG`, else ./config.toml, else ./config.example.toml."""
     if explicit:
         return Path(explicit)
-    if environ.get("AFTERCARE_CONFIG"):
-        return Path(environ["AFTERCARE_CONFIG"])
+    if environ.get(FILE_VARIABLE):
+        return Path(environ[FILE_VARIABLE])
     local = Path("config.toml")
-    return local if local.exists() else Path("config.example.toml")
+    return local if local.exists() else FALLBACK_CONFIG
 
 
-def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settings:
-    """Read, override and validate; raise ConfigError naming every problem by its TOML path."""
+def fell_back(explicit: str | None, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether nothing named a file and ./config.toml is missing, so the example is read."""
+    return not explicit and not environ.get(FILE_VARIABLE) and not Path("config.toml").exists()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Valid settings, and the `AFTERCARE_*` variables that were not configuration."""
+
+    settings: Settings
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per ignored variable, naming it and never its value."""
+        return [f"{name}: not configuration (not AFTERCARE_<SECTION>__<KEY> of a known "
+                "section); ignored" for name in self.ignored]
+
+
+def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Loaded:
+    """Read, override and validate; raise ConfigError naming every problem by its TOML path,
+    or by its variable when the environment caused it."""
+    from service.config_checks import cross_check, partial_problems  # they need these models
+
+    file_data = _read_file(path)
+    env = read_environment(Settings, environ, file_data)
+    data = merged(file_data, env.values)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(err) for err in exc.errors()] + partial_problems(data)
+        raise ConfigError([*env.problems, *(env.blame(p, file_data) for p in problems)]) from None
+    problems = [*env.problems, *(env.blame(p, file_data) for p in cross_check(settings))]
+    if problems:
+        raise ConfigError(problems)
+    return Loaded(settings, env.ignored)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    """The file's tables through pydantic-settings' TOML source; one problem if unreadable."""
+    try:
+        with path.open("rb"):
+            pass  # the source skips a missing file silently; say why it cannot be read
+        return TomlConfigSettingsSource(Settings, toml_file=path)()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    apply_env(data, environ)
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        problems = [_describe(err) for err in exc.errors()] + _partial_problems(data)
-        raise ConfigError(problems) from None
-    problems = cross_check(settings)
-    if problems:
-        raise ConfigError(problems)
-    return settings
+
+
+def from_environment(problem: str) -> bool:
+    """Whether `problem` names an environment variable rather than the file."""
+    return problem.endswith(FROM_ENVIRONMENT)
 
 
 def _describe(err: Mapping[str, Any]) -> str:
-    path = ""
-    for part in err["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{path or '(top level)'}: {message}"
-
-
-def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """Override `data` in place from `AFTERCARE_SECTION__KEY` variables (JSON for lists)."""
-    for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name in ENV_IGNORED:
-            continue
-        if name.startswith("AFTERCARE_TEST_"):
-            continue
-        path = name[len(ENV_PREFIX) :].split("__")
-        node = data
-        for part in path[:-1]:
-            node = node.setdefault(_match_key(node, part), {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node[_match_key(node, path[-1])] = _env_value(raw)
-
-
-def _match_key(node: Mapping[str, Any], part: str) -> str:
-    """The existing key `part` names, ignoring case and `-` vs `_`; else `part` lower-cased."""
-    wanted = part.lower().replace("-", "_")
-    for key in node:
-        if key.lower().replace("-", "_") == wanted:
-            return key
-    return part.lower()
-
-
-def _env_value(raw: str) -> Any:
-    if raw.startswith(("[", "{")):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
-def cross_check(settings: Settings) -> list[str]:
-    """Problems that span sections: senders, templates, locales, timing forms."""
-    problems = (_sender_problems(settings) + _token_problems(settings)
-                + _lease_problems(settings))
-    locales = {c.locale for c in settings.clinics.values()}
-    for key, protocol in settings.protocols.items():
-        problems += _protocol_problems(key, protocol.steps, locales)
-    return problems
-
-
-def _lease_problems(settings: Settings) -> list[str]:
-    """A lease shorter than two requests lets a claim be reconciled while its send, held one
-    request timeout, is still on its way to Twilio: the message would go out twice."""
-    lease, timeout = settings.scheduler.claim_lease, settings.twilio.request_timeout
-    if lease >= 2 * timeout:
-        return []
-    return [f"scheduler.claim_lease: {lease.total_seconds():g}s is shorter than twice "
-            f"twilio.request_timeout ({timeout.total_seconds():g}s); use at least "
-            f"{2 * timeout.total_seconds():g}s"]
-
-
-def _token_problems(settings: Settings) -> list[str]:
-    """A token must name one clinic, or the read API could not tell whose it is."""
-    owners: dict[str, str] = {}
-    problems = []
-    for cid, clinic in settings.clinics.items():
-        for i, token in enumerate(clinic.api_tokens):
-            value = token.get_secret_value()
-            if value in owners and owners[value] != cid:
-                problems.append(f"clinics.{cid}.api_tokens[{i}]: also a token of clinic "
-                                f"{owners[value]!r}; each token must belong to one clinic")
-            owners.setdefault(value, cid)
-    return problems
-
-
-def _sender_problems(settings: Settings) -> list[str]:
-    if settings.sms.backend != "twilio":
-        return []
-    problems = []
-    if not settings.twilio.account_sid:
-        problems.append("twilio.account_sid: required when sms.backend is 'twilio'")
-    if not settings.twilio.auth_token.get_secret_value():
-        problems.append("twilio.auth_token: required when sms.backend is 'twilio'")
-    shared_service = bool(settings.twilio.messaging_service_sid)
-    for cid, clinic in settings.clinics.items():
-        if not (clinic.from_number or clinic.messaging_service_sid or shared_service):
-            problems.append(f"clinics.{cid}.from_number: set from_number or messaging_service_sid")
-    return problems
-
-
-def _partial_problems(data: Mapping[str, Any]) -> list[str]:
-    """The protocol problems of every step that did validate, so one run reports them all."""
-    clinics, protocols = data.get("clinics"), data.get("protocols")
-    if not isinstance(clinics, dict) or not isinstance(protocols, dict):
-        return []
-    raw = [c.get("locale", "en") for c in clinics.values() if isinstance(c, dict)]
-    locales = {locale for locale in raw if isinstance(locale, str)}
-    problems = []
-    for key, protocol in protocols.items():
-        steps = protocol.get("steps") if isinstance(protocol, dict) else None
-        if isinstance(steps, list):
-            valid = [_valid_step(step) for step in steps]
-            problems += _protocol_problems(key, valid, locales)
-    return problems
-
-
-def _valid_step(raw: Any) -> StepSettings | None:
-    try:
-        return StepSettings.model_validate(raw)
-    except ValidationError:
-        return None  # already reported with its path
-
-
-def _protocol_problems(
-    key: str, steps: Sequence[StepSettings | None], locales: set[str]
-) -> list[str]:
-    problems = []
-    seen: set[str] = set()
-    for i, step in enumerate(steps):
-        if step is None:
-            continue
-        path = f"protocols.{key}.steps[{i}]"
-        if step.key in seen:
-            problems.append(f"{path}.key: duplicate step key {step.key!r}")
-        seen.add(step.key)
-        problems += [f"{path}: {p}" for p in timing_problems(step.step("en"))]
-        problems += _text_problems(f"{path}.text", step.text, locales)
-    return problems
-
-
-def _text_problems(path: str, text: str | dict[str, str], locales: set[str]) -> list[str]:
-    if isinstance(text, str):
-        return [f"{path}: {p}" for p in template_problems(text)]
-    problems = [f"{path}.{loc}: {p}" for loc, t in text.items() for p in template_problems(t)]
-    for locale in sorted(locales):
-        if not _has_locale(text, locale):
-            problems.append(f"{path}: no text for clinic locale {locale!r}")
-    return problems
-
-
-def _has_locale(text: Mapping[str, str], locale: str) -> bool:
-    wanted = {locale.lower().replace("_", "-"), locale.lower().split("-")[0].split("_")[0]}
-    return any(k.lower().replace("_", "-") in wanted for k in text)
+    return f"{dotted(tuple(err['loc'])) or '(top level)'}: {message}"

@@ -43,7 +43,7 @@ def check(url: str, *, timeout: float = TIMEOUT) -> str | None:
 def main(environ: Mapping[str, str] = os.environ) -> int:
     """Exit status for the health check; the reason for a failure goes to stderr."""
     try:
-        settings = load_settings(resolve_config_path(None, environ), environ)
+        settings = load_settings(resolve_config_path(None, environ), environ).settings
     except ConfigError as exc:
         print(f"healthcheck: configuration: {'; '.join(exc.problems)}", file=sys.stderr)
         return 1

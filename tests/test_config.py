@@ -57,20 +57,20 @@ def step(data: dict[str, Any], index: int) -> dict[str, Any]:
 class TestExampleConfig:
     def test_the_example_config_is_valid(self) -> None:
         """config.example.toml loads as it ships, with both clinics."""
-        settings = load_settings(EXAMPLE, environ={})
+        settings = load_settings(EXAMPLE, environ={}).settings
         assert set(settings.clinics) == {"glow-downtown", "glow-madrid"}
         assert settings.sms.backend == "console"
 
     def test_it_ships_microneedling_and_at_least_one_more_protocol(self) -> None:
         """The micro-needling protocol is there under its key, with company."""
-        settings = load_settings(EXAMPLE, environ={})
+        settings = load_settings(EXAMPLE, environ={}).settings
         assert "microneedling" in settings.protocols
         assert len(settings.protocols) >= 2
 
     @pytest.mark.parametrize("clinic", ["glow-downtown", "glow-madrid"])
     def test_every_protocol_plans_for_every_clinic(self, clinic: str) -> None:
         """Each protocol renders every step in the clinic's language."""
-        settings = load_settings(EXAMPLE, environ={})
+        settings = load_settings(EXAMPLE, environ={}).settings
         for key in settings.protocols:
             table = preview(settings, protocol=key, clinic_id=clinic,
                             completed_at=datetime(2026, 11, 25, 15, tzinfo=UTC),
@@ -79,62 +79,13 @@ class TestExampleConfig:
 
     def test_the_serum_step_runs_days_1_to_14_morning_and_evening(self) -> None:
         """Micro-needling's serum reminder covers two weeks, twice a day."""
-        settings = load_settings(EXAMPLE, environ={})
+        settings = load_settings(EXAMPLE, environ={}).settings
         serum = [s for s in settings.protocols["microneedling"].steps if s.kind == "serum"]
         assert len(serum) == 1
         assert serum[0].days is not None
         assert parse_days(serum[0].days) == tuple(range(1, 15))
         assert [t < time(12) for t in serum[0].at] == [True, False]
         assert serum[0].at[1] >= time(18)
-
-
-class TestEnvironmentOverrides:
-    def test_the_twilio_auth_token_comes_from_the_environment(self) -> None:
-        """AFTERCARE_TWILIO__AUTH_TOKEN fills twilio.auth_token."""
-        settings = load_settings(EXAMPLE, environ={"AFTERCARE_TWILIO__AUTH_TOKEN": "tok-123"})
-        assert settings.twilio.auth_token.get_secret_value() == "tok-123"
-
-    def test_the_database_url_comes_from_the_environment(self) -> None:
-        """AFTERCARE_DATABASE__URL replaces database.url."""
-        url = "postgresql+asyncpg://aftercare@db.internal/aftercare"
-        settings = load_settings(EXAMPLE, environ={"AFTERCARE_DATABASE__URL": url})
-        assert settings.database.url == url
-
-    def test_a_port_string_becomes_an_int(self) -> None:
-        """AFTERCARE_SERVER__PORT is text in the environment and an int in the settings."""
-        settings = load_settings(EXAMPLE, environ={"AFTERCARE_SERVER__PORT": "9090"})
-        assert settings.server.port == 9090
-
-    def test_underscores_reach_a_clinic_key_with_a_hyphen(self) -> None:
-        """GLOW_DOWNTOWN names the existing clinic glow-downtown; it adds no new clinic."""
-        environ = {"AFTERCARE_CLINICS__GLOW_DOWNTOWN__FROM_NUMBER": "+14155550199"}
-        settings = load_settings(EXAMPLE, environ=environ)
-        assert set(settings.clinics) == {"glow-downtown", "glow-madrid"}
-        assert settings.clinics["glow-downtown"].from_number == "+14155550199"
-
-    def test_a_json_list_sets_the_webhook_secrets(self) -> None:
-        """A list is given as JSON, e.g. two secrets during a rotation."""
-        second = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
-        environ = {"AFTERCARE_CLINICS__GLOW_MADRID__WEBHOOK_SECRETS": json.dumps([SECRET, second])}
-        settings = load_settings(EXAMPLE, environ=environ)
-        secrets = settings.clinics["glow-madrid"].webhook_secrets
-        assert [s.get_secret_value() for s in secrets] == [SECRET, second]
-
-    def test_aftercare_config_is_not_a_key(self) -> None:
-        """AFTERCARE_CONFIG names the file; it is not read as a top-level key."""
-        settings = load_settings(EXAMPLE, environ={"AFTERCARE_CONFIG": "/elsewhere.toml"})
-        assert "microneedling" in settings.protocols
-
-    def test_the_test_database_variable_is_not_a_key(self) -> None:
-        """AFTERCARE_TEST_POSTGRES_URL belongs to the test suite, not to the settings."""
-        environ = {"AFTERCARE_TEST_POSTGRES_URL": "postgresql+asyncpg://postgres@127.0.0.1/t"}
-        assert load_settings(EXAMPLE, environ=environ).clinics
-
-    def test_a_bad_override_is_reported_by_its_path(self) -> None:
-        """An environment value is validated like the file's."""
-        with pytest.raises(ConfigError) as caught:
-            load_settings(EXAMPLE, environ={"AFTERCARE_SERVER__PORT": "eighty"})
-        assert [p.split(":")[0] for p in caught.value.problems] == ["server.port"]
 
 
 def twilio_clinic_without_sender(data: dict[str, Any]) -> None:
@@ -214,7 +165,7 @@ class TestProblems:
     def test_the_unedited_test_config_has_no_problem(self, tmp_path: Path) -> None:
         """The baseline the cases above edit is itself valid."""
         data = config_data(tmp_path / "aftercare.db")
-        settings = load_settings(write_config(tmp_path / "config.toml", data), environ={})
+        settings = load_settings(write_config(tmp_path / "config.toml", data), environ={}).settings
         assert isinstance(settings, Settings)
 
     def test_a_clinic_messaging_service_replaces_its_from_number(self, tmp_path: Path) -> None:
@@ -223,7 +174,7 @@ class TestProblems:
                            twilio={"account_sid": "AC123", "auth_token": "t0k"})
         data["clinics"]["other"]["from_number"] = ""
         data["clinics"]["other"]["messaging_service_sid"] = "MG123"
-        settings = load_settings(write_config(tmp_path / "config.toml", data), environ={})
+        settings = load_settings(write_config(tmp_path / "config.toml", data), environ={}).settings
         assert settings.clinics["other"].messaging_service_sid == "MG123"
 
     def test_several_problems_are_all_reported_at_once(self, tmp_path: Path) -> None:

@@ -1,0 +1,118 @@
+"""Problems no single field shows: across sections (senders, tokens, leases) and within a
+protocol (duplicate keys, timing forms, templates and locales), reported by TOML path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from service.config import Settings, StepSettings
+from service.protocols import timing_problems
+from service.templates import template_problems
+
+
+def cross_check(settings: Settings) -> list[str]:
+    """Problems that span sections: senders, templates, locales, timing forms."""
+    problems = (_sender_problems(settings) + _token_problems(settings)
+                + _lease_problems(settings))
+    locales = {c.locale for c in settings.clinics.values()}
+    for key, protocol in settings.protocols.items():
+        problems += _protocol_problems(key, protocol.steps, locales)
+    return problems
+
+
+def _lease_problems(settings: Settings) -> list[str]:
+    """A lease shorter than two requests lets a claim be reconciled while its send, held one
+    request timeout, is still on its way to Twilio: the message would go out twice."""
+    lease, timeout = settings.scheduler.claim_lease, settings.twilio.request_timeout
+    if lease >= 2 * timeout:
+        return []
+    return [f"scheduler.claim_lease: {lease.total_seconds():g}s is shorter than twice "
+            f"twilio.request_timeout ({timeout.total_seconds():g}s); use at least "
+            f"{2 * timeout.total_seconds():g}s"]
+
+
+def _token_problems(settings: Settings) -> list[str]:
+    """A token must name one clinic, or the read API could not tell whose it is."""
+    owners: dict[str, str] = {}
+    problems = []
+    for cid, clinic in settings.clinics.items():
+        for i, token in enumerate(clinic.api_tokens):
+            value = token.get_secret_value()
+            if value in owners and owners[value] != cid:
+                problems.append(f"clinics.{cid}.api_tokens[{i}]: also a token of clinic "
+                                f"{owners[value]!r}; each token must belong to one clinic")
+            owners.setdefault(value, cid)
+    return problems
+
+
+def _sender_problems(settings: Settings) -> list[str]:
+    if settings.sms.backend != "twilio":
+        return []
+    problems = []
+    if not settings.twilio.account_sid:
+        problems.append("twilio.account_sid: required when sms.backend is 'twilio'")
+    if not settings.twilio.auth_token.get_secret_value():
+        problems.append("twilio.auth_token: required when sms.backend is 'twilio'")
+    shared_service = bool(settings.twilio.messaging_service_sid)
+    for cid, clinic in settings.clinics.items():
+        if not (clinic.from_number or clinic.messaging_service_sid or shared_service):
+            problems.append(f"clinics.{cid}.from_number: set from_number or messaging_service_sid")
+    return problems
+
+
+def partial_problems(data: Mapping[str, Any]) -> list[str]:
+    """The protocol problems of every step that did validate, so one run reports them all."""
+    clinics, protocols = data.get("clinics"), data.get("protocols")
+    if not isinstance(clinics, dict) or not isinstance(protocols, dict):
+        return []
+    raw = [c.get("locale", "en") for c in clinics.values() if isinstance(c, dict)]
+    locales = {locale for locale in raw if isinstance(locale, str)}
+    problems = []
+    for key, protocol in protocols.items():
+        steps = protocol.get("steps") if isinstance(protocol, dict) else None
+        if isinstance(steps, list):
+            valid = [_valid_step(step) for step in steps]
+            problems += _protocol_problems(key, valid, locales)
+    return problems
+
+
+def _valid_step(raw: Any) -> StepSettings | None:
+    try:
+        return StepSettings.model_validate(raw)
+    except ValidationError:
+        return None  # already reported with its path
+
+
+def _protocol_problems(
+    key: str, steps: Sequence[StepSettings | None], locales: set[str]
+) -> list[str]:
+    problems = []
+    seen: set[str] = set()
+    for i, step in enumerate(steps):
+        if step is None:
+            continue
+        path = f"protocols.{key}.steps[{i}]"
+        if step.key in seen:
+            problems.append(f"{path}.key: duplicate step key {step.key!r}")
+        seen.add(step.key)
+        problems += [f"{path}: {p}" for p in timing_problems(step.step("en"))]
+        problems += _text_problems(f"{path}.text", step.text, locales)
+    return problems
+
+
+def _text_problems(path: str, text: str | dict[str, str], locales: set[str]) -> list[str]:
+    if isinstance(text, str):
+        return [f"{path}: {p}" for p in template_problems(text)]
+    problems = [f"{path}.{loc}: {p}" for loc, t in text.items() for p in template_problems(t)]
+    for locale in sorted(locales):
+        if not _has_locale(text, locale):
+            problems.append(f"{path}: no text for clinic locale {locale!r}")
+    return problems
+
+
+def _has_locale(text: Mapping[str, str], locale: str) -> bool:
+    wanted = {locale.lower().replace("_", "-"), locale.lower().split("-")[0].split("_")[0]}
+    return any(k.lower().replace("_", "-") in wanted for k in text)

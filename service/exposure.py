@@ -1,0 +1,75 @@
+"""No published secret guards a port beyond this machine (SPEC §14).
+
+`config.example.toml` ships webhook secrets and API tokens that the README prints: fine for
+`make run` on loopback, an open door anywhere else. The example's values are read when
+`serve` starts, from the file next to the package or in the working directory, so the check
+follows the example as it changes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from service.config import FALLBACK_CONFIG, Settings
+
+log = logging.getLogger("aftercare")
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; not 0.0.0.0, ::, or any other name."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def example_places() -> list[Path]:
+    """Where the example may be: the repository holding the package, the working directory."""
+    return [Path(__file__).resolve().parent.parent / FALLBACK_CONFIG.name,
+            Path.cwd() / FALLBACK_CONFIG.name]
+
+
+def published_secrets(places: Iterable[Path]) -> set[str]:
+    """Every webhook secret and API token the example files in `places` ship."""
+    found: set[str] = set()
+    for place in places:
+        try:
+            data = tomllib.loads(place.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        for clinic in _tables(data.get("clinics")):
+            for key in ("webhook_secrets", "api_tokens"):
+                found.update(v for v in clinic.get(key, []) if isinstance(v, str))
+    return found
+
+
+def exposure_problems(settings: Settings, host: str, *,
+                      places: Iterable[Path] | None = None) -> list[str]:
+    """One line per webhook secret or API token the example ships, when `host` is not loopback."""
+    if is_loopback(host):
+        return []
+    places = list(example_places() if places is None else places)
+    published = published_secrets(places)
+    if not published:
+        log.debug("no example secrets to compare with", extra={
+            "looked_in": ", ".join(str(p) for p in places)})
+        return []
+    problems = []
+    for cid, clinic in settings.clinics.items():
+        for key, kind in (("webhook_secrets", "secret"), ("api_tokens", "token")):
+            for i, value in enumerate(getattr(clinic, key)):
+                if value.get_secret_value() in published:
+                    problems.append(f"clinics.{cid}.{key}[{i}]: is the published example "
+                                    f"{kind}; set your own before serving on {host}")
+    return problems
+
+
+def _tables(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value.values() if isinstance(v, dict)] if isinstance(value, dict) else []
