@@ -9,6 +9,7 @@ After a crash, a restart, or on another replica, the timers are rebuilt from the
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -54,6 +55,7 @@ class Timers:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._jobs: set[asyncio.Task[None]] = set()
         self._armed: set[float] = set()  # instants with a timer; a refill skips them
+        self._arming = itertools.count()
 
     def start(self) -> None:
         """Start the clock: load the horizon now and every `poll_interval`, sweep leases."""
@@ -122,9 +124,12 @@ class Timers:
         if key in self._armed:
             return
         self._armed.add(key)
+        # An id of its own each time: an instant armed again while its first wake-up still
+        # runs (a burst's drain) would be the same job, and APScheduler skips a job's second
+        # run while its first goes on, with a warning and no wake-up.
         self.scheduler.add_job(partial(self._tracked, partial(self._fire, key)), "date",
-                               run_date=due_at, id=f"due@{key:.6f}",
-                               replace_existing=True, misfire_grace_time=None)
+                               run_date=due_at, id=f"due@{key:.6f}#{next(self._arming)}",
+                               misfire_grace_time=None)
 
     async def _fire(self, key: float) -> None:
         self._armed.discard(key)

@@ -119,3 +119,42 @@ async def test_arming_many_instants_wakes_the_scheduler_once(
     assert len(armed.scheduler.get_jobs()) == before + 500
     assert len(woken) == 1
     assert armed.scheduler.state == STATE_RUNNING  # firing jobs again
+
+
+@dataclass
+class HeldWakeups(Wakeups):
+    """Wake-ups whose first one is held (a drain still sending) until `release` is set."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def dispatch_due(self) -> None:
+        self.seen.append(self.clock.now())
+        if len(self.seen) == 1:
+            await self.release.wait()
+
+
+async def test_an_instant_armed_again_while_its_wake_up_runs_wakes_again(
+        db_path: Path) -> None:
+    """A message due at an instant whose timer is still running (a long drain) is armed again
+    and wakes the dispatcher again, not skipped as a second run of the same job."""
+    engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+    wakeups = HeldWakeups(LaggingClock(timedelta(0)))
+    armed = Timers(settings=SchedulerSettings(), sessions=session_factory(engine),
+                   clock=wakeups.clock, dispatch_due=wakeups.dispatch_due,
+                   recover=wakeups.recover)
+    armed.start()
+    try:
+        due = wakeups.clock.now() + timedelta(milliseconds=100)
+        armed.arm(due)
+        async with asyncio.timeout(5):
+            while not wakeups.seen:
+                await asyncio.sleep(0.01)
+            armed.arm(due)  # a message planned for that instant meanwhile
+            await asyncio.sleep(0.2)
+            wakeups.release.set()
+            while len(wakeups.seen) < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        wakeups.release.set()
+        await armed.stop(timeout=5)
+        await engine.dispose()
