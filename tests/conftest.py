@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -83,3 +84,14 @@ def make_client(
         return await aiohttp_client(create_app(settings, sender=sender, clock=clock))
 
     return start
+
+
+@pytest.fixture
+def frozen_heap() -> Iterator[None]:
+    """The heap as `serve` keeps it (gc.freeze at start, cli._freeze_heap), for a test that
+    times the service: in a suite's process a full collection walks the objects of every test
+    before, and one that fell in the window measured held the loop for most of a second."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()

@@ -192,7 +192,7 @@ class TestSend:
         assert len(world.fake.messages) == 5
 
     async def test_a_free_slot_is_refilled_at_once_not_when_half_are_free(
-        self, world: World
+        self, world: World, frozen_heap: None
     ) -> None:
         """Room for four, Twilio answering the first send in 0.1 s and the next three in
         0.4 s: the fifth message goes out as soon as the first is answered, beside the three

@@ -138,7 +138,7 @@ class TestCallbacks:
         assert [h["status"] for h in history] == ["scheduled", "sending", "sent", "delivered"]
 
     async def test_1000_queued_callbacks_take_few_transactions_and_sends_go_first(
-        self, start: Any
+        self, start: Any, frozen_heap: None
     ) -> None:
         """1,000 callbacks at once are a handful of transactions, and a message falling due
         while they are queued is still sent on time."""
