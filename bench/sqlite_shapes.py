@@ -1,0 +1,124 @@
+"""Issue 14's measure-first: one small write transaction in three shapes, on SQLite.
+
+`python bench/sqlite_shapes.py` runs 2,000 transactions shaped like a claim or an outcome (a
+statement whose rows are read, one history row, the commit) through:
+
+- `onetrip`: the service's engine today (service.db.create_engine: SQLAlchemy's aiosqlite
+  adapter with `sqlite_driver`'s one-trip cursors, built on the adapter's private parts);
+- `aiosqlite`: SQLAlchemy's stock aiosqlite dialect, BEGIN IMMEDIATE from the documented
+  `begin` event (public API only; four trips to SQLite's thread a statement);
+- `thread`: a sync pysqlite engine, the whole transaction one function run on a one-thread
+  executor (public API only; one trip a transaction).
+
+It prints, per transaction, the CPU of the event loop's thread (what a due message waits
+behind), the CPU of the whole process and the wall time, three rounds in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service.db import create_engine  # noqa: E402
+from service.sqlite_driver import insert_rows  # noqa: E402
+
+COUNT, ROUNDS = 2000, 3
+SELECT = sa.text("SELECT id FROM t WHERE id = :i")
+HISTORY = sa.text("INSERT INTO h (m, at) VALUES (:m, :at)")
+
+
+def _immediate(sync_engine: sa.Engine) -> None:
+    @event.listens_for(sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    @event.listens_for(sync_engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def onetrip(path: str) -> Callable[[int], Awaitable[None]]:
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+
+    async def run(i: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(SELECT, {"i": i})
+            await insert_rows(conn, "h", ("m", "at"), [(f"msg{i}", "2026-11-30 00:00")])
+
+    return run
+
+
+async def stock(path: str) -> Callable[[int], Awaitable[None]]:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}", pool_size=1, max_overflow=0)
+    _immediate(engine.sync_engine)
+
+    async def run(i: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(SELECT, {"i": i})
+            await conn.execute(HISTORY, {"m": f"msg{i}", "at": "2026-11-30 00:00"})
+
+    return run
+
+
+async def thread(path: str) -> Callable[[int], Awaitable[None]]:
+    engine = sa.create_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0)
+    _immediate(engine)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+    loop = asyncio.get_running_loop()
+
+    def transaction(i: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(SELECT, {"i": i}).all()
+            conn.execute(HISTORY, {"m": f"msg{i}", "at": "2026-11-30 00:00"})
+
+    async def run(i: int) -> None:
+        await loop.run_in_executor(writer, transaction, i)
+
+    return run
+
+
+async def measure(name: str, make: Callable[[str], Awaitable[Callable[[int], Awaitable[None]]]],
+                  path: str) -> None:
+    run = await make(path)
+    for i in range(200):
+        await run(i)
+    loop_cpu, cpu, wall = time.thread_time(), time.process_time(), time.perf_counter()
+    for i in range(COUNT):
+        await run(i)
+    loop_cpu, cpu = time.thread_time() - loop_cpu, time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    print(f"  {name:9} loop {loop_cpu / COUNT * 1e6:4.0f} µs, process {cpu / COUNT * 1e6:4.0f}"
+          f" µs, wall {wall / COUNT * 1e6:4.0f} µs a transaction")
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as work:
+        path = f"{work}/shapes.db"
+        setup = sa.create_engine(f"sqlite:///{path}")
+        with setup.begin() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            conn.exec_driver_sql("CREATE TABLE h (id INTEGER PRIMARY KEY, m TEXT, at TEXT)")
+        setup.dispose()
+        for round_ in range(ROUNDS):
+            print(f"round {round_ + 1}")
+            for name, make in (("onetrip", onetrip), ("aiosqlite", stock), ("thread", thread)):
+                await measure(name, make, path)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
