@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.db import create_engine  # noqa: E402
-from service.sqlite_driver import insert_rows  # noqa: E402
+from service.db import create_engine
+from service.sqlite_driver import insert_rows
 
 COUNT, ROUNDS = 2000, 3
 SELECT = sa.text("SELECT id FROM t WHERE id = :i")
