@@ -92,6 +92,24 @@ def make_settings(db: Path | str, **sections: dict[str, Any]) -> Settings:
     return Settings.model_validate(config_data(db, **sections))
 
 
+QUICK = {"title": "Quick", "steps": [
+    {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
+]}
+
+
+def quick_settings(db: Path | str) -> Settings:
+    """One clinic, "glow", in UTC without quiet hours, and a protocol "quick" of one step due
+    a second after the treatment."""
+    return make_settings(
+        db,
+        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
+                          "from_number": FROM, "webhook_secrets": [SECRET],
+                          "api_tokens": [TOKEN],
+                          "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+        protocols={"quick": QUICK},
+    )
+
+
 def completed_event(**overrides: Any) -> dict[str, Any]:
     """A treatment.completed body; `treatment=` and `patient=` merge into their parts."""
     now = datetime.now(UTC)

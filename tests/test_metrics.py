@@ -17,38 +17,22 @@ from service.db import create_engine
 from service.web.app import create_app
 from service.web.keys import TIMERS
 from tests.support import (
-    FROM,
-    SECRET,
     TOKEN,
     FakeClock,
     bearer,
     completed_event,
-    make_settings,
     post_event,
+    quick_settings,
     sample,
 )
 
 HTTP = "aftercare_http_request_duration_seconds"
 PATIENT_ROUTE = "/v1/clinics/{clinic_id}/patients/{patient_id}/messages"
-QUICK = {"title": "Quick", "steps": [
-    {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
-]}
-
-
-def settings_for(database: str) -> Any:
-    return make_settings(
-        database,
-        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
-                          "from_number": FROM, "webhook_secrets": [SECRET],
-                          "api_tokens": [TOKEN],
-                          "quiet_hours": {"start": "00:00", "end": "00:00"}}},
-        protocols={"quick": QUICK},
-    )
 
 
 @pytest.fixture
 async def client(db_path: Path, aiohttp_client: AiohttpClient) -> Any:
-    return await aiohttp_client(create_app(settings_for(f"sqlite+aiosqlite:///{db_path}")))
+    return await aiohttp_client(create_app(quick_settings(f"sqlite+aiosqlite:///{db_path}")))
 
 
 async def scrape(client: Any) -> str:
@@ -128,7 +112,7 @@ class TestStoredGauges:
         """Ready and nothing overdue while healthy; with the scheduler stopped, a message
         planned for 1 s after the treatment is 89 s overdue 90 s later, and not ready."""
         clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
-        client = await aiohttp_client(create_app(settings_for(database), clock=clock))
+        client = await aiohttp_client(create_app(quick_settings(database), clock=clock))
         text = await scrape(client)
         assert sample(text, "aftercare_ready") == 1.0
         assert sample(text, "aftercare_oldest_overdue_seconds") == 0.0

@@ -19,33 +19,20 @@ from service.web.app import create_app
 from service.web.keys import METRICS, SESSIONS
 from tests.fakes.proxy import Proxy
 from tests.support import (
-    FROM,
-    SECRET,
     TOKEN,
     bearer,
     completed_event,
     encode,
     make_settings,
+    quick_settings,
     sample,
     signed,
 )
 
-QUICK = {"title": "Quick", "steps": [
-    {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
-]}
-
 
 @pytest.fixture
 async def client(database: str, aiohttp_client: AiohttpClient) -> Any:
-    settings = make_settings(
-        database,
-        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
-                          "from_number": FROM, "webhook_secrets": [SECRET],
-                          "api_tokens": [TOKEN],
-                          "quiet_hours": {"start": "00:00", "end": "00:00"}}},
-        protocols={"quick": QUICK},
-    )
-    return await aiohttp_client(create_app(settings))
+    return await aiohttp_client(create_app(quick_settings(database)))
 
 
 async def send_one(client: Any) -> None:
