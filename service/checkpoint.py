@@ -77,5 +77,7 @@ async def _loop(path: Path, every: float, stop: asyncio.Event) -> None:
 
 def _connect(path: Path) -> sqlite3.Connection:
     """A connection of the checkpointer's own, for any of its threads (one at a time)."""
-    return sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=0, isolation_level=None,
-                           check_same_thread=False)
+    # mode=rw: never create the file (a missing one is readyz's to report); as_uri() escapes
+    # whatever the path holds.
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=0,
+                           isolation_level=None, check_same_thread=False)

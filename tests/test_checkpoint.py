@@ -51,6 +51,21 @@ class TestCheckpoints:
         finally:
             await engine.dispose()
 
+    async def test_a_path_with_spaces_and_a_hash_is_checkpointed(self, tmp_path: Path,
+                                                              db_path: Path) -> None:
+        odd = tmp_path / "clinic data #2" / "aftercare.db"
+        odd.parent.mkdir()
+        odd.write_bytes(db_path.read_bytes())
+        url = f"sqlite+aiosqlite:///{odd}"
+        engine = create_engine(url)
+        try:
+            before = odd.stat().st_size
+            await _fill(engine, PAGES)
+            async with checkpointing(url, every=0.05):
+                assert await _grown(odd, before + PAGES * PAGE, deadline=time.monotonic() + 10)
+        finally:
+            await engine.dispose()
+
     def test_only_an_sqlite_file_is_checkpointed(self, tmp_path: Path) -> None:
         assert database_file(f"sqlite+aiosqlite:///{tmp_path}/a.db") == tmp_path / "a.db"
         assert database_file("sqlite+aiosqlite:///:memory:") is None
