@@ -65,7 +65,7 @@ def _instant(text: str) -> datetime:
 def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from service.db import migrate
+    from service.storage.database import migrate
     from service.web.access_log import AccessLog
     from service.web.app import create_app
 
@@ -90,7 +90,7 @@ def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
     """Logging first, then what an operator must know; False when serving `host` is refused."""
     from service.config import fell_back
     from service.exposure import exposure_problems
-    from service.logs import configure_logging
+    from service.observability.logs import configure_logging
 
     configure_logging(logging.getLevelName(loaded.settings.server.log_level))
     if fell_back(args.config):
@@ -128,7 +128,7 @@ async def _freeze_heap(_app: object) -> None:
 
 
 def _migrate(loaded: Loaded, _args: argparse.Namespace) -> int:
-    from service.db import migrate
+    from service.storage.database import migrate
 
     migrate(loaded.settings.database.url)
     print("migrated to head")
@@ -145,7 +145,7 @@ def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
 
 
 def _preview(loaded: Loaded, args: argparse.Namespace) -> int:
-    from service.preview import preview
+    from service.planning.preview import preview
 
     try:
         print(preview(loaded.settings, protocol=args.protocol, clinic_id=args.clinic,

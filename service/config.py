@@ -51,8 +51,14 @@ from service.environment import (
     read_environment,
 )
 from service.errors import ConfigError
-from service.protocols import Protocol, Step
-from service.timing import DEFAULT_QUIET_HOURS, QuietHours, parse_clock, parse_days, parse_duration
+from service.planning.protocols import Protocol, Step
+from service.planning.timing import (
+    DEFAULT_QUIET_HOURS,
+    QuietHours,
+    parse_clock,
+    parse_days,
+    parse_duration,
+)
 
 FALLBACK_CONFIG = Path("config.example.toml")
 

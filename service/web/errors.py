@@ -12,10 +12,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import TypeAdapter
 
-from service.answers import PROBLEM as PROBLEM_ANSWER
-from service.answers import FieldProblem, Problem
 from service.errors import ProblemError
-from service.logs import REQUEST_ID
+from service.observability.logs import REQUEST_ID
+from service.reads.answers import PROBLEM as PROBLEM_ANSWER
+from service.reads.answers import FieldProblem, Problem
 
 log = logging.getLogger("aftercare.web")
 PROBLEM = "application/problem+json"
