@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.errors import FieldError, NotFound, Unprocessable
 from service.intake.payloads import PatientUpdate
-from service.planning.planner import Planner, message_row, row_id
+from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.reads import lookups
 from service.reads.answers import (
@@ -31,7 +31,8 @@ from service.reads.answers import (
 )
 from service.reads.views import patient_view, planned_view, treatment_view
 from service.storage import store
-from service.storage.models import OPTED_OUT, Message, Patient, Status, Treatment
+from service.storage.message_rows import message_row, plan_of
+from service.storage.models import OPTED_OUT, Message, Patient, Status, Treatment, row_id
 
 CANCELLED = "treatment cancelled"
 NO_CONSENT = "consent withdrawn"
@@ -197,7 +198,7 @@ class _Follow:
             return None
         if treatment.protocol not in self.planner.settings.protocols:
             return None
-        planned = self.planner.plan(self.clinic_id, treatment, self.patient)
+        planned = plan_of(self.planner, self.clinic_id, treatment, self.patient)
         return {(p.step, p.seq): p for p in planned}
 
     async def _update(self, row: Message, planned: PlannedMessage | None) -> None:

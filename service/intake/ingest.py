@@ -26,11 +26,11 @@ from service.intake.payloads import (
     TreatmentCompleted,
     parse_event,
 )
-from service.planning.planner import Planner, row_id
+from service.planning.planner import Planner
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import store
-from service.storage.models import Event, Message, Patient, Treatment
+from service.storage.models import Event, Message, Patient, Treatment, row_id
 from service.storage.writer_gate import WriterGate
 
 
@@ -82,11 +82,16 @@ class Ingest:
         """Finish the writes under way (before the database closes)."""
         await self.intake.close()
 
+    def _check(self, event: TreatmentCompleted, *, now: datetime) -> None:
+        treatment = event.data.treatment
+        self.planner.check(protocol=treatment.protocol, completed_at=treatment.completed_at,
+                           now=now)
+
     def _fresh(self, clinic_id: str, webhook_id: str, digest: str,
                event: TreatmentCompleted) -> Fresh | None:
         now = self.clock.now()
         try:
-            self.planner.check(event.data.treatment, now=now)
+            self._check(event, now=now)
         except ProblemError:
             return None  # `_once` answers, after looking for a replay of this webhook id
         return self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
@@ -125,7 +130,7 @@ class Ingest:
         """A treatment not stored yet, planned and stored by the batched path's own store
         function in this transaction (event row included); None when it is stored."""
         now = self.clock.now()
-        self.planner.check(event.data.treatment, now=now)
+        self._check(event, now=now)
         if await store.find_treatment(s, clinic_id, event.data.treatment.id) is not None:
             return None
         fresh = self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)

@@ -24,14 +24,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.config import Settings, zone
+from service.config import Settings
 from service.intake.payloads import TreatmentCompleted
 from service.planning import protocols
-from service.planning.planner import NewMessage, Planner, new_message, new_message_ids
+from service.planning.planner import Planner
+from service.planning.timing import zone
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import message_rows
 from service.storage.group_commit import GroupCommit
+from service.storage.message_rows import NewMessage, new_message, new_message_ids
 from service.storage.models import OPTED_OUT, Status
 from service.storage.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
 from service.storage.writer_gate import WriterGate

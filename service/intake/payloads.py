@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from service.config import zone
 from service.errors import FieldError, Unprocessable
+from service.planning.timing import zone
 
 MOBILE_TYPES = {
     phonenumbers.PhoneNumberType.MOBILE,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from service.config import Settings, zone
+from service.config import Settings
 from service.planning import protocols
 from service.planning.templates import segments
+from service.planning.timing import zone
 
 
 def preview(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "DEFAULT_QUIET_HOURS",
@@ -25,6 +25,7 @@ __all__ = [
     "parse_days",
     "parse_duration",
     "push_out_of_quiet_hours",
+    "zone",
 ]
 
 MAX_DAY = 366
@@ -44,6 +45,14 @@ _DURATION_RE = re.compile("".join(rf"(?:([0-9]{{1,9}}){unit})?" for unit, _ in _
 _CLOCK_RE = re.compile(r"([0-9]{2}):([0-9]{2})")
 _DAY_PART_RE = re.compile(r"([0-9]{1,9})(?:-([0-9]{1,9}))?")
 _DURATION_HINT = "use e.g. 90s, 15m, 2h, 3d, 4w, 1h30m"
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone `name`; ValueError when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
 
 
 def parse_duration(text: str) -> timedelta:

@@ -6,16 +6,17 @@ rows, so an id of another clinic is simply not found. Phone numbers come out mas
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.errors import NotFound
-from service.planning.planner import row_id
 from service.reads.answers import MessagePage, TreatmentAnswer
 from service.reads.paging import Cursor, MessageQuery, encode_cursor
 from service.reads.views import listed_view, message_view, treatment_view
 from service.storage import store
-from service.storage.models import Patient, Treatment
+from service.storage.models import Message, Patient, Treatment, row_id
 
 
 async def treatment(
@@ -66,7 +67,7 @@ async def patient_messages(
 async def _page(
     s: AsyncSession, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
 ) -> MessagePage:
-    rows = await store.message_page(s, clinic_id, page, patient_id=patient_id)
+    rows = await message_page(s, clinic_id, page, patient_id=patient_id)
     shown = rows[: page.limit]
     history = await store.history_of(s, [m.id for m, _, _ in shown])
     next_cursor = None
@@ -79,3 +80,39 @@ async def _page(
         ],
         "next_cursor": next_cursor,
     }
+
+
+async def message_page(
+    s: AsyncSession, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
+) -> list[tuple[Message, str, str]]:
+    """Up to `page.limit + 1` of the clinic's messages, newest first by (send_at, id), each
+    with its treatment's and patient's ids as the clinic knows them."""
+    query = (
+        select(Message, Treatment.external_id, Patient.external_id)
+        .join(Treatment, col(Treatment.id) == col(Message.treatment_id))
+        .join(Patient, col(Patient.id) == col(Message.patient_id))
+        .where(*_page_filters(clinic_id, page, patient_id))
+        .order_by(col(Message.send_at).desc(), col(Message.id).desc())
+        .limit(page.limit + 1)
+    )
+    return [(m, t, p) for m, t, p in (await s.exec(query)).all()]
+
+
+def _page_filters(
+    clinic_id: str, page: MessageQuery, patient_id: int | None
+) -> list[sa.ColumnElement[bool]]:
+    send_at = col(Message.send_at)
+    where = [col(Message.clinic_id) == clinic_id]
+    if patient_id is not None:
+        where.append(col(Message.patient_id) == patient_id)
+    if page.status is not None:
+        where.append(col(Message.status) == page.status)
+    if page.since is not None:
+        where.append(send_at >= page.since)
+    if page.until is not None:
+        where.append(send_at < page.until)
+    if page.after is not None:
+        # A row-value comparison: the index on (clinic_id, send_at, id) seeks straight to it.
+        position = sa.tuple_(send_at, col(Message.id))
+        where.append(position < sa.tuple_(page.after.send_at, page.after.id))
+    return where

@@ -1,4 +1,6 @@
-"""A plan's messages and their first history entries as rows, and their inserts.
+"""A plan's messages as rows: one builder (`new_message`) for every path that stores a
+plan (the batched intake, the one-by-one ingest, a re-plan after a correction), their first
+history entries, and their inserts; and a stored treatment's plan (`plan_of`).
 
 PostgreSQL takes them through SQLAlchemy Core (one executemany each). SQLite takes rows made
 ahead of the write, each value already as SQLAlchemy would store it (its per-value processing
@@ -8,16 +10,123 @@ of some 600 parameters an event was a fifth of ingest's CPU), many rows to a sta
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.planning.planner import NewMessage
-from service.storage.models import sqlite_text
+from service.planning import protocols
+from service.planning.planner import Planner
+from service.planning.timing import zone
+from service.storage.models import Message, Patient, Status, Treatment, row_id, sqlite_text
 from service.storage.sqlite_driver import insert_rows
 from service.storage.tables import HISTORY, MESSAGE
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """A planned message about to be inserted, as plain values (no ORM object)."""
+
+    id: str
+    clinic_id: str
+    treatment_id: int
+    patient_id: int
+    step: str
+    kind: str
+    seq: int
+    phone: str
+    locale: str
+    body: str
+    send_at: datetime
+    expires_at: datetime
+    status: Status
+    reason: str | None
+    updated_at: datetime
+
+    def values(self) -> dict[str, Any]:
+        """Its row: every column a new message sets (`due_at` starts at `send_at`)."""
+        return {
+            "id": self.id, "clinic_id": self.clinic_id, "treatment_id": self.treatment_id,
+            "patient_id": self.patient_id, "step": self.step, "kind": self.kind,
+            "seq": self.seq, "phone": self.phone, "locale": self.locale, "body": self.body,
+            "send_at": self.send_at, "due_at": self.send_at, "expires_at": self.expires_at,
+            "status": self.status, "reason": self.reason, "attempts": 0, "footer": False,
+            "updated_at": self.updated_at,
+        }
+
+
+def new_message(
+    planned: protocols.PlannedMessage,
+    *,
+    clinic_id: str,
+    treatment_id: int,
+    patient_id: int,
+    phone: str,
+    reason: str | None,
+    now: datetime,
+    message_id: str | None = None,
+) -> NewMessage:
+    """One planned message as a new row: scheduled, suppressed (`reason`), or expired."""
+    status, why = Status.SCHEDULED, reason
+    if reason is not None:
+        status = Status.SUPPRESSED
+    elif planned.expires_at <= now:
+        status, why = Status.EXPIRED, "its time had passed when the event arrived"
+    return NewMessage(
+        message_id or new_message_ids(now, 1)[0], clinic_id, treatment_id, patient_id,
+        planned.step, planned.kind, planned.seq, phone, planned.locale, planned.body,
+        planned.send_at, planned.expires_at, status, why, now,
+    )
+
+
+def new_message_ids(now: datetime, count: int) -> list[str]:
+    """`count` message ids that sort by creation time: their index grows at one end, so
+    inserting a plan touches a few pages instead of one per message (`msg_`, then 12 hex
+    digits of milliseconds and 12 random ones, drawn in one call for the lot)."""
+    stamp = f"msg_{int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF:012x}"
+    random = secrets.token_hex(6 * count)
+    return [stamp + random[12 * i:12 * i + 12] for i in range(count)]
+
+
+def message_row(
+    clinic_id: str,
+    treatment: Treatment,
+    patient: Patient,
+    planned: protocols.PlannedMessage,
+    *,
+    reason: str | None,
+    now: datetime,
+) -> Message:
+    """One planned message as a new ORM row (see `new_message`)."""
+    row = new_message(planned, clinic_id=clinic_id, treatment_id=row_id(treatment.id),
+                      patient_id=row_id(patient.id), phone=patient.phone, reason=reason,
+                      now=now)
+    return Message(**row.values())
+
+
+def plan_of(planner: Planner, clinic_id: str, treatment: Treatment,
+            patient: Patient) -> list[protocols.PlannedMessage]:
+    """The stored treatment's plan for the patient as they are now (name, locale, zone)."""
+    return planner.plan_for(
+        clinic_id,
+        treatment.protocol,
+        protocols.Treatment(
+            completed_at=treatment.completed_at,
+            session_number=treatment.session_number,
+            sessions_planned=treatment.sessions_planned,
+            serum=treatment.serum,
+        ),
+        protocols.Recipient(
+            first_name=patient.first_name,
+            timezone=zone(patient.timezone),
+            locale=patient.locale,
+        ),
+    )
+
 
 Row = tuple[Any, ...]
 _MESSAGE_COLUMNS = (

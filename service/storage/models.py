@@ -236,3 +236,9 @@ class ProviderStatus(SQLModel, table=True):
     status: str = Field(max_length=16)
     error_code: int | None = None
     received_at: datetime = Field(sa_type=_tz())
+
+
+def row_id(value: int | None) -> int:
+    """The primary key of a row that has been flushed."""
+    assert value is not None, "row was flushed"
+    return value

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.reads.paging import MessageQuery
 from service.storage.models import (
     OPTED_OUT,
     Event,
@@ -320,42 +319,6 @@ async def messages_by_id(s: AsyncSession, message_ids: Sequence[str]) -> list[Me
         .execution_options(populate_existing=True)
     )
     return list((await s.exec(query)).all())
-
-
-async def message_page(
-    s: AsyncSession, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
-) -> list[tuple[Message, str, str]]:
-    """Up to `page.limit + 1` of the clinic's messages, newest first by (send_at, id), each
-    with its treatment's and patient's ids as the clinic knows them."""
-    query = (
-        select(Message, Treatment.external_id, Patient.external_id)
-        .join(Treatment, col(Treatment.id) == col(Message.treatment_id))
-        .join(Patient, col(Patient.id) == col(Message.patient_id))
-        .where(*_page_filters(clinic_id, page, patient_id))
-        .order_by(col(Message.send_at).desc(), col(Message.id).desc())
-        .limit(page.limit + 1)
-    )
-    return [(m, t, p) for m, t, p in (await s.exec(query)).all()]
-
-
-def _page_filters(
-    clinic_id: str, page: MessageQuery, patient_id: int | None
-) -> list[sa.ColumnElement[bool]]:
-    send_at = col(Message.send_at)
-    where = [col(Message.clinic_id) == clinic_id]
-    if patient_id is not None:
-        where.append(col(Message.patient_id) == patient_id)
-    if page.status is not None:
-        where.append(col(Message.status) == page.status)
-    if page.since is not None:
-        where.append(send_at >= page.since)
-    if page.until is not None:
-        where.append(send_at < page.until)
-    if page.after is not None:
-        # A row-value comparison: the index on (clinic_id, send_at, id) seeks straight to it.
-        position = sa.tuple_(send_at, col(Message.id))
-        where.append(position < sa.tuple_(page.after.send_at, page.after.id))
-    return where
 
 
 async def count_by_status(s: AsyncSession) -> dict[str, int]:
