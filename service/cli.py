@@ -108,9 +108,8 @@ def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
 def _event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's event loop where it is installed (Linux and macOS), else asyncio's own.
 
-    Every send, claim and event is a chain of awaits on the one loop; uvloop's costs less a
-    step: a burst drained 9-26 % faster and the steady median dropped from 7-9 to 4-5 ms in
-    alternating runs here (README, benchmarks)."""
+    Every send, claim and event is a chain of awaits on the one loop, and uvloop's costs less a
+    step: bursts drain faster and the steady median is lower (README, benchmarks)."""
     try:
         import uvloop
     except ImportError:
@@ -119,10 +118,10 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _freeze_heap(_app: object) -> None:
-    # A full collection walks every object, and the ~130,000 a started service holds (modules,
-    # metadata, pydantic and twilio classes) made each one an 80 ms pause of the event loop:
-    # timers fired that late. What exists once started lives as long as the process; keep it
-    # out of collection (https://docs.python.org/3/library/gc.html#gc.freeze).
+    # A full collection walks every object, and the many a started service holds (modules,
+    # metadata, pydantic and twilio classes) made each one a long pause of the event loop:
+    # timers fired that late (README, Design). What exists once started lives as long as the
+    # process; keep it out of collection (https://docs.python.org/3/library/gc.html#gc.freeze).
     gc.collect()
     gc.freeze()
 

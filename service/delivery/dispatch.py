@@ -32,9 +32,9 @@ from service.delivery.sms.base import (
     SmsSender,
 )
 from service.observability.metrics import Metrics
-from service.storage import claims, store
+from service.storage import claims, reasons, store
 from service.storage.claims import Claim
-from service.storage.models import OPTED_OUT, Status
+from service.storage.models import Status
 from service.storage.store import Move
 from service.storage.writer_gate import WriterGate
 
@@ -116,8 +116,8 @@ class Dispatcher:
     async def _room_for_a_batch(self) -> None:
         # Claim again once half the slots' worth of claims ahead is used, not as each send
         # ends: a claim is a transaction, and one per message would be most of what a burst
-        # costs. The claims ahead keep every slot busy meanwhile: when Twilio takes 0.2 s to
-        # answer, waiting for half the slots to come free sent at three quarters of the pace.
+        # costs. The claims ahead keep every slot busy meanwhile: when Twilio is slow to answer,
+        # waiting for half the slots to come free left slots idle (README, benchmarks).
         wanted = max(1, self._room // 2)
         while (self._inflight
                and self._room + self._ahead - len(self._inflight) - len(self._ready) < wanted):
@@ -205,7 +205,8 @@ class Dispatcher:
         match error:
             case OptedOutError():
                 await self._record(Move(message.id, Status.FAILED, detail[:255], code,
-                                        {"error_code": code, "reason": "recipient unsubscribed"},
+                                        {"error_code": code,
+                                         "reason": reasons.RECIPIENT_UNSUBSCRIBED},
                                         opt_out=(message.clinic_id, message.phone)))
             case PermanentError():
                 await self._record(Move(message.id, Status.FAILED, detail[:255], code,
@@ -239,7 +240,8 @@ class Dispatcher:
         if due >= message.expires_at:
             await self._record(Move(message.id, Status.EXPIRED,
                                     f"{detail[:180]}; no retry before expiry", code,
-                                    {"reason": "expired while retrying", "lease_until": None}))
+                                    {"reason": reasons.EXPIRED_WHILE_RETRYING,
+                                     "lease_until": None}))
             return
         moved = await self._record(Move(message.id, Status.SCHEDULED,
                                         f"{detail[:180]}; retry at {due.isoformat()}", code,
@@ -324,10 +326,10 @@ async def _vet(conn: AsyncConnection, batch: claims.ClaimBatch, *,
 
 def _cancel_reason(state: claims.Standing) -> str | None:
     if state.cancelled:
-        return "treatment cancelled"
+        return reasons.TREATMENT_CANCELLED
     if not state.consents:
-        return "consent withdrawn"
-    return OPTED_OUT if state.stopped else None
+        return reasons.CONSENT_WITHDRAWN
+    return reasons.OPTED_OUT if state.stopped else None
 
 
 def _ms(delta: timedelta) -> int:

@@ -29,8 +29,8 @@ from service.storage.group_commit import GroupCommit
 from service.storage.writer_gate import WriterGate
 
 log = logging.getLogger("aftercare.return_path")
-# A callback batch of 200 writes in ~10-25 ms on SQLite here (README, "The return path"):
-# what a claim may wait behind it.
+# A callback batch of 200 is a short write on SQLite (README, benchmarks): what a claim may
+# wait behind it.
 CALLBACK_BATCH = 200
 REPLY_BATCH = 50
 

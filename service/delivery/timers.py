@@ -26,9 +26,10 @@ from service.storage import store
 log = logging.getLogger("aftercare.scheduler")
 BATCH = 5000
 # A refill reads instants and arms timers a slice at a time, and lets due sends go in between:
-# reading 5,000 instants at once held the event loop ~15 ms, and APScheduler takes 30-60 µs to
-# add a job here (a thousand new instants every poll at 200 messages/s). Between two slices of
-# new timers it pauses: yielding once only let each send go one step (one await) per slice.
+# reading a whole batch of instants at once held the event loop, and adding a job to
+# APScheduler is not free, with a new instant for every message of a steady load each poll
+# (README, benchmarks). Between two slices of new timers it pauses: yielding once only let
+# each send go one step (one await) per slice.
 READ_SLICE = 500
 ARM_SLICE = 20
 ARM_PAUSE = 0.002  # seconds
@@ -109,7 +110,7 @@ class Timers:
             return 0
         # APScheduler wakes up (a trip through the loop's self-pipe and a pass over its due
         # jobs) for every job added while it runs: a refill arming a thousand instants queued
-        # a thousand wake-ups, run back to back (~90 ms of stalled loop here). Paused, it
+        # a thousand wake-ups, run back to back (a stalled loop). Paused, it
         # takes them all and wakes up once, on resuming.
         self.scheduler.pause()
         try:

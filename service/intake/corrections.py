@@ -30,14 +30,10 @@ from service.reads.answers import (
     render,
 )
 from service.reads.views import patient_view, planned_view, treatment_view
-from service.storage import store
+from service.storage import reasons, store
 from service.storage.message_rows import message_row, plan_of
-from service.storage.models import OPTED_OUT, Message, Patient, Status, Treatment, row_id
+from service.storage.models import Message, Patient, Status, Treatment, row_id
 
-CANCELLED = "treatment cancelled"
-NO_CONSENT = "consent withdrawn"
-DROPPED = "not in the plan for the patient's new time zone"
-TOO_LATE = "its time had passed in the patient's new time zone"
 Plan = dict[tuple[str, int], PlannedMessage]
 
 
@@ -64,7 +60,8 @@ async def cancel(
         s.add(treatment)
     for message in await store.messages_of(s, row_id(treatment.id)):
         if message.status == Status.SCHEDULED:
-            await _end(s, message.id, Status.CANCELLED, CANCELLED, source=source, now=now)
+            await _end(s, message.id, Status.CANCELLED, reasons.TREATMENT_CANCELLED,
+                       source=source, now=now)
     return treatment
 
 
@@ -172,10 +169,10 @@ class _Follow:
 
     async def _stop_reason(self) -> str | None:
         if not self.patient.sms_consent:
-            return NO_CONSENT
+            return reasons.CONSENT_WITHDRAWN
         if self.change.phone and await store.is_opted_out(self.s, self.clinic_id,
                                                           self.patient.phone):
-            return OPTED_OUT
+            return reasons.OPTED_OUT
         return None
 
     async def _treatment(self, treatment_id: int, rows: list[Message]) -> None:
@@ -185,7 +182,7 @@ class _Follow:
         for row in rows:
             planned = None if plan is None else plan.get((row.step, row.seq))
             if self.change.zone and plan is not None and planned is None:
-                await self._end(row, Status.CANCELLED, DROPPED)
+                await self._end(row, Status.CANCELLED, reasons.NOT_IN_NEW_ZONE_PLAN)
             else:
                 await self._update(row, planned)
         if self.change.zone and plan is not None:
@@ -206,7 +203,7 @@ class _Follow:
         if not values:
             return
         if values.get("expires_at", row.expires_at) <= self.now:
-            await self._end(row, Status.EXPIRED, TOO_LATE, values=values)
+            await self._end(row, Status.EXPIRED, reasons.TOO_LATE_IN_NEW_ZONE, values=values)
             return
         detail = "patient.updated: " + ", ".join(what)
         if await store.move(self.s, row.id, to=Status.SCHEDULED, now=self.now,

@@ -35,7 +35,7 @@ from service.storage.writer_gate import WriterGate
 
 
 @dataclass(frozen=True)
-class Reply:
+class EventAnswer:
     """An event's answer: status, JSON body, the messages now due to be armed, and the
     event's type (for metrics)."""
 
@@ -60,7 +60,7 @@ class Ingest:
         self.intake = Intake(settings=settings, sessions=sessions, planner=self.planner,
                              gate=self.gate)
 
-    async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> Reply:
+    async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> EventAnswer:
         """Store the event's effect and return its answer; replays return the first answer.
 
         A new treatment takes the batched path (`intake`); everything else, and a new
@@ -71,7 +71,7 @@ class Ingest:
             fresh = self._fresh(clinic_id, webhook_id, digest, event)
             written = None if fresh is None else await self.intake.write(fresh)
             if written is not None:
-                return Reply(202, written.body, written.due, event.type)
+                return EventAnswer(202, written.body, written.due, event.type)
         try:
             return await self._once(clinic_id, webhook_id, raw, digest, event)
         except IntegrityError:
@@ -97,7 +97,7 @@ class Ingest:
         return self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
 
     async def _once(self, clinic_id: str, webhook_id: str, raw: bytes, digest: str,
-                    event: AnyEvent | None) -> Reply:
+                    event: AnyEvent | None) -> EventAnswer:
         """One event in a transaction of its own; `event` is `raw` parsed, None when it did
         not parse (a replay of its webhook id answers first, then its parse error)."""
         async with self.gate.background(), self.sessions.begin() as s:
@@ -105,7 +105,7 @@ class Ingest:
             if previous is not None:
                 if previous.body_sha256 != digest:
                     raise Conflict("this webhook-id was already used with a different body")
-                return Reply(200, previous.response, type=previous.type)
+                return EventAnswer(200, previous.response, type=previous.type)
             event = event or parse_event(raw)
             if isinstance(event, TreatmentCompleted):
                 fresh = await self._new_plan(s, clinic_id, webhook_id, digest, event)
@@ -126,7 +126,7 @@ class Ingest:
             return reply
 
     async def _new_plan(self, s: AsyncSession, clinic_id: str, webhook_id: str, digest: str,
-                        event: TreatmentCompleted) -> Reply | None:
+                        event: TreatmentCompleted) -> EventAnswer | None:
         """A treatment not stored yet, planned and stored by the batched path's own store
         function in this transaction (event row included); None when it is stored."""
         now = self.clock.now()
@@ -136,7 +136,7 @@ class Ingest:
         fresh = self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
         [written] = await self.intake.store(await s.connection(), [fresh])
         assert written is not None  # neither its webhook id nor its treatment is stored
-        return Reply(202, written.body, written.due, event.type)
+        return EventAnswer(202, written.body, written.due, event.type)
 
     async def _apply(
         self,
@@ -144,7 +144,7 @@ class Ingest:
         clinic_id: str,
         webhook_id: str,
         event: AnyEvent,
-    ) -> Reply:
+    ) -> EventAnswer:
         if isinstance(event, TreatmentCompleted):
             return await self._completed(s, clinic_id, webhook_id, event)
         now = self.clock.now()
@@ -156,17 +156,17 @@ class Ingest:
             effect = await corrections.patient_updated(
                 s, self.planner, clinic_id, event.data.patient, now=now, event_id=webhook_id
             )
-        return Reply(202, effect.body, effect.due, event.type)
+        return EventAnswer(202, effect.body, effect.due, event.type)
 
     async def _completed(self, s: AsyncSession, clinic_id: str, webhook_id: str,
-                         event: TreatmentCompleted) -> Reply:
+                         event: TreatmentCompleted) -> EventAnswer:
         """A treatment already stored, under another webhook id: its plan, as it stands."""
         existing = await store.find_treatment(s, clinic_id, event.data.treatment.id)
         assert existing is not None  # `_new_plan` stored it otherwise
         patient = await s.get(Patient, existing.patient_id)
         assert patient is not None
         messages = await store.messages_of(s, row_id(existing.id))
-        return Reply(200, _answer(webhook_id, existing, patient, messages),
+        return EventAnswer(200, _answer(webhook_id, existing, patient, messages),
                      type="treatment.completed")
 
 

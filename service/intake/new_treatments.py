@@ -31,15 +31,14 @@ from service.planning.planner import Planner
 from service.planning.timing import zone
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import planned_view, treatment_view
-from service.storage import message_rows
+from service.storage import message_rows, reasons
 from service.storage.group_commit import GroupCommit
 from service.storage.message_rows import NewMessage, new_message, new_message_ids
-from service.storage.models import OPTED_OUT, Status
+from service.storage.models import Status
 from service.storage.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
 from service.storage.writer_gate import WriterGate
 
 BATCH = 64
-NO_CONSENT = "patient has not consented to SMS"
 
 
 @dataclass(slots=True)
@@ -221,8 +220,8 @@ def suppression(*, consents: bool, stopped: bool) -> str | None:
     """Why a new plan is recorded but not sent (SPEC §5), or None: the patient has not
     consented, or their number said STOP to the clinic."""
     if not consents:
-        return NO_CONSENT
-    return OPTED_OUT if stopped else None
+        return reasons.NO_CONSENT
+    return reasons.OPTED_OUT if stopped else None
 
 
 def _reason(fresh: Fresh, *, stopped: bool) -> str | None:

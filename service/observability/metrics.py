@@ -3,8 +3,8 @@
 Counters and histograms are this process's; the per-status message counts and the pending
 count are read from the database (shared by every replica) when `/metrics` is scraped, unless
 the last count is recent for what it cost (`COUNT_BUDGET`): counting a million rows takes
-0.13-0.44 s of the database (by machine), and a scrape every 15 s held an idle service at
-0.7 % of a core instead of 0.1 % (0.4 % now; README, benchmarks). The oldest scheduled
+the database a noticeable fraction of a second, and a scrape every 15 s counting each time
+held an idle service at several times its idle CPU (README, benchmarks). The oldest scheduled
 `send_at` is read with them, and its age taken at each scrape by the app's clock.
 
 The registry also carries prometheus_client's process, platform and GC collectors. No
@@ -35,7 +35,7 @@ LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # The database's counts are reused until they are this many times older than counting took:
-# at most 0.5 % of the time spent counting (a million rows: once in 25-90 s; a small
+# at most 1/200 of the time spent counting (a million rows: once in tens of seconds; a small
 # database: every scrape but the ones a few milliseconds apart).
 COUNT_BUDGET = 200
 

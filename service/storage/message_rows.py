@@ -4,7 +4,8 @@ history entries, and their inserts; and a stored treatment's plan (`plan_of`).
 
 PostgreSQL takes them through SQLAlchemy Core (one executemany each). SQLite takes rows made
 ahead of the write, each value already as SQLAlchemy would store it (its per-value processing
-of some 600 parameters an event was a fifth of ingest's CPU), many rows to a statement
+of an event's hundreds of parameters was a large share of ingest's CPU; README, benchmarks),
+many rows to a statement
 (`sqlite_driver.insert_rows`).
 """
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.planning import protocols
 from service.planning.planner import Planner
 from service.planning.timing import zone
+from service.storage import reasons
 from service.storage.models import Message, Patient, Status, Treatment, row_id, sqlite_text
 from service.storage.sqlite_driver import insert_rows
 from service.storage.tables import HISTORY, MESSAGE
@@ -75,7 +77,7 @@ def new_message(
     if reason is not None:
         status = Status.SUPPRESSED
     elif planned.expires_at <= now:
-        status, why = Status.EXPIRED, "its time had passed when the event arrived"
+        status, why = Status.EXPIRED, reasons.TOO_LATE_ON_ARRIVAL
     return NewMessage(
         message_id or new_message_ids(now, 1)[0], clinic_id, treatment_id, patient_id,
         planned.step, planned.kind, planned.seq, phone, planned.locale, planned.body,

@@ -31,7 +31,6 @@ class Status(StrEnum):
 
 # Why a message to a number that said STOP is not sent: the reason on the message and in its
 # history, wherever that is decided (planning, dispatch, the STOP itself).
-OPTED_OUT = "number opted out (STOP)"
 
 # Where each status may go next; a late or repeated update outside this map is ignored.
 _NEXT: dict[Status, frozenset[Status]] = {

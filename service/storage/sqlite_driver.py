@@ -185,8 +185,8 @@ def _commit_after(ahead: Ahead, conn: sqlite3.Connection) -> None:
 def begin_with_next_statement(dbapi_connection: Any, begin: str) -> None:
     """Have SQLite run `begin` (a BEGIN statement) just before the connection's next statement,
     in that statement's trip to the connection's thread. As its own statement, a BEGIN cost
-    what any statement costs SQLAlchemy (~0.2 ms of the event loop here), and every claim and
-    every outcome is a transaction."""
+    what any statement costs SQLAlchemy in the event loop (README, benchmarks), and every claim
+    and every outcome is a transaction."""
     dbapi_connection.pending_begin = begin
 
 
@@ -219,7 +219,7 @@ async def insert_rows(conn: AsyncConnection, table: str, columns: tuple[str, ...
     then waits to take it back from the event loop, which holds it for up to a switch
     interval (5 ms), so an executemany of a few hundred rows made this thread wait a few
     hundred times. With the next statement: as one of its own, each insert cost what any
-    statement costs SQLAlchemy (~0.2 ms of the event loop here); a claim and an outcome each
+    statement costs SQLAlchemy in the event loop; a claim and an outcome each
     write history."""
     adapted = cast(OneTripConnection, (await conn.get_raw_connection()).dbapi_connection)
     per = VARIABLES // len(columns)

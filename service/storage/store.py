@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from itertools import groupby
 from typing import Any, NamedTuple
@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from service.storage import reasons
 from service.storage.models import (
-    OPTED_OUT,
     Event,
     Message,
     MessageHistory,
@@ -253,24 +253,6 @@ async def stale_claims(s: AsyncSession, now: datetime, *, limit: int) -> list[st
     return list((await s.exec(query)).all())
 
 
-async def take_over(
-    s: AsyncSession, message_id: str, *, now: datetime, instance: str, lease: timedelta
-) -> Message | None:
-    """Take over a stale claim so that only one instance reconciles it."""
-    stmt = (
-        sa.update(Message)
-        .where(
-            col(Message.id) == message_id,
-            col(Message.status) == Status.SENDING,
-            col(Message.lease_until) < now,
-        )
-        .values(claimed_by=instance, lease_until=now + lease, updated_at=now)
-        .returning(Message)
-    )
-    row = (await s.exec(stmt)).first()
-    return None if row is None else row[0]
-
-
 async def opt_out(
     s: AsyncSession, clinic_id: str, phone: str, *, now: datetime, source: str
 ) -> list[str]:
@@ -288,8 +270,8 @@ async def opt_out(
             to=Status.CANCELLED,
             now=now,
             allowed_from=[Status.SCHEDULED],
-            detail=OPTED_OUT,
-            values={"reason": OPTED_OUT},
+            detail=reasons.OPTED_OUT,
+            values={"reason": reasons.OPTED_OUT},
         ):
             cancelled.append(message_id)
     return cancelled
