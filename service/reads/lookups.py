@@ -2,6 +2,8 @@
 
 Every function takes the clinic id from the authorized path and looks only at that clinic's
 rows, so an id of another clinic is simply not found. Phone numbers come out masked.
+The message lists' paged query (`message_page`, keyset on `(send_at, id)`) is the read API's
+own and lives here; everything else it reads through `storage.store`.
 """
 
 from __future__ import annotations
