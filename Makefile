@@ -47,9 +47,12 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 bench: $(BENCH_STAMP)
 	$(PY) bench/run.py --concurrency 16,32
 
+# The layer contract ([tool.importlinter] in pyproject.toml) too; tests/test_layers.py runs it in
+# `make test`, and shows that a planning → storage import breaks it.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check service tests
+	$(VENV)/bin/ruff check service tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 clean:
 	rm -rf $(VENV) *.db *.db-wal *.db-shm

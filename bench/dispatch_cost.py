@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import seed  # noqa: E402
 
-from service import sqlite_driver  # noqa: E402
 from service.config import Settings  # noqa: E402
-from service.db import create_engine, migrate, session_factory  # noqa: E402
-from service.dispatch import Dispatcher  # noqa: E402
-from service.sms.base import Accepted, OutgoingSms  # noqa: E402
+from service.delivery.dispatch import Dispatcher  # noqa: E402
+from service.delivery.sms.base import Accepted, OutgoingSms  # noqa: E402
+from service.storage import sqlite_driver  # noqa: E402
+from service.storage.database import create_engine, migrate, session_factory  # noqa: E402
 
 COUNT, WARMUP = 2000, 100
 SPENT: collections.defaultdict[str, float] = collections.defaultdict(float)

@@ -3,7 +3,7 @@
 The service owns the schema (its migrations run first); this writes what an event would have
 planned: patients, treatments, `scheduled` messages and their first history rows. SQLite goes
 through the sqlite3 module in big transactions (the service stores datetimes there as naive
-UTC strings 'YYYY-MM-DD HH:MM:SS.ffffff', see UTCDateTime in service/models.py); PostgreSQL
+UTC strings 'YYYY-MM-DD HH:MM:SS.ffffff', see UTCDateTime in service/storage/models.py); PostgreSQL
 through asyncpg's COPY.
 """
 

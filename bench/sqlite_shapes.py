@@ -3,8 +3,9 @@
 `python bench/sqlite_shapes.py` runs 2,000 transactions shaped like a claim or an outcome (a
 statement whose rows are read, one history row, the commit) through:
 
-- `onetrip`: the service's engine today (service.db.create_engine: SQLAlchemy's aiosqlite
-  adapter with `sqlite_driver`'s one-trip cursors, built on the adapter's private parts);
+- `onetrip`: the service's engine today (`service.storage.database.create_engine`:
+  SQLAlchemy's aiosqlite adapter with `sqlite_driver`'s one-trip cursors, built on the
+  adapter's private parts);
 - `aiosqlite`: SQLAlchemy's stock aiosqlite dialect, BEGIN IMMEDIATE from the documented
   `begin` event (public API only; four trips to SQLite's thread a statement);
 - `thread`: a sync pysqlite engine, the whole transaction one function run on a one-thread
@@ -33,8 +34,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.db import create_engine
-from service.sqlite_driver import insert_rows
+from service.storage.database import create_engine
+from service.storage.sqlite_driver import insert_rows
 
 COUNT, ROUNDS = 2000, 3
 SELECT = sa.text("SELECT id FROM t WHERE id = :i")

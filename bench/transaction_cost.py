@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from service.db import create_engine  # noqa: E402
-from service.sqlite_driver import insert_rows  # noqa: E402
+from service.storage.database import create_engine  # noqa: E402
+from service.storage.sqlite_driver import insert_rows  # noqa: E402
 
 COUNT = 2000
 

@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import service.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from service.db import create_engine, migration_lock
+import service.storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from service.storage.database import create_engine, migration_lock
 
 config = context.config
 target_metadata = SQLModel.metadata

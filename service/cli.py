@@ -65,7 +65,7 @@ def _instant(text: str) -> datetime:
 def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from service.db import migrate
+    from service.storage.database import migrate
     from service.web.access_log import AccessLog
     from service.web.app import create_app
 
@@ -90,7 +90,7 @@ def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
     """Logging first, then what an operator must know; False when serving `host` is refused."""
     from service.config import fell_back
     from service.exposure import exposure_problems
-    from service.logs import configure_logging
+    from service.observability.logs import configure_logging
 
     configure_logging(logging.getLevelName(loaded.settings.server.log_level))
     if fell_back(args.config):
@@ -108,9 +108,8 @@ def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
 def _event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's event loop where it is installed (Linux and macOS), else asyncio's own.
 
-    Every send, claim and event is a chain of awaits on the one loop; uvloop's costs less a
-    step: a burst drained 9-26 % faster and the steady median dropped from 7-9 to 4-5 ms in
-    alternating runs here (README, benchmarks)."""
+    Every send, claim and event is a chain of awaits on the one loop, and uvloop's costs less a
+    step: bursts drain faster and the steady median is lower (README, benchmarks)."""
     try:
         import uvloop
     except ImportError:
@@ -119,16 +118,16 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def _freeze_heap(_app: object) -> None:
-    # A full collection walks every object, and the ~130,000 a started service holds (modules,
-    # metadata, pydantic and twilio classes) made each one an 80 ms pause of the event loop:
-    # timers fired that late. What exists once started lives as long as the process; keep it
-    # out of collection (https://docs.python.org/3/library/gc.html#gc.freeze).
+    # A full collection walks every object, and the many a started service holds (modules,
+    # metadata, pydantic and twilio classes) made each one a long pause of the event loop:
+    # timers fired that late (README, Design). What exists once started lives as long as the
+    # process; keep it out of collection (https://docs.python.org/3/library/gc.html#gc.freeze).
     gc.collect()
     gc.freeze()
 
 
 def _migrate(loaded: Loaded, _args: argparse.Namespace) -> int:
-    from service.db import migrate
+    from service.storage.database import migrate
 
     migrate(loaded.settings.database.url)
     print("migrated to head")
@@ -145,7 +144,7 @@ def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
 
 
 def _preview(loaded: Loaded, args: argparse.Namespace) -> int:
-    from service.preview import preview
+    from service.planning.preview import preview
 
     try:
         print(preview(loaded.settings, protocol=args.protocol, clinic_id=args.clinic,

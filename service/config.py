@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import (
@@ -51,8 +50,15 @@ from service.environment import (
     read_environment,
 )
 from service.errors import ConfigError
-from service.protocols import Protocol, Step
-from service.timing import DEFAULT_QUIET_HOURS, QuietHours, parse_clock, parse_days, parse_duration
+from service.planning.protocols import Protocol, Step
+from service.planning.timing import (
+    DEFAULT_QUIET_HOURS,
+    QuietHours,
+    parse_clock,
+    parse_days,
+    parse_duration,
+    zone,
+)
 
 FALLBACK_CONFIG = Path("config.example.toml")
 
@@ -253,14 +259,6 @@ class Settings(BaseSettings):
         p = self.protocols[key]
         steps = tuple(s.step(locale) for s in p.steps)
         return Protocol(key=key, title=p.title, default_serum=p.default_serum, steps=steps)
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone `name`; ValueError when unknown."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
 
 
 def resolve_config_path(explicit: str | None, environ: Mapping[str, str] = os.environ) -> Path:

@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.config import Settings, StepSettings
-from service.protocols import timing_problems
-from service.templates import template_problems
+from service.planning.protocols import timing_problems
+from service.planning.templates import template_problems
 
 
 def cross_check(settings: Settings) -> list[str]:

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from service.config import Settings
-from service.db import migrate
-from service.sms.base import SmsSender
+from service.delivery.sms.base import SmsSender
+from service.storage.database import migrate
 from service.web.app import create_app
 from tests.pg import emptied, worker_database
 from tests.support import FakeClock, make_settings

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from service.db import migrate
+from service.storage.database import migrate
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 

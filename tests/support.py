@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from standardwebhooks import Webhook
 
-from service import store
 from service.config import Settings
-from service.models import Message, Status
+from service.storage import store
+from service.storage.models import Message, Status
 from service.web.keys import SESSIONS
 
 SECRET = "whsec_" + base64.b64encode(b"aftercare-test-secret-0123456789").decode()

@@ -1,4 +1,4 @@
-"""WAL checkpoints run beside the writer, never inside its commits (service.checkpoint)."""
+"""WAL checkpoints run beside the writer, never inside its commits (service.storage.checkpoint)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.checkpoint import checkpointing, database_file
-from service.db import create_engine
+from service.storage.checkpoint import checkpointing, database_file
+from service.storage.database import create_engine
 
 PAGE = 4096
 PAGES = 1500  # past SQLite's default autocheckpoint (1,000 pages), under the backstop

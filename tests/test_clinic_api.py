@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from service.config import Settings
-from service.models import Status
+from service.storage.models import Status
 from tests.conftest import AppClient
 from tests.support import (
     OTHER_SECRET,

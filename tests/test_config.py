@@ -12,8 +12,8 @@ import pytest
 
 from service.config import Settings, load_settings, resolve_config_path
 from service.errors import ConfigError
-from service.preview import preview
-from service.timing import parse_days
+from service.planning.preview import preview
+from service.planning.timing import parse_days
 from tests.support import SECRET, config_data
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from service.config import Settings
-from service.models import Event, Message, OptOut, Patient, Status
+from service.storage.models import Event, Message, OptOut, Patient, Status
 from service.web.keys import SESSIONS
 from tests.conftest import AppClient
 from tests.support import (

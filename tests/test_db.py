@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from service.db import create_engine, session_factory
-from service.models import OptOut
-from service.sqlite_driver import OneTripCursor, insert_rows
+from service.storage.database import create_engine, session_factory
+from service.storage.models import OptOut
+from service.storage.sqlite_driver import OneTripCursor, insert_rows
 
 
 class TestSqlite:
@@ -177,6 +177,6 @@ class TestMigrations:
         """The migrations build exactly the tables the models describe (no drift)."""
         from alembic import command
 
-        from service.db import alembic_config
+        from service.storage.database import alembic_config
 
         command.check(alembic_config(f"sqlite+aiosqlite:///{db_path}"))

@@ -29,7 +29,7 @@ PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not on PATH (Debian: apt-get install prometheus)")
 
-# Metrics the rules and the dashboard may name before service/metrics.py has them.
+# Metrics the rules and the dashboard may name before service/observability/metrics.py has them.
 FUTURE_METRICS = {
     # Being added with the §14 metrics (HTTP requests, /readyz and the overdue gauge at scrape).
     "aftercare_http_request_duration_seconds",
@@ -164,8 +164,8 @@ class TestHealthcheck:
 
 
 def exported_metrics() -> set[str]:
-    """The metric names service/metrics.py registers, from its source."""
-    source = (ROOT / "service" / "metrics.py").read_text()
+    """The metric names service/observability/metrics.py registers, from its source."""
+    source = (ROOT / "service" / "observability" / "metrics.py").read_text()
     return set(re.findall(r"\"(aftercare_[a-z_]+)\"", source))
 
 

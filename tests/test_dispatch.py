@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service import claims, store
-from service.db import create_engine, session_factory
-from service.dispatch import Dispatcher
-from service.ingest import Ingest
-from service.models import Message, OptOut, Status, Treatment
-from service.sms.twilio import TwilioSender
-from service.store import Move
+from service.delivery.dispatch import Dispatcher
+from service.delivery.sms.twilio import TwilioSender
+from service.intake.ingest import Ingest
+from service.storage import claims, store
+from service.storage.database import create_engine, session_factory
+from service.storage.models import Message, OptOut, Status, Treatment
+from service.storage.store import Move
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
 from tests.processes import until_async
 from tests.support import (

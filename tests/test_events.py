@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from service.models import Event, Message, MessageHistory, OptOut, Patient, Treatment
+from service.storage.models import Event, Message, MessageHistory, OptOut, Patient, Treatment
 from service.web.keys import ENGINE, SESSIONS
 from tests.conftest import AppClient
 from tests.support import (

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clock import SystemClock
-from service.db import create_engine, session_factory
-from service.ingest import Ingest
-from service.payloads import TreatmentCompleted, parse_event
+from service.intake.ingest import Ingest
+from service.intake.payloads import TreatmentCompleted, parse_event
+from service.storage.database import create_engine, session_factory
 from tests.support import completed_event, encode, make_settings
 
 WAITING = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")

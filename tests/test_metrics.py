@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from service import store
-from service.db import create_engine
+from service.storage import store
+from service.storage.database import create_engine
 from service.web.app import create_app
 from service.web.keys import TIMERS
 from tests.support import (

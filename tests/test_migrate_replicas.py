@@ -17,7 +17,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from service.db import MIGRATION_LOCK, alembic_config
+from service.storage.database import MIGRATION_LOCK, alembic_config
 from tests.fakes.proxy import Proxy
 from tests.pg import admin, require_server, server_url, with_database
 from tests.processes import ROOT, config_text

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from twilio.request_validator import RequestValidator
 
-from service.models import Status
-from service.openapi import document
-from service.payloads import EXAMPLE
+from service.intake.payloads import EXAMPLE
+from service.storage.models import Status
+from service.web.openapi import document
 from tests.conftest import AppClient
 from tests.fakes.twilio import free_port
 from tests.processes import ROOT

@@ -13,8 +13,8 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy.engine import make_url
 
-from service.logs import JsonFormatter, stamp_request_id
-from service.metrics import Metrics
+from service.observability.logs import JsonFormatter, stamp_request_id
+from service.observability.metrics import Metrics
 from service.web.app import create_app
 from service.web.keys import METRICS, SESSIONS
 from tests.fakes.proxy import Proxy

@@ -1,4 +1,4 @@
-"""Protocol steps to a plan of messages (service.protocols)."""
+"""Protocol steps to a plan of messages (service.planning.protocols)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.protocols import (
+from service.planning.protocols import (
     ClinicView,
     PlannedMessage,
     Protocol,
@@ -22,7 +22,7 @@ from service.protocols import (
     render_values,
     timing_problems,
 )
-from service.timing import DEFAULT_QUIET_HOURS, QuietHours
+from service.planning.timing import DEFAULT_QUIET_HOURS, QuietHours
 
 LA = ZoneInfo("America/Los_Angeles")
 BERLIN = ZoneInfo("Europe/Berlin")

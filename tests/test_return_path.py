@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from service.callbacks import Outcome
-from service.models import Message, MessageHistory, OptOut, ProviderStatus
-from service.return_path import CALLBACK_BATCH
+from service.delivery.callbacks import Outcome
+from service.delivery.return_path import CALLBACK_BATCH
+from service.storage.models import Message, MessageHistory, OptOut, ProviderStatus
 from service.web.keys import RETURN_PATH, SESSIONS
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, sign_twilio
 from tests.processes import until_async as until

@@ -15,8 +15,8 @@ import pytest
 from apscheduler.schedulers.base import STATE_RUNNING
 
 from service.config import SchedulerSettings
-from service.db import create_engine, session_factory
-from service.scheduler import Timers
+from service.delivery.timers import Timers
+from service.storage.database import create_engine, session_factory
 
 
 @dataclass

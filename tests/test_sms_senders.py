@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpServer
 
-from service.masking import mask_phone, mask_phones
-from service.sms.base import (
+from service.delivery.sms.base import (
     Accepted,
     AmbiguousError,
     OptedOutError,
@@ -21,8 +20,9 @@ from service.sms.base import (
     PermanentError,
     RetryableError,
 )
-from service.sms.console import ConsoleSender
-from service.sms.twilio import TwilioSender
+from service.delivery.sms.console import ConsoleSender
+from service.delivery.sms.twilio import TwilioSender
+from service.observability.masking import mask_phone, mask_phones
 from tests.fakes.twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,

@@ -1,4 +1,4 @@
-"""Placeholders, locale choice and SMS segments (service.templates)."""
+"""Placeholders, locale choice and SMS segments (service.planning.templates)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.templates import PLACEHOLDERS, Segments, pick_text, render, segments, template_problems
+from service.planning.templates import (
+    PLACEHOLDERS,
+    Segments,
+    pick_text,
+    render,
+    segments,
+    template_problems,
+)
 
 KNOWN = (
     "{clinic_name}, {first_name}, {next_session_number}, {serum}, "

@@ -1,4 +1,4 @@
-"""Durations, clock times, days, quiet hours and DST (service.timing)."""
+"""Durations, clock times, days, quiet hours and DST (service.planning.timing)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.timing import (
+from service.planning.timing import (
     DEFAULT_QUIET_HOURS,
     QuietHours,
     format_duration,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from service.models import Inbound, Message, OptOut
+from service.storage.models import Inbound, Message, OptOut
 from service.web.app import create_app
 from service.web.keys import SESSIONS
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve, sign_twilio

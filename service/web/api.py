@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import amend, reads
-from service.answers import PAGE, TREATMENT
-from service.paging import parse_query
+from service.intake import corrections
+from service.reads import lookups
+from service.reads.answers import PAGE, TREATMENT
+from service.reads.paging import parse_query
 from service.web.auth import authorize
 from service.web.errors import answer
 from service.web.keys import CLOCK, READS, SESSIONS, SETTINGS
@@ -22,7 +23,7 @@ routes = web.RouteTableDef()
 async def get_treatment(request: web.Request) -> web.Response:
     """The treatment and its messages, each with its history."""
     clinic_id = authorize(request, request.app[SETTINGS])
-    found = await reads.treatment(request.app[READS], clinic_id,
+    found = await lookups.treatment(request.app[READS], clinic_id,
                                   request.match_info["treatment_id"])
     return answer(TREATMENT, found)
 
@@ -31,7 +32,7 @@ async def get_treatment(request: web.Request) -> web.Response:
 async def cancel_treatment(request: web.Request) -> web.Response:
     """Cancel the treatment's scheduled messages; 200 with the treatment as it now stands."""
     clinic_id = authorize(request, request.app[SETTINGS])
-    found = await amend.cancel_from_api(request.app[SESSIONS], clinic_id,
+    found = await corrections.cancel_from_api(request.app[SESSIONS], clinic_id,
                                         request.match_info["treatment_id"],
                                         now=request.app[CLOCK].now())
     return answer(TREATMENT, found)
@@ -42,7 +43,7 @@ async def patient_messages(request: web.Request) -> web.Response:
     """A page of the patient's messages, newest first, each with its history."""
     clinic_id = authorize(request, request.app[SETTINGS])
     page = parse_query(request.query)
-    found = await reads.patient_messages(request.app[READS], clinic_id,
+    found = await lookups.patient_messages(request.app[READS], clinic_id,
                                          request.match_info["patient_id"], page)
     return answer(PAGE, found)
 
@@ -52,4 +53,4 @@ async def clinic_messages(request: web.Request) -> web.Response:
     """A page of the clinic's messages (by status, send_at window), newest first."""
     clinic_id = authorize(request, request.app[SETTINGS])
     page = parse_query(request.query)
-    return answer(PAGE, await reads.clinic_messages(request.app[READS], clinic_id, page))
+    return answer(PAGE, await lookups.clinic_messages(request.app[READS], clinic_id, page))

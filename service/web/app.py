@@ -9,16 +9,17 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from service.checkpoint import checkpointing
 from service.clock import Clock, SystemClock
 from service.config import Settings
-from service.db import create_engine, create_reader, session_factory
-from service.dispatch import Dispatcher
-from service.ingest import Ingest
-from service.metrics import Metrics
-from service.return_path import ReturnPath
-from service.scheduler import Timers
-from service.sms.base import SmsSender
+from service.delivery.dispatch import Dispatcher
+from service.delivery.return_path import ReturnPath
+from service.delivery.sms.base import SmsSender
+from service.delivery.timers import Timers
+from service.intake.ingest import Ingest
+from service.observability.metrics import Metrics
+from service.storage.checkpoint import checkpointing
+from service.storage.database import create_engine, create_reader, session_factory
+from service.storage.writer_gate import WriterGate
 from service.web import api, events, ops, twilio_hooks
 from service.web.errors import problems, request_ids
 from service.web.http_metrics import http_metrics
@@ -37,7 +38,6 @@ from service.web.keys import (
     SETTINGS,
     TIMERS,
 )
-from service.writer_gate import WriterGate
 
 SenderFactory = Callable[[Settings], SmsSender]
 DRAIN_SECONDS = 10.0
@@ -92,7 +92,7 @@ def _sender(given: SmsSender | SenderFactory | None) -> Callable[[web.Applicatio
                                                                   AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if given is None:
-            from service.sms import make_sender
+            from service.delivery.sms import make_sender
 
             sender = make_sender(app[SETTINGS])
         else:

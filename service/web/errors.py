@@ -12,10 +12,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import TypeAdapter
 
-from service.answers import PROBLEM as PROBLEM_ANSWER
-from service.answers import FieldProblem, Problem
 from service.errors import ProblemError
-from service.logs import REQUEST_ID
+from service.observability.logs import REQUEST_ID
+from service.reads.answers import PROBLEM as PROBLEM_ANSWER
+from service.reads.answers import FieldProblem, Problem
 
 log = logging.getLogger("aftercare.web")
 PROBLEM = "application/problem+json"
@@ -41,8 +41,8 @@ def problem(status: int, title: str, detail: str, *, errors: list[FieldProblem] 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Made-up ids: random per process, then counted (32 hex digits, like a UUID's). uuid4() read
-# the system's random source for every request: 2-3 % of the event loop's time once Twilio's
-# status callbacks came in (README, benchmarks).
+# the system's random source for every request, a visible share of the event loop's time
+# once Twilio's status callbacks came in (README, benchmarks).
 _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count(1)
 

@@ -11,7 +11,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from service.config import ClinicSettings
 from service.errors import PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
-from service.ingest import Reply
+from service.intake.ingest import EventAnswer
 from service.web.keys import INGEST, METRICS, SETTINGS, TIMERS
 
 routes = web.RouteTableDef()
@@ -32,7 +32,7 @@ async def post_event(request: web.Request) -> web.Response:
     return response
 
 
-async def _handle(request: web.Request) -> tuple[Reply, web.Response]:
+async def _handle(request: web.Request) -> tuple[EventAnswer, web.Response]:
     clinic_id = request.match_info["clinic_id"]
     clinic = request.app[SETTINGS].clinics.get(clinic_id)
     if clinic is None:

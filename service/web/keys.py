@@ -8,13 +8,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.clock import Clock
 from service.config import Settings
-from service.dispatch import Dispatcher
-from service.ingest import Ingest
-from service.metrics import Metrics
-from service.return_path import ReturnPath
-from service.scheduler import Timers
-from service.sms.base import SmsSender
-from service.writer_gate import WriterGate
+from service.delivery.dispatch import Dispatcher
+from service.delivery.return_path import ReturnPath
+from service.delivery.sms.base import SmsSender
+from service.delivery.timers import Timers
+from service.intake.ingest import Ingest
+from service.observability.metrics import Metrics
+from service.storage.writer_gate import WriterGate
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)

@@ -8,11 +8,11 @@ import time
 import sqlalchemy as sa
 from aiohttp import web
 
-from service import store
-from service.answers import HEALTH, READINESS, Health, Readiness
-from service.openapi import document
+from service.reads.answers import HEALTH, READINESS, Health, Readiness
+from service.storage import store
 from service.web.errors import answer
 from service.web.keys import CLOCK, METRICS, READER, READS, TIMERS
+from service.web.openapi import document
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0

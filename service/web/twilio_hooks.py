@@ -11,8 +11,8 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from service import inbound
-from service.callbacks import error_code
+from service.delivery import replies
+from service.delivery.callbacks import error_code
 from service.errors import Forbidden, UnsupportedMediaType
 from service.web.keys import RETURN_PATH, SETTINGS
 
@@ -50,7 +50,7 @@ async def inbound_message(request: web.Request) -> web.Response:
     """STOP / START / HELP and other replies; answers TwiML."""
     form = await _verified_form(request)
     settings = request.app[SETTINGS]
-    reply = inbound.Reply(sender=form.get("From", ""), to=form.get("To", ""),
+    reply = replies.Reply(sender=form.get("From", ""), to=form.get("To", ""),
                           body=form.get("Body", ""), provider_id=form.get("MessageSid"),
                           messaging_service_sid=form.get("MessagingServiceSid"))
     text = await request.app[RETURN_PATH].reply(reply)

@@ -1,0 +1,1 @@
+"""Delivery: timers, dispatch, send outcomes, the return path, SMS senders."""

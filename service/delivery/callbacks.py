@@ -1,0 +1,152 @@
+"""Status callbacks written in batches, in Core statements built once (no ORM).
+
+A batch keeps every callback in `provider_status`, looks its sids up in one statement (rows
+locked), applies the callbacks to their messages in order of arrival (several for one sid
+too: `sent` then `delivered` is two history rows and one UPDATE of the message), and appends
+history. Statuses only move forward (`models.can_move`): a repeat or a late `sent` after
+`delivered` is kept and changes nothing. A callback whose sid is not recorded yet is kept and
+applied by `settle` in the transaction that records it.
+
+On PostgreSQL a callback batch and an outcome batch that records the same sid could each miss
+the other (READ COMMITTED: neither sees the other's uncommitted row), so both take a
+transaction-scoped advisory lock per sid first (`lock_sids`), in one order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.storage.models import Status, can_move, sqlite_text
+from service.storage.sqlite_driver import insert_rows
+from service.storage.store import add_history
+from service.storage.tables import MESSAGE
+from service.storage.tables import PROVIDER_STATUS as KEPT
+
+M = MESSAGE.c
+INT32 = 2**31 - 1  # error_code is an INTEGER column
+
+
+class Outcome(StrEnum):
+    """What became of one callback."""
+
+    APPLIED = "applied"  # its message moved
+    STALE = "stale"  # a repeat, or later than what the message says: kept, nothing moved
+    EARLY = "early"  # its sid is not recorded (yet): kept, applied once it is
+    IGNORED = "ignored"  # queued/accepted/sending: nothing to write
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """One status callback as it arrived."""
+
+    sid: str
+    status: Status
+    code: int | None
+    received_at: datetime
+
+
+_FIND = (sa.select(M.provider_id, M.id, M.status)
+         .where(M.provider_id.in_(sa.bindparam("sids", expanding=True)))
+         .order_by(M.id).with_for_update())
+_KEPT_FOR = (sa.select(KEPT.c.provider_id, KEPT.c.status, KEPT.c.error_code, KEPT.c.received_at)
+             .where(KEPT.c.provider_id.in_(sa.bindparam("sids", expanding=True)))
+             .order_by(KEPT.c.id))
+_KEEP = sa.insert(KEPT)
+_KEPT_COLUMNS = ("provider_id", "status", "error_code", "received_at")
+_NOW = sa.bindparam("m_now", type_=M.updated_at.type)
+_SET = (sa.update(MESSAGE).where(M.id == sa.bindparam("m_id"))
+        .values(status=sa.bindparam("m_to"), updated_at=_NOW))
+_SET_CODE = _SET.values(error_code=sa.bindparam("m_code"))
+# Locks taken in one order (sorted keys), so two batches never wait on each other in a cycle.
+_LOCK_SIDS = sa.text(
+    "SELECT pg_advisory_xact_lock(k) FROM "
+    "(SELECT DISTINCT hashtext(s) AS k FROM unnest(:sids) AS s ORDER BY k) AS keys"
+).bindparams(sa.bindparam("sids", type_=ARRAY(sa.String)))
+
+
+def error_code(text: str) -> int | None:
+    """Twilio's ErrorCode as stored: digits that fit the column, else none."""
+    return int(text) if text.isdigit() and int(text) <= INT32 else None
+
+
+async def lock_sids(conn: AsyncConnection, sids: Sequence[str]) -> None:
+    """PostgreSQL: serialise, per sid, the batches that record a sid and those that apply its
+    callbacks (until commit). SQLite has one writer already."""
+    if sids and conn.dialect.name == "postgresql":
+        await conn.execute(_LOCK_SIDS, {"sids": sorted(set(sids))})
+
+
+async def write(conn: AsyncConnection, callbacks: Sequence[Callback], *,
+                now: datetime) -> list[Outcome]:
+    """Keep `callbacks` (in order of arrival) and apply those whose sid is recorded; what
+    became of each."""
+    sids = sorted({c.sid for c in callbacks})
+    await lock_sids(conn, sids)
+    await _keep(conn, callbacks)
+    return await _apply(conn, await _find(conn, sids), callbacks, now=now)
+
+
+async def settle(conn: AsyncConnection, sids: Sequence[str], *, now: datetime) -> None:
+    """Apply the kept callbacks of sids just recorded, in order of arrival."""
+    if not sids:
+        return
+    rows = (await conn.execute(_KEPT_FOR, {"sids": list(sids)})).all()
+    kept = [Callback(sid, Status(status), code, at) for sid, status, code, at in rows]
+    if kept:
+        await _apply(conn, await _find(conn, sorted({c.sid for c in kept})), kept, now=now)
+
+
+async def _keep(conn: AsyncConnection, callbacks: Sequence[Callback]) -> None:
+    if conn.dialect.name == "sqlite":
+        await insert_rows(conn, KEPT.name, _KEPT_COLUMNS, [
+            (c.sid, str(c.status), c.code, sqlite_text(c.received_at)) for c in callbacks])
+        return
+    await conn.execute(_KEEP, [{"provider_id": c.sid, "status": c.status, "error_code": c.code,
+                                "received_at": c.received_at} for c in callbacks])
+
+
+async def _find(conn: AsyncConnection, sids: Sequence[str]) -> dict[str, tuple[str, Status]]:
+    """The recorded sids among `sids`: each one's message and its status, rows locked."""
+    rows = (await conn.execute(_FIND, {"sids": list(sids)})).all()
+    return {sid: (message_id, Status(status)) for sid, message_id, status in rows}
+
+
+async def _apply(conn: AsyncConnection, found: dict[str, tuple[str, Status]],
+                 callbacks: Sequence[Callback], *, now: datetime) -> list[Outcome]:
+    """Move the found messages through `callbacks` in order; one UPDATE per message."""
+    outcomes: list[Outcome] = []
+    history: list[tuple[str, str, str | None, int | None]] = []
+    final: dict[str, tuple[Status, int | None]] = {}
+    for c in callbacks:
+        if c.sid not in found:
+            outcomes.append(Outcome.EARLY)
+            continue
+        message_id, current = found[c.sid]
+        if not can_move(current, c.status):
+            outcomes.append(Outcome.STALE)
+            continue
+        found[c.sid] = (message_id, c.status)
+        code = c.code or final.get(message_id, (c.status, None))[1]
+        final[message_id] = (c.status, code)
+        history.append((message_id, c.status, f"twilio: {c.status}", c.code))
+        outcomes.append(Outcome.APPLIED)
+    await _update(conn, final, now=now)
+    await add_history(conn, history, now=now)
+    return outcomes
+
+
+async def _update(conn: AsyncConnection, final: dict[str, tuple[Status, int | None]], *,
+                  now: datetime) -> None:
+    plain = [{"m_id": i, "m_to": st, "m_now": now} for i, (st, code) in final.items() if not code]
+    coded = [{"m_id": i, "m_to": st, "m_now": now, "m_code": code}
+             for i, (st, code) in final.items() if code]
+    for statement, rows in ((_SET, plain), (_SET_CODE, coded)):
+        if rows:
+            await conn.execute(statement, rows)

@@ -1,0 +1,336 @@
+"""Claim → send → record. Retries, reconciliation and expiry (DESIGN invariants 3 and 4).
+
+Due messages are claimed in batches (one conditional UPDATE … RETURNING) and sent with
+bounded concurrency; outcomes are written by group commit. Only the holder of a claim calls
+the provider. An ambiguous answer (timeout, 5xx) keeps the claim until its lease runs out and
+is then reconciled against the provider's records before any retry; a refusal is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.clock import Clock
+from service.config import Settings
+from service.delivery.recorder import Recorder
+from service.delivery.sms.base import (
+    Accepted,
+    AmbiguousError,
+    OptedOutError,
+    OutgoingSms,
+    PermanentError,
+    RetryableError,
+    SendError,
+    SmsSender,
+)
+from service.observability.metrics import Metrics
+from service.storage import claims, reasons, store
+from service.storage.claims import Claim
+from service.storage.models import Status
+from service.storage.store import Move
+from service.storage.writer_gate import WriterGate
+
+log = logging.getLogger("aftercare.dispatch")
+RECONCILE_SLACK = timedelta(minutes=1)
+CLAIM_BATCH = 200
+
+
+class Dispatcher:
+    """Sends due messages, each at most once, with bounded concurrency."""
+
+    def __init__(
+        self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
+        sender: SmsSender, clock: Clock, instance: str,
+        rearm: Callable[[datetime], None] = lambda _due: None,
+        metrics: Metrics | None = None, gate: WriterGate | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.sender = sender
+        self.clock = clock
+        self.instance = instance
+        self.rearm = rearm
+        self.metrics = metrics or Metrics()
+        self.gate = gate or WriterGate(exclusive=False)
+        self.recorder = Recorder(sessions=sessions, clock=clock, gate=self.gate)
+        self._room = settings.scheduler.max_concurrent_sends
+        self._ahead = self._room  # claims held ready for the next free slots
+        self._ready: collections.deque[Claim] = collections.deque()
+        self._inflight: set[asyncio.Task[None]] = set()
+        # Claims this process holds while it sends them, and their lease's end: the sweeper
+        # leaves these alone, however late Twilio answers.
+        self._holding: dict[str, datetime] = {}
+        self._wake = asyncio.Event()
+        self._draining = False
+
+    async def dispatch_due(self) -> None:
+        """Claim and send everything due now; return when it is all sent or settled.
+
+        Single-flight: a call while a drain runs only wakes that drain up again."""
+        self._wake.set()
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._wake.is_set():
+                self._wake.clear()
+                while await self._claim_and_start():  # it stopped for want of room
+                    await self._room_for_a_batch()
+                await self._woken_or_settled()
+        finally:
+            self._draining = False
+
+    async def _claim_and_start(self) -> bool:
+        """Claim while there is room, ahead of the sends too (`_ahead`), and start what the
+        slots take; whether more may be due (it stopped for want of room, not of due rows)."""
+        while (want := self._room + self._ahead - len(self._inflight) - len(self._ready)) > 0:
+            lease_until = self.clock.now() + self.settings.scheduler.claim_lease
+            batch, taken = await self._claim(limit=min(want, CLAIM_BATCH))
+            for message in batch:
+                self._holding[message.id] = lease_until
+            self._ready.extend(batch)
+            self._start_ready()
+            if taken < min(want, CLAIM_BATCH):  # not the ones sent: some may be cancelled
+                return False
+        return True
+
+    def _start_ready(self) -> None:
+        """Start claimed messages, soonest first, while a slot is free."""
+        while self._ready and len(self._inflight) < self._room:
+            task = asyncio.create_task(self._send(self._ready.popleft()))
+            self._inflight.add(task)
+            task.add_done_callback(self._slot_freed)
+
+    def _slot_freed(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._start_ready()  # at once: a slot waits for no claim
+
+    async def _room_for_a_batch(self) -> None:
+        # Claim again once half the slots' worth of claims ahead is used, not as each send
+        # ends: a claim is a transaction, and one per message would be most of what a burst
+        # costs. The claims ahead keep every slot busy meanwhile: when Twilio is slow to answer,
+        # waiting for half the slots to come free left slots idle (README, benchmarks).
+        wanted = max(1, self._room // 2)
+        while (self._inflight
+               and self._room + self._ahead - len(self._inflight) - len(self._ready) < wanted):
+            await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _woken_or_settled(self) -> None:
+        """Wait until more may be due (a timer fired) or every send in flight is settled."""
+        woken = asyncio.create_task(self._wake.wait())
+        try:
+            while self._inflight and not self._wake.is_set():
+                await asyncio.wait({*self._inflight, woken},
+                                   return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+
+    async def claim(self, *, limit: int) -> list[Claim]:
+        """Claim up to `limit` due messages for this instance, in one transaction of a few
+        statements however many there are, and vet them (`_vet`): the ones to send now."""
+        return (await self._claim(limit=limit))[0]
+
+    async def _claim(self, *, limit: int) -> tuple[list[Claim], int]:
+        """`claim`, and how many due rows it took (expired and cancelled ones too)."""
+        async with self.gate.urgent(), self.sessions.begin() as s:
+            now = self.clock.now()  # after the wait: the claim is as of now
+            conn = await s.connection()
+            batch = await claims.claim_due(conn, now=now, instance=self.instance,
+                                           lease=self.settings.scheduler.claim_lease,
+                                           limit=limit)
+            return await _vet(conn, batch, now=now), batch.taken
+
+    async def close(self, *, timeout: float) -> None:
+        """Let in-flight sends, and the claims held ready behind them, finish, for at most
+        `timeout` seconds (what is left is reconciled when its lease runs out)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._inflight and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(set(self._inflight), timeout=left)
+
+    def outgoing(self, message: Claim) -> OutgoingSms:
+        """What to hand the provider for `message` (footer on a patient's first message)."""
+        clinic = self.settings.clinics[message.clinic_id]
+        footer = self.settings.sms.opt_out_footer
+        body = f"{message.body}\n{footer}" if message.footer and footer else message.body
+        return OutgoingSms(
+            message_id=message.id, to=message.phone, body=body,
+            from_number=clinic.from_number or None,
+            messaging_service_sid=(clinic.messaging_service_sid
+                                   or self.settings.twilio.messaging_service_sid or None),
+            status_callback=f"{self.settings.server.public_base_url}/v1/twilio/status")
+
+    async def _send(self, message: Claim) -> None:
+        try:
+            if await self._lease_lasts(message):
+                await self._send_held(message)
+        finally:
+            self._holding.pop(message.id, None)
+
+    async def _lease_lasts(self, message: Claim) -> bool:
+        """Whether the claim will outlast one request: extended first if it would not (a slow
+        claim transaction or a busy loop ate into it); False when the claim is no longer ours."""
+        now, timeout = self.clock.now(), self.settings.twilio.request_timeout
+        if self._holding.get(message.id, now) - now >= timeout:
+            return True
+        lease = self.settings.scheduler.claim_lease
+        async with self.sessions.begin() as s:
+            kept = await claims.extend(await s.connection(), message.id, now=now,
+                                       instance=self.instance, lease=lease)
+        if kept:
+            self._holding[message.id] = now + lease
+        return kept
+
+    async def _send_held(self, message: Claim) -> None:
+        try:
+            with self.metrics.send_seconds.time():
+                accepted = await self.sender.send(self.outgoing(message))
+        except SendError as exc:
+            self.metrics.sends.labels(type(exc).__name__).inc()
+            self.metrics.twilio_errors.labels(str(exc.code or "none")).inc()
+            await self._failed(message, exc)
+        else:
+            self.metrics.sends.labels("accepted").inc()
+            await self._sent(message, accepted)
+
+    async def _failed(self, message: Claim, error: SendError) -> None:
+        detail, code = error.detail, error.code
+        match error:
+            case OptedOutError():
+                await self._record(Move(message.id, Status.FAILED, detail[:255], code,
+                                        {"error_code": code,
+                                         "reason": reasons.RECIPIENT_UNSUBSCRIBED},
+                                        opt_out=(message.clinic_id, message.phone)))
+            case PermanentError():
+                await self._record(Move(message.id, Status.FAILED, detail[:255], code,
+                                        {"error_code": code, "reason": detail[:255]}))
+            case RetryableError():
+                await self._retry(message, detail=detail, code=code)
+            case _:  # AmbiguousError: it may have been sent
+                await self._hold(message, detail=detail, code=code)
+
+    async def _record(self, move: Move) -> bool:
+        try:
+            return await self.recorder.record(move)
+        except Exception:
+            # The claim stays; when its lease runs out the sweeper reconciles it.
+            log.exception("could not record a send outcome", extra={"message_id": move.message_id})
+            return False
+
+    async def _sent(self, message: Claim, accepted: Accepted) -> None:
+        status = Status.DELIVERED if accepted.status == "delivered" else Status.SENT
+        now = self.clock.now()
+        await self._record(Move(message.id, status, f"accepted as {accepted.status}",
+                                values={"provider_id": accepted.provider_id, "sent_at": now,
+                                        "lease_until": None},
+                                provider_id=accepted.provider_id))
+        self.metrics.lateness.observe(max(0.0, (now - message.send_at).total_seconds()))
+        log.info("message sent", extra={"message_id": message.id,
+                                        "late_ms": _ms(now - message.send_at)})
+
+    async def _retry(self, message: Claim, *, detail: str, code: int | None) -> None:
+        due = self.clock.now() + self.backoff(message.attempts)
+        if due >= message.expires_at:
+            await self._record(Move(message.id, Status.EXPIRED,
+                                    f"{detail[:180]}; no retry before expiry", code,
+                                    {"reason": reasons.EXPIRED_WHILE_RETRYING,
+                                     "lease_until": None}))
+            return
+        moved = await self._record(Move(message.id, Status.SCHEDULED,
+                                        f"{detail[:180]}; retry at {due.isoformat()}", code,
+                                        {"due_at": due, "lease_until": None}))
+        if moved:
+            self.rearm(due)
+
+    async def _hold(self, message: Claim, *, detail: str, code: int | None) -> None:
+        # The provider may still be creating the message: keep the claim for one more lease,
+        # then the sweeper reconciles against the provider's records before any retry.
+        until = self.clock.now() + self.settings.scheduler.claim_lease
+        await self._record(Move(message.id, Status.SENDING,
+                                f"{detail[:160]}; reconcile after {until.isoformat()}", code,
+                                {"lease_until": until}))
+        log.warning("ambiguous send held for reconciliation",
+                    extra={"message_id": message.id, "error_code": code})
+
+    async def recover(self, message_id: str) -> None:
+        """Reconcile a claim whose lease ran out: record it as sent if the provider has it.
+
+        Not while this process is still sending it: Twilio may yet accept it."""
+        if message_id in self._holding:
+            return
+        now = self.clock.now()
+        async with self.gate.urgent(), self.sessions.begin() as s:
+            message = await claims.take_over(await s.connection(), message_id, now=now,
+                                             instance=self.instance,
+                                             lease=self.settings.scheduler.claim_lease)
+        if message is None:
+            return
+        since = (message.claimed_at or now) - RECONCILE_SLACK
+        try:
+            found = await self.sender.find(self.outgoing(message), since=since)
+        except AmbiguousError:
+            log.warning("reconciliation failed; retried later", extra={"message_id": message_id})
+            return
+        self.metrics.recoveries.labels("found" if found else "not_found").inc()
+        if found is not None:
+            await self._sent(message, found)
+        else:
+            await self._retry(message, detail="claim lease ran out (not found at provider)",
+                              code=None)
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Exponential backoff with jitter: between half the initial delay and initial * 2^(n-1)."""
+        first = self.settings.scheduler.retry_initial_delay
+        cap = self.settings.scheduler.retry_max_delay
+        ceiling = min(cap, first * (2 ** max(0, min(attempts - 1, 30))))
+        jitter: timedelta = (ceiling - first / 2) * random.random()
+        return first / 2 + jitter
+
+
+async def _vet(conn: AsyncConnection, batch: claims.ClaimBatch, *,
+               now: datetime) -> list[Claim]:
+    """Follow what changed while the messages waited, and mark the opt-out footer.
+
+    A cancelled treatment, withdrawn consent or a STOP cancels the message (a STOP just before
+    the send wins); a new phone number is used; the footer goes on the first message a clinic
+    sends a number, and on no other."""
+    dropped: list[Move] = []
+    moved_phone: list[tuple[str, str]] = []
+    keep: list[Claim] = []
+    reached: set[tuple[str, str]] = set()
+    for claim in batch.claims:  # soonest first
+        state = batch.standing[claim.id]
+        if (reason := _cancel_reason(state)) is not None:
+            dropped.append(Move(claim.id, Status.CANCELLED, reason,
+                                values={"reason": reason, "lease_until": None}))
+            continue
+        if state.phone != claim.phone:
+            moved_phone.append((claim.id, state.phone))
+            claim.phone = state.phone
+        pair = (claim.clinic_id, claim.phone)
+        claim.footer = not state.reached and pair not in reached
+        reached.add(pair)
+        keep.append(claim)
+    await store.move_many(conn, dropped, now=now)
+    await claims.set_phone(conn, moved_phone, now=now)
+    await claims.mark_footer(conn, [c.id for c in keep if c.footer])
+    return keep
+
+
+def _cancel_reason(state: claims.Standing) -> str | None:
+    if state.cancelled:
+        return reasons.TREATMENT_CANCELLED
+    if not state.consents:
+        return reasons.CONSENT_WITHDRAWN
+    return reasons.OPTED_OUT if state.stopped else None
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)

@@ -1,0 +1,61 @@
+"""Send outcomes written by group commit: every outcome finished while a write is under way
+is written by the next one, in one transaction. A burst of sends costs a few commits, not
+one per message; each caller still returns only once its outcome is durable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.clock import Clock
+from service.delivery import callbacks
+from service.storage import store
+from service.storage.group_commit import GroupCommit
+from service.storage.store import Move
+from service.storage.writer_gate import WriterGate
+
+__all__ = ["Move", "Recorder"]
+
+BATCH = 500
+
+
+class Recorder:
+    """Writes `Move`s by group commit (one move per message in a batch)."""
+
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+                 gate: WriterGate | None = None) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.gate = gate or WriterGate(exclusive=False)
+        self._group: GroupCommit[Move, bool] = GroupCommit(
+            self._write, batch=BATCH, keys=lambda move: (move.message_id,))
+
+    async def record(self, move: Move) -> bool:
+        """Write `move` (with whatever else is pending); whether the message moved."""
+        return await self._group.submit(move)
+
+    @property
+    def waiting(self) -> int:
+        """Outcomes waiting for the next write."""
+        return self._group.waiting
+
+    async def _write(self, moves: Sequence[Move]) -> list[bool]:
+        async with self.gate.urgent(), self.sessions.begin() as s:
+            return await self._apply(s, moves)
+
+    async def _apply(self, s: AsyncSession, moves: Sequence[Move]) -> list[bool]:
+        now = self.clock.now()
+        conn = await s.connection()
+        # Before the rows: a callback batch for these sids waits for this one (callbacks).
+        await callbacks.lock_sids(conn, [m.provider_id for m in moves if m.provider_id])
+        moved = await store.move_many(conn, moves, now=now)
+        done = [move for move, ok in zip(moves, moved.applied, strict=True) if ok]
+        if moved.callbacks:
+            await callbacks.settle(conn, [m.provider_id for m in done if m.provider_id],
+                                   now=now)
+        for move in done:
+            if move.opt_out:
+                await store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
+        return moved.applied

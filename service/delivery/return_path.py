@@ -1,0 +1,125 @@
+"""The return path: Twilio's status callbacks and patients' replies, written by group commit.
+
+Whatever arrives while a write runs goes in the next one, one transaction for the lot; each
+webhook is answered only once its item is durable. Callbacks for one sid may share a batch and
+are applied in order of arrival (`callbacks`); replies from one number never share one (keys),
+so a batch holds independent replies. The writes are `background` at the writer gate: claims
+and send outcomes go first, and a batch is capped so that one write stays short.
+
+A batch that fails is written again one item at a time, so one bad item fails its own
+webhook alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.clock import Clock
+from service.config import Settings
+from service.delivery import callbacks, replies
+from service.delivery.callbacks import Callback, Outcome
+from service.observability.metrics import Metrics
+from service.storage.group_commit import GroupCommit
+from service.storage.writer_gate import WriterGate
+
+log = logging.getLogger("aftercare.return_path")
+# A callback batch of 200 is a short write on SQLite (README, benchmarks): what a claim may
+# wait behind it.
+CALLBACK_BATCH = 200
+REPLY_BATCH = 50
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class ReturnPath:
+    """Status callbacks and replies, batched; the webhooks' handlers call `status`, `reply`."""
+
+    def __init__(self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
+                 clock: Clock, metrics: Metrics, gate: WriterGate) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.metrics = metrics
+        self.gate = gate
+        self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
+            self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ())
+        self._replies: GroupCommit[replies.Reply, str | Exception | None] = GroupCommit(
+            self._write_replies, batch=REPLY_BATCH, keys=lambda reply: (reply.sender,))
+        metrics.watch_queue("callbacks", lambda: self._callbacks.waiting)
+        metrics.watch_queue("replies", lambda: self._replies.waiting)
+
+    async def status(self, *, sid: str, status: str, code: int | None) -> Outcome:
+        """Keep a status callback and move its message forward; once durable, what became
+        of it. `queued`, `accepted` and `sending` add nothing and write nothing."""
+        target = replies.PROVIDER_STATUS.get(status)
+        if target is None or not sid:
+            self.metrics.callbacks.labels(status[:16] or "none", Outcome.IGNORED).inc()
+            return Outcome.IGNORED
+        started = time.monotonic()
+        outcome = _raised(await self._callbacks.submit(
+            Callback(sid[:64], target, code, self.clock.now())))
+        self.metrics.callback_seconds.observe(time.monotonic() - started)
+        self.metrics.callbacks.labels(target, outcome).inc()
+        if outcome is Outcome.EARLY:
+            log.info("status for a sid not (yet) recorded", extra={"sid": sid, "status": status})
+        return outcome
+
+    async def reply(self, reply: replies.Reply) -> str | None:
+        """Record a reply and act on its keyword, once durable; the text to answer with."""
+        answer = _raised(await self._replies.submit(reply))
+        self.metrics.replies.labels(replies.keyword(reply.body) or "none").inc()
+        return answer
+
+    async def close(self) -> None:
+        """Finish the writes under way (before the database closes)."""
+        await self._callbacks.drain()
+        await self._replies.drain()
+
+    async def _write_callbacks(self, batch: Sequence[Callback]) -> list[Outcome | Exception]:
+        async def write(items: Sequence[Callback]) -> list[Outcome]:
+            async with self.gate.background(), self.sessions.begin() as s:
+                return await callbacks.write(await s.connection(), items, now=self.clock.now())
+
+        return await _each_alone_on_failure(write, batch)
+
+    async def _write_replies(self, batch: Sequence[replies.Reply]
+                             ) -> list[str | Exception | None]:
+        async def write(items: Sequence[replies.Reply]) -> list[str | None]:
+            async with self.gate.background(), self.sessions.begin() as s:
+                now = self.clock.now()
+                return [await replies.record_reply(s, self.settings, reply, now=now)
+                        for reply in items]
+
+        return await _each_alone_on_failure(write, batch)
+
+
+async def _each_alone_on_failure(
+    write: Callable[[Sequence[Item]], Awaitable[list[Result]]], batch: Sequence[Item],
+) -> list[Result | Exception]:
+    """`write(batch)`; if it fails, each item written alone, a failure its own result."""
+    try:
+        return list(await write(batch))
+    except Exception:
+        if len(batch) == 1:
+            raise
+        log.exception("a return-path batch failed; writing its items one by one")
+    results: list[Result | Exception] = []
+    for item in batch:
+        try:
+            results.extend(await write([item]))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+def _raised(result: Result | Exception) -> Result:
+    if isinstance(result, Exception):
+        raise result
+    return result

@@ -1,0 +1,1 @@
+"""Events in: payloads, ingest, new treatments in batches, corrections."""

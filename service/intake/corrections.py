@@ -1,0 +1,265 @@
+"""Corrections from a clinic: a cancelled treatment, an updated patient (SPEC §5, §8).
+
+Only `scheduled` messages change. One in `sending` is with the provider already and cannot be
+recalled; the others are history, and keep the number and text they went out with. Every
+change goes through `store.move`: conditional on the message still being scheduled (so a claim
+racing a correction either wins or loses, never half), and appended to its history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.errors import FieldError, NotFound, Unprocessable
+from service.intake.payloads import PatientUpdate
+from service.planning.planner import Planner
+from service.planning.protocols import PlannedMessage
+from service.reads import lookups
+from service.reads.answers import (
+    CANCEL,
+    PATIENT,
+    CancelAnswer,
+    PatientAnswer,
+    TreatmentAnswer,
+    render,
+)
+from service.reads.views import patient_view, planned_view, treatment_view
+from service.storage import reasons, store
+from service.storage.message_rows import message_row, plan_of
+from service.storage.models import Message, Patient, Status, Treatment, row_id
+
+Plan = dict[tuple[str, int], PlannedMessage]
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a correction event did: its answer's JSON body, and the timers to arm."""
+
+    body: str
+    due: Sequence[tuple[str, datetime]] = ()
+
+
+async def cancel(
+    s: AsyncSession, clinic_id: str, external_id: str, *, now: datetime, source: str
+) -> Treatment | None:
+    """Cancel the clinic's treatment: its scheduled messages become `cancelled`.
+
+    None when the clinic has no such treatment. Cancelling again changes nothing.
+    """
+    treatment = await store.find_treatment(s, clinic_id, external_id)
+    if treatment is None:
+        return None
+    if treatment.cancelled_at is None:
+        treatment.cancelled_at = now
+        s.add(treatment)
+    for message in await store.messages_of(s, row_id(treatment.id)):
+        if message.status == Status.SCHEDULED:
+            await _end(s, message.id, Status.CANCELLED, reasons.TREATMENT_CANCELLED,
+                       source=source, now=now)
+    return treatment
+
+
+async def treatment_cancelled(
+    s: AsyncSession, clinic_id: str, external_id: str, *, now: datetime, event_id: str
+) -> Effect:
+    """The treatment.cancelled event: the treatment and its whole plan as it now stands."""
+    treatment = await cancel(s, clinic_id, external_id, now=now, source=f"event {event_id}")
+    if treatment is None:
+        raise Unprocessable(
+            "the treatment cannot be cancelled",
+            errors=[FieldError("data.treatment.id", "this clinic has no treatment with that id "
+                               "(yet): send its treatment.completed first")],
+        )
+    patient = await s.get(Patient, treatment.patient_id)
+    assert patient is not None, "a treatment has a patient"
+    messages = await store.messages_of(s, row_id(treatment.id))
+    body: CancelAnswer = {
+        "event_id": event_id, "type": "treatment.cancelled",
+        "treatment": treatment_view(treatment, patient.external_id),
+        "messages": [planned_view(m) for m in messages]}
+    return Effect(render(CANCEL, body))
+
+
+async def cancel_from_api(
+    sessions: async_sessionmaker[AsyncSession], clinic_id: str, external_id: str, *,
+    now: datetime,
+) -> TreatmentAnswer:
+    """`POST …/treatments/{id}/cancel`: cancel, then answer as `GET …/treatments/{id}`."""
+    async with sessions.begin() as s:
+        treatment = await cancel(s, clinic_id, external_id, now=now, source="API")
+        if treatment is None:
+            raise NotFound("this clinic has no treatment with that id")
+        return await lookups.treatment_answer(s, treatment)
+
+
+@dataclass(frozen=True)
+class Change:
+    """Which of a patient's fields an update changed."""
+
+    phone: bool = False
+    text: bool = False  # first name or locale: texts are rendered again
+    zone: bool = False  # time zone: times are planned again
+
+
+def apply_update(patient: Patient, update: PatientUpdate, *, now: datetime) -> Change:
+    """Copy the fields the update gives onto the patient; which of them changed."""
+    given = update.model_dump(exclude_none=True, exclude={"id"})
+    changed = {name for name, value in given.items() if getattr(patient, name) != value}
+    for name, value in given.items():
+        setattr(patient, name, value)
+    patient.updated_at = now
+    return Change(phone="phone" in changed, text=bool({"first_name", "locale"} & changed),
+                  zone="timezone" in changed)
+
+
+async def patient_updated(
+    s: AsyncSession, planner: Planner, clinic_id: str, update: PatientUpdate, *, now: datetime,
+    event_id: str,
+) -> Effect:
+    """The patient.updated event: the patient's scheduled messages follow the new details."""
+    patient = await store.find_patient(s, clinic_id, update.id)
+    if patient is None:
+        raise Unprocessable(
+            "the patient cannot be updated",
+            errors=[FieldError("data.patient.id", "this clinic has no patient with that id "
+                               "(yet): patients come with their first treatment.completed")],
+        )
+    change = apply_update(patient, update, now=now)
+    s.add(patient)
+    await s.flush()
+    follow = _Follow(s, planner, clinic_id, patient, change, now=now)
+    await follow.run()
+    messages = await store.messages_by_id(s, follow.changed)
+    body: PatientAnswer = {
+        "event_id": event_id, "type": "patient.updated", "patient": patient_view(patient),
+        "messages": [planned_view(m) for m in messages]}
+    return Effect(render(PATIENT, body), follow.due)
+
+
+@dataclass
+class _Follow:
+    """Moves one patient's scheduled messages to their new phone, text, times or end."""
+
+    s: AsyncSession
+    planner: Planner
+    clinic_id: str
+    patient: Patient
+    change: Change
+    now: datetime
+    changed: list[str] = field(default_factory=list)
+    due: list[tuple[str, datetime]] = field(default_factory=list)
+
+    async def run(self) -> None:
+        """Cancel everything when the patient can no longer be texted; else re-plan."""
+        scheduled = await store.scheduled_of_patient(self.s, row_id(self.patient.id))
+        stop = await self._stop_reason()
+        for treatment_id in dict.fromkeys(m.treatment_id for m in scheduled):
+            rows = [m for m in scheduled if m.treatment_id == treatment_id]
+            if stop is not None:
+                for row in rows:
+                    await self._end(row, Status.CANCELLED, stop)
+            else:
+                await self._treatment(treatment_id, rows)
+
+    async def _stop_reason(self) -> str | None:
+        if not self.patient.sms_consent:
+            return reasons.CONSENT_WITHDRAWN
+        if self.change.phone and await store.is_opted_out(self.s, self.clinic_id,
+                                                          self.patient.phone):
+            return reasons.OPTED_OUT
+        return None
+
+    async def _treatment(self, treatment_id: int, rows: list[Message]) -> None:
+        treatment = await self.s.get(Treatment, treatment_id)
+        assert treatment is not None, "a message has a treatment"
+        plan = self._plan(treatment)
+        for row in rows:
+            planned = None if plan is None else plan.get((row.step, row.seq))
+            if self.change.zone and plan is not None and planned is None:
+                await self._end(row, Status.CANCELLED, reasons.NOT_IN_NEW_ZONE_PLAN)
+            else:
+                await self._update(row, planned)
+        if self.change.zone and plan is not None:
+            await self._add_missing(treatment, plan, steps={m.step for m in rows})
+
+    def _plan(self, treatment: Treatment) -> Plan | None:
+        """The treatment's plan for the patient as now; None when nothing is to be re-planned
+        (or its protocol has left the configuration: its messages then keep their plan)."""
+        if not (self.change.text or self.change.zone):
+            return None
+        if treatment.protocol not in self.planner.settings.protocols:
+            return None
+        planned = plan_of(self.planner, self.clinic_id, treatment, self.patient)
+        return {(p.step, p.seq): p for p in planned}
+
+    async def _update(self, row: Message, planned: PlannedMessage | None) -> None:
+        values, what = self._values(row, planned)
+        if not values:
+            return
+        if values.get("expires_at", row.expires_at) <= self.now:
+            await self._end(row, Status.EXPIRED, reasons.TOO_LATE_IN_NEW_ZONE, values=values)
+            return
+        detail = "patient.updated: " + ", ".join(what)
+        if await store.move(self.s, row.id, to=Status.SCHEDULED, now=self.now,
+                            allowed_from=[Status.SCHEDULED], detail=detail, values=values):
+            self.changed.append(row.id)
+            if "due_at" in values:
+                self.due.append((row.id, values["due_at"]))
+
+    def _values(
+        self, row: Message, planned: PlannedMessage | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        values: dict[str, Any] = {}
+        what = []
+        if self.change.phone and row.phone != self.patient.phone:
+            values["phone"] = self.patient.phone
+            what.append("new phone")
+        if planned and self.change.text and (planned.body, planned.locale) != (row.body,
+                                                                               row.locale):
+            values.update(body=planned.body, locale=planned.locale)
+            what.append("text for the new name or locale")
+        if planned and self.change.zone and planned.send_at != row.send_at:
+            values.update(send_at=planned.send_at, due_at=_due(row, planned.send_at),
+                          expires_at=planned.expires_at)
+            what.append(f"re-planned in {self.patient.timezone}")
+        return values, what
+
+    async def _add_missing(self, treatment: Treatment, plan: Plan, *, steps: set[str]) -> None:
+        """Add what only the new zone's plan has (e.g. a day-0 time still ahead), in steps
+        that still have messages to send; never a message that would already be late."""
+        stored = {(m.step, m.seq) for m in await store.messages_of(self.s, row_id(treatment.id))}
+        added = [
+            message_row(self.clinic_id, treatment, self.patient, p, reason=None, now=self.now)
+            for key, p in plan.items()
+            if p.step in steps and key not in stored and p.send_at > self.now
+        ]
+        await store.add_messages(self.s, added, now=self.now)
+        self.changed.extend(m.id for m in added)
+        self.due.extend((m.id, m.due_at) for m in added)
+
+    async def _end(self, row: Message, status: Status, reason: str, *,
+                   values: dict[str, Any] | None = None) -> None:
+        if await _end(self.s, row.id, status, reason, source="patient.updated", now=self.now,
+                      values=values):
+            self.changed.append(row.id)
+
+
+async def _end(
+    s: AsyncSession, message_id: str, status: Status, reason: str, *, source: str,
+    now: datetime, values: dict[str, Any] | None = None,
+) -> bool:
+    return await store.move(s, message_id, to=status, now=now, allowed_from=[Status.SCHEDULED],
+                            detail=f"{reason} ({source})",
+                            values={**(values or {}), "reason": reason})
+
+
+def _due(row: Message, send_at: datetime) -> datetime:
+    """When a re-timed message is next due: its new time, or a pending retry if later."""
+    waiting_to_retry = row.due_at > row.send_at
+    return max(send_at, row.due_at) if waiting_to_retry else send_at

@@ -1,0 +1,190 @@
+"""Events from clinic systems → stored plans. One transaction per event; replays answer again.
+
+Idempotency rests on unique constraints (clinic + webhook id, clinic + treatment id), not on
+check-then-insert: a race between two deliveries of one event ends in one plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.clock import Clock
+from service.config import Settings
+from service.errors import Conflict, ProblemError
+from service.intake import corrections
+from service.intake.new_treatments import Fresh, Intake
+from service.intake.payloads import (
+    AnyEvent,
+    TreatmentCancelled,
+    TreatmentCompleted,
+    parse_event,
+)
+from service.planning.planner import Planner
+from service.reads.answers import PLAN, PlanAnswer, render
+from service.reads.views import planned_view, treatment_view
+from service.storage import store
+from service.storage.models import Event, Message, Patient, Treatment, row_id
+from service.storage.writer_gate import WriterGate
+
+
+@dataclass(frozen=True)
+class EventAnswer:
+    """An event's answer: status, JSON body, the messages now due to be armed, and the
+    event's type (for metrics)."""
+
+    status: int
+    body: str
+    due: Sequence[tuple[str, datetime]] = field(default=())
+    type: str = "unknown"
+
+
+class Ingest:
+    """Turns verified event bodies into stored plans."""
+
+    def __init__(
+        self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+        gate: WriterGate | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.gate = gate or WriterGate(exclusive=False)  # events go after sends
+        self.planner = Planner(settings)
+        self.intake = Intake(settings=settings, sessions=sessions, planner=self.planner,
+                             gate=self.gate)
+
+    async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> EventAnswer:
+        """Store the event's effect and return its answer; replays return the first answer.
+
+        A new treatment takes the batched path (`intake`); everything else, and a new
+        treatment that turns out not to be new, one transaction per event."""
+        digest = hashlib.sha256(raw).hexdigest()
+        event = _parsed(raw)
+        if isinstance(event, TreatmentCompleted):
+            fresh = self._fresh(clinic_id, webhook_id, digest, event)
+            written = None if fresh is None else await self.intake.write(fresh)
+            if written is not None:
+                return EventAnswer(202, written.body, written.due, event.type)
+        try:
+            return await self._once(clinic_id, webhook_id, raw, digest, event)
+        except IntegrityError:
+            # Another delivery of the same event or treatment won the race: answer as a replay.
+            return await self._once(clinic_id, webhook_id, raw, digest, event)
+
+    async def close(self) -> None:
+        """Finish the writes under way (before the database closes)."""
+        await self.intake.close()
+
+    def _check(self, event: TreatmentCompleted, *, now: datetime) -> None:
+        treatment = event.data.treatment
+        self.planner.check(protocol=treatment.protocol, completed_at=treatment.completed_at,
+                           now=now)
+
+    def _fresh(self, clinic_id: str, webhook_id: str, digest: str,
+               event: TreatmentCompleted) -> Fresh | None:
+        now = self.clock.now()
+        try:
+            self._check(event, now=now)
+        except ProblemError:
+            return None  # `_once` answers, after looking for a replay of this webhook id
+        return self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
+
+    async def _once(self, clinic_id: str, webhook_id: str, raw: bytes, digest: str,
+                    event: AnyEvent | None) -> EventAnswer:
+        """One event in a transaction of its own; `event` is `raw` parsed, None when it did
+        not parse (a replay of its webhook id answers first, then its parse error)."""
+        async with self.gate.background(), self.sessions.begin() as s:
+            previous = await store.find_event(s, clinic_id, webhook_id)
+            if previous is not None:
+                if previous.body_sha256 != digest:
+                    raise Conflict("this webhook-id was already used with a different body")
+                return EventAnswer(200, previous.response, type=previous.type)
+            event = event or parse_event(raw)
+            if isinstance(event, TreatmentCompleted):
+                fresh = await self._new_plan(s, clinic_id, webhook_id, digest, event)
+                if fresh is not None:
+                    return fresh
+            reply = await self._apply(s, clinic_id, webhook_id, event)
+            s.add(
+                Event(
+                    clinic_id=clinic_id,
+                    webhook_id=webhook_id,
+                    body_sha256=digest,
+                    type=event.type,
+                    status_code=reply.status,
+                    response=reply.body,
+                    received_at=self.clock.now(),
+                )
+            )
+            return reply
+
+    async def _new_plan(self, s: AsyncSession, clinic_id: str, webhook_id: str, digest: str,
+                        event: TreatmentCompleted) -> EventAnswer | None:
+        """A treatment not stored yet, planned and stored by the batched path's own store
+        function in this transaction (event row included); None when it is stored."""
+        now = self.clock.now()
+        self._check(event, now=now)
+        if await store.find_treatment(s, clinic_id, event.data.treatment.id) is not None:
+            return None
+        fresh = self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
+        [written] = await self.intake.store(await s.connection(), [fresh])
+        assert written is not None  # neither its webhook id nor its treatment is stored
+        return EventAnswer(202, written.body, written.due, event.type)
+
+    async def _apply(
+        self,
+        s: AsyncSession,
+        clinic_id: str,
+        webhook_id: str,
+        event: AnyEvent,
+    ) -> EventAnswer:
+        if isinstance(event, TreatmentCompleted):
+            return await self._completed(s, clinic_id, webhook_id, event)
+        now = self.clock.now()
+        if isinstance(event, TreatmentCancelled):
+            effect = await corrections.treatment_cancelled(
+                s, clinic_id, event.data.treatment.id, now=now, event_id=webhook_id
+            )
+        else:
+            effect = await corrections.patient_updated(
+                s, self.planner, clinic_id, event.data.patient, now=now, event_id=webhook_id
+            )
+        return EventAnswer(202, effect.body, effect.due, event.type)
+
+    async def _completed(self, s: AsyncSession, clinic_id: str, webhook_id: str,
+                         event: TreatmentCompleted) -> EventAnswer:
+        """A treatment already stored, under another webhook id: its plan, as it stands."""
+        existing = await store.find_treatment(s, clinic_id, event.data.treatment.id)
+        assert existing is not None  # `_new_plan` stored it otherwise
+        patient = await s.get(Patient, existing.patient_id)
+        assert patient is not None
+        messages = await store.messages_of(s, row_id(existing.id))
+        return EventAnswer(200, _answer(webhook_id, existing, patient, messages),
+                     type="treatment.completed")
+
+
+def _parsed(raw: bytes) -> AnyEvent | None:
+    """The event in `raw`, or None when it does not parse (`_once` says why)."""
+    try:
+        return parse_event(raw)
+    except ProblemError:
+        return None
+
+
+def _answer(
+    event_id: str, treatment: Treatment, patient: Patient, messages: Sequence[Message]
+) -> str:
+    body: PlanAnswer = {
+        "event_id": event_id,
+        "type": "treatment.completed",
+        "treatment": treatment_view(treatment, patient.external_id),
+        "messages": [planned_view(m) for m in messages],
+    }
+    return render(PLAN, body)

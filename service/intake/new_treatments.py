@@ -1,0 +1,307 @@
+"""New treatments written in batches: the hot path of `treatment.completed`.
+
+Events that arrive together are written together (group commit): one transaction and about
+ten Core statements per batch, however many events and messages it holds. The plan is
+computed before the write, from the event alone; the write looks up what is stored in one
+query per table and re-plans only an event whose stored patient changes the plan (a time
+zone or locale the event leaves out).
+
+Only the plain case is batched: a webhook id and a treatment never seen before. Anything
+else (a replay, a conflict, a plan that exists) and any batch that meets a unique constraint
+(another replica got there first) is answered `None`, and `Ingest` takes that event the
+careful way, one transaction per event, which stores a new plan with the same `Intake.store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.config import Settings
+from service.intake.payloads import TreatmentCompleted
+from service.planning import protocols
+from service.planning.planner import Planner
+from service.planning.timing import zone
+from service.reads.answers import PLAN, PlanAnswer, render
+from service.reads.views import planned_view, treatment_view
+from service.storage import message_rows, reasons
+from service.storage.group_commit import GroupCommit
+from service.storage.message_rows import NewMessage, new_message, new_message_ids
+from service.storage.models import Status
+from service.storage.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
+from service.storage.writer_gate import WriterGate
+
+BATCH = 64
+
+
+@dataclass(slots=True)
+class NewTreatment:
+    """A treatment about to be inserted, as its view and its row read it."""
+
+    external_id: str
+    protocol: str
+    completed_at: datetime
+    session_number: int
+    sessions_planned: int
+    serum: str
+    cancelled_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Fresh:
+    """A verified, parsed `treatment.completed` event, planned as if its patient were new."""
+
+    clinic_id: str
+    webhook_id: str
+    digest: str
+    event: TreatmentCompleted
+    treatment: NewTreatment
+    timezone: str  # the zone and locale the plan was made for
+    locale: str | None
+    plan: list[protocols.PlannedMessage]
+    now: datetime
+    reason: str | None = None  # why its messages are suppressed, as they were built
+    messages: list[NewMessage] = field(default_factory=list)
+    written: Written | None = None  # the answer, as it will be stored
+    rows: list[message_rows.Row] = field(default_factory=list)  # SQLite: `message_rows`
+    history: list[message_rows.Row] = field(default_factory=list)
+
+    def keys(self) -> tuple[Hashable, ...]:
+        """What it touches: two events sharing one of these never go in one batch."""
+        data = self.event.data
+        return (("event", self.clinic_id, self.webhook_id),
+                ("treatment", self.clinic_id, data.treatment.id),
+                ("patient", self.clinic_id, data.patient.id))
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A fresh event's answer, and its messages due to be armed."""
+
+    body: str
+    due: list[tuple[str, datetime]]
+
+
+class Intake:
+    """Plans fresh events and writes them by group commit."""
+
+    def __init__(self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
+                 planner: Planner, gate: WriterGate) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.planner = planner
+        self.gate = gate
+        self._group: GroupCommit[Fresh, Written | None] = GroupCommit(
+            self._write, batch=BATCH, keys=Fresh.keys)
+        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
+
+    def prepare(self, clinic_id: str, webhook_id: str, digest: str, event: TreatmentCompleted,
+                *, now: datetime) -> Fresh:
+        """The event planned for a patient as the event describes them."""
+        data = event.data
+        serum = data.treatment.serum or self.settings.protocols[
+            data.treatment.protocol].default_serum
+        treatment = NewTreatment(data.treatment.id, data.treatment.protocol,
+                                 data.treatment.completed_at, data.treatment.session_number,
+                                 data.treatment.sessions_planned, serum)
+        timezone = data.patient.timezone or self.settings.clinics[clinic_id].timezone
+        fresh = Fresh(clinic_id, webhook_id, digest, event, treatment, timezone,
+                      data.patient.locale, [], now)
+        fresh.plan = self._plan(fresh)
+        self._build(fresh, reason=_reason(fresh, stopped=False))
+        return fresh
+
+    def _build(self, fresh: Fresh, *, reason: str | None) -> None:
+        """The plan's rows and the answer, made before the write so that it only stores them
+        (their patient and treatment ids are set once those rows exist)."""
+        phone = fresh.event.data.patient.phone
+        fresh.reason = reason
+        ids = new_message_ids(fresh.now, len(fresh.plan))
+        fresh.messages = [
+            new_message(p, clinic_id=fresh.clinic_id, treatment_id=0, patient_id=0,
+                        phone=phone, reason=reason, now=fresh.now, message_id=i)
+            for p, i in zip(fresh.plan, ids, strict=True)]
+        fresh.written = _written(fresh)
+        if self._sqlite:
+            fresh.rows, fresh.history = message_rows.sqlite_rows(fresh.messages)
+
+    async def write(self, fresh: Fresh) -> Written | None:
+        """Store the event's plan with others arriving at once; None when it is not fresh."""
+        return await self._group.submit(fresh)
+
+    @property
+    def waiting(self) -> int:
+        """Events waiting for the next write."""
+        return self._group.waiting
+
+    async def close(self) -> None:
+        """Finish the writes under way."""
+        await self._group.drain()
+
+    def _plan(self, fresh: Fresh) -> list[protocols.PlannedMessage]:
+        t, patient = fresh.treatment, fresh.event.data.patient
+        return self.planner.plan_for(
+            fresh.clinic_id, t.protocol,
+            protocols.Treatment(completed_at=t.completed_at, session_number=t.session_number,
+                                sessions_planned=t.sessions_planned, serum=t.serum),
+            protocols.Recipient(first_name=patient.first_name, timezone=zone(fresh.timezone),
+                                locale=fresh.locale))
+
+    async def _write(self, batch: Sequence[Fresh]) -> list[Written | None]:
+        try:
+            async with self.gate.background(), self.sessions.begin() as s:
+                return await self.store(await s.connection(), batch)
+        except IntegrityError:
+            return [None] * len(batch)  # someone else stored one of them: go one by one
+
+    async def store(self, conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Written | None]:
+        """Store the plans of `batch` in the transaction of `conn`: patients, treatments,
+        messages, history and the event rows; None for an event that is not fresh (its webhook
+        id or treatment is stored). The one write of a new treatment, batched or alone."""
+        fresh = await _unseen(conn, batch)
+        if not fresh:
+            return [None] * len(batch)
+        patients = await self._patients(conn, fresh)
+        stopped = await _opted_out(conn, fresh)
+        treatments = await _insert(conn, _INSERT_TREATMENT, [
+            {**_treatment_row(f), "patient_id": patients[i]} for i, f in enumerate(fresh)])
+        for f in fresh:
+            reason = _reason(f, stopped=(f.clinic_id, f.event.data.patient.phone) in stopped)
+            if f.written is None or reason != f.reason:  # re-planned, or the number said STOP
+                self._build(f, reason=reason)
+        ids = list(zip(treatments, patients, strict=True))
+        if self._sqlite:
+            await message_rows.insert_sqlite(
+                conn, [(f.rows, pair) for f, pair in zip(fresh, ids, strict=True)],
+                [entry for f in fresh for entry in f.history])
+        else:
+            await message_rows.insert(conn, [(f.messages, pair)
+                                          for f, pair in zip(fresh, ids, strict=True)])
+        await conn.execute(_INSERT_EVENT, [_event_row(f) for f in fresh])
+        written = {id(f): f.written for f in fresh}
+        return [written.get(id(f)) for f in batch]
+
+    async def _patients(self, conn: AsyncConnection, fresh: Sequence[Fresh]) -> list[int]:
+        """Each event's patient id: inserted, or updated as the event reports them (and the
+        event re-planned when the stored zone or locale, which it left out, changes it)."""
+        keys = [(f.clinic_id, f.event.data.patient.id) for f in fresh]
+        stored = {(c, e): (i, tz, loc) for i, c, e, tz, loc in
+                  (await conn.execute(_PATIENTS, {"keys": keys})).all()}
+        new = [f for f, key in zip(fresh, keys, strict=True) if key not in stored]
+        ids = dict(zip(map(id, new), await _insert(conn, _INSERT_PATIENT, [
+            _patient_row(f) for f in new]), strict=True))
+        updates = []
+        for f, key in zip(fresh, keys, strict=True):
+            if key in stored:
+                ids[id(f)], timezone, locale = stored[key]
+                self._follow(f, timezone=timezone, locale=locale)
+                updates.append({**_patient_row(f), "p_id": ids[id(f)]})
+        if updates:
+            await conn.execute(_UPDATE_PATIENT, updates)
+        return [ids[id(f)] for f in fresh]
+
+    def _follow(self, fresh: Fresh, *, timezone: str, locale: str | None) -> None:
+        patient = fresh.event.data.patient
+        zone_now, locale_now = patient.timezone or timezone, patient.locale or locale
+        if (zone_now, locale_now) != (fresh.timezone, fresh.locale):
+            fresh.timezone, fresh.locale = zone_now, locale_now
+            fresh.plan = self._plan(fresh)
+            fresh.written = None
+
+
+def suppression(*, consents: bool, stopped: bool) -> str | None:
+    """Why a new plan is recorded but not sent (SPEC §5), or None: the patient has not
+    consented, or their number said STOP to the clinic."""
+    if not consents:
+        return reasons.NO_CONSENT
+    return reasons.OPTED_OUT if stopped else None
+
+
+def _reason(fresh: Fresh, *, stopped: bool) -> str | None:
+    return suppression(consents=fresh.event.data.patient.sms_consent, stopped=stopped)
+
+
+def _in(*columns: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    return sa.tuple_(*columns).in_(sa.bindparam("keys", expanding=True))
+
+
+# Built once (see `claims`): running them again costs binding their parameters.
+_SEEN_EVENTS = sa.select(EVENT.c.clinic_id, EVENT.c.webhook_id).where(
+    _in(EVENT.c.clinic_id, EVENT.c.webhook_id))
+_SEEN_TREATMENTS = sa.select(TREATMENT.c.clinic_id, TREATMENT.c.external_id).where(
+    _in(TREATMENT.c.clinic_id, TREATMENT.c.external_id))
+_PATIENTS = sa.select(PATIENT.c.id, PATIENT.c.clinic_id, PATIENT.c.external_id,
+                      PATIENT.c.timezone, PATIENT.c.locale).where(
+    _in(PATIENT.c.clinic_id, PATIENT.c.external_id))
+_OPTED_OUT = sa.select(OPT_OUT.c.clinic_id, OPT_OUT.c.phone).where(
+    _in(OPT_OUT.c.clinic_id, OPT_OUT.c.phone))
+# Rows come back in no set order from a multi-row insert: match them by their unique keys.
+_INSERT_PATIENT = sa.insert(PATIENT).returning(PATIENT.c.clinic_id, PATIENT.c.external_id,
+                                               PATIENT.c.id)
+_UPDATE_PATIENT = sa.update(PATIENT).where(PATIENT.c.id == sa.bindparam("p_id"))
+_INSERT_TREATMENT = sa.insert(TREATMENT).returning(TREATMENT.c.clinic_id,
+                                                   TREATMENT.c.external_id, TREATMENT.c.id)
+_INSERT_EVENT = sa.insert(EVENT)
+
+
+async def _unseen(conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Fresh]:
+    """The events whose webhook id and treatment are both new."""
+    events = {tuple(r) for r in (await conn.execute(_SEEN_EVENTS, {"keys": [
+        (f.clinic_id, f.webhook_id) for f in batch]})).all()}
+    treatments = {tuple(r) for r in (await conn.execute(_SEEN_TREATMENTS, {"keys": [
+        (f.clinic_id, f.treatment.external_id) for f in batch]})).all()}
+    return [f for f in batch if (f.clinic_id, f.webhook_id) not in events
+            and (f.clinic_id, f.treatment.external_id) not in treatments]
+
+
+async def _opted_out(conn: AsyncConnection, fresh: Sequence[Fresh]) -> set[tuple[str, str]]:
+    keys = [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
+    return {(c, p) for c, p in (await conn.execute(_OPTED_OUT, {"keys": keys})).all()}
+
+
+async def _insert(conn: AsyncConnection, stmt: sa.Insert, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert `rows` (in one statement where the dialect can); their new ids, in order."""
+    if not rows:
+        return []
+    ids = {(c, e): i for c, e, i in (await conn.execute(stmt, rows)).all()}
+    return [ids[row["clinic_id"], row["external_id"]] for row in rows]
+
+
+def _patient_row(fresh: Fresh) -> dict[str, Any]:
+    patient = fresh.event.data.patient
+    return {"clinic_id": fresh.clinic_id, "external_id": patient.id,
+            "first_name": patient.first_name, "phone": patient.phone,
+            "timezone": fresh.timezone, "locale": fresh.locale,
+            "sms_consent": patient.sms_consent, "updated_at": fresh.now}
+
+
+def _treatment_row(fresh: Fresh) -> dict[str, Any]:
+    t = fresh.treatment
+    return {"clinic_id": fresh.clinic_id, "external_id": t.external_id, "protocol": t.protocol,
+            "completed_at": t.completed_at, "session_number": t.session_number,
+            "sessions_planned": t.sessions_planned, "serum": t.serum,
+            "created_at": fresh.now, "cancelled_at": None}
+
+
+def _written(fresh: Fresh) -> Written:
+    body: PlanAnswer = {
+        "event_id": fresh.webhook_id, "type": fresh.event.type,
+        "treatment": treatment_view(fresh.treatment, fresh.event.data.patient.id),
+        "messages": [planned_view(m) for m in fresh.messages]}
+    due = [(m.id, m.send_at) for m in fresh.messages if m.status == Status.SCHEDULED]
+    return Written(render(PLAN, body), due)
+
+
+def _event_row(fresh: Fresh) -> dict[str, Any]:
+    assert fresh.written is not None
+    written = fresh.written
+    return {"clinic_id": fresh.clinic_id, "webhook_id": fresh.webhook_id,
+            "body_sha256": fresh.digest, "type": fresh.event.type, "status_code": 202,
+            "response": written.body, "received_at": fresh.now}

@@ -1,0 +1,151 @@
+"""Prometheus metrics (SPEC §9), in a registry of the app's own: nothing global.
+
+Counters and histograms are this process's; the per-status message counts and the pending
+count are read from the database (shared by every replica) when `/metrics` is scraped, unless
+the last count is recent for what it cost (`COUNT_BUDGET`): counting a million rows takes
+the database a noticeable fraction of a second, and a scrape every 15 s counting each time
+held an idle service at several times its idle CPU (README, benchmarks). The oldest scheduled
+`send_at` is read with them, and its age taken at each scrape by the app's clock.
+
+The registry also carries prometheus_client's process, platform and GC collectors. No
+`*_created` series: prometheus_client's switch for them is process-global, so `Metrics()`
+turns it off for every registry in the process (nothing of ours wants them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# The database's counts are reused until they are this many times older than counting took:
+# at most 1/200 of the time spent counting (a million rows: once in tens of seconds; a small
+# database: every scrape but the ones a few milliseconds apart).
+COUNT_BUDGET = 200
+
+
+class _StoredCounts(Collector):
+    """Messages by status, as last read from the database."""
+
+    def __init__(self) -> None:
+        self.by_status: dict[str, int] = {}
+        self.counted_at: float | None = None  # time.monotonic() when last counted
+        self.took = 0.0  # seconds that count took
+        self.oldest_scheduled: datetime | None = None  # earliest send_at still scheduled
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("aftercare_messages", "Messages by status (database)",
+                                   labels=["status"])
+        for status, count in sorted(self.by_status.items()):
+            family.add_metric([status], count)
+        yield family
+
+
+class _WriterQueues(Collector):
+    """Items waiting in each group commit (and writes waiting at the writer gate)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Callable[[], int]] = {}
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("aftercare_writer_queue",
+                                   "Items waiting for the database writer, by queue",
+                                   labels=["queue"])
+        for name, waiting in sorted(self.sources.items()):
+            family.add_metric([name], waiting())
+        yield family
+
+
+class Metrics:
+    """Everything Aftercare measures, registered in one registry."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # process-global: see above
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.events = Counter("aftercare_events_total", "Clinic events received",
+                              ["type", "outcome"], registry=r)
+        self.sends = Counter("aftercare_sends_total", "Send outcomes", ["outcome"], registry=r)
+        self.send_seconds = Histogram("aftercare_send_seconds", "Duration of a provider call",
+                                      buckets=SEND_BUCKETS, registry=r)
+        self.lateness = Histogram("aftercare_lateness_seconds",
+                                  "Actual send time minus planned send_at",
+                                  buckets=LATENESS_BUCKETS, registry=r)
+        self.twilio_errors = Counter("aftercare_twilio_errors_total", "Twilio errors by code",
+                                     ["code"], registry=r)
+        self.recoveries = Counter("aftercare_claim_recoveries_total",
+                                  "Expired claims reconciled", ["result"], registry=r)
+        self.pending = Gauge("aftercare_pending_messages",
+                             "Messages scheduled or being sent (database)", registry=r)
+        self.callbacks = Counter("aftercare_callbacks_total",
+                                 "Twilio status callbacks by status and outcome",
+                                 ["status", "outcome"], registry=r)
+        self.callback_seconds = Histogram("aftercare_callback_seconds",
+                                          "A status callback's arrival to durable",
+                                          buckets=SEND_BUCKETS, registry=r)
+        self.replies = Counter("aftercare_replies_total", "Patients' replies by keyword",
+                               ["keyword"], registry=r)
+        self.http_seconds = Histogram("aftercare_http_request_duration_seconds",
+                                      "HTTP requests by matched route, method and status",
+                                      ["route", "method", "status"], buckets=HTTP_BUCKETS,
+                                      registry=r)
+        self.oldest_overdue = Gauge("aftercare_oldest_overdue_seconds",
+                                    "Age of the oldest scheduled message past its send_at "
+                                    "(database; 0 when none)", registry=r)
+        self.ready = Gauge("aftercare_ready",
+                           "1 when the database answers and the scheduler runs, else 0",
+                           registry=r)
+        self._stored = _StoredCounts()
+        r.register(self._stored)
+        self._queues = _WriterQueues()
+        r.register(self._queues)
+
+    def watch_queue(self, name: str, waiting: Callable[[], int]) -> None:
+        """Report `waiting()` as the depth of the writer queue `name` at each scrape."""
+        self._queues.sources[name] = waiting
+
+    def stored_due(self, now: float) -> bool:
+        """Whether to count messages by status again before a scrape at `now` (monotonic s)."""
+        last = self._stored.counted_at
+        return last is None or now - last >= self._stored.took * COUNT_BUDGET
+
+    def set_stored(self, by_status: Mapping[str, int], *, counted_at: float, took: float,
+                   oldest_scheduled: datetime | None = None) -> None:
+        """Record the database's per-status counts and earliest scheduled `send_at`, read at
+        `counted_at` in `took` s."""
+        self._stored.by_status = dict(by_status)
+        self._stored.oldest_scheduled = oldest_scheduled
+        self._stored.counted_at, self._stored.took = counted_at, took
+        self.pending.set(by_status.get("scheduled", 0) + by_status.get("sending", 0))
+
+    def set_scrape(self, *, now: datetime, ready: bool) -> None:
+        """Set what a scrape at `now` reads: readiness, and the age of the oldest scheduled
+        message whose `send_at` has passed. Between two counts that age keeps growing: it is
+        at most one count's reuse too old if that message has been sent since."""
+        oldest = self._stored.oldest_scheduled
+        overdue = 0.0 if oldest is None else (now - oldest).total_seconds()
+        self.oldest_overdue.set(max(0.0, overdue))
+        self.ready.set(1 if ready else 0)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,1 @@
+"""Planning: protocols, timing, templates, preview; pure, no I/O."""

@@ -1,0 +1,67 @@
+"""The planner: the configured protocols, built once, and the plan they make; pure.
+
+It takes plain values (a protocol key, `protocols.Treatment`, `protocols.Recipient`) and
+returns `protocols.PlannedMessage`s: no rows, no payloads, no I/O. Turning stored rows into
+its inputs and its plan into rows is storage's (`storage.message_rows`), so that the event
+that plans a treatment (`intake`) and the corrections that re-plan one build a message alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from service.config import ClinicSettings, Settings
+from service.errors import FieldError, Unprocessable
+from service.planning import protocols
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+class Planner:
+    """Builds message rows from the configured protocols (the pure planner does the timing)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._protocols: dict[tuple[str, str], protocols.Protocol] = {}
+
+    def check(self, *, protocol: str, completed_at: datetime, now: datetime) -> None:
+        """Refuse what cannot be planned: an unknown protocol, a treatment in the future."""
+        errors = []
+        if protocol not in self.settings.protocols:
+            known = ", ".join(sorted(self.settings.protocols))
+            errors.append(
+                FieldError(
+                    "data.treatment.protocol", f"unknown protocol; this service knows {known}"
+                )
+            )
+        if completed_at > now + FUTURE_TOLERANCE:
+            errors.append(FieldError("data.treatment.completed_at", "is in the future"))
+        if errors:
+            raise Unprocessable("the treatment cannot be planned", errors=errors)
+
+    def protocol(self, key: str, clinic: ClinicSettings) -> protocols.Protocol:
+        """The pure-planning protocol for this clinic's locale, built once."""
+        cached = self._protocols.get((key, clinic.locale))
+        if cached is None:
+            cached = self.settings.protocol(key, locale=clinic.locale)
+            self._protocols[(key, clinic.locale)] = cached
+        return cached
+
+    def plan_for(
+        self,
+        clinic_id: str,
+        protocol_key: str,
+        treatment: protocols.Treatment,
+        recipient: protocols.Recipient,
+    ) -> list[protocols.PlannedMessage]:
+        """The plan of a protocol for a treatment and a recipient given as plain values."""
+        clinic = self.settings.clinics[clinic_id]
+        return protocols.plan(
+            self.protocol(protocol_key, clinic),
+            treatment,
+            recipient,
+            protocols.ClinicView(
+                name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet()
+            ),
+            default_expires_after=self.settings.scheduler.default_expires_after,
+        )

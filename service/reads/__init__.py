@@ -1,0 +1,1 @@
+"""The read API: its queries, answers, views and paging."""

@@ -1,0 +1,188 @@
+"""The shapes of every JSON answer (SPEC §5-§9), rendered by pydantic and described by it.
+
+Each answer is a `TypedDict`: the views build plain dicts that mypy checks against it, and
+its `TypeAdapter` serializes them in one pass (datetimes as UTC ISO 8601 with a `Z`) without
+validating again what the service built itself, so the hot ingest path gets no per-message
+objects. `service.web.openapi` takes the answers' schemas from the same adapters, so the document
+and the renderer cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
+
+from pydantic import Field, TypeAdapter
+from typing_extensions import TypedDict
+
+from service.planning.protocols import StepKind
+
+# The values of `models.Status` (a test keeps them equal); a Literal so a plain str from the
+# database renders without a conversion per message.
+StatusName = Literal["scheduled", "sending", "sent", "delivered", "undelivered", "failed",
+                     "cancelled", "suppressed", "expired"]
+T = TypeVar("T")
+
+
+class PlannedMessage(TypedDict):
+    """A message as the answer to an event lists it."""
+
+    id: str
+    step: str
+    kind: StepKind
+    send_at: datetime
+    status: StatusName
+    reason: str | None
+
+
+class HistoryEntry(TypedDict):
+    """One status change of a message, with its detail (Twilio error code, reason)."""
+
+    at: datetime
+    status: StatusName
+    detail: str | None
+    error_code: int | None
+
+
+class MessageDetail(PlannedMessage):
+    """A message with its history, phone masked (the read API)."""
+
+    seq: int
+    to: str
+    locale: str
+    expires_at: datetime
+    sent_at: datetime | None
+    provider_id: str | None
+    error_code: int | None
+    attempts: int
+    history: list[HistoryEntry]
+
+
+class ListedMessage(MessageDetail):
+    """A message in a list, with the clinic's ids of its treatment and patient."""
+
+    treatment_id: str
+    patient_id: str
+
+
+class TreatmentView(TypedDict):
+    """A treatment as a clinic system sees it."""
+
+    id: str
+    protocol: str
+    completed_at: datetime
+    session_number: int
+    sessions_planned: int
+    serum: str
+    patient_id: str
+    cancelled_at: datetime | None
+
+
+class PatientView(TypedDict):
+    """A patient as a clinic system sees it, phone masked."""
+
+    id: str
+    first_name: str
+    phone: str
+    timezone: str
+    locale: str | None
+    sms_consent: bool
+
+
+class PlanAnswer(TypedDict):
+    """The answer to treatment.completed: the plan (202), or the plan already made (200)."""
+
+    event_id: str
+    type: Literal["treatment.completed"]
+    treatment: TreatmentView
+    messages: list[PlannedMessage]
+
+
+class CancelAnswer(TypedDict):
+    """The answer to treatment.cancelled: the treatment and its whole plan as it now stands."""
+
+    event_id: str
+    type: Literal["treatment.cancelled"]
+    treatment: TreatmentView
+    messages: list[PlannedMessage]
+
+
+class PatientAnswer(TypedDict):
+    """The answer to patient.updated: the patient and the messages the update changed."""
+
+    event_id: str
+    type: Literal["patient.updated"]
+    patient: PatientView
+    messages: list[PlannedMessage]
+
+
+EventAnswer = Annotated[PlanAnswer | CancelAnswer | PatientAnswer, Field(discriminator="type")]
+
+
+class TreatmentAnswer(TypedDict):
+    """A treatment and its messages, each with its history."""
+
+    treatment: TreatmentView
+    messages: list[MessageDetail]
+
+
+class MessagePage(TypedDict):
+    """A page of messages, newest first; `next_cursor` is None on the last page."""
+
+    messages: list[ListedMessage]
+    next_cursor: str | None
+
+
+class FieldProblem(TypedDict):
+    """One wrong field or parameter, by its dotted path."""
+
+    field: str
+    message: str
+
+
+class Problem(TypedDict):
+    """An RFC 9457 problem; `errors` lists each wrong field of a 422."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: NotRequired[list[FieldProblem]]
+
+
+class Readiness(TypedDict):
+    """Whether the service can work: each check is "ok" or says why it fails."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+
+
+class Health(TypedDict):
+    """The process runs."""
+
+    status: Literal["ok"]
+
+
+PLAN: TypeAdapter[PlanAnswer] = TypeAdapter(PlanAnswer)
+CANCEL: TypeAdapter[CancelAnswer] = TypeAdapter(CancelAnswer)
+PATIENT: TypeAdapter[PatientAnswer] = TypeAdapter(PatientAnswer)
+EVENT: TypeAdapter[PlanAnswer | CancelAnswer | PatientAnswer] = TypeAdapter(EventAnswer)
+TREATMENT: TypeAdapter[TreatmentAnswer] = TypeAdapter(TreatmentAnswer)
+PAGE: TypeAdapter[MessagePage] = TypeAdapter(MessagePage)
+PROBLEM: TypeAdapter[Problem] = TypeAdapter(Problem)
+READINESS: TypeAdapter[Readiness] = TypeAdapter(Readiness)
+HEALTH: TypeAdapter[Health] = TypeAdapter(Health)
+
+
+def render(adapter: TypeAdapter[T], value: T) -> str:
+    """`value` as JSON text, by the adapter that describes it in the OpenAPI document."""
+    return adapter.dump_json(value).decode()
+
+
+def json_schema_inputs() -> list[tuple[str, Literal["serialization"], TypeAdapter[Any]]]:
+    """Every answer's adapter by its name in the document, in serialization mode."""
+    named: dict[str, TypeAdapter[Any]] = {
+        "EventAnswer": EVENT, "TreatmentAnswer": TREATMENT, "MessagePage": PAGE,
+        "Problem": PROBLEM, "Readiness": READINESS, "Health": HEALTH,
+    }
+    return [(name, "serialization", adapter) for name, adapter in named.items()]

@@ -1,0 +1,120 @@
+"""What the read API answers (SPEC §8): a treatment, a patient's messages, a clinic's messages.
+
+Every function takes the clinic id from the authorized path and looks only at that clinic's
+rows, so an id of another clinic is simply not found. Phone numbers come out masked.
+The message lists' paged query (`message_page`, keyset on `(send_at, id)`) is the read API's
+own and lives here; everything else it reads through `storage.store`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.errors import NotFound
+from service.reads.answers import MessagePage, TreatmentAnswer
+from service.reads.paging import Cursor, MessageQuery, encode_cursor
+from service.reads.views import listed_view, message_view, treatment_view
+from service.storage import store
+from service.storage.models import Message, Patient, Treatment, row_id
+
+
+async def treatment(
+    sessions: async_sessionmaker[AsyncSession], clinic_id: str, external_id: str
+) -> TreatmentAnswer:
+    """The clinic's treatment and its messages, each with its history; NotFound otherwise."""
+    async with sessions() as s:
+        found = await store.find_treatment(s, clinic_id, external_id)
+        if found is None:
+            raise NotFound("this clinic has no treatment with that id")
+        return await treatment_answer(s, found)
+
+
+async def treatment_answer(s: AsyncSession, found: Treatment) -> TreatmentAnswer:
+    """A treatment and its messages as stored now, each with its history."""
+    patient = await s.get(Patient, found.patient_id)
+    assert patient is not None, "a treatment has a patient"
+    messages = await store.messages_of(s, row_id(found.id))
+    history = await store.history_of(s, [m.id for m in messages])
+    return {
+        "treatment": treatment_view(found, patient.external_id),
+        "messages": [message_view(m, history[m.id]) for m in messages],
+    }
+
+
+async def clinic_messages(
+    sessions: async_sessionmaker[AsyncSession], clinic_id: str, page: MessageQuery
+) -> MessagePage:
+    """A page of the clinic's messages, newest first, and the cursor of the next page."""
+    async with sessions() as s:
+        return await _page(s, clinic_id, page)
+
+
+async def patient_messages(
+    sessions: async_sessionmaker[AsyncSession],
+    clinic_id: str,
+    external_id: str,
+    page: MessageQuery,
+) -> MessagePage:
+    """A page of one patient's messages, newest first; NotFound for an unknown patient."""
+    async with sessions() as s:
+        patient = await store.find_patient(s, clinic_id, external_id)
+        if patient is None:
+            raise NotFound("this clinic has no patient with that id")
+        return await _page(s, clinic_id, page, patient_id=row_id(patient.id))
+
+
+async def _page(
+    s: AsyncSession, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
+) -> MessagePage:
+    rows = await message_page(s, clinic_id, page, patient_id=patient_id)
+    shown = rows[: page.limit]
+    history = await store.history_of(s, [m.id for m, _, _ in shown])
+    next_cursor = None
+    if len(rows) > page.limit:  # one more than a page was found: there is a next page
+        last = shown[-1][0]
+        next_cursor = encode_cursor(Cursor(last.send_at, last.id))
+    return {
+        "messages": [
+            listed_view(m, history[m.id], treatment_id=t, patient_id=p) for m, t, p in shown
+        ],
+        "next_cursor": next_cursor,
+    }
+
+
+async def message_page(
+    s: AsyncSession, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
+) -> list[tuple[Message, str, str]]:
+    """Up to `page.limit + 1` of the clinic's messages, newest first by (send_at, id), each
+    with its treatment's and patient's ids as the clinic knows them."""
+    query = (
+        select(Message, Treatment.external_id, Patient.external_id)
+        .join(Treatment, col(Treatment.id) == col(Message.treatment_id))
+        .join(Patient, col(Patient.id) == col(Message.patient_id))
+        .where(*_page_filters(clinic_id, page, patient_id))
+        .order_by(col(Message.send_at).desc(), col(Message.id).desc())
+        .limit(page.limit + 1)
+    )
+    return [(m, t, p) for m, t, p in (await s.exec(query)).all()]
+
+
+def _page_filters(
+    clinic_id: str, page: MessageQuery, patient_id: int | None
+) -> list[sa.ColumnElement[bool]]:
+    send_at = col(Message.send_at)
+    where = [col(Message.clinic_id) == clinic_id]
+    if patient_id is not None:
+        where.append(col(Message.patient_id) == patient_id)
+    if page.status is not None:
+        where.append(col(Message.status) == page.status)
+    if page.since is not None:
+        where.append(send_at >= page.since)
+    if page.until is not None:
+        where.append(send_at < page.until)
+    if page.after is not None:
+        # A row-value comparison: the index on (clinic_id, send_at, id) seeks straight to it.
+        position = sa.tuple_(send_at, col(Message.id))
+        where.append(position < sa.tuple_(page.after.send_at, page.after.id))
+    return where

@@ -1,0 +1,118 @@
+"""Query parameters of the message lists (SPEC §8) and their opaque cursor; pure.
+
+Lists are newest first by `(send_at, id)`. A cursor is the position of the last message of a
+page (keyset pagination), so messages stored while a client pages neither shift the pages
+nor make one repeat or skip a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from service.errors import FieldError, Unprocessable
+from service.storage.models import Status
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended: the last message's `send_at` and `id`."""
+
+    send_at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class MessageQuery:
+    """A page of messages: filters (send_at in [since, until)), size, and where to start."""
+
+    status: Status | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = DEFAULT_LIMIT
+    after: Cursor | None = None
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """The opaque text form of a cursor (URL-safe)."""
+    raw = json.dumps([cursor.send_at.astimezone(UTC).isoformat(), cursor.id]).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(text: str) -> Cursor:
+    """The cursor `encode_cursor` made; ValueError for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        send_at, message_id = json.loads(raw)
+        return Cursor(_aware(datetime.fromisoformat(send_at)), _text(message_id))
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise ValueError("not a cursor from this API; pass next_cursor as given") from None
+
+
+def parse_query(params: Mapping[str, str]) -> MessageQuery:
+    """The query in `params`; Unprocessable listing every wrong parameter."""
+    errors: list[FieldError] = []
+    query = MessageQuery(
+        status=_parsed(errors, params, "status", Status),
+        since=_parsed(errors, params, "since", _instant),
+        until=_parsed(errors, params, "until", _instant),
+        limit=_parsed(errors, params, "limit", _limit) or DEFAULT_LIMIT,
+        after=_parsed(errors, params, "cursor", decode_cursor),
+    )
+    if query.since and query.until and query.since >= query.until:
+        errors.append(FieldError("until", "must be later than since"))
+    if errors:
+        raise Unprocessable("the query has wrong parameters", errors=errors)
+    return query
+
+
+def _parsed(
+    errors: list[FieldError], params: Mapping[str, str], name: str, parse: Callable[[str], T]
+) -> T | None:
+    if name not in params:
+        return None
+    try:
+        return parse(params[name])
+    except ValueError as exc:
+        message = str(exc) if parse is not Status else _status_message()
+        errors.append(FieldError(name, message))
+        return None
+
+
+def _status_message() -> str:
+    return "must be one of " + ", ".join(s.value for s in Status)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-25T15:00:00Z") from None
+    return _aware(value)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.utcoffset() is None:
+        raise ValueError("must carry a time zone (Z or an offset such as %2B01:00)")
+    return value.astimezone(UTC)
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise ValueError(f"must be a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("not an id")
+    return value

@@ -1,0 +1,1 @@
+"""Storage: engines, models, tables, queries, claims, the writer; no HTTP."""

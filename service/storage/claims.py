@@ -1,0 +1,224 @@
+"""The claim protocol's queries, in batches (DESIGN invariant 3).
+
+A claim is one conditional UPDATE … RETURNING over the due rows: on PostgreSQL the rows are
+picked with FOR UPDATE SKIP LOCKED, so replicas claiming at once split them; on SQLite the
+write lock taken at BEGIN makes the claimer the only writer. These run as Core statements on
+the session's connection: a batch of claims costs a handful of round trips, not a few per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.storage import reasons
+from service.storage.models import Status
+from service.storage.store import add_history
+from service.storage.tables import MESSAGE, OPT_OUT, PATIENT, TREATMENT
+
+SENT_STATUSES = (Status.SENT, Status.DELIVERED, Status.UNDELIVERED)
+M = MESSAGE.c
+
+
+@dataclass(slots=True)
+class Claim:
+    """A claimed message: what sending it needs."""
+
+    id: str
+    clinic_id: str
+    phone: str
+    body: str
+    send_at: datetime
+    expires_at: datetime
+    attempts: int
+    claimed_at: datetime | None
+    footer: bool
+
+
+CLAIM_COLUMNS = (M.id, M.clinic_id, M.phone, M.body, M.send_at, M.expires_at, M.attempts,
+                 M.claimed_at, M.footer)
+
+
+class Standing(NamedTuple):
+    """What may have changed about a claimed message's patient while it waited."""
+
+    cancelled: bool  # its treatment was cancelled
+    consents: bool  # the patient consents to SMS
+    phone: str  # the patient's phone now
+    stopped: bool  # that phone said STOP to the clinic
+    reached: bool  # another message of the clinic's went to that phone (or is going, footed)
+
+
+def _at(name: str) -> sa.BindParameter[datetime]:
+    return sa.bindparam(name, type_=M.due_at.type)
+
+
+def _unless_expired(claimed: Any, expired: Any) -> sa.Case[Any]:
+    """A column's new value: `claimed` on a row claimed to be sent, `expired` on a row that is
+    past its expiry."""
+    return sa.case((M.expires_at <= _at("now"), expired), else_=claimed)
+
+
+def _claimed(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """`column` of the row being claimed, named in full inside a subquery of the claim's
+    RETURNING: SQLAlchemy names RETURNING's columns bare on SQLite, its subqueries' too, and a
+    bare name there is the subquery's own table's."""
+    return sa.literal_column(f"{MESSAGE.name}.{column.name}", type_=column.type)
+
+
+def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
+    """What may have changed about a message's patient while it waited (`Standing`), as
+    subqueries on the claimed row, so the claim itself answers them."""
+    other = MESSAGE.alias("other")
+    phone = (sa.select(PATIENT.c.phone).where(PATIENT.c.id == _claimed(M.patient_id))
+             .scalar_subquery())
+    clinic = _claimed(M.clinic_id)
+    # Reached: another message to that number went out, or is going out with the footer.
+    # Not "is being sent" alone: a message claimed in this same statement is `sending`
+    # already on SQLite and still `scheduled` on PostgreSQL, and must count on neither.
+    # Looked up by (clinic_id, phone). The status is compared as `status || ''`, which no index
+    # serves: PostgreSQL, with statistics from before the latest sends (autovacuum re-analyzes
+    # a big table only after 10 % of it changed), took (status, due_at) for it and walked every
+    # message sent since for each row claimed (README, "What bounds dispatch").
+    status = other.c.status.concat("")
+    reached = sa.exists().where(
+        other.c.clinic_id == clinic, other.c.phone == phone, other.c.id != _claimed(M.id),
+        sa.or_(status.in_(SENT_STATUSES), sa.and_(status == Status.SENDING, other.c.footer)))
+    return (
+        sa.select(TREATMENT.c.cancelled_at.is_not(None))
+        .where(TREATMENT.c.id == _claimed(M.treatment_id)).scalar_subquery(),
+        sa.select(PATIENT.c.sms_consent).where(PATIENT.c.id == _claimed(M.patient_id))
+        .scalar_subquery(),
+        phone,
+        sa.exists().where(OPT_OUT.c.clinic_id == clinic, OPT_OUT.c.phone == phone),
+        reached,
+    )
+
+
+# Built once: a statement object carries its compiled form's cache key, so running it again
+# costs binding its parameters, not building and hashing the statement.
+_DUE = (
+    sa.select(M.id)
+    .where(M.status == Status.SCHEDULED, M.due_at <= _at("now"))
+    .order_by(M.due_at)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+    .with_for_update(skip_locked=True)
+)
+# One statement claims the due rows and expires those past their expiry (soonest first, so
+# those come first), and answers what vetting needs. The subquery picks (and on PostgreSQL
+# locks) rows still scheduled; checking the status again outside it would only lead SQLite to
+# walk every scheduled row by that index.
+_CLAIM = (
+    sa.update(MESSAGE)
+    .where(M.id.in_(_DUE.scalar_subquery()))
+    .values(status=_unless_expired(sa.literal(Status.SENDING.value), sa.literal(
+                Status.EXPIRED.value)),
+            reason=_unless_expired(M.reason, sa.literal(reasons.EXPIRED_BEFORE_SENT)),
+            claimed_by=_unless_expired(sa.bindparam("instance"), M.claimed_by),
+            claimed_at=_unless_expired(_at("now"), M.claimed_at),
+            lease_until=_unless_expired(_at("lease_until"), M.lease_until),
+            attempts=_unless_expired(M.attempts + 1, M.attempts),
+            updated_at=_at("now"))
+    .returning(*CLAIM_COLUMNS, M.status, *_standing_columns())
+)
+_TAKE_OVER = (
+    sa.update(MESSAGE)
+    .where(M.id == sa.bindparam("message_id"), M.status == Status.SENDING,
+           M.lease_until < _at("now"))
+    .values(claimed_by=sa.bindparam("instance"), lease_until=_at("lease_until"),
+            updated_at=_at("now"))
+    .returning(*CLAIM_COLUMNS)
+)
+
+_EXTEND = (
+    sa.update(MESSAGE)
+    .where(M.id == sa.bindparam("message_id"), M.status == Status.SENDING,
+           M.claimed_by == sa.bindparam("instance"))
+    .values(lease_until=_at("lease_until"), updated_at=_at("now"))
+)
+
+
+@dataclass(slots=True)
+class ClaimBatch:
+    """What one claim took: messages to send (soonest first) with their standing, and the
+    ids of messages it found past their expiry."""
+
+    claims: list[Claim]
+    standing: dict[str, Standing]
+    expired: list[str]
+
+    @property
+    def taken(self) -> int:
+        """How many due rows the claim took, whatever became of them."""
+        return len(self.claims) + len(self.expired)
+
+
+async def claim_due(
+    conn: AsyncConnection, *, now: datetime, instance: str, lease: timedelta, limit: int
+) -> ClaimBatch:
+    """Claim up to `limit` due scheduled messages for `instance`, soonest first; expire the
+    ones among them past their expiry."""
+    params = {"now": now, "limit": limit, "instance": instance, "lease_until": now + lease}
+    batch = ClaimBatch([], {}, [])
+    for row in (await conn.execute(_CLAIM, params)).all():
+        claim = Claim(*row[:len(CLAIM_COLUMNS)])
+        if row.status == Status.EXPIRED:
+            batch.expired.append(claim.id)
+            continue
+        batch.claims.append(claim)
+        cancelled, consents, phone, stopped, reached = row[len(CLAIM_COLUMNS) + 1:]
+        batch.standing[claim.id] = Standing(bool(cancelled), bool(consents), phone,
+                                            bool(stopped), bool(reached))
+    batch.claims.sort(key=lambda c: (c.send_at, c.id))
+    expired = reasons.EXPIRED_BEFORE_SENT
+    await add_history(conn, [(i, Status.EXPIRED, expired, None) for i in batch.expired]
+                      + [(c.id, Status.SENDING, f"claimed by {instance}, attempt {c.attempts}",
+                          None) for c in batch.claims], now=now)
+    return batch
+
+
+async def take_over(
+    conn: AsyncConnection, message_id: str, *, now: datetime, instance: str, lease: timedelta
+) -> Claim | None:
+    """Take over a stale claim so that only one instance reconciles it."""
+    params = {"message_id": message_id, "now": now, "instance": instance,
+              "lease_until": now + lease}
+    row = (await conn.execute(_TAKE_OVER, params)).first()
+    return None if row is None else Claim(*row)
+
+
+async def extend(
+    conn: AsyncConnection, message_id: str, *, now: datetime, instance: str, lease: timedelta
+) -> bool:
+    """Renew `instance`'s claim on a message for `lease` from `now`; False when it is no longer
+    that instance's (another took it over)."""
+    params = {"message_id": message_id, "now": now, "instance": instance,
+              "lease_until": now + lease}
+    return bool((await conn.execute(_EXTEND, params)).rowcount)
+
+
+_FOOTER = (sa.update(MESSAGE).where(M.id.in_(sa.bindparam("ids", expanding=True)))
+           .values(footer=True))
+_NEW_PHONE = (sa.update(MESSAGE).where(M.id == sa.bindparam("m_id"))
+              .values(phone=sa.bindparam("m_phone"), updated_at=_at("m_now")))
+
+
+async def mark_footer(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    """Record that these messages carry the opt-out footer (it is part of what was sent)."""
+    if ids:
+        await conn.execute(_FOOTER, {"ids": list(ids)})
+
+
+async def set_phone(conn: AsyncConnection, changes: Sequence[tuple[str, str]], *,
+                    now: datetime) -> None:
+    """Send these claimed messages to the patient's new phone: (message id, phone)."""
+    if changes:
+        await conn.execute(_NEW_PHONE,
+                           [{"m_id": i, "m_phone": p, "m_now": now} for i, p in changes])
+        await add_history(conn, [(i, Status.SENDING, "patient's new phone", None)
+                                 for i, _ in changes], now=now)

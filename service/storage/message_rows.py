@@ -1,0 +1,179 @@
+"""A plan's messages as rows: one builder (`new_message`) for every path that stores a
+plan (the batched intake, the one-by-one ingest, a re-plan after a correction), their first
+history entries, and their inserts; and a stored treatment's plan (`plan_of`).
+
+PostgreSQL takes them through SQLAlchemy Core (one executemany each). SQLite takes rows made
+ahead of the write, each value already as SQLAlchemy would store it (its per-value processing
+of an event's hundreds of parameters was a large share of ingest's CPU; README, benchmarks),
+many rows to a statement
+(`sqlite_driver.insert_rows`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.planning import protocols
+from service.planning.planner import Planner
+from service.planning.timing import zone
+from service.storage import reasons
+from service.storage.models import Message, Patient, Status, Treatment, row_id, sqlite_text
+from service.storage.sqlite_driver import insert_rows
+from service.storage.tables import HISTORY, MESSAGE
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """A planned message about to be inserted, as plain values (no ORM object)."""
+
+    id: str
+    clinic_id: str
+    treatment_id: int
+    patient_id: int
+    step: str
+    kind: str
+    seq: int
+    phone: str
+    locale: str
+    body: str
+    send_at: datetime
+    expires_at: datetime
+    status: Status
+    reason: str | None
+    updated_at: datetime
+
+    def values(self) -> dict[str, Any]:
+        """Its row: every column a new message sets (`due_at` starts at `send_at`)."""
+        return {
+            "id": self.id, "clinic_id": self.clinic_id, "treatment_id": self.treatment_id,
+            "patient_id": self.patient_id, "step": self.step, "kind": self.kind,
+            "seq": self.seq, "phone": self.phone, "locale": self.locale, "body": self.body,
+            "send_at": self.send_at, "due_at": self.send_at, "expires_at": self.expires_at,
+            "status": self.status, "reason": self.reason, "attempts": 0, "footer": False,
+            "updated_at": self.updated_at,
+        }
+
+
+def new_message(
+    planned: protocols.PlannedMessage,
+    *,
+    clinic_id: str,
+    treatment_id: int,
+    patient_id: int,
+    phone: str,
+    reason: str | None,
+    now: datetime,
+    message_id: str | None = None,
+) -> NewMessage:
+    """One planned message as a new row: scheduled, suppressed (`reason`), or expired."""
+    status, why = Status.SCHEDULED, reason
+    if reason is not None:
+        status = Status.SUPPRESSED
+    elif planned.expires_at <= now:
+        status, why = Status.EXPIRED, reasons.TOO_LATE_ON_ARRIVAL
+    return NewMessage(
+        message_id or new_message_ids(now, 1)[0], clinic_id, treatment_id, patient_id,
+        planned.step, planned.kind, planned.seq, phone, planned.locale, planned.body,
+        planned.send_at, planned.expires_at, status, why, now,
+    )
+
+
+def new_message_ids(now: datetime, count: int) -> list[str]:
+    """`count` message ids that sort by creation time: their index grows at one end, so
+    inserting a plan touches a few pages instead of one per message (`msg_`, then 12 hex
+    digits of milliseconds and 12 random ones, drawn in one call for the lot)."""
+    stamp = f"msg_{int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF:012x}"
+    random = secrets.token_hex(6 * count)
+    return [stamp + random[12 * i:12 * i + 12] for i in range(count)]
+
+
+def message_row(
+    clinic_id: str,
+    treatment: Treatment,
+    patient: Patient,
+    planned: protocols.PlannedMessage,
+    *,
+    reason: str | None,
+    now: datetime,
+) -> Message:
+    """One planned message as a new ORM row (see `new_message`)."""
+    row = new_message(planned, clinic_id=clinic_id, treatment_id=row_id(treatment.id),
+                      patient_id=row_id(patient.id), phone=patient.phone, reason=reason,
+                      now=now)
+    return Message(**row.values())
+
+
+def plan_of(planner: Planner, clinic_id: str, treatment: Treatment,
+            patient: Patient) -> list[protocols.PlannedMessage]:
+    """The stored treatment's plan for the patient as they are now (name, locale, zone)."""
+    return planner.plan_for(
+        clinic_id,
+        treatment.protocol,
+        protocols.Treatment(
+            completed_at=treatment.completed_at,
+            session_number=treatment.session_number,
+            sessions_planned=treatment.sessions_planned,
+            serum=treatment.serum,
+        ),
+        protocols.Recipient(
+            first_name=patient.first_name,
+            timezone=zone(patient.timezone),
+            locale=patient.locale,
+        ),
+    )
+
+
+Row = tuple[Any, ...]
+_MESSAGE_COLUMNS = (
+    "id", "clinic_id", "step", "kind", "seq", "phone", "locale", "body", "send_at", "due_at",
+    "expires_at", "status", "reason", "attempts", "footer", "updated_at", "treatment_id",
+    "patient_id")  # the ids last: they are added to rows made before they existed
+_HISTORY_COLUMNS = ("message_id", "at", "status", "detail")
+_INSERT_MESSAGE = sa.insert(MESSAGE)
+_INSERT_HISTORY = sa.insert(HISTORY)
+
+
+def sqlite_rows(messages: Sequence[NewMessage]) -> tuple[list[Row], list[Row]]:
+    """Messages as SQLite rows (without treatment and patient ids) and their first history
+    entries, ready for `insert_sqlite`."""
+    rows, history = [], []
+    stamped, now = None, None  # a plan's messages share one `updated_at`
+    for m in messages:
+        if m.updated_at is not stamped:
+            stamped, now = m.updated_at, sqlite_text(m.updated_at)
+        send_at = sqlite_text(m.send_at)
+        rows.append((m.id, m.clinic_id, m.step, m.kind, m.seq, m.phone, m.locale, m.body,
+                     send_at, send_at, sqlite_text(m.expires_at), m.status.value, m.reason, 0,
+                     0, now))
+        history.append((m.id, now, m.status.value, m.reason))
+    return rows, history
+
+
+async def insert_sqlite(conn: AsyncConnection, plans: Sequence[tuple[list[Row], Row]],
+                        history: Sequence[Row]) -> None:
+    """Insert plans made by `sqlite_rows`, each as (its rows, its (treatment id, patient id)),
+    and their history entries."""
+    await insert_rows(conn, MESSAGE.name, _MESSAGE_COLUMNS,
+                      [row + ids for rows, ids in plans for row in rows])
+    await insert_rows(conn, HISTORY.name, _HISTORY_COLUMNS, history)
+
+
+async def insert(conn: AsyncConnection, plans: Sequence[tuple[list[NewMessage], Row]]) -> None:
+    """Insert plans, each as (its messages, its (treatment id, patient id)), with their first
+    history entries, through SQLAlchemy."""
+    rows = []
+    for messages, (treatment_id, patient_id) in plans:
+        for m in messages:
+            m.treatment_id, m.patient_id = treatment_id, patient_id
+            rows.append(m.values())
+    await conn.execute(_INSERT_MESSAGE, rows)
+    await conn.execute(_INSERT_HISTORY, [
+        {"message_id": r["id"], "at": r["updated_at"], "status": r["status"],
+         "detail": r["reason"], "error_code": None} for r in rows])

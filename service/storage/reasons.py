@@ -1,0 +1,20 @@
+"""Why a message did not go out: the text of its `reason` column (and of its history entry),
+one constant each, so that every path that cancels, suppresses or expires a message writes
+the same words (SPEC §8 shows them to clinics)."""
+
+from __future__ import annotations
+
+# Suppressed when planned.
+NO_CONSENT = "patient has not consented to SMS"
+OPTED_OUT = "number opted out (STOP)"
+# Cancelled by a correction, or found cancelled when claimed.
+TREATMENT_CANCELLED = "treatment cancelled"
+CONSENT_WITHDRAWN = "consent withdrawn"
+NOT_IN_NEW_ZONE_PLAN = "not in the plan for the patient's new time zone"
+# Expired.
+TOO_LATE_ON_ARRIVAL = "its time had passed when the event arrived"
+TOO_LATE_IN_NEW_ZONE = "its time had passed in the patient's new time zone"
+EXPIRED_BEFORE_SENT = "could not be sent before its expiry"
+EXPIRED_WHILE_RETRYING = "expired while retrying"
+# Failed.
+RECIPIENT_UNSUBSCRIBED = "recipient unsubscribed"

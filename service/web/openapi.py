@@ -1,0 +1,172 @@
+"""The OpenAPI 3.1 description of every endpoint (SPEC §5-9), served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
+
+from service.intake.payloads import EVENT_BODY
+from service.reads import answers
+from service.reads.paging import MAX_LIMIT
+from service.storage.models import Status
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"description": _REASONS[s], "content": {PROBLEM: {"schema": _ref("Problem")}}}
+            for s in statuses}
+
+
+def _ok(description: str, schema: str, status: str = "200") -> dict[str, Any]:
+    return {status: {"description": description, "content": {JSON: {"schema": _ref(schema)}}}}
+
+
+_REASONS = {
+    401: "Missing or invalid signature or token, or unknown clinic",
+    403: "A token of another clinic, or a forged Twilio signature",
+    404: "No such resource at this clinic",
+    405: "Method not allowed",
+    409: "The webhook-id was used with another body",
+    413: "Body over server.max_body_bytes",
+    415: "Not application/json",
+    422: "A field is missing or wrong",
+}
+_CLINIC = {"name": "clinic_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_SECURITY = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "One of the clinic's api_tokens (SPEC §8)"},
+    "standardWebhooks": {
+        "type": "apiKey", "in": "header", "name": "webhook-signature",
+        "description": "Standard Webhooks: `v1,` + base64 HMAC-SHA256 with one of the "
+                       "clinic's webhook_secrets over `{webhook-id}.{webhook-timestamp}.{body}`"},
+    "twilioSignature": {
+        "type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
+        "description": "Twilio's request signature with the account's auth token, over "
+                       "public_base_url + path and the form fields"},
+}
+
+
+def _schemas() -> dict[str, Any]:
+    """Every request and answer schema, generated from the pydantic types that validate the
+    requests (validation mode) and render the answers (serialization mode)."""
+    inputs: list[tuple[str, JsonSchemaMode, TypeAdapter[Any]]] = [
+        ("Event", "validation", EVENT_BODY), *answers.json_schema_inputs()]
+    top, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    for (name, _), schema in top.items():
+        if schema != _ref(name):
+            schemas[name] = schema
+    return schemas
+
+
+def _events_path() -> dict[str, Any]:
+    # webhook-signature is the security scheme; the id and the timestamp it signs go with it.
+    headers = [
+        {"name": "webhook-id", "in": "header", "required": True,
+         "description": "The event's idempotency key", "schema": {"type": "string",
+                                                                 "maxLength": 255}},
+        {"name": "webhook-timestamp", "in": "header", "required": True,
+         "description": "Unix seconds; 5 minutes' tolerance", "schema": {"type": "string"}},
+    ]
+    return {"post": {
+        "summary": "A signed clinic event (Standard Webhooks)",
+        "parameters": [_CLINIC, *headers],
+        "security": [{"standardWebhooks": []}],
+        "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Event")}}},
+        "responses": {**_ok("Accepted: the plan or the effect", "EventAnswer", "202"),
+                      **_ok("A replay: the first answer again", "EventAnswer"),
+                      **_problems(401, 405, 409, 413, 415, 422)}}}
+
+
+def _api_paths() -> dict[str, Any]:
+    treatment = {"name": "treatment_id", "in": "path", "required": True,
+                 "schema": {"type": "string"}}
+    patient = {"name": "patient_id", "in": "path", "required": True,
+               "schema": {"type": "string"}}
+    query = [
+        {"name": "status", "in": "query", "schema": {"enum": [s.value for s in Status]}},
+        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "limit", "in": "query",
+         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ]
+    errors = _problems(401, 403, 404, 405, 422)
+    return {
+        "/v1/clinics/{clinic_id}/treatments/{treatment_id}": {"get": {
+            "summary": "A treatment and its messages, each with its history",
+            "security": _BEARER, "parameters": [_CLINIC, treatment],
+            "responses": {**_ok("The treatment", "TreatmentAnswer"), **errors}}},
+        "/v1/clinics/{clinic_id}/treatments/{treatment_id}/cancel": {"post": {
+            "summary": "Cancel the treatment's pending messages",
+            "security": _BEARER, "parameters": [_CLINIC, treatment],
+            "responses": {**_ok("The treatment as it now stands", "TreatmentAnswer"),
+                          **errors}}},
+        "/v1/clinics/{clinic_id}/patients/{patient_id}/messages": {"get": {
+            "summary": "A patient's messages, newest first", "security": _BEARER,
+            "parameters": [_CLINIC, patient, *query],
+            "responses": {**_ok("A page", "MessagePage"), **errors}}},
+        "/v1/clinics/{clinic_id}/messages": {"get": {
+            "summary": "The clinic's messages, newest first", "security": _BEARER,
+            "parameters": [_CLINIC, *query],
+            "responses": {**_ok("A page", "MessagePage"), **errors}}},
+    }
+
+
+def _twilio_paths() -> dict[str, Any]:
+    form = "application/x-www-form-urlencoded"
+    def hook(summary: str, fields: list[str], answer: dict[str, Any]) -> dict[str, Any]:
+        body = {"type": "object", "properties": {f: {"type": "string"} for f in fields}}
+        return {"post": {"summary": summary, "security": [{"twilioSignature": []}],
+                         "requestBody": {"required": True,
+                                         "content": {form: {"schema": body}}},
+                         "responses": {"200": answer, **_problems(403, 405, 415)}}}
+
+    twiml = {"description": "TwiML", "content": {"application/xml": {"schema": {
+        "type": "string"}}}}
+    return {
+        "/v1/twilio/status": hook("Twilio delivery status callback",
+                                  ["MessageSid", "MessageStatus", "ErrorCode"],
+                                  {"description": "Applied, or ignored when unknown"}),
+        "/v1/twilio/inbound": hook("A patient's reply (STOP / START / HELP / text)",
+                                   ["From", "To", "Body", "MessageSid"], twiml),
+    }
+
+
+def _ops_paths() -> dict[str, Any]:
+    return {
+        "/healthz": {"get": {"summary": "Liveness", "responses": _ok("Running", "Health")}},
+        "/readyz": {"get": {"summary": "Readiness", "responses": {
+            **_ok("Ready", "Readiness"),
+            **_ok("Not ready: the failing check says why", "Readiness", "503")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+            "description": "Prometheus text", "content": {"text/plain": {
+                "schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {
+            "description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}}}}},
+    }
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Aftercare", "version": "1.0.0",
+                 "description": "Aftercare and serum-application SMS for skin clinics."},
+        "paths": {"/v1/clinics/{clinic_id}/events": _events_path(), **_api_paths(),
+                  **_twilio_paths(), **_ops_paths()},
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": _SECURITY,
+        },
+    }

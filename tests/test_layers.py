@@ -1,0 +1,56 @@
+"""The layers of DESIGN.md hold: `lint-imports` keeps the contract of pyproject.toml on this
+tree, and breaks it on a copy of the tree where planning imports storage."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` on the tree at `root`, its `service` package first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--no-logo"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def copy_tree(to: Path) -> Path:
+    """The service package and the contract, copied to `to`."""
+    shutil.copytree(ROOT / "service", to / "service",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", to / "pyproject.toml")
+    return to
+
+
+class TestLayerContract:
+    def test_the_tree_keeps_every_contract(self) -> None:
+        """The layers and planning's purity hold for the code as it is."""
+        done = lint_imports(ROOT)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "2 kept, 0 broken" in done.stdout
+
+    def test_a_planning_to_storage_import_breaks_the_contract(self, tmp_path: Path) -> None:
+        """One import of storage from planning fails both contracts, naming the import."""
+        tree = copy_tree(tmp_path)
+        timing = tree / "service" / "planning" / "timing.py"
+        timing.write_text(timing.read_text() + "\nfrom service.storage import models  # noqa\n")
+        done = lint_imports(tree)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "0 kept, 2 broken" in done.stdout
+        assert "service.planning.timing -> service.storage.models" in done.stdout
+
+    def test_a_planning_to_sqlalchemy_import_breaks_purity(self, tmp_path: Path) -> None:
+        """Planning importing the database library breaks the purity contract alone."""
+        tree = copy_tree(tmp_path)
+        templates = tree / "service" / "planning" / "templates.py"
+        templates.write_text(templates.read_text() + "\nimport sqlalchemy  # noqa\n")
+        done = lint_imports(tree)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "1 kept, 1 broken" in done.stdout
+        assert "service.planning.templates -> sqlalchemy" in done.stdout
