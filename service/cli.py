@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from service.config import Loaded, from_environment, load_settings, resolve_config_path
+from service.config_loading import Loaded, from_environment, load_settings, resolve_config_path
 from service.errors import ConfigError
 
 log = logging.getLogger("aftercare")
@@ -88,7 +88,7 @@ def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
 
 def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
     """Logging first, then what an operator must know; False when serving `host` is refused."""
-    from service.config import fell_back
+    from service.config_loading import fell_back
     from service.exposure import exposure_problems
     from service.observability.logs import configure_logging
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from service.config import Settings, load_settings, resolve_config_path
+from service.config import Settings
+from service.config_loading import load_settings, resolve_config_path
 from service.errors import ConfigError
 from service.planning.preview import preview
 from service.planning.timing import parse_days

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import Loaded, load_settings
+from service.config_loading import Loaded, load_settings
 from service.environment import aligned, dotted, parse_loc
 from service.errors import ConfigError
 from tests.support import SECRET, make_settings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import load_settings
+from service.config_loading import load_settings
 from service.exposure import exposure_problems, is_loopback, published_secrets
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"

@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.clock import Clock
@@ -32,10 +32,10 @@ from service.delivery.sms.base import (
     SmsSender,
 )
 from service.observability.metrics import Metrics
-from service.storage import claims, reasons, store
+from service.storage import claims, reasons
 from service.storage.claims import Claim
 from service.storage.models import Status
-from service.storage.store import Move
+from service.storage.moves import Move
 from service.storage.writer_gate import WriterGate
 
 log = logging.getLogger("aftercare.dispatch")
@@ -135,7 +135,7 @@ class Dispatcher:
 
     async def claim(self, *, limit: int) -> list[Claim]:
         """Claim up to `limit` due messages for this instance, in one transaction of a few
-        statements however many there are, and vet them (`_vet`): the ones to send now."""
+        statements however many there are, and vet them (`claims.vet`): the ones to send now."""
         return (await self._claim(limit=limit))[0]
 
     async def _claim(self, *, limit: int) -> tuple[list[Claim], int]:
@@ -146,7 +146,7 @@ class Dispatcher:
             batch = await claims.claim_due(conn, now=now, instance=self.instance,
                                            lease=self.settings.scheduler.claim_lease,
                                            limit=limit)
-            return await _vet(conn, batch, now=now), batch.taken
+            return await claims.vet(conn, batch, now=now), batch.taken
 
     async def close(self, *, timeout: float) -> None:
         """Let in-flight sends, and the claims held ready behind them, finish, for at most
@@ -292,44 +292,6 @@ class Dispatcher:
         ceiling = min(cap, first * (2 ** max(0, min(attempts - 1, 30))))
         jitter: timedelta = (ceiling - first / 2) * random.random()
         return first / 2 + jitter
-
-
-async def _vet(conn: AsyncConnection, batch: claims.ClaimBatch, *,
-               now: datetime) -> list[Claim]:
-    """Follow what changed while the messages waited, and mark the opt-out footer.
-
-    A cancelled treatment, withdrawn consent or a STOP cancels the message (a STOP just before
-    the send wins); a new phone number is used; the footer goes on the first message a clinic
-    sends a number, and on no other."""
-    dropped: list[Move] = []
-    moved_phone: list[tuple[str, str]] = []
-    keep: list[Claim] = []
-    reached: set[tuple[str, str]] = set()
-    for claim in batch.claims:  # soonest first
-        state = batch.standing[claim.id]
-        if (reason := _cancel_reason(state)) is not None:
-            dropped.append(Move(claim.id, Status.CANCELLED, reason,
-                                values={"reason": reason, "lease_until": None}))
-            continue
-        if state.phone != claim.phone:
-            moved_phone.append((claim.id, state.phone))
-            claim.phone = state.phone
-        pair = (claim.clinic_id, claim.phone)
-        claim.footer = not state.reached and pair not in reached
-        reached.add(pair)
-        keep.append(claim)
-    await store.move_many(conn, dropped, now=now)
-    await claims.set_phone(conn, moved_phone, now=now)
-    await claims.mark_footer(conn, [c.id for c in keep if c.footer])
-    return keep
-
-
-def _cancel_reason(state: claims.Standing) -> str | None:
-    if state.cancelled:
-        return reasons.TREATMENT_CANCELLED
-    if not state.consents:
-        return reasons.CONSENT_WITHDRAWN
-    return reasons.OPTED_OUT if state.stopped else None
 
 
 def _ms(delta: timedelta) -> int:

@@ -13,7 +13,7 @@ from service.clock import Clock
 from service.delivery import callbacks
 from service.storage import store
 from service.storage.group_commit import GroupCommit
-from service.storage.store import Move
+from service.storage.moves import Move, move_many
 from service.storage.writer_gate import WriterGate
 
 __all__ = ["Move", "Recorder"]
@@ -50,7 +50,7 @@ class Recorder:
         conn = await s.connection()
         # Before the rows: a callback batch for these sids waits for this one (callbacks).
         await callbacks.lock_sids(conn, [m.provider_id for m in moves if m.provider_id])
-        moved = await store.move_many(conn, moves, now=now)
+        moved = await move_many(conn, moves, now=now)
         done = [move for move, ok in zip(moves, moved.applied, strict=True) if ok]
         if moved.callbacks:
             await callbacks.settle(conn, [m.provider_id for m in done if m.provider_id],
