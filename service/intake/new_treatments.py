@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,11 +30,10 @@ from service.planning.planner import Planner
 from service.planning.timing import zone
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import planned_view, treatment_view
-from service.storage import message_rows, reasons
+from service.storage import message_rows, reasons, treatment_rows
 from service.storage.group_commit import GroupCommit
 from service.storage.message_rows import NewMessage, new_message, new_message_ids
 from service.storage.models import Status
-from service.storage.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
 from service.storage.writer_gate import WriterGate
 
 BATCH = 64
@@ -169,8 +167,9 @@ class Intake:
         if not fresh:
             return [None] * len(batch)
         patients = await self._patients(conn, fresh)
-        stopped = await _opted_out(conn, fresh)
-        treatments = await _insert(conn, _INSERT_TREATMENT, [
+        stopped = await treatment_rows.opted_out(
+            conn, [(f.clinic_id, f.event.data.patient.phone) for f in fresh])
+        treatments = await treatment_rows.insert_treatments(conn, [
             {**_treatment_row(f), "patient_id": patients[i]} for i, f in enumerate(fresh)])
         for f in fresh:
             reason = _reason(f, stopped=(f.clinic_id, f.event.data.patient.phone) in stopped)
@@ -184,7 +183,7 @@ class Intake:
         else:
             await message_rows.insert(conn, [(f.messages, pair)
                                           for f, pair in zip(fresh, ids, strict=True)])
-        await conn.execute(_INSERT_EVENT, [_event_row(f) for f in fresh])
+        await treatment_rows.insert_events(conn, [_event_row(f) for f in fresh])
         written = {id(f): f.written for f in fresh}
         return [written.get(id(f)) for f in batch]
 
@@ -192,10 +191,9 @@ class Intake:
         """Each event's patient id: inserted, or updated as the event reports them (and the
         event re-planned when the stored zone or locale, which it left out, changes it)."""
         keys = [(f.clinic_id, f.event.data.patient.id) for f in fresh]
-        stored = {(c, e): (i, tz, loc) for i, c, e, tz, loc in
-                  (await conn.execute(_PATIENTS, {"keys": keys})).all()}
+        stored = await treatment_rows.stored_patients(conn, keys)
         new = [f for f, key in zip(fresh, keys, strict=True) if key not in stored]
-        ids = dict(zip(map(id, new), await _insert(conn, _INSERT_PATIENT, [
+        ids = dict(zip(map(id, new), await treatment_rows.insert_patients(conn, [
             _patient_row(f) for f in new]), strict=True))
         updates = []
         for f, key in zip(fresh, keys, strict=True):
@@ -203,8 +201,7 @@ class Intake:
                 ids[id(f)], timezone, locale = stored[key]
                 self._follow(f, timezone=timezone, locale=locale)
                 updates.append({**_patient_row(f), "p_id": ids[id(f)]})
-        if updates:
-            await conn.execute(_UPDATE_PATIENT, updates)
+        await treatment_rows.update_patients(conn, updates)
         return [ids[id(f)] for f in fresh]
 
     def _follow(self, fresh: Fresh, *, timezone: str, locale: str | None) -> None:
@@ -228,50 +225,13 @@ def _reason(fresh: Fresh, *, stopped: bool) -> str | None:
     return suppression(consents=fresh.event.data.patient.sms_consent, stopped=stopped)
 
 
-def _in(*columns: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    return sa.tuple_(*columns).in_(sa.bindparam("keys", expanding=True))
-
-
-# Built once (see `claims`): running them again costs binding their parameters.
-_SEEN_EVENTS = sa.select(EVENT.c.clinic_id, EVENT.c.webhook_id).where(
-    _in(EVENT.c.clinic_id, EVENT.c.webhook_id))
-_SEEN_TREATMENTS = sa.select(TREATMENT.c.clinic_id, TREATMENT.c.external_id).where(
-    _in(TREATMENT.c.clinic_id, TREATMENT.c.external_id))
-_PATIENTS = sa.select(PATIENT.c.id, PATIENT.c.clinic_id, PATIENT.c.external_id,
-                      PATIENT.c.timezone, PATIENT.c.locale).where(
-    _in(PATIENT.c.clinic_id, PATIENT.c.external_id))
-_OPTED_OUT = sa.select(OPT_OUT.c.clinic_id, OPT_OUT.c.phone).where(
-    _in(OPT_OUT.c.clinic_id, OPT_OUT.c.phone))
-# Rows come back in no set order from a multi-row insert: match them by their unique keys.
-_INSERT_PATIENT = sa.insert(PATIENT).returning(PATIENT.c.clinic_id, PATIENT.c.external_id,
-                                               PATIENT.c.id)
-_UPDATE_PATIENT = sa.update(PATIENT).where(PATIENT.c.id == sa.bindparam("p_id"))
-_INSERT_TREATMENT = sa.insert(TREATMENT).returning(TREATMENT.c.clinic_id,
-                                                   TREATMENT.c.external_id, TREATMENT.c.id)
-_INSERT_EVENT = sa.insert(EVENT)
-
-
 async def _unseen(conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Fresh]:
     """The events whose webhook id and treatment are both new."""
-    events = {tuple(r) for r in (await conn.execute(_SEEN_EVENTS, {"keys": [
-        (f.clinic_id, f.webhook_id) for f in batch]})).all()}
-    treatments = {tuple(r) for r in (await conn.execute(_SEEN_TREATMENTS, {"keys": [
-        (f.clinic_id, f.treatment.external_id) for f in batch]})).all()}
+    events = await treatment_rows.seen_events(conn, [(f.clinic_id, f.webhook_id) for f in batch])
+    treatments = await treatment_rows.seen_treatments(
+        conn, [(f.clinic_id, f.treatment.external_id) for f in batch])
     return [f for f in batch if (f.clinic_id, f.webhook_id) not in events
             and (f.clinic_id, f.treatment.external_id) not in treatments]
-
-
-async def _opted_out(conn: AsyncConnection, fresh: Sequence[Fresh]) -> set[tuple[str, str]]:
-    keys = [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
-    return {(c, p) for c, p in (await conn.execute(_OPTED_OUT, {"keys": keys})).all()}
-
-
-async def _insert(conn: AsyncConnection, stmt: sa.Insert, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert `rows` (in one statement where the dialect can); their new ids, in order."""
-    if not rows:
-        return []
-    ids = {(c, e): i for c, e, i in (await conn.execute(stmt, rows)).all()}
-    return [ids[row["clinic_id"], row["external_id"]] for row in rows]
 
 
 def _patient_row(fresh: Fresh) -> dict[str, Any]:

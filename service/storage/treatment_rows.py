@@ -1,0 +1,93 @@
+"""The statements of a new treatment's batched write (intake.new_treatments): what is stored
+already, by unique key, and the patient, treatment and event rows, each kind one statement a
+batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.storage.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
+
+Key = tuple[str, str]  # (clinic id, an id unique within the clinic)
+
+
+def _in(*columns: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    return sa.tuple_(*columns).in_(sa.bindparam("keys", expanding=True))
+
+
+# Built once (see `claims`): running them again costs binding their parameters.
+_SEEN_EVENTS = sa.select(EVENT.c.clinic_id, EVENT.c.webhook_id).where(
+    _in(EVENT.c.clinic_id, EVENT.c.webhook_id))
+_SEEN_TREATMENTS = sa.select(TREATMENT.c.clinic_id, TREATMENT.c.external_id).where(
+    _in(TREATMENT.c.clinic_id, TREATMENT.c.external_id))
+_PATIENTS = sa.select(PATIENT.c.id, PATIENT.c.clinic_id, PATIENT.c.external_id,
+                      PATIENT.c.timezone, PATIENT.c.locale).where(
+    _in(PATIENT.c.clinic_id, PATIENT.c.external_id))
+_OPTED_OUT = sa.select(OPT_OUT.c.clinic_id, OPT_OUT.c.phone).where(
+    _in(OPT_OUT.c.clinic_id, OPT_OUT.c.phone))
+# Rows come back in no set order from a multi-row insert: match them by their unique keys.
+_INSERT_PATIENT = sa.insert(PATIENT).returning(PATIENT.c.clinic_id, PATIENT.c.external_id,
+                                               PATIENT.c.id)
+_UPDATE_PATIENT = sa.update(PATIENT).where(PATIENT.c.id == sa.bindparam("p_id"))
+_INSERT_TREATMENT = sa.insert(TREATMENT).returning(TREATMENT.c.clinic_id,
+                                                   TREATMENT.c.external_id, TREATMENT.c.id)
+_INSERT_EVENT = sa.insert(EVENT)
+
+
+async def _keys(conn: AsyncConnection, stmt: sa.Select[Any], keys: Sequence[Key]) -> set[Key]:
+    return {(a, b) for a, b in (await conn.execute(stmt, {"keys": list(keys)})).all()}
+
+
+async def seen_events(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key]:
+    """The (clinic, webhook id) pairs among `keys` whose event is stored."""
+    return await _keys(conn, _SEEN_EVENTS, keys)
+
+
+async def seen_treatments(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key]:
+    """The (clinic, treatment id) pairs among `keys` already stored."""
+    return await _keys(conn, _SEEN_TREATMENTS, keys)
+
+
+async def opted_out(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key]:
+    """The (clinic, phone) pairs among `keys` that said STOP to the clinic."""
+    return await _keys(conn, _OPTED_OUT, keys)
+
+
+async def stored_patients(conn: AsyncConnection,
+                          keys: Sequence[Key]) -> dict[Key, tuple[int, str, str | None]]:
+    """The stored patients among (clinic, patient id) `keys`: their row id, zone and locale."""
+    rows = (await conn.execute(_PATIENTS, {"keys": list(keys)})).all()
+    return {(c, e): (i, tz, loc) for i, c, e, tz, loc in rows}
+
+
+async def _insert(conn: AsyncConnection, stmt: sa.Insert, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert `rows` (in one statement where the dialect can); their new ids, in order."""
+    if not rows:
+        return []
+    ids = {(c, e): i for c, e, i in (await conn.execute(stmt, rows)).all()}
+    return [ids[row["clinic_id"], row["external_id"]] for row in rows]
+
+
+async def insert_patients(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert patient rows; their new ids, in order."""
+    return await _insert(conn, _INSERT_PATIENT, rows)
+
+
+async def update_patients(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Update patients as events report them (each row names its id as `p_id`)."""
+    if rows:
+        await conn.execute(_UPDATE_PATIENT, rows)
+
+
+async def insert_treatments(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert treatment rows; their new ids, in order."""
+    return await _insert(conn, _INSERT_TREATMENT, rows)
+
+
+async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert the event rows (each with its stored answer)."""
+    await conn.execute(_INSERT_EVENT, rows)
