@@ -82,6 +82,16 @@ class Metrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
+        self._sends(r)
+        self._return_path(r)
+        self._operations(r)
+        self._stored = _StoredCounts()
+        r.register(self._stored)
+        self._queues = _WriterQueues()
+        r.register(self._queues)
+
+    def _sends(self, r: CollectorRegistry) -> None:
+        """Events in, and the way out: sends, their time and lateness, Twilio's errors."""
         self.events = Counter("aftercare_events_total", "Clinic events received",
                               ["type", "outcome"], registry=r)
         self.sends = Counter("aftercare_sends_total", "Send outcomes", ["outcome"], registry=r)
@@ -96,6 +106,9 @@ class Metrics:
                                   "Expired claims reconciled", ["result"], registry=r)
         self.pending = Gauge("aftercare_pending_messages",
                              "Messages scheduled or being sent (database)", registry=r)
+
+    def _return_path(self, r: CollectorRegistry) -> None:
+        """Twilio's status callbacks and patients' replies."""
         self.callbacks = Counter("aftercare_callbacks_total",
                                  "Twilio status callbacks by status and outcome",
                                  ["status", "outcome"], registry=r)
@@ -104,20 +117,19 @@ class Metrics:
                                           buckets=SEND_BUCKETS, registry=r)
         self.replies = Counter("aftercare_replies_total", "Patients' replies by keyword",
                                ["keyword"], registry=r)
+
+    def _operations(self, r: CollectorRegistry) -> None:
+        """HTTP requests, and what the database says at a scrape."""
         self.http_seconds = Histogram("aftercare_http_request_duration_seconds",
                                       "HTTP requests by matched route, method and status",
                                       ["route", "method", "status"], buckets=HTTP_BUCKETS,
                                       registry=r)
         self.oldest_overdue = Gauge("aftercare_oldest_overdue_seconds",
-                                    "Age of the oldest scheduled message past its send_at "
+                                    "Age of the oldest scheduled message past its due time "
                                     "(database; 0 when none)", registry=r)
         self.ready = Gauge("aftercare_ready",
                            "1 when the database answers and the scheduler runs, else 0",
                            registry=r)
-        self._stored = _StoredCounts()
-        r.register(self._stored)
-        self._queues = _WriterQueues()
-        r.register(self._queues)
 
     def watch_queue(self, name: str, waiting: Callable[[], int]) -> None:
         """Report `waiting()` as the depth of the writer queue `name` at each scrape."""
