@@ -31,22 +31,30 @@ import asyncio
 import operator
 import re
 import secrets
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import BasicAuth, ClientError, ClientSession, web
 from pytest_aiohttp import AiohttpServer
-from twilio.request_validator import RequestValidator
 
-ACCOUNT_SID = "AC" + "0" * 32
+from tests.fakes.twilio_wire import (
+    ACCOUNT_SID,
+    UNDELIVERED_CODE,
+    callback_form,
+    error_body,
+    message_page,
+    message_resource,
+    rfc2822,
+    sign_twilio,
+)
+from tests.helpers.ports import free_port
+
 AUTH_TOKEN = "fake-twilio-token"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -88,7 +96,6 @@ class FakeTwilio:
         self.auth_token = auth_token
         self.callbacks = callbacks
         self.callback_delay = callback_delay
-        self.validator = RequestValidator(auth_token)
         self.messages: list[Recorded] = []
         self.attempts: list[dict[str, Any]] = []  # every create call, answered or not
         self.behaviours: dict[str, str] = {}
@@ -143,34 +150,13 @@ class FakeTwilio:
 
     @staticmethod
     def _error(status: int, code: int, message: str) -> web.Response:
-        more_info = f"https://www.twilio.com/docs/errors/{code}"
-        payload = {"code": code, "message": message, "more_info": more_info, "status": status}
-        return web.json_response(payload, status=status)
+        return web.json_response(error_body(status, code, message), status=status)
 
     def _resource(self, m: Recorded) -> dict[str, Any]:
-        stamp = format_datetime(m.date_created)
-        return {
-            "sid": m.sid,
-            "account_sid": self.account_sid,
-            "messaging_service_sid": m.service,
-            "to": m.to,
-            "from": m.from_,
-            "body": m.body,
-            "status": m.status,
-            "num_segments": "1",
-            "num_media": "0",
-            "direction": "outbound-api",
-            "api_version": "2010-04-01",
-            "price": None,
-            "price_unit": "USD",
-            "error_code": m.error_code,
-            "error_message": None,
-            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}.json",
-            "date_created": stamp,
-            "date_updated": stamp,
-            "date_sent": stamp,
-            "subresource_uris": {},
-        }
+        return message_resource(
+            sid=m.sid, account_sid=self.account_sid, to=m.to, from_=m.from_, body=m.body,
+            date_created=rfc2822(m.date_created.timestamp()), status=m.status,
+            service=m.service, error_code=m.error_code)
 
     def _count(self, to: str) -> int:
         self.counters[to] = self.counters.get(to, 0) + 1
@@ -247,20 +233,8 @@ class FakeTwilio:
             return self._error(401, 20003, "Authenticate")
         found = sorted(_filtered(self.messages, request.query), key=lambda m: -m.at)
         size = int(request.query.get("PageSize", 50))
-        page = found[:size]
-        return web.json_response(
-            {
-                "messages": [self._resource(m) for m in page],
-                "end": len(page) - 1,
-                "first_page_uri": request.path_qs,
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": request.path_qs,
-            }
-        )
+        resources = [self._resource(m) for m in found[:size]]
+        return web.json_response(message_page(resources, uri=request.path_qs, page_size=size))
 
     async def fetch(self, request: web.Request) -> web.Response:
         """GET Messages/{sid}.json."""
@@ -285,24 +259,14 @@ class FakeTwilio:
             await asyncio.sleep(self.callback_delay)
             m.status = status
             if status == "undelivered":
-                m.error_code = 30003
+                m.error_code = UNDELIVERED_CODE
             await self._post_callback(m, status)
 
     async def _post_callback(self, m: Recorded, status: str) -> None:
         assert m.callback is not None and self.session is not None
-        params = {
-            "MessageSid": m.sid,
-            "SmsSid": m.sid,
-            "AccountSid": self.account_sid,
-            "MessageStatus": status,
-            "SmsStatus": status,
-            "To": m.to,
-            "From": m.from_ or "+15005550006",
-            "ApiVersion": "2010-04-01",
-        }
-        if m.error_code:
-            params["ErrorCode"] = str(m.error_code)
-        headers = {"X-Twilio-Signature": self.validator.compute_signature(m.callback, params)}
+        params = callback_form(sid=m.sid, account_sid=self.account_sid, to=m.to,
+                               from_=m.from_, status=status, error_code=m.error_code)
+        headers = {"X-Twilio-Signature": sign_twilio(self.auth_token, m.callback, params)}
         try:
             async with self.session.post(m.callback, data=params, headers=headers) as r:
                 self.callbacks_sent.append((m.sid, status, r.status))
@@ -368,23 +332,11 @@ def _filtered(messages: list[Recorded], query: Mapping[str, str]) -> list[Record
     return found
 
 
-def sign_twilio(auth_token: str, url: str, params: dict[str, str]) -> str:
-    """The X-Twilio-Signature Twilio would send for a form POST to `url`."""
-    return str(RequestValidator(auth_token).compute_signature(url, params))
-
-
 # --- running it ----------------------------------------------------------
 async def serve(aiohttp_server: AiohttpServer, fake: FakeTwilio) -> str:
     """Start `fake` in the test's event loop (pytest-aiohttp); its base URL."""
     server = await aiohttp_server(fake.app())
     return str(server.make_url("")).rstrip("/")
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (at the time of asking)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
