@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpServer
 
 from service.healthcheck import healthz_url
 from service.web.app import create_app
-from tests.fakes.twilio import free_port
+from tests.helpers.ports import free_port
 from tests.helpers.toml import write_toml
 from tests.processes import process_config
 from tests.support import make_settings

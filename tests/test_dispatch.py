@@ -27,7 +27,8 @@ from service.ingest import Ingest
 from service.models import Message, OptOut, Status, Treatment
 from service.sms.twilio import TwilioSender
 from service.store import Move
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.helpers.ports import free_port
 from tests.processes import until_async
 from tests.support import (
     FROM,

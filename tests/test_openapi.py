@@ -24,7 +24,7 @@ from service.models import Status
 from service.openapi import document
 from service.payloads import EXAMPLE
 from tests.conftest import AppClient
-from tests.fakes.twilio import free_port
+from tests.helpers.ports import free_port
 from tests.processes import ROOT
 from tests.support import SECRET, TOKEN, completed_event, encode, make_settings, signed
 

@@ -18,26 +18,21 @@ the initial `queued`), each `callback_delay` seconds after the last (default
   undelivered     callbacks end in 'undelivered' (code 30003)
 
 In a test's event loop:   base_url = await serve(aiohttp_server, fake)
-As a separate process:    python -m tests.fakes.twilio PORT SID TOKEN [--no-callbacks]
-                          or `async with fake_twilio_process(...) as base_url:`
+As a separate process:    tests/fakes/twilio_process.py
 Control endpoints (not Twilio's): GET /_control/messages, POST
 /_control/behaviour {"to": ..., "behaviour": ...}, POST /_control/reset.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import operator
 import re
 import secrets
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import BasicAuth, ClientError, ClientSession, web
@@ -53,16 +48,11 @@ from tests.fakes.twilio_wire import (
     rfc2822,
     sign_twilio,
 )
-from tests.helpers.ports import free_port
 
 AUTH_TOKEN = "fake-twilio-token"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _DAY_FILTERS: dict[str, Callable[[Any, Any], bool]] = {
-    "DateSent>": operator.ge,
-    "DateSent<": operator.le,
-    "DateSent": operator.eq,
-}
+    "DateSent>": operator.ge, "DateSent<": operator.le, "DateSent": operator.eq}
 
 
 @dataclass
@@ -84,14 +74,8 @@ class Recorded:
 class FakeTwilio:
     """The fake's state and its aiohttp application."""
 
-    def __init__(
-        self,
-        account_sid: str = ACCOUNT_SID,
-        auth_token: str = AUTH_TOKEN,
-        *,
-        callbacks: bool = True,
-        callback_delay: float = 0.02,
-    ) -> None:
+    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, *,
+                 callbacks: bool = True, callback_delay: float = 0.02) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.callbacks = callbacks
@@ -142,11 +126,8 @@ class FakeTwilio:
             auth = BasicAuth.decode(request.headers.get("Authorization", ""))
         except ValueError:
             return False
-        return (
-            auth.login == self.account_sid
-            and auth.password == self.auth_token
-            and request.match_info["account"] == self.account_sid
-        )
+        return (auth.login, auth.password, request.match_info["account"]) == (
+            self.account_sid, self.auth_token, self.account_sid)
 
     @staticmethod
     def _error(status: int, code: int, message: str) -> web.Response:
@@ -211,15 +192,9 @@ class FakeTwilio:
         refusal = self._refusal(form, behaviour, n)
         if refusal is not None:
             return refusal
-        m = Recorded(
-            sid="SM" + secrets.token_hex(16),
-            to=to,
-            from_=form.get("From"),
-            service=form.get("MessagingServiceSid"),
-            body=form["Body"],
-            callback=form.get("StatusCallback"),
-            at=time.time(),
-        )
+        m = Recorded(sid="SM" + secrets.token_hex(16), to=to, from_=form.get("From"),
+                     service=form.get("MessagingServiceSid"), body=form["Body"],
+                     callback=form.get("StatusCallback"), at=time.time())
         self.messages.append(m)
         self._schedule_callbacks(m, behaviour)
         answer = self._resource(m)  # as created (queued), whatever callbacks follow it
@@ -276,22 +251,10 @@ class FakeTwilio:
     # --- control --------------------------------------------------------
     async def control_messages(self, request: web.Request) -> web.Response:
         """What the fake has seen: messages, attempts and callbacks."""
-        messages = [
-            {
-                "sid": m.sid,
-                "to": m.to,
-                "from": m.from_,
-                "service": m.service,
-                "body": m.body,
-                "callback": m.callback,
-                "at": m.at,
-                "status": m.status,
-            }
-            for m in self.messages
-        ]
-        return web.json_response(
-            {"messages": messages, "attempts": self.attempts, "callbacks": self.callbacks_sent}
-        )
+        keys = ("sid", "to", "from_", "service", "body", "callback", "at", "status")
+        messages = [{k.rstrip("_"): getattr(m, k) for k in keys} for m in self.messages]
+        seen = {"messages": messages, "attempts": self.attempts, "callbacks": self.callbacks_sent}
+        return web.json_response(seen)
 
     async def control_behaviour(self, request: web.Request) -> web.Response:
         """Set one recipient's behaviour and restart its counter."""
@@ -311,14 +274,9 @@ class FakeTwilio:
 
 def _attempt(form: dict[str, str]) -> dict[str, Any]:
     """The record of one create call."""
-    return {
-        "to": form.get("To", ""),
-        "from": form.get("From"),
-        "service": form.get("MessagingServiceSid"),
-        "body": form.get("Body"),
-        "callback": form.get("StatusCallback"),
-        "at": time.time(),
-    }
+    return {"to": form.get("To", ""), "from": form.get("From"),
+            "service": form.get("MessagingServiceSid"), "body": form.get("Body"),
+            "callback": form.get("StatusCallback"), "at": time.time()}
 
 
 def _filtered(messages: list[Recorded], query: Mapping[str, str]) -> list[Recorded]:
@@ -337,58 +295,3 @@ async def serve(aiohttp_server: AiohttpServer, fake: FakeTwilio) -> str:
     """Start `fake` in the test's event loop (pytest-aiohttp); its base URL."""
     server = await aiohttp_server(fake.app())
     return str(server.make_url("")).rstrip("/")
-
-
-@asynccontextmanager
-async def fake_twilio_process(
-    *,
-    port: int | None = None,
-    account_sid: str = ACCOUNT_SID,
-    auth_token: str = AUTH_TOKEN,
-    callbacks: bool = True,
-) -> AsyncIterator[str]:
-    """Run the fake as a separate process for the block; yields its base URL."""
-    port = port or free_port()
-    args = [str(port), account_sid, auth_token] + ([] if callbacks else ["--no-callbacks"])
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.twilio", *args, cwd=PROJECT_ROOT
-    )
-    try:
-        await _wait_listening(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
-
-
-async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> None:
-    """Return once `port` accepts connections; fail if the process exits or 10 s pass."""
-    async with asyncio.timeout(10):
-        while process.returncode is None:
-            with suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                return
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"fake twilio exited with {process.returncode}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m tests.fakes.twilio PORT SID TOKEN [--no-callbacks]`."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twilio")
-    parser.add_argument("port", type=int, nargs="?", default=18100)
-    parser.add_argument("account_sid", nargs="?", default=ACCOUNT_SID)
-    parser.add_argument("auth_token", nargs="?", default=AUTH_TOKEN)
-    parser.add_argument("--no-callbacks", dest="callbacks", action="store_false")
-    parser.add_argument("--callback-delay", type=float, default=0.02,
-                        help="seconds between a message's status changes")
-    options = parser.parse_args(argv)
-    fake = FakeTwilio(options.account_sid, options.auth_token, callbacks=options.callbacks,
-                      callback_delay=options.callback_delay)
-    web.run_app(fake.app(), host="127.0.0.1", port=options.port, print=None, shutdown_timeout=1)
-
-
-if __name__ == "__main__":
-    main()
