@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from twilio.request_validator import RequestValidator
+
+from tests.fakes.twilio_wire import UNDELIVERED_CODE, callback_form, sign_twilio
 
 TWILIO_TIMEOUT = 15.0  # seconds Twilio waits for a webhook's answer
-UNDELIVERED_CODE = "30003"  # Unreachable destination handset
 
 
 def parse_range(text: str) -> tuple[float, float]:
@@ -67,7 +67,7 @@ class Chain:
     """One message's callbacks still to post, with the params they share."""
 
     url: str
-    params: dict[str, str]
+    params: dict[str, str]  # callback_form's keywords but the status
     steps: list[tuple[str, float]]  # (status, delay after the previous one)
     epoch: int
 
@@ -102,8 +102,7 @@ class Callbacks:
         steps = [("sending", random.uniform(*s.sending_delay)),
                  ("sent", random.uniform(*s.sent_delay)),
                  (final, random.uniform(*s.delivered_delay))]
-        params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": account_sid, "To": to,
-                  "From": from_, "ApiVersion": "2010-04-01"}
+        params = {"sid": sid, "account_sid": account_sid, "to": to, "from_": from_}
         self.pending += 1
         self._arm(Chain(url, params, steps, self.epoch))
 
@@ -125,10 +124,9 @@ class Callbacks:
 
     async def _post(self, chain: Chain, status: str) -> None:
         assert self._session is not None
-        form = {**chain.params, "MessageStatus": status, "SmsStatus": status}
-        if status == "undelivered":
-            form["ErrorCode"] = UNDELIVERED_CODE
-        signature = RequestValidator(self.settings.auth_token).compute_signature(chain.url, form)
+        form = callback_form(**chain.params, status=status,
+                             error_code=UNDELIVERED_CODE if status == "undelivered" else None)
+        signature = sign_twilio(self.settings.auth_token, chain.url, form)
         posted, code = time.time(), -1
         answered: float | None = None
         try:

@@ -6,10 +6,11 @@ Twilio resource per answer and runs on aiohttp's web framework: right for tests,
 per-create cost would share the two cores with the service it measures. This one is a bare
 asyncio protocol on HTTP/1.1 keep-alive: it parses the request line, Content-Length and the
 form body, records (arrival time with time.time(), To, Body) and answers 201 with a small
-Twilio-shaped JSON document after `--create-latency` (answers on one connection keep their
-order). No auth check. Unless `--no-callbacks`, every create with a StatusCallback is
-followed by Twilio's signed status callbacks (`sending`, `sent`, `delivered` or a share
-`undelivered`; bench/fake_callbacks.py), each recorded with when it was posted and answered.
+Twilio-shaped JSON document (tests/fakes/twilio_wire.py: the tests' fake's shape too) after
+`--create-latency` (answers on one connection keep their order). No auth check. Unless
+`--no-callbacks`, every create with a StatusCallback is followed by Twilio's signed status
+callbacks (`sending`, `sent`, `delivered` or a share `undelivered`; bench/fake_callbacks.py),
+each recorded with when it was posted and answered.
 
 Endpoints:
   POST .../Messages.json          create: record and answer 201 at once
@@ -31,12 +32,20 @@ import json
 import random
 import sys
 import time
-from email.utils import formatdate
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.fakes
 
 from fake_callbacks import Callbacks, Settings, add_traffic_options, parse_range
 
-ACCOUNT_SID = "AC" + "0" * 32
+from tests.fakes.twilio_wire import (
+    ACCOUNT_SID,
+    error_body,
+    message_page,
+    message_resource,
+    rfc2822,
+)
 
 # (arrival time.time(), to, body, sid, from)
 Record = tuple[float, str, str, str, str]
@@ -52,7 +61,7 @@ class State:
     def stamp(self, now: float) -> str:
         second = int(now)
         if second != self._stamp_second:
-            self._stamp_second, self._stamp = second, formatdate(now, usegmt=True)
+            self._stamp_second, self._stamp = second, rfc2822(now)
         return self._stamp
 
 
@@ -62,12 +71,8 @@ CALLBACKS = Callbacks(Settings())
 
 def _resource(rec: Record, stamp: str) -> dict[str, object]:
     _at, to, body, sid, from_ = rec
-    return {"sid": sid, "account_sid": ACCOUNT_SID, "to": to, "from": from_, "body": body,
-            "status": "queued", "num_segments": "1", "num_media": "0",
-            "direction": "outbound-api", "api_version": "2010-04-01",
-            "date_created": stamp, "date_updated": stamp, "date_sent": None,
-            "error_code": None, "error_message": None, "price": None,
-            "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"}
+    return message_resource(sid=sid, account_sid=ACCOUNT_SID, to=to, from_=from_ or None,
+                            body=body, date_created=stamp)
 
 
 def _response(status: int, payload: object) -> bytes:
@@ -141,7 +146,7 @@ def handle(method: str, target: str, body: bytes) -> bytes:
                f"SM{STATE.counter:032x}", form.get("From", [""])[0])
         STATE.records.append(rec)
         CALLBACKS.created(url=form.get("StatusCallback", [""])[0], sid=rec[3], to=rec[1],
-                          from_=rec[4] or "+15005550006", account_sid=ACCOUNT_SID)
+                          from_=rec[4], account_sid=ACCOUNT_SID)
         return _response(201, _resource(rec, STATE.stamp(now)))
     if path.endswith("/Messages.json") and method == "GET":
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -149,10 +154,7 @@ def handle(method: str, target: str, body: bytes) -> bytes:
                  if r[1] == query.get("To", r[1]) and r[4] == query.get("From", r[4])]
         size = int(query.get("PageSize", "50"))
         page = [_resource(r, STATE.stamp(r[0])) for r in found[:size]]
-        return _response(200, {"messages": page, "end": max(0, len(page) - 1),
-                               "first_page_uri": target, "next_page_uri": None, "page": 0,
-                               "page_size": size, "previous_page_uri": None, "start": 0,
-                               "uri": target})
+        return _response(200, message_page(page, uri=target, page_size=size))
     return control(method, url.path, url.query)
 
 
@@ -172,7 +174,7 @@ def control(method: str, path: str, query: str) -> bytes:
         STATE.records.clear()
         CALLBACKS.reset()
         return _response(200, {"ok": True})
-    return _response(404, {"code": 20404, "message": "not found", "status": 404})
+    return _response(404, error_body(404, 20404, "The requested resource was not found"))
 
 
 def parse_args(argv: list[str]) -> tuple[int, Settings]:

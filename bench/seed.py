@@ -73,50 +73,66 @@ def _rows(batch: Batch, treatment_ids: Sequence[int], patient_ids: Sequence[int]
                (mid, now_value, "scheduled", None, None))
 
 
+def _chunks(rows: Iterator[tuple[tuple[object, ...], tuple[object, ...]]]
+            ) -> Iterator[tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]:
+    """(messages, history) rows CHUNK at a time; the last chunk may be short or empty."""
+    messages, history = [], []
+    for m, h in rows:
+        messages.append(m)
+        history.append(h)
+        if len(messages) >= CHUNK:
+            yield messages, history
+            messages, history = [], []
+    yield messages, history
+
+
 # --- SQLite --------------------------------------------------------------------------------
 def seed_sqlite(path: str, batch: Batch) -> None:
-    """Insert `batch` into the SQLite file at `path` (the service may be running: WAL)."""
+    """Insert `batch` into the SQLite file at `path` (the service may be running: WAL), in
+    transactions of CHUNK messages."""
     now = datetime.now(UTC)
     con = sqlite3.connect(path, timeout=60, isolation_level=None)
+    message_sql = (f"INSERT INTO message ({', '.join(MESSAGE_COLUMNS)}) "
+                   f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})")
+    history_sql = (f"INSERT INTO message_history ({', '.join(HISTORY_COLUMNS)}) "
+                   f"VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})")
     try:
         con.execute("PRAGMA busy_timeout=60000")
         con.execute("PRAGMA synchronous=NORMAL")
         con.execute("BEGIN IMMEDIATE")
-        patient_ids: list[int] = []
-        treatment_ids: list[int] = []
-        for g in range(batch.groups):
-            cur = con.execute(
-                "INSERT INTO patient (clinic_id, external_id, first_name, phone, timezone,"
-                " locale, sms_consent, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                (CLINIC, f"{batch.label}-pt-{g}", "Ana", batch.phone(g * batch.per_treatment),
-                 "America/Los_Angeles", "en", True, _sqlite_time(now)))
-            patient_ids.append(int(cur.lastrowid or 0))
-            cur = con.execute(
-                "INSERT INTO treatment (clinic_id, external_id, patient_id, protocol,"
-                " completed_at, session_number, sessions_planned, serum, created_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (CLINIC, f"{batch.label}-tr-{g}", cur.lastrowid, "microneedling",
-                 _sqlite_time(now), 1, 3, "hyaluronic acid serum", _sqlite_time(now)))
-            treatment_ids.append(int(cur.lastrowid or 0))
-        message_sql = (f"INSERT INTO message ({', '.join(MESSAGE_COLUMNS)}) "
-                       f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})")
-        history_sql = (f"INSERT INTO message_history ({', '.join(HISTORY_COLUMNS)}) "
-                       f"VALUES ({', '.join('?' * len(HISTORY_COLUMNS))})")
-        messages, history = [], []
-        for m, h in _rows(batch, treatment_ids, patient_ids, now, _sqlite_time):
-            messages.append(m)
-            history.append(h)
-            if len(messages) >= CHUNK:
-                con.executemany(message_sql, messages)
-                con.executemany(history_sql, history)
-                messages, history = [], []
+        patient_ids, treatment_ids = _sqlite_parents(con, batch, now)
+        rows = _rows(batch, treatment_ids, patient_ids, now, _sqlite_time)
+        for i, (messages, history) in enumerate(_chunks(rows)):
+            if i:
                 con.execute("COMMIT")
                 con.execute("BEGIN IMMEDIATE")
-        con.executemany(message_sql, messages)
-        con.executemany(history_sql, history)
+            con.executemany(message_sql, messages)
+            con.executemany(history_sql, history)
         con.execute("COMMIT")
     finally:
         con.close()
+
+
+def _sqlite_parents(con: sqlite3.Connection, batch: Batch, now: datetime
+                    ) -> tuple[list[int], list[int]]:
+    """A patient and a treatment per group of `batch`; their ids."""
+    patient_ids: list[int] = []
+    treatment_ids: list[int] = []
+    for g in range(batch.groups):
+        cur = con.execute(
+            "INSERT INTO patient (clinic_id, external_id, first_name, phone, timezone,"
+            " locale, sms_consent, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+            (CLINIC, f"{batch.label}-pt-{g}", "Ana", batch.phone(g * batch.per_treatment),
+             "America/Los_Angeles", "en", True, _sqlite_time(now)))
+        patient_ids.append(int(cur.lastrowid or 0))
+        cur = con.execute(
+            "INSERT INTO treatment (clinic_id, external_id, patient_id, protocol,"
+            " completed_at, session_number, sessions_planned, serum, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (CLINIC, f"{batch.label}-tr-{g}", cur.lastrowid, "microneedling",
+             _sqlite_time(now), 1, 3, "hyaluronic acid serum", _sqlite_time(now)))
+        treatment_ids.append(int(cur.lastrowid or 0))
+    return patient_ids, treatment_ids
 
 
 def sqlite_scalar(path: str, sql: str) -> object:
@@ -129,47 +145,46 @@ def sqlite_scalar(path: str, sql: str) -> object:
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 async def seed_postgres(dsn: str, batch: Batch) -> None:
-    """Insert `batch` into the PostgreSQL database at `dsn` (plain postgresql:// DSN)."""
+    """Insert `batch` into the PostgreSQL database at `dsn` (plain postgresql:// DSN), in one
+    transaction, COPY by COPY."""
     now = datetime.now(UTC)
     con = await asyncpg.connect(dsn)
     try:
         async with con.transaction():
-            patients = await con.fetch(
-                "INSERT INTO patient (clinic_id, external_id, first_name, phone, timezone,"
-                " locale, sms_consent, updated_at)"
-                " SELECT $1, $2 || ord, 'Ana', phone, 'America/Los_Angeles', 'en', true, $4"
-                " FROM unnest($3::text[]) WITH ORDINALITY AS p(phone, ord) ORDER BY ord"
-                " RETURNING id",
-                CLINIC, f"{batch.label}-pt-",
-                [batch.phone(g * batch.per_treatment) for g in range(batch.groups)], now)
-            patient_ids = sorted(r["id"] for r in patients)
-            treatments = await con.fetch(
-                "INSERT INTO treatment (clinic_id, external_id, patient_id, protocol,"
-                " completed_at, session_number, sessions_planned, serum, created_at)"
-                " SELECT $1, $2 || ord, pid, 'microneedling', $3, 1, 3,"
-                " 'hyaluronic acid serum', $3"
-                " FROM unnest($4::int[]) WITH ORDINALITY AS t(pid, ord) ORDER BY ord"
-                " RETURNING id",
-                CLINIC, f"{batch.label}-tr-", now, patient_ids)
-            treatment_ids = sorted(r["id"] for r in treatments)
-            messages, history = [], []
-            for m, h in _rows(batch, treatment_ids, patient_ids, now, lambda d: d):
-                messages.append(m)
-                history.append(h)
-                if len(messages) >= CHUNK:
-                    await con.copy_records_to_table("message", records=messages,
-                                                     columns=MESSAGE_COLUMNS)
-                    await con.copy_records_to_table("message_history", records=history,
-                                                    columns=HISTORY_COLUMNS)
-                    messages, history = [], []
-            await con.copy_records_to_table("message", records=messages,
-                                            columns=MESSAGE_COLUMNS)
-            await con.copy_records_to_table("message_history", records=history,
-                                            columns=HISTORY_COLUMNS)
+            patient_ids, treatment_ids = await _postgres_parents(con, batch, now)
+            rows = _rows(batch, treatment_ids, patient_ids, now, lambda d: d)
+            for messages, history in _chunks(rows):
+                await con.copy_records_to_table("message", records=messages,
+                                                columns=MESSAGE_COLUMNS)
+                await con.copy_records_to_table("message_history", records=history,
+                                                columns=HISTORY_COLUMNS)
         await con.execute("ANALYZE message")
         await con.execute("ANALYZE message_history")
     finally:
         await con.close()
+
+
+async def _postgres_parents(con: asyncpg.Connection, batch: Batch, now: datetime
+                            ) -> tuple[list[int], list[int]]:
+    """A patient and a treatment per group of `batch`; their ids."""
+    patients = await con.fetch(
+        "INSERT INTO patient (clinic_id, external_id, first_name, phone, timezone,"
+        " locale, sms_consent, updated_at)"
+        " SELECT $1, $2 || ord, 'Ana', phone, 'America/Los_Angeles', 'en', true, $4"
+        " FROM unnest($3::text[]) WITH ORDINALITY AS p(phone, ord) ORDER BY ord"
+        " RETURNING id",
+        CLINIC, f"{batch.label}-pt-",
+        [batch.phone(g * batch.per_treatment) for g in range(batch.groups)], now)
+    patient_ids = sorted(r["id"] for r in patients)
+    treatments = await con.fetch(
+        "INSERT INTO treatment (clinic_id, external_id, patient_id, protocol,"
+        " completed_at, session_number, sessions_planned, serum, created_at)"
+        " SELECT $1, $2 || ord, pid, 'microneedling', $3, 1, 3,"
+        " 'hyaluronic acid serum', $3"
+        " FROM unnest($4::int[]) WITH ORDINALITY AS t(pid, ord) ORDER BY ord"
+        " RETURNING id",
+        CLINIC, f"{batch.label}-tr-", now, patient_ids)
+    return patient_ids, sorted(r["id"] for r in treatments)
 
 
 async def postgres_scalar(dsn: str, sql: str) -> object:

@@ -15,46 +15,34 @@ from typing import Any
 from aiohttp import ClientError, ClientSession
 
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
-from tests.support import FROM, SECRET, TOKEN, completed_event, encode, signed
+from tests.helpers.toml import to_toml
+from tests.support import FROM, SECRET, TOKEN, completed_event, config_data, encode, signed
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def config_text(port: int, twilio_url: str, db_url: str, *, steps: int) -> str:
     """A config serving clinic `glow` with protocol `quick`: `steps` notes, 1 s apart."""
-    notes = "\n".join(
-        f'[[protocols.quick.steps]]\nkey = "s{i}"\nkind = "aftercare"\nafter = "{i}s"\n'
-        f'text = "Note {i} for {{first_name}}."\n'
-        for i in range(1, steps + 1)
+    return to_toml(process_config(port, twilio_url, db_url, steps=steps))
+
+
+def process_config(port: int, twilio_url: str, db_url: str, *, steps: int) -> dict[str, Any]:
+    """`config_text`'s configuration as a dict."""
+    notes = [{"key": f"s{i}", "kind": "aftercare", "after": f"{i}s",
+              "text": f"Note {i} for {{first_name}}."} for i in range(1, steps + 1)]
+    glow = {"name": "Glow", "timezone": "UTC", "from_number": FROM, "webhook_secrets": [SECRET],
+            "api_tokens": [TOKEN], "quiet_hours": {"start": "00:00", "end": "00:00"}}
+    return config_data(
+        db_url,
+        server={"public_base_url": f"http://127.0.0.1:{port}"},
+        sms={"backend": "twilio"},
+        twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+                "api_base_url": twilio_url, "request_timeout": "2s"},
+        scheduler={"claim_lease": "4s", "poll_interval": "1s", "retry_initial_delay": "1s",
+                   "retry_max_delay": "2s"},
+        clinics={"glow": glow},
+        protocols={"quick": {"title": "Quick", "steps": notes}},
     )
-    return f"""
-[server]
-public_base_url = "http://127.0.0.1:{port}"
-[database]
-url = "{db_url}"
-[sms]
-backend = "twilio"
-[twilio]
-account_sid = "{ACCOUNT_SID}"
-auth_token = "{AUTH_TOKEN}"
-api_base_url = "{twilio_url}"
-request_timeout = "2s"
-[scheduler]
-claim_lease = "4s"
-poll_interval = "1s"
-retry_initial_delay = "1s"
-retry_max_delay = "2s"
-[clinics.glow]
-name = "Glow"
-timezone = "UTC"
-from_number = "{FROM}"
-webhook_secrets = ["{SECRET}"]
-api_tokens = ["{TOKEN}"]
-quiet_hours = {{ start = "00:00", end = "00:00" }}
-[protocols.quick]
-title = "Quick"
-{notes}
-"""
 
 
 async def until_async(condition: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:

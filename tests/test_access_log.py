@@ -10,7 +10,8 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from service.web.access_log import AccessLog
 from service.web.app import create_app
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, free_port, sign_twilio
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, sign_twilio
+from tests.helpers.ports import free_port
 from tests.support import make_settings
 
 STATUS = "/v1/twilio/status"

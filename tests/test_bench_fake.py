@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import ClientSession, web
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.twilio import AUTH_TOKEN, free_port
+from tests.fakes.twilio import AUTH_TOKEN
+from tests.helpers.ports import free_port
 from tests.processes import ROOT, Service, config_text, until_async
 
 FAST = ["--sending-delay", "0", "--sent-delay", "0.05-0.1", "--delivered-delay", "0.1-0.2"]

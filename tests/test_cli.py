@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from service.cli import main
+from tests.helpers.ports import free_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 AFTERCARE = Path(sys.executable).with_name("aftercare")
@@ -87,14 +88,6 @@ def clock(row: dict[str, str]) -> tuple[str, str]:
     """A row's local wall-clock time and zone abbreviation, e.g. ("08:30", "PST")."""
     _weekday, _day, hhmm, zone = row["local time"].split()
     return hhmm, zone
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def listening(port: int) -> bool:

@@ -7,19 +7,19 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
 
 import pytest
 
+from tests.helpers.ports import free_port
 from tests.support import OTHER_SECRET, SECRET
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
@@ -34,14 +34,6 @@ OWN_SECRETS = {
     "AFTERCARE_CLINICS__GLOW_MADRID__WEBHOOK_SECRETS": json.dumps([OTHER_SECRET]),
     "AFTERCARE_CLINICS__GLOW_MADRID__API_TOKENS": '["madrid-own-token"]',
 }
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def environment(**extra: str) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -15,6 +14,7 @@ from service.config_loading import load_settings, resolve_config_path
 from service.errors import ConfigError
 from service.planning.preview import preview
 from service.planning.timing import parse_days
+from tests.helpers.toml import write_toml
 from tests.support import SECRET, config_data
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
@@ -22,30 +22,12 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 Edit = Callable[[dict[str, Any]], object]
 
 
-def toml_value(value: Any) -> str:
-    """`value` as TOML: JSON strings are TOML basic strings; tables become inline tables."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    pairs = (f"{json.dumps(key)} = {toml_value(item)}" for key, item in value.items())
-    return "{" + ", ".join(pairs) + "}"
-
-
-def write_config(path: Path, data: dict[str, Any]) -> Path:
-    """Write `data` as a TOML file (one inline table a section) and return its path."""
-    path.write_text("".join(f"{json.dumps(k)} = {toml_value(v)}\n" for k, v in data.items()))
-    return path
-
-
 def problems_of(tmp_path: Path, edit: Edit, environ: dict[str, str] | None = None) -> list[str]:
     """The problems `load_settings` reports for the test config changed by `edit`."""
     data = config_data(tmp_path / "aftercare.db")
     edit(data)
     with pytest.raises(ConfigError) as caught:
-        load_settings(write_config(tmp_path / "config.toml", data), environ=environ or {})
+        load_settings(write_toml(tmp_path / "config.toml", data), environ=environ or {})
     return caught.value.problems
 
 
@@ -166,7 +148,7 @@ class TestProblems:
     def test_the_unedited_test_config_has_no_problem(self, tmp_path: Path) -> None:
         """The baseline the cases above edit is itself valid."""
         data = config_data(tmp_path / "aftercare.db")
-        settings = load_settings(write_config(tmp_path / "config.toml", data), environ={}).settings
+        settings = load_settings(write_toml(tmp_path / "config.toml", data), environ={}).settings
         assert isinstance(settings, Settings)
 
     def test_a_clinic_messaging_service_replaces_its_from_number(self, tmp_path: Path) -> None:
@@ -175,7 +157,7 @@ class TestProblems:
                            twilio={"account_sid": "AC123", "auth_token": "t0k"})
         data["clinics"]["other"]["from_number"] = ""
         data["clinics"]["other"]["messaging_service_sid"] = "MG123"
-        settings = load_settings(write_config(tmp_path / "config.toml", data), environ={}).settings
+        settings = load_settings(write_toml(tmp_path / "config.toml", data), environ={}).settings
         assert settings.clinics["other"].messaging_service_sid == "MG123"
 
     def test_several_problems_are_all_reported_at_once(self, tmp_path: Path) -> None:

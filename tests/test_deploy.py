@@ -18,8 +18,9 @@ from pytest_aiohttp import AiohttpServer
 
 from service.healthcheck import healthz_url
 from service.web.app import create_app
-from tests.fakes.twilio import free_port
-from tests.processes import config_text
+from tests.helpers.ports import free_port
+from tests.helpers.toml import write_toml
+from tests.processes import process_config
 from tests.support import make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,11 +114,10 @@ async def healthcheck(env: dict[str, str]) -> tuple[int, str]:
 
 def config_on(tmp_path: Path, port: int) -> Path:
     """A config file whose [server] port is `port`."""
-    text = config_text(port, "http://127.0.0.1:9", f"sqlite+aiosqlite:///{tmp_path}/a.db",
-                       steps=1).replace("[server]\n", f"[server]\nport = {port}\n", 1)
-    path = tmp_path / "config.toml"
-    path.write_text(text)
-    return path
+    data = process_config(port, "http://127.0.0.1:9", f"sqlite+aiosqlite:///{tmp_path}/a.db",
+                          steps=1)
+    data["server"]["port"] = port
+    return write_toml(tmp_path / "config.toml", data)
 
 
 class TestHealthcheck:

@@ -27,7 +27,8 @@ from service.storage import claims, store
 from service.storage.database import create_engine, session_factory
 from service.storage.models import Message, OptOut, Status, Treatment
 from service.storage.moves import Move
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.helpers.ports import free_port
 from tests.processes import until_async
 from tests.support import (
     FROM,

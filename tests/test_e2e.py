@@ -13,7 +13,8 @@ from aiohttp import ClientSession
 from pytest_aiohttp import AiohttpServer
 
 from service.web.app import create_app
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.helpers.ports import free_port
 from tests.support import FROM, PHONE, SECRET, TOKEN, completed_event, encode, make_settings, signed
 
 STEPS = [

@@ -24,7 +24,8 @@ from service.intake.payloads import EXAMPLE
 from service.storage.models import Status
 from service.web.openapi import document
 from tests.conftest import AppClient
-from tests.fakes.twilio import free_port
+from tests.helpers.ports import free_port
+from tests.helpers.toml import to_toml
 from tests.processes import ROOT
 from tests.support import SECRET, TOKEN, completed_event, encode, make_settings, signed
 
@@ -40,27 +41,14 @@ EVENTS = "/v1/clinics/{clinic_id}/events"
 
 
 def config(port: int, db: Path) -> str:
-    return f"""
-[server]
-public_base_url = "http://127.0.0.1:{port}"
-[database]
-url = "sqlite+aiosqlite:///{db}"
-[twilio]
-auth_token = "{TWILIO_TOKEN}"
-[clinics.glow]
-name = "Glow"
-timezone = "UTC"
-from_number = "+14155550100"
-webhook_secrets = ["{SECRET}"]
-api_tokens = ["{TOKEN}"]
-[protocols.microneedling]
-title = "MN"
-[[protocols.microneedling.steps]]
-key = "tonight"
-kind = "aftercare"
-after = "2h"
-text = "Hi {{first_name}}."
-"""
+    """The live service's config: clinic `glow`, one protocol of one step, console backend."""
+    glow = {"name": "Glow", "timezone": "UTC", "from_number": "+14155550100",
+            "webhook_secrets": [SECRET], "api_tokens": [TOKEN]}
+    step = {"key": "tonight", "kind": "aftercare", "after": "2h", "text": "Hi {first_name}."}
+    return to_toml({"server": {"public_base_url": f"http://127.0.0.1:{port}"},
+                    "database": {"url": f"sqlite+aiosqlite:///{db}"},
+                    "twilio": {"auth_token": TWILIO_TOKEN}, "clinics": {"glow": glow},
+                    "protocols": {"microneedling": {"title": "MN", "steps": [step]}}})
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from tests.fakes.twilio import fake_twilio_process, free_port
+from tests.fakes.twilio_process import fake_twilio_process
+from tests.helpers.ports import free_port
 from tests.processes import Service, config_text, fake_state, until_async
 
 STEPS = 6

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from tests.fakes.twilio import AUTH_TOKEN, fake_twilio_process, free_port, sign_twilio
+from tests.fakes.twilio import AUTH_TOKEN, sign_twilio
+from tests.fakes.twilio_process import fake_twilio_process
+from tests.helpers.ports import free_port
 from tests.processes import Service, config_text, fake_state, until_async
 from tests.support import FROM, PHONE, SECRET, TOKEN
 

@@ -23,14 +23,9 @@ from service.delivery.sms.base import (
 from service.delivery.sms.console import ConsoleSender
 from service.delivery.sms.twilio import TwilioSender
 from service.observability.masking import mask_phone, mask_phones
-from tests.fakes.twilio import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    FakeTwilio,
-    fake_twilio_process,
-    free_port,
-    serve,
-)
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.fakes.twilio_process import fake_twilio_process
+from tests.helpers.ports import free_port
 
 RECIPIENT = "+15550100123"
 FROM_NUMBER = "+15005550006"

@@ -20,7 +20,8 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from service.storage.models import Inbound, Message, OptOut
 from service.web.app import create_app
 from service.web.keys import SESSIONS
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, free_port, serve, sign_twilio
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve, sign_twilio
+from tests.helpers.ports import free_port
 from tests.processes import until_async as until
 from tests.support import (
     FROM,

@@ -18,43 +18,41 @@ the initial `queued`), each `callback_delay` seconds after the last (default
   undelivered     callbacks end in 'undelivered' (code 30003)
 
 In a test's event loop:   base_url = await serve(aiohttp_server, fake)
-As a separate process:    python -m tests.fakes.twilio PORT SID TOKEN [--no-callbacks]
-                          or `async with fake_twilio_process(...) as base_url:`
+As a separate process:    tests/fakes/twilio_process.py
 Control endpoints (not Twilio's): GET /_control/messages, POST
 /_control/behaviour {"to": ..., "behaviour": ...}, POST /_control/reset.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import operator
 import re
 import secrets
-import socket
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import BasicAuth, ClientError, ClientSession, web
 from pytest_aiohttp import AiohttpServer
-from twilio.request_validator import RequestValidator
 
-ACCOUNT_SID = "AC" + "0" * 32
+from tests.fakes.twilio_wire import (
+    ACCOUNT_SID,
+    UNDELIVERED_CODE,
+    callback_form,
+    error_body,
+    message_page,
+    message_resource,
+    rfc2822,
+    sign_twilio,
+)
+
 AUTH_TOKEN = "fake-twilio-token"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _DAY_FILTERS: dict[str, Callable[[Any, Any], bool]] = {
-    "DateSent>": operator.ge,
-    "DateSent<": operator.le,
-    "DateSent": operator.eq,
-}
+    "DateSent>": operator.ge, "DateSent<": operator.le, "DateSent": operator.eq}
 
 
 @dataclass
@@ -76,19 +74,12 @@ class Recorded:
 class FakeTwilio:
     """The fake's state and its aiohttp application."""
 
-    def __init__(
-        self,
-        account_sid: str = ACCOUNT_SID,
-        auth_token: str = AUTH_TOKEN,
-        *,
-        callbacks: bool = True,
-        callback_delay: float = 0.02,
-    ) -> None:
+    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, *,
+                 callbacks: bool = True, callback_delay: float = 0.02) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.callbacks = callbacks
         self.callback_delay = callback_delay
-        self.validator = RequestValidator(auth_token)
         self.messages: list[Recorded] = []
         self.attempts: list[dict[str, Any]] = []  # every create call, answered or not
         self.behaviours: dict[str, str] = {}
@@ -135,42 +126,18 @@ class FakeTwilio:
             auth = BasicAuth.decode(request.headers.get("Authorization", ""))
         except ValueError:
             return False
-        return (
-            auth.login == self.account_sid
-            and auth.password == self.auth_token
-            and request.match_info["account"] == self.account_sid
-        )
+        return (auth.login, auth.password, request.match_info["account"]) == (
+            self.account_sid, self.auth_token, self.account_sid)
 
     @staticmethod
     def _error(status: int, code: int, message: str) -> web.Response:
-        more_info = f"https://www.twilio.com/docs/errors/{code}"
-        payload = {"code": code, "message": message, "more_info": more_info, "status": status}
-        return web.json_response(payload, status=status)
+        return web.json_response(error_body(status, code, message), status=status)
 
     def _resource(self, m: Recorded) -> dict[str, Any]:
-        stamp = format_datetime(m.date_created)
-        return {
-            "sid": m.sid,
-            "account_sid": self.account_sid,
-            "messaging_service_sid": m.service,
-            "to": m.to,
-            "from": m.from_,
-            "body": m.body,
-            "status": m.status,
-            "num_segments": "1",
-            "num_media": "0",
-            "direction": "outbound-api",
-            "api_version": "2010-04-01",
-            "price": None,
-            "price_unit": "USD",
-            "error_code": m.error_code,
-            "error_message": None,
-            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}.json",
-            "date_created": stamp,
-            "date_updated": stamp,
-            "date_sent": stamp,
-            "subresource_uris": {},
-        }
+        return message_resource(
+            sid=m.sid, account_sid=self.account_sid, to=m.to, from_=m.from_, body=m.body,
+            date_created=rfc2822(m.date_created.timestamp()), status=m.status,
+            service=m.service, error_code=m.error_code)
 
     def _count(self, to: str) -> int:
         self.counters[to] = self.counters.get(to, 0) + 1
@@ -225,15 +192,9 @@ class FakeTwilio:
         refusal = self._refusal(form, behaviour, n)
         if refusal is not None:
             return refusal
-        m = Recorded(
-            sid="SM" + secrets.token_hex(16),
-            to=to,
-            from_=form.get("From"),
-            service=form.get("MessagingServiceSid"),
-            body=form["Body"],
-            callback=form.get("StatusCallback"),
-            at=time.time(),
-        )
+        m = Recorded(sid="SM" + secrets.token_hex(16), to=to, from_=form.get("From"),
+                     service=form.get("MessagingServiceSid"), body=form["Body"],
+                     callback=form.get("StatusCallback"), at=time.time())
         self.messages.append(m)
         self._schedule_callbacks(m, behaviour)
         answer = self._resource(m)  # as created (queued), whatever callbacks follow it
@@ -247,20 +208,8 @@ class FakeTwilio:
             return self._error(401, 20003, "Authenticate")
         found = sorted(_filtered(self.messages, request.query), key=lambda m: -m.at)
         size = int(request.query.get("PageSize", 50))
-        page = found[:size]
-        return web.json_response(
-            {
-                "messages": [self._resource(m) for m in page],
-                "end": len(page) - 1,
-                "first_page_uri": request.path_qs,
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": request.path_qs,
-            }
-        )
+        resources = [self._resource(m) for m in found[:size]]
+        return web.json_response(message_page(resources, uri=request.path_qs, page_size=size))
 
     async def fetch(self, request: web.Request) -> web.Response:
         """GET Messages/{sid}.json."""
@@ -285,24 +234,14 @@ class FakeTwilio:
             await asyncio.sleep(self.callback_delay)
             m.status = status
             if status == "undelivered":
-                m.error_code = 30003
+                m.error_code = UNDELIVERED_CODE
             await self._post_callback(m, status)
 
     async def _post_callback(self, m: Recorded, status: str) -> None:
         assert m.callback is not None and self.session is not None
-        params = {
-            "MessageSid": m.sid,
-            "SmsSid": m.sid,
-            "AccountSid": self.account_sid,
-            "MessageStatus": status,
-            "SmsStatus": status,
-            "To": m.to,
-            "From": m.from_ or "+15005550006",
-            "ApiVersion": "2010-04-01",
-        }
-        if m.error_code:
-            params["ErrorCode"] = str(m.error_code)
-        headers = {"X-Twilio-Signature": self.validator.compute_signature(m.callback, params)}
+        params = callback_form(sid=m.sid, account_sid=self.account_sid, to=m.to,
+                               from_=m.from_, status=status, error_code=m.error_code)
+        headers = {"X-Twilio-Signature": sign_twilio(self.auth_token, m.callback, params)}
         try:
             async with self.session.post(m.callback, data=params, headers=headers) as r:
                 self.callbacks_sent.append((m.sid, status, r.status))
@@ -312,22 +251,10 @@ class FakeTwilio:
     # --- control --------------------------------------------------------
     async def control_messages(self, request: web.Request) -> web.Response:
         """What the fake has seen: messages, attempts and callbacks."""
-        messages = [
-            {
-                "sid": m.sid,
-                "to": m.to,
-                "from": m.from_,
-                "service": m.service,
-                "body": m.body,
-                "callback": m.callback,
-                "at": m.at,
-                "status": m.status,
-            }
-            for m in self.messages
-        ]
-        return web.json_response(
-            {"messages": messages, "attempts": self.attempts, "callbacks": self.callbacks_sent}
-        )
+        keys = ("sid", "to", "from_", "service", "body", "callback", "at", "status")
+        messages = [{k.rstrip("_"): getattr(m, k) for k in keys} for m in self.messages]
+        seen = {"messages": messages, "attempts": self.attempts, "callbacks": self.callbacks_sent}
+        return web.json_response(seen)
 
     async def control_behaviour(self, request: web.Request) -> web.Response:
         """Set one recipient's behaviour and restart its counter."""
@@ -347,14 +274,9 @@ class FakeTwilio:
 
 def _attempt(form: dict[str, str]) -> dict[str, Any]:
     """The record of one create call."""
-    return {
-        "to": form.get("To", ""),
-        "from": form.get("From"),
-        "service": form.get("MessagingServiceSid"),
-        "body": form.get("Body"),
-        "callback": form.get("StatusCallback"),
-        "at": time.time(),
-    }
+    return {"to": form.get("To", ""), "from": form.get("From"),
+            "service": form.get("MessagingServiceSid"), "body": form.get("Body"),
+            "callback": form.get("StatusCallback"), "at": time.time()}
 
 
 def _filtered(messages: list[Recorded], query: Mapping[str, str]) -> list[Recorded]:
@@ -368,75 +290,8 @@ def _filtered(messages: list[Recorded], query: Mapping[str, str]) -> list[Record
     return found
 
 
-def sign_twilio(auth_token: str, url: str, params: dict[str, str]) -> str:
-    """The X-Twilio-Signature Twilio would send for a form POST to `url`."""
-    return str(RequestValidator(auth_token).compute_signature(url, params))
-
-
 # --- running it ----------------------------------------------------------
 async def serve(aiohttp_server: AiohttpServer, fake: FakeTwilio) -> str:
     """Start `fake` in the test's event loop (pytest-aiohttp); its base URL."""
     server = await aiohttp_server(fake.app())
     return str(server.make_url("")).rstrip("/")
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (at the time of asking)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def fake_twilio_process(
-    *,
-    port: int | None = None,
-    account_sid: str = ACCOUNT_SID,
-    auth_token: str = AUTH_TOKEN,
-    callbacks: bool = True,
-) -> AsyncIterator[str]:
-    """Run the fake as a separate process for the block; yields its base URL."""
-    port = port or free_port()
-    args = [str(port), account_sid, auth_token] + ([] if callbacks else ["--no-callbacks"])
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakes.twilio", *args, cwd=PROJECT_ROOT
-    )
-    try:
-        await _wait_listening(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
-
-
-async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> None:
-    """Return once `port` accepts connections; fail if the process exits or 10 s pass."""
-    async with asyncio.timeout(10):
-        while process.returncode is None:
-            with suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                return
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"fake twilio exited with {process.returncode}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m tests.fakes.twilio PORT SID TOKEN [--no-callbacks]`."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twilio")
-    parser.add_argument("port", type=int, nargs="?", default=18100)
-    parser.add_argument("account_sid", nargs="?", default=ACCOUNT_SID)
-    parser.add_argument("auth_token", nargs="?", default=AUTH_TOKEN)
-    parser.add_argument("--no-callbacks", dest="callbacks", action="store_false")
-    parser.add_argument("--callback-delay", type=float, default=0.02,
-                        help="seconds between a message's status changes")
-    options = parser.parse_args(argv)
-    fake = FakeTwilio(options.account_sid, options.auth_token, callbacks=options.callbacks,
-                      callback_delay=options.callback_delay)
-    web.run_app(fake.app(), host="127.0.0.1", port=options.port, print=None, shutdown_timeout=1)
-
-
-if __name__ == "__main__":
-    main()
