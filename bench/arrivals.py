@@ -28,12 +28,16 @@ def phone(i: int, area: int = 0) -> str:
 def dispatch_batch(label: str, send_at: Sequence[float], area: int) -> seed.Batch:
     """Rows for a dispatch run: a patient and treatment per message, each its own phone (the
     footer goes on each: every message is its number's first)."""
-    def body(i: int) -> str:
-        return (f"[{label}#{i}] Ana, time for your hyaluronic acid serum: apply a thin "
-                f"layer to clean skin.")
 
-    return seed.Batch(label=label, send_at=send_at, phone=partial(phone, area=area), body=body,
-                      per_treatment=1)
+    def body(i: int) -> str:
+        return (
+            f"[{label}#{i}] Ana, time for your hyaluronic acid serum: apply a thin "
+            f"layer to clean skin."
+        )
+
+    return seed.Batch(
+        label=label, send_at=send_at, phone=partial(phone, area=area), body=body, per_treatment=1
+    )
 
 
 @dataclass
@@ -63,8 +67,10 @@ class Arrivals:
         return (len(self.arrivals) - 1) / max(1e-9, self.arrivals[-1] - self.arrivals[0])
 
     def summary(self) -> str:
-        return (f"{len(self.arrivals)}/{self.expected} arrived, {self.duplicates} sent twice, "
-                f"{self.missing} never arrived, {self.misaddressed} to another number")
+        return (
+            f"{len(self.arrivals)}/{self.expected} arrived, {self.duplicates} sent twice, "
+            f"{self.missing} never arrived, {self.misaddressed} to another number"
+        )
 
 
 async def wait_arrivals(ctx: Context, expected: int, deadline: float) -> None:
@@ -95,6 +101,12 @@ async def collect(ctx: Context, batch: seed.Batch) -> Arrivals:
     if ctx.args.lateness_file:  # each message's send_at and lateness, to see when it was late
         with ctx.args.lateness_file.open("a") as out:
             out.writelines(f"{label} {send_at[i]:.6f} {late:.6f}\n" for i, late in firsts)
-    return Arrivals(len(send_at), lateness, sorted(arrivals),
-                    sum(c - 1 for c in seen.values()), len(send_at) - len(seen), time.time(),
-                    misaddressed)
+    return Arrivals(
+        len(send_at),
+        lateness,
+        sorted(arrivals),
+        sum(c - 1 for c in seen.values()),
+        len(send_at) - len(seen),
+        time.time(),
+        misaddressed,
+    )

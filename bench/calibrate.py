@@ -25,9 +25,17 @@ def cpu_score(seconds: float = 2.0) -> float:
     start = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
     rounds, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:
-        items = [{"id": f"msg_{i:08d}", "step": "serum", "kind": "aftercare", "seq": i,
-                  "send_at": (start + timedelta(hours=i)).isoformat(), "status": "scheduled"}
-                 for i in range(34)]
+        items = [
+            {
+                "id": f"msg_{i:08d}",
+                "step": "serum",
+                "kind": "aftercare",
+                "seq": i,
+                "send_at": (start + timedelta(hours=i)).isoformat(),
+                "status": "scheduled",
+            }
+            for i in range(34)
+        ]
         json.dumps({"messages": items})
         rounds += 1
     return rounds / (time.perf_counter() - began)
@@ -39,8 +47,10 @@ def sqlite_transactions(path: str, seconds: float = 3.0) -> float:
     try:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
-        sql = (f"INSERT INTO message ({', '.join(seed.MESSAGE_COLUMNS)}) "
-               f"VALUES ({', '.join('?' * len(seed.MESSAGE_COLUMNS))})")
+        sql = (
+            f"INSERT INTO message ({', '.join(seed.MESSAGE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(seed.MESSAGE_COLUMNS))})"
+        )
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         done, began = 0, time.perf_counter()
         while time.perf_counter() - began < seconds:
@@ -55,8 +65,31 @@ def sqlite_transactions(path: str, seconds: float = 3.0) -> float:
 
 
 def _row(i: int, now: str) -> tuple[object, ...]:
-    send_at = (datetime(2026, 12, 1, tzinfo=UTC) + timedelta(minutes=i * 7919 % 40_000))
+    send_at = datetime(2026, 12, 1, tzinfo=UTC) + timedelta(minutes=i * 7919 % 40_000)
     due = send_at.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return (f"msg_cal_{i:010d}", seed.CLINIC, 1, 1, "serum", "aftercare", i,
-            f"+1415555{i % 10_000:04d}", "en", "Apply the serum morning and evening." * 3,
-            due, due, due, "scheduled", None, 0, None, None, None, None, None, None, False, now)
+    return (
+        f"msg_cal_{i:010d}",
+        seed.CLINIC,
+        1,
+        1,
+        "serum",
+        "aftercare",
+        i,
+        f"+1415555{i % 10_000:04d}",
+        "en",
+        "Apply the serum morning and evening." * 3,
+        due,
+        due,
+        due,
+        "scheduled",
+        None,
+        0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        False,
+        now,
+    )

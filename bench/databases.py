@@ -13,8 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 import seed
 from report import Report, log
 
-PG_DEFAULT = os.environ.get("AFTERCARE_TEST_POSTGRES_URL",
-                            "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_DEFAULT = os.environ.get(
+    "AFTERCARE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 PG_BENCH_DB = "aftercare_bench"
 
 

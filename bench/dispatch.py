@@ -18,16 +18,24 @@ from machine import CpuWindow
 from report import log, pct
 
 
-async def run_due(ctx: Context, db: Database, service: Service, label: str,
-                  send_at: Sequence[float], area: int,
-                  name: str) -> tuple[Arrivals, dict[str, float]]:
+async def run_due(
+    ctx: Context,
+    db: Database,
+    service: Service,
+    label: str,
+    send_at: Sequence[float],
+    area: int,
+    name: str,
+) -> tuple[Arrivals, dict[str, float]]:
     """Insert `send_at` rows while the service runs, wait for them at the fake."""
     await ctx.fake.reset(ctx.http)
     t0 = time.time()
     batch = dispatch_batch(label, send_at, area)
     await db.seed(batch)
-    log(f"{name}: {len(send_at)} rows inserted in {time.time() - t0:.1f} s; first due in "
-        f"{send_at[0] - time.time():.1f} s")
+    log(
+        f"{name}: {len(send_at)} rows inserted in {time.time() - t0:.1f} s; first due in "
+        f"{send_at[0] - time.time():.1f} s"
+    )
     await asyncio.sleep(max(0.0, send_at[0] - time.time() - 0.5))
     cpu = CpuWindow(service=service.pid, fake=ctx.fake.pid)
     ctx.profiler.start(name, service.pid)
@@ -39,21 +47,25 @@ async def run_due(ctx: Context, db: Database, service: Service, label: str,
     if ctx.callbacks_on and got.arrivals:
         got.back = await returned(ctx, db, label, len(send_at), got.arrivals[-1])
     if got.missing:
-        log(f"{name}: {got.missing} messages had not arrived "
-            f"{ctx.args.drain_timeout:g} s after the last was due")
+        log(
+            f"{name}: {got.missing} messages had not arrived "
+            f"{ctx.args.drain_timeout:g} s after the last was due"
+        )
     return got, cores
 
 
-async def returned(ctx: Context, db: Database, label: str, count: int,
-                   last_send: float) -> dict[str, float]:
+async def returned(
+    ctx: Context, db: Database, label: str, count: int, last_send: float
+) -> dict[str, float]:
     """callbacks.returned for a run's `count` messages labelled `label`."""
     label_sql = f"SELECT count(*) FROM message WHERE body LIKE '[{label}#%' AND status IN "
 
     async def final() -> bool:
         return int(await db.scalar(label_sql + callbacks.FINAL)) >= count  # type: ignore[call-overload]
 
-    return await callbacks.returned(ctx.http, ctx.fake.url, final, last_send,
-                                    time.time() + ctx.args.drain_timeout)
+    return await callbacks.returned(
+        ctx.http, ctx.fake.url, final, last_send, time.time() + ctx.args.drain_timeout
+    )
 
 
 def lead_seconds(service: Service) -> float:
@@ -70,8 +82,9 @@ def report_back(ctx: Context, scenario: str, got: Arrivals) -> None:
     ctx.report.add(scenario, "last send -> every message final", got.back["final_after"], "s")
     ctx.report.add(scenario, "callback latency p50", pct(ms, 0.5), "ms")
     ctx.report.add(scenario, "callback latency p99", pct(ms, 0.99), "ms")
-    ctx.report.add(scenario, "failed callbacks", got.back["failed"],
-                   f"of {got.back['posted']:,.0f}")
+    ctx.report.add(
+        scenario, "failed callbacks", got.back["failed"], f"of {got.back['posted']:,.0f}"
+    )
 
 
 async def bench_burst(ctx: Context, db: Database, on: bool = True) -> None:
@@ -100,13 +113,15 @@ async def _burst(ctx: Context, db: Database, on: bool) -> None:
         await service.stop()
         await db.drop()
     scenario = f"Burst of {n:,} due at once, {db.label}" + (
-        "" if ctx.callbacks_on else ", callbacks off")
+        "" if ctx.callbacks_on else ", callbacks off"
+    )
     report_burst(ctx, db, scenario, got)
     ctx.report.note(
         f"{scenario}: {got.summary()}; first arrival "
         f"{min(got.lateness, default=math.nan):.3f} s after send_at, last "
         f"{max(got.lateness, default=math.nan):.2f} s; service {cores['service']:.2f} cores, "
-        f"fake {cores.get('fake', 0):.2f}, machine {cores['machine']:.2f} of {os.cpu_count()}")
+        f"fake {cores.get('fake', 0):.2f}, machine {cores['machine']:.2f} of {os.cpu_count()}"
+    )
 
 
 def report_burst(ctx: Context, db: Database, scenario: str, got: Arrivals) -> None:
@@ -116,40 +131,53 @@ def report_burst(ctx: Context, db: Database, scenario: str, got: Arrivals) -> No
     if ctx.callbacks_on:
         ctx.drain_with[db.kind] = rate
     elif db.kind in ctx.drain_with:
-        ctx.report.add(scenario, "drain with callbacks / without",
-                       ctx.drain_with[db.kind] / rate, "")
+        ctx.report.add(
+            scenario, "drain with callbacks / without", ctx.drain_with[db.kind] / rate, ""
+        )
     late = got.all_lateness
-    ctx.report.add(scenario, "sent once each (arrived at the fake)",
-                   float(len(got.arrivals)), f"of {got.expected:,}")
+    ctx.report.add(
+        scenario,
+        "sent once each (arrived at the fake)",
+        float(len(got.arrivals)),
+        f"of {got.expected:,}",
+    )
     ctx.report.add(scenario, "drain rate", rate, "msg/s", (">=", 1600) if target else None)
     ctx.report.add(scenario, "lateness p50", pct(late, 0.5), "s")
-    ctx.report.add(scenario, "lateness p99", pct(late, 0.99), "s",
-                   ("<=", 6) if target else None)
+    ctx.report.add(scenario, "lateness p99", pct(late, 0.99), "s", ("<=", 6) if target else None)
     ctx.report.add(scenario, "lateness max", max(late, default=math.nan), "s")
     report_back(ctx, scenario, got)
 
 
-async def steady(ctx: Context, db: Database, service: Service, scenario: str, name: str,
-                 area: int, target: bool) -> None:
+async def steady(
+    ctx: Context, db: Database, service: Service, scenario: str, name: str, area: int, target: bool
+) -> None:
     """`--rate` messages a second for `--duration` seconds into a running service."""
     rate, seconds = ctx.args.rate, ctx.args.duration
     n = int(rate * seconds)
     t0 = time.time() + lead_seconds(service)
-    got, cores = await run_due(ctx, db, service, "steady" if area == 1 else f"steady{area}",
-                               [t0 + i / rate for i in range(n)], area, name)
+    got, cores = await run_due(
+        ctx,
+        db,
+        service,
+        "steady" if area == 1 else f"steady{area}",
+        [t0 + i / rate for i in range(n)],
+        area,
+        name,
+    )
     ms = [x * 1000 for x in got.all_lateness]
     if got.missing:
-        ctx.report.add(scenario, "sent once each (arrived at the fake)",
-                       float(len(got.arrivals)), f"of {n:,}")
+        ctx.report.add(
+            scenario, "sent once each (arrived at the fake)", float(len(got.arrivals)), f"of {n:,}"
+        )
     ctx.report.add(scenario, "lateness p50", pct(ms, 0.5), "ms")
-    ctx.report.add(scenario, "lateness p99", pct(ms, 0.99), "ms",
-                   ("<=", 25) if target else None)
+    ctx.report.add(scenario, "lateness p99", pct(ms, 0.99), "ms", ("<=", 25) if target else None)
     ctx.report.add(scenario, "lateness max", max(ms, default=math.nan), "ms")
     report_back(ctx, scenario, got)
     ctx.report.note(
         f"{scenario}: {got.summary()}; p90 {pct(ms, 0.9):.1f} ms, min "
         f"{min(ms, default=0):.1f} ms; service {cores['service']:.2f} cores, fake "
-        f"{cores.get('fake', 0):.2f}, machine {cores['machine']:.2f} of {os.cpu_count()}")
+        f"{cores.get('fake', 0):.2f}, machine {cores['machine']:.2f} of {os.cpu_count()}"
+    )
 
 
 async def bench_steady(ctx: Context, db: Database) -> None:
@@ -158,8 +186,9 @@ async def bench_steady(ctx: Context, db: Database) -> None:
     await service.start(ctx.http)
     try:
         scenario = f"Steady {ctx.args.rate:g}/s for {ctx.args.duration:g} s, {db.label}"
-        await steady(ctx, db, service, scenario, name, 1,
-                     db.kind == "sqlite" or ctx.args.targets_on_postgres)
+        await steady(
+            ctx, db, service, scenario, name, 1, db.kind == "sqlite" or ctx.args.targets_on_postgres
+        )
     finally:
         await service.stop()
         await db.drop()

@@ -45,6 +45,7 @@ def _timed(run: Any) -> Any:
         finally:
             SPENT[operation[:70]] += time.perf_counter() - started
             RUNS[operation[:70]] += 1
+
     return timed
 
 
@@ -71,17 +72,31 @@ class Now:
 
 
 def settings(url: str) -> Settings:
-    return Settings.model_validate({
-        "server": {"public_base_url": "http://127.0.0.1:8080"},
-        "database": {"url": url},
-        "sms": {"backend": "console"},
-        "clinics": {seed.CLINIC: {"name": "Bench", "timezone": "UTC", "locale": "en",
-                                  "from_number": seed.FROM_NUMBER,
-                                  "webhook_secrets": ["whsec_" + "A" * 32],
-                                  "api_tokens": ["t" * 32]}},
-        "protocols": {"one": {"title": "One", "steps": [
-            {"key": "now", "kind": "aftercare", "after": "1h", "text": {"en": "Hi."}}]}},
-    })
+    return Settings.model_validate(
+        {
+            "server": {"public_base_url": "http://127.0.0.1:8080"},
+            "database": {"url": url},
+            "sms": {"backend": "console"},
+            "clinics": {
+                seed.CLINIC: {
+                    "name": "Bench",
+                    "timezone": "UTC",
+                    "locale": "en",
+                    "from_number": seed.FROM_NUMBER,
+                    "webhook_secrets": ["whsec_" + "A" * 32],
+                    "api_tokens": ["t" * 32],
+                }
+            },
+            "protocols": {
+                "one": {
+                    "title": "One",
+                    "steps": [
+                        {"key": "now", "kind": "aftercare", "after": "1h", "text": {"en": "Hi."}}
+                    ],
+                }
+            },
+        }
+    )
 
 
 async def main() -> None:
@@ -91,13 +106,24 @@ async def main() -> None:
         url = f"sqlite+aiosqlite:///{work}/cost.db"
         await asyncio.to_thread(migrate, url)
         start = time.time() - 5  # all due, none expired
-        seed.seed_sqlite(f"{work}/cost.db", seed.Batch(
-            label="cost", send_at=[start + i * 1e-4 for i in range(COUNT + WARMUP)],
-            phone=lambda i: f"+1415555{i:04d}", body=lambda i: f"[cost#{i}] serum time",
-            per_treatment=1))
+        seed.seed_sqlite(
+            f"{work}/cost.db",
+            seed.Batch(
+                label="cost",
+                send_at=[start + i * 1e-4 for i in range(COUNT + WARMUP)],
+                phone=lambda i: f"+1415555{i:04d}",
+                body=lambda i: f"[cost#{i}] serum time",
+                per_treatment=1,
+            ),
+        )
         engine = create_engine(url)
-        dispatcher = Dispatcher(settings=settings(url), sessions=session_factory(engine),
-                                sender=Accepting(), clock=Now(), instance="cost")
+        dispatcher = Dispatcher(
+            settings=settings(url),
+            sessions=session_factory(engine),
+            sender=Accepting(),
+            clock=Now(),
+            instance="cost",
+        )
         for n in range(COUNT + WARMUP):
             if n == WARMUP:
                 SPENT.clear()
@@ -110,8 +136,10 @@ async def main() -> None:
     print(f"{ROOT}: {cpu / COUNT * 1e6:.0f} µs CPU, {wall / COUNT * 1e6:.0f} µs wall per message")
     for operation, spent in sorted(SPENT.items(), key=lambda item: -item[1]):
         runs = RUNS[operation]
-        print(f"  {spent / runs * 1e6:5.0f} µs in the writer, {runs / COUNT:.2f} a message: "
-              f"{' '.join(operation.split())}")
+        print(
+            f"  {spent / runs * 1e6:5.0f} µs in the writer, {runs / COUNT:.2f} a message: "
+            f"{' '.join(operation.split())}"
+        )
 
 
 if __name__ == "__main__":

@@ -56,10 +56,15 @@ class Settings:
             self.undelivered = float(query["undelivered"])
 
     def describe(self) -> dict[str, Any]:
-        return {"callbacks": self.enabled, "create_latency": self.create_latency,
-                "sending_delay": self.sending_delay, "sent_delay": self.sent_delay,
-                "delivered_delay": self.delivered_delay, "undelivered": self.undelivered,
-                "concurrency": self.concurrency}
+        return {
+            "callbacks": self.enabled,
+            "create_latency": self.create_latency,
+            "sending_delay": self.sending_delay,
+            "sent_delay": self.sent_delay,
+            "delivered_delay": self.delivered_delay,
+            "undelivered": self.undelivered,
+            "concurrency": self.concurrency,
+        }
 
 
 @dataclass
@@ -90,7 +95,8 @@ class Callbacks:
         limit = self.settings.concurrency
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=limit),
-            timeout=aiohttp.ClientTimeout(total=TWILIO_TIMEOUT))
+            timeout=aiohttp.ClientTimeout(total=TWILIO_TIMEOUT),
+        )
         self._workers = [asyncio.create_task(self._poster()) for _ in range(limit)]
 
     def created(self, *, url: str, sid: str, to: str, from_: str, account_sid: str) -> None:
@@ -99,9 +105,11 @@ class Callbacks:
             return
         s = self.settings
         final = "undelivered" if random.random() < s.undelivered else "delivered"
-        steps = [("sending", random.uniform(*s.sending_delay)),
-                 ("sent", random.uniform(*s.sent_delay)),
-                 (final, random.uniform(*s.delivered_delay))]
+        steps = [
+            ("sending", random.uniform(*s.sending_delay)),
+            ("sent", random.uniform(*s.sent_delay)),
+            (final, random.uniform(*s.delivered_delay)),
+        ]
         params = {"sid": sid, "account_sid": account_sid, "to": to, "from_": from_}
         self.pending += 1
         self._arm(Chain(url, params, steps, self.epoch))
@@ -124,14 +132,18 @@ class Callbacks:
 
     async def _post(self, chain: Chain, status: str) -> None:
         assert self._session is not None
-        form = callback_form(**chain.params, status=status,
-                             error_code=UNDELIVERED_CODE if status == "undelivered" else None)
+        form = callback_form(
+            **chain.params,
+            status=status,
+            error_code=UNDELIVERED_CODE if status == "undelivered" else None,
+        )
         signature = sign_twilio(self.settings.auth_token, chain.url, form)
         posted, code = time.time(), -1
         answered: float | None = None
         try:
-            async with self._session.post(chain.url, data=form,
-                                          headers={"X-Twilio-Signature": signature}) as r:
+            async with self._session.post(
+                chain.url, data=form, headers={"X-Twilio-Signature": signature}
+            ) as r:
                 await r.read()
                 answered, code = time.time(), r.status
         except (aiohttp.ClientError, OSError, TimeoutError):
@@ -151,9 +163,14 @@ class Callbacks:
         by_status: dict[str, int] = {}
         for r in ok:
             by_status[r[0]] = by_status.get(r[0], 0) + 1
-        return {"posted": len(self.records), "answered": len(ok),
-                "failed": len(self.records) - len(ok), "pending_messages": self.pending,
-                "by_status": by_status, "settings": self.settings.describe()}
+        return {
+            "posted": len(self.records),
+            "answered": len(ok),
+            "failed": len(self.records) - len(ok),
+            "pending_messages": self.pending,
+            "by_status": by_status,
+            "settings": self.settings.describe(),
+        }
 
     def detail(self) -> dict[str, Any]:
         """The counts plus every callback as [status, posted, answered, http status]."""
@@ -162,12 +179,27 @@ class Callbacks:
 
 def add_traffic_options(p: argparse.ArgumentParser, *, create_latency: str) -> None:
     """The options shaping Twilio's answers and callbacks: the fake's and the bench's."""
-    p.add_argument("--create-latency", default=create_latency, metavar="S[-S]",
-                   help=f"seconds before a create is answered, drawn from the range "
-                        f"({create_latency})")
-    p.add_argument("--sent-delay", default="0.1-1", metavar="S[-S]",
-                   help="'sending' answered -> 'sent' posted (0.1-1)")
-    p.add_argument("--delivered-delay", default="1-3", metavar="S[-S]",
-                   help="'sent' answered -> 'delivered'/'undelivered' posted (1-3)")
-    p.add_argument("--undelivered", type=float, default=0.0,
-                   help="share of messages that end 'undelivered', ErrorCode 30003 (0)")
+    p.add_argument(
+        "--create-latency",
+        default=create_latency,
+        metavar="S[-S]",
+        help=f"seconds before a create is answered, drawn from the range ({create_latency})",
+    )
+    p.add_argument(
+        "--sent-delay",
+        default="0.1-1",
+        metavar="S[-S]",
+        help="'sending' answered -> 'sent' posted (0.1-1)",
+    )
+    p.add_argument(
+        "--delivered-delay",
+        default="1-3",
+        metavar="S[-S]",
+        help="'sent' answered -> 'delivered'/'undelivered' posted (1-3)",
+    )
+    p.add_argument(
+        "--undelivered",
+        type=float,
+        default=0.0,
+        help="share of messages that end 'undelivered', ErrorCode 30003 (0)",
+    )

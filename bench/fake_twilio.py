@@ -71,15 +71,18 @@ CALLBACKS = Callbacks(Settings())
 
 def _resource(rec: Record, stamp: str) -> dict[str, object]:
     _at, to, body, sid, from_ = rec
-    return message_resource(sid=sid, account_sid=ACCOUNT_SID, to=to, from_=from_ or None,
-                            body=body, date_created=stamp)
+    return message_resource(
+        sid=sid, account_sid=ACCOUNT_SID, to=to, from_=from_ or None, body=body, date_created=stamp
+    )
 
 
 def _response(status: int, payload: object) -> bytes:
     body = json.dumps(payload, separators=(",", ":")).encode()
     reason = {200: "OK", 201: "Created", 404: "Not Found"}.get(status, "OK")
-    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     return head + body
 
 
@@ -107,11 +110,14 @@ class Http(asyncio.Protocol):
             total = end + 4 + length
             if len(self.buf) < total:
                 return
-            body = bytes(self.buf[end + 4:total])
+            body = bytes(self.buf[end + 4 : total])
             del self.buf[:total]
             method, target, _ = lines[0].decode("latin-1").split(" ", 2)
-            self.answer(handle(method, target, body), close, method == "POST"
-                        and target.endswith("/Messages.json"))
+            self.answer(
+                handle(method, target, body),
+                close,
+                method == "POST" and target.endswith("/Messages.json"),
+            )
             if close:
                 return
 
@@ -142,16 +148,29 @@ def handle(method: str, target: str, body: bytes) -> bytes:
     if path.endswith("/Messages.json") and method == "POST":
         form = parse_qs(body.decode(), keep_blank_values=True)
         STATE.counter += 1
-        rec = (now, form.get("To", [""])[0], form.get("Body", [""])[0],
-               f"SM{STATE.counter:032x}", form.get("From", [""])[0])
+        rec = (
+            now,
+            form.get("To", [""])[0],
+            form.get("Body", [""])[0],
+            f"SM{STATE.counter:032x}",
+            form.get("From", [""])[0],
+        )
         STATE.records.append(rec)
-        CALLBACKS.created(url=form.get("StatusCallback", [""])[0], sid=rec[3], to=rec[1],
-                          from_=rec[4], account_sid=ACCOUNT_SID)
+        CALLBACKS.created(
+            url=form.get("StatusCallback", [""])[0],
+            sid=rec[3],
+            to=rec[1],
+            from_=rec[4],
+            account_sid=ACCOUNT_SID,
+        )
         return _response(201, _resource(rec, STATE.stamp(now)))
     if path.endswith("/Messages.json") and method == "GET":
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        found = [r for r in reversed(STATE.records)
-                 if r[1] == query.get("To", r[1]) and r[4] == query.get("From", r[4])]
+        found = [
+            r
+            for r in reversed(STATE.records)
+            if r[1] == query.get("To", r[1]) and r[4] == query.get("From", r[4])
+        ]
         size = int(query.get("PageSize", "50"))
         page = [_resource(r, STATE.stamp(r[0])) for r in found[:size]]
         return _response(200, message_page(page, uri=target, page_size=size))
@@ -168,8 +187,9 @@ def control(method: str, path: str, query: str) -> bytes:
         CALLBACKS.settings.update({k: v[0] for k, v in parse_qs(query).items()})
         return _response(200, CALLBACKS.settings.describe())
     if path == "/_control/messages":
-        return _response(200, {"messages": [{"at": r[0], "to": r[1], "body": r[2]}
-                                            for r in STATE.records]})
+        return _response(
+            200, {"messages": [{"at": r[0], "to": r[1], "body": r[2]} for r in STATE.records]}
+        )
     if path == "/_control/reset" and method == "POST":
         STATE.records.clear()
         CALLBACKS.reset()
@@ -181,21 +201,37 @@ def parse_args(argv: list[str]) -> tuple[int, Settings]:
     """The port and the fake's settings from the command line."""
     p = argparse.ArgumentParser(prog="bench/fake_twilio.py", description=__doc__.split("\n")[0])
     p.add_argument("port", type=int)
-    p.add_argument("--no-callbacks", dest="callbacks", action="store_false",
-                   help="post no status callbacks (the fake of before issue 12)")
+    p.add_argument(
+        "--no-callbacks",
+        dest="callbacks",
+        action="store_false",
+        help="post no status callbacks (the fake of before issue 12)",
+    )
     p.add_argument("--auth-token", default="bench-auth-token", help="signs the callbacks")
     add_traffic_options(p, create_latency="0")
-    p.add_argument("--sending-delay", default="0-0.05", metavar="S[-S]",
-                   help="create answered -> 'sending' posted (0-0.05)")
-    p.add_argument("--callback-concurrency", type=int, default=32,
-                   help="callbacks in flight at most (and keep-alive connections)")
+    p.add_argument(
+        "--sending-delay",
+        default="0-0.05",
+        metavar="S[-S]",
+        help="create answered -> 'sending' posted (0-0.05)",
+    )
+    p.add_argument(
+        "--callback-concurrency",
+        type=int,
+        default=32,
+        help="callbacks in flight at most (and keep-alive connections)",
+    )
     a = p.parse_args(argv)
     return a.port, Settings(
-        enabled=a.callbacks, auth_token=a.auth_token,
+        enabled=a.callbacks,
+        auth_token=a.auth_token,
         create_latency=parse_range(a.create_latency),
-        sending_delay=parse_range(a.sending_delay), sent_delay=parse_range(a.sent_delay),
-        delivered_delay=parse_range(a.delivered_delay), undelivered=a.undelivered,
-        concurrency=a.callback_concurrency)
+        sending_delay=parse_range(a.sending_delay),
+        sent_delay=parse_range(a.sent_delay),
+        delivered_delay=parse_range(a.delivered_delay),
+        undelivered=a.undelivered,
+        concurrency=a.callback_concurrency,
+    )
 
 
 async def main(port: int, settings: Settings) -> None:

@@ -35,22 +35,35 @@ SECRET = "whsec_" + base64.b64encode(b"aftercare-bench-secret-012345678").decode
 API_TOKEN = "bench-api-token"
 
 
-def service_config(root: Path, *, port: int, db_url: str, backend: str, twilio_url: str,
-                   scheduler: dict[str, Any]) -> dict[str, Any]:
+def service_config(
+    root: Path, *, port: int, db_url: str, backend: str, twilio_url: str, scheduler: dict[str, Any]
+) -> dict[str, Any]:
     """The service's configuration: clinic `bench` and the protocols of `root`'s
     config.example.toml."""
     example = tomllib.loads((root / "config.example.toml").read_text())
-    clinic = {"name": "Bench Skin Studio", "timezone": "America/Los_Angeles", "locale": "en",
-              "from_number": seed.FROM_NUMBER, "webhook_secrets": [SECRET],
-              "api_tokens": [API_TOKEN], "help_text": "Bench Skin Studio aftercare."}
+    clinic = {
+        "name": "Bench Skin Studio",
+        "timezone": "America/Los_Angeles",
+        "locale": "en",
+        "from_number": seed.FROM_NUMBER,
+        "webhook_secrets": [SECRET],
+        "api_tokens": [API_TOKEN],
+        "help_text": "Bench Skin Studio aftercare.",
+    }
     return {
-        "server": {"host": "127.0.0.1", "port": port,
-                   "public_base_url": f"http://127.0.0.1:{port}"},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "public_base_url": f"http://127.0.0.1:{port}",
+        },
         "database": {"url": db_url, "migrate_on_start": True},
         "sms": {"backend": backend, "opt_out_footer": "Reply STOP to opt out."},
-        "twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-                   "api_base_url": twilio_url or "http://127.0.0.1:9",
-                   "request_timeout": "10s"},
+        "twilio": {
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "api_base_url": twilio_url or "http://127.0.0.1:9",
+            "request_timeout": "10s",
+        },
         "scheduler": scheduler,
         "clinics": {seed.CLINIC: clinic},
         "protocols": example["protocols"],
@@ -75,7 +88,10 @@ class FakeTwilio:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [PY, str(BENCH / "fake_twilio.py"), str(self.port), *extra],
-                cwd=ROOT, stdout=out, stderr=out)
+                cwd=ROOT,
+                stdout=out,
+                stderr=out,
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -110,18 +126,36 @@ class FakeTwilio:
 class Service:
     """`python -m service --config <toml> serve` in a subprocess, run from the tree `root`."""
 
-    def __init__(self, name: str, workdir: Path, db_url: str, *, root: Path,
-                 backend: str = "console", twilio_url: str = "",
-                 scheduler: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        db_url: str,
+        *,
+        root: Path,
+        backend: str = "console",
+        twilio_url: str = "",
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.root = root
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.scheduler = scheduler or {}
         self.config = workdir / f"{name}.toml"
-        self.config.write_text(to_toml(service_config(
-            root, port=self.port, db_url=db_url, backend=backend, twilio_url=twilio_url,
-            scheduler=self.scheduler)), encoding="utf-8")
+        self.config.write_text(
+            to_toml(
+                service_config(
+                    root,
+                    port=self.port,
+                    db_url=db_url,
+                    backend=backend,
+                    twilio_url=twilio_url,
+                    scheduler=self.scheduler,
+                )
+            ),
+            encoding="utf-8",
+        )
         self.log = workdir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -130,19 +164,27 @@ class Service:
 
     def migrate(self) -> None:
         with self.log.open("ab") as out:
-            subprocess.run(self.command("migrate"), cwd=self.root, stdout=out, stderr=out,
-                           env=clean_env(), check=True)
+            subprocess.run(
+                self.command("migrate"),
+                cwd=self.root,
+                stdout=out,
+                stderr=out,
+                env=clean_env(),
+                check=True,
+            )
 
     async def start(self, http: aiohttp.ClientSession, timeout: float = 120) -> float:
         """Spawn the service; seconds from spawn to the first 200 from /readyz."""
         t0 = time.perf_counter()
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(self.command("serve"), cwd=self.root, stdout=out,
-                                            stderr=out, env=clean_env())
+            self.process = subprocess.Popen(
+                self.command("serve"), cwd=self.root, stdout=out, stderr=out, env=clean_env()
+            )
         while time.perf_counter() - t0 < timeout:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; "
-                                   f"see {self.log}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; see {self.log}"
+                )
             try:
                 async with http.get(self.base + "/readyz") as r:
                     if r.status == 200:
@@ -194,5 +236,12 @@ class Context:
         console backend with the service's own scheduler settings."""
         if not twilio:
             return Service(name, self.workdir, db_url, root=self.args.root, backend="console")
-        return Service(name, self.workdir, db_url, root=self.args.root, backend="twilio",
-                       twilio_url=self.fake.url, scheduler=self.scheduler)
+        return Service(
+            name,
+            self.workdir,
+            db_url,
+            root=self.args.root,
+            backend="twilio",
+            twilio_url=self.fake.url,
+            scheduler=self.scheduler,
+        )

@@ -27,14 +27,28 @@ Request = tuple[bytes, dict[str, str]]
 
 
 def event_body(i: int, run: str, completed_at: str) -> bytes:
-    body = {"type": "treatment.completed", "timestamp": completed_at,
-            "data": {"treatment": {"id": f"tr_{run}_{i}", "protocol": "microneedling",
-                                   "completed_at": completed_at, "session_number": 1,
-                                   "sessions_planned": 3,
-                                   "serum": "hyaluronic acid serum"},
-                     "patient": {"id": f"pt_{run}_{i}", "first_name": "Ana",
-                                 "phone": phone(i), "timezone": "America/Los_Angeles",
-                                 "locale": "en", "sms_consent": True}}}
+    body = {
+        "type": "treatment.completed",
+        "timestamp": completed_at,
+        "data": {
+            "treatment": {
+                "id": f"tr_{run}_{i}",
+                "protocol": "microneedling",
+                "completed_at": completed_at,
+                "session_number": 1,
+                "sessions_planned": 3,
+                "serum": "hyaluronic acid serum",
+            },
+            "patient": {
+                "id": f"pt_{run}_{i}",
+                "first_name": "Ana",
+                "phone": phone(i),
+                "timezone": "America/Los_Angeles",
+                "locale": "en",
+                "sms_consent": True,
+            },
+        },
+    }
     return json.dumps(body).encode()
 
 
@@ -53,12 +67,16 @@ def signed_requests(count: int, run: str) -> list[Request]:
 def sign(raw: bytes, headers: dict[str, str], now: datetime | None = None) -> dict[str, str]:
     """`headers` with the Standard Webhooks timestamp and signature of `raw` at `now`."""
     now = now or datetime.now(UTC)
-    return {**headers, "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(SECRET).sign(headers["webhook-id"], now, raw.decode())}
+    return {
+        **headers,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(SECRET).sign(headers["webhook-id"], now, raw.decode()),
+    }
 
 
-async def drive(http: aiohttp.ClientSession, url: str, requests: Sequence[Request],
-                concurrency: int) -> tuple[list[float], float, Counter[int]]:
+async def drive(
+    http: aiohttp.ClientSession, url: str, requests: Sequence[Request], concurrency: int
+) -> tuple[list[float], float, Counter[int]]:
     """POST every request with `concurrency` workers; (latencies, elapsed, statuses)."""
     pending = iter(requests)
     latencies: list[float] = []
@@ -106,14 +124,20 @@ async def bench_ingest(ctx: Context, db: Database, concurrency: int) -> None:
         f"{scenario}: {len(requests)} events in {elapsed:.1f} s ({per_event:.1f} messages per "
         f"event stored), answers {dict(statuses)}; service {cores['service']:.2f} cores, "
         f"machine {cores['machine']:.2f} of {os.cpu_count()} cores; "
-        f"max latency {max(latencies) * 1000:.0f} ms")
+        f"max latency {max(latencies) * 1000:.0f} ms"
+    )
 
 
-def report_ingest(ctx: Context, db: Database, scenario: str, latencies: list[float],
-                  rate: float) -> None:
+def report_ingest(
+    ctx: Context, db: Database, scenario: str, latencies: list[float], rate: float
+) -> None:
     """The run's rows, judged against issue 5's targets on SQLite."""
-    ctx.report.add(scenario, "events/s", rate, "ev/s",
-                   (">=", 500) if db.kind == "sqlite" else None)
+    ctx.report.add(scenario, "events/s", rate, "ev/s", (">=", 500) if db.kind == "sqlite" else None)
     ctx.report.add(scenario, "latency p50", pct(latencies, 0.5) * 1000, "ms")
-    ctx.report.add(scenario, "latency p99", pct(latencies, 0.99) * 1000, "ms",
-                   ("<=", 50) if db.kind == "sqlite" else None)
+    ctx.report.add(
+        scenario,
+        "latency p99",
+        pct(latencies, 0.99) * 1000,
+        "ms",
+        ("<=", 50) if db.kind == "sqlite" else None,
+    )

@@ -55,8 +55,9 @@ class CpuWindow:
         elapsed = time.monotonic() - self.t0
         out = {k: (proc_cpu(v) - self.start[k]) / elapsed for k, v in self.pids.items()}
         busy, total = machine_busy()
-        out["machine"] = (busy - self.machine0[0]) / max(1.0, total - self.machine0[1]) * (
-            os.cpu_count() or 1)
+        out["machine"] = (
+            (busy - self.machine0[0]) / max(1.0, total - self.machine0[1]) * (os.cpu_count() or 1)
+        )
         return out
 
 
@@ -108,8 +109,9 @@ class Profiler:
     def __init__(self, directory: Path | None, extra: str = "") -> None:
         self.directory = directory
         self.extra = extra.split()
-        self.exe = (shutil.which("py-spy", path=str(Path(sys.executable).parent))
-                    or shutil.which("py-spy"))
+        self.exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
+            "py-spy"
+        )
         self.process: subprocess.Popen[bytes] | None = None
         self.output: Path | None = None
         if directory and not self.exe:
@@ -122,10 +124,23 @@ class Profiler:
             return
         self.output = self.directory / f"{name}.txt"
         self.process = subprocess.Popen(
-            [self.exe, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-             *([] if "--native" in self.extra else ["--nonblocking"]), *self.extra,
-             "-o", str(self.output)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.exe,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                *([] if "--native" in self.extra else ["--nonblocking"]),
+                *self.extra,
+                "-o",
+                str(self.output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         if self.process is None:

@@ -43,8 +43,11 @@ class CeleryWorker:
 
     def __init__(self, workdir: Path, twilio_url: str, threads: int | None = None) -> None:
         self.log = workdir / "celery_worker.log"
-        self.pool = (["--pool=threads", f"--concurrency={threads}"] if threads
-                     else [f"--concurrency={os.cpu_count()}"])
+        self.pool = (
+            ["--pool=threads", f"--concurrency={threads}"]
+            if threads
+            else [f"--concurrency={os.cpu_count()}"]
+        )
         self.env = {**os.environ, "PEER_TWILIO_URL": twilio_url}
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -54,10 +57,25 @@ class CeleryWorker:
         peer_celery.app.control.purge()
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [PY, "-m", "celery", "-A", "peer_celery", "worker", "--loglevel=WARNING",
-                 *self.pool, "--without-gossip", "--without-mingle",
-                 "--without-heartbeat"], cwd=BENCH, env=self.env, stdout=out, stderr=out,
-                start_new_session=True)  # its pool processes go with it, in one group
+                [
+                    PY,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "peer_celery",
+                    "worker",
+                    "--loglevel=WARNING",
+                    *self.pool,
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=BENCH,
+                env=self.env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )  # its pool processes go with it, in one group
         await ctx.fake.reset(ctx.http)
         peer_celery.send.delay("+14155550199", "[warm#0] the worker is up")
         await wait_arrivals(ctx, 1, deadline=time.time() + 60)
@@ -87,19 +105,23 @@ def enqueue(batch: seed.Batch) -> None:
 
     with peer_celery.app.producer_or_acquire() as producer:
         for i, epoch in enumerate(batch.send_at):
-            peer_celery.send.apply_async((batch.phone(i), batch.body(i)),
-                                         eta=seed.utc(epoch), producer=producer)
+            peer_celery.send.apply_async(
+                (batch.phone(i), batch.body(i)), eta=seed.utc(epoch), producer=producer
+            )
 
 
-async def peer_due(ctx: Context, worker: CeleryWorker, label: str, send_at: Sequence[float],
-                   area: int) -> tuple[Arrivals, dict[str, float]]:
+async def peer_due(
+    ctx: Context, worker: CeleryWorker, label: str, send_at: Sequence[float], area: int
+) -> tuple[Arrivals, dict[str, float]]:
     """Enqueue `send_at` tasks ahead of their time, wait for them at the fake."""
     await ctx.fake.reset(ctx.http)
     batch = dispatch_batch(label, send_at, area)
     t0 = time.time()
     await asyncio.to_thread(enqueue, batch)
-    log(f"peer {label}: {len(send_at)} tasks enqueued in {time.time() - t0:.1f} s; first due "
-        f"in {send_at[0] - time.time():.1f} s")
+    log(
+        f"peer {label}: {len(send_at)} tasks enqueued in {time.time() - t0:.1f} s; first due "
+        f"in {send_at[0] - time.time():.1f} s"
+    )
     await asyncio.sleep(max(0.0, send_at[0] - time.time() - 0.5))
     cpu = CpuWindow(worker=worker.pid, fake=ctx.fake.pid)
     await wait_arrivals(ctx, len(send_at), deadline=send_at[-1] + ctx.args.drain_timeout)
@@ -115,8 +137,7 @@ def peer_threads(ctx: Context) -> int | None:
 
     if ctx.args.create_latency.strip() in ("0", "0-0", "0.0"):
         return None
-    return int(ctx.scheduler.get("max_concurrent_sends",
-                                 SchedulerSettings().max_concurrent_sends))
+    return int(ctx.scheduler.get("max_concurrent_sends", SchedulerSettings().max_concurrent_sends))
 
 
 async def bench_peer(ctx: Context) -> None:
@@ -156,8 +177,9 @@ async def peer_steady(ctx: Context, worker: CeleryWorker, label: str) -> None:
     """The steady run, `--rate` tasks a second for `--duration` seconds."""
     rate, seconds = ctx.args.rate, ctx.args.duration
     t0 = time.time() + 5 + rate * seconds / 2000
-    got, cores = await peer_due(ctx, worker, "steady",
-                                [t0 + i / rate for i in range(int(rate * seconds))], 1)
+    got, cores = await peer_due(
+        ctx, worker, "steady", [t0 + i / rate for i in range(int(rate * seconds))], 1
+    )
     scenario = f"{label}, steady {rate:g}/s for {seconds:g} s"
     ms = [x * 1000 for x in got.all_lateness]
     for q, name in ((0.5, "p50"), (0.99, "p99")):
@@ -183,7 +205,7 @@ async def peer_memory(ctx: Context, worker: CeleryWorker, label: str) -> None:
     await asyncio.sleep(2.0)
     after = tree_rss_mb(worker.pid)
     scenario = f"{label}, {n:,} pending"
-    ctx.report.add(scenario, "worker RSS per pending reminder", (after - before) * 1024 / n,
-                   "KB")
-    ctx.report.note(f"{scenario}: worker and pool RSS {before:.0f} MB before, {after:.0f} MB "
-                    f"holding them")
+    ctx.report.add(scenario, "worker RSS per pending reminder", (after - before) * 1024 / n, "KB")
+    ctx.report.note(
+        f"{scenario}: worker and pool RSS {before:.0f} MB before, {after:.0f} MB holding them"
+    )

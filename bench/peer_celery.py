@@ -27,8 +27,12 @@ ACCOUNT_SID = "AC" + "0" * 32
 FROM_NUMBER = "+14155550100"
 
 app = Celery("peer_celery", broker=BROKER)
-app.conf.update(task_ignore_result=True, worker_hijack_root_logger=False,
-                broker_connection_retry_on_startup=True, worker_send_task_events=False)
+app.conf.update(
+    task_ignore_result=True,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    worker_send_task_events=False,
+)
 
 _local = threading.local()  # each pool thread (or process) keeps its own connection
 
@@ -42,10 +46,15 @@ def send(to: str, body: str) -> int:
         connection = getattr(_local, "connection", None)
         if connection is None:
             connection = _local.connection = http.client.HTTPConnection(
-                target.hostname or "127.0.0.1", target.port, timeout=10)
+                target.hostname or "127.0.0.1", target.port, timeout=10
+            )
         try:
-            connection.request("POST", f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
-                                form, {"Content-Type": "application/x-www-form-urlencoded"})
+            connection.request(
+                "POST",
+                f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                form,
+                {"Content-Type": "application/x-www-form-urlencoded"},
+            )
             response = connection.getresponse()
             response.read()
             return response.status

@@ -29,9 +29,15 @@ async def bench_pending(ctx: Context, db: Database) -> None:
         await seed_pending(ctx, db, scenario, n)
         await measure_pending(ctx, service, scenario)
         if ctx.args.steady_on_pending:
-            await steady(ctx, db, service,
-                         f"Steady {ctx.args.rate:g}/s on top of {n:,} pending, {db.label}",
-                         f"steady-on-pending-{db.kind}", 2, False)
+            await steady(
+                ctx,
+                db,
+                service,
+                f"Steady {ctx.args.rate:g}/s on top of {n:,} pending, {db.label}",
+                f"steady-on-pending-{db.kind}",
+                2,
+                False,
+            )
     finally:
         await service.stop()
         await db.drop()
@@ -41,13 +47,20 @@ async def seed_pending(ctx: Context, db: Database, scenario: str, n: int) -> Non
     """`n` messages due from an hour ahead (nothing falls due while idle is measured)."""
     start = time.time() + 3600
     t = time.time()
-    batch = seed.Batch(label="pend", send_at=[start + SPAN * i / n for i in range(n)],
-                       phone=phone, body=lambda i: (
-                           f"[pend#{i}] Ana, time for your hyaluronic acid serum: apply a "
-                           f"thin layer to clean skin."), per_treatment=33)
+    batch = seed.Batch(
+        label="pend",
+        send_at=[start + SPAN * i / n for i in range(n)],
+        phone=phone,
+        body=lambda i: (
+            f"[pend#{i}] Ana, time for your hyaluronic acid serum: apply a "
+            f"thin layer to clean skin."
+        ),
+        per_treatment=33,
+    )
     await db.seed(batch)
-    ctx.report.note(f"{scenario}: seeded {n:,} messages (+ history rows) in "
-                    f"{time.time() - t:.0f} s")
+    ctx.report.note(
+        f"{scenario}: seeded {n:,} messages (+ history rows) in {time.time() - t:.0f} s"
+    )
 
 
 async def measure_pending(ctx: Context, service: Service, scenario: str) -> None:
@@ -67,27 +80,36 @@ async def measure_pending(ctx: Context, service: Service, scenario: str) -> None
         await service.stop()
         restarts.append(await service.start(ctx.http))
     rss_restart = service.rss_mb()
-    report_pending(ctx, scenario, rss=(rss_ready, rss_later), restarts=restarts,
-                   idle=(idle, scraped))
+    report_pending(
+        ctx, scenario, rss=(rss_ready, rss_later), restarts=restarts, idle=(idle, scraped)
+    )
     ctx.report.note(
         f"{scenario}: first start {first:.2f} s, restarts "
         f"{', '.join(f'{x:.2f}' for x in restarts)} s; RSS ready {rss_ready:.0f} MB, "
         f"later {rss_later:.0f} MB, peak (VmHWM) {peak:.0f} MB, after restart "
-        f"{rss_restart:.0f} MB; the first GET /metrics took {scrape * 1000:.0f} ms")
+        f"{rss_restart:.0f} MB; the first GET /metrics took {scrape * 1000:.0f} ms"
+    )
 
 
-def report_pending(ctx: Context, scenario: str, *, rss: tuple[float, float],
-                   restarts: list[float], idle: tuple[float, float]) -> None:
+def report_pending(
+    ctx: Context,
+    scenario: str,
+    *,
+    rss: tuple[float, float],
+    restarts: list[float],
+    idle: tuple[float, float],
+) -> None:
     """The rows of a pending run, against issue 5's targets."""
     ctx.report.add(scenario, "RSS after ready", rss[0], "MB", ("<=", 150))
-    ctx.report.add(scenario, f"RSS {ctx.args.rss_after:g} s after ready", rss[1], "MB",
-                   ("<=", 150))
+    ctx.report.add(scenario, f"RSS {ctx.args.rss_after:g} s after ready", rss[1], "MB", ("<=", 150))
     if restarts:
-        ctx.report.add(scenario, f"restart-to-ready (worst of {len(restarts)})",
-                       max(restarts), "s", ("<=", 3))
+        ctx.report.add(
+            scenario, f"restart-to-ready (worst of {len(restarts)})", max(restarts), "s", ("<=", 3)
+        )
     ctx.report.add(scenario, f"idle CPU over {ctx.args.idle:g} s", idle[0], "%", ("<=", 1))
-    ctx.report.add(scenario, f"idle CPU, /metrics scraped every {SCRAPE_EVERY:g} s",
-                   idle[1], "%", ("<=", 1))
+    ctx.report.add(
+        scenario, f"idle CPU, /metrics scraped every {SCRAPE_EVERY:g} s", idle[1], "%", ("<=", 1)
+    )
 
 
 async def scraped_idle(ctx: Context, service: Service) -> tuple[float, float]:

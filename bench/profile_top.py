@@ -90,21 +90,22 @@ def summarize(text: str, top: int = 20) -> str:
         for key in {f"{nm} ({p})" for nm, p in frames}:
             incl_fn[key] += n
 
-    def block(title: str, counter: Counter[str], limit: int,
-              keep: object = None) -> list[str]:
+    def block(title: str, counter: Counter[str], limit: int, keep: object = None) -> list[str]:
         lines = [title]
         items = [(k, v) for k, v in counter.most_common() if keep is None or keep(k)]  # type: ignore[operator]
         for key, n in items[:limit]:
             lines.append(f"  {100 * n / total:5.1f}%  {key}")
         return [*lines, ""]
 
-    out = [f"{total} busy samples (percentages below are of these); {idle_samples} idle "
-           f"samples (blocked in select/queue get/wait) left out", ""]
+    out = [
+        f"{total} busy samples (percentages below are of these); {idle_samples} idle "
+        f"samples (blocked in select/queue get/wait) left out",
+        "",
+    ]
     out += block("by thread:", threads, 10)
     out += block("self time by package of the leaf frame:", leaf_pkg, 15)
     out += block("top functions by self time:", self_fn, top)
-    out += block("service/ functions by inclusive time:", incl_fn, top,
-                 lambda k: "(service/" in k)
+    out += block("service/ functions by inclusive time:", incl_fn, top, lambda k: "(service/" in k)
     out += block("all functions by inclusive time:", incl_fn, top)
     return "\n".join(out)
 
@@ -114,7 +115,7 @@ def main(argv: list[str]) -> None:
     if "--top" in argv:
         i = argv.index("--top")
         top = int(argv[i + 1])
-        del argv[i:i + 2]
+        del argv[i : i + 2]
     for path in argv:
         print(f"== {path}")
         with open(path) as handle:

@@ -55,8 +55,14 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, scenario: str, metric: str, value: float | None, unit: str,
-            target: tuple[str, float] | None = None) -> None:
+    def add(
+        self,
+        scenario: str,
+        metric: str,
+        value: float | None,
+        unit: str,
+        target: tuple[str, float] | None = None,
+    ) -> None:
         """`target` is ("<=" or ">=", bound), in the same unit as `value`."""
         if target is None:
             self.rows.append(Row(scenario, metric, value, unit))
@@ -73,20 +79,32 @@ class Report:
         self.notes.append(text)
 
     def markdown(self) -> str:
-        lines = ["| Scenario | Metric | Measured | Target (issue 5) | Met |",
-                 "|---|---|---:|---:|:---:|"]
+        lines = [
+            "| Scenario | Metric | Measured | Target (issue 5) | Met |",
+            "|---|---|---:|---:|:---:|",
+        ]
         for r in self.rows:
             met = "" if r.ok is None and not r.target else ("yes" if r.ok else "**no**")
             lines.append(f"| {r.scenario} | {r.metric} | {r.measured()} | {r.target} | {met} |")
         return "\n".join(lines)
 
 
-def print_report(args: argparse.Namespace, report: Report, scheduler: dict[str, Any], *,
-                 minutes: float, speed: str, machine: str, revision: str) -> None:
+def print_report(
+    args: argparse.Namespace,
+    report: Report,
+    scheduler: dict[str, Any],
+    *,
+    minutes: float,
+    speed: str,
+    machine: str,
+    revision: str,
+) -> None:
     """The header (machine, revision, speed, return traffic), the table, then the notes."""
     print()
-    print(f"Aftercare benchmarks — {machine}; revision {revision}; "
-          f"{'quick' if args.quick else 'full'} run in {minutes:.1f} min")
+    print(
+        f"Aftercare benchmarks — {machine}; revision {revision}; "
+        f"{'quick' if args.quick else 'full'} run in {minutes:.1f} min"
+    )
     print(speed)
     print(callbacks.header(args))
     if scheduler:

@@ -50,21 +50,37 @@ from pending import bench_pending  # noqa: E402
 from report import Report, log, pct, print_report  # noqa: E402
 
 Step = tuple[str, Callable[[], Awaitable[None]]]
-QUICK = {"events": (3000, 600), "burst": (10000, 2000), "duration": (30.0, 10.0),
-         "pending": (1_000_000, 100_000), "idle": (30.0, 10.0), "rss_after": (60.0, 20.0)}
+QUICK = {
+    "events": (3000, 600),
+    "burst": (10000, 2000),
+    "duration": (30.0, 10.0),
+    "pending": (1_000_000, 100_000),
+    "idle": (30.0, 10.0),
+    "rss_after": (60.0, 20.0),
+}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The options; the sizes left unset take their full or --quick defaults."""
-    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--quick", action="store_true", help="smaller counts (a few minutes less)")
-    p.add_argument("--phases", default="ingest,burst,steady,pending,peer",
-                   help="comma list of ingest, burst, steady, pending, peer (Celery)")
-    p.add_argument("--databases", default="sqlite,postgresql",
-                   help="comma list of sqlite, postgresql")
-    p.add_argument("--postgres-url", default=PG_DEFAULT,
-                   help=f"server to create/drop the '{PG_BENCH_DB}' database on")
+    p.add_argument(
+        "--phases",
+        default="ingest,burst,steady,pending,peer",
+        help="comma list of ingest, burst, steady, pending, peer (Celery)",
+    )
+    p.add_argument(
+        "--databases", default="sqlite,postgresql", help="comma list of sqlite, postgresql"
+    )
+    p.add_argument(
+        "--postgres-url",
+        default=PG_DEFAULT,
+        help=f"server to create/drop the '{PG_BENCH_DB}' database on",
+    )
     add_size_options(p)
     add_run_options(p)
     callbacks.add_options(p)
@@ -88,28 +104,60 @@ def add_size_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle", type=float, help="idle CPU window, s (30; --quick 10)")
     p.add_argument("--rss-after", type=float, help="second RSS reading, s after ready (60)")
     p.add_argument("--restarts", type=int, default=3, help="restarts timed (worst reported)")
-    p.add_argument("--no-steady-on-pending", dest="steady_on_pending", action="store_false",
-                   help="skip the extra steady run on top of the pending rows")
-    p.add_argument("--drain-timeout", type=float, default=120,
-                   help="give up waiting for messages this long after the last is due")
+    p.add_argument(
+        "--no-steady-on-pending",
+        dest="steady_on_pending",
+        action="store_false",
+        help="skip the extra steady run on top of the pending rows",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=120,
+        help="give up waiting for messages this long after the last is due",
+    )
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """What runs, how it is judged, and what is kept or recorded."""
-    p.add_argument("--scheduler", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a [scheduler] setting for dispatch runs, e.g. "
-                        "max_concurrent_sends=64 (default: the service's defaults)")
-    p.add_argument("--targets-on-postgres", action="store_true",
-                   help="also judge PostgreSQL dispatch figures against the targets")
-    p.add_argument("--lateness-file", type=Path, metavar="FILE",
-                   help="append each dispatched message's 'label send_at lateness' (seconds)")
-    p.add_argument("--profile", type=Path, metavar="DIR",
-                   help="py-spy record the service during each measured window into DIR")
-    p.add_argument("--profile-args", default="", metavar="ARGS",
-                   help="extra py-spy record arguments, e.g. '--gil' or '--native'")
-    p.add_argument("--root", type=Path, default=ROOT,
-                   help="run the service from this tree (python -m service with this working "
-                        "directory), e.g. a patched copy; default: this repository")
+    p.add_argument(
+        "--scheduler",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [scheduler] setting for dispatch runs, e.g. "
+        "max_concurrent_sends=64 (default: the service's defaults)",
+    )
+    p.add_argument(
+        "--targets-on-postgres",
+        action="store_true",
+        help="also judge PostgreSQL dispatch figures against the targets",
+    )
+    p.add_argument(
+        "--lateness-file",
+        type=Path,
+        metavar="FILE",
+        help="append each dispatched message's 'label send_at lateness' (seconds)",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy record the service during each measured window into DIR",
+    )
+    p.add_argument(
+        "--profile-args",
+        default="",
+        metavar="ARGS",
+        help="extra py-spy record arguments, e.g. '--gil' or '--native'",
+    )
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="run the service from this tree (python -m service with this working "
+        "directory), e.g. a patched copy; default: this repository",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, dbs)")
 
 
@@ -118,10 +166,19 @@ def revision(root: Path) -> str:
     try:
         if root != ROOT:
             return f"the tree at {root}"
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "service", "migrations"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "service", "migrations"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return head + (" + uncommitted changes in service/" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -140,14 +197,18 @@ def plan_steps(ctx: Context, databases: Sequence[Database]) -> list[Step]:
     phases = {p.strip() for p in ctx.args.phases.split(",") if p.strip()}
     steps: list[Step] = []
     if "ingest" in phases:
-        steps += [(f"ingest {db.kind} c={c}", partial(bench_ingest, ctx, db, c))
-                  for db in databases for c in map(int, ctx.args.concurrency.split(","))]
+        steps += [
+            (f"ingest {db.kind} c={c}", partial(bench_ingest, ctx, db, c))
+            for db in databases
+            for c in map(int, ctx.args.concurrency.split(","))
+        ]
     for db in databases:
         if "burst" in phases:
             steps.append((f"burst {db.kind}", partial(bench_burst, ctx, db)))
             if ctx.args.callbacks:
-                steps.append((f"burst {db.kind}, callbacks off",
-                              partial(bench_burst, ctx, db, False)))
+                steps.append(
+                    (f"burst {db.kind}, callbacks off", partial(bench_burst, ctx, db, False))
+                )
         if "steady" in phases:
             steps.append((f"steady {db.kind}", partial(bench_steady, ctx, db)))
     if "pending" in phases:
@@ -162,14 +223,17 @@ async def machine_speed(workdir: Path, root: Path, quiet_wait: bool = True) -> s
     if quiet_wait:
         await settle()
     cpu = calibrate.cpu_score()
-    service = Service("calibrate", workdir, f"sqlite+aiosqlite:///{workdir / 'calibrate.db'}",
-                      root=root)
+    service = Service(
+        "calibrate", workdir, f"sqlite+aiosqlite:///{workdir / 'calibrate.db'}", root=root
+    )
     await asyncio.to_thread(service.migrate)
     if quiet_wait:
         await settle()
     tx = await asyncio.to_thread(calibrate.sqlite_transactions, str(workdir / "calibrate.db"))
-    return (f"machine speed (bench/calibrate.py): CPU {cpu:,.0f} rounds/s on one core, "
-            f"SQLite {tx:,.0f} 35-row transactions/s into `message`")
+    return (
+        f"machine speed (bench/calibrate.py): CPU {cpu:,.0f} rounds/s on one core, "
+        f"SQLite {tx:,.0f} 35-row transactions/s into `message`"
+    )
 
 
 async def run_steps(ctx: Context, steps: Sequence[Step], scores: list[float]) -> bool:
@@ -188,19 +252,35 @@ async def run_steps(ctx: Context, steps: Sequence[Step], scores: list[float]) ->
     return failed
 
 
-async def measure(args: argparse.Namespace, workdir: Path, report: Report,
-                  databases: Sequence[Database], scores: list[float]) -> bool:
+async def measure(
+    args: argparse.Namespace,
+    workdir: Path,
+    report: Report,
+    databases: Sequence[Database],
+    scores: list[float],
+) -> bool:
     """Start the fake Twilio, run every step against it; whether any step failed."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
-                                     timeout=aiohttp.ClientTimeout(total=60)) as http:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256), timeout=aiohttp.ClientTimeout(total=60)
+    ) as http:
         fake = FakeTwilio(workdir)
         await fake.start(http, callbacks.fake_args(args, AUTH_TOKEN))
-        ctx = Context(args, workdir, http, fake, report, Profiler(args.profile,
-                      args.profile_args), scheduler_overrides(args.scheduler), args.callbacks)
+        ctx = Context(
+            args,
+            workdir,
+            http,
+            fake,
+            report,
+            Profiler(args.profile, args.profile_args),
+            scheduler_overrides(args.scheduler),
+            args.callbacks,
+        )
         if args.callbacks and "peer" in args.phases:
-            report.note("Peer (Celery): it has no callback endpoint and asks for none, so its "
-                        "figures leave Twilio's return traffic out (creates still take "
-                        f"{args.create_latency} s)")
+            report.note(
+                "Peer (Celery): it has no callback endpoint and asks for none, so its "
+                "figures leave Twilio's return traffic out (creates still take "
+                f"{args.create_latency} s)"
+            )
         try:
             return await run_steps(ctx, plan_steps(ctx, databases), scores)
         finally:
@@ -219,11 +299,19 @@ async def main(argv: Sequence[str] | None = None) -> int:
     scores: list[float] = []  # the CPU score again before each run: the machine drifts
     failed = await measure(args, workdir, report, databases, scores)
     if scores:
-        speed += (f"; CPU score before each run {min(scores):,.0f} to {max(scores):,.0f} "
-                  f"(median {pct(scores, 0.5):,.0f})")
-    print_report(args, report, scheduler_overrides(args.scheduler),
-                 minutes=(time.time() - started) / 60, speed=speed,
-                 machine=describe_machine(), revision=revision(args.root))
+        speed += (
+            f"; CPU score before each run {min(scores):,.0f} to {max(scores):,.0f} "
+            f"(median {pct(scores, 0.5):,.0f})"
+        )
+    print_report(
+        args,
+        report,
+        scheduler_overrides(args.scheduler),
+        minutes=(time.time() - started) / 60,
+        speed=speed,
+        machine=describe_machine(),
+        revision=revision(args.root),
+    )
     if args.keep or failed:
         print(f"\nlogs and databases kept in {workdir}")
     else:

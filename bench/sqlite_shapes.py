@@ -102,8 +102,9 @@ async def ticker(late: list[float], stop: asyncio.Event) -> None:
         late.append(time.perf_counter() - asked - 0.001)
 
 
-async def measure(name: str, make: Callable[[str], Awaitable[Callable[[int], Awaitable[None]]]],
-                  path: str) -> None:
+async def measure(
+    name: str, make: Callable[[str], Awaitable[Callable[[int], Awaitable[None]]]], path: str
+) -> None:
     run = await make(path)
     for i in range(200):
         await run(i)
@@ -118,9 +119,11 @@ async def measure(name: str, make: Callable[[str], Awaitable[Callable[[int], Awa
     stop.set()
     await ticks
     late.sort()
-    print(f"  {name:9} loop {loop_cpu / COUNT * 1e6:4.0f} µs, process {cpu / COUNT * 1e6:4.0f}"
-          f" µs, wall {wall / COUNT * 1e6:4.0f} µs a transaction; 1 ms timer late p99 "
-          f"{late[int(len(late) * 0.99)] * 1e3:.2f} ms, max {late[-1] * 1e3:.2f} ms")
+    print(
+        f"  {name:9} loop {loop_cpu / COUNT * 1e6:4.0f} µs, process {cpu / COUNT * 1e6:4.0f}"
+        f" µs, wall {wall / COUNT * 1e6:4.0f} µs a transaction; 1 ms timer late p99 "
+        f"{late[int(len(late) * 0.99)] * 1e3:.2f} ms, max {late[-1] * 1e3:.2f} ms"
+    )
 
 
 async def _writes(run: Callable[[int], Awaitable[None]], start: int, count: int) -> None:

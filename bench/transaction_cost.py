@@ -38,8 +38,9 @@ async def main() -> None:
                 await insert_rows(conn, "h", ("m", "at"), [(f"msg{i}", "2026-11-30 00:00")])
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         await engine.dispose()
-    print(f"{ROOT}: {cpu / COUNT * 1e6:.0f} µs CPU, {wall / COUNT * 1e6:.0f} µs wall "
-          f"per transaction")
+    print(
+        f"{ROOT}: {cpu / COUNT * 1e6:.0f} µs CPU, {wall / COUNT * 1e6:.0f} µs wall per transaction"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aftercare", description=__doc__)
-    parser.add_argument("--config", help="TOML file (default $AFTERCARE_CONFIG, ./config.toml, "
-                                         "./config.example.toml)")
+    parser.add_argument(
+        "--config",
+        help="TOML file (default $AFTERCARE_CONFIG, ./config.toml, ./config.example.toml)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--host")
@@ -78,11 +80,20 @@ def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
     loop = _event_loop()
-    logging.getLogger("aftercare").info("serving", extra={
-        "host": host, "port": port, "event_loop": type(loop).__module__.split(".")[0]})
-    web.run_app(app, host=host, port=port, loop=loop, print=None,
-                access_log=logging.getLogger("aftercare.access"), access_log_class=AccessLog,
-                access_log_format='%r %s %b %Tfs')
+    logging.getLogger("aftercare").info(
+        "serving",
+        extra={"host": host, "port": port, "event_loop": type(loop).__module__.split(".")[0]},
+    )
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        loop=loop,
+        print=None,
+        access_log=logging.getLogger("aftercare.access"),
+        access_log_class=AccessLog,
+        access_log_format="%r %s %b %Tfs",
+    )
     return 0
 
 
@@ -94,11 +105,15 @@ def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
 
     configure_logging(logging.getLevelName(loaded.settings.server.log_level))
     if fell_back(args.config):
-        log.warning("no --config, $AFTERCARE_CONFIG or ./config.toml: using the example "
-                    "configuration ./config.example.toml")
+        log.warning(
+            "no --config, $AFTERCARE_CONFIG or ./config.toml: using the example "
+            "configuration ./config.example.toml"
+        )
     if loaded.ignored:
-        log.warning("environment variables that are not configuration, ignored",
-                    extra={"variables": ", ".join(loaded.ignored)})
+        log.warning(
+            "environment variables that are not configuration, ignored",
+            extra={"variables": ", ".join(loaded.ignored)},
+        )
     problems = exposure_problems(loaded.settings, host)
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -138,8 +153,10 @@ def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     settings = loaded.settings
-    print(f"configuration is valid: {len(settings.clinics)} clinic(s), "
-          f"{len(settings.protocols)} protocol(s)")
+    print(
+        f"configuration is valid: {len(settings.clinics)} clinic(s), "
+        f"{len(settings.protocols)} protocol(s)"
+    )
     return 0
 
 
@@ -147,9 +164,17 @@ def _preview(loaded: Loaded, args: argparse.Namespace) -> int:
     from service.planning.preview import preview
 
     try:
-        print(preview(loaded.settings, protocol=args.protocol, clinic_id=args.clinic,
-                      completed_at=args.completed_at, timezone=args.timezone,
-                      session=args.session, of=args.of))
+        print(
+            preview(
+                loaded.settings,
+                protocol=args.protocol,
+                clinic_id=args.clinic,
+                completed_at=args.completed_at,
+                timezone=args.timezone,
+                session=args.session,
+                of=args.of,
+            )
+        )
     except ValueError as exc:
         print(f"aftercare preview: {exc}", file=sys.stderr)
         return 2

@@ -15,8 +15,7 @@ from service.planning.templates import template_problems
 
 def cross_check(settings: Settings) -> list[str]:
     """Problems that span sections: senders, templates, locales, timing forms."""
-    problems = (_sender_problems(settings) + _token_problems(settings)
-                + _lease_problems(settings))
+    problems = _sender_problems(settings) + _token_problems(settings) + _lease_problems(settings)
     locales = {c.locale for c in settings.clinics.values()}
     for key, protocol in settings.protocols.items():
         problems += _protocol_problems(key, protocol.steps, locales)
@@ -29,9 +28,11 @@ def _lease_problems(settings: Settings) -> list[str]:
     lease, timeout = settings.scheduler.claim_lease, settings.twilio.request_timeout
     if lease >= 2 * timeout:
         return []
-    return [f"scheduler.claim_lease: {lease.total_seconds():g}s is shorter than twice "
-            f"twilio.request_timeout ({timeout.total_seconds():g}s); use at least "
-            f"{2 * timeout.total_seconds():g}s"]
+    return [
+        f"scheduler.claim_lease: {lease.total_seconds():g}s is shorter than twice "
+        f"twilio.request_timeout ({timeout.total_seconds():g}s); use at least "
+        f"{2 * timeout.total_seconds():g}s"
+    ]
 
 
 def _token_problems(settings: Settings) -> list[str]:
@@ -42,8 +43,10 @@ def _token_problems(settings: Settings) -> list[str]:
         for i, token in enumerate(clinic.api_tokens):
             value = token.get_secret_value()
             if value in owners and owners[value] != cid:
-                problems.append(f"clinics.{cid}.api_tokens[{i}]: also a token of clinic "
-                                f"{owners[value]!r}; each token must belong to one clinic")
+                problems.append(
+                    f"clinics.{cid}.api_tokens[{i}]: also a token of clinic "
+                    f"{owners[value]!r}; each token must belong to one clinic"
+                )
             owners.setdefault(value, cid)
     return problems
 

@@ -56,8 +56,11 @@ class Loaded:
     @property
     def warnings(self) -> list[str]:
         """One line per ignored variable, naming it and never its value."""
-        return [f"{name}: not configuration (not AFTERCARE_<SECTION>__<KEY> of a known "
-                "section); ignored" for name in self.ignored]
+        return [
+            f"{name}: not configuration (not AFTERCARE_<SECTION>__<KEY> of a known "
+            "section); ignored"
+            for name in self.ignored
+        ]
 
 
 def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Loaded:

@@ -58,8 +58,9 @@ class Overrides:
         return next((n for n, p in self.paths.items() if p[: len(made)] == made), None)
 
 
-def read_environment(settings_cls: type[BaseSettings], environ: Mapping[str, str],
-                     file_data: Mapping[str, Any]) -> Overrides:
+def read_environment(
+    settings_cls: type[BaseSettings], environ: Mapping[str, str], file_data: Mapping[str, Any]
+) -> Overrides:
     """Split `environ` by the rule above and read the settings it overrides."""
     sections = set(settings_cls.model_fields)
     source = EnvSettingsSource(settings_cls)  # prefix, `__`, case-insensitive: model_config
@@ -69,18 +70,21 @@ def read_environment(settings_cls: type[BaseSettings], environ: Mapping[str, str
     for name in sorted(environ):
         if not name.upper().startswith(PREFIX) or name.upper() == FILE_VARIABLE:
             continue
-        parts = name[len(PREFIX):].lower().split(DELIMITER)
+        parts = name[len(PREFIX) :].lower().split(DELIMITER)
         if len(parts) < 2 or parts[0] not in sections:
             ignored.append(name)
             continue
         path = aligned(parts, file_data)
         paths[name] = path
         try:
-            tree = source.explode_env_vars(parts[0], settings_cls.model_fields[parts[0]],
-                                           {name.lower(): environ[name]})
+            tree = source.explode_env_vars(
+                parts[0], settings_cls.model_fields[parts[0]], {name.lower(): environ[name]}
+            )
         except ValueError:
-            problems.append(f"{name}: {dotted(path)}: not valid JSON; give lists and tables as "
-                            f'JSON, e.g. ["first", "second"]{FROM_ENVIRONMENT}')
+            problems.append(
+                f"{name}: {dotted(path)}: not valid JSON; give lists and tables as "
+                f'JSON, e.g. ["first", "second"]{FROM_ENVIRONMENT}'
+            )
             continue
         _put(values, path, _leaf(tree, parts[1:]))
     return Overrides(values, paths, tuple(ignored), tuple(problems))
@@ -109,8 +113,9 @@ def aligned(parts: list[str], data: Any) -> tuple[str, ...]:
 
 def parse_loc(where: str) -> Loc:
     """`protocols.mn.steps[0].after` as ("protocols", "mn", "steps", 0, "after")."""
-    return tuple(int(index) if index else key
-                 for index, key in re.findall(r"\[(\d+)\]|([^.\[\]]+)", where))
+    return tuple(
+        int(index) if index else key for index, key in re.findall(r"\[(\d+)\]|([^.\[\]]+)", where)
+    )
 
 
 def dotted(path: Loc) -> str:

@@ -1,15 +1,15 @@
 """Aftercare's exception tree, mapped to HTTP answers in one place (`web.errors`).
 
-    AftercareError                 base of everything the service raises on purpose
-    ├── ConfigError                the configuration is invalid (each problem with its TOML path)
-    └── ProblemError               a request the service refuses; carries its HTTP status
-        ├── Unauthorized           401: missing/bad signature or token, unknown clinic
-        ├── Forbidden              403: a token of another clinic, a forged Twilio callback
-        ├── NotFound               404: no such treatment/message for this clinic
-        ├── Conflict               409: a webhook id replayed with another body
-        ├── PayloadTooLarge        413: body over `server.max_body_bytes`
-        ├── UnsupportedMediaType   415: not application/json
-        └── Unprocessable          422: a field is missing or wrong; lists every field
+AftercareError                 base of everything the service raises on purpose
+├── ConfigError                the configuration is invalid (each problem with its TOML path)
+└── ProblemError               a request the service refuses; carries its HTTP status
+    ├── Unauthorized           401: missing/bad signature or token, unknown clinic
+    ├── Forbidden              403: a token of another clinic, a forged Twilio callback
+    ├── NotFound               404: no such treatment/message for this clinic
+    ├── Conflict               409: a webhook id replayed with another body
+    ├── PayloadTooLarge        413: body over `server.max_body_bytes`
+    ├── UnsupportedMediaType   415: not application/json
+    └── Unprocessable          422: a field is missing or wrong; lists every field
 """
 
 from __future__ import annotations

@@ -32,8 +32,10 @@ def is_loopback(host: str) -> bool:
 
 def example_places() -> list[Path]:
     """Where the example may be: the repository holding the package, the working directory."""
-    return [Path(__file__).resolve().parent.parent / FALLBACK_CONFIG.name,
-            Path.cwd() / FALLBACK_CONFIG.name]
+    return [
+        Path(__file__).resolve().parent.parent / FALLBACK_CONFIG.name,
+        Path.cwd() / FALLBACK_CONFIG.name,
+    ]
 
 
 def published_secrets(places: Iterable[Path]) -> set[str]:
@@ -50,24 +52,29 @@ def published_secrets(places: Iterable[Path]) -> set[str]:
     return found
 
 
-def exposure_problems(settings: Settings, host: str, *,
-                      places: Iterable[Path] | None = None) -> list[str]:
+def exposure_problems(
+    settings: Settings, host: str, *, places: Iterable[Path] | None = None
+) -> list[str]:
     """One line per webhook secret or API token the example ships, when `host` is not loopback."""
     if is_loopback(host):
         return []
     places = list(example_places() if places is None else places)
     published = published_secrets(places)
     if not published:
-        log.debug("no example secrets to compare with", extra={
-            "looked_in": ", ".join(str(p) for p in places)})
+        log.debug(
+            "no example secrets to compare with",
+            extra={"looked_in": ", ".join(str(p) for p in places)},
+        )
         return []
     problems = []
     for cid, clinic in settings.clinics.items():
         for key, kind in (("webhook_secrets", "secret"), ("api_tokens", "token")):
             for i, value in enumerate(getattr(clinic, key)):
                 if value.get_secret_value() in published:
-                    problems.append(f"clinics.{cid}.{key}[{i}]: is the published example "
-                                    f"{kind}; set your own before serving on {host}")
+                    problems.append(
+                        f"clinics.{cid}.{key}[{i}]: is the published example "
+                        f"{kind}; set your own before serving on {host}"
+                    )
     return problems
 
 

@@ -79,8 +79,9 @@ def make_client(
 ) -> Callable[..., Awaitable[AppClient]]:
     """Start the app through `create_app` and return a client for it."""
 
-    async def start(settings: Settings, *, sender: SmsSender | None = None,
-                    clock: Any = None) -> AppClient:
+    async def start(
+        settings: Settings, *, sender: SmsSender | None = None, clock: Any = None
+    ) -> AppClient:
         return await aiohttp_client(create_app(settings, sender=sender, clock=clock))
 
     return start

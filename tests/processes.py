@@ -28,18 +28,39 @@ def config_text(port: int, twilio_url: str, db_url: str, *, steps: int) -> str:
 
 def process_config(port: int, twilio_url: str, db_url: str, *, steps: int) -> dict[str, Any]:
     """`config_text`'s configuration as a dict."""
-    notes = [{"key": f"s{i}", "kind": "aftercare", "after": f"{i}s",
-              "text": f"Note {i} for {{first_name}}."} for i in range(1, steps + 1)]
-    glow = {"name": "Glow", "timezone": "UTC", "from_number": FROM, "webhook_secrets": [SECRET],
-            "api_tokens": [TOKEN], "quiet_hours": {"start": "00:00", "end": "00:00"}}
+    notes = [
+        {
+            "key": f"s{i}",
+            "kind": "aftercare",
+            "after": f"{i}s",
+            "text": f"Note {i} for {{first_name}}.",
+        }
+        for i in range(1, steps + 1)
+    ]
+    glow = {
+        "name": "Glow",
+        "timezone": "UTC",
+        "from_number": FROM,
+        "webhook_secrets": [SECRET],
+        "api_tokens": [TOKEN],
+        "quiet_hours": {"start": "00:00", "end": "00:00"},
+    }
     return config_data(
         db_url,
         server={"public_base_url": f"http://127.0.0.1:{port}"},
         sms={"backend": "twilio"},
-        twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-                "api_base_url": twilio_url, "request_timeout": "2s"},
-        scheduler={"claim_lease": "4s", "poll_interval": "1s", "retry_initial_delay": "1s",
-                   "retry_max_delay": "2s"},
+        twilio={
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "api_base_url": twilio_url,
+            "request_timeout": "2s",
+        },
+        scheduler={
+            "claim_lease": "4s",
+            "poll_interval": "1s",
+            "retry_initial_delay": "1s",
+            "retry_max_delay": "2s",
+        },
         clinics={"glow": glow},
         protocols={"quick": {"title": "Quick", "steps": notes}},
     )
@@ -66,8 +87,20 @@ class Service:
         """Start the process and wait until it is ready."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "service", "--config", str(self.config), "serve",
-                 "--port", str(self.port)], cwd=ROOT, stdout=log, stderr=log)
+                [
+                    sys.executable,
+                    "-m",
+                    "service",
+                    "--config",
+                    str(self.config),
+                    "serve",
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
         await until_async(lambda: self._ready(http), timeout=30)
 
     async def _ready(self, http: ClientSession) -> bool:
@@ -91,12 +124,14 @@ class Service:
 
     async def post_plan(self, http: ClientSession, **patient: Any) -> str:
         """Post a treatment completed now; its id."""
-        body = completed_event(treatment={"protocol": "quick",
-                                          "completed_at": datetime.now(UTC).isoformat()},
-                               patient={"timezone": "UTC", **patient})
+        body = completed_event(
+            treatment={"protocol": "quick", "completed_at": datetime.now(UTC).isoformat()},
+            patient={"timezone": "UTC", **patient},
+        )
         raw = encode(body)
-        async with http.post(f"{self.base}/v1/clinics/glow/events", data=raw,
-                             headers=signed(raw)) as response:
+        async with http.post(
+            f"{self.base}/v1/clinics/glow/events", data=raw, headers=signed(raw)
+        ) as response:
             assert response.status == 202, await response.text()
         treatment_id: str = body["data"]["treatment"]["id"]
         return treatment_id

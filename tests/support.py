@@ -53,30 +53,68 @@ def config_data(db: Path | str, **sections: dict[str, Any]) -> dict[str, Any]:
         "database": {"url": db if isinstance(db, str) else f"sqlite+aiosqlite:///{db}"},
         "sms": {"backend": "console"},
         "twilio": {"request_timeout": "2s"},  # claim_lease 5s must outlast two requests
-        "scheduler": {"retry_initial_delay": "1s", "retry_max_delay": "4s", "claim_lease": "5s",
-                      "poll_interval": "1s"},
+        "scheduler": {
+            "retry_initial_delay": "1s",
+            "retry_max_delay": "4s",
+            "claim_lease": "5s",
+            "poll_interval": "1s",
+        },
         "clinics": {
-            "glow": {"name": "Glow Skin Studio", "timezone": "America/Los_Angeles",
-                     "locale": "en", "from_number": FROM,
-                     "webhook_secrets": [SECRET, OLD_SECRET], "api_tokens": [TOKEN],
-                     "help_text": "Glow help: call (415) 555-0100."},
-            "other": {"name": "Other Clinic", "timezone": "Europe/Berlin", "locale": "de",
-                      "from_number": "+4915112345678", "webhook_secrets": [OTHER_SECRET],
-                      "api_tokens": [OTHER_TOKEN]},
+            "glow": {
+                "name": "Glow Skin Studio",
+                "timezone": "America/Los_Angeles",
+                "locale": "en",
+                "from_number": FROM,
+                "webhook_secrets": [SECRET, OLD_SECRET],
+                "api_tokens": [TOKEN],
+                "help_text": "Glow help: call (415) 555-0100.",
+            },
+            "other": {
+                "name": "Other Clinic",
+                "timezone": "Europe/Berlin",
+                "locale": "de",
+                "from_number": "+4915112345678",
+                "webhook_secrets": [OTHER_SECRET],
+                "api_tokens": [OTHER_TOKEN],
+            },
         },
         "protocols": {
-            "mn": {"title": "Micro-needling", "default_serum": "hyaluronic acid serum", "steps": [
-                {"key": "tonight", "kind": "aftercare", "after": "2h", "expires_after": "3h",
-                 "text": {"en": "Hi {first_name}, no makeup for 24 hours.",
-                          "de": "Hallo {first_name}, 24 Stunden kein Make-up."}},
-                {"key": "serum", "kind": "serum", "days": "1-2", "at": ["08:30", "20:30"],
-                 "text": {"en": "Time for your {serum}, {first_name}.",
-                          "de": "Zeit für Ihr {serum}, {first_name}."}},
-                {"key": "next", "kind": "rebook", "after": "4w",
-                 "only_if": "more_sessions_planned",
-                 "text": {"en": "Book session {next_session_number} of {sessions_planned}.",
-                          "de": "Buchen Sie Sitzung {next_session_number}."}},
-            ]},
+            "mn": {
+                "title": "Micro-needling",
+                "default_serum": "hyaluronic acid serum",
+                "steps": [
+                    {
+                        "key": "tonight",
+                        "kind": "aftercare",
+                        "after": "2h",
+                        "expires_after": "3h",
+                        "text": {
+                            "en": "Hi {first_name}, no makeup for 24 hours.",
+                            "de": "Hallo {first_name}, 24 Stunden kein Make-up.",
+                        },
+                    },
+                    {
+                        "key": "serum",
+                        "kind": "serum",
+                        "days": "1-2",
+                        "at": ["08:30", "20:30"],
+                        "text": {
+                            "en": "Time for your {serum}, {first_name}.",
+                            "de": "Zeit für Ihr {serum}, {first_name}.",
+                        },
+                    },
+                    {
+                        "key": "next",
+                        "kind": "rebook",
+                        "after": "4w",
+                        "only_if": "more_sessions_planned",
+                        "text": {
+                            "en": "Book session {next_session_number} of {sessions_planned}.",
+                            "de": "Buchen Sie Sitzung {next_session_number}.",
+                        },
+                    },
+                ],
+            },
         },
     }
     for name, values in sections.items():
@@ -92,9 +130,17 @@ def make_settings(db: Path | str, **sections: dict[str, Any]) -> Settings:
     return Settings.model_validate(config_data(db, **sections))
 
 
-QUICK = {"title": "Quick", "steps": [
-    {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
-]}
+QUICK = {
+    "title": "Quick",
+    "steps": [
+        {
+            "key": "first",
+            "kind": "aftercare",
+            "after": "1s",
+            "text": "Hi {first_name}, first note.",
+        },
+    ],
+}
 
 
 def quick_settings(db: Path | str) -> Settings:
@@ -102,10 +148,17 @@ def quick_settings(db: Path | str) -> Settings:
     a second after the treatment."""
     return make_settings(
         db,
-        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
-                          "from_number": FROM, "webhook_secrets": [SECRET],
-                          "api_tokens": [TOKEN],
-                          "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+        clinics={
+            "glow": {
+                "name": "Glow",
+                "timezone": "UTC",
+                "locale": "en",
+                "from_number": FROM,
+                "webhook_secrets": [SECRET],
+                "api_tokens": [TOKEN],
+                "quiet_hours": {"start": "00:00", "end": "00:00"},
+            }
+        },
         protocols={"quick": QUICK},
     )
 
@@ -113,28 +166,50 @@ def quick_settings(db: Path | str) -> Settings:
 def completed_event(**overrides: Any) -> dict[str, Any]:
     """A treatment.completed body; `treatment=` and `patient=` merge into their parts."""
     now = datetime.now(UTC)
-    treatment = {"id": "tr_" + uuid.uuid4().hex[:8], "protocol": "mn",
-                 "completed_at": now.isoformat(), "session_number": 1, "sessions_planned": 3,
-                 "serum": "hyaluronic acid serum"}
-    patient = {"id": "pt_77", "first_name": "Ana", "phone": PHONE,
-               "timezone": "America/Los_Angeles", "locale": "en", "sms_consent": True}
+    treatment = {
+        "id": "tr_" + uuid.uuid4().hex[:8],
+        "protocol": "mn",
+        "completed_at": now.isoformat(),
+        "session_number": 1,
+        "sessions_planned": 3,
+        "serum": "hyaluronic acid serum",
+    }
+    patient = {
+        "id": "pt_77",
+        "first_name": "Ana",
+        "phone": PHONE,
+        "timezone": "America/Los_Angeles",
+        "locale": "en",
+        "sms_consent": True,
+    }
     treatment.update(overrides.pop("treatment", {}))
     patient.update(overrides.pop("patient", {}))
-    body = {"type": "treatment.completed", "timestamp": now.isoformat(),
-            "data": {"treatment": treatment, "patient": patient}}
+    body = {
+        "type": "treatment.completed",
+        "timestamp": now.isoformat(),
+        "data": {"treatment": treatment, "patient": patient},
+    }
     body.update(overrides)
     return body
 
 
-def signed(body: bytes | str, *, secret: str = SECRET, msg_id: str | None = None,
-           at: datetime | None = None) -> dict[str, str]:
+def signed(
+    body: bytes | str,
+    *,
+    secret: str = SECRET,
+    msg_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, str]:
     """Standard Webhooks headers signing `body`."""
     text = body.decode() if isinstance(body, bytes) else body
     msg_id = msg_id or "msg_" + secrets.token_hex(8)
     at = at or datetime.now(UTC)
-    return {"content-type": "application/json", "webhook-id": msg_id,
-            "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, at, text)}
+    return {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, text),
+    }
 
 
 def encode(body: dict[str, Any]) -> bytes:
@@ -144,17 +219,22 @@ def encode(body: dict[str, Any]) -> bytes:
 
 def cancelled_event(treatment_id: str, **overrides: Any) -> dict[str, Any]:
     """A treatment.cancelled body for `treatment_id`; keywords replace top-level fields."""
-    body: dict[str, Any] = {"type": "treatment.cancelled",
-                            "timestamp": datetime.now(UTC).isoformat(),
-                            "data": {"treatment": {"id": treatment_id}}}
+    body: dict[str, Any] = {
+        "type": "treatment.cancelled",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": {"treatment": {"id": treatment_id}},
+    }
     body.update(overrides)
     return body
 
 
 def patient_updated_event(patient_id: str = "pt_77", **fields: Any) -> dict[str, Any]:
     """A patient.updated body for `patient_id` giving `fields` (phone, first_name, ...)."""
-    return {"type": "patient.updated", "timestamp": datetime.now(UTC).isoformat(),
-            "data": {"patient": {"id": patient_id, **fields}}}
+    return {
+        "type": "patient.updated",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": {"patient": {"id": patient_id, **fields}},
+    }
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -162,12 +242,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def post_event(client: Any, body: dict[str, Any], *, clinic: str = "glow",
-                     secret: str = SECRET, msg_id: str | None = None) -> Any:
+async def post_event(
+    client: Any,
+    body: dict[str, Any],
+    *,
+    clinic: str = "glow",
+    secret: str = SECRET,
+    msg_id: str | None = None,
+) -> Any:
     """POST a signed event to a clinic's events path; the response."""
     raw = encode(body)
-    return await client.post(f"/v1/clinics/{clinic}/events", data=raw,
-                             headers=signed(raw, secret=secret, msg_id=msg_id))
+    return await client.post(
+        f"/v1/clinics/{clinic}/events", data=raw, headers=signed(raw, secret=secret, msg_id=msg_id)
+    )
 
 
 async def move_message(client: Any, message_id: str, *statuses: Status) -> None:
@@ -175,8 +262,14 @@ async def move_message(client: Any, message_id: str, *statuses: Status) -> None:
     async with client.app[SESSIONS].begin() as s:
         current = Status((await s.get(Message, message_id)).status)
         for status in statuses:
-            assert await store.move(s, message_id, to=status, now=datetime.now(UTC),
-                                    allowed_from=[current], detail="test")
+            assert await store.move(
+                s,
+                message_id,
+                to=status,
+                now=datetime.now(UTC),
+                allowed_from=[current],
+                detail="test",
+            )
             current = status
 
 
@@ -200,7 +293,10 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     """The value of one sample in Prometheus text (labels in any order), or None."""
     for line in text.splitlines():
         match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
-        if match and match[1] == name and dict(re.findall(r'(\w+)="([^"]*)"', match[2] or "")) \
-                == labels:
+        if (
+            match
+            and match[1] == name
+            and dict(re.findall(r'(\w+)="([^"]*)"', match[2] or "")) == labels
+        ):
             return float(match[3])
     return None

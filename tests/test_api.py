@@ -56,10 +56,13 @@ class TestTreatmentRead:
         assert PHONE not in text and PHONE[1:] not in text
         assert "0123" in text
 
-    @pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": TOKEN},
-                                         {"Authorization": "Basic dG9rZW4="}])
-    async def test_missing_or_wrong_token_is_401(self, client: AppClient,
-                                                 headers: dict[str, str]) -> None:
+    @pytest.mark.parametrize(
+        "headers",
+        [{}, bearer("wrong"), {"Authorization": TOKEN}, {"Authorization": "Basic dG9rZW4="}],
+    )
+    async def test_missing_or_wrong_token_is_401(
+        self, client: AppClient, headers: dict[str, str]
+    ) -> None:
         """Without one of the clinic's tokens the answer is 401 problem+json."""
         plan = await planned(client)
         url = f"/v1/clinics/glow/treatments/{plan['treatment']['id']}"
@@ -95,8 +98,10 @@ class TestOperations:
         """Ready when the database answers and the scheduler runs."""
         response = await client.get("/readyz")
         assert response.status == 200
-        assert await response.json() == {"status": "ok",
-                                         "checks": {"database": "ok", "scheduler": "ok"}}
+        assert await response.json() == {
+            "status": "ok",
+            "checks": {"database": "ok", "scheduler": "ok"},
+        }
 
     async def test_readyz_is_503_when_the_database_fails(
         self, make_client: Any, tmp_path: Path

@@ -25,8 +25,14 @@ async def bench_fake(*args: str) -> AsyncIterator[str]:
     """bench/fake_twilio.py in a subprocess for the block; its base URL."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "fake_twilio.py"), str(port),
-        "--auth-token", AUTH_TOKEN, *args, cwd=ROOT)
+        sys.executable,
+        str(ROOT / "bench" / "fake_twilio.py"),
+        str(port),
+        "--auth-token",
+        AUTH_TOKEN,
+        *args,
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         async with ClientSession() as http:
@@ -56,8 +62,9 @@ async def test_the_service_receives_signed_sending_sent_delivered(tmp_path: Path
     async with bench_fake(*FAST) as twilio_url, ClientSession() as http:
         port = free_port()
         config = tmp_path / "aftercare.toml"
-        config.write_text(config_text(port, twilio_url,
-                                      f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", steps=1))
+        config.write_text(
+            config_text(port, twilio_url, f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", steps=1)
+        )
         service = Service(config, port, tmp_path / "service.log")
         await service.start(http)
         try:
@@ -72,7 +79,10 @@ async def test_the_service_receives_signed_sending_sent_delivered(tmp_path: Path
             service.stop()
     # The service answers 403 to a bad signature: 200 to each means each one was valid.
     assert [(c[0], c[3]) for c in state["callbacks"]] == [
-        ("sending", 200), ("sent", 200), ("delivered", 200)]
+        ("sending", 200),
+        ("sent", 200),
+        ("delivered", 200),
+    ]
     assert state["failed"] == 0 and state["pending_messages"] == 0
     assert all(c[2] >= c[1] for c in state["callbacks"])  # answered after posted
 
@@ -111,8 +121,11 @@ async def create(http: ClientSession, twilio_url: str, callback: str, to: str) -
 
 
 async def test_undelivered_share_and_failed_callbacks_are_counted() -> None:
-    async with (bench_fake(*FAST, "--undelivered", "1") as twilio_url, receiver(503) as
-                (hook, kept), ClientSession() as http):
+    async with (
+        bench_fake(*FAST, "--undelivered", "1") as twilio_url,
+        receiver(503) as (hook, kept),
+        ClientSession() as http,
+    ):
         sid = await create(http, twilio_url, hook, "+14155550100")
 
         async def done() -> bool:
@@ -127,8 +140,7 @@ async def test_undelivered_share_and_failed_callbacks_are_counted() -> None:
 
 
 async def test_callbacks_can_be_switched_off_at_run_time() -> None:
-    async with bench_fake(*FAST) as twilio_url, receiver() as (hook, kept), \
-            ClientSession() as http:
+    async with bench_fake(*FAST) as twilio_url, receiver() as (hook, kept), ClientSession() as http:
         async with http.post(twilio_url + "/_control/config?callbacks=0") as response:
             assert (await response.json())["callbacks"] is False
         await create(http, twilio_url, hook, "+14155550101")

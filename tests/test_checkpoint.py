@@ -22,8 +22,10 @@ async def _fill(engine: AsyncEngine, pages: int) -> None:
         await conn.exec_driver_sql("CREATE TABLE scratch (b BLOB)")
     for _ in range(20):
         async with engine.begin() as conn:
-            await conn.execute(sa.text("INSERT INTO scratch VALUES (randomblob(:n))"),
-                               [{"n": PAGE - 200}] * (pages // 20))
+            await conn.execute(
+                sa.text("INSERT INTO scratch VALUES (randomblob(:n))"),
+                [{"n": PAGE - 200}] * (pages // 20),
+            )
 
 
 async def _grown(path: Path, size: int, *, deadline: float) -> bool:
@@ -34,7 +36,8 @@ async def _grown(path: Path, size: int, *, deadline: float) -> bool:
 
 class TestCheckpoints:
     async def test_the_writers_commits_leave_the_log_to_the_checkpointer(
-            self, db_path: Path) -> None:
+        self, db_path: Path
+    ) -> None:
         """1,500 pages committed: none copied into the database file by the commits (each
         would have waited for that copy and its fsync); the checkpointer copies them all."""
         url = f"sqlite+aiosqlite:///{db_path}"
@@ -46,13 +49,13 @@ class TestCheckpoints:
             assert db_path.stat().st_size == before
             assert wal.stat().st_size >= PAGES * PAGE
             async with checkpointing(url, every=0.05):
-                assert await _grown(db_path, before + PAGES * PAGE,
-                                    deadline=time.monotonic() + 10)
+                assert await _grown(db_path, before + PAGES * PAGE, deadline=time.monotonic() + 10)
         finally:
             await engine.dispose()
 
-    async def test_a_path_with_spaces_and_a_hash_is_checkpointed(self, tmp_path: Path,
-                                                              db_path: Path) -> None:
+    async def test_a_path_with_spaces_and_a_hash_is_checkpointed(
+        self, tmp_path: Path, db_path: Path
+    ) -> None:
         odd = tmp_path / "clinic data #2" / "aftercare.db"
         odd.parent.mkdir()
         odd.write_bytes(db_path.read_bytes())

@@ -22,8 +22,16 @@ from tests.helpers.ports import free_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 AFTERCARE = Path(sys.executable).with_name("aftercare")
-TABLES = {"event", "patient", "treatment", "message", "message_history", "opt_out", "inbound",
-          "alembic_version"}
+TABLES = {
+    "event",
+    "patient",
+    "treatment",
+    "message",
+    "message_history",
+    "opt_out",
+    "inbound",
+    "alembic_version",
+}
 COMPLETED = "2026-11-25T22:30:00Z"  # 14:30 in Los Angeles, 23:30 in Madrid
 
 
@@ -47,9 +55,11 @@ def example(tmp_path: Path) -> Path:
 def broken(example: Path) -> Path:
     """The example with three mistakes: a time zone, a duration and a placeholder."""
     text = example.read_text(encoding="utf-8")
-    for old, new in [('"Europe/Madrid"', '"Europe/Madird"'),
-                     ('after = "2h"', 'after = "2 hrs"'),
-                     ("time for your {serum}: apply", "time for your {serums}: apply")]:
+    for old, new in [
+        ('"Europe/Madrid"', '"Europe/Madird"'),
+        ('after = "2h"', 'after = "2 hrs"'),
+        ("time for your {serum}: apply", "time for your {serums}: apply"),
+    ]:
         assert old in text
         text = text.replace(old, new, 1)
     path = example.with_name("broken.toml")
@@ -80,8 +90,10 @@ def preview_rows(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[st
     assert (status, err) == (0, "")
     header, *lines = out.splitlines()
     columns = re.split(r"\s{2,}", header.strip())
-    return [dict(zip(columns, re.split(r"\s{2,}", line, maxsplit=len(columns) - 1),
-                     strict=True)) for line in lines]
+    return [
+        dict(zip(columns, re.split(r"\s{2,}", line, maxsplit=len(columns) - 1), strict=True))
+        for line in lines
+    ]
 
 
 def clock(row: dict[str, str]) -> tuple[str, str]:
@@ -100,8 +112,9 @@ def listening(port: int) -> bool:
 def tables(db: Path) -> set[str]:
     """The table names in an SQLite file."""
     with closing(sqlite3.connect(db)) as conn:
-        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master "
-                                                 "WHERE type = 'table'")}
+        return {
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
 
 
 def schema(db: Path) -> list[tuple[str, str, str]]:
@@ -111,8 +124,7 @@ def schema(db: Path) -> list[tuple[str, str, str]]:
 
 
 class TestCheckConfig:
-    def test_a_valid_file_exits_0(self, capsys: pytest.CaptureFixture[str],
-                                  example: Path) -> None:
+    def test_a_valid_file_exits_0(self, capsys: pytest.CaptureFixture[str], example: Path) -> None:
         """The shipped example passes and says what it found."""
         status, out, err = run(capsys, "--config", str(example), "check-config")
         assert (status, err) == (0, "")
@@ -143,18 +155,18 @@ class TestCheckConfig:
         assert status == 0
         assert "3 protocol(s)" in out
 
-    def test_aftercare_config_names_the_file(self, capsys: pytest.CaptureFixture[str],
-                                             broken: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_aftercare_config_names_the_file(
+        self, capsys: pytest.CaptureFixture[str], broken: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """$AFTERCARE_CONFIG is read when --config is not given."""
         monkeypatch.setenv("AFTERCARE_CONFIG", str(broken))
         status, _, err = run(capsys, "check-config")
         assert status == 1
         assert err.startswith(f"{broken}: ")
 
-    def test_environment_overrides_are_checked_too(self, capsys: pytest.CaptureFixture[str],
-                                                   example: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_environment_overrides_are_checked_too(
+        self, capsys: pytest.CaptureFixture[str], example: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """An AFTERCARE_ variable is part of the configuration being checked, and named."""
         monkeypatch.setenv("AFTERCARE_SERVER__PORT", "eighty")
         status, _, err = run(capsys, "--config", str(example), "check-config")
@@ -165,8 +177,13 @@ class TestCheckConfig:
 class TestConsoleScript:
     def test_python_m_service_runs_the_command(self, example: Path) -> None:
         """`python -m service` is `aftercare`."""
-        done = subprocess.run([sys.executable, "-m", "service", "check-config"],
-                              capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "service", "check-config"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert (done.returncode, done.stderr) == (0, "")
         assert "valid" in done.stdout
 
@@ -178,8 +195,13 @@ class TestConsoleScript:
         broken.write_text(broken.read_text().replace("port = 8080", f"port = {port}"))
         _, _, checked = run(capsys, "--config", str(broken), "check-config")
         started = time.monotonic()
-        done = subprocess.run([str(AFTERCARE), "--config", str(broken), "serve"],
-                              capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run(
+            [str(AFTERCARE), "--config", str(broken), "serve"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         assert done.returncode != 0
         assert time.monotonic() - started < 10
         assert done.stderr == checked
@@ -197,8 +219,9 @@ class TestMigrate:
         assert "head" in out
         assert tables(tmp_path / "aftercare.db") >= TABLES
 
-    def test_migrate_twice_changes_nothing(self, capsys: pytest.CaptureFixture[str],
-                                           example: Path, tmp_path: Path) -> None:
+    def test_migrate_twice_changes_nothing(
+        self, capsys: pytest.CaptureFixture[str], example: Path, tmp_path: Path
+    ) -> None:
         """A second run finds the schema at head and leaves it as it is."""
         db = tmp_path / "aftercare.db"
         assert run(capsys, "--config", str(example), "migrate")[0] == 0
@@ -210,8 +233,9 @@ class TestMigrate:
 
 
 class TestPreview:
-    def test_the_table_has_its_columns(self, capsys: pytest.CaptureFixture[str],
-                                       example: Path) -> None:
+    def test_the_table_has_its_columns(
+        self, capsys: pytest.CaptureFixture[str], example: Path
+    ) -> None:
         """Local time, UTC, step, kind, segments and text, in that order."""
         rows = preview_rows(capsys, "--protocol", "microneedling", "--completed-at", COMPLETED)
         assert list(rows[0]) == ["local time", "UTC", "step", "kind", "segments", "text"]
@@ -225,7 +249,8 @@ class TestPreview:
         assert utc == sorted(utc)
         la = ZoneInfo("America/Los_Angeles")
         assert [r["local time"] for r in rows] == [
-            t.astimezone(la).strftime("%a %Y-%m-%d %H:%M %Z") for t in utc]
+            t.astimezone(la).strftime("%a %Y-%m-%d %H:%M %Z") for t in utc
+        ]
 
     def test_only_the_first_row_carries_the_opt_out_footer(
         self, capsys: pytest.CaptureFixture[str], example: Path
@@ -254,47 +279,81 @@ class TestPreview:
         assert all(re.fullmatch(r"[1-9][0-9]* (GSM-7|UCS-2)", r["segments"]) for r in rows)
         assert {r["segments"] for r in rows if r["step"] == "serum"} == {"1 GSM-7"}
 
-    def test_a_spanish_clinic_shows_spanish_text(self, capsys: pytest.CaptureFixture[str],
-                                                 example: Path) -> None:
+    def test_a_spanish_clinic_shows_spanish_text(
+        self, capsys: pytest.CaptureFixture[str], example: Path
+    ) -> None:
         """glow-madrid's locale is es: its texts and its time zone are used."""
-        rows = preview_rows(capsys, "--protocol", "microneedling", "--clinic", "glow-madrid",
-                            "--completed-at", COMPLETED)
+        rows = preview_rows(
+            capsys,
+            "--protocol",
+            "microneedling",
+            "--clinic",
+            "glow-madrid",
+            "--completed-at",
+            COMPLETED,
+        )
         assert rows[0]["text"].startswith("Hola Ana, gracias por su visita a Glow Madrid.")
         serum = [r for r in rows if r["step"] == "serum"]
         assert all(r["text"].startswith("Ana, es la hora de su ") for r in serum)
         assert {clock(r) for r in serum} == {("08:30", "CET"), ("20:30", "CET")}
 
-    def test_a_timezone_moves_the_local_times(self, capsys: pytest.CaptureFixture[str],
-                                              example: Path) -> None:
+    def test_a_timezone_moves_the_local_times(
+        self, capsys: pytest.CaptureFixture[str], example: Path
+    ) -> None:
         """--timezone plans for a patient elsewhere: 08:30 in Berlin is 07:30 UTC."""
-        rows = preview_rows(capsys, "--protocol", "microneedling", "--completed-at", COMPLETED,
-                            "--timezone", "Europe/Berlin")
+        rows = preview_rows(
+            capsys,
+            "--protocol",
+            "microneedling",
+            "--completed-at",
+            COMPLETED,
+            "--timezone",
+            "Europe/Berlin",
+        )
         serum = [r for r in rows if r["step"] == "serum"]
         assert {clock(r) for r in serum} == {("08:30", "CET"), ("20:30", "CET")}
         assert {r["UTC"][-5:] for r in serum} == {"07:30", "19:30"}
 
-    def test_the_rebook_step_names_the_next_session(self, capsys: pytest.CaptureFixture[str],
-                                                    example: Path) -> None:
+    def test_the_rebook_step_names_the_next_session(
+        self, capsys: pytest.CaptureFixture[str], example: Path
+    ) -> None:
         """By default the example is session 1 of 3, so the next session is booked."""
         rows = preview_rows(capsys, "--protocol", "microneedling", "--completed-at", COMPLETED)
         assert rows[-1]["step"] == "next-session"
         assert "session 2 of 3" in rows[-1]["text"]
 
-    def test_the_last_session_has_no_rebook_step(self, capsys: pytest.CaptureFixture[str],
-                                                 example: Path) -> None:
+    def test_the_last_session_has_no_rebook_step(
+        self, capsys: pytest.CaptureFixture[str], example: Path
+    ) -> None:
         """--session 3 --of 3: nothing left to book."""
-        rows = preview_rows(capsys, "--protocol", "microneedling", "--completed-at", COMPLETED,
-                            "--session", "3", "--of", "3")
+        rows = preview_rows(
+            capsys,
+            "--protocol",
+            "microneedling",
+            "--completed-at",
+            COMPLETED,
+            "--session",
+            "3",
+            "--of",
+            "3",
+        )
         assert rows
         assert "next-session" not in {r["step"] for r in rows}
 
-    @pytest.mark.parametrize(("option", "value", "message"), [
-        ("--protocol", "botox", "unknown protocol 'botox'; known: microneedling, "),
-        ("--clinic", "glow-paris", "unknown clinic 'glow-paris'; known: glow-downtown, "),
-        ("--timezone", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
-    ])
+    @pytest.mark.parametrize(
+        ("option", "value", "message"),
+        [
+            ("--protocol", "botox", "unknown protocol 'botox'; known: microneedling, "),
+            ("--clinic", "glow-paris", "unknown clinic 'glow-paris'; known: glow-downtown, "),
+            ("--timezone", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
+        ],
+    )
     def test_an_unknown_name_exits_2_with_a_clear_message(
-        self, capsys: pytest.CaptureFixture[str], example: Path, option: str, value: str,
+        self,
+        capsys: pytest.CaptureFixture[str],
+        example: Path,
+        option: str,
+        value: str,
         message: str,
     ) -> None:
         """A protocol, clinic or zone that does not exist is named, with what does."""
@@ -307,13 +366,20 @@ class TestPreview:
         self, capsys: pytest.CaptureFixture[str], example: Path
     ) -> None:
         """A naive time would be read in some unknown zone, so it exits 2 asking for one."""
-        status, _, err = run(capsys, "preview", "--protocol", "microneedling",
-                             "--completed-at", "2026-11-25T22:30:00")
+        status, _, err = run(
+            capsys,
+            "preview",
+            "--protocol",
+            "microneedling",
+            "--completed-at",
+            "2026-11-25T22:30:00",
+        )
         assert status == 2
         assert "give a time zone" in err
 
-    def test_preview_does_not_touch_the_database(self, capsys: pytest.CaptureFixture[str],
-                                                 example: Path, tmp_path: Path) -> None:
+    def test_preview_does_not_touch_the_database(
+        self, capsys: pytest.CaptureFixture[str], example: Path, tmp_path: Path
+    ) -> None:
         """Nothing is written next to the config: no SQLite file appears."""
         preview_rows(capsys, "--protocol", "microneedling", "--completed-at", COMPLETED)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["config.example.toml"]

@@ -23,11 +23,17 @@ from tests.helpers.ports import free_port
 from tests.support import OTHER_SECRET, SECRET
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
-KUBERNETES = {"AFTERCARE_PORT": "tcp://10.0.0.1:8080", "AFTERCARE_SERVICE_HOST": "10.0.0.1",
-              "AFTERCARE_SERVICE_PORT": "8080"}
-EXAMPLE_SECRETS = ["clinics.glow-downtown.webhook_secrets[0]",
-                   "clinics.glow-downtown.api_tokens[0]",
-                   "clinics.glow-madrid.webhook_secrets[0]", "clinics.glow-madrid.api_tokens[0]"]
+KUBERNETES = {
+    "AFTERCARE_PORT": "tcp://10.0.0.1:8080",
+    "AFTERCARE_SERVICE_HOST": "10.0.0.1",
+    "AFTERCARE_SERVICE_PORT": "8080",
+}
+EXAMPLE_SECRETS = [
+    "clinics.glow-downtown.webhook_secrets[0]",
+    "clinics.glow-downtown.api_tokens[0]",
+    "clinics.glow-madrid.webhook_secrets[0]",
+    "clinics.glow-madrid.api_tokens[0]",
+]
 OWN_SECRETS = {
     "AFTERCARE_CLINICS__GLOW_DOWNTOWN__WEBHOOK_SECRETS": json.dumps([SECRET]),
     "AFTERCARE_CLINICS__GLOW_DOWNTOWN__API_TOKENS": '["downtown-own-token"]',
@@ -44,9 +50,15 @@ def environment(**extra: str) -> dict[str, str]:
 
 def aftercare(cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`python -m service *argv` run to its end in `cwd`."""
-    return subprocess.run([sys.executable, "-m", "service", *argv], cwd=cwd,
-                          env=environment(**env), capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "service", *argv],
+        cwd=cwd,
+        env=environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def healthy(port: int) -> bool:
@@ -66,9 +78,13 @@ def serving(config: Path | None, port: int, *argv: str, **env: str) -> Iterator[
     named = ["--config", str(config)] if config else []
     log = cwd / "serve.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service", *named, "serve", "--port",
-                                    str(port), *argv], cwd=cwd, env=environment(**env),
-                                   stdout=out, stderr=out)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", *named, "serve", "--port", str(port), *argv],
+            cwd=cwd,
+            env=environment(**env),
+            stdout=out,
+            stderr=out,
+        )
     try:
         deadline = time.monotonic() + 30
         while not healthy(port):
@@ -119,19 +135,34 @@ class TestKubernetesVariables:
         self, example: Path
     ) -> None:
         """AFTERCARE_SERVER__PROT is a typo of ours: exit 1, blaming the variable."""
-        done = aftercare(example.parent, "--config", str(example), "check-config",
-                         AFTERCARE_SERVER__PROT="1", **KUBERNETES)
+        done = aftercare(
+            example.parent,
+            "--config",
+            str(example),
+            "check-config",
+            AFTERCARE_SERVER__PROT="1",
+            **KUBERNETES,
+        )
         assert done.returncode == 1
-        assert done.stderr == ("AFTERCARE_SERVER__PROT: unknown setting server.prot "
-                               "(from the environment)\n")
+        assert done.stderr == (
+            "AFTERCARE_SERVER__PROT: unknown setting server.prot (from the environment)\n"
+        )
 
 
 class TestExampleSecretsOffLoopback:
     def test_serve_on_all_interfaces_refuses_naming_each_secret(self, example: Path) -> None:
         """0.0.0.0 with the published secrets: exit 1, one line per path, no value shown."""
         port = free_port()
-        done = aftercare(example.parent, "--config", str(example), "serve", "--host",
-                         "0.0.0.0", "--port", str(port))
+        done = aftercare(
+            example.parent,
+            "--config",
+            str(example),
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+        )
         assert done.returncode == 1
         refused = [line for line in done.stderr.splitlines() if not line.startswith("{")]
         assert [line.split(":")[0] for line in refused] == EXAMPLE_SECRETS
@@ -147,9 +178,7 @@ class TestExampleSecretsOffLoopback:
             pass
         assert "serving" in {r["message"] for r in records(log)}
 
-    def test_own_secrets_from_the_environment_serve_on_all_interfaces(
-        self, example: Path
-    ) -> None:
+    def test_own_secrets_from_the_environment_serve_on_all_interfaces(self, example: Path) -> None:
         """Each clinic's secrets and tokens replaced through AFTERCARE_CLINICS__<ID>__…."""
         with serving(example, free_port(), "--host", "0.0.0.0", **OWN_SECRETS) as log:
             pass
@@ -168,8 +197,9 @@ class TestFallbackToTheExample:
         assert first["level"] == "warning"
         assert "config.example.toml" in first["message"]
 
-    def test_a_config_toml_is_no_fallback(self, example: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_config_toml_is_no_fallback(
+        self, example: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """With ./config.toml present nothing is said about the example."""
         shutil.copy(example, example.with_name("config.toml"))
         monkeypatch.chdir(example.parent)
@@ -181,8 +211,12 @@ class TestFallbackToTheExample:
 class TestLogLevel:
     def test_warning_drops_the_info_lines_and_keeps_the_warnings(self, example: Path) -> None:
         """AFTERCARE_SERVER__LOG_LEVEL=WARNING: no `serving` line, the warning still there."""
-        with serving(example, free_port(), AFTERCARE_SERVER__LOG_LEVEL="WARNING",
-                     AFTERCARE_SERVICE_HOST="10.0.0.1") as log:
+        with serving(
+            example,
+            free_port(),
+            AFTERCARE_SERVER__LOG_LEVEL="WARNING",
+            AFTERCARE_SERVICE_HOST="10.0.0.1",
+        ) as log:
             pass
         found = records(log)
         assert not {r["level"] for r in found} & {"debug", "info"}, found
@@ -205,5 +239,7 @@ class TestLeaseFromOutside:
         short.write_text(text.replace('claim_lease = "60s"', 'claim_lease = "5s"'))
         done = aftercare(example.parent, "--config", str(short), "check-config")
         assert done.returncode == 1
-        assert done.stderr == (f"{short}: scheduler.claim_lease: 5s is shorter than twice "
-                               "twilio.request_timeout (10s); use at least 20s\n")
+        assert done.stderr == (
+            f"{short}: scheduler.claim_lease: 5s is shorter than twice "
+            "twilio.request_timeout (10s); use at least 20s\n"
+        )

@@ -33,11 +33,19 @@ async def client(make_client: Any, settings: Any, clock: FakeClock) -> AppClient
     return await make_client(settings, clock=clock)
 
 
-async def plan(client: AppClient, treatment_id: str, *, patient: str = "pt_77",
-               completed: datetime = NOW, clinic: str = "glow") -> list[str]:
+async def plan(
+    client: AppClient,
+    treatment_id: str,
+    *,
+    patient: str = "pt_77",
+    completed: datetime = NOW,
+    clinic: str = "glow",
+) -> list[str]:
     """Plan a treatment; its message ids (six for the test protocol)."""
-    body = completed_event(treatment={"id": treatment_id, "completed_at": completed.isoformat()},
-                           patient={"id": patient})
+    body = completed_event(
+        treatment={"id": treatment_id, "completed_at": completed.isoformat()},
+        patient={"id": patient},
+    )
     secret = {} if clinic == "glow" else {"secret": OTHER_SECRET}
     response = await post_event(client, body, clinic=clinic, **secret)
     assert response.status == 202, await response.text()
@@ -71,14 +79,16 @@ class TestCancel:
     ) -> None:
         """200 with the treatment as GET shows it: scheduled messages now cancelled."""
         ids = await plan(client, "tr_1")
-        response = await client.post("/v1/clinics/glow/treatments/tr_1/cancel",
-                                     headers=bearer(TOKEN))
+        response = await client.post(
+            "/v1/clinics/glow/treatments/tr_1/cancel", headers=bearer(TOKEN)
+        )
         assert response.status == 200
         found = await response.json()
         assert found["treatment"]["cancelled_at"] == "2026-11-25T15:00:00Z"
         assert [m["id"] for m in found["messages"]] == ids
         assert {(m["status"], m["reason"]) for m in found["messages"]} == {
-            ("cancelled", "treatment cancelled")}
+            ("cancelled", "treatment cancelled")
+        }
         assert found["messages"][0]["history"][-1]["detail"] == "treatment cancelled (API)"
         assert found == await (await get(client, "/v1/clinics/glow/treatments/tr_1")).json()
 
@@ -87,8 +97,9 @@ class TestCancel:
         first, second, *_ = await plan(client, "tr_1")
         await move_message(client, first, Status.SENDING, Status.SENT)
         await move_message(client, second, Status.SENDING)
-        found = await (await client.post("/v1/clinics/glow/treatments/tr_1/cancel",
-                                          headers=bearer(TOKEN))).json()
+        found = await (
+            await client.post("/v1/clinics/glow/treatments/tr_1/cancel", headers=bearer(TOKEN))
+        ).json()
         assert [m["status"] for m in found["messages"]] == ["sent", "sending"] + ["cancelled"] * 4
 
     async def test_cancelling_twice_is_harmless(self, client: AppClient) -> None:
@@ -102,8 +113,9 @@ class TestCancel:
 
     async def test_unknown_treatment_is_404(self, client: AppClient) -> None:
         """Cancelling an id the clinic does not have is a 404 problem."""
-        response = await client.post("/v1/clinics/glow/treatments/nope/cancel",
-                                     headers=bearer(TOKEN))
+        response = await client.post(
+            "/v1/clinics/glow/treatments/nope/cancel", headers=bearer(TOKEN)
+        )
         assert response.status == 404
         assert response.content_type == "application/problem+json"
 
@@ -118,8 +130,7 @@ class TestPatientMessages:
         text = await response.text()
         found = (await response.json())["messages"]
         assert len(found) == 12
-        assert [m["send_at"] for m in found] == sorted((m["send_at"] for m in found),
-                                                       reverse=True)
+        assert [m["send_at"] for m in found] == sorted((m["send_at"] for m in found), reverse=True)
         assert {m["patient_id"] for m in found} == {"pt_77"}
         assert {m["treatment_id"] for m in found} == {"tr_1", "tr_2"}
         assert all(m["history"][0]["at"] == "2026-11-25T15:00:00Z" for m in found)
@@ -161,18 +172,27 @@ class TestClinicMessages:
         ids = await plan(client, "tr_1")
         await move_message(client, ids[0], Status.SENDING)
         assert (await page_ids(client, "/v1/clinics/glow/messages", status="sending"))[0] == [
-            ids[0]]
-        assert len((await page_ids(client, "/v1/clinics/glow/messages",
-                                   status="scheduled"))[0]) == 5
+            ids[0]
+        ]
+        assert (
+            len((await page_ids(client, "/v1/clinics/glow/messages", status="scheduled"))[0]) == 5
+        )
 
     async def test_filter_by_send_at_window(self, client: AppClient) -> None:
         """since is inclusive and until exclusive, on send_at."""
         await plan(client, "tr_1")
-        found = await (await get(client, "/v1/clinics/glow/messages",
-                                 since="2026-11-26T16:30:00Z",
-                                 until="2026-11-27T16:30:00+00:00")).json()
-        assert [m["send_at"] for m in found["messages"]] == ["2026-11-27T04:30:00Z",
-                                                             "2026-11-26T16:30:00Z"]
+        found = await (
+            await get(
+                client,
+                "/v1/clinics/glow/messages",
+                since="2026-11-26T16:30:00Z",
+                until="2026-11-27T16:30:00+00:00",
+            )
+        ).json()
+        assert [m["send_at"] for m in found["messages"]] == [
+            "2026-11-27T04:30:00Z",
+            "2026-11-26T16:30:00Z",
+        ]
 
     async def test_limit_defaults_to_50(self, client: AppClient) -> None:
         """Without a limit a page holds 50 messages."""
@@ -182,15 +202,23 @@ class TestClinicMessages:
         assert len(ids) == 50 and cursor is not None
         assert len((await page_ids(client, "/v1/clinics/glow/messages", limit=200))[0]) == 54
 
-    @pytest.mark.parametrize(("query", "field"), [
-        ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "ten"}, "limit"),
-        ({"status": "lost"}, "status"), ({"since": "yesterday"}, "since"),
-        ({"until": "2026-11-25T15:00:00"}, "until"), ({"cursor": "not-a-cursor"}, "cursor"),
-        ({"cursor": "eyJ4IjogMX0"}, "cursor"),
-        ({"since": "2026-11-26T00:00:00Z", "until": "2026-11-25T00:00:00Z"}, "until"),
-    ])
-    async def test_bad_parameter_is_422_naming_it(self, client: AppClient,
-                                                  query: dict[str, str], field: str) -> None:
+    @pytest.mark.parametrize(
+        ("query", "field"),
+        [
+            ({"limit": "0"}, "limit"),
+            ({"limit": "201"}, "limit"),
+            ({"limit": "ten"}, "limit"),
+            ({"status": "lost"}, "status"),
+            ({"since": "yesterday"}, "since"),
+            ({"until": "2026-11-25T15:00:00"}, "until"),
+            ({"cursor": "not-a-cursor"}, "cursor"),
+            ({"cursor": "eyJ4IjogMX0"}, "cursor"),
+            ({"since": "2026-11-26T00:00:00Z", "until": "2026-11-25T00:00:00Z"}, "until"),
+        ],
+    )
+    async def test_bad_parameter_is_422_naming_it(
+        self, client: AppClient, query: dict[str, str], field: str
+    ) -> None:
         """A wrong parameter is a 422 problem listing it."""
         response = await get(client, "/v1/clinics/glow/messages", **query)
         assert response.status == 422
@@ -199,8 +227,7 @@ class TestClinicMessages:
 
     async def test_every_wrong_parameter_is_listed(self, client: AppClient) -> None:
         """Several wrong parameters are all named, not only the first."""
-        response = await get(client, "/v1/clinics/glow/messages", limit="-1", status="x",
-                             since="y")
+        response = await get(client, "/v1/clinics/glow/messages", limit="-1", status="x", since="y")
         fields = {e["field"] for e in (await response.json())["errors"]}
         assert fields == {"limit", "status", "since"}
 
@@ -258,10 +285,12 @@ ENDPOINTS = [
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 class TestTenantIsolation:
-    @pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": TOKEN},
-                                         bearer(TOKEN + "x"), bearer("")])
-    async def test_missing_or_wrong_token_is_401(self, client: AppClient, method: str,
-                                                 path: str, headers: dict[str, str]) -> None:
+    @pytest.mark.parametrize(
+        "headers", [{}, bearer("wrong"), {"Authorization": TOKEN}, bearer(TOKEN + "x"), bearer("")]
+    )
+    async def test_missing_or_wrong_token_is_401(
+        self, client: AppClient, method: str, path: str, headers: dict[str, str]
+    ) -> None:
         """Without one of the clinic's tokens: 401 problem, and nothing changes."""
         await plan(client, "tr_1")
         response = await client.request(method, path.format(clinic="glow"), headers=headers)
@@ -269,28 +298,32 @@ class TestTenantIsolation:
         assert response.content_type == "application/problem+json"
         await assert_untouched(client)
 
-    async def test_another_clinics_token_is_403(self, client: AppClient, method: str,
-                                                path: str) -> None:
+    async def test_another_clinics_token_is_403(
+        self, client: AppClient, method: str, path: str
+    ) -> None:
         """Clinic B's token on clinic A's paths: 403, and nothing changes."""
         await plan(client, "tr_1")
-        response = await client.request(method, path.format(clinic="glow"),
-                                        headers=bearer(OTHER_TOKEN))
+        response = await client.request(
+            method, path.format(clinic="glow"), headers=bearer(OTHER_TOKEN)
+        )
         assert response.status == 403
         await assert_untouched(client)
 
-    async def test_own_token_on_an_unknown_clinic_is_403(self, client: AppClient, method: str,
-                                                         path: str) -> None:
+    async def test_own_token_on_an_unknown_clinic_is_403(
+        self, client: AppClient, method: str, path: str
+    ) -> None:
         """A valid token on a clinic path that is not its own is refused the same way."""
-        response = await client.request(method, path.format(clinic="nobody"),
-                                        headers=bearer(TOKEN))
+        response = await client.request(method, path.format(clinic="nobody"), headers=bearer(TOKEN))
         assert response.status == 403
 
-    async def test_another_clinics_ids_are_not_found(self, client: AppClient, method: str,
-                                                     path: str) -> None:
+    async def test_another_clinics_ids_are_not_found(
+        self, client: AppClient, method: str, path: str
+    ) -> None:
         """Clinic B asking for clinic A's ids on its own paths finds nothing of A's."""
         await plan(client, "tr_1")
-        response = await client.request(method, path.format(clinic="other"),
-                                        headers=bearer(OTHER_TOKEN))
+        response = await client.request(
+            method, path.format(clinic="other"), headers=bearer(OTHER_TOKEN)
+        )
         if path.endswith("/messages") and "patients" not in path:
             assert response.status == 200
             assert (await response.json())["messages"] == []
@@ -298,13 +331,15 @@ class TestTenantIsolation:
             assert response.status == 404
         await assert_untouched(client)
 
-    async def test_same_ids_at_two_clinics_stay_apart(self, client: AppClient, method: str,
-                                                      path: str) -> None:
+    async def test_same_ids_at_two_clinics_stay_apart(
+        self, client: AppClient, method: str, path: str
+    ) -> None:
         """Two clinics using the same treatment and patient ids each see only their own."""
         glow = await plan(client, "tr_1")
         other = await plan(client, "tr_1", clinic="other")
-        response = await client.request(method, path.format(clinic="other"),
-                                        headers=bearer(OTHER_TOKEN))
+        response = await client.request(
+            method, path.format(clinic="other"), headers=bearer(OTHER_TOKEN)
+        )
         assert response.status == 200
         assert {m["id"] for m in (await response.json())["messages"]} == set(other)
         assert {m["status"] for m in await glow_messages(client)} == {"scheduled"}

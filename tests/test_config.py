@@ -55,9 +55,15 @@ class TestExampleConfig:
         """Each protocol renders every step in the clinic's language."""
         settings = load_settings(EXAMPLE, environ={}).settings
         for key in settings.protocols:
-            table = preview(settings, protocol=key, clinic_id=clinic,
-                            completed_at=datetime(2026, 11, 25, 15, tzinfo=UTC),
-                            timezone=None, session=1, of=3)
+            table = preview(
+                settings,
+                protocol=key,
+                clinic_id=clinic,
+                completed_at=datetime(2026, 11, 25, 15, tzinfo=UTC),
+                timezone=None,
+                session=1,
+                of=3,
+            )
             assert len(table.splitlines()) > 3, key
 
     def test_the_serum_step_runs_days_1_to_14_morning_and_evening(self) -> None:
@@ -79,58 +85,110 @@ def twilio_clinic_without_sender(data: dict[str, Any]) -> None:
 
 
 PROBLEMS = [
-    pytest.param(lambda d: step(d, 0).update(after="2 hours"),
-                 ["protocols.mn.steps[0].after: not a duration: '2 hours'"], id="bad-duration"),
-    pytest.param(lambda d: step(d, 0)["text"].update(en="Hi {name}, no makeup today."),
-                 ["protocols.mn.steps[0].text.en: unknown placeholder {name}"],
-                 id="unknown-placeholder"),
-    pytest.param(lambda d: step(d, 1)["text"].update(en="Time for your {serum:>30}."),
-                 ["protocols.mn.steps[1].text.en: format spec :>30 in {serum} is not allowed"],
-                 id="format-spec"),
-    pytest.param(lambda d: step(d, 2)["text"].pop("de"),
-                 ["protocols.mn.steps[2].text: no text for clinic locale 'de'"],
-                 id="missing-locale"),
-    pytest.param(lambda d: d["clinics"]["other"].update(timezone="Europe/Atlantis"),
-                 ["clinics.other.timezone: unknown time zone 'Europe/Atlantis'"],
-                 id="unknown-time-zone"),
-    pytest.param(lambda d: d["clinics"]["glow"].update(quiet_hours={"start": "21:00",
-                                                                     "end": "8am"}),
-                 ["clinics.glow.quiet_hours.end: not a clock time: '8am'"],
-                 id="bad-quiet-hours"),
-    pytest.param(lambda d: step(d, 2).update(key="serum"),
-                 ["protocols.mn.steps[2].key: duplicate step key 'serum'"], id="duplicate-key"),
-    pytest.param(lambda d: step(d, 1).update(after="1h"),
-                 ["protocols.mn.steps[1]: use either after (with every and count) or days"],
-                 id="after-and-days"),
-    pytest.param(lambda d: step(d, 0).update(every="1d"),
-                 ["protocols.mn.steps[0]: every needs count"], id="every-without-count"),
-    pytest.param(lambda d: step(d, 1).pop("at"),
-                 ["protocols.mn.steps[1]: days needs at"], id="days-without-at"),
-    pytest.param(lambda d: step(d, 0).update(afer="2h"),
-                 ["protocols.mn.steps[0].afer: Extra inputs are not permitted"],
-                 id="misspelt-step-key"),
-    pytest.param(lambda d: d["clinics"]["glow"].update(from_number="+1555"),
-                 ["clinics.glow.from_number: not a valid E.164 number"], id="bad-from-number"),
-    pytest.param(lambda d: d["clinics"]["glow"].pop("webhook_secrets"),
-                 ["clinics.glow.webhook_secrets: Field required"], id="no-webhook-secrets"),
-    pytest.param(lambda d: d.update(sever={"port": 8080}),
-                 ["sever: Extra inputs are not permitted"], id="unknown-top-level-key"),
-    pytest.param(lambda d: d["sms"].update(backend="twilio"),
-                 ["twilio.account_sid: required when sms.backend is 'twilio'",
-                  "twilio.auth_token: required when sms.backend is 'twilio'"],
-                 id="twilio-without-credentials"),
-    pytest.param(lambda d: d["clinics"]["other"].update(api_tokens=["token-glow"]),
-                 ["clinics.other.api_tokens[0]: also a token of clinic 'glow'; "
-                  "each token must belong to one clinic"], id="shared-api-token"),
-    pytest.param(lambda d: d["scheduler"].update(claim_lease="3s"),
-                 ["scheduler.claim_lease: 3s is shorter than twice twilio.request_timeout "
-                  "(2s); use at least 4s"], id="lease-shorter-than-two-requests"),
-    pytest.param(lambda d: d["server"].update(log_level="VERBOSE"),
-                 ["server.log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"],
-                 id="unknown-log-level"),
-    pytest.param(twilio_clinic_without_sender,
-                 ["clinics.other.from_number: set from_number or messaging_service_sid"],
-                 id="twilio-clinic-without-sender"),
+    pytest.param(
+        lambda d: step(d, 0).update(after="2 hours"),
+        ["protocols.mn.steps[0].after: not a duration: '2 hours'"],
+        id="bad-duration",
+    ),
+    pytest.param(
+        lambda d: step(d, 0)["text"].update(en="Hi {name}, no makeup today."),
+        ["protocols.mn.steps[0].text.en: unknown placeholder {name}"],
+        id="unknown-placeholder",
+    ),
+    pytest.param(
+        lambda d: step(d, 1)["text"].update(en="Time for your {serum:>30}."),
+        ["protocols.mn.steps[1].text.en: format spec :>30 in {serum} is not allowed"],
+        id="format-spec",
+    ),
+    pytest.param(
+        lambda d: step(d, 2)["text"].pop("de"),
+        ["protocols.mn.steps[2].text: no text for clinic locale 'de'"],
+        id="missing-locale",
+    ),
+    pytest.param(
+        lambda d: d["clinics"]["other"].update(timezone="Europe/Atlantis"),
+        ["clinics.other.timezone: unknown time zone 'Europe/Atlantis'"],
+        id="unknown-time-zone",
+    ),
+    pytest.param(
+        lambda d: d["clinics"]["glow"].update(quiet_hours={"start": "21:00", "end": "8am"}),
+        ["clinics.glow.quiet_hours.end: not a clock time: '8am'"],
+        id="bad-quiet-hours",
+    ),
+    pytest.param(
+        lambda d: step(d, 2).update(key="serum"),
+        ["protocols.mn.steps[2].key: duplicate step key 'serum'"],
+        id="duplicate-key",
+    ),
+    pytest.param(
+        lambda d: step(d, 1).update(after="1h"),
+        ["protocols.mn.steps[1]: use either after (with every and count) or days"],
+        id="after-and-days",
+    ),
+    pytest.param(
+        lambda d: step(d, 0).update(every="1d"),
+        ["protocols.mn.steps[0]: every needs count"],
+        id="every-without-count",
+    ),
+    pytest.param(
+        lambda d: step(d, 1).pop("at"),
+        ["protocols.mn.steps[1]: days needs at"],
+        id="days-without-at",
+    ),
+    pytest.param(
+        lambda d: step(d, 0).update(afer="2h"),
+        ["protocols.mn.steps[0].afer: Extra inputs are not permitted"],
+        id="misspelt-step-key",
+    ),
+    pytest.param(
+        lambda d: d["clinics"]["glow"].update(from_number="+1555"),
+        ["clinics.glow.from_number: not a valid E.164 number"],
+        id="bad-from-number",
+    ),
+    pytest.param(
+        lambda d: d["clinics"]["glow"].pop("webhook_secrets"),
+        ["clinics.glow.webhook_secrets: Field required"],
+        id="no-webhook-secrets",
+    ),
+    pytest.param(
+        lambda d: d.update(sever={"port": 8080}),
+        ["sever: Extra inputs are not permitted"],
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        lambda d: d["sms"].update(backend="twilio"),
+        [
+            "twilio.account_sid: required when sms.backend is 'twilio'",
+            "twilio.auth_token: required when sms.backend is 'twilio'",
+        ],
+        id="twilio-without-credentials",
+    ),
+    pytest.param(
+        lambda d: d["clinics"]["other"].update(api_tokens=["token-glow"]),
+        [
+            "clinics.other.api_tokens[0]: also a token of clinic 'glow'; "
+            "each token must belong to one clinic"
+        ],
+        id="shared-api-token",
+    ),
+    pytest.param(
+        lambda d: d["scheduler"].update(claim_lease="3s"),
+        [
+            "scheduler.claim_lease: 3s is shorter than twice twilio.request_timeout "
+            "(2s); use at least 4s"
+        ],
+        id="lease-shorter-than-two-requests",
+    ),
+    pytest.param(
+        lambda d: d["server"].update(log_level="VERBOSE"),
+        ["server.log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"],
+        id="unknown-log-level",
+    ),
+    pytest.param(
+        twilio_clinic_without_sender,
+        ["clinics.other.from_number: set from_number or messaging_service_sid"],
+        id="twilio-clinic-without-sender",
+    ),
 ]
 
 
@@ -153,8 +211,11 @@ class TestProblems:
 
     def test_a_clinic_messaging_service_replaces_its_from_number(self, tmp_path: Path) -> None:
         """With Twilio, a messaging service sid is as good as a from_number."""
-        data = config_data(tmp_path / "aftercare.db", sms={"backend": "twilio"},
-                           twilio={"account_sid": "AC123", "auth_token": "t0k"})
+        data = config_data(
+            tmp_path / "aftercare.db",
+            sms={"backend": "twilio"},
+            twilio={"account_sid": "AC123", "auth_token": "t0k"},
+        )
         data["clinics"]["other"]["from_number"] = ""
         data["clinics"]["other"]["messaging_service_sid"] = "MG123"
         settings = load_settings(write_toml(tmp_path / "config.toml", data), environ={}).settings
@@ -170,8 +231,12 @@ class TestProblems:
             step(d, 2)["key"] = "serum"
 
         paths = {p.split(": ")[0] for p in problems_of(tmp_path, edit)}
-        assert paths == {"clinics.other.timezone", "protocols.mn.steps[0].after",
-                         "protocols.mn.steps[1].text.en", "protocols.mn.steps[2].key"}
+        assert paths == {
+            "clinics.other.timezone",
+            "protocols.mn.steps[0].after",
+            "protocols.mn.steps[1].text.en",
+            "protocols.mn.steps[2].key",
+        }
 
     def test_an_unreadable_file_is_one_clear_problem(self, tmp_path: Path) -> None:
         """A missing file is named, with why it could not be read."""
@@ -203,13 +268,17 @@ class TestProblems:
 class TestSecretsInProblems:
     def test_a_bad_webhook_secret_is_not_echoed(self, tmp_path: Path) -> None:
         """The problem says which secret is wrong, never what it is."""
-        problems = problems_of(tmp_path, lambda d: d["clinics"]["glow"].update(
-            webhook_secrets=[SECRET, "whsec_hunter2xx"]))
-        assert problems == ["clinics.glow.webhook_secrets: secret 1 is not a base64 'whsec_…' "
-                            "secret"]
+        problems = problems_of(
+            tmp_path,
+            lambda d: d["clinics"]["glow"].update(webhook_secrets=[SECRET, "whsec_hunter2xx"]),
+        )
+        assert problems == [
+            "clinics.glow.webhook_secrets: secret 1 is not a base64 'whsec_…' secret"
+        ]
 
-    @pytest.mark.parametrize("name", ["AFTERCARE_CLINICS__GLOW__API_TOKENS",
-                                      "AFTERCARE_CLINICS__GLOW__WEBHOOK_SECRETS"])
+    @pytest.mark.parametrize(
+        "name", ["AFTERCARE_CLINICS__GLOW__API_TOKENS", "AFTERCARE_CLINICS__GLOW__WEBHOOK_SECRETS"]
+    )
     def test_a_secret_list_given_as_plain_text_is_not_echoed(
         self, tmp_path: Path, name: str
     ) -> None:

@@ -48,8 +48,9 @@ async def client(make_client: Any, settings: Any, clock: FakeClock) -> AppClient
 
 async def plan(client: AppClient, treatment_id: str = "tr_1", **patient: Any) -> list[str]:
     """Plan a treatment completed at COMPLETED for pt_77; its message ids in plan order."""
-    body = completed_event(treatment={"id": treatment_id, "completed_at": COMPLETED.isoformat()},
-                           patient=patient)
+    body = completed_event(
+        treatment={"id": treatment_id, "completed_at": COMPLETED.isoformat()}, patient=patient
+    )
     response = await post_event(client, body)
     assert response.status == 202, await response.text()
     return [m["id"] for m in (await response.json())["messages"]]
@@ -64,8 +65,9 @@ async def messages(client: AppClient, treatment_id: str = "tr_1") -> dict[str, d
 
 async def by_step(client: AppClient, step: str, treatment_id: str = "tr_1") -> list[str]:
     """The send_at of a step's messages, in order."""
-    return [m["send_at"] for m in (await messages(client, treatment_id)).values()
-            if m["step"] == step]
+    return [
+        m["send_at"] for m in (await messages(client, treatment_id)).values() if m["step"] == step
+    ]
 
 
 async def stored(client: AppClient, table: Any) -> int:
@@ -83,13 +85,12 @@ class TestTreatmentCancelled:
         assert (answer["event_id"], answer["type"]) == ("evt_cancel", "treatment.cancelled")
         assert answer["treatment"]["cancelled_at"] == "2026-11-25T15:00:00Z"
         assert {(m["status"], m["reason"]) for m in answer["messages"]} == {
-            ("cancelled", "treatment cancelled")}
+            ("cancelled", "treatment cancelled")
+        }
         history = next(iter((await messages(client)).values()))["history"]
         assert history[-1]["detail"] == "treatment cancelled (event evt_cancel)"
 
-    async def test_messages_already_sending_or_sent_are_left_alone(
-        self, client: AppClient
-    ) -> None:
+    async def test_messages_already_sending_or_sent_are_left_alone(self, client: AppClient) -> None:
         """A message in `sending` cannot be recalled and a sent one is history: both stay."""
         first, second, *rest = await plan(client)
         await move_message(client, first, Status.SENDING, Status.SENT)
@@ -129,8 +130,9 @@ class TestTreatmentCancelled:
         again = await post_event(client, body, msg_id="evt_1")
         assert (first.status, again.status) == (202, 200)
         assert await again.json() == await first.json()
-        other = await post_event(client, cancelled_event("tr_1", timestamp="2026-11-25T16:00:00Z"),
-                                 msg_id="evt_1")
+        other = await post_event(
+            client, cancelled_event("tr_1", timestamp="2026-11-25T16:00:00Z"), msg_id="evt_1"
+        )
         assert other.status == 409
 
     async def test_completed_again_after_cancel_plans_nothing(self, client: AppClient) -> None:
@@ -146,8 +148,9 @@ class TestTreatmentCancelled:
     async def test_another_clinic_cannot_cancel_it(self, client: AppClient) -> None:
         """Clinic B's signed cancellation of clinic A's treatment id finds no such treatment."""
         await plan(client)
-        response = await post_event(client, cancelled_event("tr_1"), clinic="other",
-                                    secret=OTHER_SECRET)
+        response = await post_event(
+            client, cancelled_event("tr_1"), clinic="other", secret=OTHER_SECRET
+        )
         assert response.status == 422
         assert {m["status"] for m in (await messages(client)).values()} == {"scheduled"}
 
@@ -174,8 +177,9 @@ class TestPhoneChange:
         """The answer names the patient (phone masked) and each message that changed."""
         first, *rest = await plan(client)
         await move_message(client, first, Status.SENDING, Status.SENT)
-        response = await post_event(client, patient_updated_event(phone=NEW_PHONE),
-                                    msg_id="evt_phone")
+        response = await post_event(
+            client, patient_updated_event(phone=NEW_PHONE), msg_id="evt_phone"
+        )
         text = await response.text()
         answer = await response.json()
         assert (answer["event_id"], answer["type"]) == ("evt_phone", "patient.updated")
@@ -191,7 +195,8 @@ class TestPhoneChange:
         await post_event(client, patient_updated_event(phone=NEW_PHONE))
         found = (await messages(client)).values()
         assert {(m["status"], m["reason"]) for m in found} == {
-            ("cancelled", "number opted out (STOP)")}
+            ("cancelled", "number opted out (STOP)")
+        }
 
 
 class TestNameAndLocaleChange:
@@ -223,15 +228,16 @@ class TestTimeZoneChange:
         response = await post_event(client, patient_updated_event(timezone="Europe/Berlin"))
         assert response.status == 202
         assert await by_step(client, "serum") == [
-            "2026-11-26T07:30:00Z", "2026-11-26T19:30:00Z",
-            "2026-11-27T07:30:00Z", "2026-11-27T19:30:00Z"]
+            "2026-11-26T07:30:00Z",
+            "2026-11-26T19:30:00Z",
+            "2026-11-27T07:30:00Z",
+            "2026-11-27T19:30:00Z",
+        ]
         assert await by_step(client, "tonight") == tonight
         serum = [m for m in (await messages(client)).values() if m["step"] == "serum"]
         assert serum[0]["history"][-1]["detail"] == "patient.updated: re-planned in Europe/Berlin"
 
-    async def test_quiet_hours_of_the_new_zone_apply_to_every_step(
-        self, client: AppClient
-    ) -> None:
+    async def test_quiet_hours_of_the_new_zone_apply_to_every_step(self, client: AppClient) -> None:
         """A message that would now fall at night in Tokyo moves to 08:00 there."""
         await plan(client)
         await post_event(client, patient_updated_event(timezone="Asia/Tokyo"))
@@ -245,8 +251,11 @@ class TestTimeZoneChange:
         await move_message(client, first_serum, Status.SENDING, Status.SENT)
         await post_event(client, patient_updated_event(timezone="Europe/Berlin"))
         assert await by_step(client, "serum") == [
-            "2026-11-26T16:30:00Z", "2026-11-26T19:30:00Z",
-            "2026-11-27T07:30:00Z", "2026-11-27T19:30:00Z"]
+            "2026-11-26T16:30:00Z",
+            "2026-11-26T19:30:00Z",
+            "2026-11-27T07:30:00Z",
+            "2026-11-27T19:30:00Z",
+        ]
         assert len(await messages(client)) == len(ids)
 
     async def test_a_time_long_past_in_the_new_zone_expires(
@@ -258,8 +267,10 @@ class TestTimeZoneChange:
         await post_event(client, patient_updated_event(timezone="Europe/Berlin"))
         found = await messages(client)
         first_serum = found[ids[1]]
-        assert (first_serum["status"], first_serum["send_at"]) == ("expired",
-                                                                   "2026-11-26T07:30:00Z")
+        assert (first_serum["status"], first_serum["send_at"]) == (
+            "expired",
+            "2026-11-26T07:30:00Z",
+        )
         assert first_serum["reason"] == "its time had passed in the patient's new time zone"
 
     async def test_a_time_just_past_in_the_new_zone_goes_out_at_once(
@@ -269,15 +280,26 @@ class TestTimeZoneChange:
         (and not yet expired) is armed and sent at once, on the real clock."""
         now = datetime.now(UTC)
         clinics = config_data(database)["clinics"]
-        clinics["glow"]["quiet_hours"] = {"start": f"{now - timedelta(hours=3):%H:%M}",
-                                          "end": f"{now + timedelta(hours=2):%H:%M}"}
-        step = {"key": "soon", "kind": "aftercare", "after": "1h", "expires_after": "6h",
-                "text": "Hi {first_name}."}
-        client = await make_client(make_settings(
-            database, clinics=clinics, protocols={"mn": {"title": "Soon", "steps": [step]}}))
+        clinics["glow"]["quiet_hours"] = {
+            "start": f"{now - timedelta(hours=3):%H:%M}",
+            "end": f"{now + timedelta(hours=2):%H:%M}",
+        }
+        step = {
+            "key": "soon",
+            "kind": "aftercare",
+            "after": "1h",
+            "expires_after": "6h",
+            "text": "Hi {first_name}.",
+        }
+        client = await make_client(
+            make_settings(
+                database, clinics=clinics, protocols={"mn": {"title": "Soon", "steps": [step]}}
+            )
+        )
         completed = (now - timedelta(hours=2)).isoformat()
-        body = completed_event(treatment={"id": "tr_1", "completed_at": completed},
-                               patient={"timezone": "UTC"})
+        body = completed_event(
+            treatment={"id": "tr_1", "completed_at": completed}, patient={"timezone": "UTC"}
+        )
         [held] = (await (await post_event(client, body)).json())["messages"]
         assert held["status"] == "scheduled" and held["send_at"] > f"{now:%Y-%m-%dT%H:%M}"
         # Twelve hours east the same instant is mid-afternoon, far from quiet hours.
@@ -289,8 +311,13 @@ class TestTimeZoneChangeOfTheTreatmentDay:
     @pytest.fixture
     def settings(self, database: str) -> Settings:
         """One reminder at 20:30 local on the treatment day and the day after."""
-        step = {"key": "evening", "kind": "serum", "days": "0-1", "at": ["20:30"],
-                "text": "Serum time, {first_name}."}
+        step = {
+            "key": "evening",
+            "kind": "serum",
+            "days": "0-1",
+            "at": ["20:30"],
+            "text": "Serum time, {first_name}.",
+        }
         return make_settings(database, protocols={"mn": {"title": "Evening", "steps": [step]}})
 
     @pytest.fixture
@@ -302,18 +329,22 @@ class TestTimeZoneChangeOfTheTreatmentDay:
     ) -> None:
         """Treated at 21:00 in Berlin: one reminder; in Los Angeles (12:00) there are two,
         and back in Berlin the second is cancelled."""
-        body = completed_event(treatment={"id": "tr_1", "completed_at": "2026-11-25T20:00:00Z"},
-                               patient={"timezone": "Europe/Berlin"})
+        body = completed_event(
+            treatment={"id": "tr_1", "completed_at": "2026-11-25T20:00:00Z"},
+            patient={"timezone": "Europe/Berlin"},
+        )
         assert len((await (await post_event(client, body)).json())["messages"]) == 1
-        answer = await (await post_event(client, patient_updated_event(
-            timezone="America/Los_Angeles"))).json()
+        answer = await (
+            await post_event(client, patient_updated_event(timezone="America/Los_Angeles"))
+        ).json()
         assert len(answer["messages"]) == 2
-        assert await by_step(client, "evening") == ["2026-11-26T04:30:00Z",
-                                                     "2026-11-27T04:30:00Z"]
+        assert await by_step(client, "evening") == ["2026-11-26T04:30:00Z", "2026-11-27T04:30:00Z"]
         await post_event(client, patient_updated_event(timezone="Europe/Berlin"))
         found = sorted((m["send_at"], m["status"]) for m in (await messages(client)).values())
-        assert found == [("2026-11-26T19:30:00Z", "scheduled"),
-                         ("2026-11-27T04:30:00Z", "cancelled")]
+        assert found == [
+            ("2026-11-26T19:30:00Z", "scheduled"),
+            ("2026-11-27T04:30:00Z", "cancelled"),
+        ]
 
 
 class TestConsent:
@@ -328,7 +359,8 @@ class TestConsent:
         for treatment in ("tr_1", "tr_2"):
             found = (await messages(client, treatment)).values()
             assert {(m["status"], m["reason"]) for m in found} == {
-                ("cancelled", "consent withdrawn")}
+                ("cancelled", "consent withdrawn")
+            }
         assert {m["status"] for m in (await messages(client, "tr_3")).values()} == {"scheduled"}
 
     async def test_consent_given_again_plans_later_events(self, client: AppClient) -> None:
@@ -354,8 +386,9 @@ class TestPatientUpdated:
     ) -> None:
         """Clinic B's update of clinic A's patient id finds no such patient."""
         await plan(client)
-        response = await post_event(client, patient_updated_event(phone=NEW_PHONE),
-                                    clinic="other", secret=OTHER_SECRET)
+        response = await post_event(
+            client, patient_updated_event(phone=NEW_PHONE), clinic="other", secret=OTHER_SECRET
+        )
         assert response.status == 422
         assert {m["to"] for m in (await messages(client)).values()} == {"•••••••0123"}
 
@@ -364,8 +397,10 @@ class TestPatientUpdated:
     ) -> None:
         """The same details again are accepted and touch no message."""
         await plan(client)
-        response = await post_event(client, patient_updated_event(
-            first_name="Ana", phone=PHONE, timezone="America/Los_Angeles"))
+        response = await post_event(
+            client,
+            patient_updated_event(first_name="Ana", phone=PHONE, timezone="America/Los_Angeles"),
+        )
         assert response.status == 202
         assert (await response.json())["messages"] == []
         assert all(len(m["history"]) == 1 for m in (await messages(client)).values())
@@ -378,15 +413,23 @@ class TestPatientUpdated:
         again = await post_event(client, body, msg_id="evt_upd")
         assert (first.status, again.status) == (202, 200)
         assert await again.json() == await first.json()
-        other = await post_event(client, patient_updated_event(first_name="Bel"),
-                                 msg_id="evt_upd")
+        other = await post_event(client, patient_updated_event(first_name="Bel"), msg_id="evt_upd")
         assert other.status == 409
 
-    @pytest.mark.parametrize(("field", "value"), [
-        ("phone", "4155550123"), ("phone", "+18005550123"), ("timezone", "Mars/Olympus"),
-        ("sms_consent", "no"), ("first_name", ""), ("locale", "!!")])
-    async def test_wrong_field_is_422_naming_it(self, client: AppClient, field: str,
-                                                value: Any) -> None:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("phone", "4155550123"),
+            ("phone", "+18005550123"),
+            ("timezone", "Mars/Olympus"),
+            ("sms_consent", "no"),
+            ("first_name", ""),
+            ("locale", "!!"),
+        ],
+    )
+    async def test_wrong_field_is_422_naming_it(
+        self, client: AppClient, field: str, value: Any
+    ) -> None:
         """Each wrong field is refused by name, and the patient is unchanged."""
         await plan(client)
         response = await post_event(client, patient_updated_event(**{field: value}))
@@ -396,8 +439,9 @@ class TestPatientUpdated:
         assert all(len(m["history"]) == 1 for m in (await messages(client)).values())
 
 
-async def eventually_status(client: AppClient, message_id: str, *,
-                            until: str = "sent", timeout: float = 10.0) -> str:
+async def eventually_status(
+    client: AppClient, message_id: str, *, until: str = "sent", timeout: float = 10.0
+) -> str:
     """The message's status once it reaches `until` (or whatever it is after `timeout`)."""
     import asyncio
 

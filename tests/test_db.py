@@ -49,8 +49,9 @@ class TestSqlite:
             s.add(OptOut(clinic_id="c", phone="+1", at=at, source="test"))
             await s.flush()
             conn = await s.connection()
-            await conn.execute(sa.text("INSERT INTO opt_out VALUES ('c', '+2', "
-                                       "'2026-11-25 15:00:00', 'old')"))
+            await conn.execute(
+                sa.text("INSERT INTO opt_out VALUES ('c', '+2', '2026-11-25 15:00:00', 'old')")
+            )
             raw = (await conn.execute(sa.text("SELECT at FROM opt_out WHERE phone = '+1'"))).one()
         async with sessions() as s:
             old = await s.get(OptOut, ("c", "+2"))
@@ -85,8 +86,9 @@ class TestOneTripCursor:
         async with engine.begin() as conn:
             await conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"))
             inserted = await conn.execute(sa.text("INSERT INTO t (v) VALUES ('a')"))
-            await conn.execute(sa.text("INSERT INTO t (v) VALUES (:v)"),
-                               [{"v": f"b{i}"} for i in range(500)])
+            await conn.execute(
+                sa.text("INSERT INTO t (v) VALUES (:v)"), [{"v": f"b{i}"} for i in range(500)]
+            )
             updated = await conn.execute(sa.text("UPDATE t SET v = v || '!' WHERE id > 1"))
             rows = (await conn.execute(sa.text("SELECT id, v FROM t ORDER BY id"))).all()
         with pytest.raises(IntegrityError):
@@ -100,9 +102,7 @@ class TestOneTripCursor:
         assert len(rows) == 501 and rows[0] == (1, "a") and rows[-1] == (501, "b499!")
         assert count == 501
 
-    async def test_a_transaction_begins_in_its_first_statements_trip(
-        self, db_path: Path
-    ) -> None:
+    async def test_a_transaction_begins_in_its_first_statements_trip(self, db_path: Path) -> None:
         """BEGIN IMMEDIATE reaches SQLite with the first statement, in its one trip, and the
         write lock is held from that statement on; a transaction that ran nothing makes no trip
         at all, and neither does the pool's rollback after a commit."""
@@ -160,6 +160,7 @@ class TestOneTripCursor:
             await engine.dispose()
         assert seen == 2 and values == ["a", "b", "c"]
         assert puts == 3  # SELECT with its BEGIN and the inserts; COMMIT; COMMIT with them all
+
 
 class CountingQueue:
     """aiosqlite's queue of calls for its thread, counting what is put on it."""

@@ -28,7 +28,8 @@ DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana-dashboard.json"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not on PATH (Debian: apt-get install prometheus)")
+    PROMTOOL is None, reason="promtool not on PATH (Debian: apt-get install prometheus)"
+)
 
 # Metrics the rules and the dashboard may name before service/observability/metrics.py has them.
 FUTURE_METRICS = {
@@ -43,15 +44,19 @@ FUTURE_METRICS = {
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:
     """Run a tool from the repository root, capturing what it says."""
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def dockerfile() -> list[str]:
     """The Dockerfile's instructions, continuation lines joined, comments dropped."""
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def dashboard() -> dict[str, Any]:
@@ -76,8 +81,11 @@ class TestDockerfile:
     def test_dependencies_come_from_the_lock_before_the_source(self) -> None:
         """The lock is installed in a layer of its own: a source change keeps that layer."""
         lines = dockerfile()
-        install = next(i for i, line in enumerate(lines)
-                       if line.startswith("RUN") and "-r requirements/runtime.txt" in line)
+        install = next(
+            i
+            for i, line in enumerate(lines)
+            if line.startswith("RUN") and "-r requirements/runtime.txt" in line
+        )
         source = next(i for i, line in enumerate(lines) if line.startswith("COPY service"))
         assert lines[install - 1].startswith("COPY requirements/runtime.txt")
         assert install < source
@@ -105,8 +113,14 @@ def healthcheck_env(config: Path, **extra: str) -> dict[str, str]:
 async def healthcheck(env: dict[str, str]) -> tuple[int, str]:
     """Run `python -m service.healthcheck` as Docker would; its exit status and stderr."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service.healthcheck", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "service.healthcheck",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode is not None
     return process.returncode, err.decode()
@@ -114,15 +128,17 @@ async def healthcheck(env: dict[str, str]) -> tuple[int, str]:
 
 def config_on(tmp_path: Path, port: int) -> Path:
     """A config file whose [server] port is `port`."""
-    data = process_config(port, "http://127.0.0.1:9", f"sqlite+aiosqlite:///{tmp_path}/a.db",
-                          steps=1)
+    data = process_config(
+        port, "http://127.0.0.1:9", f"sqlite+aiosqlite:///{tmp_path}/a.db", steps=1
+    )
     data["server"]["port"] = port
     return write_toml(tmp_path / "config.toml", data)
 
 
 class TestHealthcheck:
     async def test_exits_0_against_the_running_service(
-            self, aiohttp_server: AiohttpServer, db_path: Path, tmp_path: Path) -> None:
+        self, aiohttp_server: AiohttpServer, db_path: Path, tmp_path: Path
+    ) -> None:
         """The service's own /healthz on the port the config names answers: exit 0."""
         server = await aiohttp_server(create_app(make_settings(db_path)))
         assert server.port is not None
@@ -137,7 +153,8 @@ class TestHealthcheck:
         assert f"127.0.0.1:{port}/healthz" in err
 
     async def test_follows_the_port_from_the_environment(
-            self, aiohttp_server: AiohttpServer, db_path: Path, tmp_path: Path) -> None:
+        self, aiohttp_server: AiohttpServer, db_path: Path, tmp_path: Path
+    ) -> None:
         """AFTERCARE_SERVER__PORT overrides the file for the health check as for `serve`."""
         server = await aiohttp_server(create_app(make_settings(db_path)))
         closed = config_on(tmp_path, free_port())
@@ -152,12 +169,15 @@ class TestHealthcheck:
         status, err = await healthcheck(healthcheck_env(bad))
         assert status == 1 and "server.port" in err
 
-    @pytest.mark.parametrize(("host", "url"), [
-        ("0.0.0.0", "http://127.0.0.1:9000/healthz"),
-        ("::", "http://[::1]:9000/healthz"),
-        ("10.1.2.3", "http://10.1.2.3:9000/healthz"),
-        ("fd00::7", "http://[fd00::7]:9000/healthz"),
-    ])
+    @pytest.mark.parametrize(
+        ("host", "url"),
+        [
+            ("0.0.0.0", "http://127.0.0.1:9000/healthz"),
+            ("::", "http://[::1]:9000/healthz"),
+            ("10.1.2.3", "http://10.1.2.3:9000/healthz"),
+            ("fd00::7", "http://[fd00::7]:9000/healthz"),
+        ],
+    )
     def test_a_wildcard_bind_is_checked_on_loopback(self, host: str, url: str) -> None:
         """A wildcard host is reached on loopback; a specific address is used as it is."""
         assert healthz_url(host, 9000) == url
@@ -171,8 +191,9 @@ def exported_metrics() -> set[str]:
 
 def named_metrics(text: str) -> set[str]:
     """The aftercare_* series `text` names, as metric names (histogram suffixes stripped)."""
-    return {re.sub(r"_(bucket|count|sum)$", "", name)
-            for name in re.findall(r"aftercare_[a-z_]+", text)}
+    return {
+        re.sub(r"_(bucket|count|sum)$", "", name) for name in re.findall(r"aftercare_[a-z_]+", text)
+    }
 
 
 class TestMetricNames:
@@ -206,10 +227,19 @@ class TestAlertRules:
     def test_the_dashboard_queries_parse(self, tmp_path: Path) -> None:
         """Each panel's PromQL, with Grafana's variables filled in, is valid to promtool."""
         assert PROMTOOL
-        exprs = [e.replace("$__rate_interval", "5m").replace("$job", ".+")
-                 for e in dashboard_exprs()]
-        rules = {"groups": [{"name": "dashboard", "rules": [
-            {"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+        exprs = [
+            e.replace("$__rate_interval", "5m").replace("$job", ".+") for e in dashboard_exprs()
+        ]
+        rules = {
+            "groups": [
+                {
+                    "name": "dashboard",
+                    "rules": [
+                        {"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(exprs)
+                    ],
+                }
+            ]
+        }
         path = tmp_path / "dashboard-rules.yml"
         path.write_text(json.dumps(rules))  # JSON is YAML
         result = run(PROMTOOL, "check", "rules", str(path))
@@ -231,14 +261,21 @@ class TestDashboard:
         """Sends, lateness, statuses, pending, overdue, callbacks, writer queue, HTTP, events,
         CPU and memory each have a panel."""
         text = " ".join(dashboard_exprs())
-        for metric in ("aftercare_sends_total", "aftercare_lateness_seconds_bucket",
-                       "aftercare_messages{", "aftercare_pending_messages",
-                       "aftercare_oldest_overdue_seconds", "aftercare_callbacks_total",
-                       "aftercare_callback_seconds_bucket", "aftercare_writer_queue",
-                       "aftercare_http_request_duration_seconds_count",
-                       "aftercare_http_request_duration_seconds_bucket",
-                       "aftercare_events_total", "process_cpu_seconds_total",
-                       "process_resident_memory_bytes"):
+        for metric in (
+            "aftercare_sends_total",
+            "aftercare_lateness_seconds_bucket",
+            "aftercare_messages{",
+            "aftercare_pending_messages",
+            "aftercare_oldest_overdue_seconds",
+            "aftercare_callbacks_total",
+            "aftercare_callback_seconds_bucket",
+            "aftercare_writer_queue",
+            "aftercare_http_request_duration_seconds_count",
+            "aftercare_http_request_duration_seconds_bucket",
+            "aftercare_events_total",
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+        ):
             assert metric in text, metric
         ids = [panel["id"] for panel in dashboard()["panels"]]
         assert len(ids) == len(set(ids))

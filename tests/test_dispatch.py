@@ -60,8 +60,9 @@ class World:
         overrides.setdefault("treatment", {})
         overrides["treatment"].setdefault("completed_at", (now - timedelta(hours=2)).isoformat())
         overrides.setdefault("patient", {}).setdefault("timezone", "UTC")
-        reply = await self.ingest.handle("glow", "wh_" + secrets.token_hex(8),
-                                         encode(completed_event(**overrides)))
+        reply = await self.ingest.handle(
+            "glow", "wh_" + secrets.token_hex(8), encode(completed_event(**overrides))
+        )
         assert reply.status == 202
         async with self.sessions() as s:
             rows = (await s.exec(select(Message).order_by(Message.send_at))).all()
@@ -82,11 +83,20 @@ class World:
 
     def narrow_dispatcher(self, *, room: int) -> Dispatcher:
         """A second dispatcher with room for `room` sends at a time."""
-        narrow = self.dispatcher.settings.model_copy(update={
-            "scheduler": self.dispatcher.settings.scheduler.model_copy(
-                update={"max_concurrent_sends": room})})
-        return Dispatcher(settings=narrow, sessions=self.sessions, sender=self.dispatcher.sender,
-                          clock=self.clock, instance="narrow")
+        narrow = self.dispatcher.settings.model_copy(
+            update={
+                "scheduler": self.dispatcher.settings.scheduler.model_copy(
+                    update={"max_concurrent_sends": room}
+                )
+            }
+        )
+        return Dispatcher(
+            settings=narrow,
+            sessions=self.sessions,
+            sender=self.dispatcher.sender,
+            clock=self.clock,
+            instance="narrow",
+        )
 
 
 @pytest.fixture
@@ -96,21 +106,36 @@ async def world(database: str, aiohttp_server: AiohttpServer) -> AsyncIterator[W
     settings = make_settings(
         database,
         sms={"backend": "twilio"},
-        twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "api_base_url": base,
-                "request_timeout": "1s"},
-        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
-                          "from_number": FROM, "webhook_secrets": [make_secret()],
-                          "api_tokens": ["t"], "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+        twilio={
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "api_base_url": base,
+            "request_timeout": "1s",
+        },
+        clinics={
+            "glow": {
+                "name": "Glow",
+                "timezone": "UTC",
+                "locale": "en",
+                "from_number": FROM,
+                "webhook_secrets": [make_secret()],
+                "api_tokens": ["t"],
+                "quiet_hours": {"start": "00:00", "end": "00:00"},
+            }
+        },
     )
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     engine = create_engine(settings.database.url)
     sessions = session_factory(engine)
-    sender = TwilioSender(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=base,
-                          timeout=1.0)
-    dispatcher = Dispatcher(settings=settings, sessions=sessions, sender=sender, clock=clock,
-                            instance="test-1")
-    yield World(clock, fake, sessions, Ingest(settings=settings, sessions=sessions, clock=clock),
-                dispatcher)
+    sender = TwilioSender(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=base, timeout=1.0
+    )
+    dispatcher = Dispatcher(
+        settings=settings, sessions=sessions, sender=sender, clock=clock, instance="test-1"
+    )
+    yield World(
+        clock, fake, sessions, Ingest(settings=settings, sessions=sessions, clock=clock), dispatcher
+    )
     await sender.aclose()
     await engine.dispose()
 
@@ -118,14 +143,24 @@ async def world(database: str, aiohttp_server: AiohttpServer) -> AsyncIterator[W
 async def explain_claim(conn: Any, *, now: datetime) -> list[str]:
     """PostgreSQL's plan for the claim statement, as EXPLAIN prints it."""
     compiled = claims._CLAIM.compile(dialect=conn.dialect)
-    params = compiled.construct_params({"now": now, "limit": 64, "instance": "x",
-                                        "lease_until": now + timedelta(seconds=60)})
+    params = compiled.construct_params(
+        {"now": now, "limit": 64, "instance": "x", "lease_until": now + timedelta(seconds=60)}
+    )
     # The IN lists are the statement's own constants (statuses): written in as literals.
-    sql = re.sub(r"__\[POSTCOMPILE_(\w+)\]",
-                 lambda m: ", ".join(f"'{v}'" for v in params[m.group(1)]), compiled.string)
+    sql = re.sub(
+        r"__\[POSTCOMPILE_(\w+)\]",
+        lambda m: ", ".join(f"'{v}'" for v in params[m.group(1)]),
+        compiled.string,
+    )
     raw = (await conn.get_raw_connection()).driver_connection
-    rows = await raw.fetch("EXPLAIN " + sql, *[params[name] for name in compiled.positiontup
-                                               or [] if not isinstance(params[name], list)])
+    rows = await raw.fetch(
+        "EXPLAIN " + sql,
+        *[
+            params[name]
+            for name in compiled.positiontup or []
+            if not isinstance(params[name], list)
+        ],
+    )
     return [row[0] for row in rows]
 
 
@@ -133,8 +168,10 @@ def node(plan: list[str], marker: str) -> list[str]:
     """The lines of the first EXPLAIN node whose line holds `marker`, with its children."""
     start = next(i for i, line in enumerate(plan) if marker in line)
     depth = len(plan[start]) - len(plan[start].lstrip())
-    end = next((i for i in range(start + 1, len(plan))
-                if len(plan[i]) - len(plan[i].lstrip()) <= depth), len(plan))
+    end = next(
+        (i for i in range(start + 1, len(plan)) if len(plan[i]) - len(plan[i].lstrip()) <= depth),
+        len(plan),
+    )
     return plan[start:end]
 
 
@@ -178,8 +215,13 @@ class TestSend:
         """Two dispatchers (as two replicas) racing for a message: one claim, one send."""
         first = (await world.plan())[0]
         world.at(first.send_at)
-        rival = Dispatcher(settings=world.dispatcher.settings, sessions=world.sessions,
-                           sender=world.dispatcher.sender, clock=world.clock, instance="test-2")
+        rival = Dispatcher(
+            settings=world.dispatcher.settings,
+            sessions=world.sessions,
+            sender=world.dispatcher.sender,
+            clock=world.clock,
+            instance="test-2",
+        )
         await asyncio.gather(*[d.dispatch_due() for d in [world.dispatcher, rival] * 3])
         assert len(world.fake.attempts) == 1
 
@@ -187,8 +229,10 @@ class TestSend:
         """With room for two sends at a time, five messages due at once all go out."""
         completed = (world.clock.now() - timedelta(hours=2)).isoformat()
         for i in range(5):
-            await world.plan(treatment={"completed_at": completed},
-                             patient={"id": f"pt_{i}", "phone": f"+1415555020{i}"})
+            await world.plan(
+                treatment={"completed_at": completed},
+                patient={"id": f"pt_{i}", "phone": f"+1415555020{i}"},
+            )
         await world.narrow_dispatcher(room=2).dispatch_due()
         assert len(world.fake.messages) == 5
 
@@ -204,8 +248,9 @@ class TestSend:
             completed = (now - timedelta(hours=2) - timedelta(seconds=10 - i)).isoformat()
             phone = f"+1415555040{i}"
             world.fake.behaviours[phone] = f"slow:{seconds}"
-            await world.plan(treatment={"completed_at": completed},
-                             patient={"id": f"pt_{i}", "phone": phone})
+            await world.plan(
+                treatment={"completed_at": completed}, patient={"id": f"pt_{i}", "phone": phone}
+            )
         await world.narrow_dispatcher(room=4).dispatch_due()
         beside = {a["to"]: a["beside"] for a in world.fake.attempts}
         assert len(world.fake.messages) == 6
@@ -217,11 +262,14 @@ class TestSend:
         """Two numbers that said STOP fill the first claim of two; the messages due behind
         them still go out in the same wake-up, not at the next timer."""
         now = world.clock.now()
-        for i, ago in enumerate([timedelta(minutes=2), timedelta(minutes=1), timedelta(0),
-                                 timedelta(0)]):
+        for i, ago in enumerate(
+            [timedelta(minutes=2), timedelta(minutes=1), timedelta(0), timedelta(0)]
+        ):
             completed = (now - timedelta(hours=2) - ago).isoformat()
-            await world.plan(treatment={"completed_at": completed},
-                             patient={"id": f"pt_{i}", "phone": f"+1415555030{i}"})
+            await world.plan(
+                treatment={"completed_at": completed},
+                patient={"id": f"pt_{i}", "phone": f"+1415555030{i}"},
+            )
         async with world.sessions.begin() as s:
             for i in range(2):
                 s.add(OptOut(clinic_id="glow", phone=f"+1415555030{i}", at=now, source="test"))
@@ -255,17 +303,20 @@ class TestSend:
         [first] = await world.dispatcher.claim(limit=1)
         assert first.footer
         async with world.sessions.begin() as s:
-            await store.move(s, first.id, to=Status.SCHEDULED, now=world.clock.now(),
-                             allowed_from=[Status.SENDING], detail="429; retry")
+            await store.move(
+                s,
+                first.id,
+                to=Status.SCHEDULED,
+                now=world.clock.now(),
+                allowed_from=[Status.SENDING],
+                detail="429; retry",
+            )
         world.at(world.clock.now() + timedelta(seconds=1))
-        nxt = min((m for m in await world.plan() if m.id not in planned),
-                  key=lambda m: m.send_at)
+        nxt = min((m for m in await world.plan() if m.id not in planned), key=lambda m: m.send_at)
         claimed = await world.dispatcher.claim(limit=10)
         assert [(c.id, c.footer) for c in claimed] == [(first.id, True), (nxt.id, False)]
 
-    async def test_the_footer_is_not_lost_when_the_footed_message_fails(
-        self, world: World
-    ) -> None:
+    async def test_the_footer_is_not_lost_when_the_footed_message_fails(self, world: World) -> None:
         """The footed first message fails for good while the second (unfooted) is still in
         flight: the third carries the footer, or the number might never see it."""
         a, b, c = (await world.plan())[:3]
@@ -275,8 +326,14 @@ class TestSend:
             [claimed] = await world.dispatcher.claim(limit=1)
             footers.append(claimed.footer)
         async with world.sessions.begin() as s:
-            await store.move(s, a.id, to=Status.FAILED, now=world.clock.now(),
-                             allowed_from=[Status.SENDING], detail="21211")
+            await store.move(
+                s,
+                a.id,
+                to=Status.FAILED,
+                now=world.clock.now(),
+                allowed_from=[Status.SENDING],
+                detail="21211",
+            )
         world.at(c.send_at)
         [third] = await world.dispatcher.claim(limit=1)
         assert [*footers, third.footer] == [True, False, True]
@@ -345,14 +402,25 @@ class TestCorrectionsInFlight:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            await claims.claim_due(await s.connection(), now=world.clock.now(), instance="other",
-                                   lease=timedelta(seconds=5), limit=1)
+            await claims.claim_due(
+                await s.connection(),
+                now=world.clock.now(),
+                instance="other",
+                lease=timedelta(seconds=5),
+                limit=1,
+            )
         return first
 
     async def retry(self, world: World, first: Message) -> None:
         async with world.sessions.begin() as s:
-            await store.move(s, first.id, to=Status.SCHEDULED, now=world.clock.now(),
-                             allowed_from=[Status.SENDING], detail="429; retry")
+            await store.move(
+                s,
+                first.id,
+                to=Status.SCHEDULED,
+                now=world.clock.now(),
+                allowed_from=[Status.SENDING],
+                detail="429; retry",
+            )
         await world.dispatcher.dispatch_due()
 
     async def test_cancel_while_sending_stops_the_retry(self, world: World) -> None:
@@ -361,8 +429,9 @@ class TestCorrectionsInFlight:
         async with world.sessions() as s:
             treatment = await s.get(Treatment, first.treatment_id)
         assert treatment is not None
-        reply = await world.ingest.handle("glow", "wh_cancel",
-                                          encode(cancelled_event(treatment.external_id)))
+        reply = await world.ingest.handle(
+            "glow", "wh_cancel", encode(cancelled_event(treatment.external_id))
+        )
         assert reply.status == 202
         await self.retry(world, first)
         assert world.fake.attempts == []
@@ -372,8 +441,9 @@ class TestCorrectionsInFlight:
     async def test_consent_withdrawn_while_sending_stops_the_retry(self, world: World) -> None:
         """Consent withdrawn while a message was in flight: the retry is not sent."""
         first = await self.claimed_then_put_back(world)
-        reply = await world.ingest.handle("glow", "wh_consent", encode(
-            patient_updated_event(sms_consent=False)))
+        reply = await world.ingest.handle(
+            "glow", "wh_consent", encode(patient_updated_event(sms_consent=False))
+        )
         assert reply.status == 202
         await self.retry(world, first)
         assert world.fake.attempts == []
@@ -382,8 +452,9 @@ class TestCorrectionsInFlight:
     async def test_new_phone_while_sending_is_used_by_the_retry(self, world: World) -> None:
         """A phone changed while a message was in flight: the retry goes to the new one."""
         first = await self.claimed_then_put_back(world)
-        reply = await world.ingest.handle("glow", "wh_phone", encode(
-            patient_updated_event(phone="+14155550177")))
+        reply = await world.ingest.handle(
+            "glow", "wh_phone", encode(patient_updated_event(phone="+14155550177"))
+        )
         assert reply.status == 202
         await self.retry(world, first)
         assert [m.to for m in world.fake.messages] == ["+14155550177"]
@@ -433,10 +504,19 @@ class TestProviderAnswers:
 
     async def test_refused_connection_is_retried(self, world: World) -> None:
         """A refused connection certainly sent nothing: the message is retried later."""
-        closed = TwilioSender(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
-                              api_base_url=f"http://127.0.0.1:{free_port()}", timeout=1.0)
-        dispatcher = Dispatcher(settings=world.dispatcher.settings, sessions=world.sessions,
-                                sender=closed, clock=world.clock, instance="test-2")
+        closed = TwilioSender(
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            api_base_url=f"http://127.0.0.1:{free_port()}",
+            timeout=1.0,
+        )
+        dispatcher = Dispatcher(
+            settings=world.dispatcher.settings,
+            sessions=world.sessions,
+            sender=closed,
+            clock=world.clock,
+            instance="test-2",
+        )
         first = (await world.plan())[0]
         world.at(first.send_at)
         await dispatcher.dispatch_due()
@@ -502,8 +582,13 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:  # a claim whose process then died
-            await claims.claim_due(await s.connection(), now=world.clock.now(), instance="dead",
-                                   lease=timedelta(seconds=5), limit=1)
+            await claims.claim_due(
+                await s.connection(),
+                now=world.clock.now(),
+                instance="dead",
+                lease=timedelta(seconds=5),
+                limit=1,
+            )
         world.clock.advance(timedelta(seconds=6))
         await world.dispatcher.recover(first.id)
         retry = await world.message(first.id)
@@ -517,9 +602,15 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            [claimed] = (await claims.claim_due(await s.connection(), now=world.clock.now(),
-                                                instance="dead", lease=timedelta(seconds=5),
-                                                limit=1)).claims
+            [claimed] = (
+                await claims.claim_due(
+                    await s.connection(),
+                    now=world.clock.now(),
+                    instance="dead",
+                    lease=timedelta(seconds=5),
+                    limit=1,
+                )
+            ).claims
         assert claimed is not None
         await world.dispatcher.sender.send(world.dispatcher.outgoing(claimed))
         world.clock.advance(timedelta(seconds=6))
@@ -534,8 +625,13 @@ class TestRecovery:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            await claims.claim_due(await s.connection(), now=world.clock.now(), instance="alive",
-                                   lease=timedelta(seconds=5), limit=1)
+            await claims.claim_due(
+                await s.connection(),
+                now=world.clock.now(),
+                instance="alive",
+                lease=timedelta(seconds=5),
+                limit=1,
+            )
         await world.dispatcher.recover(first.id)
         assert (await world.message(first.id)).claimed_by == "alive"
 
@@ -550,8 +646,10 @@ class TestLeasesOutlastRequests:
         first = (await world.plan())[0]
         world.at(first.send_at)
         sending = asyncio.create_task(world.dispatcher.dispatch_due())
+
         async def claimed() -> bool:
             return (await world.message(first.id)).status == Status.SENDING
+
         await until_async(claimed)
         assert not sending.done() and not world.fake.messages
         world.clock.advance(timedelta(seconds=6))  # past the 5 s lease
@@ -569,16 +667,32 @@ class TestLeasesOutlastRequests:
         first = (await world.plan())[0]
         world.at(first.send_at)
         async with world.sessions.begin() as s:
-            await claims.claim_due(await s.connection(), now=world.clock.now(), instance="late",
-                                   lease=timedelta(seconds=5), limit=1)
-            kept = await claims.extend(await s.connection(), first.id, now=world.clock.now(),
-                                       instance="other", lease=timedelta(seconds=5))
+            await claims.claim_due(
+                await s.connection(),
+                now=world.clock.now(),
+                instance="late",
+                lease=timedelta(seconds=5),
+                limit=1,
+            )
+            kept = await claims.extend(
+                await s.connection(),
+                first.id,
+                now=world.clock.now(),
+                instance="other",
+                lease=timedelta(seconds=5),
+            )
             assert not kept
             world.clock.advance(timedelta(seconds=4))
-            assert await claims.extend(await s.connection(), first.id, now=world.clock.now(),
-                                       instance="late", lease=timedelta(seconds=5))
+            assert await claims.extend(
+                await s.connection(),
+                first.id,
+                now=world.clock.now(),
+                instance="late",
+                lease=timedelta(seconds=5),
+            )
         assert (await world.message(first.id)).lease_until == world.clock.now() + timedelta(
-            seconds=5)
+            seconds=5
+        )
 
 
 class TestBatches:
@@ -609,9 +723,15 @@ class TestBatches:
         """Twenty outcomes recorded at once go in at most two writes of a few statements."""
         firsts = await self.plan_many(world, 20)
         claimed = await world.dispatcher.claim(limit=50)
-        moves = [Move(c.id, Status.SENT, "accepted as queued",
-                      values={"provider_id": f"SM{i:032d}", "lease_until": None})
-                 for i, c in enumerate(claimed)]
+        moves = [
+            Move(
+                c.id,
+                Status.SENT,
+                "accepted as queued",
+                values={"provider_id": f"SM{i:032d}", "lease_until": None},
+            )
+            for i, c in enumerate(claimed)
+        ]
         with statements(world.sessions) as seen:
             moved = await asyncio.gather(*(world.dispatcher.recorder.record(m) for m in moves))
         assert moved == [True] * 20
@@ -625,13 +745,17 @@ class TestBatches:
         which also tells whether status callbacks for its sid came first."""
         [first] = await self.plan_many(world, 1)
         [claim] = await world.dispatcher.claim(limit=1)
-        sent = Move(claim.id, Status.SENT, "accepted as queued",
-                    values={"provider_id": "SM" + "2" * 32, "lease_until": None},
-                    provider_id="SM" + "2" * 32)
+        sent = Move(
+            claim.id,
+            Status.SENT,
+            "accepted as queued",
+            values={"provider_id": "SM" + "2" * 32, "lease_until": None},
+            provider_id="SM" + "2" * 32,
+        )
         with statements(world.sessions) as seen:
             assert await world.dispatcher.recorder.record(sent)
         # PostgreSQL first takes the sid's advisory lock (a callback racing the outcome)
-        assert len([q for q in besides_history(seen) if 'pg_advisory' not in q]) == 1, seen
+        assert len([q for q in besides_history(seen) if "pg_advisory" not in q]) == 1, seen
         assert await world.statuses(first.id) == ["scheduled", "sending", "sent"]
         again = Move(claim.id, Status.SENT, "a second answer")
         assert not await world.dispatcher.recorder.record(again)  # not from `sending` now
@@ -655,11 +779,13 @@ class TestBatches:
                 " 'bulk', kind, g, phone, locale, body, send_at + g * interval '1 minute',"
                 " due_at + g * interval '1 minute', expires_at + g * interval '1 minute',"
                 " status, attempts, footer, updated_at"
-                f" FROM message, generate_series(1, 20000) g WHERE id = '{first.id}'")
+                f" FROM message, generate_series(1, 20000) g WHERE id = '{first.id}'"
+            )
             await conn.exec_driver_sql("ANALYZE message")  # every message scheduled
             await conn.exec_driver_sql(
                 "UPDATE message SET status = 'sent' WHERE id IN "
-                "(SELECT id FROM message ORDER BY send_at DESC LIMIT 600)")
+                "(SELECT id FROM message ORDER BY send_at DESC LIMIT 600)"
+            )
             plan = await explain_claim(conn, now=world.clock.now())
         assert "ix_message_status_due" not in " ".join(node(plan, "on message other")), plan
 
@@ -667,10 +793,18 @@ class TestBatches:
         """A message's second outcome waits for the next write instead of racing the first."""
         [first] = await self.plan_many(world, 1)
         [claim] = await world.dispatcher.claim(limit=1)
-        hold = Move(claim.id, Status.SENDING, "timeout; reconcile later",
-                    values={"lease_until": world.clock.now()})
-        sent = Move(claim.id, Status.SENT, "found at the provider",
-                    values={"provider_id": "SM" + "1" * 32, "lease_until": None})
+        hold = Move(
+            claim.id,
+            Status.SENDING,
+            "timeout; reconcile later",
+            values={"lease_until": world.clock.now()},
+        )
+        sent = Move(
+            claim.id,
+            Status.SENT,
+            "found at the provider",
+            values={"provider_id": "SM" + "1" * 32, "lease_until": None},
+        )
         recorder = world.dispatcher.recorder
         assert await asyncio.gather(recorder.record(hold), recorder.record(sent)) == [True, True]
         assert await world.statuses(first.id) == ["scheduled", "sending", "sending", "sent"]

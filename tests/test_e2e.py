@@ -19,8 +19,14 @@ from tests.support import FROM, PHONE, SECRET, TOKEN, completed_event, encode, m
 
 STEPS = [
     {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
-    {"key": "serum", "kind": "serum", "after": "2s", "every": "1s", "count": 3,
-     "text": "Apply your {serum}, {first_name}."},
+    {
+        "key": "serum",
+        "kind": "serum",
+        "after": "2s",
+        "every": "1s",
+        "count": 3,
+        "text": "Apply your {serum}, {first_name}.",
+    },
 ]
 
 
@@ -43,11 +49,23 @@ async def running(database: str, aiohttp_server: AiohttpServer) -> Any:
         database,
         server={"public_base_url": base},
         sms={"backend": "twilio"},
-        twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-                "api_base_url": twilio_url, "request_timeout": "2s"},
-        clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en", "from_number": FROM,
-                          "webhook_secrets": [SECRET], "api_tokens": [TOKEN],
-                          "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+        twilio={
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "api_base_url": twilio_url,
+            "request_timeout": "2s",
+        },
+        clinics={
+            "glow": {
+                "name": "Glow",
+                "timezone": "UTC",
+                "locale": "en",
+                "from_number": FROM,
+                "webhook_secrets": [SECRET],
+                "api_tokens": [TOKEN],
+                "quiet_hours": {"start": "00:00", "end": "00:00"},
+            }
+        },
         protocols={"quick": {"title": "Quick", "steps": STEPS}},
     )
     server = await aiohttp_server(create_app(settings), port=port)
@@ -60,13 +78,15 @@ class TestEndToEnd:
     ) -> None:
         """Every planned message reaches Twilio once, within a second of its send_at."""
         fake, _server, base = running
-        body = completed_event(treatment={"protocol": "quick",
-                                          "completed_at": datetime.now(UTC).isoformat()},
-                               patient={"timezone": "UTC"})
+        body = completed_event(
+            treatment={"protocol": "quick", "completed_at": datetime.now(UTC).isoformat()},
+            patient={"timezone": "UTC"},
+        )
         raw = encode(body)
         async with ClientSession() as http:
-            async with http.post(f"{base}/v1/clinics/glow/events", data=raw,
-                                 headers=signed(raw)) as response:
+            async with http.post(
+                f"{base}/v1/clinics/glow/events", data=raw, headers=signed(raw)
+            ) as response:
                 assert response.status == 202
                 plan = await response.json()
             await until(lambda: len(fake.messages) == 4)
@@ -102,13 +122,15 @@ class TestEndToEnd:
         """Nothing is sent before its send_at."""
         fake, _server, base = running
         completed = datetime.now(UTC) - timedelta(milliseconds=200)
-        body = completed_event(treatment={"protocol": "quick",
-                                          "completed_at": completed.isoformat()},
-                               patient={"timezone": "UTC"})
+        body = completed_event(
+            treatment={"protocol": "quick", "completed_at": completed.isoformat()},
+            patient={"timezone": "UTC"},
+        )
         raw = encode(body)
-        async with ClientSession() as http, http.post(
-            f"{base}/v1/clinics/glow/events", data=raw, headers=signed(raw)
-        ) as response:
+        async with (
+            ClientSession() as http,
+            http.post(f"{base}/v1/clinics/glow/events", data=raw, headers=signed(raw)) as response,
+        ):
             assert response.status == 202
         await asyncio.sleep(0.5)
         assert fake.attempts == []
@@ -124,19 +146,28 @@ class TestConsoleBackend:
         caplog.set_level("INFO")
         settings = make_settings(
             database,
-            clinics={"glow": {"name": "Glow", "timezone": "UTC", "locale": "en",
-                              "from_number": FROM, "webhook_secrets": [SECRET],
-                              "api_tokens": [TOKEN],
-                              "quiet_hours": {"start": "00:00", "end": "00:00"}}},
+            clinics={
+                "glow": {
+                    "name": "Glow",
+                    "timezone": "UTC",
+                    "locale": "en",
+                    "from_number": FROM,
+                    "webhook_secrets": [SECRET],
+                    "api_tokens": [TOKEN],
+                    "quiet_hours": {"start": "00:00", "end": "00:00"},
+                }
+            },
             protocols={"quick": {"title": "Quick", "steps": STEPS[:1]}},
         )
         client = await aiohttp_client(create_app(settings))
-        body = completed_event(treatment={"protocol": "quick",
-                                          "completed_at": datetime.now(UTC).isoformat()},
-                               patient={"timezone": "UTC"})
+        body = completed_event(
+            treatment={"protocol": "quick", "completed_at": datetime.now(UTC).isoformat()},
+            patient={"timezone": "UTC"},
+        )
         raw = encode(body)
-        assert (await client.post("/v1/clinics/glow/events", data=raw,
-                                  headers=signed(raw))).status == 202
+        assert (
+            await client.post("/v1/clinics/glow/events", data=raw, headers=signed(raw))
+        ).status == 202
         url = f"/v1/clinics/glow/treatments/{body['data']['treatment']['id']}"
         auth = {"Authorization": f"Bearer {TOKEN}"}
         deadline = asyncio.get_running_loop().time() + 10

@@ -15,8 +15,12 @@ from tests.support import SECRET, make_settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 OTHER = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
-KUBERNETES = {"AFTERCARE_PORT": "tcp://10.0.0.1:8080", "AFTERCARE_SERVICE_HOST": "10.0.0.1",
-              "AFTERCARE_SERVICE_PORT": "8080", "AFTERCARE_PORT_8080_TCP_ADDR": "10.0.0.1"}
+KUBERNETES = {
+    "AFTERCARE_PORT": "tcp://10.0.0.1:8080",
+    "AFTERCARE_SERVICE_HOST": "10.0.0.1",
+    "AFTERCARE_SERVICE_PORT": "8080",
+    "AFTERCARE_PORT_8080_TCP_ADDR": "10.0.0.1",
+}
 
 
 def load(environ: dict[str, str]) -> Loaded:
@@ -48,8 +52,7 @@ class TestOverrides:
 
     def test_names_are_read_in_any_case(self) -> None:
         """aftercare_server__port and AFTERCARE_Scheduler__Claim_Lease are settings too."""
-        loaded = load({"aftercare_server__port": "9090",
-                       "AFTERCARE_Scheduler__Claim_Lease": "90s"})
+        loaded = load({"aftercare_server__port": "9090", "AFTERCARE_Scheduler__Claim_Lease": "90s"})
         assert loaded.settings.server.port == 9090
         assert loaded.settings.scheduler.claim_lease.total_seconds() == 90
         assert loaded.ignored == ()
@@ -63,8 +66,10 @@ class TestOverrides:
 
     def test_a_key_nested_in_a_clinic_table_is_set_alone(self) -> None:
         """AFTERCARE_CLINICS__GLOW_MADRID__QUIET_HOURS__START reaches one key of the table."""
-        environ = {"AFTERCARE_CLINICS__GLOW_MADRID__QUIET_HOURS__START": "22:00",
-                   "AFTERCARE_CLINICS__GLOW_MADRID__QUIET_HOURS__END": "07:30"}
+        environ = {
+            "AFTERCARE_CLINICS__GLOW_MADRID__QUIET_HOURS__START": "22:00",
+            "AFTERCARE_CLINICS__GLOW_MADRID__QUIET_HOURS__END": "07:30",
+        }
         quiet = load(environ).settings.clinics["glow-madrid"].quiet_hours
         assert quiet is not None
         assert (quiet.start.isoformat(), quiet.end.isoformat()) == ("22:00:00", "07:30:00")
@@ -77,10 +82,12 @@ class TestOverrides:
 
     def test_a_clinic_of_its_own_can_come_from_the_environment(self) -> None:
         """A clinic id the file does not have is a new clinic, complete from the environment."""
-        environ = {"AFTERCARE_CLINICS__PARIS__NAME": "Glow Paris",
-                   "AFTERCARE_CLINICS__PARIS__TIMEZONE": "Europe/Paris",
-                   "AFTERCARE_CLINICS__PARIS__WEBHOOK_SECRETS": json.dumps([SECRET]),
-                   "AFTERCARE_CLINICS__PARIS__API_TOKENS": '["paris-token"]'}
+        environ = {
+            "AFTERCARE_CLINICS__PARIS__NAME": "Glow Paris",
+            "AFTERCARE_CLINICS__PARIS__TIMEZONE": "Europe/Paris",
+            "AFTERCARE_CLINICS__PARIS__WEBHOOK_SECRETS": json.dumps([SECRET]),
+            "AFTERCARE_CLINICS__PARIS__API_TOKENS": '["paris-token"]',
+        }
         assert load(environ).settings.clinics["paris"].timezone == "Europe/Paris"
 
 
@@ -94,8 +101,15 @@ class TestNotConfiguration:
         assert all(name in text for name in KUBERNETES)
         assert "10.0.0.1" not in text and "tcp://" not in text
 
-    @pytest.mark.parametrize("name", ["AFTERCARE_SERVER", "AFTERCARE_SEVER__PORT",
-                                      "AFTERCARE_SERVER_PORT", "AFTERCARE_TEST_POSTGRES_URL"])
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "AFTERCARE_SERVER",
+            "AFTERCARE_SEVER__PORT",
+            "AFTERCARE_SERVER_PORT",
+            "AFTERCARE_TEST_POSTGRES_URL",
+        ],
+    )
     def test_a_name_that_is_not_section_and_key_is_not_configuration(self, name: str) -> None:
         """Without a known section before `__`, even a near miss is reported, not applied."""
         loaded = load({name: "9090"})
@@ -113,13 +127,15 @@ class TestProblemsNameTheVariable:
     def test_an_unknown_key_of_a_known_section_names_the_variable(self) -> None:
         """A typo of ours is an error, blamed on the environment, not on the file."""
         assert problems({"AFTERCARE_SERVER__PROT": "1"}) == [
-            "AFTERCARE_SERVER__PROT: unknown setting server.prot (from the environment)"]
+            "AFTERCARE_SERVER__PROT: unknown setting server.prot (from the environment)"
+        ]
 
     def test_an_unknown_key_in_a_clinic_names_the_variable(self) -> None:
         """Nested keys are checked as well: from_numbr is not a clinic setting."""
         assert problems({"AFTERCARE_CLINICS__GLOW_MADRID__FROM_NUMBR": "+34612345679"}) == [
             "AFTERCARE_CLINICS__GLOW_MADRID__FROM_NUMBR: unknown setting "
-            "clinics.glow-madrid.from_numbr (from the environment)"]
+            "clinics.glow-madrid.from_numbr (from the environment)"
+        ]
 
     def test_a_bad_value_names_the_variable_and_the_path(self) -> None:
         """An environment value is validated like the file's, and says where it came from."""
@@ -130,21 +146,26 @@ class TestProblemsNameTheVariable:
     def test_a_cross_section_problem_names_the_variable(self) -> None:
         """A lease shorter than two requests, set from the environment, names its variable."""
         [problem] = problems({"AFTERCARE_SCHEDULER__CLAIM_LEASE": "5s"})
-        assert problem.startswith("AFTERCARE_SCHEDULER__CLAIM_LEASE: scheduler.claim_lease: "
-                                  "5s is shorter than twice twilio.request_timeout (10s)")
+        assert problem.startswith(
+            "AFTERCARE_SCHEDULER__CLAIM_LEASE: scheduler.claim_lease: "
+            "5s is shorter than twice twilio.request_timeout (10s)"
+        )
 
     def test_a_list_without_json_names_the_variable_not_the_value(self) -> None:
         """A plain-text secret where a JSON list belongs is refused without showing it."""
         [problem] = problems({"AFTERCARE_CLINICS__GLOW_MADRID__WEBHOOK_SECRETS": "whsec_hunter2"})
-        assert problem.startswith("AFTERCARE_CLINICS__GLOW_MADRID__WEBHOOK_SECRETS: "
-                                  "clinics.glow-madrid.webhook_secrets: not valid JSON")
+        assert problem.startswith(
+            "AFTERCARE_CLINICS__GLOW_MADRID__WEBHOOK_SECRETS: "
+            "clinics.glow-madrid.webhook_secrets: not valid JSON"
+        )
         assert "hunter2" not in problem
 
     def test_what_a_new_clinic_lacks_names_its_variable(self) -> None:
         """A clinic only the environment made is incomplete by the environment's doing."""
         found = problems({"AFTERCARE_CLINICS__PARIS__NAME": "Glow Paris"})
-        assert found and all(p.startswith("AFTERCARE_CLINICS__PARIS__NAME: clinics.paris.")
-                             for p in found)
+        assert found and all(
+            p.startswith("AFTERCARE_CLINICS__PARIS__NAME: clinics.paris.") for p in found
+        )
 
     def test_a_file_problem_still_names_its_path(self, tmp_path: Path) -> None:
         """With variables set elsewhere, the file's own mistake is still the file's."""
@@ -153,7 +174,8 @@ class TestProblemsNameTheVariable:
         with pytest.raises(ConfigError) as caught:
             load_settings(broken, environ={"AFTERCARE_SERVER__PORT": "9090"})
         assert caught.value.problems == [
-            "clinics.glow-madrid.timezone: unknown time zone 'Europe/Madird'"]
+            "clinics.glow-madrid.timezone: unknown time zone 'Europe/Madird'"
+        ]
 
 
 class TestPaths:
@@ -167,7 +189,10 @@ class TestPaths:
         """Existing keys are kept as the file spells them; new ones as given."""
         data = {"clinics": {"Glow-Downtown": {"name": "x"}}}
         assert aligned(["clinics", "glow_downtown", "name"], data) == (
-            "clinics", "Glow-Downtown", "name")
+            "clinics",
+            "Glow-Downtown",
+            "name",
+        )
         assert aligned(["clinics", "paris", "name"], data) == ("clinics", "paris", "name")
 
 

@@ -95,8 +95,9 @@ class TestAcceptedEvent:
     async def test_texts_use_the_patients_locale(self, client: AppClient) -> None:
         """A patient's locale picks the text; an unknown one falls back to the clinic's."""
         await post(client, completed_event(patient={"id": "p-de", "locale": "de-AT"}))
-        await post(client, completed_event(patient={"id": "p-fr", "locale": "fr",
-                                                    "phone": "+14155550124"}))
+        await post(
+            client, completed_event(patient={"id": "p-fr", "locale": "fr", "phone": "+14155550124"})
+        )
         async with client.app[SESSIONS]() as s:
             rows = (await s.exec(sa.select(Message.phone, Message.locale, Message.body))).all()
         german = [b for p, loc, b in rows if p == PHONE]
@@ -180,9 +181,9 @@ class TestIdempotency:
         import asyncio
 
         raw = encode(completed_event())
-        answers = await asyncio.gather(*[
-            client.post(URL, data=raw, headers=signed(raw, msg_id="msg_race")) for _ in range(4)
-        ])
+        answers = await asyncio.gather(
+            *[client.post(URL, data=raw, headers=signed(raw, msg_id="msg_race")) for _ in range(4)]
+        )
         assert sorted(a.status for a in answers) == [200, 200, 200, 202]
         assert (await counts(client))["Treatment"] == 1
 
@@ -192,14 +193,17 @@ class TestBatches:
 
     async def test_many_events_at_once_are_a_few_statements(self, client: AppClient) -> None:
         """Twenty new treatments posted at once are stored in a few batched transactions."""
-        bodies = [completed_event(patient={"id": f"pt_{i}", "phone": f"+1415555{100 + i:04d}"})
-                  for i in range(20)]
+        bodies = [
+            completed_event(patient={"id": f"pt_{i}", "phone": f"+1415555{100 + i:04d}"})
+            for i in range(20)
+        ]
         with statements(client.app[SESSIONS]) as seen:
             answers = await asyncio.gather(*(post(client, b) for b in bodies))
         assert [a.status for a in answers] == [202] * 20
         plans = [await a.json() for a in answers]
         assert [p["treatment"]["id"] for p in plans] == [
-            b["data"]["treatment"]["id"] for b in bodies]
+            b["data"]["treatment"]["id"] for b in bodies
+        ]
         assert len({m["id"] for p in plans for m in p["messages"]}) == 20 * 6
         assert len(seen) <= 30, seen  # one at a time, it is over 200
         stored = await counts(client)
@@ -209,16 +213,28 @@ class TestBatches:
     async def test_a_batch_plans_as_one_event_at_a_time_would(self, client: AppClient) -> None:
         """Answers and rows are the same whether an event comes alone or with others."""
         done = {"completed_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}
-        alone = await (await post(client, completed_event(
-            treatment=done, patient={"id": "pt_alone", "first_name": "Bea"}))).json()
-        together = await asyncio.gather(*(post(client, completed_event(
-            treatment=done, patient={"id": f"pt_{i}", "first_name": "Bea"})) for i in range(5)))
+        alone = await (
+            await post(
+                client,
+                completed_event(treatment=done, patient={"id": "pt_alone", "first_name": "Bea"}),
+            )
+        ).json()
+        together = await asyncio.gather(
+            *(
+                post(
+                    client,
+                    completed_event(treatment=done, patient={"id": f"pt_{i}", "first_name": "Bea"}),
+                )
+                for i in range(5)
+            )
+        )
         for answer in together:
             plan = await answer.json()
             assert _shape(plan) == _shape(alone)
         async with client.app[SESSIONS]() as s:
-            message = (await s.exec(sa.select(Message).where(
-                Message.id == plan["messages"][0]["id"]))).one()[0]
+            message = (
+                await s.exec(sa.select(Message).where(Message.id == plan["messages"][0]["id"]))
+            ).one()[0]
         assert message.body.startswith("Hi Bea") and message.status == "scheduled"
         assert message.due_at == message.send_at and message.attempts == 0
 
@@ -226,7 +242,8 @@ class TestBatches:
         """Two treatments of one patient posted together: one patient row, two plans."""
         first, second = await asyncio.gather(
             post(client, completed_event(patient={"first_name": "Ana"})),
-            post(client, completed_event(patient={"first_name": "Anna"})))
+            post(client, completed_event(patient={"first_name": "Anna"})),
+        )
         assert (first.status, second.status) == (202, 202)
         stored = await counts(client)
         assert (stored["Patient"], stored["Treatment"]) == (1, 2)
@@ -235,15 +252,15 @@ class TestBatches:
         self, client: AppClient
     ) -> None:
         """A known patient's stored time zone and locale plan an event that gives neither."""
-        await post(client, completed_event(patient={"timezone": "Europe/Berlin",
-                                                    "locale": "de"}))
+        await post(client, completed_event(patient={"timezone": "Europe/Berlin", "locale": "de"}))
         patient = {"timezone": None, "locale": None}
         plan = await (await post(client, completed_event(patient=patient))).json()
         serum = [m for m in plan["messages"] if m["step"] == "serum"]
         assert serum[0]["send_at"].endswith("T07:30:00Z")  # 08:30 in Berlin (CET)
         async with client.app[SESSIONS]() as s:
-            texts = (await s.exec(sa.select(Message.body).where(
-                Message.id == serum[0]["id"]))).one()
+            texts = (
+                await s.exec(sa.select(Message.body).where(Message.id == serum[0]["id"]))
+            ).one()
         assert texts[0].startswith("Zeit für Ihr")
 
     async def test_stop_suppresses_only_that_numbers_plan(self, client: AppClient) -> None:
@@ -252,7 +269,8 @@ class TestBatches:
             s.add(OptOut(clinic_id="glow", phone=PHONE, at=datetime.now(UTC), source="test"))
         stopped, other = await asyncio.gather(
             post(client, completed_event(patient={"id": "pt_a"})),
-            post(client, completed_event(patient={"id": "pt_b", "phone": "+14155550124"})))
+            post(client, completed_event(patient={"id": "pt_b", "phone": "+14155550124"})),
+        )
         assert {m["status"] for m in (await stopped.json())["messages"]} == {"suppressed"}
         assert {m["status"] for m in (await other.json())["messages"]} == {"scheduled"}
 
@@ -261,13 +279,19 @@ class TestBatches:
     ) -> None:
         """Plans of some 2,190 messages each (more than one SQLite statement takes) store every
         message and its history."""
-        step = {"key": "daily", "kind": "serum", "days": "0-365",
-                "at": ["08:00", "10:00", "12:00", "14:00", "16:00", "20:00"],
-                "text": "Serum time, {first_name}."}
+        step = {
+            "key": "daily",
+            "kind": "serum",
+            "days": "0-365",
+            "at": ["08:00", "10:00", "12:00", "14:00", "16:00", "20:00"],
+            "text": "Serum time, {first_name}.",
+        }
         big = {"big": {"title": "Big", "default_serum": "serum", "steps": [step]}}
         client = await make_client(make_settings(database, protocols=big))
-        bodies = [completed_event(treatment={"protocol": "big"}, patient={"id": f"pt_{i}"})
-                  for i in range(2)]
+        bodies = [
+            completed_event(treatment={"protocol": "big"}, patient={"id": f"pt_{i}"})
+            for i in range(2)
+        ]
         async with sqlite_trace(client, database) as seen:
             answers = await asyncio.gather(*(post(client, b) for b in bodies))
         assert [a.status for a in answers] == [202, 202]
@@ -316,12 +340,14 @@ class TestSignature:
 
     async def test_wrong_secret_is_401(self, client: AppClient) -> None:
         """An event signed with another clinic's secret is refused."""
-        await assert_refused(client, await post(client, completed_event(),
-                                                secret=OTHER_SECRET), 401)
+        await assert_refused(
+            client, await post(client, completed_event(), secret=OTHER_SECRET), 401
+        )
 
     @pytest.mark.parametrize("skew", [timedelta(minutes=-6), timedelta(minutes=6)])
-    async def test_stale_or_future_timestamp_is_401(self, client: AppClient,
-                                                    skew: timedelta) -> None:
+    async def test_stale_or_future_timestamp_is_401(
+        self, client: AppClient, skew: timedelta
+    ) -> None:
         """A timestamp more than five minutes off is refused."""
         response = await post(client, completed_event(), at=datetime.now(UTC) + skew)
         await assert_refused(client, response, 401)
@@ -374,8 +400,7 @@ class TestBadInput:
             ({"type": "treatment.started"}, "type"),
             ({"treatment": {"id": ""}}, "data.treatment.id"),
             ({"treatment": {"completed_at": "yesterday"}}, "data.treatment.completed_at"),
-            ({"treatment": {"completed_at": "2026-11-25T14:30:00"}},
-             "data.treatment.completed_at"),
+            ({"treatment": {"completed_at": "2026-11-25T14:30:00"}}, "data.treatment.completed_at"),
             ({"treatment": {"protocol": "botox"}}, "data.treatment.protocol"),
             ({"treatment": {"session_number": 4, "sessions_planned": 3}}, "data.treatment"),
             ({"patient": {"phone": "4155550123"}}, "data.patient.phone"),
@@ -418,11 +443,13 @@ class TestBadInput:
 
     async def test_body_that_is_not_utf8_is_401(self, client: AppClient) -> None:
         """Bytes that cannot carry a valid signature are refused, never a 500."""
-        headers = {"content-type": "application/json", "webhook-id": "x",
-                   "webhook-timestamp": str(int(datetime.now(UTC).timestamp())),
-                   "webhook-signature": "v1,AAAA"}
-        await assert_refused(client, await client.post(URL, data=b"\xff\xfe", headers=headers),
-                             401)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": "x",
+            "webhook-timestamp": str(int(datetime.now(UTC).timestamp())),
+            "webhook-signature": "v1,AAAA",
+        }
+        await assert_refused(client, await client.post(URL, data=b"\xff\xfe", headers=headers), 401)
 
 
 async def assert_refused(client: AppClient, response: Any, status: int) -> dict[str, Any]:

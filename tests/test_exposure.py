@@ -14,8 +14,9 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
 
 class TestLoopback:
-    @pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost",
-                                      "LOCALHOST"])
+    @pytest.mark.parametrize(
+        "host", ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"]
+    )
     def test_these_stay_on_the_machine(self, host: str) -> None:
         """127.0.0.0/8, ::1 and localhost are loopback."""
         assert is_loopback(host)
@@ -39,12 +40,15 @@ class TestExposure:
     def test_a_secret_replaced_is_no_longer_named(self) -> None:
         """Only the settings still equal to the example's are listed, by path."""
         own = '["glow-downtown-own-token"]'
-        settings = load_settings(EXAMPLE, environ={
-            "AFTERCARE_CLINICS__GLOW_DOWNTOWN__API_TOKENS": own}).settings
+        settings = load_settings(
+            EXAMPLE, environ={"AFTERCARE_CLINICS__GLOW_DOWNTOWN__API_TOKENS": own}
+        ).settings
         paths = [p.split(":")[0] for p in exposure_problems(settings, "::", places=[EXAMPLE])]
-        assert paths == ["clinics.glow-downtown.webhook_secrets[0]",
-                         "clinics.glow-madrid.webhook_secrets[0]",
-                         "clinics.glow-madrid.api_tokens[0]"]
+        assert paths == [
+            "clinics.glow-downtown.webhook_secrets[0]",
+            "clinics.glow-madrid.webhook_secrets[0]",
+            "clinics.glow-madrid.api_tokens[0]",
+        ]
 
     def test_without_the_example_there_is_nothing_to_compare_and_it_says_so(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture

@@ -40,31 +40,41 @@ async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: st
         ingest = Ingest(settings=settings, sessions=session_factory(ours), clock=SystemClock())
         rival = Ingest(settings=settings, sessions=session_factory(theirs), clock=SystemClock())
         raced = encode(completed_event(treatment={"id": "tr_raced"}))
-        alone = encode(completed_event(treatment={"id": "tr_alone"},
-                                       patient={"id": "pt_88", "phone": "+14155550188"}))
+        alone = encode(
+            completed_event(
+                treatment={"id": "tr_alone"}, patient={"id": "pt_88", "phone": "+14155550188"}
+            )
+        )
         event = parse_event(raced)
         assert isinstance(event, TreatmentCompleted)
-        fresh = rival.intake.prepare("glow", "wh_theirs", "digest", event,
-                                     now=SystemClock().now())
+        fresh = rival.intake.prepare("glow", "wh_theirs", "digest", event, now=SystemClock().now())
         async with theirs.begin() as conn:
             assert await rival.intake.store(conn, [fresh]) != [None]
             # One batch of both: it inserts the raced patient and waits for this commit.
-            replies = asyncio.gather(ingest.handle("glow", "wh_raced", raced),
-                                     ingest.handle("glow", "wh_alone", alone))
+            replies = asyncio.gather(
+                ingest.handle("glow", "wh_raced", raced), ingest.handle("glow", "wh_alone", alone)
+            )
             await _until_blocked(watcher)
         first, second = await replies
         await ingest.close()
         assert (first.status, second.status) == (200, 202)
         assert json.loads(first.body)["treatment"]["id"] == "tr_raced"
         async with watcher.connect() as conn:
-            plans = dict((await conn.execute(sa.text(
-                "SELECT t.external_id, count(m.id) FROM treatment t JOIN message m "
-                "ON m.treatment_id = t.id GROUP BY t.external_id"))).all())
-            events = dict((await conn.execute(sa.text(
-                "SELECT webhook_id, status_code FROM event"))).all())
+            plans = dict(
+                (
+                    await conn.execute(
+                        sa.text(
+                            "SELECT t.external_id, count(m.id) FROM treatment t JOIN message m "
+                            "ON m.treatment_id = t.id GROUP BY t.external_id"
+                        )
+                    )
+                ).all()
+            )
+            events = dict(
+                (await conn.execute(sa.text("SELECT webhook_id, status_code FROM event"))).all()
+            )
         planned = len(json.loads(second.body)["messages"])
-        assert plans == {"tr_raced": len(json.loads(first.body)["messages"]),
-                         "tr_alone": planned}
+        assert plans == {"tr_raced": len(json.loads(first.body)["messages"]), "tr_alone": planned}
         assert events == {"wh_theirs": 202, "wh_raced": 200, "wh_alone": 202}
     finally:
         for engine in (ours, theirs, watcher):

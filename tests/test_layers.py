@@ -16,14 +16,20 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """`lint-imports` on the tree at `root`, its `service` package first on the path."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--no-logo"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def copy_tree(to: Path) -> Path:
     """The service package and the contract, copied to `to`."""
-    shutil.copytree(ROOT / "service", to / "service",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "service", to / "service", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", to / "pyproject.toml")
     return to
 

@@ -22,8 +22,11 @@ def wanted(pyproject: str, groups: tuple[str, ...]) -> list[Requirement]:
     """The requirements `pyproject` declares in `groups`."""
     table: dict[str, Any] = tomllib.loads(pyproject)["project"]
     extras: dict[str, list[str]] = table.get("optional-dependencies", {})
-    lines = [line for group in groups
-             for line in (table["dependencies"] if group == "" else extras[group])]
+    lines = [
+        line
+        for group in groups
+        for line in (table["dependencies"] if group == "" else extras[group])
+    ]
     return [Requirement(line) for line in lines]
 
 
@@ -44,16 +47,24 @@ def pinned(lock: str) -> dict[str, Version]:
 def unpinned(pyproject: str, lock: str) -> list[str]:
     """Names `pyproject` declares for `lock` that the lock does not pin."""
     pins = pinned(lock)
-    return sorted({req.name for req in wanted(pyproject, LOCKS[lock])
-                   if canonicalize_name(req.name) not in pins})
+    return sorted(
+        {
+            req.name
+            for req in wanted(pyproject, LOCKS[lock])
+            if canonicalize_name(req.name) not in pins
+        }
+    )
 
 
 def stale(pyproject: str, lock: str) -> list[str]:
     """Pins outside what `pyproject` now asks for (a raised bound not yet locked)."""
     pins = pinned(lock)
     found = ((req, pins.get(canonicalize_name(req.name))) for req in wanted(pyproject, LOCKS[lock]))
-    return [f"{req.name}=={version} (wants {req.specifier})" for req, version in found
-            if version is not None and not req.specifier.contains(version, prereleases=True)]
+    return [
+        f"{req.name}=={version} (wants {req.specifier})"
+        for req, version in found
+        if version is not None and not req.specifier.contains(version, prereleases=True)
+    ]
 
 
 @pytest.mark.parametrize("lock", sorted(LOCKS))
@@ -83,6 +94,7 @@ def test_a_package_has_one_version_in_every_lock() -> None:
     """The image (runtime.txt), CI (test.txt) and the bench run the same releases."""
     locks = [pinned(lock) for lock in LOCKS]
     names: set[str] = set().union(*locks)
-    disagree = sorted(name for name in names
-                      if len({pins[name] for pins in locks if name in pins}) > 1)
+    disagree = sorted(
+        name for name in names if len({pins[name] for pins in locks if name in pins}) > 1
+    )
     assert not disagree, f"versions differ between the lock files: {disagree}"

@@ -47,9 +47,7 @@ def total(text: str, name: str) -> float:
 
 
 class TestCollectors:
-    async def test_a_scrape_has_process_and_python_series_and_no_created(
-        self, client: Any
-    ) -> None:
+    async def test_a_scrape_has_process_and_python_series_and_no_created(self, client: Any) -> None:
         """The process, platform and GC collectors report in the app's registry; no counter
         or histogram doubles itself with a `_created` series."""
         await client.get("/healthz")
@@ -66,43 +64,60 @@ class TestHttpRequests:
         """A patient's path is counted under its canonical route with the status answered (200,
         401, 422, and 404 for a patient not known), a path no route matches under `unmatched`;
         the count rises by exactly the requests made."""
-        assert (await post_event(client, completed_event(treatment={"protocol": "quick"}))
-                ).status == 202  # patient pt_77 is known
+        assert (
+            await post_event(client, completed_event(treatment={"protocol": "quick"}))
+        ).status == 202  # patient pt_77 is known
         before = total(await scrape(client), f"{HTTP}_count")
         path = "/v1/clinics/glow/patients/{}/messages"
-        statuses = [(await client.get(path.format("pt_77"), headers=bearer(TOKEN))).status,
-                    (await client.get(path.format("pt_77"))).status,
-                    (await client.get(path.format("pt_77") + "?limit=lots",
-                                      headers=bearer(TOKEN))).status,
-                    (await client.get(path.format("pt_88"), headers=bearer(TOKEN))).status,
-                    (await client.get("/v1/clinics/glow/patients/pt_77/nothing")).status]
+        statuses = [
+            (await client.get(path.format("pt_77"), headers=bearer(TOKEN))).status,
+            (await client.get(path.format("pt_77"))).status,
+            (await client.get(path.format("pt_77") + "?limit=lots", headers=bearer(TOKEN))).status,
+            (await client.get(path.format("pt_88"), headers=bearer(TOKEN))).status,
+            (await client.get("/v1/clinics/glow/patients/pt_77/nothing")).status,
+        ]
         assert statuses == [200, 401, 422, 404, 404]
         text = await scrape(client)
         for status in ("200", "401", "422", "404"):
-            assert sample(text, f"{HTTP}_count", route=PATIENT_ROUTE, method="GET",
-                          status=status) == 1.0
-        assert sample(text, f"{HTTP}_count", route="unmatched", method="GET",
-                      status="404") == 1.0
-        assert sample(text, f"{HTTP}_count", route="/metrics", method="GET",
-                      status="200") == 1.0  # the first scrape; this one counts after it
+            assert (
+                sample(text, f"{HTTP}_count", route=PATIENT_ROUTE, method="GET", status=status)
+                == 1.0
+            )
+        assert sample(text, f"{HTTP}_count", route="unmatched", method="GET", status="404") == 1.0
+        assert (
+            sample(text, f"{HTTP}_count", route="/metrics", method="GET", status="200") == 1.0
+        )  # the first scrape; this one counts after it
         assert total(text, f"{HTTP}_count") == before + len(statuses) + 1
         assert "pt_77" not in text and "pt_88" not in text  # never the raw path
 
-    async def test_a_refused_event_counts_with_the_status_the_client_got(
-        self, client: Any
-    ) -> None:
+    async def test_a_refused_event_counts_with_the_status_the_client_got(self, client: Any) -> None:
         """A signed event that fails the schema is 422 at the client and in the series; an
         unknown method on a known path is 405, `unmatched`."""
         refused = await post_event(client, completed_event(type="treatment.exploded"))
         assert refused.status == 422
         assert (await client.put("/healthz")).status == 405
         text = await scrape(client)
-        assert sample(text, f"{HTTP}_count", route="/v1/clinics/{clinic_id}/events",
-                      method="POST", status="422") == 1.0
-        assert sample(text, f"{HTTP}_count", route="unmatched", method="PUT",
-                      status="405") == 1.0
-        assert (sample(text, f"{HTTP}_sum", route="/v1/clinics/{clinic_id}/events",
-                       method="POST", status="422") or 0) > 0
+        assert (
+            sample(
+                text,
+                f"{HTTP}_count",
+                route="/v1/clinics/{clinic_id}/events",
+                method="POST",
+                status="422",
+            )
+            == 1.0
+        )
+        assert sample(text, f"{HTTP}_count", route="unmatched", method="PUT", status="405") == 1.0
+        assert (
+            sample(
+                text,
+                f"{HTTP}_sum",
+                route="/v1/clinics/{clinic_id}/events",
+                method="POST",
+                status="422",
+            )
+            or 0
+        ) > 0
 
 
 class TestStoredGauges:
@@ -117,9 +132,10 @@ class TestStoredGauges:
         assert sample(text, "aftercare_ready") == 1.0
         assert sample(text, "aftercare_oldest_overdue_seconds") == 0.0
         await client.server.app[TIMERS].stop(timeout=5)  # nothing sends from here on
-        event = completed_event(treatment={"protocol": "quick",
-                                           "completed_at": clock.now().isoformat()},
-                                patient={"timezone": "UTC"})
+        event = completed_event(
+            treatment={"protocol": "quick", "completed_at": clock.now().isoformat()},
+            patient={"timezone": "UTC"},
+        )
         assert (await post_event(client, event)).status == 202
         text = await counted(client, scheduled=1.0)
         assert sample(text, "aftercare_oldest_overdue_seconds") == 0.0  # due in 1 s
@@ -132,22 +148,24 @@ class TestStoredGauges:
 async def counted(client: Any, *, scheduled: float) -> str:
     """A scrape once the database has been counted again (a recent count is reused)."""
     deadline = asyncio.get_running_loop().time() + 10
-    while sample(text := await scrape(client), "aftercare_messages",
-                 status="scheduled") != scheduled:
+    while (
+        sample(text := await scrape(client), "aftercare_messages", status="scheduled") != scheduled
+    ):
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.05)
     return text
 
 
 class TestOldestOverdueIndex:
-    async def test_the_oldest_scheduled_due_at_is_read_from_its_index(
-        self, database: str
-    ) -> None:
+    async def test_the_oldest_scheduled_due_at_is_read_from_its_index(self, database: str) -> None:
         """The read each scrape may make is answered by the (status, due_at) index, not by a
         scan of every scheduled message (PostgreSQL told to avoid scans where it can)."""
         engine = create_engine(database)
-        sql = str(store.OLDEST_SCHEDULED.compile(dialect=engine.dialect,
-                                                 compile_kwargs={"literal_binds": True}))
+        sql = str(
+            store.OLDEST_SCHEDULED.compile(
+                dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
         try:
             async with engine.connect() as conn:
                 if conn.dialect.name == "postgresql":

@@ -41,9 +41,14 @@ def fresh_database() -> Iterator[str]:
 def start_migrate(config: Path) -> subprocess.Popen[str]:
     """`python -m service --config ... migrate`, without AFTERCARE_ settings from outside."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AFTERCARE_")}
-    return subprocess.Popen([sys.executable, "-m", "service", "--config", str(config),
-                             "migrate"], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "service", "--config", str(config), "migrate"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def write_config(tmp_path: Path, url: str) -> Path:
@@ -88,8 +93,9 @@ class TestMigrationsOnManyReplicas:
         try:
             await until_held(proxy, REPLICAS)
             proxy.release()
-            outputs = await asyncio.gather(*(asyncio.to_thread(run.communicate, timeout=120)
-                                             for run in runs))
+            outputs = await asyncio.gather(
+                *(asyncio.to_thread(run.communicate, timeout=120) for run in runs)
+            )
         finally:
             await proxy.cut()
         failed = [err for run, (_, err) in zip(runs, outputs, strict=True) if run.returncode]
@@ -120,9 +126,11 @@ class TestMigrationsOnManyReplicas:
 async def waiting_on_advisory_lock(conn: asyncpg.Connection, timeout: float = 30) -> None:
     """Until another session of this database waits on an advisory lock."""
     deadline = time.monotonic() + timeout
-    query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-             "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' "
-             "AND wait_event = 'advisory'")
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' "
+        "AND wait_event = 'advisory'"
+    )
     while not await conn.fetchval(query):
         assert time.monotonic() < deadline, "no session waited on the migration lock"
         await asyncio.sleep(0.05)

@@ -42,13 +42,23 @@ EVENTS = "/v1/clinics/{clinic_id}/events"
 
 def config(port: int, db: Path) -> str:
     """The live service's config: clinic `glow`, one protocol of one step, console backend."""
-    glow = {"name": "Glow", "timezone": "UTC", "from_number": "+14155550100",
-            "webhook_secrets": [SECRET], "api_tokens": [TOKEN]}
+    glow = {
+        "name": "Glow",
+        "timezone": "UTC",
+        "from_number": "+14155550100",
+        "webhook_secrets": [SECRET],
+        "api_tokens": [TOKEN],
+    }
     step = {"key": "tonight", "kind": "aftercare", "after": "2h", "text": "Hi {first_name}."}
-    return to_toml({"server": {"public_base_url": f"http://127.0.0.1:{port}"},
-                    "database": {"url": f"sqlite+aiosqlite:///{db}"},
-                    "twilio": {"auth_token": TWILIO_TOKEN}, "clinics": {"glow": glow},
-                    "protocols": {"microneedling": {"title": "MN", "steps": [step]}}})
+    return to_toml(
+        {
+            "server": {"public_base_url": f"http://127.0.0.1:{port}"},
+            "database": {"url": f"sqlite+aiosqlite:///{db}"},
+            "twilio": {"auth_token": TWILIO_TOKEN},
+            "clinics": {"glow": glow},
+            "protocols": {"microneedling": {"title": "MN", "steps": [step]}},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +69,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (work / "aftercare.toml").write_text(config(port, work / "aftercare.db"))
     log = (work / "service.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--config", str(work / "aftercare.toml"), "serve",
-         "--port", str(port)], cwd=ROOT, stdout=log, stderr=log)
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "--config",
+            str(work / "aftercare.toml"),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while not _ready(base):
@@ -106,8 +128,7 @@ def test_no_5xx_and_every_answer_matches_the_schema(case: schemathesis.Case, liv
     elif case.path.startswith("/v1/twilio/") and isinstance(case.body, dict):
         form = {str(k): str(v) for k, v in case.body.items()}
         url = live + case.path  # the live service's public_base_url is its own address
-        headers["X-Twilio-Signature"] = RequestValidator(TWILIO_TOKEN).compute_signature(
-            url, form)
+        headers["X-Twilio-Signature"] = RequestValidator(TWILIO_TOKEN).compute_signature(url, form)
         extra["data"] = form
     case.call_and_validate(base_url=live, headers=headers, checks=CHECKS, **extra)
 

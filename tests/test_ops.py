@@ -36,17 +36,20 @@ async def client(database: str, aiohttp_client: AiohttpClient) -> Any:
 
 
 async def send_one(client: Any) -> None:
-    body = completed_event(treatment={"protocol": "quick",
-                                      "completed_at": datetime.now(UTC).isoformat()},
-                           patient={"timezone": "UTC"})
+    body = completed_event(
+        treatment={"protocol": "quick", "completed_at": datetime.now(UTC).isoformat()},
+        patient={"timezone": "UTC"},
+    )
     raw = encode(body)
-    assert (await client.post("/v1/clinics/glow/events", data=raw,
-                              headers=signed(raw))).status == 202
+    assert (
+        await client.post("/v1/clinics/glow/events", data=raw, headers=signed(raw))
+    ).status == 202
     deadline = asyncio.get_running_loop().time() + 10
     # The send counts at once; the stored statuses once the database is counted again.
     while (text := await (await client.get("/metrics")).text()) and (
-            sample(text, "aftercare_sends_total", outcome="accepted") != 1.0
-            or sample(text, "aftercare_messages", status="sent") != 1.0):
+        sample(text, "aftercare_sends_total", outcome="accepted") != 1.0
+        or sample(text, "aftercare_messages", status="sent") != 1.0
+    ):
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.1)
 
@@ -70,15 +73,19 @@ class TestMetrics:
         headers = signed(raw, msg_id="msg_counted")
         for _ in range(2):
             await client.post("/v1/clinics/glow/events", data=raw, headers=headers)
-        await client.post("/v1/clinics/glow/events", data=raw,
-                          headers={"content-type": "application/json"})  # unsigned
+        await client.post(
+            "/v1/clinics/glow/events", data=raw, headers={"content-type": "application/json"}
+        )  # unsigned
         text = await (await client.get("/metrics")).text()
-        assert sample(text, "aftercare_events_total", type="treatment.completed",
-                      outcome="accepted") == 1.0
-        assert sample(text, "aftercare_events_total", type="treatment.completed",
-                      outcome="replayed") == 1.0
-        assert sample(text, "aftercare_events_total", type="unknown",
-                      outcome="rejected_401") == 1.0
+        assert (
+            sample(text, "aftercare_events_total", type="treatment.completed", outcome="accepted")
+            == 1.0
+        )
+        assert (
+            sample(text, "aftercare_events_total", type="treatment.completed", outcome="replayed")
+            == 1.0
+        )
+        assert sample(text, "aftercare_events_total", type="unknown", outcome="rejected_401") == 1.0
 
     async def test_each_app_has_its_own_registry(self, client: Any, database: str) -> None:
         """Two apps in one process do not share counters (no import-time state)."""
@@ -104,8 +111,9 @@ class TestMetrics:
 class TestLogs:
     def test_a_log_line_is_one_json_object_with_numbers_masked(self) -> None:
         """Records become JSON lines; a phone number anywhere in them is masked."""
-        record = logging.LogRecord("aftercare.test", logging.INFO, __file__, 1,
-                                   "texted %s", ("+14155550123",), None)
+        record = logging.LogRecord(
+            "aftercare.test", logging.INFO, __file__, 1, "texted %s", ("+14155550123",), None
+        )
         record.message_id = "msg_1"
         line = JsonFormatter().format(record)
         entry = json.loads(line)
@@ -169,11 +177,13 @@ class TestReadsBesideWrites:
     ) -> None:
         """A long write (a large ingest, a burst's outcomes) does not hold up readiness, the
         metrics or the read API: on SQLite they read on connections of their own."""
-        body = completed_event(treatment={"protocol": "quick",
-                                          "completed_at": datetime.now(UTC).isoformat()})
+        body = completed_event(
+            treatment={"protocol": "quick", "completed_at": datetime.now(UTC).isoformat()}
+        )
         raw = encode(body)
-        assert (await client.post("/v1/clinics/glow/events", data=raw,
-                                  headers=signed(raw))).status == 202
+        assert (
+            await client.post("/v1/clinics/glow/events", data=raw, headers=signed(raw))
+        ).status == 202
         async with client.server.app[SESSIONS].begin() as s:
             await s.connection()  # the transaction holds the write lock (BEGIN IMMEDIATE)
             async with asyncio.timeout(5):
@@ -181,7 +191,9 @@ class TestReadsBesideWrites:
                 scraped = await (await client.get("/metrics")).text()
                 listed = await client.get("/v1/clinics/glow/messages", headers=bearer(TOKEN))
         assert ready.status == 200, await ready.text()
-        counts = [sample(scraped, "aftercare_messages", status=st) for st in
-                  ("scheduled", "sending", "sent", "delivered")]
+        counts = [
+            sample(scraped, "aftercare_messages", status=st)
+            for st in ("scheduled", "sending", "sent", "delivered")
+        ]
         assert sum(c or 0 for c in counts) == 1
         assert listed.status == 200 and len((await listed.json())["messages"]) == 1

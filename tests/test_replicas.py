@@ -40,8 +40,9 @@ async def run_and_kill(http: ClientSession, twilio_url: str, a: Service, b: Serv
     # Twilio answers after 2 s: a replica killed right after a send reached Twilio dies
     # holding that claim, with no record of the sid.
     for i in range(PATIENTS):
-        await http.post(twilio_url + "/_control/behaviour",
-                        json={"to": phone(i), "behaviour": "lateanswer:2"})
+        await http.post(
+            twilio_url + "/_control/behaviour", json={"to": phone(i), "behaviour": "lateanswer:2"}
+        )
     for i in range(PATIENTS):
         replica = (a, b)[i % 2]
         await replica.post_plan(http, id=f"pt_{i}", phone=phone(i))

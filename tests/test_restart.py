@@ -39,6 +39,7 @@ async def setup(tmp_path: Path, database: str) -> AsyncIterator[tuple[Service, s
 
 async def assert_each_sent_once(http: ClientSession, twilio_url: str, count: int) -> None:
     """`count` notes arrived at Twilio, each exactly once."""
+
     async def all_arrived() -> bool:
         return len((await fake_state(http, twilio_url))["messages"]) >= count
 
@@ -77,8 +78,9 @@ class TestCrash:
         """SIGKILL while Twilio holds a send unanswered; the restart reconciles, not resends."""
         service, twilio_url, http = setup
         await service.start(http)
-        await http.post(twilio_url + "/_control/behaviour",
-                        json={"to": PHONE, "behaviour": "lateanswer:15"})
+        await http.post(
+            twilio_url + "/_control/behaviour", json={"to": PHONE, "behaviour": "lateanswer:15"}
+        )
         treatment_id = await service.post_plan(http)
 
         async def in_flight() -> bool:
@@ -109,8 +111,9 @@ class TestCrash:
         """SIGTERM with a send in flight: the send completes and is recorded; nothing doubles."""
         service, twilio_url, http = setup
         await service.start(http)
-        await http.post(twilio_url + "/_control/behaviour",
-                        json={"to": PHONE, "behaviour": "lateanswer:1.5"})
+        await http.post(
+            twilio_url + "/_control/behaviour", json={"to": PHONE, "behaviour": "lateanswer:1.5"}
+        )
         treatment_id = await service.post_plan(http)
 
         async def in_flight() -> bool:
@@ -132,8 +135,11 @@ class TestLogs:
         says so, with where it listens, in its first log line."""
         service, _twilio_url, http = setup
         await service.start(http)
-        lines = [json.loads(line) for line in service.log.read_text().splitlines()
-                 if line.startswith("{")]
+        lines = [
+            json.loads(line)
+            for line in service.log.read_text().splitlines()
+            if line.startswith("{")
+        ]
         serving = next(line for line in lines if line["message"] == "serving")
         assert serving["event_loop"] == "uvloop"
         assert serving["port"] == service.port
@@ -148,8 +154,11 @@ class TestLogs:
         for body in ("HELP", "It itches a bit", "STOP"):
             params = {"From": PHONE, "To": FROM, "Body": body, "MessageSid": "SM" + "2" * 32}
             signature = sign_twilio(AUTH_TOKEN, service.base + "/v1/twilio/inbound", params)
-            async with http.post(service.base + "/v1/twilio/inbound", data=params,
-                                 headers={"X-Twilio-Signature": signature}) as response:
+            async with http.post(
+                service.base + "/v1/twilio/inbound",
+                data=params,
+                headers={"X-Twilio-Signature": signature},
+            ) as response:
                 assert response.status == 200
         service.stop()
         lines = service.log.read_text().splitlines()

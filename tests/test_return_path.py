@@ -47,11 +47,14 @@ def transactions(service: Service) -> Iterator[list[int]]:
 async def histories(service: Service) -> dict[str, list[str]]:
     """Every sent message's history statuses, oldest first."""
     async with service.client.app[SESSIONS]() as s:
-        rows = (await s.exec(
-            sa.select(MessageHistory.message_id, MessageHistory.status)
-            .join(Message, Message.id == MessageHistory.message_id)
-            .where(Message.provider_id.is_not(None))  # type: ignore[union-attr]
-            .order_by(MessageHistory.id))).all()
+        rows = (
+            await s.exec(
+                sa.select(MessageHistory.message_id, MessageHistory.status)
+                .join(Message, Message.id == MessageHistory.message_id)
+                .where(Message.provider_id.is_not(None))  # type: ignore[union-attr]
+                .order_by(MessageHistory.id)
+            )
+        ).all()
     found: dict[str, list[str]] = {}
     for message_id, status in rows:
         found.setdefault(message_id, []).append(status)
@@ -60,17 +63,19 @@ async def histories(service: Service) -> dict[str, list[str]]:
 
 async def kept(service: Service) -> int:
     async with service.client.app[SESSIONS]() as s:
-        return int((await s.exec(sa.select(sa.func.count()).select_from(ProviderStatus)))
-                   .one()[0])
+        return int((await s.exec(sa.select(sa.func.count()).select_from(ProviderStatus))).one()[0])
 
 
 async def plan_many(service: Service, n: int, *, due_in: float) -> list[dict[str, Any]]:
     """`n` treatments of `n` patients, each with a first message due in `due_in` s."""
     plans: list[dict[str, Any]] = []
     for start_at in range(0, n, 25):
-        plans += await asyncio.gather(*(
-            service.plan(due_in=due_in, patient={"id": f"pt_{i}", "phone": f"+1415666{i:04d}"})
-            for i in range(start_at, min(n, start_at + 25))))
+        plans += await asyncio.gather(
+            *(
+                service.plan(due_in=due_in, patient={"id": f"pt_{i}", "phone": f"+1415666{i:04d}"})
+                for i in range(start_at, min(n, start_at + 25))
+            )
+        )
     return plans
 
 
@@ -103,20 +108,28 @@ class TestCallbacks:
         service = await start()
         plan, sid = await sent_plan(service)
         path = service.client.app[RETURN_PATH]
-        late = await asyncio.gather(path.status(sid=sid, status="delivered", code=None),
-                                    path.status(sid=sid, status="sent", code=None),
-                                    path.status(sid=sid, status="delivered", code=None))
+        late = await asyncio.gather(
+            path.status(sid=sid, status="delivered", code=None),
+            path.status(sid=sid, status="sent", code=None),
+            path.status(sid=sid, status="delivered", code=None),
+        )
         assert late == [Outcome.APPLIED, Outcome.STALE, Outcome.STALE]
         first = await first_message(service, plan)
         assert [h["status"] for h in first["history"]] == [
-            "scheduled", "sending", "sent", "delivered"]
+            "scheduled",
+            "sending",
+            "sent",
+            "delivered",
+        ]
 
     async def test_undelivered_after_sent_in_one_batch_keeps_its_code(self, start: Any) -> None:
         service = await start()
         plan, sid = await sent_plan(service)
         path = service.client.app[RETURN_PATH]
-        await asyncio.gather(path.status(sid=sid, status="sent", code=None),
-                             path.status(sid=sid, status="undelivered", code=30003))
+        await asyncio.gather(
+            path.status(sid=sid, status="sent", code=None),
+            path.status(sid=sid, status="undelivered", code=30003),
+        )
         first = await first_message(service, plan)
         assert (first["status"], first["error_code"]) == ("undelivered", 30003)
 
@@ -148,8 +161,10 @@ class TestCallbacks:
         path = service.client.app[RETURN_PATH]
         await asyncio.sleep(max(0.0, due - time.time() - 0.05))
         with transactions(service) as begun:
-            queued = [asyncio.create_task(path.status(sid=f"SM{i:032d}", status="delivered",
-                                                      code=None)) for i in range(1000)]
+            queued = [
+                asyncio.create_task(path.status(sid=f"SM{i:032d}", status="delivered", code=None))
+                for i in range(1000)
+            ]
 
             async def sent() -> bool:
                 return bool(service.fake.attempts)
@@ -167,8 +182,11 @@ class TestCallbacks:
         self, start: Any
     ) -> None:
         service = await start()
-        params = {"MessageSid": "SM" + "e" * 32, "MessageStatus": "delivered",
-                  "AccountSid": ACCOUNT_SID}
+        params = {
+            "MessageSid": "SM" + "e" * 32,
+            "MessageStatus": "delivered",
+            "AccountSid": ACCOUNT_SID,
+        }
         forged = sign_twilio(AUTH_TOKEN, "http://evil.example/v1/twilio/status", params)
         response = await service.twilio_post("/v1/twilio/status", params, signature=forged)
         assert response.status == 403
@@ -190,17 +208,16 @@ class TestCallbacks:
 
 
 class TestReplies:
-    async def test_concurrent_stops_match_one_by_one_in_few_transactions(
-        self, start: Any
-    ) -> None:
+    async def test_concurrent_stops_match_one_by_one_in_few_transactions(self, start: Any) -> None:
         """40 numbers say STOP at once: each opted out, its messages cancelled, each answered
         the confirmation, in a few transactions."""
         service = await start()
         await plan_many(service, 40, due_in=3600)
         alone = await (await service.text("STOP", sender="+14156660000")).text()
         with transactions(service) as begun:
-            answers = await asyncio.gather(*(
-                service.text("STOP", sender=f"+1415666{i:04d}") for i in range(1, 40)))
+            answers = await asyncio.gather(
+                *(service.text("STOP", sender=f"+1415666{i:04d}") for i in range(1, 40))
+            )
             texts = [await a.text() for a in answers]
         assert texts == [alone] * 39 and "You will get no more texts" in alone
         assert begun[0] < 20

@@ -46,9 +46,13 @@ async def started(db_path: Path, lag: timedelta) -> AsyncIterator[tuple[Timers, 
     """Timers started on `db_path` with a clock `lag` behind the system's."""
     engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
     wakeups = Wakeups(LaggingClock(lag))
-    armed = Timers(settings=SchedulerSettings(), sessions=session_factory(engine),
-                   clock=wakeups.clock, dispatch_due=wakeups.dispatch_due,
-                   recover=wakeups.recover)
+    armed = Timers(
+        settings=SchedulerSettings(),
+        sessions=session_factory(engine),
+        clock=wakeups.clock,
+        dispatch_due=wakeups.dispatch_due,
+        recover=wakeups.recover,
+    )
     armed.start()
     try:
         yield armed, wakeups
@@ -103,7 +107,8 @@ async def test_a_clock_far_from_the_schedulers_own_does_not_stall_the_start(
 
 
 async def test_arming_many_instants_wakes_the_scheduler_once(
-    timers: tuple[Timers, Wakeups], monkeypatch: pytest.MonkeyPatch,
+    timers: tuple[Timers, Wakeups],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A plan or a refill arming hundreds of instants wakes APScheduler once, not once per
     timer: each wake-up is a pass over its jobs, and hundreds queued back to back stalled the
@@ -133,15 +138,18 @@ class HeldWakeups(Wakeups):
             await self.release.wait()
 
 
-async def test_an_instant_armed_again_while_its_wake_up_runs_wakes_again(
-        db_path: Path) -> None:
+async def test_an_instant_armed_again_while_its_wake_up_runs_wakes_again(db_path: Path) -> None:
     """A message due at an instant whose timer is still running (a long drain) is armed again
     and wakes the dispatcher again, not skipped as a second run of the same job."""
     engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
     wakeups = HeldWakeups(LaggingClock(timedelta(0)))
-    armed = Timers(settings=SchedulerSettings(), sessions=session_factory(engine),
-                   clock=wakeups.clock, dispatch_due=wakeups.dispatch_due,
-                   recover=wakeups.recover)
+    armed = Timers(
+        settings=SchedulerSettings(),
+        sessions=session_factory(engine),
+        clock=wakeups.clock,
+        dispatch_due=wakeups.dispatch_due,
+        recover=wakeups.recover,
+    )
     armed.start()
     try:
         due = wakeups.clock.now() + timedelta(milliseconds=100)

@@ -45,11 +45,15 @@ class Service:
     fake: FakeTwilio
     base: str
 
-    async def twilio_post(self, path: str, params: dict[str, str], *,
-                          signature: str | None = None) -> Any:
+    async def twilio_post(
+        self, path: str, params: dict[str, str], *, signature: str | None = None
+    ) -> Any:
         """POST a form as Twilio would, signed for public_base_url + path unless told."""
-        sig = signature if signature is not None else sign_twilio(AUTH_TOKEN, self.base + path,
-                                                                  params)
+        sig = (
+            signature
+            if signature is not None
+            else sign_twilio(AUTH_TOKEN, self.base + path, params)
+        )
         return await self.client.post(path, data=params, headers={"X-Twilio-Signature": sig})
 
     async def status(self, sid: str, status: str, **extra: str) -> Any:
@@ -57,41 +61,58 @@ class Service:
         return await self.twilio_post("/v1/twilio/status", params)
 
     async def text(self, body: str, *, to: str = FROM, sender: str = PHONE) -> Any:
-        params = {"MessageSid": "SM" + "1" * 32, "From": sender, "To": to, "Body": body,
-                  "AccountSid": ACCOUNT_SID}
+        params = {
+            "MessageSid": "SM" + "1" * 32,
+            "From": sender,
+            "To": to,
+            "Body": body,
+            "AccountSid": ACCOUNT_SID,
+        }
         return await self.twilio_post("/v1/twilio/inbound", params)
 
-    async def plan(self, *, clinic: str = "glow", due_in: float = 3600.0,
-                   secret: str = SECRET, **overrides: Any) -> dict[str, Any]:
+    async def plan(
+        self,
+        *,
+        clinic: str = "glow",
+        due_in: float = 3600.0,
+        secret: str = SECRET,
+        **overrides: Any,
+    ) -> dict[str, Any]:
         """Post a treatment whose first step ("tonight", after 2h) is due in `due_in` s."""
         completed = datetime.now(UTC) - timedelta(hours=2) + timedelta(seconds=due_in)
         overrides.setdefault("treatment", {})["completed_at"] = completed.isoformat()
         overrides.setdefault("patient", {}).setdefault("timezone", "UTC")
         raw = encode(completed_event(**overrides))
-        response = await self.client.post(f"/v1/clinics/{clinic}/events", data=raw,
-                                          headers=signed(raw, secret=secret))
+        response = await self.client.post(
+            f"/v1/clinics/{clinic}/events", data=raw, headers=signed(raw, secret=secret)
+        )
         assert response.status == 202, await response.text()
         plan: dict[str, Any] = await response.json()
         return plan
 
-    async def messages(self, clinic: str = "glow",
-                       treatment: str | None = None) -> list[dict[str, Any]]:
+    async def messages(
+        self, clinic: str = "glow", treatment: str | None = None
+    ) -> list[dict[str, Any]]:
         async with self.client.app[SESSIONS]() as s:
             query = sa.select(Message).where(Message.clinic_id == clinic)
             rows = (await s.exec(query)).all()
-        return [r[0].model_dump() for r in rows
-                if treatment is None or r[0].treatment_id == treatment]
+        return [
+            r[0].model_dump() for r in rows if treatment is None or r[0].treatment_id == treatment
+        ]
 
     async def read(self, treatment_id: str) -> list[dict[str, Any]]:
-        response = await self.client.get(f"/v1/clinics/glow/treatments/{treatment_id}",
-                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        response = await self.client.get(
+            f"/v1/clinics/glow/treatments/{treatment_id}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
         messages: list[dict[str, Any]] = (await response.json())["messages"]
         return messages
 
 
 @pytest.fixture
-def start(database: str, aiohttp_server: AiohttpServer,
-          aiohttp_client: AiohttpClient) -> Callable[..., Awaitable[Service]]:
+def start(
+    database: str, aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> Callable[..., Awaitable[Service]]:
     async def run(*, reply_to_keywords: bool = True, callbacks: bool = False) -> Service:
         fake = FakeTwilio(callbacks=callbacks, callback_delay=0.05)
         twilio_url = await serve(aiohttp_server, fake)
@@ -101,11 +122,17 @@ def start(database: str, aiohttp_server: AiohttpServer,
         for clinic in clinics.values():
             clinic["quiet_hours"] = {"start": "00:00", "end": "00:00"}
         settings = make_settings(
-            database, server={"public_base_url": base},
+            database,
+            server={"public_base_url": base},
             sms={"backend": "twilio", "reply_to_keywords": reply_to_keywords},
-            twilio={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-                    "api_base_url": twilio_url, "request_timeout": "3s"},
-            clinics=clinics)
+            twilio={
+                "account_sid": ACCOUNT_SID,
+                "auth_token": AUTH_TOKEN,
+                "api_base_url": twilio_url,
+                "request_timeout": "3s",
+            },
+            clinics=clinics,
+        )
         server = await aiohttp_server(create_app(settings), port=port)
         return Service(await aiohttp_client(server), fake, base)
 
@@ -143,7 +170,11 @@ class TestStatusCallbacks:
         first = await first_message(service, plan)
         assert first["status"] == "delivered"
         assert [h["status"] for h in first["history"]] == [
-            "scheduled", "sending", "sent", "delivered"]
+            "scheduled",
+            "sending",
+            "sent",
+            "delivered",
+        ]
 
     async def test_late_and_repeated_callbacks_change_nothing(self, start: Any) -> None:
         """Out of order and duplicates: a late `sent` never overwrites `delivered`."""
@@ -200,9 +231,22 @@ class TestStatusCallbacks:
 
 
 class TestStop:
-    @pytest.mark.parametrize("word", ["STOP", "stop", "  Stop.  ", "opt out", "OptOut",
-                                      "STOPALL", "unsubscribe!", "Cancel", "end", "QUIT",
-                                      "revoke"])
+    @pytest.mark.parametrize(
+        "word",
+        [
+            "STOP",
+            "stop",
+            "  Stop.  ",
+            "opt out",
+            "OptOut",
+            "STOPALL",
+            "unsubscribe!",
+            "Cancel",
+            "end",
+            "QUIT",
+            "revoke",
+        ],
+    )
     async def test_stop_cancels_every_pending_message(self, start: Any, word: str) -> None:
         """Any STOP word opts the number out and cancels its pending messages there."""
         service = await start()
@@ -259,8 +303,7 @@ class TestStop:
         params = {"From": PHONE, "To": FROM, "Body": "STOP"}
         response = await service.twilio_post("/v1/twilio/inbound", params, signature="nope")
         assert response.status == 403
-        assert {m["status"] for m in await service.read(plan["treatment"]["id"])} == {
-            "scheduled"}
+        assert {m["status"] for m in await service.read(plan["treatment"]["id"])} == {"scheduled"}
 
 
 class TestHelpAndReplies:

@@ -4,6 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-25
 """
+
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -27,8 +28,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("provider_status", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_provider_status_provider_id"), ["provider_id"],
-                              unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_provider_status_provider_id"), ["provider_id"], unique=False
+        )
 
 
 def downgrade() -> None:

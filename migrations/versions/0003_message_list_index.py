@@ -4,6 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25
 """
+
 from collections.abc import Sequence
 
 from alembic import op
@@ -16,8 +17,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("message", schema=None) as batch_op:
-        batch_op.create_index("ix_message_clinic_send", ["clinic_id", "send_at", "id"],
-                              unique=False)
+        batch_op.create_index(
+            "ix_message_clinic_send", ["clinic_id", "send_at", "id"], unique=False
+        )
 
 
 def downgrade() -> None:

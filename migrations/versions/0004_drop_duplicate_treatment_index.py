@@ -7,6 +7,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-30
 """
+
 from collections.abc import Sequence
 
 from alembic import op

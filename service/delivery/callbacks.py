@@ -52,17 +52,25 @@ class Callback:
     received_at: datetime
 
 
-_FIND = (sa.select(M.provider_id, M.id, M.status)
-         .where(M.provider_id.in_(sa.bindparam("sids", expanding=True)))
-         .order_by(M.id).with_for_update())
-_KEPT_FOR = (sa.select(KEPT.c.provider_id, KEPT.c.status, KEPT.c.error_code, KEPT.c.received_at)
-             .where(KEPT.c.provider_id.in_(sa.bindparam("sids", expanding=True)))
-             .order_by(KEPT.c.id))
+_FIND = (
+    sa.select(M.provider_id, M.id, M.status)
+    .where(M.provider_id.in_(sa.bindparam("sids", expanding=True)))
+    .order_by(M.id)
+    .with_for_update()
+)
+_KEPT_FOR = (
+    sa.select(KEPT.c.provider_id, KEPT.c.status, KEPT.c.error_code, KEPT.c.received_at)
+    .where(KEPT.c.provider_id.in_(sa.bindparam("sids", expanding=True)))
+    .order_by(KEPT.c.id)
+)
 _KEEP = sa.insert(KEPT)
 _KEPT_COLUMNS = ("provider_id", "status", "error_code", "received_at")
 _NOW = sa.bindparam("m_now", type_=M.updated_at.type)
-_SET = (sa.update(MESSAGE).where(M.id == sa.bindparam("m_id"))
-        .values(status=sa.bindparam("m_to"), updated_at=_NOW))
+_SET = (
+    sa.update(MESSAGE)
+    .where(M.id == sa.bindparam("m_id"))
+    .values(status=sa.bindparam("m_to"), updated_at=_NOW)
+)
 _SET_CODE = _SET.values(error_code=sa.bindparam("m_code"))
 # Locks taken in one order (sorted keys), so two batches never wait on each other in a cycle.
 _LOCK_SIDS = sa.text(
@@ -83,8 +91,9 @@ async def lock_sids(conn: AsyncConnection, sids: Sequence[str]) -> None:
         await conn.execute(_LOCK_SIDS, {"sids": sorted(set(sids))})
 
 
-async def write(conn: AsyncConnection, callbacks: Sequence[Callback], *,
-                now: datetime) -> list[Outcome]:
+async def write(
+    conn: AsyncConnection, callbacks: Sequence[Callback], *, now: datetime
+) -> list[Outcome]:
     """Keep `callbacks` (in order of arrival) and apply those whose sid is recorded; what
     became of each."""
     sids = sorted({c.sid for c in callbacks})
@@ -105,11 +114,25 @@ async def settle(conn: AsyncConnection, sids: Sequence[str], *, now: datetime) -
 
 async def _keep(conn: AsyncConnection, callbacks: Sequence[Callback]) -> None:
     if conn.dialect.name == "sqlite":
-        await insert_rows(conn, KEPT.name, _KEPT_COLUMNS, [
-            (c.sid, str(c.status), c.code, sqlite_text(c.received_at)) for c in callbacks])
+        await insert_rows(
+            conn,
+            KEPT.name,
+            _KEPT_COLUMNS,
+            [(c.sid, str(c.status), c.code, sqlite_text(c.received_at)) for c in callbacks],
+        )
         return
-    await conn.execute(_KEEP, [{"provider_id": c.sid, "status": c.status, "error_code": c.code,
-                                "received_at": c.received_at} for c in callbacks])
+    await conn.execute(
+        _KEEP,
+        [
+            {
+                "provider_id": c.sid,
+                "status": c.status,
+                "error_code": c.code,
+                "received_at": c.received_at,
+            }
+            for c in callbacks
+        ],
+    )
 
 
 async def _find(conn: AsyncConnection, sids: Sequence[str]) -> dict[str, tuple[str, Status]]:
@@ -118,8 +141,13 @@ async def _find(conn: AsyncConnection, sids: Sequence[str]) -> dict[str, tuple[s
     return {sid: (message_id, Status(status)) for sid, message_id, status in rows}
 
 
-async def _apply(conn: AsyncConnection, found: dict[str, tuple[str, Status]],
-                 callbacks: Sequence[Callback], *, now: datetime) -> list[Outcome]:
+async def _apply(
+    conn: AsyncConnection,
+    found: dict[str, tuple[str, Status]],
+    callbacks: Sequence[Callback],
+    *,
+    now: datetime,
+) -> list[Outcome]:
     """Move the found messages through `callbacks` in order; one UPDATE per message."""
     outcomes: list[Outcome] = []
     history: list[tuple[str, str, str | None, int | None]] = []
@@ -142,11 +170,15 @@ async def _apply(conn: AsyncConnection, found: dict[str, tuple[str, Status]],
     return outcomes
 
 
-async def _update(conn: AsyncConnection, final: dict[str, tuple[Status, int | None]], *,
-                  now: datetime) -> None:
+async def _update(
+    conn: AsyncConnection, final: dict[str, tuple[Status, int | None]], *, now: datetime
+) -> None:
     plain = [{"m_id": i, "m_to": st, "m_now": now} for i, (st, code) in final.items() if not code]
-    coded = [{"m_id": i, "m_to": st, "m_now": now, "m_code": code}
-             for i, (st, code) in final.items() if code]
+    coded = [
+        {"m_id": i, "m_to": st, "m_now": now, "m_code": code}
+        for i, (st, code) in final.items()
+        if code
+    ]
     for statement, rows in ((_SET, plain), (_SET_CODE, coded)):
         if rows:
             await conn.execute(statement, rows)

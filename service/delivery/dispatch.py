@@ -47,10 +47,16 @@ class Dispatcher:
     """Sends due messages, each at most once, with bounded concurrency."""
 
     def __init__(
-        self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
-        sender: SmsSender, clock: Clock, instance: str,
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        sender: SmsSender,
+        clock: Clock,
+        instance: str,
         rearm: Callable[[datetime], None] = lambda _due: None,
-        metrics: Metrics | None = None, gate: WriterGate | None = None,
+        metrics: Metrics | None = None,
+        gate: WriterGate | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -119,8 +125,10 @@ class Dispatcher:
         # costs. The claims ahead keep every slot busy meanwhile: when Twilio is slow to answer,
         # waiting for half the slots to come free left slots idle (README, benchmarks).
         wanted = max(1, self._room // 2)
-        while (self._inflight
-               and self._room + self._ahead - len(self._inflight) - len(self._ready) < wanted):
+        while (
+            self._inflight
+            and self._room + self._ahead - len(self._inflight) - len(self._ready) < wanted
+        ):
             await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
 
     async def _woken_or_settled(self) -> None:
@@ -128,8 +136,7 @@ class Dispatcher:
         woken = asyncio.create_task(self._wake.wait())
         try:
             while self._inflight and not self._wake.is_set():
-                await asyncio.wait({*self._inflight, woken},
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({*self._inflight, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             woken.cancel()
 
@@ -143,9 +150,13 @@ class Dispatcher:
         async with self.gate.urgent(), self.sessions.begin() as s:
             now = self.clock.now()  # after the wait: the claim is as of now
             conn = await s.connection()
-            batch = await claims.claim_due(conn, now=now, instance=self.instance,
-                                           lease=self.settings.scheduler.claim_lease,
-                                           limit=limit)
+            batch = await claims.claim_due(
+                conn,
+                now=now,
+                instance=self.instance,
+                lease=self.settings.scheduler.claim_lease,
+                limit=limit,
+            )
             return await claims.vet(conn, batch, now=now), batch.taken
 
     async def close(self, *, timeout: float) -> None:
@@ -161,11 +172,15 @@ class Dispatcher:
         footer = self.settings.sms.opt_out_footer
         body = f"{message.body}\n{footer}" if message.footer and footer else message.body
         return OutgoingSms(
-            message_id=message.id, to=message.phone, body=body,
+            message_id=message.id,
+            to=message.phone,
+            body=body,
             from_number=clinic.from_number or None,
-            messaging_service_sid=(clinic.messaging_service_sid
-                                   or self.settings.twilio.messaging_service_sid or None),
-            status_callback=f"{self.settings.server.public_base_url}/v1/twilio/status")
+            messaging_service_sid=(
+                clinic.messaging_service_sid or self.settings.twilio.messaging_service_sid or None
+            ),
+            status_callback=f"{self.settings.server.public_base_url}/v1/twilio/status",
+        )
 
     async def _send(self, message: Claim) -> None:
         try:
@@ -182,8 +197,9 @@ class Dispatcher:
             return True
         lease = self.settings.scheduler.claim_lease
         async with self.sessions.begin() as s:
-            kept = await claims.extend(await s.connection(), message.id, now=now,
-                                       instance=self.instance, lease=lease)
+            kept = await claims.extend(
+                await s.connection(), message.id, now=now, instance=self.instance, lease=lease
+            )
         if kept:
             self._holding[message.id] = now + lease
         return kept
@@ -204,13 +220,26 @@ class Dispatcher:
         detail, code = error.detail, error.code
         match error:
             case OptedOutError():
-                await self._record(Move(message.id, Status.FAILED, detail[:255], code,
-                                        {"error_code": code,
-                                         "reason": reasons.RECIPIENT_UNSUBSCRIBED},
-                                        opt_out=(message.clinic_id, message.phone)))
+                await self._record(
+                    Move(
+                        message.id,
+                        Status.FAILED,
+                        detail[:255],
+                        code,
+                        {"error_code": code, "reason": reasons.RECIPIENT_UNSUBSCRIBED},
+                        opt_out=(message.clinic_id, message.phone),
+                    )
+                )
             case PermanentError():
-                await self._record(Move(message.id, Status.FAILED, detail[:255], code,
-                                        {"error_code": code, "reason": detail[:255]}))
+                await self._record(
+                    Move(
+                        message.id,
+                        Status.FAILED,
+                        detail[:255],
+                        code,
+                        {"error_code": code, "reason": detail[:255]},
+                    )
+                )
             case RetryableError():
                 await self._retry(message, detail=detail, code=code)
             case _:  # AmbiguousError: it may have been sent
@@ -227,25 +256,42 @@ class Dispatcher:
     async def _sent(self, message: Claim, accepted: Accepted) -> None:
         status = Status.DELIVERED if accepted.status == "delivered" else Status.SENT
         now = self.clock.now()
-        await self._record(Move(message.id, status, f"accepted as {accepted.status}",
-                                values={"provider_id": accepted.provider_id, "sent_at": now,
-                                        "lease_until": None},
-                                provider_id=accepted.provider_id))
+        await self._record(
+            Move(
+                message.id,
+                status,
+                f"accepted as {accepted.status}",
+                values={"provider_id": accepted.provider_id, "sent_at": now, "lease_until": None},
+                provider_id=accepted.provider_id,
+            )
+        )
         self.metrics.lateness.observe(max(0.0, (now - message.send_at).total_seconds()))
-        log.info("message sent", extra={"message_id": message.id,
-                                        "late_ms": _ms(now - message.send_at)})
+        log.info(
+            "message sent", extra={"message_id": message.id, "late_ms": _ms(now - message.send_at)}
+        )
 
     async def _retry(self, message: Claim, *, detail: str, code: int | None) -> None:
         due = self.clock.now() + self.backoff(message.attempts)
         if due >= message.expires_at:
-            await self._record(Move(message.id, Status.EXPIRED,
-                                    f"{detail[:180]}; no retry before expiry", code,
-                                    {"reason": reasons.EXPIRED_WHILE_RETRYING,
-                                     "lease_until": None}))
+            await self._record(
+                Move(
+                    message.id,
+                    Status.EXPIRED,
+                    f"{detail[:180]}; no retry before expiry",
+                    code,
+                    {"reason": reasons.EXPIRED_WHILE_RETRYING, "lease_until": None},
+                )
+            )
             return
-        moved = await self._record(Move(message.id, Status.SCHEDULED,
-                                        f"{detail[:180]}; retry at {due.isoformat()}", code,
-                                        {"due_at": due, "lease_until": None}))
+        moved = await self._record(
+            Move(
+                message.id,
+                Status.SCHEDULED,
+                f"{detail[:180]}; retry at {due.isoformat()}",
+                code,
+                {"due_at": due, "lease_until": None},
+            )
+        )
         if moved:
             self.rearm(due)
 
@@ -253,11 +299,19 @@ class Dispatcher:
         # The provider may still be creating the message: keep the claim for one more lease,
         # then the sweeper reconciles against the provider's records before any retry.
         until = self.clock.now() + self.settings.scheduler.claim_lease
-        await self._record(Move(message.id, Status.SENDING,
-                                f"{detail[:160]}; reconcile after {until.isoformat()}", code,
-                                {"lease_until": until}))
-        log.warning("ambiguous send held for reconciliation",
-                    extra={"message_id": message.id, "error_code": code})
+        await self._record(
+            Move(
+                message.id,
+                Status.SENDING,
+                f"{detail[:160]}; reconcile after {until.isoformat()}",
+                code,
+                {"lease_until": until},
+            )
+        )
+        log.warning(
+            "ambiguous send held for reconciliation",
+            extra={"message_id": message.id, "error_code": code},
+        )
 
     async def recover(self, message_id: str) -> None:
         """Reconcile a claim whose lease ran out: record it as sent if the provider has it.
@@ -267,9 +321,13 @@ class Dispatcher:
             return
         now = self.clock.now()
         async with self.gate.urgent(), self.sessions.begin() as s:
-            message = await claims.take_over(await s.connection(), message_id, now=now,
-                                             instance=self.instance,
-                                             lease=self.settings.scheduler.claim_lease)
+            message = await claims.take_over(
+                await s.connection(),
+                message_id,
+                now=now,
+                instance=self.instance,
+                lease=self.settings.scheduler.claim_lease,
+            )
         if message is None:
             return
         since = (message.claimed_at or now) - RECONCILE_SLACK
@@ -282,8 +340,9 @@ class Dispatcher:
         if found is not None:
             await self._sent(message, found)
         else:
-            await self._retry(message, detail="claim lease ran out (not found at provider)",
-                              code=None)
+            await self._retry(
+                message, detail="claim lease ran out (not found at provider)", code=None
+            )
 
     def backoff(self, attempts: int) -> timedelta:
         """Exponential backoff with jitter: between half the initial delay and initial * 2^(n-1)."""

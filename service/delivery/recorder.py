@@ -24,13 +24,19 @@ BATCH = 500
 class Recorder:
     """Writes `Move`s by group commit (one move per message in a batch)."""
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock,
-                 gate: WriterGate | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        gate: WriterGate | None = None,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.gate = gate or WriterGate(exclusive=False)
         self._group: GroupCommit[Move, bool] = GroupCommit(
-            self._write, batch=BATCH, keys=lambda move: (move.message_id,))
+            self._write, batch=BATCH, keys=lambda move: (move.message_id,)
+        )
 
     async def record(self, move: Move) -> bool:
         """Write `move` (with whatever else is pending); whether the message moved."""
@@ -53,8 +59,7 @@ class Recorder:
         moved = await move_many(conn, moves, now=now)
         done = [move for move, ok in zip(moves, moved.applied, strict=True) if ok]
         if moved.callbacks:
-            await callbacks.settle(conn, [m.provider_id for m in done if m.provider_id],
-                                   now=now)
+            await callbacks.settle(conn, [m.provider_id for m in done if m.provider_id], now=now)
         for move in done:
             if move.opt_out:
                 await store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")

@@ -51,7 +51,10 @@ class Reply:
 
 
 async def handle_reply(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, reply: Reply, *,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    reply: Reply,
+    *,
     now: datetime,
 ) -> str | None:
     """Record a reply and act on its keyword, in a transaction of its own; the text to answer
@@ -60,20 +63,31 @@ async def handle_reply(
         return await record_reply(s, settings, reply, now=now)
 
 
-async def record_reply(s: AsyncSession, settings: Settings, reply: Reply, *,
-                       now: datetime) -> str | None:
+async def record_reply(
+    s: AsyncSession, settings: Settings, reply: Reply, *, now: datetime
+) -> str | None:
     """`handle_reply` inside the transaction `s` (a batch of replies from other numbers)."""
     scope = _clinics_texted(settings, reply)
     word = keyword(reply.body)
-    s.add(Inbound(clinic_id=scope[0] if len(scope) == 1 else None,
-                  provider_id=reply.provider_id, phone=reply.sender,
-                  body=reply.body[:1600], keyword=word, received_at=now))
+    s.add(
+        Inbound(
+            clinic_id=scope[0] if len(scope) == 1 else None,
+            provider_id=reply.provider_id,
+            phone=reply.sender,
+            body=reply.body[:1600],
+            keyword=word,
+            received_at=now,
+        )
+    )
     if word in STOP:
         for clinic_id in scope:
             await store.opt_out(s, clinic_id, reply.sender, now=now, source="sms-stop")
     elif word in START:
-        await s.exec(delete(OptOut).where(col(OptOut.clinic_id).in_(scope),
-                                          col(OptOut.phone) == reply.sender))
+        await s.exec(
+            delete(OptOut).where(
+                col(OptOut.clinic_id).in_(scope), col(OptOut.phone) == reply.sender
+            )
+        )
     elif word is None:
         await _note_reply(s, scope, reply, now=now)
     log.info("reply received", extra={"from": mask_phone(reply.sender), "keyword": word})
@@ -82,19 +96,27 @@ async def record_reply(s: AsyncSession, settings: Settings, reply: Reply, *,
 
 def _clinics_texted(settings: Settings, reply: Reply) -> list[str]:
     """The clinic whose number (or messaging service) was texted; every clinic if none."""
-    found = [cid for cid, c in settings.clinics.items()
-             if (c.from_number and c.from_number == reply.to)
-             or (c.messaging_service_sid and c.messaging_service_sid
-                 == reply.messaging_service_sid)]
+    found = [
+        cid
+        for cid, c in settings.clinics.items()
+        if (c.from_number and c.from_number == reply.to)
+        or (c.messaging_service_sid and c.messaging_service_sid == reply.messaging_service_sid)
+    ]
     return found or list(settings.clinics)
 
 
 async def _note_reply(s: AsyncSession, scope: list[str], reply: Reply, *, now: datetime) -> None:
     """Append a free-text reply to the history of the last message the number was sent."""
-    query = (select(Message).where(col(Message.clinic_id).in_(scope),
-                                   Message.phone == reply.sender,
-                                   col(Message.sent_at).is_not(None))
-             .order_by(col(Message.sent_at).desc()).limit(1))
+    query = (
+        select(Message)
+        .where(
+            col(Message.clinic_id).in_(scope),
+            Message.phone == reply.sender,
+            col(Message.sent_at).is_not(None),
+        )
+        .order_by(col(Message.sent_at).desc())
+        .limit(1)
+    )
     last = (await s.exec(query)).first()
     if last is not None:
         detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))

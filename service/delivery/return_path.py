@@ -41,17 +41,26 @@ Result = TypeVar("Result")
 class ReturnPath:
     """Status callbacks and replies, batched; the webhooks' handlers call `status`, `reply`."""
 
-    def __init__(self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 clock: Clock, metrics: Metrics, gate: WriterGate) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        metrics: Metrics,
+        gate: WriterGate,
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
         self.metrics = metrics
         self.gate = gate
         self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
-            self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ())
+            self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ()
+        )
         self._replies: GroupCommit[replies.Reply, str | Exception | None] = GroupCommit(
-            self._write_replies, batch=REPLY_BATCH, keys=lambda reply: (reply.sender,))
+            self._write_replies, batch=REPLY_BATCH, keys=lambda reply: (reply.sender,)
+        )
         metrics.watch_queue("callbacks", lambda: self._callbacks.waiting)
         metrics.watch_queue("replies", lambda: self._replies.waiting)
 
@@ -63,8 +72,9 @@ class ReturnPath:
             self.metrics.callbacks.labels(status[:16] or "none", Outcome.IGNORED).inc()
             return Outcome.IGNORED
         started = time.monotonic()
-        outcome = _raised(await self._callbacks.submit(
-            Callback(sid[:64], target, code, self.clock.now())))
+        outcome = _raised(
+            await self._callbacks.submit(Callback(sid[:64], target, code, self.clock.now()))
+        )
         self.metrics.callback_seconds.observe(time.monotonic() - started)
         self.metrics.callbacks.labels(target, outcome).inc()
         if outcome is Outcome.EARLY:
@@ -89,19 +99,20 @@ class ReturnPath:
 
         return await _each_alone_on_failure(write, batch)
 
-    async def _write_replies(self, batch: Sequence[replies.Reply]
-                             ) -> list[str | Exception | None]:
+    async def _write_replies(self, batch: Sequence[replies.Reply]) -> list[str | Exception | None]:
         async def write(items: Sequence[replies.Reply]) -> list[str | None]:
             async with self.gate.background(), self.sessions.begin() as s:
                 now = self.clock.now()
-                return [await replies.record_reply(s, self.settings, reply, now=now)
-                        for reply in items]
+                return [
+                    await replies.record_reply(s, self.settings, reply, now=now) for reply in items
+                ]
 
         return await _each_alone_on_failure(write, batch)
 
 
 async def _each_alone_on_failure(
-    write: Callable[[Sequence[Item]], Awaitable[list[Result]]], batch: Sequence[Item],
+    write: Callable[[Sequence[Item]], Awaitable[list[Result]]],
+    batch: Sequence[Item],
 ) -> list[Result | Exception]:
     """`write(batch)`; if it fails, each item written alone, a failure its own result."""
     try:

@@ -67,9 +67,16 @@ class Timers:
         # (millions of steps at a short poll interval: seconds of a stalled event loop).
         first = datetime.now(UTC)
         for job, seconds in ((self.refill, poll), (self.sweep, sweep)):
-            self.scheduler.add_job(partial(self._tracked, job), "interval", seconds=seconds,
-                                   id=job.__name__, next_run_time=first,
-                                   misfire_grace_time=None, coalesce=True, max_instances=1)
+            self.scheduler.add_job(
+                partial(self._tracked, job),
+                "interval",
+                seconds=seconds,
+                id=job.__name__,
+                next_run_time=first,
+                misfire_grace_time=None,
+                coalesce=True,
+                max_instances=1,
+            )
         self.scheduler.start()
 
     async def stop(self, *, timeout: float) -> None:
@@ -128,9 +135,13 @@ class Timers:
         # An id of its own each time: an instant armed again while its first wake-up still
         # runs (a burst's drain) would be the same job, and APScheduler skips a job's second
         # run while its first goes on, with a warning and no wake-up.
-        self.scheduler.add_job(partial(self._tracked, partial(self._fire, key)), "date",
-                               run_date=due_at, id=f"due@{key:.6f}#{next(self._arming)}",
-                               misfire_grace_time=None)
+        self.scheduler.add_job(
+            partial(self._tracked, partial(self._fire, key)),
+            "date",
+            run_date=due_at,
+            id=f"due@{key:.6f}#{next(self._arming)}",
+            misfire_grace_time=None,
+        )
 
     async def _fire(self, key: float) -> None:
         self._armed.discard(key)
@@ -148,7 +159,7 @@ class Timers:
             async with self.sessions() as s:
                 instants = await store.due_instants(s, until, after=after, limit=READ_SLICE)
             for start in range(0, len(instants), ARM_SLICE):
-                if self.arm_many(instants[start:start + ARM_SLICE]):
+                if self.arm_many(instants[start : start + ARM_SLICE]):
                     await asyncio.sleep(ARM_PAUSE)  # only after new timers: most are armed
             await asyncio.sleep(0)
             if len(instants) < READ_SLICE:

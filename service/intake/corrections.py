@@ -60,8 +60,9 @@ async def cancel(
         s.add(treatment)
     for message in await store.messages_of(s, row_id(treatment.id)):
         if message.status == Status.SCHEDULED:
-            await _end(s, message.id, Status.CANCELLED, reasons.TREATMENT_CANCELLED,
-                       source=source, now=now)
+            await _end(
+                s, message.id, Status.CANCELLED, reasons.TREATMENT_CANCELLED, source=source, now=now
+            )
     return treatment
 
 
@@ -73,21 +74,31 @@ async def treatment_cancelled(
     if treatment is None:
         raise Unprocessable(
             "the treatment cannot be cancelled",
-            errors=[FieldError("data.treatment.id", "this clinic has no treatment with that id "
-                               "(yet): send its treatment.completed first")],
+            errors=[
+                FieldError(
+                    "data.treatment.id",
+                    "this clinic has no treatment with that id "
+                    "(yet): send its treatment.completed first",
+                )
+            ],
         )
     patient = await s.get(Patient, treatment.patient_id)
     assert patient is not None, "a treatment has a patient"
     messages = await store.messages_of(s, row_id(treatment.id))
     body: CancelAnswer = {
-        "event_id": event_id, "type": "treatment.cancelled",
+        "event_id": event_id,
+        "type": "treatment.cancelled",
         "treatment": treatment_view(treatment, patient.external_id),
-        "messages": [planned_view(m) for m in messages]}
+        "messages": [planned_view(m) for m in messages],
+    }
     return Effect(render(CANCEL, body))
 
 
 async def cancel_from_api(
-    sessions: async_sessionmaker[AsyncSession], clinic_id: str, external_id: str, *,
+    sessions: async_sessionmaker[AsyncSession],
+    clinic_id: str,
+    external_id: str,
+    *,
     now: datetime,
 ) -> TreatmentAnswer:
     """`POST …/treatments/{id}/cancel`: cancel, then answer as `GET …/treatments/{id}`."""
@@ -114,12 +125,20 @@ def apply_update(patient: Patient, update: PatientUpdate, *, now: datetime) -> C
     for name, value in given.items():
         setattr(patient, name, value)
     patient.updated_at = now
-    return Change(phone="phone" in changed, text=bool({"first_name", "locale"} & changed),
-                  zone="timezone" in changed)
+    return Change(
+        phone="phone" in changed,
+        text=bool({"first_name", "locale"} & changed),
+        zone="timezone" in changed,
+    )
 
 
 async def patient_updated(
-    s: AsyncSession, planner: Planner, clinic_id: str, update: PatientUpdate, *, now: datetime,
+    s: AsyncSession,
+    planner: Planner,
+    clinic_id: str,
+    update: PatientUpdate,
+    *,
+    now: datetime,
     event_id: str,
 ) -> Effect:
     """The patient.updated event: the patient's scheduled messages follow the new details."""
@@ -127,8 +146,13 @@ async def patient_updated(
     if patient is None:
         raise Unprocessable(
             "the patient cannot be updated",
-            errors=[FieldError("data.patient.id", "this clinic has no patient with that id "
-                               "(yet): patients come with their first treatment.completed")],
+            errors=[
+                FieldError(
+                    "data.patient.id",
+                    "this clinic has no patient with that id "
+                    "(yet): patients come with their first treatment.completed",
+                )
+            ],
         )
     change = apply_update(patient, update, now=now)
     s.add(patient)
@@ -137,8 +161,11 @@ async def patient_updated(
     await follow.run()
     messages = await store.messages_by_id(s, follow.changed)
     body: PatientAnswer = {
-        "event_id": event_id, "type": "patient.updated", "patient": patient_view(patient),
-        "messages": [planned_view(m) for m in messages]}
+        "event_id": event_id,
+        "type": "patient.updated",
+        "patient": patient_view(patient),
+        "messages": [planned_view(m) for m in messages],
+    }
     return Effect(render(PATIENT, body), follow.due)
 
 
@@ -170,8 +197,9 @@ class _Follow:
     async def _stop_reason(self) -> str | None:
         if not self.patient.sms_consent:
             return reasons.CONSENT_WITHDRAWN
-        if self.change.phone and await store.is_opted_out(self.s, self.clinic_id,
-                                                          self.patient.phone):
+        if self.change.phone and await store.is_opted_out(
+            self.s, self.clinic_id, self.patient.phone
+        ):
             return reasons.OPTED_OUT
         return None
 
@@ -206,8 +234,15 @@ class _Follow:
             await self._end(row, Status.EXPIRED, reasons.TOO_LATE_IN_NEW_ZONE, values=values)
             return
         detail = "patient.updated: " + ", ".join(what)
-        if await store.move(self.s, row.id, to=Status.SCHEDULED, now=self.now,
-                            allowed_from=[Status.SCHEDULED], detail=detail, values=values):
+        if await store.move(
+            self.s,
+            row.id,
+            to=Status.SCHEDULED,
+            now=self.now,
+            allowed_from=[Status.SCHEDULED],
+            detail=detail,
+            values=values,
+        ):
             self.changed.append(row.id)
             if "due_at" in values:
                 self.due.append((row.id, values["due_at"]))
@@ -220,13 +255,19 @@ class _Follow:
         if self.change.phone and row.phone != self.patient.phone:
             values["phone"] = self.patient.phone
             what.append("new phone")
-        if planned and self.change.text and (planned.body, planned.locale) != (row.body,
-                                                                               row.locale):
+        if (
+            planned
+            and self.change.text
+            and (planned.body, planned.locale) != (row.body, row.locale)
+        ):
             values.update(body=planned.body, locale=planned.locale)
             what.append("text for the new name or locale")
         if planned and self.change.zone and planned.send_at != row.send_at:
-            values.update(send_at=planned.send_at, due_at=_due(row, planned.send_at),
-                          expires_at=planned.expires_at)
+            values.update(
+                send_at=planned.send_at,
+                due_at=_due(row, planned.send_at),
+                expires_at=planned.expires_at,
+            )
             what.append(f"re-planned in {self.patient.timezone}")
         return values, what
 
@@ -243,20 +284,34 @@ class _Follow:
         self.changed.extend(m.id for m in added)
         self.due.extend((m.id, m.due_at) for m in added)
 
-    async def _end(self, row: Message, status: Status, reason: str, *,
-                   values: dict[str, Any] | None = None) -> None:
-        if await _end(self.s, row.id, status, reason, source="patient.updated", now=self.now,
-                      values=values):
+    async def _end(
+        self, row: Message, status: Status, reason: str, *, values: dict[str, Any] | None = None
+    ) -> None:
+        if await _end(
+            self.s, row.id, status, reason, source="patient.updated", now=self.now, values=values
+        ):
             self.changed.append(row.id)
 
 
 async def _end(
-    s: AsyncSession, message_id: str, status: Status, reason: str, *, source: str,
-    now: datetime, values: dict[str, Any] | None = None,
+    s: AsyncSession,
+    message_id: str,
+    status: Status,
+    reason: str,
+    *,
+    source: str,
+    now: datetime,
+    values: dict[str, Any] | None = None,
 ) -> bool:
-    return await store.move(s, message_id, to=status, now=now, allowed_from=[Status.SCHEDULED],
-                            detail=f"{reason} ({source})",
-                            values={**(values or {}), "reason": reason})
+    return await store.move(
+        s,
+        message_id,
+        to=status,
+        now=now,
+        allowed_from=[Status.SCHEDULED],
+        detail=f"{reason} ({source})",
+        values={**(values or {}), "reason": reason},
+    )
 
 
 def _due(row: Message, send_at: datetime) -> datetime:

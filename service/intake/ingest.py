@@ -49,7 +49,11 @@ class Ingest:
     """Turns verified event bodies into stored plans."""
 
     def __init__(
-        self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
         gate: WriterGate | None = None,
     ) -> None:
         self.settings = settings
@@ -57,8 +61,9 @@ class Ingest:
         self.clock = clock
         self.gate = gate or WriterGate(exclusive=False)  # events go after sends
         self.planner = Planner(settings)
-        self.intake = Intake(settings=settings, sessions=sessions, planner=self.planner,
-                             gate=self.gate)
+        self.intake = Intake(
+            settings=settings, sessions=sessions, planner=self.planner, gate=self.gate
+        )
 
     async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> EventAnswer:
         """Store the event's effect and return its answer; replays return the first answer.
@@ -84,11 +89,13 @@ class Ingest:
 
     def _check(self, event: TreatmentCompleted, *, now: datetime) -> None:
         treatment = event.data.treatment
-        self.planner.check(protocol=treatment.protocol, completed_at=treatment.completed_at,
-                           now=now)
+        self.planner.check(
+            protocol=treatment.protocol, completed_at=treatment.completed_at, now=now
+        )
 
-    def _fresh(self, clinic_id: str, webhook_id: str, digest: str,
-               event: TreatmentCompleted) -> Fresh | None:
+    def _fresh(
+        self, clinic_id: str, webhook_id: str, digest: str, event: TreatmentCompleted
+    ) -> Fresh | None:
         now = self.clock.now()
         try:
             self._check(event, now=now)
@@ -96,8 +103,9 @@ class Ingest:
             return None  # `_once` answers, after looking for a replay of this webhook id
         return self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
 
-    async def _once(self, clinic_id: str, webhook_id: str, raw: bytes, digest: str,
-                    event: AnyEvent | None) -> EventAnswer:
+    async def _once(
+        self, clinic_id: str, webhook_id: str, raw: bytes, digest: str, event: AnyEvent | None
+    ) -> EventAnswer:
         """One event in a transaction of its own; `event` is `raw` parsed, None when it did
         not parse (a replay of its webhook id answers first, then its parse error)."""
         async with self.gate.background(), self.sessions.begin() as s:
@@ -125,8 +133,14 @@ class Ingest:
             )
             return reply
 
-    async def _new_plan(self, s: AsyncSession, clinic_id: str, webhook_id: str, digest: str,
-                        event: TreatmentCompleted) -> EventAnswer | None:
+    async def _new_plan(
+        self,
+        s: AsyncSession,
+        clinic_id: str,
+        webhook_id: str,
+        digest: str,
+        event: TreatmentCompleted,
+    ) -> EventAnswer | None:
         """A treatment not stored yet, planned and stored by the batched path's own store
         function in this transaction (event row included); None when it is stored."""
         now = self.clock.now()
@@ -158,16 +172,18 @@ class Ingest:
             )
         return EventAnswer(202, effect.body, effect.due, event.type)
 
-    async def _completed(self, s: AsyncSession, clinic_id: str, webhook_id: str,
-                         event: TreatmentCompleted) -> EventAnswer:
+    async def _completed(
+        self, s: AsyncSession, clinic_id: str, webhook_id: str, event: TreatmentCompleted
+    ) -> EventAnswer:
         """A treatment already stored, under another webhook id: its plan, as it stands."""
         existing = await store.find_treatment(s, clinic_id, event.data.treatment.id)
         assert existing is not None  # `_new_plan` stored it otherwise
         patient = await s.get(Patient, existing.patient_id)
         assert patient is not None
         messages = await store.messages_of(s, row_id(existing.id))
-        return EventAnswer(200, _answer(webhook_id, existing, patient, messages),
-                     type="treatment.completed")
+        return EventAnswer(
+            200, _answer(webhook_id, existing, patient, messages), type="treatment.completed"
+        )
 
 
 def _parsed(raw: bytes) -> AnyEvent | None:

@@ -74,9 +74,11 @@ class Fresh:
     def keys(self) -> tuple[Hashable, ...]:
         """What it touches: two events sharing one of these never go in one batch."""
         data = self.event.data
-        return (("event", self.clinic_id, self.webhook_id),
-                ("treatment", self.clinic_id, data.treatment.id),
-                ("patient", self.clinic_id, data.patient.id))
+        return (
+            ("event", self.clinic_id, self.webhook_id),
+            ("treatment", self.clinic_id, data.treatment.id),
+            ("patient", self.clinic_id, data.patient.id),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,28 +92,49 @@ class Written:
 class Intake:
     """Plans fresh events and writes them by group commit."""
 
-    def __init__(self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession],
-                 planner: Planner, gate: WriterGate) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        planner: Planner,
+        gate: WriterGate,
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.planner = planner
         self.gate = gate
         self._group: GroupCommit[Fresh, Written | None] = GroupCommit(
-            self._write, batch=BATCH, keys=Fresh.keys)
+            self._write, batch=BATCH, keys=Fresh.keys
+        )
         self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
 
-    def prepare(self, clinic_id: str, webhook_id: str, digest: str, event: TreatmentCompleted,
-                *, now: datetime) -> Fresh:
+    def prepare(
+        self,
+        clinic_id: str,
+        webhook_id: str,
+        digest: str,
+        event: TreatmentCompleted,
+        *,
+        now: datetime,
+    ) -> Fresh:
         """The event planned for a patient as the event describes them."""
         data = event.data
-        serum = data.treatment.serum or self.settings.protocols[
-            data.treatment.protocol].default_serum
-        treatment = NewTreatment(data.treatment.id, data.treatment.protocol,
-                                 data.treatment.completed_at, data.treatment.session_number,
-                                 data.treatment.sessions_planned, serum)
+        serum = (
+            data.treatment.serum or self.settings.protocols[data.treatment.protocol].default_serum
+        )
+        treatment = NewTreatment(
+            data.treatment.id,
+            data.treatment.protocol,
+            data.treatment.completed_at,
+            data.treatment.session_number,
+            data.treatment.sessions_planned,
+            serum,
+        )
         timezone = data.patient.timezone or self.settings.clinics[clinic_id].timezone
-        fresh = Fresh(clinic_id, webhook_id, digest, event, treatment, timezone,
-                      data.patient.locale, [], now)
+        fresh = Fresh(
+            clinic_id, webhook_id, digest, event, treatment, timezone, data.patient.locale, [], now
+        )
         fresh.plan = self._plan(fresh)
         self._build(fresh, reason=_reason(fresh, stopped=False))
         return fresh
@@ -123,9 +146,18 @@ class Intake:
         fresh.reason = reason
         ids = new_message_ids(fresh.now, len(fresh.plan))
         fresh.messages = [
-            new_message(p, clinic_id=fresh.clinic_id, treatment_id=0, patient_id=0,
-                        phone=phone, reason=reason, now=fresh.now, message_id=i)
-            for p, i in zip(fresh.plan, ids, strict=True)]
+            new_message(
+                p,
+                clinic_id=fresh.clinic_id,
+                treatment_id=0,
+                patient_id=0,
+                phone=phone,
+                reason=reason,
+                now=fresh.now,
+                message_id=i,
+            )
+            for p, i in zip(fresh.plan, ids, strict=True)
+        ]
         fresh.written = _written(fresh)
         if self._sqlite:
             fresh.rows, fresh.history = message_rows.sqlite_rows(fresh.messages)
@@ -146,11 +178,18 @@ class Intake:
     def _plan(self, fresh: Fresh) -> list[protocols.PlannedMessage]:
         t, patient = fresh.treatment, fresh.event.data.patient
         return self.planner.plan_for(
-            fresh.clinic_id, t.protocol,
-            protocols.Treatment(completed_at=t.completed_at, session_number=t.session_number,
-                                sessions_planned=t.sessions_planned, serum=t.serum),
-            protocols.Recipient(first_name=patient.first_name, timezone=zone(fresh.timezone),
-                                locale=fresh.locale))
+            fresh.clinic_id,
+            t.protocol,
+            protocols.Treatment(
+                completed_at=t.completed_at,
+                session_number=t.session_number,
+                sessions_planned=t.sessions_planned,
+                serum=t.serum,
+            ),
+            protocols.Recipient(
+                first_name=patient.first_name, timezone=zone(fresh.timezone), locale=fresh.locale
+            ),
+        )
 
     async def _write(self, batch: Sequence[Fresh]) -> list[Written | None]:
         try:
@@ -168,9 +207,11 @@ class Intake:
             return [None] * len(batch)
         patients = await self._patients(conn, fresh)
         stopped = await treatment_rows.opted_out(
-            conn, [(f.clinic_id, f.event.data.patient.phone) for f in fresh])
-        treatments = await treatment_rows.insert_treatments(conn, [
-            {**_treatment_row(f), "patient_id": patients[i]} for i, f in enumerate(fresh)])
+            conn, [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
+        )
+        treatments = await treatment_rows.insert_treatments(
+            conn, [{**_treatment_row(f), "patient_id": patients[i]} for i, f in enumerate(fresh)]
+        )
         for f in fresh:
             reason = _reason(f, stopped=(f.clinic_id, f.event.data.patient.phone) in stopped)
             if f.written is None or reason != f.reason:  # re-planned, or the number said STOP
@@ -178,11 +219,14 @@ class Intake:
         ids = list(zip(treatments, patients, strict=True))
         if self._sqlite:
             await message_rows.insert_sqlite(
-                conn, [(f.rows, pair) for f, pair in zip(fresh, ids, strict=True)],
-                [entry for f in fresh for entry in f.history])
+                conn,
+                [(f.rows, pair) for f, pair in zip(fresh, ids, strict=True)],
+                [entry for f in fresh for entry in f.history],
+            )
         else:
-            await message_rows.insert(conn, [(f.messages, pair)
-                                          for f, pair in zip(fresh, ids, strict=True)])
+            await message_rows.insert(
+                conn, [(f.messages, pair) for f, pair in zip(fresh, ids, strict=True)]
+            )
         await treatment_rows.insert_events(conn, [_event_row(f) for f in fresh])
         written = {id(f): f.written for f in fresh}
         return [written.get(id(f)) for f in batch]
@@ -193,8 +237,13 @@ class Intake:
         keys = [(f.clinic_id, f.event.data.patient.id) for f in fresh]
         stored = await treatment_rows.stored_patients(conn, keys)
         new = [f for f, key in zip(fresh, keys, strict=True) if key not in stored]
-        ids = dict(zip(map(id, new), await treatment_rows.insert_patients(conn, [
-            _patient_row(f) for f in new]), strict=True))
+        ids = dict(
+            zip(
+                map(id, new),
+                await treatment_rows.insert_patients(conn, [_patient_row(f) for f in new]),
+                strict=True,
+            )
+        )
         updates = []
         for f, key in zip(fresh, keys, strict=True):
             if key in stored:
@@ -229,32 +278,52 @@ async def _unseen(conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Fresh]:
     """The events whose webhook id and treatment are both new."""
     events = await treatment_rows.seen_events(conn, [(f.clinic_id, f.webhook_id) for f in batch])
     treatments = await treatment_rows.seen_treatments(
-        conn, [(f.clinic_id, f.treatment.external_id) for f in batch])
-    return [f for f in batch if (f.clinic_id, f.webhook_id) not in events
-            and (f.clinic_id, f.treatment.external_id) not in treatments]
+        conn, [(f.clinic_id, f.treatment.external_id) for f in batch]
+    )
+    return [
+        f
+        for f in batch
+        if (f.clinic_id, f.webhook_id) not in events
+        and (f.clinic_id, f.treatment.external_id) not in treatments
+    ]
 
 
 def _patient_row(fresh: Fresh) -> dict[str, Any]:
     patient = fresh.event.data.patient
-    return {"clinic_id": fresh.clinic_id, "external_id": patient.id,
-            "first_name": patient.first_name, "phone": patient.phone,
-            "timezone": fresh.timezone, "locale": fresh.locale,
-            "sms_consent": patient.sms_consent, "updated_at": fresh.now}
+    return {
+        "clinic_id": fresh.clinic_id,
+        "external_id": patient.id,
+        "first_name": patient.first_name,
+        "phone": patient.phone,
+        "timezone": fresh.timezone,
+        "locale": fresh.locale,
+        "sms_consent": patient.sms_consent,
+        "updated_at": fresh.now,
+    }
 
 
 def _treatment_row(fresh: Fresh) -> dict[str, Any]:
     t = fresh.treatment
-    return {"clinic_id": fresh.clinic_id, "external_id": t.external_id, "protocol": t.protocol,
-            "completed_at": t.completed_at, "session_number": t.session_number,
-            "sessions_planned": t.sessions_planned, "serum": t.serum,
-            "created_at": fresh.now, "cancelled_at": None}
+    return {
+        "clinic_id": fresh.clinic_id,
+        "external_id": t.external_id,
+        "protocol": t.protocol,
+        "completed_at": t.completed_at,
+        "session_number": t.session_number,
+        "sessions_planned": t.sessions_planned,
+        "serum": t.serum,
+        "created_at": fresh.now,
+        "cancelled_at": None,
+    }
 
 
 def _written(fresh: Fresh) -> Written:
     body: PlanAnswer = {
-        "event_id": fresh.webhook_id, "type": fresh.event.type,
+        "event_id": fresh.webhook_id,
+        "type": fresh.event.type,
         "treatment": treatment_view(fresh.treatment, fresh.event.data.patient.id),
-        "messages": [planned_view(m) for m in fresh.messages]}
+        "messages": [planned_view(m) for m in fresh.messages],
+    }
     due = [(m.id, m.send_at) for m in fresh.messages if m.status == Status.SCHEDULED]
     return Written(render(PLAN, body), due)
 
@@ -262,6 +331,12 @@ def _written(fresh: Fresh) -> Written:
 def _event_row(fresh: Fresh) -> dict[str, Any]:
     assert fresh.written is not None
     written = fresh.written
-    return {"clinic_id": fresh.clinic_id, "webhook_id": fresh.webhook_id,
-            "body_sha256": fresh.digest, "type": fresh.event.type, "status_code": 202,
-            "response": written.body, "received_at": fresh.now}
+    return {
+        "clinic_id": fresh.clinic_id,
+        "webhook_id": fresh.webhook_id,
+        "body_sha256": fresh.digest,
+        "type": fresh.event.type,
+        "status_code": 202,
+        "response": written.body,
+        "received_at": fresh.now,
+    }

@@ -56,8 +56,11 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Phone = Annotated[str, AfterValidator(mobile_e164),
-                  Field(description="E.164, a mobile-capable number", examples=["+14155550123"])]
+Phone = Annotated[
+    str,
+    AfterValidator(mobile_e164),
+    Field(description="E.164, a mobile-capable number", examples=["+14155550123"]),
+]
 ZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone_name)]
 Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -123,13 +126,27 @@ class UpdatedData(_Body):
 
 # SPEC §5's example, in the document; its protocol must be configured for it to plan.
 EXAMPLE: dict[str, JsonValue] = {
-    "type": "treatment.completed", "timestamp": "2026-11-25T15:00:00Z",
-    "data": {"treatment": {"id": "tr_1001", "protocol": "microneedling",
-                           "completed_at": "2026-11-25T14:30:00Z", "session_number": 1,
-                           "sessions_planned": 3, "serum": "hyaluronic acid serum"},
-             "patient": {"id": "pt_77", "first_name": "Ana", "phone": "+14155550123",
-                         "timezone": "America/Los_Angeles", "locale": "en",
-                         "sms_consent": True}}}
+    "type": "treatment.completed",
+    "timestamp": "2026-11-25T15:00:00Z",
+    "data": {
+        "treatment": {
+            "id": "tr_1001",
+            "protocol": "microneedling",
+            "completed_at": "2026-11-25T14:30:00Z",
+            "session_number": 1,
+            "sessions_planned": 3,
+            "serum": "hyaluronic acid serum",
+        },
+        "patient": {
+            "id": "pt_77",
+            "first_name": "Ana",
+            "phone": "+14155550123",
+            "timezone": "America/Los_Angeles",
+            "locale": "en",
+            "sms_consent": True,
+        },
+    },
+}
 
 
 class TreatmentCompleted(_Body):

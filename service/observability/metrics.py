@@ -50,8 +50,9 @@ class _StoredCounts(Collector):
         self.oldest_scheduled: datetime | None = None  # earliest send_at still scheduled
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("aftercare_messages", "Messages by status (database)",
-                                   labels=["status"])
+        family = GaugeMetricFamily(
+            "aftercare_messages", "Messages by status (database)", labels=["status"]
+        )
         for status, count in sorted(self.by_status.items()):
             family.add_metric([status], count)
         yield family
@@ -64,9 +65,11 @@ class _WriterQueues(Collector):
         self.sources: dict[str, Callable[[], int]] = {}
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("aftercare_writer_queue",
-                                   "Items waiting for the database writer, by queue",
-                                   labels=["queue"])
+        family = GaugeMetricFamily(
+            "aftercare_writer_queue",
+            "Items waiting for the database writer, by queue",
+            labels=["queue"],
+        )
         for name, waiting in sorted(self.sources.items()):
             family.add_metric([name], waiting())
         yield family
@@ -92,44 +95,69 @@ class Metrics:
 
     def _sends(self, r: CollectorRegistry) -> None:
         """Events in, and the way out: sends, their time and lateness, Twilio's errors."""
-        self.events = Counter("aftercare_events_total", "Clinic events received",
-                              ["type", "outcome"], registry=r)
+        self.events = Counter(
+            "aftercare_events_total", "Clinic events received", ["type", "outcome"], registry=r
+        )
         self.sends = Counter("aftercare_sends_total", "Send outcomes", ["outcome"], registry=r)
-        self.send_seconds = Histogram("aftercare_send_seconds", "Duration of a provider call",
-                                      buckets=SEND_BUCKETS, registry=r)
-        self.lateness = Histogram("aftercare_lateness_seconds",
-                                  "Actual send time minus planned send_at",
-                                  buckets=LATENESS_BUCKETS, registry=r)
-        self.twilio_errors = Counter("aftercare_twilio_errors_total", "Twilio errors by code",
-                                     ["code"], registry=r)
-        self.recoveries = Counter("aftercare_claim_recoveries_total",
-                                  "Expired claims reconciled", ["result"], registry=r)
-        self.pending = Gauge("aftercare_pending_messages",
-                             "Messages scheduled or being sent (database)", registry=r)
+        self.send_seconds = Histogram(
+            "aftercare_send_seconds",
+            "Duration of a provider call",
+            buckets=SEND_BUCKETS,
+            registry=r,
+        )
+        self.lateness = Histogram(
+            "aftercare_lateness_seconds",
+            "Actual send time minus planned send_at",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.twilio_errors = Counter(
+            "aftercare_twilio_errors_total", "Twilio errors by code", ["code"], registry=r
+        )
+        self.recoveries = Counter(
+            "aftercare_claim_recoveries_total", "Expired claims reconciled", ["result"], registry=r
+        )
+        self.pending = Gauge(
+            "aftercare_pending_messages", "Messages scheduled or being sent (database)", registry=r
+        )
 
     def _return_path(self, r: CollectorRegistry) -> None:
         """Twilio's status callbacks and patients' replies."""
-        self.callbacks = Counter("aftercare_callbacks_total",
-                                 "Twilio status callbacks by status and outcome",
-                                 ["status", "outcome"], registry=r)
-        self.callback_seconds = Histogram("aftercare_callback_seconds",
-                                          "A status callback's arrival to durable",
-                                          buckets=SEND_BUCKETS, registry=r)
-        self.replies = Counter("aftercare_replies_total", "Patients' replies by keyword",
-                               ["keyword"], registry=r)
+        self.callbacks = Counter(
+            "aftercare_callbacks_total",
+            "Twilio status callbacks by status and outcome",
+            ["status", "outcome"],
+            registry=r,
+        )
+        self.callback_seconds = Histogram(
+            "aftercare_callback_seconds",
+            "A status callback's arrival to durable",
+            buckets=SEND_BUCKETS,
+            registry=r,
+        )
+        self.replies = Counter(
+            "aftercare_replies_total", "Patients' replies by keyword", ["keyword"], registry=r
+        )
 
     def _operations(self, r: CollectorRegistry) -> None:
         """HTTP requests, and what the database says at a scrape."""
-        self.http_seconds = Histogram("aftercare_http_request_duration_seconds",
-                                      "HTTP requests by matched route, method and status",
-                                      ["route", "method", "status"], buckets=HTTP_BUCKETS,
-                                      registry=r)
-        self.oldest_overdue = Gauge("aftercare_oldest_overdue_seconds",
-                                    "Age of the oldest scheduled message past its due time "
-                                    "(database; 0 when none)", registry=r)
-        self.ready = Gauge("aftercare_ready",
-                           "1 when the database answers and the scheduler runs, else 0",
-                           registry=r)
+        self.http_seconds = Histogram(
+            "aftercare_http_request_duration_seconds",
+            "HTTP requests by matched route, method and status",
+            ["route", "method", "status"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.oldest_overdue = Gauge(
+            "aftercare_oldest_overdue_seconds",
+            "Age of the oldest scheduled message past its due time (database; 0 when none)",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "aftercare_ready",
+            "1 when the database answers and the scheduler runs, else 0",
+            registry=r,
+        )
 
     def watch_queue(self, name: str, waiting: Callable[[], int]) -> None:
         """Report `waiting()` as the depth of the writer queue `name` at each scrape."""
@@ -140,8 +168,14 @@ class Metrics:
         last = self._stored.counted_at
         return last is None or now - last >= self._stored.took * COUNT_BUDGET
 
-    def set_stored(self, by_status: Mapping[str, int], *, counted_at: float, took: float,
-                   oldest_scheduled: datetime | None = None) -> None:
+    def set_stored(
+        self,
+        by_status: Mapping[str, int],
+        *,
+        counted_at: float,
+        took: float,
+        oldest_scheduled: datetime | None = None,
+    ) -> None:
         """Record the database's per-status counts and earliest scheduled `send_at`, read at
         `counted_at` in `took` s."""
         self._stored.by_status = dict(by_status)

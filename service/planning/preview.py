@@ -12,8 +12,14 @@ from service.planning.timing import zone
 
 
 def preview(
-    settings: Settings, *, protocol: str, clinic_id: str | None, completed_at: datetime | None,
-    timezone: str | None, session: int, of: int | None,
+    settings: Settings,
+    *,
+    protocol: str,
+    clinic_id: str | None,
+    completed_at: datetime | None,
+    timezone: str | None,
+    session: int,
+    of: int | None,
 ) -> str:
     """The plan of `protocol` for an example patient, one row a message."""
     if protocol not in settings.protocols:
@@ -25,8 +31,11 @@ def preview(
     tz = zone(timezone or clinic.timezone)
     planned = protocols.plan(
         settings.protocol(protocol, locale=clinic.locale),
-        protocols.Treatment(completed_at=completed_at or datetime.now(UTC),
-                            session_number=session, sessions_planned=of or max(session, 3)),
+        protocols.Treatment(
+            completed_at=completed_at or datetime.now(UTC),
+            session_number=session,
+            sessions_planned=of or max(session, 3),
+        ),
         protocols.Recipient(first_name="Ana", timezone=tz, locale=clinic.locale),
         protocols.ClinicView(name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet()),
         default_expires_after=settings.scheduler.default_expires_after,
@@ -36,14 +45,22 @@ def preview(
     for i, p in enumerate(planned):
         body = f"{p.body}\n{footer}" if i == 0 and footer else p.body
         seg = segments(body)
-        rows.append((p.send_at.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z"),
-                     p.send_at.strftime("%Y-%m-%d %H:%M"), p.step, p.kind,
-                     f"{seg.count} {seg.encoding}", body.replace("\n", " / ")))
+        rows.append(
+            (
+                p.send_at.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z"),
+                p.send_at.strftime("%Y-%m-%d %H:%M"),
+                p.step,
+                p.kind,
+                f"{seg.count} {seg.encoding}",
+                body.replace("\n", " / "),
+            )
+        )
     return _table(rows)
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
-             for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    ]
     return "\n".join(lines)

@@ -19,8 +19,17 @@ from service.planning.protocols import StepKind
 
 # The values of `models.Status` (a test keeps them equal); a Literal so a plain str from the
 # database renders without a conversion per message.
-StatusName = Literal["scheduled", "sending", "sent", "delivered", "undelivered", "failed",
-                     "cancelled", "suppressed", "expired"]
+StatusName = Literal[
+    "scheduled",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "cancelled",
+    "suppressed",
+    "expired",
+]
 T = TypeVar("T")
 
 
@@ -182,7 +191,11 @@ def render(adapter: TypeAdapter[T], value: T) -> str:
 def json_schema_inputs() -> list[tuple[str, Literal["serialization"], TypeAdapter[Any]]]:
     """Every answer's adapter by its name in the document, in serialization mode."""
     named: dict[str, TypeAdapter[Any]] = {
-        "EventAnswer": EVENT, "TreatmentAnswer": TREATMENT, "MessagePage": PAGE,
-        "Problem": PROBLEM, "Readiness": READINESS, "Health": HEALTH,
+        "EventAnswer": EVENT,
+        "TreatmentAnswer": TREATMENT,
+        "MessagePage": PAGE,
+        "Problem": PROBLEM,
+        "Readiness": READINESS,
+        "Health": HEALTH,
     }
     return [(name, "serialization", adapter) for name, adapter in named.items()]

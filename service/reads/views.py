@@ -116,8 +116,11 @@ def listed_view(
     message: Message, history: Sequence[MessageHistory], *, treatment_id: str, patient_id: str
 ) -> ListedMessage:
     """A message in a list, with the clinic's ids of its treatment and patient."""
-    return {**message_view(message, history), "treatment_id": treatment_id,
-            "patient_id": patient_id}
+    return {
+        **message_view(message, history),
+        "treatment_id": treatment_id,
+        "patient_id": patient_id,
+    }
 
 
 def patient_view(patient: Patient) -> PatientView:

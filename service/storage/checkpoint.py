@@ -79,5 +79,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     """A connection of the checkpointer's own, for any of its threads (one at a time)."""
     # mode=rw: never create the file (a missing one is readyz's to report); as_uri() escapes
     # whatever the path holds.
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=0,
-                           isolation_level=None, check_same_thread=False)
+    return sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=rw",
+        uri=True,
+        timeout=0,
+        isolation_level=None,
+        check_same_thread=False,
+    )

@@ -40,8 +40,17 @@ class Claim:
     footer: bool
 
 
-CLAIM_COLUMNS = (M.id, M.clinic_id, M.phone, M.body, M.send_at, M.expires_at, M.attempts,
-                 M.claimed_at, M.footer)
+CLAIM_COLUMNS = (
+    M.id,
+    M.clinic_id,
+    M.phone,
+    M.body,
+    M.send_at,
+    M.expires_at,
+    M.attempts,
+    M.claimed_at,
+    M.footer,
+)
 
 
 class Standing(NamedTuple):
@@ -75,8 +84,9 @@ def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
     """What may have changed about a message's patient while it waited (`Standing`), as
     subqueries on the claimed row, so the claim itself answers them."""
     other = MESSAGE.alias("other")
-    phone = (sa.select(PATIENT.c.phone).where(PATIENT.c.id == _claimed(M.patient_id))
-             .scalar_subquery())
+    phone = (
+        sa.select(PATIENT.c.phone).where(PATIENT.c.id == _claimed(M.patient_id)).scalar_subquery()
+    )
     clinic = _claimed(M.clinic_id)
     # Reached: another message to that number went out, or is going out with the footer.
     # Not "is being sent" alone: a message claimed in this same statement is `sending`
@@ -87,12 +97,17 @@ def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
     # message sent since for each row claimed (README, "What bounds dispatch").
     status = other.c.status.concat("")
     reached = sa.exists().where(
-        other.c.clinic_id == clinic, other.c.phone == phone, other.c.id != _claimed(M.id),
-        sa.or_(status.in_(SENT_STATUSES), sa.and_(status == Status.SENDING, other.c.footer)))
+        other.c.clinic_id == clinic,
+        other.c.phone == phone,
+        other.c.id != _claimed(M.id),
+        sa.or_(status.in_(SENT_STATUSES), sa.and_(status == Status.SENDING, other.c.footer)),
+    )
     return (
         sa.select(TREATMENT.c.cancelled_at.is_not(None))
-        .where(TREATMENT.c.id == _claimed(M.treatment_id)).scalar_subquery(),
-        sa.select(PATIENT.c.sms_consent).where(PATIENT.c.id == _claimed(M.patient_id))
+        .where(TREATMENT.c.id == _claimed(M.treatment_id))
+        .scalar_subquery(),
+        sa.select(PATIENT.c.sms_consent)
+        .where(PATIENT.c.id == _claimed(M.patient_id))
         .scalar_subquery(),
         phone,
         sa.exists().where(OPT_OUT.c.clinic_id == clinic, OPT_OUT.c.phone == phone),
@@ -116,29 +131,35 @@ _DUE = (
 _CLAIM = (
     sa.update(MESSAGE)
     .where(M.id.in_(_DUE.scalar_subquery()))
-    .values(status=_unless_expired(sa.literal(Status.SENDING.value), sa.literal(
-                Status.EXPIRED.value)),
-            reason=_unless_expired(M.reason, sa.literal(reasons.EXPIRED_BEFORE_SENT)),
-            claimed_by=_unless_expired(sa.bindparam("instance"), M.claimed_by),
-            claimed_at=_unless_expired(_at("now"), M.claimed_at),
-            lease_until=_unless_expired(_at("lease_until"), M.lease_until),
-            attempts=_unless_expired(M.attempts + 1, M.attempts),
-            updated_at=_at("now"))
+    .values(
+        status=_unless_expired(sa.literal(Status.SENDING.value), sa.literal(Status.EXPIRED.value)),
+        reason=_unless_expired(M.reason, sa.literal(reasons.EXPIRED_BEFORE_SENT)),
+        claimed_by=_unless_expired(sa.bindparam("instance"), M.claimed_by),
+        claimed_at=_unless_expired(_at("now"), M.claimed_at),
+        lease_until=_unless_expired(_at("lease_until"), M.lease_until),
+        attempts=_unless_expired(M.attempts + 1, M.attempts),
+        updated_at=_at("now"),
+    )
     .returning(*CLAIM_COLUMNS, M.status, *_standing_columns())
 )
 _TAKE_OVER = (
     sa.update(MESSAGE)
-    .where(M.id == sa.bindparam("message_id"), M.status == Status.SENDING,
-           M.lease_until < _at("now"))
-    .values(claimed_by=sa.bindparam("instance"), lease_until=_at("lease_until"),
-            updated_at=_at("now"))
+    .where(
+        M.id == sa.bindparam("message_id"), M.status == Status.SENDING, M.lease_until < _at("now")
+    )
+    .values(
+        claimed_by=sa.bindparam("instance"), lease_until=_at("lease_until"), updated_at=_at("now")
+    )
     .returning(*CLAIM_COLUMNS)
 )
 
 _EXTEND = (
     sa.update(MESSAGE)
-    .where(M.id == sa.bindparam("message_id"), M.status == Status.SENDING,
-           M.claimed_by == sa.bindparam("instance"))
+    .where(
+        M.id == sa.bindparam("message_id"),
+        M.status == Status.SENDING,
+        M.claimed_by == sa.bindparam("instance"),
+    )
     .values(lease_until=_at("lease_until"), updated_at=_at("now"))
 )
 
@@ -166,19 +187,26 @@ async def claim_due(
     params = {"now": now, "limit": limit, "instance": instance, "lease_until": now + lease}
     batch = ClaimBatch([], {}, [])
     for row in (await conn.execute(_CLAIM, params)).all():
-        claim = Claim(*row[:len(CLAIM_COLUMNS)])
+        claim = Claim(*row[: len(CLAIM_COLUMNS)])
         if row.status == Status.EXPIRED:
             batch.expired.append(claim.id)
             continue
         batch.claims.append(claim)
-        cancelled, consents, phone, stopped, reached = row[len(CLAIM_COLUMNS) + 1:]
-        batch.standing[claim.id] = Standing(bool(cancelled), bool(consents), phone,
-                                            bool(stopped), bool(reached))
+        cancelled, consents, phone, stopped, reached = row[len(CLAIM_COLUMNS) + 1 :]
+        batch.standing[claim.id] = Standing(
+            bool(cancelled), bool(consents), phone, bool(stopped), bool(reached)
+        )
     batch.claims.sort(key=lambda c: (c.send_at, c.id))
     expired = reasons.EXPIRED_BEFORE_SENT
-    await add_history(conn, [(i, Status.EXPIRED, expired, None) for i in batch.expired]
-                      + [(c.id, Status.SENDING, f"claimed by {instance}, attempt {c.attempts}",
-                          None) for c in batch.claims], now=now)
+    await add_history(
+        conn,
+        [(i, Status.EXPIRED, expired, None) for i in batch.expired]
+        + [
+            (c.id, Status.SENDING, f"claimed by {instance}, attempt {c.attempts}", None)
+            for c in batch.claims
+        ],
+        now=now,
+    )
     return batch
 
 
@@ -186,8 +214,12 @@ async def take_over(
     conn: AsyncConnection, message_id: str, *, now: datetime, instance: str, lease: timedelta
 ) -> Claim | None:
     """Take over a stale claim so that only one instance reconciles it."""
-    params = {"message_id": message_id, "now": now, "instance": instance,
-              "lease_until": now + lease}
+    params = {
+        "message_id": message_id,
+        "now": now,
+        "instance": instance,
+        "lease_until": now + lease,
+    }
     row = (await conn.execute(_TAKE_OVER, params)).first()
     return None if row is None else Claim(*row)
 
@@ -197,15 +229,23 @@ async def extend(
 ) -> bool:
     """Renew `instance`'s claim on a message for `lease` from `now`; False when it is no longer
     that instance's (another took it over)."""
-    params = {"message_id": message_id, "now": now, "instance": instance,
-              "lease_until": now + lease}
+    params = {
+        "message_id": message_id,
+        "now": now,
+        "instance": instance,
+        "lease_until": now + lease,
+    }
     return bool((await conn.execute(_EXTEND, params)).rowcount)
 
 
-_FOOTER = (sa.update(MESSAGE).where(M.id.in_(sa.bindparam("ids", expanding=True)))
-           .values(footer=True))
-_NEW_PHONE = (sa.update(MESSAGE).where(M.id == sa.bindparam("m_id"))
-              .values(phone=sa.bindparam("m_phone"), updated_at=_at("m_now")))
+_FOOTER = (
+    sa.update(MESSAGE).where(M.id.in_(sa.bindparam("ids", expanding=True))).values(footer=True)
+)
+_NEW_PHONE = (
+    sa.update(MESSAGE)
+    .where(M.id == sa.bindparam("m_id"))
+    .values(phone=sa.bindparam("m_phone"), updated_at=_at("m_now"))
+)
 
 
 async def mark_footer(conn: AsyncConnection, ids: Sequence[str]) -> None:
@@ -214,14 +254,17 @@ async def mark_footer(conn: AsyncConnection, ids: Sequence[str]) -> None:
         await conn.execute(_FOOTER, {"ids": list(ids)})
 
 
-async def set_phone(conn: AsyncConnection, changes: Sequence[tuple[str, str]], *,
-                    now: datetime) -> None:
+async def set_phone(
+    conn: AsyncConnection, changes: Sequence[tuple[str, str]], *, now: datetime
+) -> None:
     """Send these claimed messages to the patient's new phone: (message id, phone)."""
     if changes:
-        await conn.execute(_NEW_PHONE,
-                           [{"m_id": i, "m_phone": p, "m_now": now} for i, p in changes])
-        await add_history(conn, [(i, Status.SENDING, "patient's new phone", None)
-                                 for i, _ in changes], now=now)
+        await conn.execute(
+            _NEW_PHONE, [{"m_id": i, "m_phone": p, "m_now": now} for i, p in changes]
+        )
+        await add_history(
+            conn, [(i, Status.SENDING, "patient's new phone", None) for i, _ in changes], now=now
+        )
 
 
 async def vet(conn: AsyncConnection, batch: ClaimBatch, *, now: datetime) -> list[Claim]:
@@ -237,8 +280,14 @@ async def vet(conn: AsyncConnection, batch: ClaimBatch, *, now: datetime) -> lis
     for claim in batch.claims:  # soonest first
         state = batch.standing[claim.id]
         if (reason := _cancel_reason(state)) is not None:
-            dropped.append(Move(claim.id, Status.CANCELLED, reason,
-                                values={"reason": reason, "lease_until": None}))
+            dropped.append(
+                Move(
+                    claim.id,
+                    Status.CANCELLED,
+                    reason,
+                    values={"reason": reason, "lease_until": None},
+                )
+            )
             continue
         if state.phone != claim.phone:
             moved_phone.append((claim.id, state.phone))

@@ -52,8 +52,14 @@ def create_engine(url: str) -> AsyncEngine:
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     # One connection: SQLite has one writer anyway, and writers queueing for the pool (FIFO,
     # no sleeping) beat writers polling SQLite's busy handler, which backs off up to 100 ms.
-    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1,
-                                 max_overflow=0, pool_timeout=60, module=sqlite_driver.dbapi())
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 30},
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+        module=sqlite_driver.dbapi(),
+    )
     _tune_sqlite(engine)
     return engine
 
@@ -64,8 +70,14 @@ def create_reader(url: str, writer: AsyncEngine) -> AsyncEngine:
     mode a reader sees the last commit while the one writer works. Elsewhere, `writer`."""
     if not is_sqlite(url) or make_url(url).database in (None, "", ":memory:"):
         return writer
-    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=2,
-                                 max_overflow=2, pool_timeout=60, module=sqlite_driver.dbapi())
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 30},
+        pool_size=2,
+        max_overflow=2,
+        pool_timeout=60,
+        module=sqlite_driver.dbapi(),
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -102,8 +114,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
         # Taken with the transaction's first statement, in its trip to SQLite's thread.
-        sqlite_driver.begin_with_next_statement(conn.connection.dbapi_connection,
-                                                "BEGIN IMMEDIATE")
+        sqlite_driver.begin_with_next_statement(conn.connection.dbapi_connection, "BEGIN IMMEDIATE")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

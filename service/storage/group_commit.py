@@ -22,8 +22,9 @@ class GroupCommit(Generic[Item, Result]):
     `keys` names what an item touches; two items that share a key never go in one batch (the
     later one waits for the next write), so a write may treat its items as independent."""
 
-    def __init__(self, write: Write[Item, Result], *, batch: int,
-                 keys: Callable[[Item], Iterable[Hashable]]) -> None:
+    def __init__(
+        self, write: Write[Item, Result], *, batch: int, keys: Callable[[Item], Iterable[Hashable]]
+    ) -> None:
         self._write = write
         self._batch = batch
         self._keys = keys

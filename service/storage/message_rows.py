@@ -52,11 +52,23 @@ class NewMessage:
     def values(self) -> dict[str, Any]:
         """Its row: every column a new message sets (`due_at` starts at `send_at`)."""
         return {
-            "id": self.id, "clinic_id": self.clinic_id, "treatment_id": self.treatment_id,
-            "patient_id": self.patient_id, "step": self.step, "kind": self.kind,
-            "seq": self.seq, "phone": self.phone, "locale": self.locale, "body": self.body,
-            "send_at": self.send_at, "due_at": self.send_at, "expires_at": self.expires_at,
-            "status": self.status, "reason": self.reason, "attempts": 0, "footer": False,
+            "id": self.id,
+            "clinic_id": self.clinic_id,
+            "treatment_id": self.treatment_id,
+            "patient_id": self.patient_id,
+            "step": self.step,
+            "kind": self.kind,
+            "seq": self.seq,
+            "phone": self.phone,
+            "locale": self.locale,
+            "body": self.body,
+            "send_at": self.send_at,
+            "due_at": self.send_at,
+            "expires_at": self.expires_at,
+            "status": self.status,
+            "reason": self.reason,
+            "attempts": 0,
+            "footer": False,
             "updated_at": self.updated_at,
         }
 
@@ -79,9 +91,21 @@ def new_message(
     elif planned.expires_at <= now:
         status, why = Status.EXPIRED, reasons.TOO_LATE_ON_ARRIVAL
     return NewMessage(
-        message_id or new_message_ids(now, 1)[0], clinic_id, treatment_id, patient_id,
-        planned.step, planned.kind, planned.seq, phone, planned.locale, planned.body,
-        planned.send_at, planned.expires_at, status, why, now,
+        message_id or new_message_ids(now, 1)[0],
+        clinic_id,
+        treatment_id,
+        patient_id,
+        planned.step,
+        planned.kind,
+        planned.seq,
+        phone,
+        planned.locale,
+        planned.body,
+        planned.send_at,
+        planned.expires_at,
+        status,
+        why,
+        now,
     )
 
 
@@ -91,7 +115,7 @@ def new_message_ids(now: datetime, count: int) -> list[str]:
     digits of milliseconds and 12 random ones, drawn in one call for the lot)."""
     stamp = f"msg_{int(now.timestamp() * 1000) & 0xFFFF_FFFF_FFFF:012x}"
     random = secrets.token_hex(6 * count)
-    return [stamp + random[12 * i:12 * i + 12] for i in range(count)]
+    return [stamp + random[12 * i : 12 * i + 12] for i in range(count)]
 
 
 def message_row(
@@ -104,14 +128,21 @@ def message_row(
     now: datetime,
 ) -> Message:
     """One planned message as a new ORM row (see `new_message`)."""
-    row = new_message(planned, clinic_id=clinic_id, treatment_id=row_id(treatment.id),
-                      patient_id=row_id(patient.id), phone=patient.phone, reason=reason,
-                      now=now)
+    row = new_message(
+        planned,
+        clinic_id=clinic_id,
+        treatment_id=row_id(treatment.id),
+        patient_id=row_id(patient.id),
+        phone=patient.phone,
+        reason=reason,
+        now=now,
+    )
     return Message(**row.values())
 
 
-def plan_of(planner: Planner, clinic_id: str, treatment: Treatment,
-            patient: Patient) -> list[protocols.PlannedMessage]:
+def plan_of(
+    planner: Planner, clinic_id: str, treatment: Treatment, patient: Patient
+) -> list[protocols.PlannedMessage]:
     """The stored treatment's plan for the patient as they are now (name, locale, zone)."""
     return planner.plan_for(
         clinic_id,
@@ -132,9 +163,25 @@ def plan_of(planner: Planner, clinic_id: str, treatment: Treatment,
 
 Row = tuple[Any, ...]
 _MESSAGE_COLUMNS = (
-    "id", "clinic_id", "step", "kind", "seq", "phone", "locale", "body", "send_at", "due_at",
-    "expires_at", "status", "reason", "attempts", "footer", "updated_at", "treatment_id",
-    "patient_id")  # the ids last: they are added to rows made before they existed
+    "id",
+    "clinic_id",
+    "step",
+    "kind",
+    "seq",
+    "phone",
+    "locale",
+    "body",
+    "send_at",
+    "due_at",
+    "expires_at",
+    "status",
+    "reason",
+    "attempts",
+    "footer",
+    "updated_at",
+    "treatment_id",
+    "patient_id",
+)  # the ids last: they are added to rows made before they existed
 _HISTORY_COLUMNS = ("message_id", "at", "status", "detail")
 _INSERT_MESSAGE = sa.insert(MESSAGE)
 _INSERT_HISTORY = sa.insert(HISTORY)
@@ -149,19 +196,38 @@ def sqlite_rows(messages: Sequence[NewMessage]) -> tuple[list[Row], list[Row]]:
         if m.updated_at is not stamped:
             stamped, now = m.updated_at, sqlite_text(m.updated_at)
         send_at = sqlite_text(m.send_at)
-        rows.append((m.id, m.clinic_id, m.step, m.kind, m.seq, m.phone, m.locale, m.body,
-                     send_at, send_at, sqlite_text(m.expires_at), m.status.value, m.reason, 0,
-                     0, now))
+        rows.append(
+            (
+                m.id,
+                m.clinic_id,
+                m.step,
+                m.kind,
+                m.seq,
+                m.phone,
+                m.locale,
+                m.body,
+                send_at,
+                send_at,
+                sqlite_text(m.expires_at),
+                m.status.value,
+                m.reason,
+                0,
+                0,
+                now,
+            )
+        )
         history.append((m.id, now, m.status.value, m.reason))
     return rows, history
 
 
-async def insert_sqlite(conn: AsyncConnection, plans: Sequence[tuple[list[Row], Row]],
-                        history: Sequence[Row]) -> None:
+async def insert_sqlite(
+    conn: AsyncConnection, plans: Sequence[tuple[list[Row], Row]], history: Sequence[Row]
+) -> None:
     """Insert plans made by `sqlite_rows`, each as (its rows, its (treatment id, patient id)),
     and their history entries."""
-    await insert_rows(conn, MESSAGE.name, _MESSAGE_COLUMNS,
-                      [row + ids for rows, ids in plans for row in rows])
+    await insert_rows(
+        conn, MESSAGE.name, _MESSAGE_COLUMNS, [row + ids for rows, ids in plans for row in rows]
+    )
     await insert_rows(conn, HISTORY.name, _HISTORY_COLUMNS, history)
 
 
@@ -174,6 +240,16 @@ async def insert(conn: AsyncConnection, plans: Sequence[tuple[list[NewMessage], 
             m.treatment_id, m.patient_id = treatment_id, patient_id
             rows.append(m.values())
     await conn.execute(_INSERT_MESSAGE, rows)
-    await conn.execute(_INSERT_HISTORY, [
-        {"message_id": r["id"], "at": r["updated_at"], "status": r["status"],
-         "detail": r["reason"], "error_code": None} for r in rows])
+    await conn.execute(
+        _INSERT_HISTORY,
+        [
+            {
+                "message_id": r["id"],
+                "at": r["updated_at"],
+                "status": r["status"],
+                "detail": r["reason"],
+                "error_code": None,
+            }
+            for r in rows
+        ],
+    )

@@ -38,8 +38,15 @@ _NEXT: dict[Status, frozenset[Status]] = {
         {Status.SENDING, Status.CANCELLED, Status.SUPPRESSED, Status.EXPIRED}
     ),
     Status.SENDING: frozenset(
-        {Status.SCHEDULED, Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.FAILED,
-         Status.CANCELLED, Status.EXPIRED}
+        {
+            Status.SCHEDULED,
+            Status.SENT,
+            Status.DELIVERED,
+            Status.UNDELIVERED,
+            Status.FAILED,
+            Status.CANCELLED,
+            Status.EXPIRED,
+        }
     ),
     Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
 }

@@ -57,21 +57,33 @@ async def move_many(conn: AsyncConnection, moves: Sequence[Move], *, now: dateti
     current: dict[str, str] = {i: st for i, st in found}
     applied = [m for m in moves if current.get(m.message_id, "") in m.allowed_from]
     for keys, group in groupby(sorted(applied, key=_columns), key=_columns):
-        rows = [{"m_id": m.message_id, "m_to": m.to, "m_now": now,
-                 **{f"v_{k}": m.values[k] for k in keys}} for m in group]
+        rows = [
+            {
+                "m_id": m.message_id,
+                "m_to": m.to,
+                "m_now": now,
+                **{f"v_{k}": m.values[k] for k in keys},
+            }
+            for m in group
+        ]
         await conn.execute(_update(keys), rows)
     await add_history(conn, [(m.message_id, m.to, m.detail, m.code) for m in applied], now=now)
     moved = {id(m) for m in applied}
-    return Moves([id(m) in moved for m in moves],
-                 callbacks=any(m.provider_id for m in applied))
+    return Moves([id(m) in moved for m in moves], callbacks=any(m.provider_id for m in applied))
 
 
 async def _move_one(conn: AsyncConnection, move: Move, *, now: datetime) -> Moves:
-    params = {"m_id": move.message_id, "m_to": move.to, "m_now": now,
-              "m_from": list(move.allowed_from), "m_sid": move.provider_id,
-              **{f"v_{k}": v for k, v in move.values.items()}}
-    row = (await conn.execute(_update_one(_columns(move), move.provider_id is not None),
-                              params)).first()
+    params = {
+        "m_id": move.message_id,
+        "m_to": move.to,
+        "m_now": now,
+        "m_from": list(move.allowed_from),
+        "m_sid": move.provider_id,
+        **{f"v_{k}": v for k, v in move.values.items()},
+    }
+    row = (
+        await conn.execute(_update_one(_columns(move), move.provider_id is not None), params)
+    ).first()
     if row is None:
         return Moves([False], callbacks=False)
     await add_history(conn, [(move.message_id, move.to, move.detail, move.code)], now=now)
@@ -82,9 +94,12 @@ def _columns(move: Move) -> tuple[str, ...]:
     return tuple(sorted(move.values))
 
 
-_LOCK = (select(MESSAGE.c.id, MESSAGE.c.status)
-         .where(MESSAGE.c.id.in_(sa.bindparam("ids", expanding=True)))
-         .order_by(MESSAGE.c.id).with_for_update())
+_LOCK = (
+    select(MESSAGE.c.id, MESSAGE.c.status)
+    .where(MESSAGE.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(MESSAGE.c.id)
+    .with_for_update()
+)
 _ADD_HISTORY = sa.insert(HISTORY)
 _HISTORY_COLUMNS = ("message_id", "at", "status", "detail", "error_code")
 
@@ -93,34 +108,53 @@ _HISTORY_COLUMNS = ("message_id", "at", "status", "detail", "error_code")
 def _update(keys: tuple[str, ...]) -> sa.Update:
     """The UPDATE for moves that set these columns, built once (see `claims`)."""
     values = {k: sa.bindparam(f"v_{k}", type_=MESSAGE.c[k].type) for k in keys}
-    return (sa.update(MESSAGE).where(MESSAGE.c.id == sa.bindparam("m_id"))
-            .values(status=sa.bindparam("m_to"),
-                    updated_at=sa.bindparam("m_now", type_=MESSAGE.c.updated_at.type),
-                    **values))
+    return (
+        sa.update(MESSAGE)
+        .where(MESSAGE.c.id == sa.bindparam("m_id"))
+        .values(
+            status=sa.bindparam("m_to"),
+            updated_at=sa.bindparam("m_now", type_=MESSAGE.c.updated_at.type),
+            **values,
+        )
+    )
 
 
 @cache
 def _update_one(keys: tuple[str, ...], sid: bool) -> sa.Update:
     """The conditional UPDATE for one move that sets these columns; it answers whether status
     callbacks are stored for the sid it records, if it records one (`sid`)."""
-    waiting = (sa.exists().where(CALLBACKS.c.provider_id == sa.bindparam("m_sid"))
-               if sid else sa.false())
-    return (_update(keys)
-            .where(MESSAGE.c.status.in_(sa.bindparam("m_from", expanding=True)))
-            .returning(MESSAGE.c.id, waiting))
+    waiting = (
+        sa.exists().where(CALLBACKS.c.provider_id == sa.bindparam("m_sid")) if sid else sa.false()
+    )
+    return (
+        _update(keys)
+        .where(MESSAGE.c.status.in_(sa.bindparam("m_from", expanding=True)))
+        .returning(MESSAGE.c.id, waiting)
+    )
 
 
-async def add_history(conn: AsyncConnection,
-                      entries: Sequence[tuple[str, str, str | None, int | None]], *,
-                      now: datetime) -> None:
+async def add_history(
+    conn: AsyncConnection,
+    entries: Sequence[tuple[str, str, str | None, int | None]],
+    *,
+    now: datetime,
+) -> None:
     """Append (message id, status, detail, error code) entries to history, one round trip."""
     if not entries:
         return
     if conn.dialect.name == "sqlite":
         at = sqlite_text(now)
-        await insert_rows(conn, HISTORY.name, _HISTORY_COLUMNS,
-                          [(i, at, str(st), d, c) for i, st, d, c in entries])
+        await insert_rows(
+            conn,
+            HISTORY.name,
+            _HISTORY_COLUMNS,
+            [(i, at, str(st), d, c) for i, st, d, c in entries],
+        )
         return
-    await conn.execute(_ADD_HISTORY, [
-        {"message_id": i, "at": now, "status": st, "detail": d, "error_code": c}
-        for i, st, d, c in entries])
+    await conn.execute(
+        _ADD_HISTORY,
+        [
+            {"message_id": i, "at": now, "status": st, "detail": d, "error_code": c}
+            for i, st, d, c in entries
+        ],
+    )

@@ -45,8 +45,9 @@ def _run_ahead(conn: sqlite3.Connection, ahead: Ahead) -> None:
         conn.execute(operation, parameters)
 
 
-def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool,
-         ahead: Ahead) -> Outcome:
+def _run(
+    conn: sqlite3.Connection, operation: str, parameters: Any, many: bool, ahead: Ahead
+) -> Outcome:
     """A statement, start to finish, on the connection's thread (after `ahead`)."""
     _run_ahead(conn, ahead)
     cursor = conn.cursor()
@@ -107,13 +108,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         adapted = cast(OneTripConnection, self._adapt_connection)
         ahead = adapted.take_ahead()
         try:
-            outcome: Outcome = adapted.trip(partial(_run, self._connection._conn, operation,
-                                                    parameters, many, ahead))
+            outcome: Outcome = adapted.trip(
+                partial(_run, self._connection._conn, operation, parameters, many, ahead)
+            )
         except BaseException:
             adapted.in_transaction = True  # not known: let the rollback reach SQLite
             raise
-        self._description, self._rowcount, self._lastrowid, rows, adapted.in_transaction = (
-            outcome)
+        self._description, self._rowcount, self._lastrowid, rows, adapted.in_transaction = outcome
         self._rows = collections.deque(rows)
 
 
@@ -209,8 +210,9 @@ def dbapi() -> OneTripDBAPI:
 VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
-async def insert_rows(conn: AsyncConnection, table: str, columns: tuple[str, ...],
-                      rows: Sequence[tuple[Any, ...]]) -> None:
+async def insert_rows(
+    conn: AsyncConnection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
     """INSERT `rows` (values as the driver takes them) into `table`, many to a statement, with
     the transaction's next statement or its commit (an error shows there, failing the
     transaction as it would have here).
@@ -224,9 +226,10 @@ async def insert_rows(conn: AsyncConnection, table: str, columns: tuple[str, ...
     adapted = cast(OneTripConnection, (await conn.get_raw_connection()).dbapi_connection)
     per = VARIABLES // len(columns)
     for start in range(0, len(rows), per):
-        chunk = rows[start:start + per]
-        adapted.deferred.append((_values(table, columns, len(chunk)),
-                                 tuple(chain.from_iterable(chunk))))
+        chunk = rows[start : start + per]
+        adapted.deferred.append(
+            (_values(table, columns, len(chunk)), tuple(chain.from_iterable(chunk)))
+        )
 
 
 @lru_cache(maxsize=128)

@@ -113,8 +113,9 @@ async def move(
     return True
 
 
-async def due_instants(s: AsyncSession, until: datetime, *, after: datetime | None = None,
-                       limit: int) -> list[datetime]:
+async def due_instants(
+    s: AsyncSession, until: datetime, *, after: datetime | None = None, limit: int
+) -> list[datetime]:
     """The distinct instants before `until` (and after `after`) at which scheduled messages
     fall due, soonest first (a single wake-up claims every message due at or before it)."""
     query = (

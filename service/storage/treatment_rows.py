@@ -21,20 +21,25 @@ def _in(*columns: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
 
 # Built once (see `claims`): running them again costs binding their parameters.
 _SEEN_EVENTS = sa.select(EVENT.c.clinic_id, EVENT.c.webhook_id).where(
-    _in(EVENT.c.clinic_id, EVENT.c.webhook_id))
+    _in(EVENT.c.clinic_id, EVENT.c.webhook_id)
+)
 _SEEN_TREATMENTS = sa.select(TREATMENT.c.clinic_id, TREATMENT.c.external_id).where(
-    _in(TREATMENT.c.clinic_id, TREATMENT.c.external_id))
-_PATIENTS = sa.select(PATIENT.c.id, PATIENT.c.clinic_id, PATIENT.c.external_id,
-                      PATIENT.c.timezone, PATIENT.c.locale).where(
-    _in(PATIENT.c.clinic_id, PATIENT.c.external_id))
+    _in(TREATMENT.c.clinic_id, TREATMENT.c.external_id)
+)
+_PATIENTS = sa.select(
+    PATIENT.c.id, PATIENT.c.clinic_id, PATIENT.c.external_id, PATIENT.c.timezone, PATIENT.c.locale
+).where(_in(PATIENT.c.clinic_id, PATIENT.c.external_id))
 _OPTED_OUT = sa.select(OPT_OUT.c.clinic_id, OPT_OUT.c.phone).where(
-    _in(OPT_OUT.c.clinic_id, OPT_OUT.c.phone))
+    _in(OPT_OUT.c.clinic_id, OPT_OUT.c.phone)
+)
 # Rows come back in no set order from a multi-row insert: match them by their unique keys.
-_INSERT_PATIENT = sa.insert(PATIENT).returning(PATIENT.c.clinic_id, PATIENT.c.external_id,
-                                               PATIENT.c.id)
+_INSERT_PATIENT = sa.insert(PATIENT).returning(
+    PATIENT.c.clinic_id, PATIENT.c.external_id, PATIENT.c.id
+)
 _UPDATE_PATIENT = sa.update(PATIENT).where(PATIENT.c.id == sa.bindparam("p_id"))
-_INSERT_TREATMENT = sa.insert(TREATMENT).returning(TREATMENT.c.clinic_id,
-                                                   TREATMENT.c.external_id, TREATMENT.c.id)
+_INSERT_TREATMENT = sa.insert(TREATMENT).returning(
+    TREATMENT.c.clinic_id, TREATMENT.c.external_id, TREATMENT.c.id
+)
 _INSERT_EVENT = sa.insert(EVENT)
 
 
@@ -57,8 +62,9 @@ async def opted_out(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key]:
     return await _keys(conn, _OPTED_OUT, keys)
 
 
-async def stored_patients(conn: AsyncConnection,
-                          keys: Sequence[Key]) -> dict[Key, tuple[int, str, str | None]]:
+async def stored_patients(
+    conn: AsyncConnection, keys: Sequence[Key]
+) -> dict[Key, tuple[int, str, str | None]]:
     """The stored patients among (clinic, patient id) `keys`: their row id, zone and locale."""
     rows = (await conn.execute(_PATIENTS, {"keys": list(keys)})).all()
     return {(c, e): (i, tz, loc) for i, c, e, tz, loc in rows}

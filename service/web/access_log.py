@@ -23,7 +23,11 @@ class AccessLog(AccessLogger):
 
     def log(self, request: Any, response: Any, time: float) -> None:
         """Log the request unless it is an accepted, prompt status callback."""
-        if (response.status < 300 and time < SLOW and request.path == STATUS_PATH
-                and not self.logger.isEnabledFor(logging.DEBUG)):
+        if (
+            response.status < 300
+            and time < SLOW
+            and request.path == STATUS_PATH
+            and not self.logger.isEnabledFor(logging.DEBUG)
+        ):
             return
         super().log(request, response, time)

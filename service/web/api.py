@@ -23,8 +23,9 @@ routes = web.RouteTableDef()
 async def get_treatment(request: web.Request) -> web.Response:
     """The treatment and its messages, each with its history."""
     clinic_id = authorize(request, request.app[SETTINGS])
-    found = await lookups.treatment(request.app[READS], clinic_id,
-                                  request.match_info["treatment_id"])
+    found = await lookups.treatment(
+        request.app[READS], clinic_id, request.match_info["treatment_id"]
+    )
     return answer(TREATMENT, found)
 
 
@@ -32,9 +33,12 @@ async def get_treatment(request: web.Request) -> web.Response:
 async def cancel_treatment(request: web.Request) -> web.Response:
     """Cancel the treatment's scheduled messages; 200 with the treatment as it now stands."""
     clinic_id = authorize(request, request.app[SETTINGS])
-    found = await corrections.cancel_from_api(request.app[SESSIONS], clinic_id,
-                                        request.match_info["treatment_id"],
-                                        now=request.app[CLOCK].now())
+    found = await corrections.cancel_from_api(
+        request.app[SESSIONS],
+        clinic_id,
+        request.match_info["treatment_id"],
+        now=request.app[CLOCK].now(),
+    )
     return answer(TREATMENT, found)
 
 
@@ -43,8 +47,9 @@ async def patient_messages(request: web.Request) -> web.Response:
     """A page of the patient's messages, newest first, each with its history."""
     clinic_id = authorize(request, request.app[SETTINGS])
     page = parse_query(request.query)
-    found = await lookups.patient_messages(request.app[READS], clinic_id,
-                                         request.match_info["patient_id"], page)
+    found = await lookups.patient_messages(
+        request.app[READS], clinic_id, request.match_info["patient_id"], page
+    )
     return answer(PAGE, found)
 
 

@@ -53,8 +53,10 @@ def create_app(
     """Build the service. `sender` is an SmsSender, a factory called inside the loop, or
     None for the configured backend."""
     # Outermost first: the request metrics see the status the error middleware answered.
-    app = web.Application(middlewares=[http_metrics, request_ids, problems],
-                          client_max_size=settings.server.max_body_bytes)
+    app = web.Application(
+        middlewares=[http_metrics, request_ids, problems],
+        client_max_size=settings.server.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
@@ -73,10 +75,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     reader = create_reader(app[SETTINGS].database.url, engine)
     app[READER], app[READS] = reader, session_factory(reader)
     app[GATE] = gate = WriterGate.for_engine(engine)
-    app[INGEST] = Ingest(settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK],
-                         gate=gate)
-    app[RETURN_PATH] = ReturnPath(settings=app[SETTINGS], sessions=app[SESSIONS],
-                                  clock=app[CLOCK], metrics=app[METRICS], gate=gate)
+    app[INGEST] = Ingest(
+        settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK], gate=gate
+    )
+    app[RETURN_PATH] = ReturnPath(
+        settings=app[SETTINGS],
+        sessions=app[SESSIONS],
+        clock=app[CLOCK],
+        metrics=app[METRICS],
+        gate=gate,
+    )
     app[METRICS].watch_queue("events", lambda: app[INGEST].intake.waiting)
     app[METRICS].watch_queue("gate", lambda: gate.waiting)
     async with checkpointing(app[SETTINGS].database.url):
@@ -88,8 +96,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
-def _sender(given: SmsSender | SenderFactory | None) -> Callable[[web.Application],
-                                                                  AsyncIterator[None]]:
+def _sender(
+    given: SmsSender | SenderFactory | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if given is None:
             from service.delivery.sms import make_sender
@@ -106,13 +115,23 @@ def _sender(given: SmsSender | SenderFactory | None) -> Callable[[web.Applicatio
 
 def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        dispatcher = Dispatcher(settings=app[SETTINGS], sessions=app[SESSIONS],
-                                sender=app[SENDER], clock=app[CLOCK], instance=instance,
-                                metrics=app[METRICS], gate=app[GATE])
+        dispatcher = Dispatcher(
+            settings=app[SETTINGS],
+            sessions=app[SESSIONS],
+            sender=app[SENDER],
+            clock=app[CLOCK],
+            instance=instance,
+            metrics=app[METRICS],
+            gate=app[GATE],
+        )
         app[METRICS].watch_queue("outcomes", lambda: dispatcher.recorder.waiting)
-        timers = Timers(settings=app[SETTINGS].scheduler, sessions=app[READS],
-                        clock=app[CLOCK], dispatch_due=dispatcher.dispatch_due,
-                        recover=dispatcher.recover)
+        timers = Timers(
+            settings=app[SETTINGS].scheduler,
+            sessions=app[READS],
+            clock=app[CLOCK],
+            dispatch_due=dispatcher.dispatch_due,
+            recover=dispatcher.recover,
+        )
         dispatcher.rearm = timers.arm
         app[DISPATCHER], app[TIMERS] = dispatcher, timers
         timers.start()

@@ -22,16 +22,28 @@ PROBLEM = "application/problem+json"
 T = TypeVar("T")
 
 
-def answer(adapter: TypeAdapter[T], value: T, *, status: int = 200,
-           content_type: str = "application/json",
-           headers: dict[str, str] | None = None) -> web.Response:
+def answer(
+    adapter: TypeAdapter[T],
+    value: T,
+    *,
+    status: int = 200,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     """A JSON response rendered by the adapter that describes it in the OpenAPI document."""
-    return web.Response(status=status, body=adapter.dump_json(value), content_type=content_type,
-                        headers=headers)
+    return web.Response(
+        status=status, body=adapter.dump_json(value), content_type=content_type, headers=headers
+    )
 
 
-def problem(status: int, title: str, detail: str, *, errors: list[FieldProblem] | None = None,
-            headers: dict[str, str] | None = None) -> web.Response:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     """An RFC 9457 problem response."""
     body: Problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors is not None:
@@ -71,10 +83,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except ProblemError as exc:
-        errors: list[FieldProblem] = [{"field": e.field, "message": e.message}
-                                      for e in exc.errors]
-        return problem(exc.status, exc.title, exc.detail,
-                       errors=errors if exc.status == 422 else None)
+        errors: list[FieldProblem] = [{"field": e.field, "message": e.message} for e in exc.errors]
+        return problem(
+            exc.status, exc.title, exc.detail, errors=errors if exc.status == 422 else None
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -43,8 +43,9 @@ async def _handle(request: web.Request) -> tuple[EventAnswer, web.Response]:
     headers = _verify(clinic, request, raw)
     reply = await request.app[INGEST].handle(clinic_id, headers["webhook-id"], raw)
     request.app[TIMERS].arm_many(due_at for _, due_at in reply.due)
-    return reply, web.Response(status=reply.status, text=reply.body,
-                               content_type="application/json")
+    return reply, web.Response(
+        status=reply.status, text=reply.body, content_type="application/json"
+    )
 
 
 async def _read_body(request: web.Request) -> bytes:

@@ -39,7 +39,9 @@ async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResp
 def _observe(request: web.Request, status: int, started: float) -> None:
     method = request.method if request.method in hdrs.METH_ALL else OTHER_METHOD
     request.app[METRICS].http_seconds.labels(
-        route=route_of(request), method=method, status=str(status),
+        route=route_of(request),
+        method=method,
+        status=str(status),
     ).observe(time.perf_counter() - started)
 
 

@@ -22,8 +22,10 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _problems(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"description": _REASONS[s], "content": {PROBLEM: {"schema": _ref("Problem")}}}
-            for s in statuses}
+    return {
+        str(s): {"description": _REASONS[s], "content": {PROBLEM: {"schema": _ref("Problem")}}}
+        for s in statuses
+    }
 
 
 def _ok(description: str, schema: str, status: str = "200") -> dict[str, Any]:
@@ -43,16 +45,25 @@ _REASONS = {
 _CLINIC = {"name": "clinic_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _SECURITY = {
-    "bearer": {"type": "http", "scheme": "bearer",
-               "description": "One of the clinic's api_tokens (SPEC §8)"},
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "One of the clinic's api_tokens (SPEC §8)",
+    },
     "standardWebhooks": {
-        "type": "apiKey", "in": "header", "name": "webhook-signature",
+        "type": "apiKey",
+        "in": "header",
+        "name": "webhook-signature",
         "description": "Standard Webhooks: `v1,` + base64 HMAC-SHA256 with one of the "
-                       "clinic's webhook_secrets over `{webhook-id}.{webhook-timestamp}.{body}`"},
+        "clinic's webhook_secrets over `{webhook-id}.{webhook-timestamp}.{body}`",
+    },
     "twilioSignature": {
-        "type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Twilio-Signature",
         "description": "Twilio's request signature with the account's auth token, over "
-                       "public_base_url + path and the form fields"},
+        "public_base_url + path and the form fields",
+    },
 }
 
 
@@ -60,7 +71,9 @@ def _schemas() -> dict[str, Any]:
     """Every request and answer schema, generated from the pydantic types that validate the
     requests (validation mode) and render the answers (serialization mode)."""
     inputs: list[tuple[str, JsonSchemaMode, TypeAdapter[Any]]] = [
-        ("Event", "validation", EVENT_BODY), *answers.json_schema_inputs()]
+        ("Event", "validation", EVENT_BODY),
+        *answers.json_schema_inputs(),
+    ]
     top, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     for (name, _), schema in top.items():
@@ -72,88 +85,155 @@ def _schemas() -> dict[str, Any]:
 def _events_path() -> dict[str, Any]:
     # webhook-signature is the security scheme; the id and the timestamp it signs go with it.
     headers = [
-        {"name": "webhook-id", "in": "header", "required": True,
-         "description": "The event's idempotency key", "schema": {"type": "string",
-                                                                 "maxLength": 255}},
-        {"name": "webhook-timestamp", "in": "header", "required": True,
-         "description": "Unix seconds; 5 minutes' tolerance", "schema": {"type": "string"}},
+        {
+            "name": "webhook-id",
+            "in": "header",
+            "required": True,
+            "description": "The event's idempotency key",
+            "schema": {"type": "string", "maxLength": 255},
+        },
+        {
+            "name": "webhook-timestamp",
+            "in": "header",
+            "required": True,
+            "description": "Unix seconds; 5 minutes' tolerance",
+            "schema": {"type": "string"},
+        },
     ]
-    return {"post": {
-        "summary": "A signed clinic event (Standard Webhooks)",
-        "parameters": [_CLINIC, *headers],
-        "security": [{"standardWebhooks": []}],
-        "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Event")}}},
-        "responses": {**_ok("Accepted: the plan or the effect", "EventAnswer", "202"),
-                      **_ok("A replay: the first answer again", "EventAnswer"),
-                      **_problems(401, 405, 409, 413, 415, 422)}}}
+    return {
+        "post": {
+            "summary": "A signed clinic event (Standard Webhooks)",
+            "parameters": [_CLINIC, *headers],
+            "security": [{"standardWebhooks": []}],
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Event")}}},
+            "responses": {
+                **_ok("Accepted: the plan or the effect", "EventAnswer", "202"),
+                **_ok("A replay: the first answer again", "EventAnswer"),
+                **_problems(401, 405, 409, 413, 415, 422),
+            },
+        }
+    }
 
 
 def _api_paths() -> dict[str, Any]:
-    treatment = {"name": "treatment_id", "in": "path", "required": True,
-                 "schema": {"type": "string"}}
-    patient = {"name": "patient_id", "in": "path", "required": True,
-               "schema": {"type": "string"}}
+    treatment = {
+        "name": "treatment_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    patient = {"name": "patient_id", "in": "path", "required": True, "schema": {"type": "string"}}
     query = [
         {"name": "status", "in": "query", "schema": {"enum": [s.value for s in Status]}},
         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
         {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-        {"name": "limit", "in": "query",
-         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        },
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ]
     errors = _problems(401, 403, 404, 405, 422)
     return {
-        "/v1/clinics/{clinic_id}/treatments/{treatment_id}": {"get": {
-            "summary": "A treatment and its messages, each with its history",
-            "security": _BEARER, "parameters": [_CLINIC, treatment],
-            "responses": {**_ok("The treatment", "TreatmentAnswer"), **errors}}},
-        "/v1/clinics/{clinic_id}/treatments/{treatment_id}/cancel": {"post": {
-            "summary": "Cancel the treatment's pending messages",
-            "security": _BEARER, "parameters": [_CLINIC, treatment],
-            "responses": {**_ok("The treatment as it now stands", "TreatmentAnswer"),
-                          **errors}}},
-        "/v1/clinics/{clinic_id}/patients/{patient_id}/messages": {"get": {
-            "summary": "A patient's messages, newest first", "security": _BEARER,
-            "parameters": [_CLINIC, patient, *query],
-            "responses": {**_ok("A page", "MessagePage"), **errors}}},
-        "/v1/clinics/{clinic_id}/messages": {"get": {
-            "summary": "The clinic's messages, newest first", "security": _BEARER,
-            "parameters": [_CLINIC, *query],
-            "responses": {**_ok("A page", "MessagePage"), **errors}}},
+        "/v1/clinics/{clinic_id}/treatments/{treatment_id}": {
+            "get": {
+                "summary": "A treatment and its messages, each with its history",
+                "security": _BEARER,
+                "parameters": [_CLINIC, treatment],
+                "responses": {**_ok("The treatment", "TreatmentAnswer"), **errors},
+            }
+        },
+        "/v1/clinics/{clinic_id}/treatments/{treatment_id}/cancel": {
+            "post": {
+                "summary": "Cancel the treatment's pending messages",
+                "security": _BEARER,
+                "parameters": [_CLINIC, treatment],
+                "responses": {**_ok("The treatment as it now stands", "TreatmentAnswer"), **errors},
+            }
+        },
+        "/v1/clinics/{clinic_id}/patients/{patient_id}/messages": {
+            "get": {
+                "summary": "A patient's messages, newest first",
+                "security": _BEARER,
+                "parameters": [_CLINIC, patient, *query],
+                "responses": {**_ok("A page", "MessagePage"), **errors},
+            }
+        },
+        "/v1/clinics/{clinic_id}/messages": {
+            "get": {
+                "summary": "The clinic's messages, newest first",
+                "security": _BEARER,
+                "parameters": [_CLINIC, *query],
+                "responses": {**_ok("A page", "MessagePage"), **errors},
+            }
+        },
     }
 
 
 def _twilio_paths() -> dict[str, Any]:
     form = "application/x-www-form-urlencoded"
+
     def hook(summary: str, fields: list[str], answer: dict[str, Any]) -> dict[str, Any]:
         body = {"type": "object", "properties": {f: {"type": "string"} for f in fields}}
-        return {"post": {"summary": summary, "security": [{"twilioSignature": []}],
-                         "requestBody": {"required": True,
-                                         "content": {form: {"schema": body}}},
-                         "responses": {"200": answer, **_problems(403, 405, 415)}}}
+        return {
+            "post": {
+                "summary": summary,
+                "security": [{"twilioSignature": []}],
+                "requestBody": {"required": True, "content": {form: {"schema": body}}},
+                "responses": {"200": answer, **_problems(403, 405, 415)},
+            }
+        }
 
-    twiml = {"description": "TwiML", "content": {"application/xml": {"schema": {
-        "type": "string"}}}}
+    twiml = {"description": "TwiML", "content": {"application/xml": {"schema": {"type": "string"}}}}
     return {
-        "/v1/twilio/status": hook("Twilio delivery status callback",
-                                  ["MessageSid", "MessageStatus", "ErrorCode"],
-                                  {"description": "Applied, or ignored when unknown"}),
-        "/v1/twilio/inbound": hook("A patient's reply (STOP / START / HELP / text)",
-                                   ["From", "To", "Body", "MessageSid"], twiml),
+        "/v1/twilio/status": hook(
+            "Twilio delivery status callback",
+            ["MessageSid", "MessageStatus", "ErrorCode"],
+            {"description": "Applied, or ignored when unknown"},
+        ),
+        "/v1/twilio/inbound": hook(
+            "A patient's reply (STOP / START / HELP / text)",
+            ["From", "To", "Body", "MessageSid"],
+            twiml,
+        ),
     }
 
 
 def _ops_paths() -> dict[str, Any]:
     return {
         "/healthz": {"get": {"summary": "Liveness", "responses": _ok("Running", "Health")}},
-        "/readyz": {"get": {"summary": "Readiness", "responses": {
-            **_ok("Ready", "Readiness"),
-            **_ok("Not ready: the failing check says why", "Readiness", "503")}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
-            "description": "Prometheus text", "content": {"text/plain": {
-                "schema": {"type": "string"}}}}}}},
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {
-            "description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}}}}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness",
+                "responses": {
+                    **_ok("Ready", "Readiness"),
+                    **_ok("Not ready: the failing check says why", "Readiness", "503"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {JSON: {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
     }
 
 
@@ -161,10 +241,17 @@ def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Aftercare", "version": "1.0.0",
-                 "description": "Aftercare and serum-application SMS for skin clinics."},
-        "paths": {"/v1/clinics/{clinic_id}/events": _events_path(), **_api_paths(),
-                  **_twilio_paths(), **_ops_paths()},
+        "info": {
+            "title": "Aftercare",
+            "version": "1.0.0",
+            "description": "Aftercare and serum-application SMS for skin clinics.",
+        },
+        "paths": {
+            "/v1/clinics/{clinic_id}/events": _events_path(),
+            **_api_paths(),
+            **_twilio_paths(),
+            **_ops_paths(),
+        },
         "components": {
             "schemas": _schemas(),
             "securitySchemes": _SECURITY,

@@ -55,10 +55,12 @@ async def metrics(request: web.Request) -> web.Response:
     database = await _database(request)
     if database == "ok":  # a database that does not answer is not counted: readiness says so
         await _count(request)
-    registry.set_scrape(now=request.app[CLOCK].now(),
-                        ready=database == "ok" and _scheduler(request) == "ok")
-    return web.Response(body=registry.render(),
-                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    registry.set_scrape(
+        now=request.app[CLOCK].now(), ready=database == "ok" and _scheduler(request) == "ok"
+    )
+    return web.Response(
+        body=registry.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )
 
 
 async def _count(request: web.Request) -> None:
@@ -71,8 +73,9 @@ async def _count(request: web.Request) -> None:
         async with asyncio.timeout(READY_TIMEOUT), request.app[READS]() as s:
             counts = await store.count_by_status(s)
             oldest = await store.oldest_scheduled(s)
-        registry.set_stored(counts, counted_at=started, took=time.monotonic() - started,
-                            oldest_scheduled=oldest)
+        registry.set_stored(
+            counts, counted_at=started, took=time.monotonic() - started, oldest_scheduled=oldest
+        )
     except Exception:  # the counters are still worth serving; readiness reports the database
         pass
 

@@ -40,8 +40,10 @@ async def status_callback(request: web.Request) -> web.Response:
     Answered once the callback is durable (written with those arriving beside it)."""
     form = await _verified_form(request)
     await request.app[RETURN_PATH].status(
-        sid=form.get("MessageSid", ""), status=form.get("MessageStatus", ""),
-        code=error_code(form.get("ErrorCode", "")))
+        sid=form.get("MessageSid", ""),
+        status=form.get("MessageStatus", ""),
+        code=error_code(form.get("ErrorCode", "")),
+    )
     return web.Response(status=200, text="")
 
 
@@ -50,9 +52,13 @@ async def inbound_message(request: web.Request) -> web.Response:
     """STOP / START / HELP and other replies; answers TwiML."""
     form = await _verified_form(request)
     settings = request.app[SETTINGS]
-    reply = replies.Reply(sender=form.get("From", ""), to=form.get("To", ""),
-                          body=form.get("Body", ""), provider_id=form.get("MessageSid"),
-                          messaging_service_sid=form.get("MessagingServiceSid"))
+    reply = replies.Reply(
+        sender=form.get("From", ""),
+        to=form.get("To", ""),
+        body=form.get("Body", ""),
+        provider_id=form.get("MessageSid"),
+        messaging_service_sid=form.get("MessagingServiceSid"),
+    )
     text = await request.app[RETURN_PATH].reply(reply)
     answer = text if settings.sms.reply_to_keywords else None
     return web.Response(text=_twiml(answer), content_type=TWIML)
@@ -61,5 +67,7 @@ async def inbound_message(request: web.Request) -> web.Response:
 def _twiml(text: str | None) -> str:
     if not text:
         return '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-    return ('<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
-            f"{escape(text)}</Message></Response>")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+        f"{escape(text)}</Message></Response>"
+    )

@@ -52,7 +52,10 @@ from tests.fakes.twilio_wire import (
 AUTH_TOKEN = "fake-twilio-token"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _DAY_FILTERS: dict[str, Callable[[Any, Any], bool]] = {
-    "DateSent>": operator.ge, "DateSent<": operator.le, "DateSent": operator.eq}
+    "DateSent>": operator.ge,
+    "DateSent<": operator.le,
+    "DateSent": operator.eq,
+}
 
 
 @dataclass
@@ -74,8 +77,14 @@ class Recorded:
 class FakeTwilio:
     """The fake's state and its aiohttp application."""
 
-    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN, *,
-                 callbacks: bool = True, callback_delay: float = 0.02) -> None:
+    def __init__(
+        self,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        *,
+        callbacks: bool = True,
+        callback_delay: float = 0.02,
+    ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.callbacks = callbacks
@@ -127,7 +136,10 @@ class FakeTwilio:
         except ValueError:
             return False
         return (auth.login, auth.password, request.match_info["account"]) == (
-            self.account_sid, self.auth_token, self.account_sid)
+            self.account_sid,
+            self.auth_token,
+            self.account_sid,
+        )
 
     @staticmethod
     def _error(status: int, code: int, message: str) -> web.Response:
@@ -135,9 +147,16 @@ class FakeTwilio:
 
     def _resource(self, m: Recorded) -> dict[str, Any]:
         return message_resource(
-            sid=m.sid, account_sid=self.account_sid, to=m.to, from_=m.from_, body=m.body,
-            date_created=rfc2822(m.date_created.timestamp()), status=m.status,
-            service=m.service, error_code=m.error_code)
+            sid=m.sid,
+            account_sid=self.account_sid,
+            to=m.to,
+            from_=m.from_,
+            body=m.body,
+            date_created=rfc2822(m.date_created.timestamp()),
+            status=m.status,
+            service=m.service,
+            error_code=m.error_code,
+        )
 
     def _count(self, to: str) -> int:
         self.counters[to] = self.counters.get(to, 0) + 1
@@ -192,9 +211,15 @@ class FakeTwilio:
         refusal = self._refusal(form, behaviour, n)
         if refusal is not None:
             return refusal
-        m = Recorded(sid="SM" + secrets.token_hex(16), to=to, from_=form.get("From"),
-                     service=form.get("MessagingServiceSid"), body=form["Body"],
-                     callback=form.get("StatusCallback"), at=time.time())
+        m = Recorded(
+            sid="SM" + secrets.token_hex(16),
+            to=to,
+            from_=form.get("From"),
+            service=form.get("MessagingServiceSid"),
+            body=form["Body"],
+            callback=form.get("StatusCallback"),
+            at=time.time(),
+        )
         self.messages.append(m)
         self._schedule_callbacks(m, behaviour)
         answer = self._resource(m)  # as created (queued), whatever callbacks follow it
@@ -239,8 +264,14 @@ class FakeTwilio:
 
     async def _post_callback(self, m: Recorded, status: str) -> None:
         assert m.callback is not None and self.session is not None
-        params = callback_form(sid=m.sid, account_sid=self.account_sid, to=m.to,
-                               from_=m.from_, status=status, error_code=m.error_code)
+        params = callback_form(
+            sid=m.sid,
+            account_sid=self.account_sid,
+            to=m.to,
+            from_=m.from_,
+            status=status,
+            error_code=m.error_code,
+        )
         headers = {"X-Twilio-Signature": sign_twilio(self.auth_token, m.callback, params)}
         try:
             async with self.session.post(m.callback, data=params, headers=headers) as r:
@@ -274,9 +305,14 @@ class FakeTwilio:
 
 def _attempt(form: dict[str, str]) -> dict[str, Any]:
     """The record of one create call."""
-    return {"to": form.get("To", ""), "from": form.get("From"),
-            "service": form.get("MessagingServiceSid"), "body": form.get("Body"),
-            "callback": form.get("StatusCallback"), "at": time.time()}
+    return {
+        "to": form.get("To", ""),
+        "from": form.get("From"),
+        "service": form.get("MessagingServiceSid"),
+        "body": form.get("Body"),
+        "callback": form.get("StatusCallback"),
+        "at": time.time(),
+    }
 
 
 def _filtered(messages: list[Recorded], query: Mapping[str, str]) -> list[Recorded]:

@@ -64,11 +64,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("account_sid", nargs="?", default=ACCOUNT_SID)
     parser.add_argument("auth_token", nargs="?", default=AUTH_TOKEN)
     parser.add_argument("--no-callbacks", dest="callbacks", action="store_false")
-    parser.add_argument("--callback-delay", type=float, default=0.02,
-                        help="seconds between a message's status changes")
+    parser.add_argument(
+        "--callback-delay",
+        type=float,
+        default=0.02,
+        help="seconds between a message's status changes",
+    )
     options = parser.parse_args(argv)
-    fake = FakeTwilio(options.account_sid, options.auth_token, callbacks=options.callbacks,
-                      callback_delay=options.callback_delay)
+    fake = FakeTwilio(
+        options.account_sid,
+        options.auth_token,
+        callbacks=options.callbacks,
+        callback_delay=options.callback_delay,
+    )
     web.run_app(fake.app(), host="127.0.0.1", port=options.port, print=None, shutdown_timeout=1)
 
 

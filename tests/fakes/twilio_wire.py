@@ -30,43 +30,88 @@ def rfc2822(epoch: float) -> str:
     return format_datetime(datetime.fromtimestamp(epoch, UTC))
 
 
-def message_resource(*, sid: str, account_sid: str, to: str, from_: str | None, body: str,
-                     date_created: str, status: str = "queued", service: str | None = None,
-                     error_code: int | None = None) -> dict[str, Any]:
+def message_resource(
+    *,
+    sid: str,
+    account_sid: str,
+    to: str,
+    from_: str | None,
+    body: str,
+    date_created: str,
+    status: str = "queued",
+    service: str | None = None,
+    error_code: int | None = None,
+) -> dict[str, Any]:
     """A Message as Twilio answers a create, a fetch or (in a page) a list."""
     return {
-        "sid": sid, "account_sid": account_sid, "messaging_service_sid": service,
-        "to": to, "from": from_, "body": body, "status": status,
-        "num_segments": "1", "num_media": "0", "direction": "outbound-api",
-        "api_version": API_VERSION, "price": None, "price_unit": "USD",
-        "error_code": error_code, "error_message": None,
+        "sid": sid,
+        "account_sid": account_sid,
+        "messaging_service_sid": service,
+        "to": to,
+        "from": from_,
+        "body": body,
+        "status": status,
+        "num_segments": "1",
+        "num_media": "0",
+        "direction": "outbound-api",
+        "api_version": API_VERSION,
+        "price": None,
+        "price_unit": "USD",
+        "error_code": error_code,
+        "error_message": None,
         "uri": f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json",
-        "date_created": date_created, "date_updated": date_created,
+        "date_created": date_created,
+        "date_updated": date_created,
         "date_sent": None if status in ("queued", "accepted", "sending") else date_created,
         "subresource_uris": {},
     }
 
 
-def message_page(resources: list[dict[str, Any]], *, uri: str, page_size: int
-                 ) -> dict[str, Any]:
+def message_page(resources: list[dict[str, Any]], *, uri: str, page_size: int) -> dict[str, Any]:
     """One page of a list call, the only page: `resources` newest first."""
-    return {"messages": resources, "end": max(0, len(resources) - 1), "first_page_uri": uri,
-            "next_page_uri": None, "page": 0, "page_size": page_size,
-            "previous_page_uri": None, "start": 0, "uri": uri}
+    return {
+        "messages": resources,
+        "end": max(0, len(resources) - 1),
+        "first_page_uri": uri,
+        "next_page_uri": None,
+        "page": 0,
+        "page_size": page_size,
+        "previous_page_uri": None,
+        "start": 0,
+        "uri": uri,
+    }
 
 
 def error_body(status: int, code: int, message: str) -> dict[str, Any]:
     """Twilio's JSON body for a refused request."""
-    return {"code": code, "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
 
 
-def callback_form(*, sid: str, account_sid: str, to: str, from_: str | None, status: str,
-                  error_code: int | None = None) -> dict[str, str]:
+def callback_form(
+    *,
+    sid: str,
+    account_sid: str,
+    to: str,
+    from_: str | None,
+    status: str,
+    error_code: int | None = None,
+) -> dict[str, str]:
     """The form of a status callback announcing `status` (with ErrorCode when it failed)."""
-    form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": account_sid,
-            "MessageStatus": status, "SmsStatus": status, "To": to,
-            "From": from_ or DEFAULT_FROM, "ApiVersion": API_VERSION}
+    form = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": account_sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "To": to,
+        "From": from_ or DEFAULT_FROM,
+        "ApiVersion": API_VERSION,
+    }
     if error_code:
         form["ErrorCode"] = str(error_code)
     return form

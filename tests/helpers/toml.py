@@ -54,8 +54,7 @@ def _is_tables(item: Any) -> bool:
     return isinstance(item, list) and bool(item) and all(isinstance(v, Mapping) for v in item)
 
 
-def _table(path: tuple[str, ...], table: Mapping[str, Any], *, array: bool = False
-           ) -> list[str]:
+def _table(path: tuple[str, ...], table: Mapping[str, Any], *, array: bool = False) -> list[str]:
     """The lines of one table: its header, its own keys, then its sub-tables."""
     subtables = {k: v for k, v in table.items() if isinstance(v, Mapping) or _is_tables(v)}
     own = [f"{key(k)} = {value(v)}" for k, v in table.items() if k not in subtables]
