@@ -529,11 +529,11 @@ class TestProviderAnswers:
 
     async def test_backoff_doubles_with_jitter_up_to_the_cap(self, world: World) -> None:
         """Delays grow from retry_initial_delay, doubling, never past retry_max_delay."""
-        delays = [world.dispatcher.backoff(n) for n in range(1, 10) for _ in range(20)]
+        delays = [world.dispatcher.outcomes.backoff(n) for n in range(1, 10) for _ in range(20)]
         assert min(delays) >= timedelta(seconds=0.5)
         assert max(delays) <= timedelta(seconds=4)
-        assert max(world.dispatcher.backoff(1) for _ in range(50)) <= timedelta(seconds=1)
-        assert max(world.dispatcher.backoff(3) for _ in range(50)) > timedelta(seconds=1)
+        assert max(world.dispatcher.outcomes.backoff(1) for _ in range(50)) <= timedelta(seconds=1)
+        assert max(world.dispatcher.outcomes.backoff(3) for _ in range(50)) > timedelta(seconds=1)
 
     async def test_unsubscribed_recipient_opts_the_number_out(self, world: World) -> None:
         """21610 fails the message, opts the number out and cancels its pending messages."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -20,22 +19,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.clock import Clock
 from service.config import Settings
+from service.delivery.outcomes import Outcomes
 from service.delivery.recorder import Recorder
 from service.delivery.sms.base import (
-    Accepted,
     AmbiguousError,
-    OptedOutError,
     OutgoingSms,
-    PermanentError,
-    RetryableError,
     SendError,
     SmsSender,
 )
 from service.observability.metrics import Metrics
-from service.storage import claims, reasons
+from service.storage import claims
 from service.storage.claims import Claim
-from service.storage.models import Status
-from service.storage.moves import Move
 from service.storage.writer_gate import WriterGate
 
 log = logging.getLogger("aftercare.dispatch")
@@ -67,6 +61,13 @@ class Dispatcher:
         self.metrics = metrics or Metrics()
         self.gate = gate or WriterGate(exclusive=False)
         self.recorder = Recorder(sessions=sessions, clock=clock, gate=self.gate)
+        self.outcomes = Outcomes(
+            settings=settings,
+            clock=clock,
+            recorder=self.recorder,
+            metrics=self.metrics,
+            rearm=lambda due: self.rearm(due),
+        )
         self._room = settings.scheduler.max_concurrent_sends
         self._ahead = self._room  # claims held ready for the next free slots
         self._ready: collections.deque[Claim] = collections.deque()
@@ -211,107 +212,10 @@ class Dispatcher:
         except SendError as exc:
             self.metrics.sends.labels(type(exc).__name__).inc()
             self.metrics.twilio_errors.labels(str(exc.code or "none")).inc()
-            await self._failed(message, exc)
+            await self.outcomes.failed(message, exc)
         else:
             self.metrics.sends.labels("accepted").inc()
-            await self._sent(message, accepted)
-
-    async def _failed(self, message: Claim, error: SendError) -> None:
-        detail, code = error.detail, error.code
-        match error:
-            case OptedOutError():
-                await self._record(
-                    Move(
-                        message.id,
-                        Status.FAILED,
-                        detail[:255],
-                        code,
-                        {"error_code": code, "reason": reasons.RECIPIENT_UNSUBSCRIBED},
-                        opt_out=(message.clinic_id, message.phone),
-                    )
-                )
-            case PermanentError():
-                await self._record(
-                    Move(
-                        message.id,
-                        Status.FAILED,
-                        detail[:255],
-                        code,
-                        {"error_code": code, "reason": detail[:255]},
-                    )
-                )
-            case RetryableError():
-                await self._retry(message, detail=detail, code=code)
-            case _:  # AmbiguousError: it may have been sent
-                await self._hold(message, detail=detail, code=code)
-
-    async def _record(self, move: Move) -> bool:
-        try:
-            return await self.recorder.record(move)
-        except Exception:
-            # The claim stays; when its lease runs out the sweeper reconciles it.
-            log.exception("could not record a send outcome", extra={"message_id": move.message_id})
-            return False
-
-    async def _sent(self, message: Claim, accepted: Accepted) -> None:
-        status = Status.DELIVERED if accepted.status == "delivered" else Status.SENT
-        now = self.clock.now()
-        await self._record(
-            Move(
-                message.id,
-                status,
-                f"accepted as {accepted.status}",
-                values={"provider_id": accepted.provider_id, "sent_at": now, "lease_until": None},
-                provider_id=accepted.provider_id,
-            )
-        )
-        self.metrics.lateness.observe(max(0.0, (now - message.send_at).total_seconds()))
-        log.info(
-            "message sent", extra={"message_id": message.id, "late_ms": _ms(now - message.send_at)}
-        )
-
-    async def _retry(self, message: Claim, *, detail: str, code: int | None) -> None:
-        due = self.clock.now() + self.backoff(message.attempts)
-        if due >= message.expires_at:
-            await self._record(
-                Move(
-                    message.id,
-                    Status.EXPIRED,
-                    f"{detail[:180]}; no retry before expiry",
-                    code,
-                    {"reason": reasons.EXPIRED_WHILE_RETRYING, "lease_until": None},
-                )
-            )
-            return
-        moved = await self._record(
-            Move(
-                message.id,
-                Status.SCHEDULED,
-                f"{detail[:180]}; retry at {due.isoformat()}",
-                code,
-                {"due_at": due, "lease_until": None},
-            )
-        )
-        if moved:
-            self.rearm(due)
-
-    async def _hold(self, message: Claim, *, detail: str, code: int | None) -> None:
-        # The provider may still be creating the message: keep the claim for one more lease,
-        # then the sweeper reconciles against the provider's records before any retry.
-        until = self.clock.now() + self.settings.scheduler.claim_lease
-        await self._record(
-            Move(
-                message.id,
-                Status.SENDING,
-                f"{detail[:160]}; reconcile after {until.isoformat()}",
-                code,
-                {"lease_until": until},
-            )
-        )
-        log.warning(
-            "ambiguous send held for reconciliation",
-            extra={"message_id": message.id, "error_code": code},
-        )
+            await self.outcomes.sent(message, accepted)
 
     async def recover(self, message_id: str) -> None:
         """Reconcile a claim whose lease ran out: record it as sent if the provider has it.
@@ -338,20 +242,8 @@ class Dispatcher:
             return
         self.metrics.recoveries.labels("found" if found else "not_found").inc()
         if found is not None:
-            await self._sent(message, found)
+            await self.outcomes.sent(message, found)
         else:
-            await self._retry(
+            await self.outcomes.retry(
                 message, detail="claim lease ran out (not found at provider)", code=None
             )
-
-    def backoff(self, attempts: int) -> timedelta:
-        """Exponential backoff with jitter: between half the initial delay and initial * 2^(n-1)."""
-        first = self.settings.scheduler.retry_initial_delay
-        cap = self.settings.scheduler.retry_max_delay
-        ceiling = min(cap, first * (2 ** max(0, min(attempts - 1, 30))))
-        jitter: timedelta = (ceiling - first / 2) * random.random()
-        return first / 2 + jitter
-
-
-def _ms(delta: timedelta) -> int:
-    return int(delta.total_seconds() * 1000)
