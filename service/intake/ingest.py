@@ -19,7 +19,8 @@ from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
 from service.intake import corrections
-from service.intake.new_treatments import Fresh, Intake
+from service.intake.fresh_rows import Fresh
+from service.intake.new_treatments import Intake
 from service.intake.payloads import (
     AnyEvent,
     TreatmentCancelled,

@@ -14,79 +14,26 @@ careful way, one transaction per event, which stores a new plan with the same `I
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.config import Settings
+from service.intake import fresh_rows
+from service.intake.fresh_rows import Fresh, NewTreatment, Written
 from service.intake.payloads import TreatmentCompleted
 from service.planning import protocols
 from service.planning.planner import Planner
 from service.planning.timing import zone
-from service.reads.answers import PLAN, PlanAnswer, render
-from service.reads.views import planned_view, treatment_view
 from service.storage import message_rows, reasons, treatment_rows
 from service.storage.group_commit import GroupCommit
-from service.storage.message_rows import NewMessage, new_message, new_message_ids
-from service.storage.models import Status
+from service.storage.message_rows import new_message, new_message_ids
 from service.storage.writer_gate import WriterGate
 
 BATCH = 64
-
-
-@dataclass(slots=True)
-class NewTreatment:
-    """A treatment about to be inserted, as its view and its row read it."""
-
-    external_id: str
-    protocol: str
-    completed_at: datetime
-    session_number: int
-    sessions_planned: int
-    serum: str
-    cancelled_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class Fresh:
-    """A verified, parsed `treatment.completed` event, planned as if its patient were new."""
-
-    clinic_id: str
-    webhook_id: str
-    digest: str
-    event: TreatmentCompleted
-    treatment: NewTreatment
-    timezone: str  # the zone and locale the plan was made for
-    locale: str | None
-    plan: list[protocols.PlannedMessage]
-    now: datetime
-    reason: str | None = None  # why its messages are suppressed, as they were built
-    messages: list[NewMessage] = field(default_factory=list)
-    written: Written | None = None  # the answer, as it will be stored
-    rows: list[message_rows.Row] = field(default_factory=list)  # SQLite: `message_rows`
-    history: list[message_rows.Row] = field(default_factory=list)
-
-    def keys(self) -> tuple[Hashable, ...]:
-        """What it touches: two events sharing one of these never go in one batch."""
-        data = self.event.data
-        return (
-            ("event", self.clinic_id, self.webhook_id),
-            ("treatment", self.clinic_id, data.treatment.id),
-            ("patient", self.clinic_id, data.patient.id),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    """A fresh event's answer, and its messages due to be armed."""
-
-    body: str
-    due: list[tuple[str, datetime]]
 
 
 class Intake:
@@ -158,7 +105,7 @@ class Intake:
             )
             for p, i in zip(fresh.plan, ids, strict=True)
         ]
-        fresh.written = _written(fresh)
+        fresh.written = fresh_rows.written(fresh)
         if self._sqlite:
             fresh.rows, fresh.history = message_rows.sqlite_rows(fresh.messages)
 
@@ -210,7 +157,11 @@ class Intake:
             conn, [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
         )
         treatments = await treatment_rows.insert_treatments(
-            conn, [{**_treatment_row(f), "patient_id": patients[i]} for i, f in enumerate(fresh)]
+            conn,
+            [
+                {**fresh_rows.treatment_row(f), "patient_id": patients[i]}
+                for i, f in enumerate(fresh)
+            ],
         )
         for f in fresh:
             reason = _reason(f, stopped=(f.clinic_id, f.event.data.patient.phone) in stopped)
@@ -227,7 +178,7 @@ class Intake:
             await message_rows.insert(
                 conn, [(f.messages, pair) for f, pair in zip(fresh, ids, strict=True)]
             )
-        await treatment_rows.insert_events(conn, [_event_row(f) for f in fresh])
+        await treatment_rows.insert_events(conn, [fresh_rows.event_row(f) for f in fresh])
         written = {id(f): f.written for f in fresh}
         return [written.get(id(f)) for f in batch]
 
@@ -240,7 +191,9 @@ class Intake:
         ids = dict(
             zip(
                 map(id, new),
-                await treatment_rows.insert_patients(conn, [_patient_row(f) for f in new]),
+                await treatment_rows.insert_patients(
+                    conn, [fresh_rows.patient_row(f) for f in new]
+                ),
                 strict=True,
             )
         )
@@ -249,7 +202,7 @@ class Intake:
             if key in stored:
                 ids[id(f)], timezone, locale = stored[key]
                 self._follow(f, timezone=timezone, locale=locale)
-                updates.append({**_patient_row(f), "p_id": ids[id(f)]})
+                updates.append({**fresh_rows.patient_row(f), "p_id": ids[id(f)]})
         await treatment_rows.update_patients(conn, updates)
         return [ids[id(f)] for f in fresh]
 
@@ -286,57 +239,3 @@ async def _unseen(conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Fresh]:
         if (f.clinic_id, f.webhook_id) not in events
         and (f.clinic_id, f.treatment.external_id) not in treatments
     ]
-
-
-def _patient_row(fresh: Fresh) -> dict[str, Any]:
-    patient = fresh.event.data.patient
-    return {
-        "clinic_id": fresh.clinic_id,
-        "external_id": patient.id,
-        "first_name": patient.first_name,
-        "phone": patient.phone,
-        "timezone": fresh.timezone,
-        "locale": fresh.locale,
-        "sms_consent": patient.sms_consent,
-        "updated_at": fresh.now,
-    }
-
-
-def _treatment_row(fresh: Fresh) -> dict[str, Any]:
-    t = fresh.treatment
-    return {
-        "clinic_id": fresh.clinic_id,
-        "external_id": t.external_id,
-        "protocol": t.protocol,
-        "completed_at": t.completed_at,
-        "session_number": t.session_number,
-        "sessions_planned": t.sessions_planned,
-        "serum": t.serum,
-        "created_at": fresh.now,
-        "cancelled_at": None,
-    }
-
-
-def _written(fresh: Fresh) -> Written:
-    body: PlanAnswer = {
-        "event_id": fresh.webhook_id,
-        "type": fresh.event.type,
-        "treatment": treatment_view(fresh.treatment, fresh.event.data.patient.id),
-        "messages": [planned_view(m) for m in fresh.messages],
-    }
-    due = [(m.id, m.send_at) for m in fresh.messages if m.status == Status.SCHEDULED]
-    return Written(render(PLAN, body), due)
-
-
-def _event_row(fresh: Fresh) -> dict[str, Any]:
-    assert fresh.written is not None
-    written = fresh.written
-    return {
-        "clinic_id": fresh.clinic_id,
-        "webhook_id": fresh.webhook_id,
-        "body_sha256": fresh.digest,
-        "type": fresh.event.type,
-        "status_code": 202,
-        "response": written.body,
-        "received_at": fresh.now,
-    }
