@@ -28,7 +28,7 @@ from service.delivery.sms.base import (
     SmsSender,
 )
 from service.observability.metrics import Metrics
-from service.storage import claims
+from service.storage import claims, vetting
 from service.storage.claims import Claim
 from service.storage.writer_gate import WriterGate
 
@@ -143,7 +143,7 @@ class Dispatcher:
 
     async def claim(self, *, limit: int) -> list[Claim]:
         """Claim up to `limit` due messages for this instance, in one transaction of a few
-        statements however many there are, and vet them (`claims.vet`): the ones to send now."""
+        statements however many there are, and vet them (`vetting.vet`): the ones to send now."""
         return (await self._claim(limit=limit))[0]
 
     async def _claim(self, *, limit: int) -> tuple[list[Claim], int]:
@@ -158,7 +158,7 @@ class Dispatcher:
                 lease=self.settings.scheduler.claim_lease,
                 limit=limit,
             )
-            return await claims.vet(conn, batch, now=now), batch.taken
+            return await vetting.vet(conn, batch, now=now), batch.taken
 
     async def close(self, *, timeout: float) -> None:
         """Let in-flight sends, and the claims held ready behind them, finish, for at most

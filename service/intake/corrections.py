@@ -1,4 +1,5 @@
-"""Corrections from a clinic: a cancelled treatment, an updated patient (SPEC §5, §8).
+"""Corrections from a clinic: an updated patient (SPEC §5, §8); cancellations are in
+`intake.cancellations`.
 
 Only `scheduled` messages change. One in `sending` is with the provider already and cannot be
 recalled; the others are history, and keep the number and text they went out with. Every
@@ -13,23 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.errors import FieldError, NotFound, Unprocessable
+from service.errors import FieldError, Unprocessable
 from service.intake.payloads import PatientUpdate
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
-from service.reads import lookups
 from service.reads.answers import (
-    CANCEL,
     PATIENT,
-    CancelAnswer,
     PatientAnswer,
-    TreatmentAnswer,
     render,
 )
-from service.reads.views import patient_view, planned_view, treatment_view
+from service.reads.views import patient_view, planned_view
 from service.storage import reasons, store
 from service.storage.message_rows import message_row, plan_of
 from service.storage.models import Message, Patient, Status, Treatment, row_id
@@ -43,70 +39,6 @@ class Effect:
 
     body: str
     due: Sequence[tuple[str, datetime]] = ()
-
-
-async def cancel(
-    s: AsyncSession, clinic_id: str, external_id: str, *, now: datetime, source: str
-) -> Treatment | None:
-    """Cancel the clinic's treatment: its scheduled messages become `cancelled`.
-
-    None when the clinic has no such treatment. Cancelling again changes nothing.
-    """
-    treatment = await store.find_treatment(s, clinic_id, external_id)
-    if treatment is None:
-        return None
-    if treatment.cancelled_at is None:
-        treatment.cancelled_at = now
-        s.add(treatment)
-    for message in await store.messages_of(s, row_id(treatment.id)):
-        if message.status == Status.SCHEDULED:
-            await _end(
-                s, message.id, Status.CANCELLED, reasons.TREATMENT_CANCELLED, source=source, now=now
-            )
-    return treatment
-
-
-async def treatment_cancelled(
-    s: AsyncSession, clinic_id: str, external_id: str, *, now: datetime, event_id: str
-) -> Effect:
-    """The treatment.cancelled event: the treatment and its whole plan as it now stands."""
-    treatment = await cancel(s, clinic_id, external_id, now=now, source=f"event {event_id}")
-    if treatment is None:
-        raise Unprocessable(
-            "the treatment cannot be cancelled",
-            errors=[
-                FieldError(
-                    "data.treatment.id",
-                    "this clinic has no treatment with that id "
-                    "(yet): send its treatment.completed first",
-                )
-            ],
-        )
-    patient = await s.get(Patient, treatment.patient_id)
-    assert patient is not None, "a treatment has a patient"
-    messages = await store.messages_of(s, row_id(treatment.id))
-    body: CancelAnswer = {
-        "event_id": event_id,
-        "type": "treatment.cancelled",
-        "treatment": treatment_view(treatment, patient.external_id),
-        "messages": [planned_view(m) for m in messages],
-    }
-    return Effect(render(CANCEL, body))
-
-
-async def cancel_from_api(
-    sessions: async_sessionmaker[AsyncSession],
-    clinic_id: str,
-    external_id: str,
-    *,
-    now: datetime,
-) -> TreatmentAnswer:
-    """`POST …/treatments/{id}/cancel`: cancel, then answer as `GET …/treatments/{id}`."""
-    async with sessions.begin() as s:
-        treatment = await cancel(s, clinic_id, external_id, now=now, source="API")
-        if treatment is None:
-            raise NotFound("this clinic has no treatment with that id")
-        return await lookups.treatment_answer(s, treatment)
 
 
 @dataclass(frozen=True)
@@ -287,13 +219,13 @@ class _Follow:
     async def _end(
         self, row: Message, status: Status, reason: str, *, values: dict[str, Any] | None = None
     ) -> None:
-        if await _end(
+        if await end_scheduled(
             self.s, row.id, status, reason, source="patient.updated", now=self.now, values=values
         ):
             self.changed.append(row.id)
 
 
-async def _end(
+async def end_scheduled(
     s: AsyncSession,
     message_id: str,
     status: Status,
@@ -303,6 +235,7 @@ async def _end(
     now: datetime,
     values: dict[str, Any] | None = None,
 ) -> bool:
+    """Move a still-scheduled message to `status` for `reason`; whether it was scheduled."""
     return await store.move(
         s,
         message_id,

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
-from service.intake import corrections
+from service.intake import cancellations, corrections
 from service.intake.fresh_rows import Fresh
 from service.intake.new_treatments import Intake
 from service.intake.payloads import (
@@ -164,7 +164,7 @@ class Ingest:
             return await self._completed(s, clinic_id, webhook_id, event)
         now = self.clock.now()
         if isinstance(event, TreatmentCancelled):
-            effect = await corrections.treatment_cancelled(
+            effect = await cancellations.treatment_cancelled(
                 s, clinic_id, event.data.treatment.id, now=now, event_id=webhook_id
             )
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from service.config import Settings
 from service.planning import protocols
@@ -40,8 +40,14 @@ def preview(
         protocols.ClinicView(name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet()),
         default_expires_after=settings.scheduler.default_expires_after,
     )
-    footer = settings.sms.opt_out_footer
-    rows = [("local time", "UTC", "step", "kind", "segments", "text")]
+    return _table(_rows(planned, tz, settings.sms.opt_out_footer))
+
+
+def _rows(
+    planned: Sequence[protocols.PlannedMessage], tz: tzinfo, footer: str
+) -> list[tuple[str, ...]]:
+    """The header, then one row a message (the footer on the first, as it would be sent)."""
+    rows: list[tuple[str, ...]] = [("local time", "UTC", "step", "kind", "segments", "text")]
     for i, p in enumerate(planned):
         body = f"{p.body}\n{footer}" if i == 0 and footer else p.body
         seg = segments(body)
@@ -55,7 +61,7 @@ def preview(
                 body.replace("\n", " / "),
             )
         )
-    return _table(rows)
+    return rows
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.intake import corrections
+from service.intake import cancellations
 from service.reads import lookups
 from service.reads.answers import PAGE, TREATMENT
 from service.reads.paging import parse_query
@@ -33,7 +33,7 @@ async def get_treatment(request: web.Request) -> web.Response:
 async def cancel_treatment(request: web.Request) -> web.Response:
     """Cancel the treatment's scheduled messages; 200 with the treatment as it now stands."""
     clinic_id = authorize(request, request.app[SETTINGS])
-    found = await corrections.cancel_from_api(
+    found = await cancellations.cancel_from_api(
         request.app[SESSIONS],
         clinic_id,
         request.match_info["treatment_id"],

@@ -115,58 +115,65 @@ def _events_path() -> dict[str, Any]:
     }
 
 
-def _api_paths() -> dict[str, Any]:
-    treatment = {
-        "name": "treatment_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-    }
-    patient = {"name": "patient_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    query = [
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _page_query() -> list[dict[str, Any]]:
+    """The read API's list filters and paging (SPEC §6)."""
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+    instant = {"type": "string", "format": "date-time"}
+    return [
         {"name": "status", "in": "query", "schema": {"enum": [s.value for s in Status]}},
-        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-        {
-            "name": "limit",
-            "in": "query",
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-        },
+        {"name": "since", "in": "query", "schema": instant},
+        {"name": "until", "in": "query", "schema": instant},
+        {"name": "limit", "in": "query", "schema": limit},
         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     ]
-    errors = _problems(401, 403, 404, 405, 422)
+
+
+def _read(summary: str, parameters: list[Any], answer: str, schema: str) -> dict[str, Any]:
+    """One operation of the read API: bearer auth, its answer, its problems."""
     return {
-        "/v1/clinics/{clinic_id}/treatments/{treatment_id}": {
-            "get": {
-                "summary": "A treatment and its messages, each with its history",
-                "security": _BEARER,
-                "parameters": [_CLINIC, treatment],
-                "responses": {**_ok("The treatment", "TreatmentAnswer"), **errors},
-            }
+        "summary": summary,
+        "security": _BEARER,
+        "parameters": parameters,
+        "responses": {**_ok(answer, schema), **_problems(401, 403, 404, 405, 422)},
+    }
+
+
+def _api_paths() -> dict[str, Any]:
+    treatment, patient, query = _path_id("treatment_id"), _path_id("patient_id"), _page_query()
+    base = "/v1/clinics/{clinic_id}"
+    return {
+        f"{base}/treatments/{{treatment_id}}": {
+            "get": _read(
+                "A treatment and its messages, each with its history",
+                [_CLINIC, treatment],
+                "The treatment",
+                "TreatmentAnswer",
+            )
         },
-        "/v1/clinics/{clinic_id}/treatments/{treatment_id}/cancel": {
-            "post": {
-                "summary": "Cancel the treatment's pending messages",
-                "security": _BEARER,
-                "parameters": [_CLINIC, treatment],
-                "responses": {**_ok("The treatment as it now stands", "TreatmentAnswer"), **errors},
-            }
+        f"{base}/treatments/{{treatment_id}}/cancel": {
+            "post": _read(
+                "Cancel the treatment's pending messages",
+                [_CLINIC, treatment],
+                "The treatment as it now stands",
+                "TreatmentAnswer",
+            )
         },
-        "/v1/clinics/{clinic_id}/patients/{patient_id}/messages": {
-            "get": {
-                "summary": "A patient's messages, newest first",
-                "security": _BEARER,
-                "parameters": [_CLINIC, patient, *query],
-                "responses": {**_ok("A page", "MessagePage"), **errors},
-            }
+        f"{base}/patients/{{patient_id}}/messages": {
+            "get": _read(
+                "A patient's messages, newest first",
+                [_CLINIC, patient, *query],
+                "A page",
+                "MessagePage",
+            )
         },
-        "/v1/clinics/{clinic_id}/messages": {
-            "get": {
-                "summary": "The clinic's messages, newest first",
-                "security": _BEARER,
-                "parameters": [_CLINIC, *query],
-                "responses": {**_ok("A page", "MessagePage"), **errors},
-            }
+        f"{base}/messages": {
+            "get": _read(
+                "The clinic's messages, newest first", [_CLINIC, *query], "A page", "MessagePage"
+            )
         },
     }
 
