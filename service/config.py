@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -90,12 +91,26 @@ class SmsSettings(_Section):
     reply_to_keywords: bool = True
 
 
+DEFAULT_REQUEST_TIMEOUT = timedelta(seconds=10)
+
+
+def _lease(scheduler: Any) -> timedelta | None:
+    """The claim lease the raw `[scheduler]` table sets, if it sets a readable one."""
+    raw = scheduler.get("claim_lease") if isinstance(scheduler, dict) else None
+    if isinstance(raw, str):
+        try:
+            return parse_duration(raw)
+        except ValueError:
+            return None  # the field's own validation names the problem
+    return raw if isinstance(raw, timedelta) else None
+
+
 class TwilioSettings(_Section):
     account_sid: str = ""
     auth_token: SecretStr = SecretStr("")
     api_base_url: str = "https://api.twilio.com"
     messaging_service_sid: str = ""
-    request_timeout: Duration = timedelta(seconds=10)
+    request_timeout: Duration = DEFAULT_REQUEST_TIMEOUT  # or half a shorter lease (Settings)
 
 
 class SchedulerSettings(_Section):
@@ -226,6 +241,22 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     clinics: dict[str, ClinicSettings] = Field(min_length=1)
     protocols: dict[str, ProtocolSettings] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeout_follows_a_short_lease(cls, data: Any) -> Any:
+        """`twilio.request_timeout`, when the file and the environment leave it unset, is 10 s or
+        half of `scheduler.claim_lease` if that is less: a short lease (a test's 5 s) is then
+        valid as written, and no request outlives half a lease. Set explicitly, a timeout over
+        half the lease is refused (config_checks)."""
+        if not isinstance(data, dict):
+            return data
+        twilio = data.get("twilio", {})
+        lease = _lease(data.get("scheduler"))
+        if not isinstance(twilio, dict) or "request_timeout" in twilio or lease is None:
+            return data
+        timeout = min(DEFAULT_REQUEST_TIMEOUT, lease / 2)
+        return {**data, "twilio": {**twilio, "request_timeout": timeout}}
 
     @classmethod
     def settings_customise_sources(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +208,20 @@ class TestProblems:
         data = config_data(tmp_path / "aftercare.db")
         settings = load_settings(write_toml(tmp_path / "config.toml", data), environ={}).settings
         assert isinstance(settings, Settings)
+
+    @pytest.mark.parametrize(
+        ("lease", "timeout"), [("5s", timedelta(seconds=2.5)), ("60s", timedelta(seconds=10))]
+    )
+    def test_an_unset_request_timeout_is_ten_seconds_or_half_a_shorter_lease(
+        self, tmp_path: Path, lease: str, timeout: timedelta
+    ) -> None:
+        """A 5 s lease with no request timeout set is valid (SPEC §14's refusal is for a
+        timeout set over half the lease): its requests give up after 2.5 s."""
+        data = config_data(tmp_path / "aftercare.db")
+        del data["twilio"]["request_timeout"]
+        data["scheduler"]["claim_lease"] = lease
+        settings = load_settings(write_toml(tmp_path / "config.toml", data), environ={}).settings
+        assert settings.twilio.request_timeout == timeout
 
     def test_a_clinic_messaging_service_replaces_its_from_number(self, tmp_path: Path) -> None:
         """With Twilio, a messaging service sid is as good as a from_number."""
