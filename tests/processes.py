@@ -16,7 +16,7 @@ from aiohttp import ClientError, ClientSession
 
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.helpers.toml import to_toml
-from tests.support import FROM, SECRET, TOKEN, completed_event, config_data, encode, signed
+from tests.support import TOKEN, completed_event, config_data, encode, glow_in_utc, signed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,14 +37,7 @@ def process_config(port: int, twilio_url: str, db_url: str, *, steps: int) -> di
         }
         for i in range(1, steps + 1)
     ]
-    glow = {
-        "name": "Glow",
-        "timezone": "UTC",
-        "from_number": FROM,
-        "webhook_secrets": [SECRET],
-        "api_tokens": [TOKEN],
-        "quiet_hours": {"start": "00:00", "end": "00:00"},
-    }
+    glow = glow_in_utc()
     return config_data(
         db_url,
         server={"public_base_url": f"http://127.0.0.1:{port}"},

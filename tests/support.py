@@ -143,22 +143,26 @@ QUICK = {
 }
 
 
+def glow_in_utc(**overrides: Any) -> dict[str, Any]:
+    """Clinic "glow" in UTC, English, with no quiet hours: messages go out when they fall due."""
+    return {
+        "name": "Glow",
+        "timezone": "UTC",
+        "locale": "en",
+        "from_number": FROM,
+        "webhook_secrets": [SECRET],
+        "api_tokens": [TOKEN],
+        "quiet_hours": {"start": "00:00", "end": "00:00"},
+        **overrides,
+    }
+
+
 def quick_settings(db: Path | str) -> Settings:
     """One clinic, "glow", in UTC without quiet hours, and a protocol "quick" of one step due
     a second after the treatment."""
     return make_settings(
         db,
-        clinics={
-            "glow": {
-                "name": "Glow",
-                "timezone": "UTC",
-                "locale": "en",
-                "from_number": FROM,
-                "webhook_secrets": [SECRET],
-                "api_tokens": [TOKEN],
-                "quiet_hours": {"start": "00:00", "end": "00:00"},
-            }
-        },
+        clinics={"glow": glow_in_utc()},
         protocols={"quick": QUICK},
     )
 

@@ -37,6 +37,7 @@ from tests.support import (
     cancelled_event,
     completed_event,
     encode,
+    glow_in_utc,
     make_settings,
     patient_updated_event,
     statements,
@@ -112,17 +113,7 @@ async def world(database: str, aiohttp_server: AiohttpServer) -> AsyncIterator[W
             "api_base_url": base,
             "request_timeout": "1s",
         },
-        clinics={
-            "glow": {
-                "name": "Glow",
-                "timezone": "UTC",
-                "locale": "en",
-                "from_number": FROM,
-                "webhook_secrets": [make_secret()],
-                "api_tokens": ["t"],
-                "quiet_hours": {"start": "00:00", "end": "00:00"},
-            }
-        },
+        clinics={"glow": glow_in_utc(webhook_secrets=[make_secret()], api_tokens=["t"])},
     )
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     engine = create_engine(settings.database.url)

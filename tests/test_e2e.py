@@ -15,7 +15,16 @@ from pytest_aiohttp import AiohttpServer
 from service.web.app import create_app
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
 from tests.helpers.ports import free_port
-from tests.support import FROM, PHONE, SECRET, TOKEN, completed_event, encode, make_settings, signed
+from tests.support import (
+    FROM,
+    PHONE,
+    TOKEN,
+    completed_event,
+    encode,
+    glow_in_utc,
+    make_settings,
+    signed,
+)
 
 STEPS = [
     {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
@@ -55,17 +64,7 @@ async def running(database: str, aiohttp_server: AiohttpServer) -> Any:
             "api_base_url": twilio_url,
             "request_timeout": "2s",
         },
-        clinics={
-            "glow": {
-                "name": "Glow",
-                "timezone": "UTC",
-                "locale": "en",
-                "from_number": FROM,
-                "webhook_secrets": [SECRET],
-                "api_tokens": [TOKEN],
-                "quiet_hours": {"start": "00:00", "end": "00:00"},
-            }
-        },
+        clinics={"glow": glow_in_utc()},
         protocols={"quick": {"title": "Quick", "steps": STEPS}},
     )
     server = await aiohttp_server(create_app(settings), port=port)
@@ -146,17 +145,7 @@ class TestConsoleBackend:
         caplog.set_level("INFO")
         settings = make_settings(
             database,
-            clinics={
-                "glow": {
-                    "name": "Glow",
-                    "timezone": "UTC",
-                    "locale": "en",
-                    "from_number": FROM,
-                    "webhook_secrets": [SECRET],
-                    "api_tokens": [TOKEN],
-                    "quiet_hours": {"start": "00:00", "end": "00:00"},
-                }
-            },
+            clinics={"glow": glow_in_utc()},
             protocols={"quick": {"title": "Quick", "steps": STEPS[:1]}},
         )
         client = await aiohttp_client(create_app(settings))
