@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -68,7 +68,7 @@ def create_reader(url: str, writer: AsyncEngine) -> AsyncEngine:
     """An engine for reads that must not queue behind writes (counts for `/metrics`,
     readiness, the read API, the timer refill). On SQLite, connections of their own: in WAL
     mode a reader sees the last commit while the one writer works. Elsewhere, `writer`."""
-    if not is_sqlite(url) or make_url(url).database in (None, "", ":memory:"):
+    if checkpoint.database_file(url) is None:  # PostgreSQL, or SQLite in memory
         return writer
     engine = create_async_engine(
         url,
