@@ -19,6 +19,7 @@ from service.intake.ingest import Ingest
 from service.observability.metrics import Metrics
 from service.storage.checkpoint import checkpointing
 from service.storage.database import create_engine, create_reader, session_factory
+from service.storage.transactions import Transactions
 from service.storage.writer_gate import WriterGate
 from service.web import api, events, ops, twilio_hooks
 from service.web.errors import problems, request_ids
@@ -37,6 +38,7 @@ from service.web.keys import (
     SESSIONS,
     SETTINGS,
     TIMERS,
+    TRANSACTIONS,
 )
 
 SenderFactory = Callable[[Settings], SmsSender]
@@ -75,6 +77,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     reader = create_reader(app[SETTINGS].database.url, engine)
     app[READER], app[READS] = reader, session_factory(reader)
     app[GATE] = gate = WriterGate.for_engine(engine)
+    app[TRANSACTIONS] = Transactions(sessions=app[SESSIONS], reads=app[READS], gate=gate)
     app[INGEST] = Ingest(
         settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK], gate=gate
     )

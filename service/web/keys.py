@@ -14,6 +14,7 @@ from service.delivery.sms.base import SmsSender
 from service.delivery.timers import Timers
 from service.intake.ingest import Ingest
 from service.observability.metrics import Metrics
+from service.storage.transactions import Transactions
 from service.storage.writer_gate import WriterGate
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -29,3 +30,4 @@ TIMERS = web.AppKey("timers", Timers)
 METRICS = web.AppKey("metrics", Metrics)
 GATE = web.AppKey("gate", WriterGate)  # who writes next: sends first (writer_gate)
 RETURN_PATH = web.AppKey("return_path", ReturnPath)
+TRANSACTIONS = web.AppKey("transactions", Transactions)  # store functions in transactions
