@@ -8,7 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import service.storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import service.storage.conversation_tables
+import service.storage.models
 import service.storage.outbox  # noqa: F401  (and the outbox's)
 from service.storage.database import create_engine, migration_lock
 

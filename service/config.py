@@ -9,7 +9,6 @@ from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import phonenumbers
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -25,6 +24,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from service.config_conversations import (
+    CheckinFields,
+    ClinicEscalationFields,
+    SmsSettings,
+    e164,
+)
 from service.config_notifications import ClinicNotifications, NotificationSettings
 from service.environment import (
     DELIMITER,
@@ -86,12 +91,6 @@ class DatabaseSettings(_Section):
         return value
 
 
-class SmsSettings(_Section):
-    backend: Literal["console", "twilio"] = "console"
-    opt_out_footer: str = "Reply STOP to opt out."
-    reply_to_keywords: bool = True
-
-
 DEFAULT_REQUEST_TIMEOUT = timedelta(seconds=10)
 
 
@@ -133,17 +132,7 @@ class QuietHoursSettings(_Section):
         return QuietHours(self.start, self.end)
 
 
-def _e164(value: str) -> str:
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not an E.164 number: {exc}") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid E.164 number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-class ClinicSettings(_Section):
+class ClinicSettings(_Section, ClinicEscalationFields):
     name: str = Field(min_length=1)
     timezone: str
     locale: str = "en"
@@ -164,7 +153,7 @@ class ClinicSettings(_Section):
     @field_validator("from_number")
     @classmethod
     def _from(cls, value: str) -> str:
-        return _e164(value) if value else value
+        return e164(value) if value else value
 
     @field_validator("webhook_secrets")
     @classmethod
@@ -183,7 +172,7 @@ class ClinicSettings(_Section):
         return self.quiet_hours.value() if self.quiet_hours else DEFAULT_QUIET_HOURS
 
 
-class StepSettings(_Section):
+class StepSettings(_Section, CheckinFields):
     key: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     kind: Literal["aftercare", "serum", "checkin", "rebook"]
     text: str | dict[str, str]

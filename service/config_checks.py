@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.config import Settings, StepSettings
+from service.planning import triage
 from service.planning.protocols import timing_problems
 from service.planning.templates import template_problems
 
@@ -103,6 +104,20 @@ def _protocol_problems(
         seen.add(step.key)
         problems += [f"{path}: {p}" for p in timing_problems(step.step("en"))]
         problems += _text_problems(f"{path}.text", step.text, locales)
+        problems += _reply_problems(path, step, locales)
+    return problems
+
+
+def _reply_problems(path: str, step: StepSettings, locales: set[str]) -> list[str]:
+    """A check-in's answers and fallback, checked like its text (SPEC §10)."""
+    problems = []
+    for key, reply in step.replies.items():
+        problems += _text_problems(f"{path}.replies.{key}.answer", reply.answer, locales)
+    if step.fallback_answer is not None:
+        problems += _text_problems(f"{path}.fallback_answer", step.fallback_answer, locales)
+    for key in step.replies:
+        if not triage.normal(key):
+            problems.append(f"{path}.replies: the key {key!r} has no letter or digit")
     return problems
 
 

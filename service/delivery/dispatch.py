@@ -168,9 +168,10 @@ class Dispatcher:
             await asyncio.wait(set(self._inflight), timeout=left)
 
     def outgoing(self, message: Claim) -> OutgoingSms:
-        """What to hand the provider for `message` (footer on a patient's first message)."""
+        """What to hand the provider for `message` (footer on a patient's first message, in
+        the patient's locale)."""
         clinic = self.settings.clinics[message.clinic_id]
-        footer = self.settings.sms.opt_out_footer
+        footer = self.settings.sms.footer(message.locale, clinic.locale)
         body = f"{message.body}\n{footer}" if message.footer and footer else message.body
         return OutgoingSms(
             message_id=message.id,

@@ -14,7 +14,7 @@ from service.reads import lookups
 from service.reads.answers import CANCEL, CancelAnswer, TreatmentAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import reasons, store
-from service.storage.models import Patient, Status, Treatment, row_id
+from service.storage.models import ALERT, Patient, Status, Treatment, row_id
 
 
 async def cancel(
@@ -31,7 +31,7 @@ async def cancel(
         treatment.cancelled_at = now
         s.add(treatment)
     for message in await store.messages_of(s, row_id(treatment.id)):
-        if message.status == Status.SCHEDULED:
+        if message.status == Status.SCHEDULED and message.kind != ALERT:  # the staff's own
             await end_scheduled(
                 s, message.id, Status.CANCELLED, reasons.TREATMENT_CANCELLED, source=source, now=now
             )

@@ -86,11 +86,15 @@ class Intake:
         self._build(fresh, reason=_reason(fresh, stopped=False))
         return fresh
 
-    def _build(self, fresh: Fresh, *, reason: str | None) -> None:
+    def _build(
+        self, fresh: Fresh, *, reason: str | None, kinds: dict[str, str] | None = None
+    ) -> None:
         """The plan's rows and the answer, made before the write so that it only stores them
-        (their patient and treatment ids are set once those rows exist)."""
+        (their patient and treatment ids are set once those rows exist). `kinds`: the kinds
+        the number stopped (`STOP <WORD>`), each with its word."""
         phone = fresh.event.data.patient.phone
         fresh.reason = reason
+        stopped = kinds or {}
         ids = new_message_ids(fresh.now, len(fresh.plan))
         fresh.messages = [
             new_message(
@@ -99,7 +103,7 @@ class Intake:
                 treatment_id=0,
                 patient_id=0,
                 phone=phone,
-                reason=reason,
+                reason=reason or _kind_reason(stopped, p.kind),
                 now=fresh.now,
                 message_id=i,
             )
@@ -153,9 +157,9 @@ class Intake:
         if not fresh:
             return [None] * len(batch)
         patients = await self._patients(conn, fresh)
-        stopped = await treatment_rows.opted_out(
-            conn, [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
-        )
+        numbers = [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
+        stopped = await treatment_rows.opted_out(conn, numbers)
+        kinds = await treatment_rows.kind_opt_outs(conn, numbers)
         treatments = await treatment_rows.insert_treatments(
             conn,
             [
@@ -164,9 +168,11 @@ class Intake:
             ],
         )
         for f in fresh:
-            reason = _reason(f, stopped=(f.clinic_id, f.event.data.patient.phone) in stopped)
-            if f.written is None or reason != f.reason:  # re-planned, or the number said STOP
-                self._build(f, reason=reason)
+            number = (f.clinic_id, f.event.data.patient.phone)
+            reason = _reason(f, stopped=number in stopped)
+            # Re-planned, or the number said STOP (or STOP <WORD>).
+            if f.written is None or reason != f.reason or number in kinds:
+                self._build(f, reason=reason, kinds=kinds.get(number))
         ids = list(zip(treatments, patients, strict=True))
         if self._sqlite:
             await message_rows.insert_sqlite(
@@ -221,6 +227,11 @@ def suppression(*, consents: bool, stopped: bool) -> str | None:
     if not consents:
         return reasons.NO_CONSENT
     return reasons.OPTED_OUT if stopped else None
+
+
+def _kind_reason(stopped: dict[str, str], kind: str) -> str | None:
+    word = stopped.get(kind)
+    return None if word is None else reasons.opted_out_of(word)
 
 
 def _reason(fresh: Fresh, *, stopped: bool) -> str | None:

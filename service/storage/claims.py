@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.storage import reasons
+from service.storage.conversation_tables import KIND_OPT_OUT
 from service.storage.models import Status
 from service.storage.moves import add_history
 from service.storage.tables import MESSAGE, OPT_OUT, PATIENT, TREATMENT
@@ -38,6 +39,8 @@ class Claim:
     attempts: int
     claimed_at: datetime | None
     footer: bool
+    kind: str
+    locale: str
 
 
 CLAIM_COLUMNS = (
@@ -50,6 +53,8 @@ CLAIM_COLUMNS = (
     M.attempts,
     M.claimed_at,
     M.footer,
+    M.kind,
+    M.locale,
 )
 
 
@@ -61,6 +66,7 @@ class Standing(NamedTuple):
     phone: str  # the patient's phone now
     stopped: bool  # that phone said STOP to the clinic
     reached: bool  # another message of the clinic's went to that phone (or is going, footed)
+    stopped_word: str | None  # the `STOP <WORD>` that phone said to the clinic for this kind
 
 
 def _at(name: str) -> sa.BindParameter[datetime]:
@@ -112,6 +118,13 @@ def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
         phone,
         sa.exists().where(OPT_OUT.c.clinic_id == clinic, OPT_OUT.c.phone == phone),
         reached,
+        sa.select(KIND_OPT_OUT.c.word)
+        .where(
+            KIND_OPT_OUT.c.clinic_id == clinic,
+            KIND_OPT_OUT.c.phone == phone,
+            KIND_OPT_OUT.c.kind == _claimed(M.kind),
+        )
+        .scalar_subquery(),
     )
 
 
@@ -192,9 +205,9 @@ async def claim_due(
             batch.expired.append(claim.id)
             continue
         batch.claims.append(claim)
-        cancelled, consents, phone, stopped, reached = row[len(CLAIM_COLUMNS) + 1 :]
+        cancelled, consents, phone, stopped, reached, word = row[len(CLAIM_COLUMNS) + 1 :]
         batch.standing[claim.id] = Standing(
-            bool(cancelled), bool(consents), phone, bool(stopped), bool(reached)
+            bool(cancelled), bool(consents), phone, bool(stopped), bool(reached), word
         )
     batch.claims.sort(key=lambda c: (c.send_at, c.id))
     expired = reasons.EXPIRED_BEFORE_SENT

@@ -29,8 +29,9 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
-# Why a message to a number that said STOP is not sent: the reason on the message and in its
-# history, wherever that is decided (planning, dispatch, the STOP itself).
+# The kind of a text to a clinic's on-call number about an escalation (SPEC §10): not the
+# patient's, so neither their opt-outs, their corrections nor the footer apply to it.
+ALERT = "alert"
 
 # Where each status may go next; a late or repeated update outside this map is ignored.
 _NEXT: dict[Status, frozenset[Status]] = {

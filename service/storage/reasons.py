@@ -7,6 +7,13 @@ from __future__ import annotations
 # Suppressed when planned.
 NO_CONSENT = "patient has not consented to SMS"
 OPTED_OUT = "number opted out (STOP)"
+
+
+def opted_out_of(word: str) -> str:
+    """Suppressed when planned, or cancelled, after `STOP <WORD>`: `opted out of serum`."""
+    return f"opted out of {word.lower()}"
+
+
 # Cancelled by a correction, or found cancelled when claimed.
 TREATMENT_CANCELLED = "treatment cancelled"
 CONSENT_WITHDRAWN = "consent withdrawn"

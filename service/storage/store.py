@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.storage import reasons
 from service.storage.models import (
+    ALERT,
     Event,
     Message,
     MessageHistory,
@@ -172,7 +173,11 @@ async def scheduled_of_patient(s: AsyncSession, patient_id: int) -> list[Message
     """A patient's messages still waiting to be sent, by treatment then plan order."""
     query = (
         select(Message)
-        .where(Message.patient_id == patient_id, Message.status == Status.SCHEDULED)
+        .where(
+            Message.patient_id == patient_id,
+            Message.status == Status.SCHEDULED,
+            Message.kind != ALERT,  # to the on-call number: corrections of the patient skip it
+        )
         .order_by(col(Message.treatment_id), col(Message.send_at), col(Message.id))
     )
     return list((await s.exec(query)).all())

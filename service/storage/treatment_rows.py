@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.storage.conversation_tables import KIND_OPT_OUT
 from service.storage.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
 
 Key = tuple[str, str]  # (clinic id, an id unique within the clinic)
@@ -32,6 +33,9 @@ _PATIENTS = sa.select(
 _OPTED_OUT = sa.select(OPT_OUT.c.clinic_id, OPT_OUT.c.phone).where(
     _in(OPT_OUT.c.clinic_id, OPT_OUT.c.phone)
 )
+_KIND_OPT_OUTS = sa.select(
+    KIND_OPT_OUT.c.clinic_id, KIND_OPT_OUT.c.phone, KIND_OPT_OUT.c.kind, KIND_OPT_OUT.c.word
+).where(_in(KIND_OPT_OUT.c.clinic_id, KIND_OPT_OUT.c.phone))
 # Rows come back in no set order from a multi-row insert: match them by their unique keys.
 _INSERT_PATIENT = sa.insert(PATIENT).returning(
     PATIENT.c.clinic_id, PATIENT.c.external_id, PATIENT.c.id
@@ -60,6 +64,14 @@ async def seen_treatments(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key
 async def opted_out(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key]:
     """The (clinic, phone) pairs among `keys` that said STOP to the clinic."""
     return await _keys(conn, _OPTED_OUT, keys)
+
+
+async def kind_opt_outs(conn: AsyncConnection, keys: Sequence[Key]) -> dict[Key, dict[str, str]]:
+    """The (clinic, phone) pairs among `keys` that said `STOP <WORD>`: kind → word."""
+    found: dict[Key, dict[str, str]] = {}
+    for clinic, phone, kind, word in await conn.execute(_KIND_OPT_OUTS, {"keys": list(keys)}):
+        found.setdefault((clinic, phone), {})[kind] = word
+    return found
 
 
 async def stored_patients(

@@ -8,21 +8,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.storage import claims, reasons
 from service.storage.claims import Claim
-from service.storage.models import Status
+from service.storage.models import ALERT, Status
 from service.storage.moves import Move, move_many
 
 
 async def vet(conn: AsyncConnection, batch: claims.ClaimBatch, *, now: datetime) -> list[Claim]:
     """Follow what changed while the messages waited, and mark the opt-out footer.
 
-    A cancelled treatment, withdrawn consent or a STOP cancels the message (a STOP just before
-    the send wins); a new phone number is used; the footer goes on the first message a clinic
-    sends a number, and on no other."""
+    A cancelled treatment, withdrawn consent, a STOP or a `STOP <WORD>` of its kind cancels the
+    message (a STOP just before the send wins); a new phone number is used; the footer goes on
+    the first message a clinic sends a number, and on no other. An alert to an on-call number
+    is none of the patient's: it goes as it is, without a footer."""
     dropped: list[Move] = []
     moved_phone: list[tuple[str, str]] = []
     keep: list[Claim] = []
     reached: set[tuple[str, str]] = set()
     for claim in batch.claims:  # soonest first
+        if claim.kind == ALERT:  # to the clinic's on-call number: the patient's state is not its
+            claim.footer = False
+            keep.append(claim)
+            continue
         state = batch.standing[claim.id]
         if (reason := _cancel_reason(state)) is not None:
             dropped.append(
@@ -52,4 +57,6 @@ def _cancel_reason(state: claims.Standing) -> str | None:
         return reasons.TREATMENT_CANCELLED
     if not state.consents:
         return reasons.CONSENT_WITHDRAWN
-    return reasons.OPTED_OUT if state.stopped else None
+    if state.stopped:
+        return reasons.OPTED_OUT
+    return None if state.stopped_word is None else reasons.opted_out_of(state.stopped_word)
