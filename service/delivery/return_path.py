@@ -1,7 +1,9 @@
 """The return path: Twilio's status callbacks and patients' replies, written by group commit.
 
 Whatever arrives while a write runs goes in the next one, one transaction for the lot; each
-webhook is answered only once its item is durable. Callbacks for one sid may share a batch and
+webhook is answered only once its item is durable. Replies are the conversation's store
+function (`ReplyHandler`), run for the whole batch in one `Transactions.write`. Callbacks for
+one sid may share a batch and
 are applied in order of arrival (`callbacks`); replies from one number never share one (keys),
 so a batch holds independent replies. The writes are `background` at the writer gate: claims
 and send outcomes go first, and a batch is capped so that one write stays short.
@@ -18,14 +20,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.clock import Clock
 from service.config import Settings
 from service.delivery import callbacks, replies
 from service.delivery.callbacks import Callback, Outcome
+from service.delivery.replies import Handled, Reply, ReplyHandler
 from service.observability.metrics import Metrics
 from service.storage.group_commit import GroupCommit
+from service.storage.transactions import Transactions
 from service.storage.writer_gate import WriterGate
 
 log = logging.getLogger("aftercare.return_path")
@@ -49,8 +54,12 @@ class ReturnPath:
         clock: Clock,
         metrics: Metrics,
         gate: WriterGate,
+        transactions: Transactions,
+        handle_reply: ReplyHandler,
     ) -> None:
         self.settings = settings
+        self.transactions = transactions
+        self.handle_reply = handle_reply
         self.sessions = sessions
         self.clock = clock
         self.metrics = metrics
@@ -58,7 +67,7 @@ class ReturnPath:
         self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
             self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ()
         )
-        self._replies: GroupCommit[replies.Reply, str | Exception | None] = GroupCommit(
+        self._replies: GroupCommit[Reply, Handled | Exception] = GroupCommit(
             self._write_replies, batch=REPLY_BATCH, keys=lambda reply: (reply.sender,)
         )
         metrics.watch_queue("callbacks", lambda: self._callbacks.waiting)
@@ -81,11 +90,11 @@ class ReturnPath:
             log.info("status for a sid not (yet) recorded", extra={"sid": sid, "status": status})
         return outcome
 
-    async def reply(self, reply: replies.Reply) -> str | None:
-        """Record a reply and act on its keyword, once durable; the text to answer with."""
-        answer = _raised(await self._replies.submit(reply))
-        self.metrics.replies.labels(replies.keyword(reply.body) or "none").inc()
-        return answer
+    async def reply(self, reply: Reply) -> Handled:
+        """Record a reply and act on it, once durable; the answer and the messages to arm."""
+        handled = _raised(await self._replies.submit(reply))
+        self.metrics.replies.labels(handled.keyword or "none").inc()
+        return handled
 
     async def close(self) -> None:
         """Finish the writes under way (before the database closes)."""
@@ -99,13 +108,13 @@ class ReturnPath:
 
         return await _each_alone_on_failure(write, batch)
 
-    async def _write_replies(self, batch: Sequence[replies.Reply]) -> list[str | Exception | None]:
-        async def write(items: Sequence[replies.Reply]) -> list[str | None]:
-            async with self.gate.background(), self.sessions.begin() as s:
-                now = self.clock.now()
-                return [
-                    await replies.record_reply(s, self.settings, reply, now=now) for reply in items
-                ]
+    async def _write_replies(self, batch: Sequence[Reply]) -> list[Handled | Exception]:
+        def each(s: Session, items: Sequence[Reply]) -> list[Handled]:
+            now = self.clock.now()  # after the gate's wait: the replies are as of now
+            return [self.handle_reply(s, reply, now) for reply in items]
+
+        async def write(items: Sequence[Reply]) -> list[Handled]:
+            return await self.transactions.write(lambda s: each(s, items))
 
         return await _each_alone_on_failure(write, batch)
 

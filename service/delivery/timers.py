@@ -57,6 +57,13 @@ class Timers:
         self._jobs: set[asyncio.Task[None]] = set()
         self._armed: set[float] = set()  # instants with a timer; a refill skips them
         self._arming = itertools.count()
+        self._periodic: list[tuple[Callable[[], Awaitable[None]], float]] = []
+
+    def every(self, job: Callable[[], Awaitable[None]], *, seconds: float) -> None:
+        """Run `job` every `seconds` once started (before `start`): a periodic sweep of the
+        rows, such as the escalations' reminders. The job must be safe on every replica at
+        once; like the refill, it reads the truth from the rows each time."""
+        self._periodic.append((job, seconds))
 
     def start(self) -> None:
         """Start the clock: load the horizon now and every `poll_interval`, sweep leases."""
@@ -66,12 +73,12 @@ class Timers:
         # clock days behind it made APScheduler step through every interval missed since
         # (millions of steps at a short poll interval: seconds of a stalled event loop).
         first = datetime.now(UTC)
-        for job, seconds in ((self.refill, poll), (self.sweep, sweep)):
+        for job, seconds in ((self.refill, poll), (self.sweep, sweep), *self._periodic):
             self.scheduler.add_job(
                 partial(self._tracked, job),
                 "interval",
                 seconds=seconds,
-                id=job.__name__,
+                id=getattr(job, "__name__", repr(job)),
                 next_run_time=first,
                 misfire_grace_time=None,
                 coalesce=True,

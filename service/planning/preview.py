@@ -40,7 +40,8 @@ def preview(
         protocols.ClinicView(name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet()),
         default_expires_after=settings.scheduler.default_expires_after,
     )
-    return _table(_rows(planned, tz, settings.sms.opt_out_footer))
+    footer = settings.sms.footer(clinic.locale, clinic.locale)
+    return _table(_rows(planned, tz, footer))
 
 
 def _rows(

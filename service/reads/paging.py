@@ -75,6 +75,37 @@ def parse_query(params: Mapping[str, str]) -> MessageQuery:
     return query
 
 
+@dataclass(frozen=True)
+class EscalationQuery:
+    """A page of escalations (SPEC §10): by state, newest first by (opened_at, id)."""
+
+    state: str | None = None
+    limit: int = DEFAULT_LIMIT
+    after: Cursor | None = None  # its `send_at` is the last escalation's `opened_at`
+
+
+ESCALATION_STATES = ("open", "acknowledged")
+
+
+def parse_escalation_query(params: Mapping[str, str]) -> EscalationQuery:
+    """The escalations' query in `params`; Unprocessable listing every wrong parameter."""
+    errors: list[FieldError] = []
+    query = EscalationQuery(
+        state=_parsed(errors, params, "state", _state),
+        limit=_parsed(errors, params, "limit", _limit) or DEFAULT_LIMIT,
+        after=_parsed(errors, params, "cursor", decode_cursor),
+    )
+    if errors:
+        raise Unprocessable("the query has wrong parameters", errors=errors)
+    return query
+
+
+def _state(text: str) -> str:
+    if text not in ESCALATION_STATES:
+        raise ValueError("must be one of " + ", ".join(ESCALATION_STATES))
+    return text
+
+
 def _parsed(
     errors: list[FieldError], params: Mapping[str, str], name: str, parse: Callable[[str], T]
 ) -> T | None:

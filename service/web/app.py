@@ -6,12 +6,18 @@ from __future__ import annotations
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from functools import partial
 
 from aiohttp import web
+from sqlmodel import Session
 
 from service.clock import Clock, SystemClock
 from service.config import Settings
+from service.conversations import inbound
+from service.conversations.reminders import Reminders
 from service.delivery.dispatch import Dispatcher
+from service.delivery.replies import Handled, Reply
 from service.delivery.return_path import ReturnPath
 from service.delivery.sms.base import SmsSender
 from service.delivery.timers import Timers
@@ -21,7 +27,7 @@ from service.storage.checkpoint import checkpointing
 from service.storage.database import create_engine, create_reader, session_factory
 from service.storage.transactions import Transactions
 from service.storage.writer_gate import WriterGate
-from service.web import api, events, ops, twilio_hooks
+from service.web import api, escalations, events, ops, twilio_hooks
 from service.web.errors import problems, request_ids
 from service.web.http_metrics import http_metrics
 from service.web.keys import (
@@ -62,7 +68,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
-    for module in (events, api, twilio_hooks, ops):
+    for module in (events, api, escalations, twilio_hooks, ops):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_sender(sender))
@@ -87,6 +93,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         metrics=app[METRICS],
         gate=gate,
+        transactions=app[TRANSACTIONS],
+        handle_reply=partial(_handle_reply, app[SETTINGS]),
     )
     app[METRICS].watch_queue("events", lambda: app[INGEST].intake.waiting)
     app[METRICS].watch_queue("gate", lambda: gate.waiting)
@@ -97,6 +105,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     if reader is not engine:
         await reader.dispose()
     await engine.dispose()
+
+
+def _handle_reply(settings: Settings, s: Session, reply: Reply, now: datetime) -> Handled:
+    return inbound.handle(s, settings, reply, now=now)
 
 
 def _sender(
@@ -136,6 +148,13 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
             recover=dispatcher.recover,
         )
         dispatcher.rearm = timers.arm
+        reminders = Reminders(
+            settings=app[SETTINGS],
+            transactions=app[TRANSACTIONS],
+            clock=app[CLOCK],
+            arm=timers.arm_many,
+        )
+        timers.every(reminders.run, seconds=app[SETTINGS].scheduler.poll_interval.total_seconds())
         app[DISPATCHER], app[TIMERS] = dispatcher, timers
         timers.start()
         yield

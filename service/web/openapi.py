@@ -9,8 +9,10 @@ from pydantic.json_schema import JsonSchemaMode
 
 from service.intake.payloads import EVENT_BODY
 from service.reads import answers
+from service.reads import escalations as escalation_answers
 from service.reads.paging import MAX_LIMIT
 from service.storage.models import Status
+from service.web.openapi_conversations import escalation_paths
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -73,6 +75,7 @@ def _schemas() -> dict[str, Any]:
     inputs: list[tuple[str, JsonSchemaMode, TypeAdapter[Any]]] = [
         ("Event", "validation", EVENT_BODY),
         *answers.json_schema_inputs(),
+        *escalation_answers.json_schema_inputs(),
     ]
     top, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
@@ -200,7 +203,7 @@ def _twilio_paths() -> dict[str, Any]:
             {"description": "Applied, or ignored when unknown"},
         ),
         "/v1/twilio/inbound": hook(
-            "A patient's reply (STOP / START / HELP / text)",
+            "A patient's reply (STOP / START / HELP, STOP <WORD>, ACK, a check-in's answer)",
             ["From", "To", "Body", "MessageSid"],
             twiml,
         ),
@@ -256,6 +259,7 @@ def document() -> dict[str, Any]:
         "paths": {
             "/v1/clinics/{clinic_id}/events": _events_path(),
             **_api_paths(),
+            **escalation_paths(_read, _CLINIC),
             **_twilio_paths(),
             **_ops_paths(),
         },

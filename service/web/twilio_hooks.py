@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from service.delivery import replies
 from service.delivery.callbacks import error_code
 from service.errors import Forbidden, UnsupportedMediaType
-from service.web.keys import RETURN_PATH, SETTINGS
+from service.web.keys import RETURN_PATH, SETTINGS, TIMERS
 
 routes = web.RouteTableDef()
 TWIML = "application/xml"
@@ -49,7 +49,8 @@ async def status_callback(request: web.Request) -> web.Response:
 
 @routes.post("/v1/twilio/inbound")
 async def inbound_message(request: web.Request) -> web.Response:
-    """STOP / START / HELP and other replies; answers TwiML."""
+    """STOP / START / HELP (of all or of one word's kinds), ACK, replies to check-ins and
+    other text; answers TwiML."""
     form = await _verified_form(request)
     settings = request.app[SETTINGS]
     reply = replies.Reply(
@@ -59,8 +60,9 @@ async def inbound_message(request: web.Request) -> web.Response:
         provider_id=form.get("MessageSid"),
         messaging_service_sid=form.get("MessagingServiceSid"),
     )
-    text = await request.app[RETURN_PATH].reply(reply)
-    answer = text if settings.sms.reply_to_keywords else None
+    handled = await request.app[RETURN_PATH].reply(reply)
+    request.app[TIMERS].arm_many(handled.due)  # the alerts of an escalation, due now
+    answer = handled.answer if settings.sms.reply_to_keywords else None
     return web.Response(text=_twiml(answer), content_type=TWIML)
 
 

@@ -1,0 +1,128 @@
+"""An inbound text, as one store function of the reply batch's transaction (SPEC §7, §10,
+§12): kept, then acted on — STOP / START / HELP (of everything or of one word's kinds), `ACK`
+from an on-call number, a reply to the latest check-in within its window, or other text."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from service.config import Settings
+from service.conversations import checkins, escalations, optouts
+from service.conversations.keywords import Action, Keyword, keyword
+from service.conversations.notices import notify, patient_ids, reply_data
+from service.delivery.replies import Handled, Reply
+from service.observability.masking import mask_phone, mask_phones
+from service.storage.models import Inbound, Message, MessageHistory
+
+log = logging.getLogger("aftercare.inbound")
+
+
+def handle(s: Session, settings: Settings, reply: Reply, *, now: datetime) -> Handled:
+    """Record `reply` and act on it, in the transaction of `s`."""
+    scope = clinics_texted(settings, reply)
+    word = keyword(reply.body, settings.sms.stop_words)
+    s.add(
+        Inbound(
+            clinic_id=scope[0] if len(scope) == 1 else None,
+            provider_id=reply.provider_id,
+            phone=reply.sender,
+            body=reply.body[:1600],
+            keyword=word.text[:16] if word else None,
+            received_at=now,
+        )
+    )
+    log.info(
+        "reply received", extra={"from": mask_phone(reply.sender), "keyword": word and word.text}
+    )
+    on_call = [c for c in scope if reply.sender in settings.clinics[c].on_call_numbers]
+    if word is not None and word.action is Action.ACK and on_call:
+        answer = escalations.acknowledge_oldest(s, settings, on_call[0], reply.sender, now=now)
+        return Handled(answer, word.text)
+    if word is None or word.action is Action.ACK:
+        return _text(s, settings, scope, reply, now=now)
+    for clinic_id in scope:
+        _keyword(s, settings, clinic_id, reply.sender, word, now=now)
+    return Handled(_answer(settings, scope[0], word), word.text)
+
+
+def clinics_texted(settings: Settings, reply: Reply) -> list[str]:
+    """The clinic whose number (or messaging service) was texted; every clinic if none."""
+    found = [
+        cid
+        for cid, c in settings.clinics.items()
+        if (c.from_number and c.from_number == reply.to)
+        or (c.messaging_service_sid and c.messaging_service_sid == reply.messaging_service_sid)
+    ]
+    return found or list(settings.clinics)
+
+
+def _keyword(
+    s: Session, settings: Settings, clinic_id: str, phone: str, word: Keyword, *, now: datetime
+) -> None:
+    if word.action is Action.STOP and word.word:
+        optouts.stop_kinds(s, settings, clinic_id, phone, word.word, now=now)
+    elif word.action is Action.STOP:
+        optouts.stop(s, settings, clinic_id, phone, now=now)
+    elif word.action is Action.START and word.word:
+        optouts.start_kinds(s, settings, clinic_id, phone, word.word, now=now)
+    elif word.action is Action.START:
+        optouts.start(s, settings, clinic_id, phone, now=now)
+
+
+def _text(
+    s: Session, settings: Settings, scope: list[str], reply: Reply, *, now: datetime
+) -> Handled:
+    """Text that is no keyword: the reply to the check-in of the clinic texted when one is in
+    its window; else kept on the history of the last message sent and notified."""
+    if len(scope) == 1:
+        checkin = checkins.latest(s, settings, scope[0], reply.sender)
+        if checkin is not None and checkins.within_window(checkin, now=now):
+            answered = checkins.reply(s, settings, checkin, reply.body, now=now)
+            return Handled(answered.answer, None, answered.due)
+    last = _last_sent(s, scope, reply.sender)
+    if last is not None:
+        detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))
+        s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))
+    clinic_id = last.clinic_id if last is not None else scope[0] if len(scope) == 1 else None
+    if clinic_id is not None:
+        data = {
+            "reply": reply_data(reply.body, "free_text", now),
+            "patient_ids": patient_ids(s, clinic_id, reply.sender),
+            "phone": mask_phone(reply.sender),
+        }
+        notify(s, settings, clinic_id, "reply.received", data, now=now)
+    return Handled(None)
+
+
+def _last_sent(s: Session, scope: list[str], phone: str) -> Message | None:
+    query = (
+        select(Message)
+        .where(
+            col(Message.clinic_id).in_(scope),
+            Message.phone == phone,
+            col(Message.sent_at).is_not(None),
+        )
+        .order_by(col(Message.sent_at).desc())
+        .limit(1)
+    )
+    return s.exec(query).first()
+
+
+def _answer(settings: Settings, clinic_id: str, word: Keyword) -> str | None:
+    name = settings.clinics[clinic_id].name
+    if word.action is Action.HELP:
+        return settings.clinics[clinic_id].help_text or None
+    if word.word is not None:
+        kind = word.word.lower()
+        if word.action is Action.STOP:
+            return (
+                f"You will get no more {kind} texts from {name}. Reply START {word.word} to "
+                "resume them. Reply STOP to stop all texts."
+            )
+        return f"You will get {kind} texts from {name} again. Reply STOP {word.word} to stop them."
+    if word.action is Action.STOP:
+        return f"You will get no more texts from {name}. Reply START to resume."
+    return f"You will get aftercare texts from {name} again. Reply STOP to opt out."

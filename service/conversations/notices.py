@@ -1,0 +1,69 @@
+"""The `data` of the notifications the conversation records (SPEC §11), built from rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from service.config import Settings
+from service.observability.masking import mask_phone
+from service.storage import outbox
+from service.storage.models import Message, Patient, Treatment
+
+
+def stamp(at: datetime) -> str:
+    """An instant as the notifications write it: ISO 8601 UTC, `Z`."""
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def message_data(message: Message, treatment: Treatment, patient: Patient) -> dict[str, Any]:
+    """A message as a notification names it: ids, kind, masked `to`, status."""
+    return {
+        "id": message.id,
+        "step": message.step,
+        "kind": message.kind,
+        "treatment_id": treatment.external_id,
+        "patient_id": patient.external_id,
+        "to": mask_phone(message.phone),
+        "status": message.status,
+        "error_code": message.error_code,
+        "reason": message.reason,
+    }
+
+
+def reply_data(text: str, level: str, at: datetime) -> dict[str, Any]:
+    """A reply as a notification names it."""
+    return {"text": text[:1600], "level": level, "at": stamp(at)}
+
+
+def patient_ids(s: Session, clinic_id: str, phone: str) -> list[str]:
+    """The clinic's patients (their ids in the clinic's system) with this phone."""
+    query = select(Patient.external_id).where(Patient.clinic_id == clinic_id)
+    return sorted(s.exec(query.where(col(Patient.phone) == phone)).all())
+
+
+def notify(
+    s: Session,
+    settings: Settings,
+    clinic_id: str,
+    type_: str,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+) -> None:
+    """Record a notification in this transaction (when the clinic asked for its type)."""
+    outbox.record(s.connection(), settings, clinic_id=clinic_id, type_=type_, data=data, now=now)
+
+
+def opt_out_data(
+    s: Session, clinic_id: str, phone: str, scope: str | Sequence[str]
+) -> dict[str, Any]:
+    """`patient.opted_out` / `patient.opted_in`: who, the masked phone, `all` or the kinds."""
+    return {
+        "patient_ids": patient_ids(s, clinic_id, phone),
+        "phone": mask_phone(phone),
+        "scope": scope if isinstance(scope, str) else list(scope),
+    }

@@ -1,0 +1,116 @@
+"""STOP and START, for everything or for the kinds of one word (SPEC §7, §12): the opt-out
+rows, the cancelled messages and the notifications, in the reply's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, delete, select
+
+from service.config import Settings
+from service.conversations.notices import notify, opt_out_data
+from service.storage import reasons
+from service.storage.conversation_tables import KindOptOut
+from service.storage.models import ALERT, Message, MessageHistory, OptOut, Status
+
+
+def stop(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: datetime) -> None:
+    """Plain STOP: the number opted out of everything at the clinic; its pending cancelled."""
+    new = s.get(OptOut, (clinic_id, phone)) is None
+    if new:
+        s.add(OptOut(clinic_id=clinic_id, phone=phone, at=now, source="sms-stop"))
+    cancel_pending(s, clinic_id, phone, kinds=None, reason=reasons.OPTED_OUT, now=now)
+    if new:  # a STOP said again tells the clinic nothing new
+        data = opt_out_data(s, clinic_id, phone, "all")
+        notify(s, settings, clinic_id, "patient.opted_out", data, now=now)
+
+
+def start(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: datetime) -> None:
+    """Plain START: every opt-out of the number at the clinic, of all kinds or some, lifted."""
+    lifted = _deleted(
+        s, delete(OptOut).where(col(OptOut.clinic_id) == clinic_id, col(OptOut.phone) == phone)
+    ) + _deleted(
+        s,
+        delete(KindOptOut).where(
+            col(KindOptOut.clinic_id) == clinic_id, col(KindOptOut.phone) == phone
+        ),
+    )
+    if lifted:
+        data = opt_out_data(s, clinic_id, phone, "all")
+        notify(s, settings, clinic_id, "patient.opted_in", data, now=now)
+
+
+def stop_kinds(
+    s: Session, settings: Settings, clinic_id: str, phone: str, word: str, *, now: datetime
+) -> None:
+    """`STOP <WORD>`: the number opted out of the word's kinds at the clinic; their scheduled
+    messages cancelled (`opted out of serum`)."""
+    kinds = settings.sms.stop_words[word]
+    new = [k for k in kinds if s.get(KindOptOut, (clinic_id, phone, k)) is None]
+    for kind in new:
+        s.add(KindOptOut(clinic_id=clinic_id, phone=phone, kind=kind, word=word, at=now))
+    cancel_pending(s, clinic_id, phone, kinds=kinds, reason=reasons.opted_out_of(word), now=now)
+    if new:
+        data = opt_out_data(s, clinic_id, phone, kinds)
+        notify(s, settings, clinic_id, "patient.opted_out", data, now=now)
+
+
+def start_kinds(
+    s: Session, settings: Settings, clinic_id: str, phone: str, word: str, *, now: datetime
+) -> None:
+    """`START <WORD>`: the word's kinds resume (a plain STOP stays in force)."""
+    kinds = settings.sms.stop_words[word]
+    lifted = _deleted(
+        s,
+        delete(KindOptOut).where(
+            col(KindOptOut.clinic_id) == clinic_id,
+            col(KindOptOut.phone) == phone,
+            col(KindOptOut.kind).in_(kinds),
+        ),
+    )
+    if lifted:
+        data = opt_out_data(s, clinic_id, phone, kinds)
+        notify(s, settings, clinic_id, "patient.opted_in", data, now=now)
+
+
+def _deleted(s: Session, statement: sa.Delete) -> int:
+    return int(s.exec(statement).rowcount)
+
+
+def cancel_pending(
+    s: Session,
+    clinic_id: str,
+    phone: str,
+    *,
+    kinds: Sequence[str] | None,
+    reason: str,
+    now: datetime,
+) -> list[str]:
+    """Cancel the number's scheduled messages at the clinic (of `kinds`, or all but alerts);
+    each move conditional on the row still being scheduled, and kept in history."""
+    query = select(Message.id).where(
+        Message.clinic_id == clinic_id,
+        Message.phone == phone,
+        Message.status == Status.SCHEDULED,
+        Message.kind != ALERT,
+    )
+    if kinds is not None:
+        query = query.where(col(Message.kind).in_(kinds))
+    ids = list(s.exec(query).all())
+    cancelled = []
+    for message_id in ids:
+        moved = s.exec(
+            sa.update(Message)
+            .where(col(Message.id) == message_id, col(Message.status) == Status.SCHEDULED)
+            .values(status=Status.CANCELLED, reason=reason, updated_at=now)
+        )
+        if moved.rowcount:
+            s.add(
+                MessageHistory(
+                    message_id=message_id, at=now, status=Status.CANCELLED, detail=reason
+                )
+            )
+            cancelled.append(message_id)
+    return cancelled

@@ -1,0 +1,122 @@
+"""The escalations' answers (SPEC §10): their shapes, their view, and the clinic's list.
+
+Newest first by `(opened_at, id)`, paged by the same opaque keyset cursor as the message lists
+(`paging`), served by the index on (clinic_id, state, opened_at, id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import TypeAdapter
+from sqlmodel import Session, col, select
+from typing_extensions import TypedDict
+
+from service.reads.paging import Cursor, EscalationQuery, encode_cursor
+from service.storage.conversation_tables import Escalation
+from service.storage.models import Message, Patient, Treatment
+
+
+class EscalationReply(TypedDict):
+    """The reply that opened an escalation."""
+
+    text: str
+    at: datetime
+
+
+class EscalationView(TypedDict):
+    """An escalation: its check-in, level, reply and who acknowledged it when."""
+
+    id: str
+    state: Literal["open", "acknowledged"]
+    level: Literal["ok", "watch", "urgent", "free_text"]
+    reply: EscalationReply
+    message_id: str
+    treatment_id: str
+    patient_id: str
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    reminded_at: datetime | None
+
+
+class EscalationPage(TypedDict):
+    """A page of escalations, newest first; `next_cursor` is None on the last page."""
+
+    escalations: list[EscalationView]
+    next_cursor: str | None
+
+
+class AcknowledgeBody(TypedDict):
+    """Who acknowledges an escalation through the API."""
+
+    by: str
+
+
+ESCALATION: TypeAdapter[EscalationView] = TypeAdapter(EscalationView)
+ESCALATIONS: TypeAdapter[EscalationPage] = TypeAdapter(EscalationPage)
+
+
+def json_schema_inputs() -> list[tuple[str, Literal["serialization"], TypeAdapter[Any]]]:
+    """The escalations' answers by their names in the OpenAPI document."""
+    return [
+        ("Escalation", "serialization", ESCALATION),
+        ("EscalationPage", "serialization", ESCALATIONS),
+    ]
+
+
+def view(escalation: Escalation, treatment_id: str, patient_id: str) -> EscalationView:
+    """An escalation as the API shows it (no phone numbers)."""
+    return {
+        "id": escalation.id,
+        "state": escalation.state,  # type: ignore[typeddict-item]
+        "level": escalation.level,  # type: ignore[typeddict-item]
+        "reply": {"text": escalation.reply, "at": escalation.opened_at},
+        "message_id": escalation.message_id,
+        "treatment_id": treatment_id,
+        "patient_id": patient_id,
+        "opened_at": escalation.opened_at,
+        "acknowledged_at": escalation.acknowledged_at,
+        "acknowledged_by": escalation.acknowledged_by,
+        "reminded_at": escalation.reminded_at,
+    }
+
+
+def _listed() -> Any:
+    return (
+        select(Escalation, Treatment.external_id, Patient.external_id)
+        .join(Message, col(Message.id) == col(Escalation.message_id))
+        .join(Treatment, col(Treatment.id) == col(Message.treatment_id))
+        .join(Patient, col(Patient.id) == col(Message.patient_id))
+    )
+
+
+def one(s: Session, escalation_id: str) -> EscalationView:
+    """An escalation's view as stored now."""
+    found = s.exec(_listed().where(col(Escalation.id) == escalation_id)).one()
+    return view(*found)
+
+
+def page(s: Session, clinic_id: str, query: EscalationQuery) -> EscalationPage:
+    """A page of the clinic's escalations, newest first, and the next page's cursor."""
+    opened = col(Escalation.opened_at)
+    where = [col(Escalation.clinic_id) == clinic_id]
+    if query.state is not None:
+        where.append(col(Escalation.state) == query.state)
+    if query.after is not None:
+        position = sa.tuple_(opened, col(Escalation.id))
+        where.append(position < sa.tuple_(query.after.send_at, query.after.id))
+    statement = (
+        _listed()
+        .where(*where)
+        .order_by(opened.desc(), col(Escalation.id).desc())
+        .limit(query.limit + 1)
+    )
+    rows = list(s.exec(statement).all())
+    shown = rows[: query.limit]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = shown[-1][0]
+        next_cursor = encode_cursor(Cursor(last.opened_at, last.id))
+    return {"escalations": [view(*row) for row in shown], "next_cursor": next_cursor}

@@ -1,0 +1,53 @@
+"""The escalations API's part of the OpenAPI document (SPEC §10), built with the document's
+own operation builder so both read alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from service.reads.paging import ESCALATION_STATES, MAX_LIMIT
+
+Operation = Callable[[str, list[Any], str, str], dict[str, Any]]
+
+
+def escalation_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
+    """The list and the acknowledgement, under /v1/clinics/{clinic_id}/escalations."""
+    base = "/v1/clinics/{clinic_id}/escalations"
+    escalation = {"name": "escalation_id", "in": "path", "required": True}
+    query = [
+        {"name": "state", "in": "query", "schema": {"enum": list(ESCALATION_STATES)}},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        },
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ]
+    acknowledge = read(
+        "Acknowledge an escalation",
+        [clinic, {**escalation, "schema": {"type": "string"}}],
+        "The escalation as it now stands",
+        "Escalation",
+    )
+    body = {
+        "type": "object",
+        "required": ["by"],
+        "properties": {"by": {"type": "string", "minLength": 1, "maxLength": 100}},
+    }
+    acknowledge["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": body}},
+    }
+    acknowledge["responses"]["415"] = {"description": "Not application/json"}
+    return {
+        base: {
+            "get": read(
+                "The clinic's escalations, newest first",
+                [clinic, *query],
+                "A page",
+                "EscalationPage",
+            )
+        },
+        f"{base}/{{escalation_id}}/acknowledge": {"post": acknowledge},
+    }
