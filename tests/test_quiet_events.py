@@ -11,7 +11,15 @@ from service.config import StepSettings
 from service.planning.steps import StepKind
 from service.storage.tables import MESSAGE
 from service.web.openapi import document
-from tests.support import TOKEN, FakeClock, bearer, completed_event, make_settings, post_event
+from tests.support import (
+    TOKEN,
+    FakeClock,
+    bearer,
+    completed_event,
+    make_settings,
+    patient_updated_event,
+    post_event,
+)
 
 # 19:30 PST on Tuesday 24 November 2026; clinic "glow" is quiet 21:00-08:00 (the default).
 COMPLETED = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
@@ -102,3 +110,33 @@ class TestPrepKind:
         assert column.type.length is not None
         assert max(len(kind) for kind in get_args(StepKind)) <= column.type.length
         assert not [c for c in MESSAGE.constraints if "kind" in str(getattr(c, "sqltext", ""))]
+
+
+class TestNewZone:
+    async def test_a_skip_step_whose_new_zone_time_is_quiet_is_cancelled(
+        self, make_client: Any, database: str
+    ) -> None:
+        """09:00 in Los Angeles is 02:00 in Tokyo: a "skip" step is cancelled, reason quiet
+        hours, when the patient moves there (a "defer" one moves to 08:00 JST)."""
+        steps = [
+            {**LATE["steps"][1], "after": "2h"},  # "cool", skip
+            {**LATE["steps"][2], "after": "2h"},  # "morning", defer
+        ]
+        settings = make_settings(database, protocols={"late": {"title": "Late", "steps": steps}})
+        completed = datetime(2026, 11, 25, 15, tzinfo=UTC)  # 07:00 PST
+        client = await make_client(settings, clock=FakeClock(completed))
+        body = completed_event(
+            treatment={"protocol": "late", "completed_at": completed.isoformat()}
+        )
+        plan = await (await post_event(client, body)).json()
+        assert {m["status"] for m in plan["messages"]} == {"scheduled"}
+        response = await post_event(client, patient_updated_event(timezone="Asia/Tokyo"))
+        assert response.status == 202
+        got = {
+            m["step"]: (m["send_at"], m["status"], m["reason"])
+            for m in (await response.json())["messages"]
+        }
+        assert got == {
+            "cool": ("2026-11-25T17:00:00Z", "cancelled", "quiet hours"),
+            "morning": ("2026-11-25T23:00:00Z", "scheduled", None),
+        }
