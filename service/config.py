@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -202,18 +203,13 @@ class StepSettings(_Section):
     before: Duration | None = None  # prep steps: once, this long before the appointment
     days_before: str | list[int] | None = None  # prep steps: local days before its day
 
-    @field_validator("days")
+    @field_validator("days", "days_before")
     @classmethod
-    def _days(cls, value: str | list[int] | None) -> str | list[int] | None:
-        if value is not None:
-            parse_days(value)
-        return value
-
-    @field_validator("days_before")
-    @classmethod
-    def _days_before(cls, value: str | list[int] | None) -> str | list[int] | None:
-        if value is not None:
+    def _days(cls, value: str | list[int] | None, info: ValidationInfo) -> str | list[int] | None:
+        if value is not None and info.field_name == "days_before":
             parse_days(value, origin=_APPOINTMENT_DAY)
+        elif value is not None:
+            parse_days(value)
         return value
 
     def step(self, fallback_locale: str) -> Step:
