@@ -255,6 +255,23 @@ class TestUrgentReply:
         [esc] = (await c.escalations())["escalations"]
         assert esc["reminded_at"] is not None and esc["state"] == "open"
 
+    async def test_the_alert_is_kept_with_the_treatment_masked(self, start: Start) -> None:
+        """The read API shows the alert under the patient's treatment: kind alert, the
+        on-call number masked, its history."""
+        c = await start()
+        plan = await c.checked_in()
+        await c.text("3")
+        await alerted(c, 1)
+
+        async def recorded() -> bool:
+            kinds = {m["kind"]: m for m in await c.messages(plan)}
+            return kinds.get("alert", {}).get("status") == "sent"
+
+        await until(recorded)
+        alert = {m["kind"]: m for m in await c.messages(plan)}["alert"]
+        assert alert["to"].endswith("0142") and NURSE not in json.dumps(alert)
+        assert [h["status"] for h in alert["history"]] == ["scheduled", "sending", "sent"]
+
     async def test_the_alert_goes_though_the_patient_said_stop(self, start: Start) -> None:
         """The patient's opt-out does not stop the alert to the clinic's on-call number."""
         c = await start()

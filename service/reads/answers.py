@@ -31,6 +31,9 @@ StatusName = Literal[
     "expired",
 ]
 T = TypeVar("T")
+# A step's kind, or `alert`: a text to a clinic's on-call number about an escalation, filed
+# under the patient's treatment (SPEC §10).
+MessageKind = StepKind | Literal["alert"]
 
 
 class PlannedMessage(TypedDict):
@@ -38,7 +41,7 @@ class PlannedMessage(TypedDict):
 
     id: str
     step: str
-    kind: StepKind
+    kind: MessageKind
     send_at: datetime
     status: StatusName
     reason: str | None

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Protocol, cast
 
 from service.observability.masking import mask_phone
-from service.planning.protocols import StepKind
 from service.reads.answers import (
     HistoryEntry,
     ListedMessage,
     MessageDetail,
+    MessageKind,
     PatientView,
     PlannedMessage,
     StatusName,
@@ -79,7 +79,7 @@ def planned_view(message: PlannedLike) -> PlannedMessage:
     return {
         "id": message.id,
         "step": message.step,
-        "kind": cast(StepKind, message.kind),  # written from a StepKind
+        "kind": cast(MessageKind, message.kind),  # written from a StepKind, or an alert
         "send_at": message.send_at,
         "status": cast(StatusName, message.status),
         "reason": message.reason,
