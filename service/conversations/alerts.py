@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
@@ -78,32 +78,42 @@ def add(
 
     Filed under the patient's treatment, step = the escalation's id, seq = the number's place
     (after the first round's for a reminder), so that one escalation's alerts are unique."""
-    numbers: Sequence[str] = settings.clinics[escalation.clinic_id].on_call_numbers
+    clinic = settings.clinics[escalation.clinic_id]
+    numbers: Sequence[str] = clinic.on_call_numbers
     body = text(settings, escalation, about, now=now, reminder=reminder)
-    expires = now + settings.scheduler.default_expires_after
     detail = f"{'reminder' if reminder else 'alert'} of escalation {escalation.id}"
     first = len(numbers) if reminder else 0
-    for seq, (number, message_id) in enumerate(
-        zip(numbers, new_message_ids(now, len(numbers)), strict=True), start=first
-    ):
-        s.add(
-            Message(
-                id=message_id,
-                clinic_id=escalation.clinic_id,
-                treatment_id=row_id(about.treatment.id),
-                patient_id=row_id(about.patient.id),
-                step=escalation.id,
-                kind=ALERT,
-                seq=seq,
-                phone=number,
-                locale=settings.clinics[escalation.clinic_id].locale,
-                body=body,
-                send_at=now,
-                due_at=now,
-                expires_at=expires,
-                status=Status.SCHEDULED,
-                updated_at=now,
-            )
-        )
+    ids = new_message_ids(now, len(numbers))
+    for seq, (number, message_id) in enumerate(zip(numbers, ids, strict=True), start=first):
+        row = _row(settings, escalation, about, message_id, number, seq=seq, now=now)
+        s.add(Message(**row, body=body))
         s.add(MessageHistory(message_id=message_id, at=now, status=Status.SCHEDULED, detail=detail))
     return [now] if numbers else []
+
+
+def _row(
+    settings: Settings,
+    escalation: Escalation,
+    about: About,
+    message_id: str,
+    number: str,
+    *,
+    seq: int,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "clinic_id": escalation.clinic_id,
+        "treatment_id": row_id(about.treatment.id),
+        "patient_id": row_id(about.patient.id),
+        "step": escalation.id,
+        "kind": ALERT,
+        "seq": seq,
+        "phone": number,
+        "locale": settings.clinics[escalation.clinic_id].locale,
+        "send_at": now,
+        "due_at": now,
+        "expires_at": now + settings.scheduler.default_expires_after,
+        "status": Status.SCHEDULED,
+        "updated_at": now,
+    }

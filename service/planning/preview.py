@@ -58,8 +58,7 @@ def preview(
     else:
         treatment = protocols.Treatment(completed_at or now, session, sessions)
         planned = protocols.plan(steps, treatment, recipient, view, default_expires_after=expires)
-    footer = settings.sms.footer(clinic.locale, clinic.locale)
-    return _table(_rows(planned, steps, tz, footer))
+    return _table(_rows(planned, steps, tz, settings.sms.footer(clinic.locale, clinic.locale)))
 
 
 def _clinic_view(clinic: ClinicSettings) -> protocols.ClinicView:
