@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -88,13 +89,24 @@ def _text(
         s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))
     clinic_id = last.clinic_id if last is not None else scope[0] if len(scope) == 1 else None
     if clinic_id is not None:
-        data = {
-            "reply": reply_data(reply.body, "free_text", now),
-            "patient_ids": patient_ids(s, clinic_id, reply.sender),
-            "phone": mask_phone(reply.sender),
-        }
-        notify(s, settings, clinic_id, "reply.received", data, now=now)
+        notify(
+            s,
+            settings,
+            clinic_id,
+            "reply.received",
+            lambda: _received(s, clinic_id, reply, now=now),
+            now=now,
+        )
     return Handled(None)
+
+
+def _received(s: Session, clinic_id: str, reply: Reply, *, now: datetime) -> dict[str, Any]:
+    """`reply.received`: the reply, the clinic's patients with that number, it masked."""
+    return {
+        "reply": reply_data(reply.body, "free_text", now),
+        "patient_ids": patient_ids(s, clinic_id, reply.sender),
+        "phone": mask_phone(reply.sender),
+    }
 
 
 def _last_sent(s: Session, scope: list[str], phone: str) -> Message | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -50,12 +50,17 @@ def notify(
     settings: Settings,
     clinic_id: str,
     type_: str,
-    data: dict[str, Any],
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
     *,
     now: datetime,
 ) -> None:
-    """Record a notification in this transaction (when the clinic asked for its type)."""
-    outbox.record(s.connection(), settings, clinic_id=clinic_id, type_=type_, data=data, now=now)
+    """Record a notification in this transaction when the clinic asked for its type; `data`
+    may be a function, called only then (it may cost a query)."""
+    target = settings.clinics[clinic_id].notifications
+    if target is None or not target.wants(type_):
+        return
+    body = data() if callable(data) else data
+    outbox.record(s.connection(), settings, clinic_id=clinic_id, type_=type_, data=body, now=now)
 
 
 def opt_out_data(

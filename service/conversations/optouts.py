@@ -23,8 +23,14 @@ def stop(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: dat
         s.add(OptOut(clinic_id=clinic_id, phone=phone, at=now, source="sms-stop"))
     cancel_pending(s, clinic_id, phone, kinds=None, reason=reasons.OPTED_OUT, now=now)
     if new:  # a STOP said again tells the clinic nothing new
-        data = opt_out_data(s, clinic_id, phone, "all")
-        notify(s, settings, clinic_id, "patient.opted_out", data, now=now)
+        notify(
+            s,
+            settings,
+            clinic_id,
+            "patient.opted_out",
+            lambda: opt_out_data(s, clinic_id, phone, "all"),
+            now=now,
+        )
 
 
 def start(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: datetime) -> None:
@@ -38,8 +44,14 @@ def start(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: da
         ),
     )
     if lifted:
-        data = opt_out_data(s, clinic_id, phone, "all")
-        notify(s, settings, clinic_id, "patient.opted_in", data, now=now)
+        notify(
+            s,
+            settings,
+            clinic_id,
+            "patient.opted_in",
+            lambda: opt_out_data(s, clinic_id, phone, "all"),
+            now=now,
+        )
 
 
 def stop_kinds(
@@ -53,8 +65,14 @@ def stop_kinds(
         s.add(KindOptOut(clinic_id=clinic_id, phone=phone, kind=kind, word=word, at=now))
     cancel_pending(s, clinic_id, phone, kinds=kinds, reason=reasons.opted_out_of(word), now=now)
     if new:
-        data = opt_out_data(s, clinic_id, phone, kinds)
-        notify(s, settings, clinic_id, "patient.opted_out", data, now=now)
+        notify(
+            s,
+            settings,
+            clinic_id,
+            "patient.opted_out",
+            lambda: opt_out_data(s, clinic_id, phone, kinds),
+            now=now,
+        )
 
 
 def start_kinds(
@@ -71,8 +89,14 @@ def start_kinds(
         ),
     )
     if lifted:
-        data = opt_out_data(s, clinic_id, phone, kinds)
-        notify(s, settings, clinic_id, "patient.opted_in", data, now=now)
+        notify(
+            s,
+            settings,
+            clinic_id,
+            "patient.opted_in",
+            lambda: opt_out_data(s, clinic_id, phone, kinds),
+            now=now,
+        )
 
 
 def _deleted(s: Session, statement: sa.Delete) -> int:
