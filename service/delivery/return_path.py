@@ -1,12 +1,11 @@
 """The return path: Twilio's status callbacks and patients' replies, written by group commit.
 
 Whatever arrives while a write runs goes in the next one, one transaction for the lot; each
-webhook is answered only once its item is durable. Replies are the conversation's store
-function (`ReplyHandler`), run for the whole batch in one `Transactions.write`. Callbacks for
-one sid may share a batch and
+webhook is answered only once its item is durable. Callbacks for one sid may share a batch and
 are applied in order of arrival (`callbacks`); replies from one number never share one (keys),
-so a batch holds independent replies. The writes are `background` at the writer gate: claims
-and send outcomes go first, and a batch is capped so that one write stays short.
+so a batch holds independent replies, each given to the conversation's store function
+(`ReplyHandler`) in one `Transactions.write`. The writes are `background` at the writer
+gate: claims and send outcomes go first, and a batch is capped so that one write stays short.
 
 A batch that fails is written again one item at a time, so one bad item fails its own
 webhook alone.

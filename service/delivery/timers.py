@@ -78,7 +78,7 @@ class Timers:
                 partial(self._tracked, job),
                 "interval",
                 seconds=seconds,
-                id=getattr(job, "__name__", repr(job)),
+                id=getattr(job, "__qualname__", repr(job)),
                 next_run_time=first,
                 misfire_grace_time=None,
                 coalesce=True,
