@@ -229,6 +229,22 @@ class TestUrgentReply:
         assert (await c.escalations(state="open"))["escalations"] == []
         assert "No open escalation" in await c.text("ACK", sender=NURSE)
 
+    async def test_a_second_3_while_open_pages_nobody_again(self, start: Start) -> None:
+        """While the check-in's escalation is open, another urgent reply is answered, kept and
+        notified, but opens no second escalation and texts the nurse no second time."""
+        c = await start()
+        plan = await c.checked_in()
+        await c.text("3")
+        await alerted(c, 1)
+        assert "We have alerted Glow" in await c.text("3!!")
+        assert len((await c.escalations())["escalations"]) == 1
+        types = [n["type"] for n in await c.notifications()]
+        assert types == ["checkin.replied", "checkin.escalated", "checkin.replied"]
+        checkin = next(m for m in await c.messages(plan) if m["kind"] == "checkin")
+        assert checkin["history"][-1]["detail"] == 'replied "3" (urgent)'
+        alerts = [m for m in await c.messages(plan) if m["kind"] == "alert"]
+        assert len(alerts) == 1
+
     async def test_a_red_flag_in_words_is_escalated_like_a_3(self, start: Start) -> None:
         """ "my cheek is really SWOLLEN" is urgent: escalated and the nurse alerted."""
         c = await start()
@@ -421,9 +437,10 @@ class TestEscalationsApi:
     async def test_pages_newest_first(self, start: Start) -> None:
         """limit and cursor page the list, newest first, without repeats."""
         c = await start()
-        await c.checked_in()
-        for _ in range(3):
-            await c.text("3")
+        patients = [("pt_1", "+14155550124"), ("pt_2", "+14155550125"), ("pt_3", "+14155550126")]
+        for patient_id, phone in patients:
+            await c.checked_in(id=patient_id, phone=phone)
+            await c.text("3", sender=phone)
         first = await c.escalations(limit="2")
         assert len(first["escalations"]) == 2 and first["next_cursor"]
         rest = await c.escalations(limit="2", cursor=first["next_cursor"])

@@ -90,7 +90,9 @@ def reply(
     }
     notify(s, settings, message.clinic_id, "checkin.replied", data, now=now)
     due: list[datetime] = []
-    if found.level in settings.clinics[message.clinic_id].escalate_levels:
+    escalates = found.level in settings.clinics[message.clinic_id].escalate_levels
+    # One open escalation a check-in: a worried patient texting "3" again pages nobody twice.
+    if escalates and not escalations.is_open(s, message.id):
         due = escalations.open_one(s, settings, checkin, text=text, level=found.level, now=now)
     return Answered(_answer(settings, checkin, found), due)
 

@@ -65,6 +65,12 @@ def open_one(
     return alerts.add(s, settings, escalation, checkin, now=now)
 
 
+def is_open(s: Session, message_id: str) -> bool:
+    """Whether the check-in `message_id` has an escalation still open."""
+    query = sa.select(E.id).where(E.message_id == message_id, E.state == EscalationState.OPEN)
+    return s.connection().execute(query.limit(1)).first() is not None
+
+
 def subject(s: Session, escalation: Escalation) -> Subject:
     """What the escalation is about, as stored now."""
     message = s.get(Message, escalation.message_id)
