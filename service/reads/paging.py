@@ -130,7 +130,10 @@ def _instant(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-25T15:00:00Z") from None
-    return _aware(value)
+    try:
+        return _aware(value)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC instant
+        raise ValueError("must be a date-time from year 1 to 9999 in UTC") from None
 
 
 def _aware(value: datetime) -> datetime:
