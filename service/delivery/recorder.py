@@ -87,6 +87,9 @@ class Recorder:
             for m in done
             if m.to in self.audience.statuses or (settled and m.provider_id)
         ]
-        await conn.run_sync(
-            lambda c: notices.messages_changed(c, self.settings, self.audience, ids=ids, now=now)
-        )
+        if ids:
+            await conn.run_sync(
+                lambda c: notices.messages_changed(
+                    c, self.settings, self.audience, ids=ids, now=now
+                )
+            )
