@@ -1,8 +1,9 @@
-"""The `data` of the notifications the conversation records (SPEC §11), built from rows."""
+"""The `data` of the notifications the conversation records (SPEC §11), built from rows;
+opt-outs are `storage.notices.opted_out`'s, like the 21610 path's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -61,14 +62,3 @@ def notify(
         return
     body = data() if callable(data) else data
     outbox.record(s.connection(), settings, clinic_id=clinic_id, type_=type_, data=body, now=now)
-
-
-def opt_out_data(
-    s: Session, clinic_id: str, phone: str, scope: str | Sequence[str]
-) -> dict[str, Any]:
-    """`patient.opted_out` / `patient.opted_in`: who, the masked phone, `all` or the kinds."""
-    return {
-        "patient_ids": patient_ids(s, clinic_id, phone),
-        "phone": mask_phone(phone),
-        "scope": scope if isinstance(scope, str) else list(scope),
-    }

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
 from service.config import Settings
-from service.conversations.notices import notify, opt_out_data
-from service.storage import reasons
+from service.storage import notices, reasons
 from service.storage.conversation_tables import KindOptOut
 from service.storage.models import ALERT, Message, MessageHistory, OptOut, Status
 
@@ -23,12 +22,13 @@ def stop(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: dat
         s.add(OptOut(clinic_id=clinic_id, phone=phone, at=now, source="sms-stop"))
     cancel_pending(s, clinic_id, phone, kinds=None, reason=reasons.OPTED_OUT, now=now)
     if new:  # a STOP said again tells the clinic nothing new
-        notify(
-            s,
+        notices.opted_out(
+            s.connection(),
             settings,
-            clinic_id,
-            "patient.opted_out",
-            lambda: opt_out_data(s, clinic_id, phone, "all"),
+            clinic_id=clinic_id,
+            phone=phone,
+            scope="all",
+            type_="patient.opted_out",
             now=now,
         )
 
@@ -44,12 +44,13 @@ def start(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: da
         ),
     )
     if lifted:
-        notify(
-            s,
+        notices.opted_out(
+            s.connection(),
             settings,
-            clinic_id,
-            "patient.opted_in",
-            lambda: opt_out_data(s, clinic_id, phone, "all"),
+            clinic_id=clinic_id,
+            phone=phone,
+            scope="all",
+            type_="patient.opted_in",
             now=now,
         )
 
@@ -65,12 +66,13 @@ def stop_kinds(
         s.add(KindOptOut(clinic_id=clinic_id, phone=phone, kind=kind, word=word, at=now))
     cancel_pending(s, clinic_id, phone, kinds=kinds, reason=reasons.opted_out_of(word), now=now)
     if new:
-        notify(
-            s,
+        notices.opted_out(
+            s.connection(),
             settings,
-            clinic_id,
-            "patient.opted_out",
-            lambda: opt_out_data(s, clinic_id, phone, kinds),
+            clinic_id=clinic_id,
+            phone=phone,
+            scope=list(kinds),
+            type_="patient.opted_out",
             now=now,
         )
 
@@ -89,12 +91,13 @@ def start_kinds(
         ),
     )
     if lifted:
-        notify(
-            s,
+        notices.opted_out(
+            s.connection(),
             settings,
-            clinic_id,
-            "patient.opted_in",
-            lambda: opt_out_data(s, clinic_id, phone, kinds),
+            clinic_id=clinic_id,
+            phone=phone,
+            scope=list(kinds),
+            type_="patient.opted_in",
             now=now,
         )
 
