@@ -19,6 +19,7 @@ from service.conversations import escalations
 from service.storage.outbox import Notification
 from service.web.app import create_app
 from service.web.keys import SESSIONS, SETTINGS, TRANSACTIONS
+from tests.fakes.clinic import FakeClinic, serve_clinic
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve, sign_twilio
 from tests.helpers.ports import free_port
 from tests.processes import until_async as until
@@ -149,12 +150,12 @@ Start = Callable[..., Awaitable[Conversation]]
 
 @pytest.fixture
 def start(database: str, aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Start:
-    async def run(**clinic: Any) -> Conversation:
+    async def run(hook_url: str = "http://127.0.0.1:9/hooks", **clinic: Any) -> Conversation:
         fake = FakeTwilio(callbacks=False)
         twilio_url = await serve(aiohttp_server, fake)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        hook = {"url": "http://127.0.0.1:9/hooks", "secrets": [OTHER_SECRET]}
+        hook = {"url": hook_url, "secrets": [OTHER_SECRET]}
         glow = glow_in_utc(on_call_numbers=[NURSE], notifications=hook, **clinic)
         other = config_data(database)["clinics"]["other"]
         settings = make_settings(
@@ -208,13 +209,35 @@ class TestUrgentReply:
         assert PHONE[:-4] not in alert and "4155550" not in alert  # only the last four
         assert "STOP" not in alert  # no opt-out footer on an alert
         types = [n["type"] for n in await c.notifications()]
-        assert types == ["checkin.replied", "checkin.escalated"]
-        escalated = (await c.notifications())[1]["data"]
+        assert sorted(types) == ["checkin.escalated", "checkin.replied"]  # in one transaction
+        escalated = next(
+            n["data"] for n in await c.notifications() if n["type"] == "checkin.escalated"
+        )
         assert escalated["reply"]["level"] == "urgent"
         assert escalated["escalation"]["state"] == "open"
         assert escalated["message"]["to"].endswith("0123") and PHONE not in json.dumps(escalated)
         [open_one] = (await c.escalations(state="open"))["escalations"]
         assert open_one["id"] == escalated["escalation"]["id"]
+
+    async def test_the_clinic_system_receives_both_notifications_signed(
+        self, start: Start, aiohttp_server: AiohttpServer
+    ) -> None:
+        """Delivered by the outbox's deliverer to the clinic's endpoint, which verifies each
+        with standardwebhooks: checkin.replied, then checkin.escalated."""
+        clinic = FakeClinic(secret=OTHER_SECRET)
+        c = await start(hook_url=await serve_clinic(aiohttp_server, clinic))
+        await c.checked_in()
+        await c.text("3")
+
+        async def arrived() -> bool:
+            return len(clinic.received) >= 2
+
+        await until(arrived)
+        assert all(r.verified and r.answered == 200 for r in clinic.received)
+        bodies = [r.body for r in clinic.received if r.body is not None]
+        assert sorted(b["type"] for b in bodies) == ["checkin.escalated", "checkin.replied"]
+        [escalated] = [b for b in bodies if b["type"] == "checkin.escalated"]
+        assert escalated["data"]["escalation"]["level"] == "urgent"
 
     async def test_ack_from_the_on_call_number_closes_the_oldest(self, start: Start) -> None:
         """ACK from an on-call number acknowledges the clinic's oldest open escalation and
@@ -239,7 +262,7 @@ class TestUrgentReply:
         assert "We have alerted Glow" in await c.text("3!!")
         assert len((await c.escalations())["escalations"]) == 1
         types = [n["type"] for n in await c.notifications()]
-        assert types == ["checkin.replied", "checkin.escalated", "checkin.replied"]
+        assert sorted(types) == ["checkin.escalated", "checkin.replied", "checkin.replied"]
         checkin = next(m for m in await c.messages(plan) if m["kind"] == "checkin")
         assert checkin["history"][-1]["detail"] == 'replied "3" (urgent)'
         alerts = [m for m in await c.messages(plan) if m["kind"] == "alert"]
