@@ -18,6 +18,7 @@ from pytest_aiohttp import AiohttpServer
 from sqlmodel import select
 
 from service.config import Settings
+from service.conversations import inbound
 from service.delivery.callbacks import Outcome
 from service.delivery.dispatch import Dispatcher
 from service.delivery.return_path import ReturnPath
@@ -28,6 +29,7 @@ from service.storage.database import create_engine, session_factory
 from service.storage.models import Message
 from service.storage.notices import Audience
 from service.storage.outbox import Notification
+from service.storage.transactions import Transactions
 from service.storage.writer_gate import WriterGate
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
 from tests.support import PHONE, SECRET, FakeClock, completed_event, encode, glow_in_utc
@@ -85,7 +87,13 @@ async def make_world(
     )
     gate = WriterGate.for_engine(engine)
     path = ReturnPath(
-        settings=settings, sessions=sessions, clock=clock, metrics=Metrics(), gate=gate
+        settings=settings,
+        sessions=sessions,
+        clock=clock,
+        metrics=Metrics(),
+        gate=gate,
+        transactions=Transactions(sessions=sessions, reads=sessions, gate=gate),
+        handle_reply=lambda s, reply, now: inbound.handle(s, settings, reply, now=now),
     )
     ingest = Ingest(settings=settings, sessions=sessions, clock=clock)
     yield World(clock, fake, settings, ingest, dispatcher, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -41,8 +41,15 @@ class Subject:
     patient: Patient
 
 
+class OfCheckin(About, Protocol):
+    """A check-in with its treatment and patient (`checkins.Checkin`, `Subject`)."""
+
+    @property
+    def message(self) -> Message: ...
+
+
 def open_one(
-    s: Session, settings: Settings, checkin: Any, *, text: str, level: str, now: datetime
+    s: Session, settings: Settings, checkin: OfCheckin, *, text: str, level: str, now: datetime
 ) -> list[datetime]:
     """Open an escalation for a check-in's reply: `checkin.escalated`, and an alert to each
     on-call number; the instants to arm."""
