@@ -24,12 +24,12 @@ from itertools import chain
 from typing import Any, cast
 
 import aiosqlite
+from sqlalchemy import Connection
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
@@ -210,8 +210,8 @@ def dbapi() -> OneTripDBAPI:
 VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
-async def insert_rows(
-    conn: AsyncConnection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+def insert_rows(
+    conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
 ) -> None:
     """INSERT `rows` (values as the driver takes them) into `table`, many to a statement, with
     the transaction's next statement or its commit (an error shows there, failing the
@@ -223,7 +223,7 @@ async def insert_rows(
     hundred times. With the next statement: as one of its own, each insert cost what any
     statement costs SQLAlchemy in the event loop; a claim and an outcome each
     write history."""
-    adapted = cast(OneTripConnection, (await conn.get_raw_connection()).dbapi_connection)
+    adapted = cast(OneTripConnection, conn.connection.dbapi_connection)
     per = VARIABLES // len(columns)
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
