@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy.engine import make_url
+from sqlmodel import Session
 
 from service.observability.logs import JsonFormatter, stamp_request_id
 from service.observability.metrics import Metrics
 from service.web.app import create_app
-from service.web.keys import METRICS, SESSIONS
+from service.web.keys import METRICS, TRANSACTIONS
 from tests.fakes.proxy import Proxy
 from tests.support import (
     TOKEN,
@@ -184,12 +186,24 @@ class TestReadsBesideWrites:
         assert (
             await client.post("/v1/clinics/glow/events", data=raw, headers=signed(raw))
         ).status == 202
-        async with client.server.app[SESSIONS].begin() as s:
-            await s.connection()  # the transaction holds the write lock (BEGIN IMMEDIATE)
+        started, release = threading.Event(), threading.Event()
+
+        def long_write(s: Session) -> None:
+            s.connection()  # the transaction holds the write lock (BEGIN IMMEDIATE)
+            started.set()
+            assert release.wait(10), "the reads came back"
+
+        writing = asyncio.create_task(client.server.app[TRANSACTIONS].write(long_write))
+        try:
             async with asyncio.timeout(5):
+                while not started.is_set():  # the writer's thread holds the transaction
+                    await asyncio.sleep(0.01)
                 ready = await client.get("/readyz")
                 scraped = await (await client.get("/metrics")).text()
                 listed = await client.get("/v1/clinics/glow/messages", headers=bearer(TOKEN))
+        finally:
+            release.set()
+            await writing
         assert ready.status == 200, await ready.text()
         counts = [
             sample(scraped, "aftercare_messages", status=st)

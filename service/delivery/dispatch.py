@@ -14,8 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
@@ -30,7 +29,7 @@ from service.delivery.sms.base import (
 from service.observability.metrics import Metrics
 from service.storage import claims, vetting
 from service.storage.claims import Claim
-from service.storage.writer_gate import WriterGate
+from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.dispatch")
 RECONCILE_SLACK = timedelta(minutes=1)
@@ -44,23 +43,21 @@ class Dispatcher:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         sender: SmsSender,
         clock: Clock,
         instance: str,
         rearm: Callable[[datetime], None] = lambda _due: None,
         metrics: Metrics | None = None,
-        gate: WriterGate | None = None,
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.transactions = transactions
         self.sender = sender
         self.clock = clock
         self.instance = instance
         self.rearm = rearm
         self.metrics = metrics or Metrics()
-        self.gate = gate or WriterGate(exclusive=False)
-        self.recorder = Recorder(sessions=sessions, clock=clock, gate=self.gate)
+        self.recorder = Recorder(transactions=transactions, clock=clock)
         self.outcomes = Outcomes(
             settings=settings,
             clock=clock,
@@ -148,17 +145,20 @@ class Dispatcher:
 
     async def _claim(self, *, limit: int) -> tuple[list[Claim], int]:
         """`claim`, and how many due rows it took (expired and cancelled ones too)."""
-        async with self.gate.urgent(), self.sessions.begin() as s:
+
+        def claim(s: Session) -> tuple[list[Claim], int]:
             now = self.clock.now()  # after the wait: the claim is as of now
-            conn = await s.connection()
-            batch = await claims.claim_due(
+            conn = s.connection()
+            batch = claims.claim_due(
                 conn,
                 now=now,
                 instance=self.instance,
                 lease=self.settings.scheduler.claim_lease,
                 limit=limit,
             )
-            return await vetting.vet(conn, batch, now=now), batch.taken
+            return vetting.vet(conn, batch, now=now), batch.taken
+
+        return await self.transactions.write(claim, urgent=True)
 
     async def close(self, *, timeout: float) -> None:
         """Let in-flight sends, and the claims held ready behind them, finish, for at most
@@ -197,10 +197,12 @@ class Dispatcher:
         if self._holding.get(message.id, now) - now >= timeout:
             return True
         lease = self.settings.scheduler.claim_lease
-        async with self.sessions.begin() as s:
-            kept = await claims.extend(
-                await s.connection(), message.id, now=now, instance=self.instance, lease=lease
-            )
+        kept = await self.transactions.write(
+            lambda s: claims.extend(
+                s.connection(), message.id, now=now, instance=self.instance, lease=lease
+            ),
+            urgent=True,
+        )
         if kept:
             self._holding[message.id] = now + lease
         return kept
@@ -224,14 +226,13 @@ class Dispatcher:
         if message_id in self._holding:
             return
         now = self.clock.now()
-        async with self.gate.urgent(), self.sessions.begin() as s:
-            message = await claims.take_over(
-                await s.connection(),
-                message_id,
-                now=now,
-                instance=self.instance,
-                lease=self.settings.scheduler.claim_lease,
-            )
+        lease = self.settings.scheduler.claim_lease
+        message = await self.transactions.write(
+            lambda s: claims.take_over(
+                s.connection(), message_id, now=now, instance=self.instance, lease=lease
+            ),
+            urgent=True,
+        )
         if message is None:
             return
         since = (message.claimed_at or now) - RECONCILE_SLACK

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from service.clock import Clock
 from service.delivery import callbacks
 from service.storage import store
 from service.storage.group_commit import GroupCommit
 from service.storage.moves import Move, move_many
-from service.storage.writer_gate import WriterGate
+from service.storage.transactions import Transactions
 
 __all__ = ["Move", "Recorder"]
 
@@ -27,13 +26,11 @@ class Recorder:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         clock: Clock,
-        gate: WriterGate | None = None,
     ) -> None:
-        self.sessions = sessions
+        self.transactions = transactions
         self.clock = clock
-        self.gate = gate or WriterGate(exclusive=False)
         self._group: GroupCommit[Move, bool] = GroupCommit(
             self._write, batch=BATCH, keys=lambda move: (move.message_id,)
         )
@@ -48,19 +45,18 @@ class Recorder:
         return self._group.waiting
 
     async def _write(self, moves: Sequence[Move]) -> list[bool]:
-        async with self.gate.urgent(), self.sessions.begin() as s:
-            return await self._apply(s, moves)
+        return await self.transactions.write(lambda s: self._apply(s, moves), urgent=True)
 
-    async def _apply(self, s: AsyncSession, moves: Sequence[Move]) -> list[bool]:
+    def _apply(self, s: Session, moves: Sequence[Move]) -> list[bool]:
         now = self.clock.now()
-        conn = await s.connection()
+        conn = s.connection()
         # Before the rows: a callback batch for these sids waits for this one (callbacks).
-        await callbacks.lock_sids(conn, [m.provider_id for m in moves if m.provider_id])
-        moved = await move_many(conn, moves, now=now)
+        callbacks.lock_sids(conn, [m.provider_id for m in moves if m.provider_id])
+        moved = move_many(conn, moves, now=now)
         done = [move for move, ok in zip(moves, moved.applied, strict=True) if ok]
         if moved.callbacks:
-            await callbacks.settle(conn, [m.provider_id for m in done if m.provider_id], now=now)
+            callbacks.settle(conn, [m.provider_id for m in done if m.provider_id], now=now)
         for move in done:
             if move.opt_out:
-                await store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
+                store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
         return moved.applied

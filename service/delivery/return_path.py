@@ -17,8 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
@@ -26,7 +25,7 @@ from service.delivery import callbacks, replies
 from service.delivery.callbacks import Callback, Outcome
 from service.observability.metrics import Metrics
 from service.storage.group_commit import GroupCommit
-from service.storage.writer_gate import WriterGate
+from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.return_path")
 # A callback batch of 200 is a short write on SQLite (README, benchmarks): what a claim may
@@ -45,16 +44,14 @@ class ReturnPath:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         clock: Clock,
         metrics: Metrics,
-        gate: WriterGate,
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.transactions = transactions
         self.clock = clock
         self.metrics = metrics
-        self.gate = gate
         self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
             self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ()
         )
@@ -94,18 +91,19 @@ class ReturnPath:
 
     async def _write_callbacks(self, batch: Sequence[Callback]) -> list[Outcome | Exception]:
         async def write(items: Sequence[Callback]) -> list[Outcome]:
-            async with self.gate.background(), self.sessions.begin() as s:
-                return await callbacks.write(await s.connection(), items, now=self.clock.now())
+            return await self.transactions.write(
+                lambda s: callbacks.write(s.connection(), items, now=self.clock.now())
+            )
 
         return await _each_alone_on_failure(write, batch)
 
     async def _write_replies(self, batch: Sequence[replies.Reply]) -> list[str | Exception | None]:
         async def write(items: Sequence[replies.Reply]) -> list[str | None]:
-            async with self.gate.background(), self.sessions.begin() as s:
+            def record(s: Session) -> list[str | None]:
                 now = self.clock.now()
-                return [
-                    await replies.record_reply(s, self.settings, reply, now=now) for reply in items
-                ]
+                return [replies.record_reply(s, self.settings, reply, now=now) for reply in items]
+
+            return await self.transactions.write(record)
 
         return await _each_alone_on_failure(write, batch)
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from service.reads.answers import HEALTH, READINESS, Health, Readiness
 from service.storage import store
 from service.web.errors import answer
-from service.web.keys import CLOCK, METRICS, READER, READS, TIMERS
+from service.web.keys import CLOCK, METRICS, TIMERS, TRANSACTIONS
 from service.web.openapi import document
 
 routes = web.RouteTableDef()
@@ -36,8 +36,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _database(request: web.Request) -> str:
     try:
-        async with asyncio.timeout(READY_TIMEOUT), request.app[READER].connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        async with asyncio.timeout(READY_TIMEOUT):
+            await request.app[TRANSACTIONS].read(
+                lambda s: s.connection().execute(sa.text("SELECT 1")).all()
+            )
     except Exception as exc:
         return f"failing: {type(exc).__name__}"
     return "ok"
@@ -70,9 +72,10 @@ async def _count(request: web.Request) -> None:
     if not registry.stored_due(started):
         return
     try:
-        async with asyncio.timeout(READY_TIMEOUT), request.app[READS]() as s:
-            counts = await store.count_by_status(s)
-            oldest = await store.oldest_scheduled(s)
+        async with asyncio.timeout(READY_TIMEOUT):
+            counts, oldest = await request.app[TRANSACTIONS].read(
+                lambda s: (store.count_by_status(s), store.oldest_scheduled(s))
+            )
         registry.set_stored(
             counts, counted_at=started, took=time.monotonic() - started, oldest_scheduled=oldest
         )
