@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from service.storage.models import Status, can_move, sqlite_text
 from service.storage.moves import add_history
-from service.storage.sqlite_driver import insert_rows
+from service.storage.rows import insert_rows
 from service.storage.tables import MESSAGE
 from service.storage.tables import PROVIDER_STATUS as KEPT
 

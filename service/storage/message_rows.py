@@ -5,8 +5,7 @@ history entries, and their inserts; and a stored treatment's plan (`plan_of`).
 PostgreSQL takes them through SQLAlchemy Core (one executemany each). SQLite takes rows made
 ahead of the write, each value already as SQLAlchemy would store it (its per-value processing
 of an event's hundreds of parameters was a large share of ingest's CPU; README, benchmarks),
-many rows to a statement
-(`sqlite_driver.insert_rows`).
+many rows to a statement (`rows.insert_rows`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from service.planning.timing import zone
 from service.storage import reasons
 from service.storage.models import Patient, Status, Treatment, sqlite_text
 from service.storage.moves import write_history
-from service.storage.sqlite_driver import insert_rows
+from service.storage.rows import insert_rows
 from service.storage.tables import MESSAGE
 
 

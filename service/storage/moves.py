@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from service.storage.models import Status, sqlite_text
-from service.storage.sqlite_driver import insert_rows
+from service.storage.rows import insert_rows
 from service.storage.tables import HISTORY, MESSAGE
 from service.storage.tables import PROVIDER_STATUS as CALLBACKS
 

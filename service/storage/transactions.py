@@ -7,13 +7,19 @@ endpoint) runs between transactions, never inside one.
 
 Writes pass the writer gate first (`writer_gate`): `urgent=True` for a claim or a send's
 outcome, else background. How the function reaches the database is this module's business
-alone: today through the async session's public `run_sync`.
+alone, through public APIs only:
+- SQLite: on a sync pysqlite engine, the whole function on a thread of its own (one for the
+  writer, `database.READERS` for the reads), one hop from the event loop and back per
+  transaction (`loop.run_in_executor`);
+- PostgreSQL: on the async engine, through the async session's `run_sync`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -27,40 +33,86 @@ T = TypeVar("T")
 Work = Callable[[Session], T]
 
 
+class _Runner(Protocol):
+    engine: sa.Engine  # as SQLAlchemy's events see it
+
+    async def run(self, work: Work[T], *, write: bool) -> T: ...
+
+    async def close(self) -> None: ...
+
+
+class _OnThreads:
+    """Runs a function whole on a sync engine's session, on this runner's own threads."""
+
+    def __init__(self, engine: sa.Engine, *, threads: int, name: str) -> None:
+        self.engine = engine
+        self._sessions = orm.sessionmaker(engine, class_=Session, expire_on_commit=False)
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+
+    async def run(self, work: Work[T], *, write: bool) -> T:
+        done = asyncio.get_running_loop().run_in_executor(self._threads, self._run, work, write)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: the caller gives up once the transaction has ended,
+            # so that it holds the writer gate for as long as the writer is busy with it.
+            await asyncio.wait({done})
+            raise
+
+    def _run(self, work: Work[T], write: bool) -> T:
+        with self._sessions() as s:
+            if not write:
+                return work(s)  # the reader's deferred BEGIN, rolled back when it closes
+            with s.begin():
+                return work(s)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._threads, self.engine.dispose)
+        self._threads.shutdown()
+
+
 class _OnLoop:
     """Runs a function on an async engine's session, through its public `run_sync`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.sessions = database.session_factory(engine)
+        self.engine = engine.sync_engine
+        self._async_engine = engine
+        self._sessions = database.session_factory(engine)
 
     async def run(self, work: Work[T], *, write: bool) -> T:
         if write:
-            async with self.sessions.begin() as s:
+            async with self._sessions.begin() as s:
                 return await s.run_sync(_with_sqlmodel, work)
-        async with self.sessions() as s:
+        async with self._sessions() as s:
             return await s.run_sync(_with_sqlmodel, work)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self._async_engine.dispose()
 
 
 class Transactions:
     """Runs store functions in transactions: writes through the gate, reads beside them."""
 
-    def __init__(self, *, writer: _OnLoop, reader: _OnLoop, gate: WriterGate) -> None:
+    def __init__(self, *, writer: _Runner, reader: _Runner, gate: WriterGate) -> None:
         self._writer = writer
         self._reader = reader
         self.gate = gate
 
     @classmethod
     def open(cls, url: str) -> Transactions:
-        """Transactions on the database of `url` (SQLite: one writer, readers beside it)."""
-        engine = database.create_engine(url)
-        reader = database.create_reader(url, engine)
-        writes = _OnLoop(engine)
-        reads = writes if reader is engine else _OnLoop(reader)
-        return cls(writer=writes, reader=reads, gate=WriterGate.for_engine(engine))
+        """Transactions on the database of `url`: on SQLite one writer, readers beside it."""
+        if not database.is_sqlite(url):
+            pooled = _OnLoop(database.create_engine(url))
+            return cls(writer=pooled, reader=pooled, gate=WriterGate(exclusive=False))
+        writer = _OnThreads(database.sqlite_writer(url), threads=1, name="sqlite-writer")
+        engine = database.sqlite_reader(url)
+        reader = (
+            writer
+            if engine is None
+            else _OnThreads(engine, threads=database.READERS, name="sqlite-reader")
+        )
+        return cls(writer=writer, reader=reader, gate=WriterGate(exclusive=True))
 
     @property
     def dialect(self) -> str:
@@ -70,7 +122,7 @@ class Transactions:
     @property
     def engine(self) -> sa.Engine:
         """The writer's engine as SQLAlchemy's events see it (for tests and benchmarks)."""
-        return self._writer.engine.sync_engine
+        return self._writer.engine
 
     async def write(self, work: Work[T], *, urgent: bool = False) -> T:
         """Run `work` in a write transaction (committed when it returns, rolled back when it
