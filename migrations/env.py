@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import service.storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import service.storage.outbox  # noqa: F401  (and the outbox's)
 from service.storage.database import create_engine, is_sqlite, migration_lock, sqlite_writer
 
 config = context.config

@@ -25,6 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from service.config_notifications import ClinicNotifications, NotificationSettings
 from service.environment import (
     DELIMITER,
     PREFIX,
@@ -152,6 +153,7 @@ class ClinicSettings(_Section):
     api_tokens: list[SecretStr] = Field(min_length=1)
     quiet_hours: QuietHoursSettings | None = None
     help_text: str = ""
+    notifications: ClinicNotifications | None = None  # SPEC §11; none: nothing is recorded
 
     @field_validator("timezone")
     @classmethod
@@ -239,6 +241,7 @@ class Settings(BaseSettings):
     sms: SmsSettings = SmsSettings()
     twilio: TwilioSettings = TwilioSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    notifications: NotificationSettings = NotificationSettings()
     clinics: dict[str, ClinicSettings] = Field(min_length=1)
     protocols: dict[str, ProtocolSettings] = Field(min_length=1)
 

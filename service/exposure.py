@@ -8,26 +8,16 @@ follows the example as it changes.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from service.addresses import is_loopback
 from service.config import FALLBACK_CONFIG, Settings
 
 log = logging.getLogger("aftercare")
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and localhost; not 0.0.0.0, ::, or any other name."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 def example_places() -> list[Path]:

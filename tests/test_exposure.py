@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from service.addresses import is_loopback
 from service.config_loading import load_settings
-from service.exposure import exposure_problems, is_loopback, published_secrets
+from service.exposure import exposure_problems, published_secrets
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 

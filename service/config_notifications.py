@@ -1,0 +1,92 @@
+"""Notifications to clinic systems (SPEC §11): where each clinic wants them, and how hard to try.
+
+`[notifications]` holds the delivery policy for every clinic; `[clinics.X.notifications]` the
+clinic's endpoint, its signing secrets and the types it wants.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+
+from service.addresses import is_loopback
+from service.planning.timing import parse_duration
+
+# Every type a notification may have (SPEC §11), in the order the SPEC lists them.
+TYPES = (
+    "checkin.escalated",
+    "checkin.replied",
+    "reply.received",
+    "message.failed",
+    "message.undelivered",
+    "message.expired",
+    "message.delivered",
+    "patient.opted_out",
+    "patient.opted_in",
+)
+DEFAULT_TYPES = tuple(t for t in TYPES if t != "message.delivered")
+
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class NotificationSettings(BaseModel):
+    """`[notifications]`: the delivery policy (SPEC §11)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout: Duration = timedelta(seconds=10)
+    retry_initial_delay: Duration = timedelta(seconds=5)
+    retry_max_delay: Duration = timedelta(hours=1)
+    give_up_after: Duration = timedelta(hours=24)
+
+
+class ClinicNotifications(BaseModel):
+    """`[clinics.X.notifications]`: the clinic system's endpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    secrets: list[SecretStr] = Field(min_length=1)  # the first signs; the rest: rotation
+    events: list[str] = list(DEFAULT_TYPES)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// URL (http:// only to loopback)")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError("must be https:// (http:// only to loopback)")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        from standardwebhooks import Webhook
+
+        for i, secret in enumerate(value):
+            try:
+                Webhook(secret.get_secret_value())
+            except Exception:
+                raise ValueError(f"secret {i} is not a base64 'whsec_…' secret") from None
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in TYPES]
+        if unknown:
+            raise ValueError(f"unknown notification types {unknown}; known: {list(TYPES)}")
+        return value
+
+    def wants(self, type_: str) -> bool:
+        """Whether the clinic asked for notifications of `type_`."""
+        return type_ in self.events
