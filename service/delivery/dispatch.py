@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from service.clock import Clock
@@ -27,8 +28,9 @@ from service.delivery.sms.base import (
     SmsSender,
 )
 from service.observability.metrics import Metrics
-from service.storage import claims, vetting
+from service.storage import claims, notices, vetting
 from service.storage.claims import Claim
+from service.storage.models import Status
 from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.dispatch")
@@ -57,7 +59,7 @@ class Dispatcher:
         self.instance = instance
         self.rearm = rearm
         self.metrics = metrics or Metrics()
-        self.recorder = Recorder(transactions=transactions, clock=clock)
+        self.recorder = Recorder(settings=settings, transactions=transactions, clock=clock)
         self.outcomes = Outcomes(
             settings=settings,
             clock=clock,
@@ -156,9 +158,15 @@ class Dispatcher:
                 lease=self.settings.scheduler.claim_lease,
                 limit=limit,
             )
+            if batch.expired and Status.EXPIRED in self.recorder.audience.statuses:
+                self._expired(conn, batch.expired, now=now)
             return vetting.vet(conn, batch, now=now), batch.taken
 
         return await self.transactions.write(claim, urgent=True)
+
+    def _expired(self, conn: Connection, ids: list[str], *, now: datetime) -> None:
+        """Notify the messages the claim found past their expiry (SPEC §11)."""
+        notices.messages_changed(conn, self.settings, self.recorder.audience, ids=ids, now=now)
 
     async def close(self, *, timeout: float) -> None:
         """Let in-flight sends, and the claims held ready behind them, finish, for at most

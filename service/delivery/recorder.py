@@ -5,12 +5,15 @@ one per message; each caller still returns only once its outcome is durable."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from service.clock import Clock
+from service.config import Settings
 from service.delivery import callbacks
-from service.storage import store
+from service.storage import notices, store
 from service.storage.group_commit import GroupCommit
 from service.storage.moves import Move, move_many
 from service.storage.transactions import Transactions
@@ -26,9 +29,12 @@ class Recorder:
     def __init__(
         self,
         *,
+        settings: Settings,
         transactions: Transactions,
         clock: Clock,
     ) -> None:
+        self.settings = settings
+        self.audience = notices.Audience(settings)  # who hears of failures (SPEC §11)
         self.transactions = transactions
         self.clock = clock
         self._group: GroupCommit[Move, bool] = GroupCommit(
@@ -59,4 +65,22 @@ class Recorder:
         for move in done:
             if move.opt_out:
                 store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
+                clinic_id, phone = move.opt_out
+                notices.opted_out(conn, self.settings, clinic_id=clinic_id, phone=phone, now=now)
+        self._notify(conn, done, settled=moved.callbacks, now=now)
         return moved.applied
+
+    def _notify(
+        self, conn: Connection, done: Sequence[Move], *, settled: bool, now: datetime
+    ) -> None:
+        """The notifications of the messages that moved to a status a clinic listens for:
+        failed or expired, or (callbacks kept for an accepted send applied) beyond sent."""
+        if not self.audience.statuses:
+            return
+        ids = [
+            m.message_id
+            for m in done
+            if m.to in self.audience.statuses or (settled and m.provider_id)
+        ]
+        if ids:
+            notices.messages_changed(conn, self.settings, self.audience, ids=ids, now=now)

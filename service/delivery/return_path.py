@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from service.clock import Clock
@@ -24,6 +26,7 @@ from service.config import Settings
 from service.delivery import callbacks, replies
 from service.delivery.callbacks import Callback, Outcome
 from service.observability.metrics import Metrics
+from service.storage import notices
 from service.storage.group_commit import GroupCommit
 from service.storage.transactions import Transactions
 
@@ -52,6 +55,7 @@ class ReturnPath:
         self.transactions = transactions
         self.clock = clock
         self.metrics = metrics
+        self.audience = notices.Audience(settings)
         self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
             self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ()
         )
@@ -91,11 +95,26 @@ class ReturnPath:
 
     async def _write_callbacks(self, batch: Sequence[Callback]) -> list[Outcome | Exception]:
         async def write(items: Sequence[Callback]) -> list[Outcome]:
-            return await self.transactions.write(
-                lambda s: callbacks.write(s.connection(), items, now=self.clock.now())
-            )
+            def write_all(s: Session) -> list[Outcome]:
+                conn, now = s.connection(), self.clock.now()
+                outcomes = callbacks.write(conn, items, now=now)
+                if self.audience.statuses:  # a clinic hears of undelivered, failed (SPEC §11)
+                    self._notify(conn, items, outcomes, now)
+                return outcomes
+
+            return await self.transactions.write(write_all)
 
         return await _each_alone_on_failure(write, batch)
+
+    def _notify(
+        self, conn: Connection, items: Sequence[Callback], outcomes: list[Outcome], now: datetime
+    ) -> None:
+        sids = [
+            c.sid
+            for c, outcome in zip(items, outcomes, strict=True)
+            if outcome is Outcome.APPLIED and c.status in self.audience.statuses
+        ]
+        notices.messages_changed(conn, self.settings, self.audience, sids=sids, now=now)
 
     async def _write_replies(self, batch: Sequence[replies.Reply]) -> list[str | Exception | None]:
         async def write(items: Sequence[replies.Reply]) -> list[str | None]:

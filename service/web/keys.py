@@ -11,6 +11,7 @@ from service.delivery.return_path import ReturnPath
 from service.delivery.sms.base import SmsSender
 from service.delivery.timers import Timers
 from service.intake.ingest import Ingest
+from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.storage.transactions import Transactions
 
@@ -24,3 +25,4 @@ METRICS = web.AppKey("metrics", Metrics)
 RETURN_PATH = web.AppKey("return_path", ReturnPath)
 # Store functions in transactions: writes through the writer gate, reads beside them.
 TRANSACTIONS = web.AppKey("transactions", Transactions)
+DELIVERER = web.AppKey("deliverer", Deliverer)  # notifications to clinic systems (SPEC §11)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from service.reads.answers import HEALTH, READINESS, Health, Readiness
-from service.storage import store
+from service.storage import outbox_claims, store
 from service.web.errors import answer
 from service.web.keys import CLOCK, METRICS, TIMERS, TRANSACTIONS
 from service.web.openapi import document
@@ -73,9 +73,14 @@ async def _count(request: web.Request) -> None:
         return
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            counts, oldest = await request.app[TRANSACTIONS].read(
-                lambda s: (store.count_by_status(s), store.oldest_scheduled(s))
+            counts, oldest, outbox = await request.app[TRANSACTIONS].read(
+                lambda s: (
+                    store.count_by_status(s),
+                    store.oldest_scheduled(s),
+                    outbox_claims.pending_stats(s),
+                )
             )
+        registry.set_notifications(outbox[0], oldest=outbox[1])
         registry.set_stored(
             counts, counted_at=started, took=time.monotonic() - started, oldest_scheduled=oldest
         )
