@@ -103,7 +103,7 @@ def settle(conn: sa.Connection, sids: Sequence[str], *, now: datetime) -> None:
     """Apply the kept callbacks of sids just recorded, in order of arrival."""
     if not sids:
         return
-    rows = (conn.execute(_KEPT_FOR, {"sids": list(sids)})).all()
+    rows = conn.execute(_KEPT_FOR, {"sids": list(sids)}).all()
     kept = [Callback(sid, Status(status), code, at) for sid, status, code, at in rows]
     if kept:
         _apply(conn, _find(conn, sorted({c.sid for c in kept})), kept, now=now)
@@ -134,7 +134,7 @@ def _keep(conn: sa.Connection, callbacks: Sequence[Callback]) -> None:
 
 def _find(conn: sa.Connection, sids: Sequence[str]) -> dict[str, tuple[str, Status]]:
     """The recorded sids among `sids`: each one's message and its status, rows locked."""
-    rows = (conn.execute(_FIND, {"sids": list(sids)})).all()
+    rows = conn.execute(_FIND, {"sids": list(sids)}).all()
     return {sid: (message_id, Status(status)) for sid, message_id, status in rows}
 
 

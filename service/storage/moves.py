@@ -84,7 +84,8 @@ def _move_one(conn: sa.Connection, move: Move, *, now: datetime) -> Moves:
         "m_sid": move.provider_id,
         **{f"v_{k}": v for k, v in move.values.items()},
     }
-    row = (conn.execute(_update_one(_columns(move), move.provider_id is not None), params)).first()
+    statement = _update_one(_columns(move), move.provider_id is not None)
+    row = conn.execute(statement, params).first()
     if row is None:
         return Moves([False], callbacks=False)
     add_history(conn, [(move.message_id, move.to, move.detail, move.code)], now=now)

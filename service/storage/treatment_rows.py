@@ -43,7 +43,7 @@ _INSERT_EVENT = sa.insert(EVENT)
 
 
 def _keys(conn: sa.Connection, stmt: sa.Select[Any], keys: Sequence[Key]) -> set[Key]:
-    return {(a, b) for a, b in (conn.execute(stmt, {"keys": list(keys)})).all()}
+    return {(a, b) for a, b in conn.execute(stmt, {"keys": list(keys)}).all()}
 
 
 def seen_events(conn: sa.Connection, keys: Sequence[Key]) -> set[Key]:
@@ -65,7 +65,7 @@ def stored_patients(
     conn: sa.Connection, keys: Sequence[Key]
 ) -> dict[Key, tuple[int, str, str | None]]:
     """The stored patients among (clinic, patient id) `keys`: their row id, zone and locale."""
-    rows = (conn.execute(_PATIENTS, {"keys": list(keys)})).all()
+    rows = conn.execute(_PATIENTS, {"keys": list(keys)}).all()
     return {(c, e): (i, tz, loc) for i, c, e, tz, loc in rows}
 
 
