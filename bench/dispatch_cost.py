@@ -136,6 +136,11 @@ async def main() -> None:
             await dispatcher._send(claimed)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         await transactions.close()
+    _report(cpu, wall)
+
+
+def _report(cpu: float, wall: float) -> None:
+    """Per message: CPU and wall time, then each statement's time in the writer."""
     print(f"{ROOT}: {cpu / COUNT * 1e6:.0f} µs CPU, {wall / COUNT * 1e6:.0f} µs wall per message")
     for operation, spent in sorted(SPENT.items(), key=lambda item: -item[1]):
         runs = RUNS[operation]
