@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
+from sqlmodel import Session, col, select
 
 from service.conversations import escalations
 from service.storage.outbox import Notification
 from service.web.app import create_app
-from service.web.keys import SESSIONS, SETTINGS, TRANSACTIONS
+from service.web.keys import SETTINGS, TRANSACTIONS
 from tests.fakes.clinic import FakeClinic, serve_clinic
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve, sign_twilio
 from tests.helpers.ports import free_port
@@ -132,9 +132,11 @@ class Conversation:
         return [m.body for m in self.fake.messages if m.to == number]
 
     async def notifications(self) -> list[dict[str, Any]]:
-        async with self.client.app[SESSIONS]() as s:
-            rows = (await s.exec(sa.select(Notification).order_by(Notification.created_at))).all()
-        return [json.loads(r[0].body) for r in rows]
+        def bodies(s: Session) -> list[str]:
+            query = select(Notification).order_by(col(Notification.created_at))
+            return [n.body for n in s.exec(query).all()]
+
+        return [json.loads(b) for b in await self.client.app[TRANSACTIONS].read(bodies)]
 
     async def escalations(self, **query: str) -> dict[str, Any]:
         response = await self.client.get(

@@ -20,9 +20,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Session
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.clock import Clock
 from service.config import Settings
@@ -33,7 +31,6 @@ from service.observability.metrics import Metrics
 from service.storage import notices
 from service.storage.group_commit import GroupCommit
 from service.storage.transactions import Transactions
-from service.storage.writer_gate import WriterGate
 
 log = logging.getLogger("aftercare.return_path")
 # A callback batch of 200 is a short write on SQLite (README, benchmarks): what a claim may
@@ -52,20 +49,16 @@ class ReturnPath:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         clock: Clock,
         metrics: Metrics,
-        gate: WriterGate,
-        transactions: Transactions,
         handle_reply: ReplyHandler,
     ) -> None:
         self.settings = settings
         self.transactions = transactions
         self.handle_reply = handle_reply
-        self.sessions = sessions
         self.clock = clock
         self.metrics = metrics
-        self.gate = gate
         self.audience = notices.Audience(settings)
         self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
             self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ()
@@ -106,12 +99,14 @@ class ReturnPath:
 
     async def _write_callbacks(self, batch: Sequence[Callback]) -> list[Outcome | Exception]:
         async def write(items: Sequence[Callback]) -> list[Outcome]:
-            async with self.gate.background(), self.sessions.begin() as s:
-                conn, now = await s.connection(), self.clock.now()
-                outcomes = await callbacks.write(conn, items, now=now)
+            def write_all(s: Session) -> list[Outcome]:
+                conn, now = s.connection(), self.clock.now()
+                outcomes = callbacks.write(conn, items, now=now)
                 if self.audience.statuses:  # a clinic hears of undelivered, failed (SPEC §11)
-                    await conn.run_sync(self._notify, items, outcomes, now)
+                    self._notify(conn, items, outcomes, now)
                 return outcomes
+
+            return await self.transactions.write(write_all)
 
         return await _each_alone_on_failure(write, batch)
 
