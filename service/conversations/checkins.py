@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlmodel import Session
 
 from service.config import Settings, StepSettings
 from service.config_conversations import localized
@@ -16,6 +17,21 @@ from service.observability.masking import mask_phones
 from service.planning.templates import render
 from service.planning.triage import Triage, triage
 from service.storage.models import Message, MessageHistory, Patient, Treatment
+from service.storage.tables import MESSAGE
+
+M = MESSAGE.c
+# Built once (see `storage.claims`): a reply that is no keyword runs it, found or not.
+_LATEST = (
+    sa.select(M.id)
+    .where(
+        M.clinic_id == sa.bindparam("clinic"),
+        M.phone == sa.bindparam("phone"),
+        M.kind == "checkin",
+        M.sent_at.is_not(None),
+    )
+    .order_by(M.sent_at.desc())
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -39,18 +55,8 @@ class Answered:
 def latest(s: Session, settings: Settings, clinic_id: str, phone: str) -> Checkin | None:
     """The latest check-in the clinic sent this number (by the index on clinic and phone: a
     patient's few dozen messages), if its step is still configured."""
-    query = (
-        select(Message)
-        .where(
-            Message.clinic_id == clinic_id,
-            Message.phone == phone,
-            Message.kind == "checkin",
-            col(Message.sent_at).is_not(None),
-        )
-        .order_by(col(Message.sent_at).desc())
-        .limit(1)
-    )
-    message = s.exec(query).first()
+    found = s.connection().execute(_LATEST, {"clinic": clinic_id, "phone": phone}).first()
+    message = None if found is None else s.get(Message, found.id)
     if message is None:
         return None
     treatment = s.get(Treatment, message.treatment_id)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlmodel import Session
 
 from service.config import Settings
 from service.conversations import checkins, escalations, optouts
@@ -16,7 +17,8 @@ from service.conversations.keywords import Action, Keyword, keyword
 from service.conversations.notices import notify, patient_ids, reply_data
 from service.delivery.replies import Handled, Reply
 from service.observability.masking import mask_phone, mask_phones
-from service.storage.models import Inbound, Message, MessageHistory
+from service.storage.models import Inbound, MessageHistory
+from service.storage.tables import MESSAGE
 
 log = logging.getLogger("aftercare.inbound")
 
@@ -109,18 +111,31 @@ def _received(s: Session, clinic_id: str, reply: Reply, *, now: datetime) -> dic
     }
 
 
-def _last_sent(s: Session, scope: list[str], phone: str) -> Message | None:
-    query = (
-        select(Message)
-        .where(
-            col(Message.clinic_id).in_(scope),
-            Message.phone == phone,
-            col(Message.sent_at).is_not(None),
-        )
-        .order_by(col(Message.sent_at).desc())
-        .limit(1)
+M = MESSAGE.c
+_LAST_SENT = (
+    sa.select(M.id, M.clinic_id, M.status)
+    .where(
+        M.clinic_id.in_(sa.bindparam("scope", expanding=True)),
+        M.phone == sa.bindparam("phone"),
+        M.sent_at.is_not(None),
     )
-    return s.exec(query).first()
+    .order_by(M.sent_at.desc())
+    .limit(1)
+)
+
+
+class Sent(NamedTuple):
+    """The last message a number was sent."""
+
+    id: str
+    clinic_id: str
+    status: str
+
+
+def _last_sent(s: Session, scope: list[str], phone: str) -> Sent | None:
+    """The last message sent to the number by the clinics in scope."""
+    row = s.connection().execute(_LAST_SENT, {"scope": scope, "phone": phone}).first()
+    return None if row is None else Sent(*row)
 
 
 def _answer(settings: Settings, clinic_id: str, word: Keyword) -> str | None:
