@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+import service.storage.appointments  # noqa: F401  (and the appointments')
 import service.storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import service.storage.outbox  # noqa: F401  (and the outbox's)
 from service.storage.database import create_engine, migration_lock

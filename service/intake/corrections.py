@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import orm
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.errors import FieldError, Unprocessable
+from service.intake import replan
 from service.intake.payloads import PatientUpdate
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
@@ -26,7 +29,7 @@ from service.reads.answers import (
     render,
 )
 from service.reads.views import patient_view, planned_view
-from service.storage import reasons, store
+from service.storage import appointments, reasons, store
 from service.storage.message_rows import message_row, plan_of
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
@@ -118,6 +121,8 @@ class _Follow:
         """Cancel everything when the patient can no longer be texted; else re-plan."""
         scheduled = await store.scheduled_of_patient(self.s, row_id(self.patient.id))
         stop = await self._stop_reason()
+        if stop is None:
+            scheduled = await self._appointments(scheduled)
         for treatment_id in dict.fromkeys(m.treatment_id for m in scheduled):
             rows = [m for m in scheduled if m.treatment_id == treatment_id]
             if stop is not None:
@@ -125,6 +130,25 @@ class _Follow:
                     await self._end(row, Status.CANCELLED, stop)
             else:
                 await self._treatment(treatment_id, rows)
+
+    async def _appointments(self, scheduled: list[Message]) -> list[Message]:
+        """Messages appointments planned follow their appointment's plan (`replan`); the
+        treatments' own messages, returned, follow the treatment's."""
+        ids = [m.id for m in scheduled]
+        links = await self.s.run_sync(lambda sync: appointments.linked_ids(_sqlmodel(sync), ids))
+        for row in scheduled:
+            if row.id in links:
+                await self._update(row, None)  # the new phone, if any
+        if links and (self.change.text or self.change.zone):
+            booked = {link.appointment_id for link in links.values()}
+            changed, due = await self.s.run_sync(
+                lambda sync: replan.follow_patient(
+                    _sqlmodel(sync), self.planner, self.clinic_id, booked, now=self.now
+                )
+            )
+            self.changed.extend(changed)
+            self.due.extend(due)
+        return [m for m in scheduled if m.id not in links]
 
     async def _stop_reason(self) -> str | None:
         if not self.patient.sms_consent:
@@ -245,6 +269,12 @@ async def end_scheduled(
         detail=f"{reason} ({source})",
         values={**(values or {}), "reason": reason},
     )
+
+
+def _sqlmodel(sync: orm.Session) -> Session:
+    """The async session's own sync session, as SQLModel's class (its `sync_session_class`)."""
+    assert isinstance(sync, Session)
+    return sync
 
 
 def _due(row: Message, send_at: datetime) -> datetime:

@@ -18,21 +18,32 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
-from service.intake import cancellations, corrections
+from service.intake import amend, appointments, cancellations, corrections
 from service.intake.fresh_rows import Fresh
 from service.intake.new_treatments import Intake
 from service.intake.payloads import (
     AnyEvent,
+    PatientUpdated,
     TreatmentCancelled,
     TreatmentCompleted,
     parse_event,
 )
+from service.intake.series import Apply, Series
 from service.planning.planner import Planner
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import store
 from service.storage.models import Event, Message, Patient, Treatment, row_id
+from service.storage.transactions import Transactions
 from service.storage.writer_gate import WriterGate
+
+# The series' events (SPEC §13), each a store function run whole by `Series`.
+SERIES: dict[str, Apply] = {
+    "appointment.booked": appointments.booked,
+    "appointment.rescheduled": appointments.rescheduled,
+    "appointment.cancelled": appointments.cancelled,
+    "treatment.updated": amend.treatment_updated,
+}
 
 
 @dataclass(frozen=True)
@@ -56,12 +67,18 @@ class Ingest:
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         gate: WriterGate | None = None,
+        transactions: Transactions | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.clock = clock
         self.gate = gate or WriterGate(exclusive=False)  # events go after sends
         self.planner = Planner(settings)
+        self.series = Series(
+            planner=self.planner,
+            transactions=transactions
+            or Transactions(sessions=sessions, reads=sessions, gate=self.gate),
+        )
         self.intake = Intake(
             settings=settings, sessions=sessions, planner=self.planner, gate=self.gate
         )
@@ -73,6 +90,12 @@ class Ingest:
         treatment that turns out not to be new, one transaction per event."""
         digest = hashlib.sha256(raw).hexdigest()
         event = _parsed(raw)
+        if event is not None and event.type in SERIES:
+            now = self.clock.now()
+            reply = await self.series.handle(
+                clinic_id, webhook_id, digest, event, SERIES[event.type], now=now
+            )
+            return EventAnswer(reply.status, reply.body, reply.due, reply.type)
         if isinstance(event, TreatmentCompleted):
             fresh = self._fresh(clinic_id, webhook_id, digest, event)
             written = None if fresh is None else await self.intake.write(fresh)
@@ -168,6 +191,7 @@ class Ingest:
                 s, clinic_id, event.data.treatment.id, now=now, event_id=webhook_id
             )
         else:
+            assert isinstance(event, PatientUpdated), "the series' events go to `series`"
             effect = await corrections.patient_updated(
                 s, self.planner, clinic_id, event.data.patient, now=now, event_id=webhook_id
             )

@@ -79,7 +79,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[GATE] = gate = WriterGate.for_engine(engine)
     app[TRANSACTIONS] = Transactions(sessions=app[SESSIONS], reads=app[READS], gate=gate)
     app[INGEST] = Ingest(
-        settings=app[SETTINGS], sessions=app[SESSIONS], clock=app[CLOCK], gate=gate
+        settings=app[SETTINGS],
+        sessions=app[SESSIONS],
+        clock=app[CLOCK],
+        gate=gate,
+        transactions=app[TRANSACTIONS],
     )
     app[RETURN_PATH] = ReturnPath(
         settings=app[SETTINGS],

@@ -162,6 +162,14 @@ def _api_paths() -> dict[str, Any]:
                 "TreatmentAnswer",
             )
         },
+        f"{base}/appointments/{{appointment_id}}": {
+            "get": _read(
+                "An appointment and the messages it planned, each with its history",
+                [_CLINIC, _path_id("appointment_id")],
+                "The appointment",
+                "AppointmentAnswer",
+            )
+        },
         f"{base}/patients/{{patient_id}}/messages": {
             "get": _read(
                 "A patient's messages, newest first",
