@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--protocol", required=True)
     preview.add_argument("--clinic")
     preview.add_argument("--completed-at", type=_instant)
+    preview.add_argument(
+        "--appointment-at", type=_instant, help="plan the prep steps for an appointment then"
+    )
     preview.add_argument("--timezone")
     preview.add_argument("--session", type=int, default=1)
     preview.add_argument("--of", type=int, default=None)
@@ -173,6 +176,7 @@ def _preview(loaded: Loaded, args: argparse.Namespace) -> int:
                 timezone=args.timezone,
                 session=args.session,
                 of=args.of,
+                appointment_at=args.appointment_at,
             )
         )
     except ValueError as exc:

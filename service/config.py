@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,6 +32,7 @@ from service.environment import (
     PREFIX,
 )
 from service.planning.protocols import Protocol, Step
+from service.planning.steps import QuietRule, StepKind
 from service.planning.timing import (
     DEFAULT_QUIET_HOURS,
     QuietHours,
@@ -183,9 +185,12 @@ class ClinicSettings(_Section):
         return self.quiet_hours.value() if self.quiet_hours else DEFAULT_QUIET_HOURS
 
 
+_APPOINTMENT_DAY = "the appointment's day"
+
+
 class StepSettings(_Section):
     key: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    kind: Literal["aftercare", "serum", "checkin", "rebook"]
+    kind: StepKind
     text: str | dict[str, str]
     after: Duration | None = None
     every: Duration | None = None
@@ -194,11 +199,16 @@ class StepSettings(_Section):
     at: list[Clock] = []
     only_if: Literal["more_sessions_planned"] | None = None
     expires_after: Duration | None = None
+    in_quiet_hours: QuietRule = "defer"
+    before: Duration | None = None  # prep steps: once, this long before the appointment
+    days_before: str | list[int] | None = None  # prep steps: local days before its day
 
-    @field_validator("days")
+    @field_validator("days", "days_before")
     @classmethod
-    def _days(cls, value: str | list[int] | None) -> str | list[int] | None:
-        if value is not None:
+    def _days(cls, value: str | list[int] | None, info: ValidationInfo) -> str | list[int] | None:
+        if value is not None and info.field_name == "days_before":
+            parse_days(value, origin=_APPOINTMENT_DAY)
+        elif value is not None:
             parse_days(value)
         return value
 
@@ -216,6 +226,13 @@ class StepSettings(_Section):
             at=tuple(self.at),
             only_if=self.only_if,
             expires_after=self.expires_after,
+            in_quiet_hours=self.in_quiet_hours,
+            before=self.before,
+            days_before=(
+                ()
+                if self.days_before is None
+                else parse_days(self.days_before, origin=_APPOINTMENT_DAY)
+            ),
         )
 
 

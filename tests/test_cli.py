@@ -236,9 +236,17 @@ class TestPreview:
     def test_the_table_has_its_columns(
         self, capsys: pytest.CaptureFixture[str], example: Path
     ) -> None:
-        """Local time, UTC, step, kind, segments and text, in that order."""
+        """Local time, UTC, step, kind, segments, where it landed and text, in that order."""
         rows = preview_rows(capsys, "--protocol", "microneedling", "--completed-at", COMPLETED)
-        assert list(rows[0]) == ["local time", "UTC", "step", "kind", "segments", "text"]
+        assert list(rows[0]) == [
+            "local time",
+            "UTC",
+            "step",
+            "kind",
+            "segments",
+            "landed",
+            "text",
+        ]
 
     def test_rows_are_in_time_order_and_both_times_agree(
         self, capsys: pytest.CaptureFixture[str], example: Path

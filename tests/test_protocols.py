@@ -202,6 +202,45 @@ class TestQuietHours:
         assert message.expires_at == message.send_at + SIX_HOURS
 
 
+class TestQuietRules:
+    # 19:30 PST on Tuesday 24 November 2026: 2h later is 21:30, in quiet hours.
+    LATE = Treatment(completed_at=utc(2026, 11, 25, 3, 30))
+
+    def test_defer_is_the_default(self) -> None:
+        """Without in_quiet_hours, 21:30 goes at 08:00 the next morning, as it always has."""
+        (message,) = plan_for(make_step(), treatment=self.LATE)
+        assert (message.send_at, message.landed) == (utc(2026, 11, 25, 16), "deferred")
+
+    def test_earlier_sends_the_tonight_note_at_2045(self) -> None:
+        """in_quiet_hours = "earlier": 20:45 PST the same evening, after the treatment."""
+        (message,) = plan_for(make_step(in_quiet_hours="earlier"), treatment=self.LATE)
+        assert (message.send_at, message.landed) == (utc(2026, 11, 25, 4, 45), "earlier")
+        assert message.moved
+        assert message.expires_at == message.send_at + SIX_HOURS
+
+    def test_earlier_never_goes_before_the_treatment(self) -> None:
+        """Completed at 20:50 PST, 1h later is 21:50: 20:45 is before it, so 08:00."""
+        treatment = Treatment(completed_at=utc(2026, 11, 25, 4, 50))
+        step = make_step(after=timedelta(hours=1), in_quiet_hours="earlier")
+        (message,) = plan_for(step, treatment=treatment)
+        assert (message.send_at, message.landed) == (utc(2026, 11, 25, 16), "deferred")
+
+    def test_skip_keeps_the_time_and_says_skipped(self) -> None:
+        """in_quiet_hours = "skip": planned at 21:30, landed "skipped", not moved."""
+        (message,) = plan_for(make_step(in_quiet_hours="skip"), treatment=self.LATE)
+        assert (message.send_at, message.landed, message.moved) == (
+            utc(2026, 11, 25, 5, 30),
+            "skipped",
+            False,
+        )
+
+    def test_a_time_outside_quiet_hours_is_on_time_whatever_the_rule(self) -> None:
+        """The 10:00 treatment's 12:00 note lands on time under every rule."""
+        for rule in ("defer", "earlier", "skip"):
+            (message,) = plan_for(make_step(in_quiet_hours=rule))
+            assert (message.send_at, message.landed) == (utc(2026, 6, 10, 19), "on time")
+
+
 class TestOnlyIf:
     REBOOK = make_step(
         key="next-session",
@@ -388,10 +427,13 @@ class TestPlanProperties:
     def test_every_message_lands_outside_quiet_hours(
         self, completed_at: datetime, tz: ZoneInfo, quiet: QuietHours
     ) -> None:
-        """Whatever the time, zone and window, nothing is sent in quiet hours or early."""
+        """Whatever the time, zone, window and rule, nothing is sent in quiet hours or before
+        the treatment; only "earlier" moves a time back, only "skip" leaves one in."""
         steps = (
             make_step(key="soon", after=timedelta(minutes=90), every=timedelta(hours=7), count=4),
             make_step(key="serum", after=None, days=(0, 1, 2), at=(time(2, 30), time(20, 45))),
+            make_step(key="early", after=timedelta(minutes=40), in_quiet_hours="earlier"),
+            make_step(key="skip", after=timedelta(hours=5), in_quiet_hours="skip"),
         )
         messages = plan_for(
             *steps,
@@ -399,11 +441,18 @@ class TestPlanProperties:
             recipient=replace(ANA, timezone=tz),
             clinic=replace(CLINIC, quiet_hours=quiet),
         )
-        assert 8 <= len(messages) <= 10  # day 0 may have begun before the treatment
+        assert 10 <= len(messages) <= 12  # day 0 may have begun before the treatment
         for message in messages:
-            assert not quiet.contains(message.send_at.astimezone(tz).time())
-            assert completed_at <= message.planned_at <= message.send_at
             assert message.moved == (message.send_at != message.planned_at)
+            if message.landed == "skipped":
+                assert message.step == "skip"
+                assert message.send_at == message.planned_at
+                continue
+            assert not quiet.contains(message.send_at.astimezone(tz).time())
+            assert completed_at <= message.planned_at
+            assert completed_at < message.send_at or message.send_at == message.planned_at
+            if message.landed != "earlier":
+                assert message.planned_at <= message.send_at
         assert [m.send_at for m in messages] == sorted(m.send_at for m in messages)
 
     def test_plans_are_pure(self) -> None:

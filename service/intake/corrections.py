@@ -167,6 +167,9 @@ class _Follow:
             planned = None if plan is None else plan.get((row.step, row.seq))
             if self.change.zone and plan is not None and planned is None:
                 await self._end(row, Status.CANCELLED, reasons.NOT_IN_NEW_ZONE_PLAN)
+            elif self.change.zone and planned is not None and planned.landed == "skipped":
+                # Its step skips quiet hours, and in the new zone its time is in them.
+                await self._end(row, Status.CANCELLED, reasons.QUIET_HOURS)
             else:
                 await self._update(row, planned)
         if self.change.zone and plan is not None:
@@ -234,7 +237,10 @@ class _Follow:
         added = [
             message_row(self.clinic_id, treatment, self.patient, p, reason=None, now=self.now)
             for key, p in plan.items()
-            if p.step in steps and key not in stored and p.send_at > self.now
+            if p.step in steps
+            and key not in stored
+            and p.send_at > self.now
+            and p.landed != "skipped"
         ]
         await store.add_messages(self.s, added, now=self.now)
         self.changed.extend(m.id for m in added)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from service.config import ClinicSettings, Settings
 from service.errors import FieldError, Unprocessable
-from service.planning import protocols
+from service.planning import prep, protocols
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -47,6 +47,13 @@ class Planner:
             self._protocols[(key, clinic.locale)] = cached
         return cached
 
+    def clinic_view(self, clinic_id: str) -> protocols.ClinicView:
+        """The clinic settings a plan depends on (name, fallback locale, quiet hours)."""
+        clinic = self.settings.clinics[clinic_id]
+        return protocols.ClinicView(
+            name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet()
+        )
+
     def plan_for(
         self,
         clinic_id: str,
@@ -55,13 +62,33 @@ class Planner:
         recipient: protocols.Recipient,
     ) -> list[protocols.PlannedMessage]:
         """The plan of a protocol for a treatment and a recipient given as plain values."""
-        clinic = self.settings.clinics[clinic_id]
         return protocols.plan(
-            self.protocol(protocol_key, clinic),
+            self.protocol(protocol_key, self.settings.clinics[clinic_id]),
             treatment,
             recipient,
-            protocols.ClinicView(
-                name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet()
-            ),
+            self.clinic_view(clinic_id),
+            default_expires_after=self.settings.scheduler.default_expires_after,
+        )
+
+    def prep_for(
+        self,
+        clinic_id: str,
+        protocol_key: str,
+        appointment: prep.Appointment,
+        recipient: protocols.Recipient,
+        *,
+        now: datetime,
+    ) -> list[protocols.PlannedMessage]:
+        """The prep messages of a protocol for an appointment booked (or moved) at `now`.
+
+        See `prep.plan_prep`: every occurrence comes back; `landed` "past" and "skipped" are
+        recorded but not sent (`storage.message_rows.new_message` makes them so).
+        """
+        return prep.plan_prep(
+            self.protocol(protocol_key, self.settings.clinics[clinic_id]),
+            appointment,
+            recipient,
+            self.clinic_view(clinic_id),
+            now=now,
             default_expires_after=self.settings.scheduler.default_expires_after,
         )

@@ -1,14 +1,22 @@
-"""`aftercare preview`: a protocol's plan as a table, without touching the database."""
+"""`aftercare preview`: a protocol's plan as a table, without touching the database.
+
+With `--completed-at` (or now) it shows the plan of a completed treatment; with
+`--appointment-at` the prep messages of an appointment booked now. Its `landed` column says
+where each message landed and why: on time, moved by quiet hours (deferred to their end, or
+earlier), skipped, or past.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 
-from service.config import Settings
-from service.planning import protocols
+from service.config import ClinicSettings, Settings
+from service.planning import prep, protocols
 from service.planning.templates import segments
 from service.planning.timing import zone
+
+NOT_SENT = ("skipped", "past")
 
 
 def preview(
@@ -20,8 +28,15 @@ def preview(
     timezone: str | None,
     session: int,
     of: int | None,
+    appointment_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> str:
-    """The plan of `protocol` for an example patient, one row a message."""
+    """The plan of `protocol` for an example patient, one row a message.
+
+    With `appointment_at`, the prep messages of that appointment (session `session`) as if it
+    were booked at `now` (default: the clock's now); else the plan of a treatment completed
+    at `completed_at` (default: now).
+    """
     if protocol not in settings.protocols:
         raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(settings.protocols)}")
     cid = clinic_id or next(iter(settings.clinics))
@@ -29,27 +44,41 @@ def preview(
         raise ValueError(f"unknown clinic {cid!r}; known: {', '.join(settings.clinics)}")
     clinic = settings.clinics[cid]
     tz = zone(timezone or clinic.timezone)
-    planned = protocols.plan(
-        settings.protocol(protocol, locale=clinic.locale),
-        protocols.Treatment(
-            completed_at=completed_at or datetime.now(UTC),
-            session_number=session,
-            sessions_planned=of or max(session, 3),
-        ),
-        protocols.Recipient(first_name="Ana", timezone=tz, locale=clinic.locale),
-        protocols.ClinicView(name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet()),
-        default_expires_after=settings.scheduler.default_expires_after,
-    )
-    return _table(_rows(planned, tz, settings.sms.opt_out_footer))
+    steps = settings.protocol(protocol, locale=clinic.locale)
+    recipient = protocols.Recipient(first_name="Ana", timezone=tz, locale=clinic.locale)
+    view = _clinic_view(clinic)
+    expires = settings.scheduler.default_expires_after
+    now = now or datetime.now(UTC)
+    sessions = of or max(session, 3)
+    if appointment_at is not None:
+        appointment = prep.Appointment(appointment_at, session, sessions)
+        planned = prep.plan_prep(
+            steps, appointment, recipient, view, now=now, default_expires_after=expires
+        )
+    else:
+        treatment = protocols.Treatment(completed_at or now, session, sessions)
+        planned = protocols.plan(steps, treatment, recipient, view, default_expires_after=expires)
+    return _table(_rows(planned, steps, tz, settings.sms.opt_out_footer))
+
+
+def _clinic_view(clinic: ClinicSettings) -> protocols.ClinicView:
+    return protocols.ClinicView(name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet())
 
 
 def _rows(
-    planned: Sequence[protocols.PlannedMessage], tz: tzinfo, footer: str
+    planned: Sequence[protocols.PlannedMessage],
+    protocol: protocols.Protocol,
+    tz: tzinfo,
+    footer: str,
 ) -> list[tuple[str, ...]]:
-    """The header, then one row a message (the footer on the first, as it would be sent)."""
-    rows: list[tuple[str, ...]] = [("local time", "UTC", "step", "kind", "segments", "text")]
-    for i, p in enumerate(planned):
-        body = f"{p.body}\n{footer}" if i == 0 and footer else p.body
+    """The header, then one row a message (the footer on the first sent, as it would be)."""
+    rows: list[tuple[str, ...]] = [
+        ("local time", "UTC", "step", "kind", "segments", "landed", "text")
+    ]
+    rules = {s.key: s.in_quiet_hours for s in protocol.steps}
+    first = next((p for p in planned if p.landed not in NOT_SENT), None)
+    for p in planned:
+        body = f"{p.body}\n{footer}" if p is first and footer else p.body
         seg = segments(body)
         rows.append(
             (
@@ -58,10 +87,30 @@ def _rows(
                 p.step,
                 p.kind,
                 f"{seg.count} {seg.encoding}",
+                landed(p, tz, skips=rules.get(p.step) == "skip"),
                 body.replace("\n", " / "),
             )
         )
     return rows
+
+
+def landed(message: protocols.PlannedMessage, tz: tzinfo, *, skips: bool) -> str:
+    """Where a message landed and why, in a few words (`skips`: its step's rule is "skip")."""
+    planned = message.planned_at.astimezone(tz)
+    when = planned.strftime("%H:%M")
+    if planned.date() != message.send_at.astimezone(tz).date():
+        when = planned.strftime("%a %H:%M")
+    if message.landed == "deferred":
+        return f"deferred: {when} is in quiet hours"
+    if message.landed == "earlier":
+        return f"earlier: {when} is in quiet hours"
+    if message.landed == "skipped" and skips:
+        return f"skipped: {when} is in quiet hours (not sent)"
+    if message.landed == "skipped":
+        return f"skipped: {when} is in quiet hours, after them is too late (not sent)"
+    if message.landed == "past":
+        return "past: its time had gone by (not sent)"
+    return "on time"
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:

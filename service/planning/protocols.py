@@ -3,51 +3,41 @@
 A protocol is a list of steps; each step says when (a delay after the
 treatment, a series, or local clock times on local days) and what (a
 template per locale). `plan` turns a completed treatment into the messages
-to send, in UTC, moved out of the patient's quiet hours. It takes no clock
-and does no I/O: the same inputs always give the same plan.
+to send, in UTC, landed out of the patient's quiet hours by each step's rule
+(`service.planning.quiet`). It takes no clock and does no I/O: the same inputs
+always give the same plan. Prep steps are planned from an appointment instead
+(`service.planning.prep`), into the same `PlannedMessage`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from typing import Literal
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from service.planning.quiet import Landed, Landing, land
+from service.planning.steps import Step, StepKind, timing_problems
 from service.planning.templates import pick_text, render
-from service.planning.timing import MAX_DAY, QuietHours, local_to_utc, push_out_of_quiet_hours
+from service.planning.timing import QuietHours, local_to_utc
 
 __all__ = [
     "ClinicView",
+    "Landed",
     "PlannedMessage",
     "Protocol",
     "Recipient",
     "Step",
+    "StepKind",
     "Treatment",
+    "message",
     "occurrences",
+    "ordered",
     "plan",
     "render_values",
+    "text_of",
     "timing_problems",
 ]
-
-StepKind = Literal["aftercare", "serum", "checkin", "rebook"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One message (or series of messages) of a protocol, already parsed."""
-
-    key: str
-    kind: StepKind
-    texts: Mapping[str, str]  # locale -> template
-    after: timedelta | None = None  # once, or the first of a series with every/count
-    every: timedelta | None = None
-    count: int = 1
-    days: tuple[int, ...] = ()  # local days after the treatment day (day 0)
-    at: tuple[time, ...] = ()  # local clock times on each of those days
-    only_if: Literal["more_sessions_planned"] | None = None
-    expires_after: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -96,11 +86,12 @@ class PlannedMessage:
     kind: str
     seq: int  # 0-based occurrence index within the step, in time order
     planned_at: datetime  # UTC, before quiet hours
-    send_at: datetime  # UTC, after quiet hours
+    send_at: datetime  # UTC, after quiet hours (the planned time when skipped or past)
     expires_at: datetime  # send_at + (step.expires_after or default_expires_after)
     locale: str
     body: str  # rendered text, without the opt-out footer
     moved: bool  # whether quiet hours moved it
+    landed: Landed = "on time"  # where and why; "skipped" and "past" are never sent
 
 
 def plan(
@@ -113,64 +104,76 @@ def plan(
 ) -> list[PlannedMessage]:
     """Plan every message of `protocol` for one treatment, ordered by send time.
 
+    Steps of kind `prep` are left out: they are planned from an appointment
+    (`service.planning.prep.plan_prep`). Each time in quiet hours lands by its
+    step's `in_quiet_hours` rule, the anchor of "earlier" being `completed_at`.
     Ties keep the protocol's step order, then each step's own order. Raises
     ValueError for a step with an invalid timing form or template, and
     LookupError for a step without a text for the recipient or the clinic.
     """
     values = render_values(protocol, treatment, recipient, clinic)
-    planned = [
-        (order, message)
-        for order, step in enumerate(protocol.steps)
-        if _applies(step, treatment)
-        for message in _plan_step(
-            step,
-            treatment,
-            recipient=recipient,
-            clinic=clinic,
-            values=values,
-            default_expires_after=default_expires_after,
-        )
-    ]
+    tz, quiet = recipient.timezone, clinic.quiet_hours
+    planned = []
+    for order, step in enumerate(protocol.steps):
+        if not _applies(step, treatment):
+            continue
+        locale, body = text_of(step, recipient, clinic, values)
+        expires_after = default_expires_after if step.expires_after is None else step.expires_after
+        for seq, planned_at in enumerate(occurrences(step, treatment.completed_at, tz)):
+            landing = land(
+                planned_at, tz, quiet, step.in_quiet_hours, anchor=treatment.completed_at
+            )
+            expires_at = landing.send_at + expires_after
+            planned.append(
+                (order, message(step, seq, planned_at, landing, locale, body, expires_at))
+            )
+    return ordered(planned)
+
+
+def ordered(planned: list[tuple[int, PlannedMessage]]) -> list[PlannedMessage]:
+    """Messages by send time, ties by their step's place in the protocol, then by seq."""
     planned.sort(key=lambda item: (item[1].send_at, item[0], item[1].seq))
-    return [message for _, message in planned]
+    return [m for _, m in planned]
 
 
 def _applies(step: Step, treatment: Treatment) -> bool:
+    if step.kind == "prep":
+        return False
     if step.only_if == "more_sessions_planned":
         return treatment.session_number < treatment.sessions_planned
     return True
 
 
-def _plan_step(
-    step: Step,
-    treatment: Treatment,
-    *,
-    recipient: Recipient,
-    clinic: ClinicView,
-    values: Mapping[str, str],
-    default_expires_after: timedelta,
-) -> list[PlannedMessage]:
+def text_of(
+    step: Step, recipient: Recipient, clinic: ClinicView, values: Mapping[str, str]
+) -> tuple[str, str]:
+    """The locale and the rendered body of a step's messages for this recipient."""
     locale, template = pick_text(step.texts, recipient.locale, clinic.locale)
-    body = render(template, values)
-    expires_after = default_expires_after if step.expires_after is None else step.expires_after
-    tz = recipient.timezone
-    messages = []
-    for seq, planned_at in enumerate(occurrences(step, treatment.completed_at, tz)):
-        send_at = push_out_of_quiet_hours(planned_at, tz, clinic.quiet_hours)
-        messages.append(
-            PlannedMessage(
-                step=step.key,
-                kind=step.kind,
-                seq=seq,
-                planned_at=planned_at,
-                send_at=send_at,
-                expires_at=send_at + expires_after,
-                locale=locale,
-                body=body,
-                moved=send_at != planned_at,
-            )
-        )
-    return messages
+    return locale, render(template, values)
+
+
+def message(
+    step: Step,
+    seq: int,
+    planned_at: datetime,
+    landing: Landing,
+    locale: str,
+    body: str,
+    expires_at: datetime,
+) -> PlannedMessage:
+    """One occurrence of a step as a planned message, where `landing` put it."""
+    return PlannedMessage(
+        step=step.key,
+        kind=step.kind,
+        seq=seq,
+        planned_at=planned_at,
+        send_at=landing.send_at,
+        expires_at=expires_at,
+        locale=locale,
+        body=body,
+        moved=landing.send_at != planned_at,
+        landed=landing.landed,
+    )
 
 
 def occurrences(step: Step, completed_at: datetime, tz: ZoneInfo) -> list[datetime]:
@@ -182,6 +185,8 @@ def occurrences(step: Step, completed_at: datetime, tz: ZoneInfo) -> list[dateti
     problems = timing_problems(step)
     if problems:
         raise ValueError(f"step {step.key!r}: " + "; ".join(problems))
+    if step.kind == "prep":
+        raise ValueError(f"step {step.key!r}: a prep step is planned from an appointment")
     if completed_at.utcoffset() is None:
         raise ValueError(f"completed_at must be timezone-aware, not {completed_at!r}")
     if step.after is not None:
@@ -214,52 +219,3 @@ def render_values(
         "sessions_planned": str(treatment.sessions_planned),
         "next_session_number": str(treatment.session_number + 1),
     }
-
-
-def timing_problems(step: Step) -> list[str]:
-    """List what is wrong with a step's timing form; empty when it is fine.
-
-    A step uses exactly one form: `after` (with `every` and `count` for a
-    series), or `days` with `at`.
-    """
-    uses_after = step.after is not None or step.every is not None or step.count != 1
-    uses_days = bool(step.days or step.at)
-    if uses_after and uses_days:
-        problems = ["use either after (with every and count) or days with at, not both"]
-    elif uses_after:
-        problems = _after_problems(step)
-    elif uses_days:
-        problems = _days_problems(step)
-    else:
-        problems = ["no timing: set after (with every and count for a series), or days with at"]
-    if step.expires_after is not None and step.expires_after <= timedelta(0):
-        problems.append("expires_after must be positive")
-    return problems
-
-
-def _after_problems(step: Step) -> list[str]:
-    problems = []
-    if step.after is None:
-        problems.append("every and count need after (the delay of the first message)")
-    elif step.after < timedelta(0):
-        problems.append("after must not be negative")
-    if step.count < 1:
-        problems.append("count must be at least 1")
-    if step.every is None and step.count > 1:
-        problems.append("count needs every (the time between messages)")
-    if step.every is not None and step.count == 1:
-        problems.append("every needs count (the number of messages)")
-    if step.every is not None and step.every <= timedelta(0):
-        problems.append("every must be positive")
-    return problems
-
-
-def _days_problems(step: Step) -> list[str]:
-    problems = []
-    if not step.days:
-        problems.append("at needs days (local days after the treatment day)")
-    elif min(step.days) < 0 or max(step.days) > MAX_DAY:
-        problems.append(f"days must be from 0 to {MAX_DAY}")
-    if not step.at:
-        problems.append("days needs at (local clock times)")
-    return problems

@@ -88,12 +88,13 @@ def parse_clock(text: str) -> time:
     return time(int(match[1]), int(match[2]))
 
 
-def parse_days(spec: str | Sequence[int]) -> tuple[int, ...]:
+def parse_days(spec: str | Sequence[int], *, origin: str = "the treatment day") -> tuple[int, ...]:
     """Parse local days after treatment (``"1-14"``, ``"3"``, ``"1,3,5"`` or a list of ints).
 
-    Day 0 is the treatment day. The result is sorted and without repeats.
+    Day 0 is the treatment day (or the `origin` a message names: a prep step's days count
+    back from the appointment's day). The result is sorted and without repeats.
     """
-    days = _days_from_text(spec) if isinstance(spec, str) else _days_from_list(spec)
+    days = _days_from_text(spec) if isinstance(spec, str) else _days_from_list(spec, origin)
     if not days:
         raise ValueError('no days given (use e.g. "1-14", "3", "1,3,5" or [1, 3, 5])')
     if days[-1] > MAX_DAY:
@@ -118,13 +119,13 @@ def _days_from_text(spec: str) -> tuple[int, ...]:
     return tuple(sorted(days))
 
 
-def _days_from_list(spec: Sequence[int]) -> tuple[int, ...]:
+def _days_from_list(spec: Sequence[int], origin: str) -> tuple[int, ...]:
     # Values may come straight from TOML, so check the types a list can hold.
     for day in spec:
         if isinstance(day, bool) or not isinstance(day, int):
             raise ValueError(f"not a day number: {day!r}")
         if day < 0:
-            raise ValueError(f"days count from 0 (the treatment day), not {day}")
+            raise ValueError(f"days count from 0 ({origin}), not {day}")
     return tuple(sorted(set(spec)))
 
 

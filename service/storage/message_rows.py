@@ -84,11 +84,14 @@ def new_message(
     now: datetime,
     message_id: str | None = None,
 ) -> NewMessage:
-    """One planned message as a new row: scheduled, suppressed (`reason`), or expired."""
+    """One planned message as a new row: scheduled, suppressed (`reason`), cancelled (its
+    step skips quiet hours), or expired (too late, or a prep time already past)."""
     status, why = Status.SCHEDULED, reason
     if reason is not None:
         status = Status.SUPPRESSED
-    elif planned.expires_at <= now:
+    elif planned.landed == "skipped":
+        status, why = Status.CANCELLED, reasons.QUIET_HOURS
+    elif planned.landed == "past" or planned.expires_at <= now:
         status, why = Status.EXPIRED, reasons.TOO_LATE_ON_ARRIVAL
     return NewMessage(
         message_id or new_message_ids(now, 1)[0],

@@ -4,6 +4,8 @@ the same words (SPEC §8 shows them to clinics)."""
 
 from __future__ import annotations
 
+from service.planning.quiet import QUIET_HOURS_REASON
+
 # Suppressed when planned.
 NO_CONSENT = "patient has not consented to SMS"
 OPTED_OUT = "number opted out (STOP)"
@@ -11,7 +13,9 @@ OPTED_OUT = "number opted out (STOP)"
 TREATMENT_CANCELLED = "treatment cancelled"
 CONSENT_WITHDRAWN = "consent withdrawn"
 NOT_IN_NEW_ZONE_PLAN = "not in the plan for the patient's new time zone"
-# Expired.
+# Cancelled when planned: its step's in_quiet_hours = "skip" met quiet hours (SPEC §15).
+QUIET_HOURS = QUIET_HOURS_REASON
+# Expired (also a prep time already past when its appointment is planned: never sent late).
 TOO_LATE_ON_ARRIVAL = "its time had passed when the event arrived"
 TOO_LATE_IN_NEW_ZONE = "its time had passed in the patient's new time zone"
 EXPIRED_BEFORE_SENT = "could not be sent before its expiry"
