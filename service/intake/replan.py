@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from service.intake.new_treatments import suppression
 from service.intake.series import Context, timing_values
-from service.planning import protocols
+from service.planning import prep, protocols
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.planning.timing import zone
@@ -55,12 +55,22 @@ def recipient(patient: Patient) -> protocols.Recipient:
 
 
 def prep_plan(c: Context, appointment: Appointment, treatment: Treatment) -> list[PlannedMessage]:
-    """The appointment's prep plan, every occurrence (those not to be sent say so).
-
-    A stand-in until planning's prep steps land (SPEC §13's `before` / `days_before`): no
-    protocol has prep steps yet, so the plan is empty."""
-    del c, appointment, treatment
-    return []
+    """The appointment's prep plan as of now, every occurrence (`landed` says which are not
+    to be sent), with the serum and session count of the treatment its series comes from."""
+    patient = c.s.get(Patient, appointment.patient_id)
+    assert patient is not None, "an appointment has a patient"
+    return c.planner.prep_for(
+        c.clinic_id,
+        appointment.protocol,
+        prep.Appointment(
+            starts_at=appointment.starts_at,
+            session_number=appointment.session_number,
+            sessions_planned=max(treatment.sessions_planned, appointment.session_number),
+            serum=treatment.serum,
+        ),
+        recipient(patient),
+        now=c.now,
+    )
 
 
 def rebook_plan(c: Context, appointment: Appointment, treatment: Treatment) -> list[PlannedMessage]:
@@ -85,7 +95,7 @@ def rebook_plan(c: Context, appointment: Appointment, treatment: Treatment) -> l
 
 def sendable(planned: PlannedMessage) -> bool:
     """Whether a planned message is to go out (not past, not skipped by quiet hours)."""
-    return True
+    return planned.landed not in ("past", "skipped")
 
 
 def store_planned(
@@ -158,7 +168,10 @@ def follow(c: Context, row: Message, planned: PlannedMessage | None, why: Why) -
     if planned is None:
         c.end(row, Status.CANCELLED, why.gone)
         return
-    if not sendable(planned):
+    if planned.landed == "skipped":
+        c.end(row, Status.CANCELLED, reasons.QUIET_HOURS)
+        return
+    if planned.landed == "past":
         c.end(row, Status.EXPIRED, why.late)
         return
     values: dict[str, Any] = {}
