@@ -2,7 +2,8 @@
 processes of their own, driven by signed events and read through the API; real time.
 
 Protocol `series`: a note a second after each session, the nudge to book the next session
-four weeks on while sessions remain, and two prep notes 3 s and 2 s before an appointment.
+four weeks on while sessions remain, and two prep notes 3 s and 2 s before an appointment
+(clinic `glow` in UTC without quiet hours).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ STEPS = [
         "only_if": "more_sessions_planned",
         "text": "Book session {next_session_number} of {sessions_planned}.",
     },
+    {"key": "prep-3", "kind": "prep", "before": "3s", "text": "Prep A for {session_number}."},
+    {"key": "prep-2", "kind": "prep", "before": "2s", "text": "Prep B for {session_number}."},
 ]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -85,6 +88,36 @@ def at(text: str) -> datetime:
 
 
 class TestSeriesFromOutside:
+    async def test_prep_arrives_at_twilio_within_a_second_of_its_time(self, service: Any) -> None:
+        """Session 1 completed, session 2 booked 6 s ahead: both prep notes reach Twilio once,
+        each within a second of its send_at, and the appointment shows them sent."""
+        running, twilio_url, http = service
+        await post(running, http, session(1, completed_at=datetime.now(UTC), treatment_id="t1"))
+        starts = datetime.now(UTC) + timedelta(seconds=6)
+        booked = await post(running, http, booked_event("a2", starts))
+        due = {m["step"]: at(m["send_at"]) for m in booked["messages"] if m["kind"] == "prep"}
+        assert due == {
+            "prep-3": starts - timedelta(seconds=3),
+            "prep-2": starts - timedelta(seconds=2),
+        }
+
+        async def prep_sent() -> list[Any]:
+            state = await fake_state(http, twilio_url)
+            return [m for m in state["messages"] if m["body"].startswith("Prep")]
+
+        await until_async(lambda: _at_least(prep_sent, 2), timeout=15)
+        arrived = {m["body"].split(" for")[0]: m["at"] for m in await prep_sent()}
+        assert len(await prep_sent()) == 2
+        for step, body in (("prep-3", "Prep A"), ("prep-2", "Prep B")):
+            late = arrived[body] - due[step].timestamp()
+            assert -0.05 <= late < 1.0, f"{step}: {late:.3f}s late"
+
+        async def all_sent() -> bool:
+            shown = await get(running, http, "appointments/a2")
+            return {m["status"] for m in shown["messages"]} <= {"sent", "delivered"}
+
+        await until_async(all_sent)
+
     async def test_the_nudge_is_cancelled_by_booking_and_planned_again_by_cancelling(
         self, service: Any
     ) -> None:
@@ -92,14 +125,15 @@ class TestSeriesFromOutside:
         await post(running, http, session(1, completed_at=datetime.now(UTC), treatment_id="t1"))
         starts = datetime.now(UTC) + timedelta(days=14)
         booked = await post(running, http, booked_event("a2", starts))
-        [nudge] = booked["messages"]
+        [nudge] = [m for m in booked["messages"] if m["kind"] == "rebook"]
         assert (nudge["kind"], nudge["status"]) == ("rebook", "cancelled")
         assert nudge["reason"] == "next session booked"
         cancelled_at = datetime.now(UTC)
         await post(running, http, appointment_cancelled_event("a2"))
         shown = await get(running, http, "appointments/a2")
         assert shown["appointment"]["state"] == "cancelled"
-        [again] = shown["messages"]
+        assert {m["status"] for m in shown["messages"] if m["kind"] == "prep"} == {"cancelled"}
+        [again] = [m for m in shown["messages"] if m["kind"] == "rebook"]
         assert (again["kind"], again["status"]) == ("rebook", "scheduled")
         planned = at(again["send_at"]) - timedelta(weeks=4)
         assert abs(planned - cancelled_at) < timedelta(seconds=5)
@@ -131,3 +165,7 @@ class TestSeriesFromOutside:
             before[i]["step"]: at(after[i]["send_at"]) - at(before[i]["send_at"]) for i in before
         }
         assert moved == {"after": timedelta(0), "next": timedelta(hours=1)}
+
+
+async def _at_least(found: Any, count: int) -> bool:
+    return len(await found()) >= count
