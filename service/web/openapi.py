@@ -145,44 +145,44 @@ def _read(summary: str, parameters: list[Any], answer: str, schema: str) -> dict
 def _api_paths() -> dict[str, Any]:
     treatment, patient, query = _path_id("treatment_id"), _path_id("patient_id"), _page_query()
     base = "/v1/clinics/{clinic_id}"
+    reads: list[tuple[str, str, str, list[Any], str, str]] = [
+        (
+            "/treatments/{treatment_id}",
+            "get",
+            "A treatment and its messages, each with its history",
+            [treatment],
+            "The treatment",
+            "TreatmentAnswer",
+        ),
+        (
+            "/treatments/{treatment_id}/cancel",
+            "post",
+            "Cancel the treatment's pending messages",
+            [treatment],
+            "The treatment as it now stands",
+            "TreatmentAnswer",
+        ),
+        (
+            "/appointments/{appointment_id}",
+            "get",
+            "An appointment and the messages it planned, each with its history",
+            [_path_id("appointment_id")],
+            "The appointment",
+            "AppointmentAnswer",
+        ),
+        (
+            "/patients/{patient_id}/messages",
+            "get",
+            "A patient's messages, newest first",
+            [patient, *query],
+            "A page",
+            "MessagePage",
+        ),
+        ("/messages", "get", "The clinic's messages, newest first", query, "A page", "MessagePage"),
+    ]
     return {
-        f"{base}/treatments/{{treatment_id}}": {
-            "get": _read(
-                "A treatment and its messages, each with its history",
-                [_CLINIC, treatment],
-                "The treatment",
-                "TreatmentAnswer",
-            )
-        },
-        f"{base}/treatments/{{treatment_id}}/cancel": {
-            "post": _read(
-                "Cancel the treatment's pending messages",
-                [_CLINIC, treatment],
-                "The treatment as it now stands",
-                "TreatmentAnswer",
-            )
-        },
-        f"{base}/appointments/{{appointment_id}}": {
-            "get": _read(
-                "An appointment and the messages it planned, each with its history",
-                [_CLINIC, _path_id("appointment_id")],
-                "The appointment",
-                "AppointmentAnswer",
-            )
-        },
-        f"{base}/patients/{{patient_id}}/messages": {
-            "get": _read(
-                "A patient's messages, newest first",
-                [_CLINIC, patient, *query],
-                "A page",
-                "MessagePage",
-            )
-        },
-        f"{base}/messages": {
-            "get": _read(
-                "The clinic's messages, newest first", [_CLINIC, *query], "A page", "MessagePage"
-            )
-        },
+        base + path: {method: _read(summary, [_CLINIC, *params], answer, schema)}
+        for path, method, summary, params, answer, schema in reads
     }
 
 
