@@ -24,6 +24,7 @@ from tests.support import (
     FakeClock,
     bearer,
     completed_event,
+    config_data,
     make_settings,
     move_message,
     post_event,
@@ -116,6 +117,30 @@ class TestCompletedAt:
         assert [e["field"] for e in answer["errors"]] == ["data.treatment.completed_at"]
         assert await plan(client) == before
         assert await count(client, Event) == 1
+
+
+class TestQuietHoursRule:
+    @pytest.fixture
+    def settings(self, database: str) -> Settings:
+        data = config_data(database)
+        data["protocols"]["mn"]["steps"].append(
+            {
+                "key": "evening",
+                "kind": "aftercare",
+                "after": "14h",
+                "in_quiet_hours": "skip",
+                "text": "Evening note, {first_name}.",
+            }
+        )
+        return Settings.model_validate(data)
+
+    async def test_a_skip_step_moved_into_quiet_hours_is_cancelled(self, client: AppClient) -> None:
+        """Typed an hour early, `evening` was 20:00 local; corrected it is 21:00, in quiet
+        hours, and its step skips them."""
+        await complete(client, NOW - timedelta(hours=1))
+        answer = await send(client, treatment_updated_event("tr_1", completed_at=NOW))
+        [evening] = [m for m in answer["messages"] if m["step"] == "evening"]
+        assert (evening["status"], evening["reason"]) == ("cancelled", "quiet hours")
 
 
 class TestSessionsPlanned:

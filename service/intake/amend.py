@@ -124,6 +124,9 @@ def _follow(c: Context, row: Message, planned: PlannedMessage | None) -> None:
         gone = reasons.NO_MORE_SESSIONS if row.kind == "rebook" else reasons.NOT_IN_CORRECTED_PLAN
         c.end(row, Status.CANCELLED, gone)
         return
+    if planned.landed == "skipped":  # its step skips quiet hours, and its new time is in them
+        c.end(row, Status.CANCELLED, reasons.QUIET_HOURS)
+        return
     values: dict[str, Any] = {}
     if planned.send_at != row.send_at:
         values.update(timing_values(row, planned.send_at, planned.expires_at))
@@ -149,10 +152,19 @@ def _nudge(
         for p in planned
         if p.kind == "rebook" and p.send_at > c.now
     ]
+    _add(c, treatment, patient, nudges)
+
+
+def _add(c: Context, treatment: Treatment, patient: Patient, planned: list[PlannedMessage]) -> None:
+    """Store new nudges still ahead, suppressed as a plan would be. Only a nudge is ever
+    new: a correction re-plans the occurrences stored, as a new time zone does."""
+    ahead = [p for p in planned if p.send_at > c.now and p.landed != "skipped"]
+    if not ahead:
+        return
     stopped = q.is_opted_out(c.s, c.clinic_id, patient.phone)
     reason = suppression(consents=patient.sms_consent, stopped=stopped)
     rows = [
-        message_row(c.clinic_id, treatment, patient, p, reason=reason, now=c.now) for p in nudges
+        message_row(c.clinic_id, treatment, patient, p, reason=reason, now=c.now) for p in ahead
     ]
     q.add_messages(c.s, rows, now=c.now)
     c.added(rows)
