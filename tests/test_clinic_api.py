@@ -211,6 +211,7 @@ class TestClinicMessages:
             ({"status": "lost"}, "status"),
             ({"since": "yesterday"}, "since"),
             ({"until": "2026-11-25T15:00:00"}, "until"),
+            ({"until": "0001-01-01T00:00:01+01:01"}, "until"),  # before UTC's year 1 (was a 500)
             ({"cursor": "not-a-cursor"}, "cursor"),
             ({"cursor": "eyJ4IjogMX0"}, "cursor"),
             ({"since": "2026-11-26T00:00:00Z", "until": "2026-11-25T00:00:00Z"}, "until"),

@@ -37,8 +37,6 @@ FUTURE_METRICS = {
     "aftercare_http_request_duration_seconds",
     "aftercare_oldest_overdue_seconds",
     "aftercare_ready",
-    # SPEC §11 notifications to clinic systems (issue 15).
-    "aftercare_notifications_total",
 }
 
 

@@ -23,6 +23,7 @@ from twilio.request_validator import RequestValidator
 from service.intake.payloads import EXAMPLE
 from service.intake.series_payloads import SERIES_TYPES
 from service.storage.models import Status
+from service.storage.outbox import NotificationState
 from service.web.openapi import document
 from tests.conftest import AppClient
 from tests.helpers.ports import free_port
@@ -141,6 +142,16 @@ class TestSchemasAreTheValidators:
         """The answers' status enum is every message status."""
         schemas = document()["components"]["schemas"]
         assert set(schemas["PlannedMessage"]["properties"]["status"]["enum"]) == set(Status)
+
+    def test_the_notifications_endpoints_and_states_are_described(self) -> None:
+        """SPEC §11's list and retry are in the document (so the fuzz test calls them), and
+        the states it names are the outbox's."""
+        paths = document()["paths"]
+        assert "get" in paths["/v1/clinics/{clinic_id}/notifications"]
+        retry = paths["/v1/clinics/{clinic_id}/notifications/{notification_id}/retry"]["post"]
+        assert {"200", "404", "409"} <= set(retry["responses"])
+        view = document()["components"]["schemas"]["NotificationView"]
+        assert set(view["properties"]["state"]["enum"]) == set(NotificationState)
 
     def test_the_example_event_is_spec_5s(self) -> None:
         """The document gives SPEC §5's example event (the fuzz test posts it: 202)."""

@@ -119,3 +119,21 @@ class TestConfig:
         for url in ("https://practice.example.com/hooks", "http://localhost:8081/h"):
             target = _settings(tmp_path / "a.db", **{**HOOK, "url": url}).clinics["glow"]
             assert target.notifications is not None and target.notifications.url == url
+
+
+def test_the_example_configs_commented_endpoint_is_valid_when_uncommented(tmp_path: Path) -> None:
+    """config.example.toml ships the endpoint commented out (`make run` posts nowhere); the
+    lines as shown are a valid `[clinics.X.notifications]` once uncommented."""
+    import tomllib
+
+    from service.config_loading import load_settings
+
+    text = (Path(__file__).resolve().parents[1] / "config.example.toml").read_text()
+    assert tomllib.loads(text)["clinics"]["glow-downtown"].get("notifications") is None
+    start = text.index("# [clinics.glow-downtown.notifications]")
+    block = text[start:].split("\n\n", 1)[0]
+    uncommented = text.replace(block, "\n".join(line[2:] for line in block.splitlines()))
+    (tmp_path / "c.toml").write_text(uncommented)
+    settings = load_settings(tmp_path / "c.toml", environ={}).settings
+    target = settings.clinics["glow-downtown"].notifications
+    assert target is not None and target.wants("message.failed")

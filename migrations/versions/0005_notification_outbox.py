@@ -27,16 +27,25 @@ def upgrade() -> None:
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("give_up_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("notification", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_notification_clinic_id"), ["clinic_id"], unique=False)
         batch_op.create_index("ix_notification_state_due_at", ["state", "due_at"], unique=False)
+        batch_op.create_index(
+            "ix_notification_clinic_created", ["clinic_id", "created_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_notification_clinic_state_created",
+            ["clinic_id", "state", "created_at", "id"],
+            unique=False,
+        )
 
     op.create_table(
         "notification_attempt",
@@ -63,7 +72,8 @@ def downgrade() -> None:
 
     op.drop_table("notification_attempt")
     with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.drop_index("ix_notification_clinic_state_created")
+        batch_op.drop_index("ix_notification_clinic_created")
         batch_op.drop_index("ix_notification_state_due_at")
-        batch_op.drop_index(batch_op.f("ix_notification_clinic_id"))
 
     op.drop_table("notification")

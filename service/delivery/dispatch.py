@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,8 +29,9 @@ from service.delivery.sms.base import (
     SmsSender,
 )
 from service.observability.metrics import Metrics
-from service.storage import claims, vetting
+from service.storage import claims, notices, vetting
 from service.storage.claims import Claim
+from service.storage.models import Status
 from service.storage.writer_gate import WriterGate
 
 log = logging.getLogger("aftercare.dispatch")
@@ -60,7 +62,7 @@ class Dispatcher:
         self.rearm = rearm
         self.metrics = metrics or Metrics()
         self.gate = gate or WriterGate(exclusive=False)
-        self.recorder = Recorder(sessions=sessions, clock=clock, gate=self.gate)
+        self.recorder = Recorder(settings=settings, sessions=sessions, clock=clock, gate=self.gate)
         self.outcomes = Outcomes(
             settings=settings,
             clock=clock,
@@ -158,7 +160,13 @@ class Dispatcher:
                 lease=self.settings.scheduler.claim_lease,
                 limit=limit,
             )
+            if batch.expired and Status.EXPIRED in self.recorder.audience.statuses:
+                await conn.run_sync(lambda c: self._expired(c, batch.expired, now=now))
             return await vetting.vet(conn, batch, now=now), batch.taken
+
+    def _expired(self, conn: Connection, ids: list[str], *, now: datetime) -> None:
+        """Notify the messages the claim found past their expiry (SPEC §11)."""
+        notices.messages_changed(conn, self.settings, self.recorder.audience, ids=ids, now=now)
 
     async def close(self, *, timeout: float) -> None:
         """Let in-flight sends, and the claims held ready behind them, finish, for at most

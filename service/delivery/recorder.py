@@ -5,13 +5,16 @@ one per message; each caller still returns only once its outcome is durable."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.clock import Clock
+from service.config import Settings
 from service.delivery import callbacks
-from service.storage import store
+from service.storage import notices, store
 from service.storage.group_commit import GroupCommit
 from service.storage.moves import Move, move_many
 from service.storage.writer_gate import WriterGate
@@ -27,10 +30,13 @@ class Recorder:
     def __init__(
         self,
         *,
+        settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         clock: Clock,
         gate: WriterGate | None = None,
     ) -> None:
+        self.settings = settings
+        self.audience = notices.Audience(settings)  # who hears of failures (SPEC §11)
         self.sessions = sessions
         self.clock = clock
         self.gate = gate or WriterGate(exclusive=False)
@@ -63,4 +69,27 @@ class Recorder:
         for move in done:
             if move.opt_out:
                 await store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
+                clinic_id, phone = move.opt_out
+                notify = partial(notices.opted_out, clinic_id=clinic_id, phone=phone, now=now)
+                await conn.run_sync(notify, self.settings)
+        await self._notify(conn, done, settled=moved.callbacks, now=now)
         return moved.applied
+
+    async def _notify(
+        self, conn: AsyncConnection, done: Sequence[Move], *, settled: bool, now: datetime
+    ) -> None:
+        """The notifications of the messages that moved to a status a clinic listens for:
+        failed or expired, or (callbacks kept for an accepted send applied) beyond sent."""
+        if not self.audience.statuses:
+            return
+        ids = [
+            m.message_id
+            for m in done
+            if m.to in self.audience.statuses or (settled and m.provider_id)
+        ]
+        if ids:
+            await conn.run_sync(
+                lambda c: notices.messages_changed(
+                    c, self.settings, self.audience, ids=ids, now=now
+                )
+            )

@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +27,7 @@ from service.config import Settings
 from service.delivery import callbacks, replies
 from service.delivery.callbacks import Callback, Outcome
 from service.observability.metrics import Metrics
+from service.storage import notices
 from service.storage.group_commit import GroupCommit
 from service.storage.writer_gate import WriterGate
 
@@ -55,6 +58,7 @@ class ReturnPath:
         self.clock = clock
         self.metrics = metrics
         self.gate = gate
+        self.audience = notices.Audience(settings)
         self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
             self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ()
         )
@@ -95,9 +99,23 @@ class ReturnPath:
     async def _write_callbacks(self, batch: Sequence[Callback]) -> list[Outcome | Exception]:
         async def write(items: Sequence[Callback]) -> list[Outcome]:
             async with self.gate.background(), self.sessions.begin() as s:
-                return await callbacks.write(await s.connection(), items, now=self.clock.now())
+                conn, now = await s.connection(), self.clock.now()
+                outcomes = await callbacks.write(conn, items, now=now)
+                if self.audience.statuses:  # a clinic hears of undelivered, failed (SPEC §11)
+                    await conn.run_sync(self._notify, items, outcomes, now)
+                return outcomes
 
         return await _each_alone_on_failure(write, batch)
+
+    def _notify(
+        self, conn: Connection, items: Sequence[Callback], outcomes: list[Outcome], now: datetime
+    ) -> None:
+        sids = [
+            c.sid
+            for c, outcome in zip(items, outcomes, strict=True)
+            if outcome is Outcome.APPLIED and c.status in self.audience.statuses
+        ]
+        notices.messages_changed(conn, self.settings, self.audience, sids=sids, now=now)
 
     async def _write_replies(self, batch: Sequence[replies.Reply]) -> list[str | Exception | None]:
         async def write(items: Sequence[replies.Reply]) -> list[str | None]:

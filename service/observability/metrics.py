@@ -88,6 +88,7 @@ class Metrics:
         self._sends(r)
         self._return_path(r)
         self._operations(r)
+        self._notifications(r)
         self._stored = _StoredCounts()
         r.register(self._stored)
         self._queues = _WriterQueues()
@@ -159,6 +160,31 @@ class Metrics:
             registry=r,
         )
 
+    def _notifications(self, r: CollectorRegistry) -> None:
+        """Notifications to clinic systems (SPEC §11): attempts, and the outbox at a scrape."""
+        self.notifications = Counter(
+            "aftercare_notifications_total",
+            "Notification attempts by type and outcome (delivered, retried, gave_up, no_endpoint)",
+            ["type", "outcome"],
+            registry=r,
+        )
+        self.notifications_pending = Gauge(
+            "aftercare_notifications_pending",
+            "Notifications not yet delivered nor given up (database)",
+            registry=r,
+        )
+        self.oldest_notification = Gauge(
+            "aftercare_oldest_pending_notification_seconds",
+            "Age of the oldest pending notification (database; 0 when none)",
+            registry=r,
+        )
+        self._oldest_pending: datetime | None = None
+
+    def set_notifications(self, pending: int, *, oldest: datetime | None) -> None:
+        """Record the outbox's pending count and its oldest pending row's creation time."""
+        self.notifications_pending.set(pending)
+        self._oldest_pending = oldest
+
     def watch_queue(self, name: str, waiting: Callable[[], int]) -> None:
         """Report `waiting()` as the depth of the writer queue `name` at each scrape."""
         self._queues.sources[name] = waiting
@@ -190,6 +216,10 @@ class Metrics:
         oldest = self._stored.oldest_scheduled
         overdue = 0.0 if oldest is None else (now - oldest).total_seconds()
         self.oldest_overdue.set(max(0.0, overdue))
+        pending = self._oldest_pending
+        self.oldest_notification.set(
+            0.0 if pending is None else max(0.0, (now - pending).total_seconds())
+        )
         self.ready.set(1 if ready else 0)
 
     def render(self) -> bytes:

@@ -185,6 +185,39 @@ class MessagePage(TypedDict):
     next_cursor: str | None
 
 
+class NotificationAttemptView(TypedDict):
+    """One POST of a notification: when, and the HTTP status or the error."""
+
+    at: datetime
+    http_status: int | None
+    error: str | None
+
+
+class NotificationView(TypedDict):
+    """A notification to the clinic's system (SPEC §11), with its attempts, oldest first.
+
+    `id` is the `webhook-id` of every attempt; `payload` the JSON posted, as posted."""
+
+    id: str
+    type: str
+    state: Literal["pending", "delivered", "failed"]
+    created_at: datetime
+    due_at: datetime | None  # the next attempt (pending only)
+    give_up_at: datetime
+    finished_at: datetime | None
+    outcome: str | None  # delivered, gave_up, no_endpoint
+    last_error: str | None
+    payload: dict[str, Any]
+    attempts: list[NotificationAttemptView]
+
+
+class NotificationPage(TypedDict):
+    """A page of notifications, newest first; `next_cursor` is None on the last page."""
+
+    notifications: list[NotificationView]
+    next_cursor: str | None
+
+
 class FieldProblem(TypedDict):
     """One wrong field or parameter, by its dotted path."""
 
@@ -226,6 +259,8 @@ EVENT: TypeAdapter[
 APPOINTMENT: TypeAdapter[AppointmentAnswer] = TypeAdapter(AppointmentAnswer)
 TREATMENT: TypeAdapter[TreatmentAnswer] = TypeAdapter(TreatmentAnswer)
 PAGE: TypeAdapter[MessagePage] = TypeAdapter(MessagePage)
+NOTIFICATION: TypeAdapter[NotificationView] = TypeAdapter(NotificationView)
+NOTIFICATIONS: TypeAdapter[NotificationPage] = TypeAdapter(NotificationPage)
 PROBLEM: TypeAdapter[Problem] = TypeAdapter(Problem)
 READINESS: TypeAdapter[Readiness] = TypeAdapter(Readiness)
 HEALTH: TypeAdapter[Health] = TypeAdapter(Health)
@@ -243,6 +278,8 @@ def json_schema_inputs() -> list[tuple[str, Literal["serialization"], TypeAdapte
         "TreatmentAnswer": TREATMENT,
         "AppointmentAnswer": APPOINTMENT,
         "MessagePage": PAGE,
+        "NotificationView": NOTIFICATION,
+        "NotificationPage": NOTIFICATIONS,
         "Problem": PROBLEM,
         "Readiness": READINESS,
         "Health": HEALTH,

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from service.errors import FieldError, Unprocessable
 from service.storage.models import Status
+from service.storage.outbox import NotificationState
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -25,7 +26,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where a page ended: the last message's `send_at` and `id`."""
+    """Where a page ended: the last message's `send_at` and `id` (a notification's
+    `created_at` and `id`)."""
 
     send_at: datetime
     id: str
@@ -38,6 +40,16 @@ class MessageQuery:
     status: Status | None = None
     since: datetime | None = None
     until: datetime | None = None
+    limit: int = DEFAULT_LIMIT
+    after: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class NotificationQuery:
+    """A page of notifications: of one state or all, its size, and where to start (a
+    `Cursor` on `(created_at, id)`)."""
+
+    state: NotificationState | None = None
     limit: int = DEFAULT_LIMIT
     after: Cursor | None = None
 
@@ -75,6 +87,27 @@ def parse_query(params: Mapping[str, str]) -> MessageQuery:
     return query
 
 
+def parse_notification_query(params: Mapping[str, str]) -> NotificationQuery:
+    """The notifications list's query in `params`; Unprocessable listing every wrong one."""
+    errors: list[FieldError] = []
+    query = NotificationQuery(
+        state=_parsed(errors, params, "state", _state),
+        limit=_parsed(errors, params, "limit", _limit) or DEFAULT_LIMIT,
+        after=_parsed(errors, params, "cursor", decode_cursor),
+    )
+    if errors:
+        raise Unprocessable("the query has wrong parameters", errors=errors)
+    return query
+
+
+def _state(text: str) -> NotificationState:
+    try:
+        return NotificationState(text)
+    except ValueError:
+        states = ", ".join(s.value for s in NotificationState)
+        raise ValueError(f"must be one of {states}") from None
+
+
 def _parsed(
     errors: list[FieldError], params: Mapping[str, str], name: str, parse: Callable[[str], T]
 ) -> T | None:
@@ -97,7 +130,10 @@ def _instant(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError("must be an ISO 8601 date-time, e.g. 2026-11-25T15:00:00Z") from None
-    return _aware(value)
+    try:
+        return _aware(value)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC instant
+        raise ValueError("must be a date-time from year 1 to 9999 in UTC") from None
 
 
 def _aware(value: datetime) -> datetime:

@@ -1,5 +1,5 @@
 """The application factory. Each resource is one cleanup context, in dependency order:
-database → SMS sender → dispatcher and scheduler."""
+database → SMS sender → dispatcher and scheduler → notifications' deliverer."""
 
 from __future__ import annotations
 
@@ -16,16 +16,18 @@ from service.delivery.return_path import ReturnPath
 from service.delivery.sms.base import SmsSender
 from service.delivery.timers import Timers
 from service.intake.ingest import Ingest
+from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.storage.checkpoint import checkpointing
 from service.storage.database import create_engine, create_reader, session_factory
 from service.storage.transactions import Transactions
 from service.storage.writer_gate import WriterGate
-from service.web import api, events, ops, twilio_hooks
+from service.web import api, events, notifications_api, ops, twilio_hooks
 from service.web.errors import problems, request_ids
 from service.web.http_metrics import http_metrics
 from service.web.keys import (
     CLOCK,
+    DELIVERER,
     DISPATCHER,
     ENGINE,
     GATE,
@@ -62,11 +64,13 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
-    for module in (events, api, twilio_hooks, ops):
+    for module in (events, api, notifications_api, twilio_hooks, ops):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_sender(sender))
-    app.cleanup_ctx.append(_dispatch(instance or f"{socket.gethostname()}-{secrets.token_hex(3)}"))
+    instance = instance or f"{socket.gethostname()}-{secrets.token_hex(3)}"
+    app.cleanup_ctx.append(_dispatch(instance))
+    app.cleanup_ctx.append(_notifications(instance))
     return app
 
 
@@ -145,5 +149,22 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
         yield
         await timers.stop(timeout=DRAIN_SECONDS)
         await dispatcher.close(timeout=DRAIN_SECONDS)
+
+    return ctx
+
+
+def _notifications(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        deliverer = Deliverer(
+            settings=app[SETTINGS],
+            transactions=app[TRANSACTIONS],
+            clock=app[CLOCK],
+            instance=instance,
+            metrics=app[METRICS],
+        )
+        app[DELIVERER] = deliverer
+        deliverer.start()
+        yield
+        await deliverer.stop(timeout=DRAIN_SECONDS)
 
     return ctx

@@ -13,6 +13,7 @@ from service.delivery.return_path import ReturnPath
 from service.delivery.sms.base import SmsSender
 from service.delivery.timers import Timers
 from service.intake.ingest import Ingest
+from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.storage.transactions import Transactions
 from service.storage.writer_gate import WriterGate
@@ -31,3 +32,4 @@ METRICS = web.AppKey("metrics", Metrics)
 GATE = web.AppKey("gate", WriterGate)  # who writes next: sends first (writer_gate)
 RETURN_PATH = web.AppKey("return_path", ReturnPath)
 TRANSACTIONS = web.AppKey("transactions", Transactions)  # store functions in transactions
+DELIVERER = web.AppKey("deliverer", Deliverer)  # notifications to clinic systems (SPEC §11)

@@ -11,6 +11,7 @@ from service.intake.payloads import EVENT_BODY
 from service.reads import answers
 from service.reads.paging import MAX_LIMIT
 from service.storage.models import Status
+from service.storage.outbox import NotificationState
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -37,7 +38,7 @@ _REASONS = {
     403: "A token of another clinic, or a forged Twilio signature",
     404: "No such resource at this clinic",
     405: "Method not allowed",
-    409: "The webhook-id was used with another body",
+    409: "The webhook-id was used with another body, or the notification was delivered",
     413: "Body over server.max_body_bytes",
     415: "Not application/json",
     422: "A field is missing or wrong",
@@ -181,8 +182,35 @@ def _api_paths() -> dict[str, Any]:
         ("/messages", "get", "The clinic's messages, newest first", query, "A page", "MessagePage"),
     ]
     return {
-        base + path: {method: _read(summary, [_CLINIC, *params], answer, schema)}
-        for path, method, summary, params, answer, schema in reads
+        **{
+            base + path: {method: _read(summary, [_CLINIC, *params], answer, schema)}
+            for path, method, summary, params, answer, schema in reads
+        },
+        **_notification_paths(base),
+    }
+
+
+def _notification_paths(base: str) -> dict[str, Any]:
+    """SPEC §11: the clinic's notifications with their attempts, and a retry (409: delivered)."""
+    states = {"enum": [s.value for s in NotificationState]}
+    limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+    query = [
+        {"name": n, "in": "query", "schema": v}
+        for n, v in (("state", states), ("limit", limit), ("cursor", {"type": "string"}))
+    ]
+    retry = _read(
+        "A failed notification pending again, due now (409 when delivered)",
+        [_CLINIC, _path_id("notification_id")],
+        "The notification as it now stands",
+        "NotificationView",
+    )
+    retry["responses"].update(_problems(409))
+    listed = _read(
+        "The clinic's notifications, newest first", [_CLINIC, *query], "A page", "NotificationPage"
+    )
+    return {
+        f"{base}/notifications": {"get": listed},
+        f"{base}/notifications/{{notification_id}}/retry": {"post": retry},
     }
 
 

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from service.reads.answers import HEALTH, READINESS, Health, Readiness
-from service.storage import store
+from service.storage import outbox_claims, store
 from service.web.errors import answer
-from service.web.keys import CLOCK, METRICS, READER, READS, TIMERS
+from service.web.keys import CLOCK, METRICS, READER, READS, TIMERS, TRANSACTIONS
 from service.web.openapi import document
 
 routes = web.RouteTableDef()
@@ -70,9 +70,12 @@ async def _count(request: web.Request) -> None:
     if not registry.stored_due(started):
         return
     try:
-        async with asyncio.timeout(READY_TIMEOUT), request.app[READS]() as s:
-            counts = await store.count_by_status(s)
-            oldest = await store.oldest_scheduled(s)
+        async with asyncio.timeout(READY_TIMEOUT):
+            async with request.app[READS]() as s:
+                counts = await store.count_by_status(s)
+                oldest = await store.oldest_scheduled(s)
+            outbox = await request.app[TRANSACTIONS].read(outbox_claims.pending_stats)
+        registry.set_notifications(outbox[0], oldest=outbox[1])
         registry.set_stored(
             counts, counted_at=started, took=time.monotonic() - started, oldest_scheduled=oldest
         )
