@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from service.config import Settings
 from service.storage.models import Event, Message, Status, Treatment
-from service.web.keys import SESSIONS
+from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
 from tests.helpers.series import booked_event, treatment_updated_event
 from tests.support import (
@@ -62,8 +62,9 @@ async def plan(client: AppClient) -> dict[str, dict[str, Any]]:
 
 async def bodies(client: AppClient) -> dict[str, str]:
     """Every stored message's text, by id (the read API does not show texts)."""
-    async with client.app[SESSIONS]() as s:
-        return {m.id: m.body for m in (await s.exec(select(Message))).all()}
+    return await client.app[TRANSACTIONS].read(
+        lambda s: {m.id: m.body for m in s.exec(select(Message)).all()}
+    )
 
 
 class TestCompletedAt:

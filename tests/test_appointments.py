@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from service.config import Settings
 from service.storage.appointments import Appointment, AppointmentMessage
 from service.storage.models import Event
-from service.web.keys import SESSIONS
+from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
 from tests.helpers.series import (
     appointment_cancelled_event,
@@ -81,8 +81,9 @@ async def rebooks(client: AppClient) -> list[dict[str, Any]]:
 
 
 async def count(client: AppClient, table: Any) -> int:
-    async with client.app[SESSIONS]() as s:
-        return int((await s.exec(sa.select(sa.func.count()).select_from(table))).one()[0])
+    """How many rows `table` holds, read through the app's transactions."""
+    query = sa.select(sa.func.count()).select_from(table)
+    return await client.app[TRANSACTIONS].read(lambda s: int(s.exec(query).one()[0]))
 
 
 def at(text: str) -> datetime:
