@@ -150,3 +150,33 @@ class TestCorrectionsReachPrep:
         assert (await bodies(client))[today["id"]] == (
             "Clean skin today, Ana; bring your copper peptide serum."
         )
+
+
+class TestRescheduledAddsWhatTheNewTimeHas:
+    @pytest.fixture
+    def settings(self, database: str) -> Settings:
+        data = config_data(database)
+        morning = {
+            "key": "prep-morning",
+            "kind": "prep",
+            "days_before": [0],
+            "at": ["09:00"],
+            "text": "See you later today, {first_name}.",
+        }
+        data["protocols"]["mn"]["steps"].append(morning)
+        return Settings.model_validate(data)
+
+    async def test_a_same_day_note_the_earlier_time_left_out_is_added(
+        self, client: AppClient
+    ) -> None:
+        """Booked for 08:30 local, a 09:00 note that day is not before it; moved to 10:00,
+        it is, and it is planned."""
+        await complete(client)
+        early = datetime(2026, 12, 16, 16, 30, tzinfo=UTC)  # 08:30 in Los Angeles
+        booked = await send(client, booked_event("ap_2", early))
+        assert [m for m in booked["messages"] if m["kind"] == "prep"] == []
+        moved = await send(client, rescheduled_event("ap_2", STARTS))
+        [added] = moved["messages"]
+        assert (added["step"], added["status"]) == ("prep-morning", "scheduled")
+        assert added["send_at"] == "2026-12-16T17:00:00Z"
+        assert [m["id"] for m in (await appointment(client))["messages"]] == [added["id"]]
