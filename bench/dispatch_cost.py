@@ -1,11 +1,11 @@
 """CPU and wall time of one message through the dispatcher on SQLite, without HTTP.
 
-`python bench/dispatch_cost.py [ROOT] [--statements]` imports `service` from ROOT (default: this
-tree), seeds due messages (each its number's first, so each carries the footer, as in the
-steady run), and takes 2,000 of them one at a time the way a steady trickle does: a claim of
-one, the send (a sender that accepts at once, so no HTTP), its outcome. It prints the CPU of
-the whole process per message; `--statements` adds the time each SQL statement spends in the
-writer's thread. Run it for two trees in turn, a few times over: the machine's speed drifts.
+`python bench/dispatch_cost.py [--statements]` seeds due messages (each its number's first, so
+each carries the footer, as in the steady run), and takes 2,000 of them one at a time the way a
+steady trickle does: a claim of one, the send (a sender that accepts at once, so no HTTP), its
+outcome. It prints the CPU of the whole process per message; `--statements` adds the time each
+SQL statement spends in the writer's thread (SQLAlchemy's cursor events). To compare trees, run
+each tree's own copy of this script in turn, a few times over: the machine's speed drifts.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
-ROOT = Path(ARGS[0] if ARGS else Path(__file__).resolve().parent.parent)
+import sqlalchemy as sa
+from sqlalchemy import event
+
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -29,24 +31,25 @@ import seed  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.delivery.dispatch import Dispatcher  # noqa: E402
 from service.delivery.sms.base import Accepted, OutgoingSms  # noqa: E402
-from service.storage import sqlite_driver  # noqa: E402
-from service.storage.database import create_engine, migrate, session_factory  # noqa: E402
+from service.storage.database import migrate  # noqa: E402
+from service.storage.transactions import Transactions  # noqa: E402
 
 COUNT, WARMUP = 2000, 100
 SPENT: collections.defaultdict[str, float] = collections.defaultdict(float)
 RUNS: collections.Counter[str] = collections.Counter()
 
 
-def _timed(run: Any) -> Any:
-    def timed(conn: Any, operation: str, *args: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return run(conn, operation, *args)
-        finally:
-            SPENT[operation[:70]] += time.perf_counter() - started
-            RUNS[operation[:70]] += 1
+def _time_statements(engine: sa.Engine) -> None:
+    """Add each statement's time in the writer's thread to SPENT (its first 70 characters)."""
 
-    return timed
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, _cursor: Any, _sql: str, *_: Any) -> None:
+        conn.info["started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        SPENT[sql[:70]] += time.perf_counter() - conn.info.pop("started")
+        RUNS[sql[:70]] += 1
 
 
 class Accepting:
@@ -100,8 +103,6 @@ def settings(url: str) -> Settings:
 
 
 async def main() -> None:
-    if "--statements" in sys.argv:
-        sqlite_driver._run = _timed(sqlite_driver._run)
     with tempfile.TemporaryDirectory() as work:
         url = f"sqlite+aiosqlite:///{work}/cost.db"
         await asyncio.to_thread(migrate, url)
@@ -116,10 +117,12 @@ async def main() -> None:
                 per_treatment=1,
             ),
         )
-        engine = create_engine(url)
+        transactions = Transactions.open(url)
+        if "--statements" in sys.argv:
+            _time_statements(transactions.engine)
         dispatcher = Dispatcher(
             settings=settings(url),
-            sessions=session_factory(engine),
+            transactions=transactions,
             sender=Accepting(),
             clock=Now(),
             instance="cost",
@@ -132,7 +135,12 @@ async def main() -> None:
             [claimed] = await dispatcher.claim(limit=1)
             await dispatcher._send(claimed)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        await engine.dispose()
+        await transactions.close()
+    _report(cpu, wall)
+
+
+def _report(cpu: float, wall: float) -> None:
+    """Per message: CPU and wall time, then each statement's time in the writer."""
     print(f"{ROOT}: {cpu / COUNT * 1e6:.0f} µs CPU, {wall / COUNT * 1e6:.0f} µs wall per message")
     for operation, spent in sorted(SPENT.items(), key=lambda item: -item[1]):
         runs = RUNS[operation]

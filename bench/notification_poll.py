@@ -15,21 +15,14 @@ import sys
 import time
 
 from service.storage import outbox_claims
-from service.storage.database import create_engine, create_reader, migrate, session_factory
+from service.storage.database import migrate
 from service.storage.transactions import Transactions
-from service.storage.writer_gate import WriterGate
 
 READS = 2000
 
 
 async def measure(url: str) -> None:
-    engine = create_engine(url)
-    reader = create_reader(url, engine)
-    t = Transactions(
-        sessions=session_factory(engine),
-        reads=session_factory(reader),
-        gate=WriterGate.for_engine(engine),
-    )
+    t = Transactions.open(url)
     for _ in range(50):  # warm: connections, compiled statements
         await t.read(outbox_claims.next_due)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -37,12 +30,10 @@ async def measure(url: str) -> None:
         await t.read(outbox_claims.next_due)
     cpu, wall = (time.process_time() - cpu) / READS, (time.perf_counter() - wall) / READS
     print(
-        f"{engine.dialect.name}: {wall * 1e6:.0f} µs wall, {cpu * 1e6:.0f} µs CPU a poll; "
+        f"{t.dialect}: {wall * 1e6:.0f} µs wall, {cpu * 1e6:.0f} µs CPU a poll; "
         f"at 2 a second {cpu * 2 * 100:.3f} % of a core"
     )
-    if reader is not engine:
-        await reader.dispose()
-    await engine.dispose()
+    await t.close()
 
 
 if __name__ == "__main__":

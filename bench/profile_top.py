@@ -67,13 +67,10 @@ def _package(path: str) -> str:
     return parts[0].removesuffix(".py")
 
 
-def summarize(text: str, top: int = 20) -> str:
-    parsed = _parse(text)
-    idle_samples = sum(n for _, n, idle in parsed if idle)
-    stacks = [(frames, n) for frames, n, idle in parsed if not idle]
-    total = sum(n for _, n in stacks)
-    if not total:
-        return "no samples\n"
+def _tally(
+    stacks: list[tuple[list[tuple[str, str]], int]],
+) -> tuple[Counter[str], Counter[str], Counter[str], Counter[str]]:
+    """Samples by thread, by the leaf frame's package, by function (self, inclusive)."""
     threads: Counter[str] = Counter()
     leaf_pkg: Counter[str] = Counter()
     self_fn: Counter[str] = Counter()
@@ -81,14 +78,25 @@ def summarize(text: str, top: int = 20) -> str:
     for frames, n in stacks:
         root = frames[0][1]
         thread = "worker thread" if "threading" in root else "event loop (main thread)"
-        if thread == "worker thread" and any("aiosqlite" in f for _, f in frames):
-            thread = "aiosqlite thread"
+        if thread == "worker thread" and any("transactions.py" in f for _, f in frames):
+            thread = "database thread (a transaction)"
         threads[thread] += n
         name, path = frames[-1]
         leaf_pkg[_package(path)] += n
         self_fn[f"{name} ({path})"] += n
         for key in {f"{nm} ({p})" for nm, p in frames}:
             incl_fn[key] += n
+    return threads, leaf_pkg, self_fn, incl_fn
+
+
+def summarize(text: str, top: int = 20) -> str:
+    parsed = _parse(text)
+    idle_samples = sum(n for _, n, idle in parsed if idle)
+    stacks = [(frames, n) for frames, n, idle in parsed if not idle]
+    total = sum(n for _, n in stacks)
+    if not total:
+        return "no samples\n"
+    threads, leaf_pkg, self_fn, incl_fn = _tally(stacks)
 
     def block(title: str, counter: Counter[str], limit: int, keep: object = None) -> list[str]:
         lines = [title]

@@ -1,15 +1,17 @@
-"""Issue 14's measure-first: one small write transaction in three shapes, on SQLite.
+"""Issue 14's measure-first, kept: one small write transaction in three shapes, on SQLite.
 
 `python bench/sqlite_shapes.py` runs 2,000 transactions shaped like a claim or an outcome (a
 statement whose rows are read, one history row, the commit) through:
 
-- `onetrip`: the service's engine today (`service.storage.database.create_engine`:
-  SQLAlchemy's aiosqlite adapter with `sqlite_driver`'s one-trip cursors, built on the
-  adapter's private parts);
+- `service`: the service's own `Transactions.write` (a sync pysqlite engine, the whole
+  transaction one store function on the writer's one thread, behind the writer gate);
 - `aiosqlite`: SQLAlchemy's stock aiosqlite dialect, BEGIN IMMEDIATE from the documented
-  `begin` event (public API only; four trips to SQLite's thread a statement);
-- `thread`: a sync pysqlite engine, the whole transaction one function run on a one-thread
-  executor (public API only; one trip a transaction).
+  `begin` event (four trips to SQLite's thread a statement; skipped without aiosqlite);
+- `thread`: the bare shape `Transactions` is built on: a sync pysqlite engine and a
+  one-thread executor, no gate, no session.
+
+The shape the service had before (aiosqlite with one-trip cursors on its private parts) is
+measured by this script in a tree before issue 14's change (f.e. main at 55cf506).
 
 It prints, per transaction, the CPU of the event loop's thread (what a due message waits
 behind), the CPU of the whole process and the wall time, three rounds in turn; and how late a
@@ -20,11 +22,13 @@ while another thread held it.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +38,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.storage.database import create_engine
-from service.storage.sqlite_driver import insert_rows
+from service.storage.rows import insert_rows
+from service.storage.transactions import Transactions
 
 COUNT, ROUNDS = 2000, 3
 SELECT = sa.text("SELECT id FROM t WHERE id = :i")
@@ -54,13 +58,16 @@ def _immediate(sync_engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-async def onetrip(path: str) -> Callable[[int], Awaitable[None]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+async def service(path: str) -> Callable[[int], Awaitable[None]]:
+    transactions = Transactions.open(f"sqlite+aiosqlite:///{path}")
+
+    def transaction(s: Any, i: int) -> None:
+        conn = s.connection()
+        conn.execute(SELECT, {"i": i}).all()
+        insert_rows(conn, "h", ("m", "at"), [(f"msg{i}", "2026-11-30 00:00")])
 
     async def run(i: int) -> None:
-        async with engine.begin() as conn:
-            await conn.execute(SELECT, {"i": i})
-            await insert_rows(conn, "h", ("m", "at"), [(f"msg{i}", "2026-11-30 00:00")])
+        await transactions.write(partial(transaction, i=i), urgent=True)
 
     return run
 
@@ -143,8 +150,9 @@ async def main() -> None:
         setup.dispose()
         for round_ in range(ROUNDS):
             print(f"round {round_ + 1}")
-            for name, make in (("onetrip", onetrip), ("aiosqlite", stock), ("thread", thread)):
-                await measure(name, make, path)
+            for name, make in (("service", service), ("aiosqlite", stock), ("thread", thread)):
+                if name != "aiosqlite" or importlib.util.find_spec("aiosqlite"):
+                    await measure(name, make, path)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Alembic environment: async engines, SQLModel metadata, batch mode on SQLite."""
+"""Alembic environment: SQLModel metadata, batch mode on SQLite; SQLite through the service's
+sync writer engine, PostgreSQL through its async engine."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlmodel import SQLModel
 import service.storage.appointments  # noqa: F401  (and the appointments')
 import service.storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import service.storage.outbox  # noqa: F401  (and the outbox's)
-from service.storage.database import create_engine, migration_lock
+from service.storage.database import create_engine, is_sqlite, migration_lock, sqlite_writer
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -29,25 +30,37 @@ def run_migrations_offline() -> None:
 
 
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def run_migrations_online() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
     # Concurrent upgrades of one PostgreSQL database (replicas migrating on start) take turns.
-    async with engine.connect() as connection, migration_lock(connection):
+    with migration_lock(connection):
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+async def _on_postgresql(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
         await connection.run_sync(_run)
-        await connection.commit()
     await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    url = config.get_main_option("sqlalchemy.url") or ""
+    if not is_sqlite(url):
+        asyncio.run(_on_postgresql(url))
+        return
+    engine = sqlite_writer(url)
+    with engine.connect() as connection:
+        _run(connection)
+    engine.dispose()
 
 
 if context.is_offline_mode():
     run_migrations_offline()
 else:
-    asyncio.run(run_migrations_online())
+    run_migrations_online()

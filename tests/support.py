@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 from standardwebhooks import Webhook
 
 from service.config import Settings
 from service.storage import store
 from service.storage.models import Message, Status
-from service.web.keys import SESSIONS
+from service.storage.transactions import Transactions
+from service.web.keys import TRANSACTIONS
 
 SECRET = "whsec_" + base64.b64encode(b"aftercare-test-secret-0123456789").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"aftercare-old-secret-9876543210").decode()
@@ -263,10 +263,13 @@ async def post_event(
 
 async def move_message(client: Any, message_id: str, *statuses: Status) -> None:
     """Drive a stored message through `statuses` as the dispatcher would, history and all."""
-    async with client.app[SESSIONS].begin() as s:
-        current = Status((await s.get(Message, message_id)).status)
+
+    def move(s: Session) -> None:
+        found = s.get(Message, message_id)
+        assert found is not None
+        current = Status(found.status)
         for status in statuses:
-            assert await store.move(
+            assert store.move(
                 s,
                 message_id,
                 to=status,
@@ -276,21 +279,23 @@ async def move_message(client: Any, message_id: str, *statuses: Status) -> None:
             )
             current = status
 
+    await client.app[TRANSACTIONS].write(move)
+
 
 @contextmanager
-def statements(sessions: async_sessionmaker[AsyncSession]) -> Iterator[list[str]]:
-    """The SQL statements run through `sessions`' engine inside the block."""
-    engine = sessions.kw["bind"]
+def statements(transactions: Transactions) -> Iterator[list[str]]:
+    """The SQL statements the writer of `transactions` runs inside the block."""
+    engine = transactions.engine
     seen: list[str] = []
 
     def hook(*args: Any) -> None:
         seen.append(args[2])
 
-    event.listen(engine.sync_engine, "before_cursor_execute", hook)
+    event.listen(engine, "before_cursor_execute", hook)
     try:
         yield seen
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", hook)
+        event.remove(engine, "before_cursor_execute", hook)
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from service.config import Settings
 from service.storage.models import Event, Message, OptOut, Patient, Status
-from service.web.keys import SESSIONS
+from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
 from tests.support import (
     OTHER_SECRET,
@@ -71,8 +72,10 @@ async def by_step(client: AppClient, step: str, treatment_id: str = "tr_1") -> l
 
 
 async def stored(client: AppClient, table: Any) -> int:
-    async with client.app[SESSIONS]() as s:
-        return int((await s.exec(sa.select(sa.func.count()).select_from(table))).one()[0])
+    def _tx(s: Session) -> Any:
+        return int((s.exec(sa.select(sa.func.count()).select_from(table))).one()[0])
+
+    return await client.app[TRANSACTIONS].read(_tx)
 
 
 class TestTreatmentCancelled:
@@ -167,8 +170,12 @@ class TestPhoneChange:
         assert found[first]["to"] == found[second]["to"] == "•••••••0123"
         assert {found[m]["to"] for m in rest} == {"•••••••0199"}
         assert found[rest[0]]["history"][-1]["detail"] == "patient.updated: new phone"
-        async with client.app[SESSIONS]() as s:
-            phones = dict((await s.exec(sa.select(Message.id, Message.phone))).all())
+
+        def _tx2(s: Session) -> Any:
+            phones = dict(s.exec(sa.select(Message.id, Message.phone)).all())
+            return phones
+
+        phones = await client.app[TRANSACTIONS].read(_tx2)
         assert phones[first] == PHONE and {phones[m] for m in rest} == {NEW_PHONE}
 
     async def test_answer_lists_the_changed_messages_and_masks_numbers(
@@ -190,8 +197,11 @@ class TestPhoneChange:
     async def test_a_new_number_that_said_stop_gets_nothing(self, client: AppClient) -> None:
         """Moving to a number opted out at this clinic cancels the scheduled messages."""
         await plan(client)
-        async with client.app[SESSIONS].begin() as s:
+
+        def _tx3(s: Session) -> Any:
             s.add(OptOut(clinic_id="glow", phone=NEW_PHONE, at=COMPLETED, source="test"))
+
+        await client.app[TRANSACTIONS].write(_tx3)
         await post_event(client, patient_updated_event(phone=NEW_PHONE))
         found = (await messages(client)).values()
         assert {(m["status"], m["reason"]) for m in found} == {
@@ -205,8 +215,12 @@ class TestNameAndLocaleChange:
         first, *rest = await plan(client)
         await move_message(client, first, Status.SENDING, Status.SENT)
         await post_event(client, patient_updated_event(first_name="Anabel"))
-        async with client.app[SESSIONS]() as s:
-            bodies = dict((await s.exec(sa.select(Message.id, Message.body))).all())
+
+        def _tx4(s: Session) -> Any:
+            bodies = dict(s.exec(sa.select(Message.id, Message.body)).all())
+            return bodies
+
+        bodies = await client.app[TRANSACTIONS].read(_tx4)
         assert bodies[first] == "Hi Ana, no makeup for 24 hours."
         assert bodies[rest[0]] == "Time for your hyaluronic acid serum, Anabel."
 
@@ -214,8 +228,12 @@ class TestNameAndLocaleChange:
         """A patient now reading German gets the German texts from then on."""
         await plan(client)
         await post_event(client, patient_updated_event(locale="de"))
-        async with client.app[SESSIONS]() as s:
-            rows = (await s.exec(sa.select(Message.locale, Message.body))).all()
+
+        def _tx5(s: Session) -> Any:
+            rows = s.exec(sa.select(Message.locale, Message.body)).all()
+            return rows
+
+        rows = await client.app[TRANSACTIONS].read(_tx5)
         assert {locale for locale, _ in rows} == {"de"}
         assert "Zeit für Ihr hyaluronic acid serum, Ana." in {body for _, body in rows}
 
@@ -448,8 +466,12 @@ async def eventually_status(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        async with client.app[SESSIONS]() as s:
-            status = (await s.get(Message, message_id)).status  # type: ignore[union-attr]
+
+        def _tx6(s: Session) -> Any:
+            status = s.get(Message, message_id).status  # type: ignore[union-attr]
+            return status
+
+        status = await client.app[TRANSACTIONS].read(_tx6)
         if status == until or loop.time() > deadline:
             return str(status)
         await asyncio.sleep(0.05)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from service.storage.models import Event, Message, MessageHistory, OptOut, Patient, Treatment
-from service.web.keys import ENGINE, SESSIONS
+from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
 from tests.support import (
     OLD_SECRET,
@@ -39,10 +38,13 @@ async def post(client: AppClient, body: dict[str, Any] | bytes, **sign: Any) -> 
 async def counts(client: AppClient) -> dict[str, int]:
     """Rows in every table the service writes."""
     found = {}
-    async with client.app[SESSIONS]() as s:
+
+    def _tx(s: Session) -> Any:
         for table in (Event, Patient, Treatment, Message, MessageHistory, OptOut):
             query = sa.select(sa.func.count()).select_from(table)
-            found[table.__name__] = (await s.exec(query)).one()[0]
+            found[table.__name__] = s.exec(query).one()[0]
+
+    await client.app[TRANSACTIONS].read(_tx)
     return found
 
 
@@ -98,8 +100,12 @@ class TestAcceptedEvent:
         await post(
             client, completed_event(patient={"id": "p-fr", "locale": "fr", "phone": "+14155550124"})
         )
-        async with client.app[SESSIONS]() as s:
-            rows = (await s.exec(sa.select(Message.phone, Message.locale, Message.body))).all()
+
+        def _tx2(s: Session) -> Any:
+            rows = s.exec(sa.select(Message.phone, Message.locale, Message.body)).all()
+            return rows
+
+        rows = await client.app[TRANSACTIONS].read(_tx2)
         german = [b for p, loc, b in rows if p == PHONE]
         assert german and all(b.startswith(("Hallo", "Zeit", "Buchen")) for b in german)
         assert {loc for p, loc, _ in rows if p == "+14155550124"} == {"en"}
@@ -116,16 +122,22 @@ class TestSuppression:
 
     async def test_opted_out_number_records_the_plan_suppressed(self, client: AppClient) -> None:
         """A number that said STOP to the clinic gets a suppressed plan."""
-        async with client.app[SESSIONS].begin() as s:
+
+        def _tx3(s: Session) -> Any:
             s.add(OptOut(clinic_id="glow", phone=PHONE, at=datetime.now(UTC), source="test"))
+
+        await client.app[TRANSACTIONS].write(_tx3)
         plan = await (await post(client, completed_event())).json()
         assert {m["status"] for m in plan["messages"]} == {"suppressed"}
         assert all("opted out" in m["reason"] for m in plan["messages"])
 
     async def test_opt_out_at_another_clinic_does_not_suppress(self, client: AppClient) -> None:
         """A STOP is scoped to the clinic whose number was texted."""
-        async with client.app[SESSIONS].begin() as s:
+
+        def _tx4(s: Session) -> Any:
             s.add(OptOut(clinic_id="other", phone=PHONE, at=datetime.now(UTC), source="test"))
+
+        await client.app[TRANSACTIONS].write(_tx4)
         plan = await (await post(client, completed_event())).json()
         assert {m["status"] for m in plan["messages"]} == {"scheduled"}
 
@@ -197,7 +209,7 @@ class TestBatches:
             completed_event(patient={"id": f"pt_{i}", "phone": f"+1415555{100 + i:04d}"})
             for i in range(20)
         ]
-        with statements(client.app[SESSIONS]) as seen:
+        with statements(client.app[TRANSACTIONS]) as seen:
             answers = await asyncio.gather(*(post(client, b) for b in bodies))
         assert [a.status for a in answers] == [202] * 20
         plans = [await a.json() for a in answers]
@@ -231,10 +243,14 @@ class TestBatches:
         for answer in together:
             plan = await answer.json()
             assert _shape(plan) == _shape(alone)
-        async with client.app[SESSIONS]() as s:
+
+        def _tx5(s: Session) -> Any:
             message = (
-                await s.exec(sa.select(Message).where(Message.id == plan["messages"][0]["id"]))
+                s.exec(sa.select(Message).where(Message.id == plan["messages"][0]["id"]))
             ).one()[0]
+            return message
+
+        message = await client.app[TRANSACTIONS].read(_tx5)
         assert message.body.startswith("Hi Bea") and message.status == "scheduled"
         assert message.due_at == message.send_at and message.attempts == 0
 
@@ -257,16 +273,21 @@ class TestBatches:
         plan = await (await post(client, completed_event(patient=patient))).json()
         serum = [m for m in plan["messages"] if m["step"] == "serum"]
         assert serum[0]["send_at"].endswith("T07:30:00Z")  # 08:30 in Berlin (CET)
-        async with client.app[SESSIONS]() as s:
-            texts = (
-                await s.exec(sa.select(Message.body).where(Message.id == serum[0]["id"]))
-            ).one()
+
+        def _tx6(s: Session) -> Any:
+            texts = (s.exec(sa.select(Message.body).where(Message.id == serum[0]["id"]))).one()
+            return texts
+
+        texts = await client.app[TRANSACTIONS].read(_tx6)
         assert texts[0].startswith("Zeit für Ihr")
 
     async def test_stop_suppresses_only_that_numbers_plan(self, client: AppClient) -> None:
         """In a batch, the number that said STOP gets a suppressed plan, the others do not."""
-        async with client.app[SESSIONS].begin() as s:
+
+        def _tx7(s: Session) -> Any:
             s.add(OptOut(clinic_id="glow", phone=PHONE, at=datetime.now(UTC), source="test"))
+
+        await client.app[TRANSACTIONS].write(_tx7)
         stopped, other = await asyncio.gather(
             post(client, completed_event(patient={"id": "pt_a"})),
             post(client, completed_event(patient={"id": "pt_b", "phone": "+14155550124"})),
@@ -292,7 +313,7 @@ class TestBatches:
             completed_event(treatment={"protocol": "big"}, patient={"id": f"pt_{i}"})
             for i in range(2)
         ]
-        async with sqlite_trace(client, database) as seen:
+        with statements(client.app[TRANSACTIONS]) as seen:
             answers = await asyncio.gather(*(post(client, b) for b in bodies))
         assert [a.status for a in answers] == [202, 202]
         planned = sum([len((await a.json())["messages"]) for a in answers])
@@ -461,20 +482,3 @@ async def assert_refused(client: AppClient, response: Any, status: int) -> dict[
     assert {"type", "title", "status", "detail"} <= set(problem)
     assert set((await counts(client)).values()) == {0}
     return problem
-
-
-@contextlib.asynccontextmanager
-async def sqlite_trace(client: AppClient, database: str) -> AsyncIterator[list[str]]:
-    """Every statement SQLite's writer connection runs inside the block (SQLite only: some
-    reach SQLite without passing SQLAlchemy's events, see `sqlite_driver.insert_rows`)."""
-    seen: list[str] = []
-    if not database.startswith("sqlite"):
-        yield seen
-        return
-    async with client.app[ENGINE].connect() as conn:  # the one writer connection
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-    await driver.set_trace_callback(seen.append)
-    try:
-        yield seen
-    finally:
-        await driver.set_trace_callback(None)

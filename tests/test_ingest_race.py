@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.clock import SystemClock
 from service.intake.ingest import Ingest
 from service.intake.payloads import TreatmentCompleted, parse_event
-from service.storage.database import create_engine, session_factory
+from service.storage.database import create_engine
+from service.storage.transactions import Transactions
 from tests.support import completed_event, encode, make_settings
 
 WAITING = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
@@ -35,10 +36,11 @@ async def _until_blocked(engine: AsyncEngine) -> None:
 
 async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: str) -> None:
     settings = make_settings(pg_database)
-    ours, theirs, watcher = (create_engine(pg_database) for _ in range(3))
+    ours, rivals = Transactions.open(pg_database), Transactions.open(pg_database)
+    theirs, watcher = create_engine(pg_database), create_engine(pg_database)
     try:
-        ingest = Ingest(settings=settings, sessions=session_factory(ours), clock=SystemClock())
-        rival = Ingest(settings=settings, sessions=session_factory(theirs), clock=SystemClock())
+        ingest = Ingest(settings=settings, transactions=ours, clock=SystemClock())
+        rival = Ingest(settings=settings, transactions=rivals, clock=SystemClock())
         raced = encode(completed_event(treatment={"id": "tr_raced"}))
         alone = encode(
             completed_event(
@@ -49,7 +51,7 @@ async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: st
         assert isinstance(event, TreatmentCompleted)
         fresh = rival.intake.prepare("glow", "wh_theirs", "digest", event, now=SystemClock().now())
         async with theirs.begin() as conn:
-            assert await rival.intake.store(conn, [fresh]) != [None]
+            assert await conn.run_sync(lambda c: rival.intake.store(c, [fresh])) != [None]
             # One batch of both: it inserts the raced patient and waits for this commit.
             replies = asyncio.gather(
                 ingest.handle("glow", "wh_raced", raced), ingest.handle("glow", "wh_alone", alone)
@@ -77,5 +79,7 @@ async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: st
         assert plans == {"tr_raced": len(json.loads(first.body)["messages"]), "tr_alone": planned}
         assert events == {"wh_theirs": 202, "wh_raced": 200, "wh_alone": 202}
     finally:
-        for engine in (ours, theirs, watcher):
+        for engine in (theirs, watcher):
             await engine.dispose()
+        await ours.close()
+        await rivals.close()

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpClient
+from sqlmodel import Session
 
 from service.storage import store
-from service.storage.database import create_engine
+from service.storage.transactions import Transactions
 from service.web.app import create_app
 from service.web.keys import TIMERS
 from tests.support import (
@@ -160,20 +161,22 @@ class TestOldestOverdueIndex:
     async def test_the_oldest_scheduled_due_at_is_read_from_its_index(self, database: str) -> None:
         """The read each scrape may make is answered by the (status, due_at) index, not by a
         scan of every scheduled message (PostgreSQL told to avoid scans where it can)."""
-        engine = create_engine(database)
-        sql = str(
-            store.OLDEST_SCHEDULED.compile(
-                dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+        transactions = Transactions.open(database)
+
+        def explain(s: Session) -> str:
+            conn = s.connection()
+            sql = str(
+                store.OLDEST_SCHEDULED.compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+                )
             )
-        )
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                return " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN " + sql))
+            return " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+
         try:
-            async with engine.connect() as conn:
-                if conn.dialect.name == "postgresql":
-                    await conn.exec_driver_sql("SET enable_seqscan = off")
-                    explain = "EXPLAIN "
-                else:
-                    explain = "EXPLAIN QUERY PLAN "
-                plan = " ".join(str(row) for row in await conn.exec_driver_sql(explain + sql))
+            plan = await transactions.read(explain)
         finally:
-            await engine.dispose()
+            await transactions.close()
         assert "ix_message_status_due" in plan, plan

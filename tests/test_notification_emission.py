@@ -24,11 +24,10 @@ from service.delivery.return_path import ReturnPath
 from service.delivery.sms.twilio import TwilioSender
 from service.intake.ingest import Ingest
 from service.observability.metrics import Metrics
-from service.storage.database import create_engine, session_factory
 from service.storage.models import Message
 from service.storage.notices import Audience
 from service.storage.outbox import Notification
-from service.storage.writer_gate import WriterGate
+from service.storage.transactions import Transactions
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
 from tests.support import PHONE, SECRET, FakeClock, completed_event, encode, glow_in_utc
 from tests.support import make_settings as settings_for
@@ -51,13 +50,15 @@ class World:
         event = completed_event(treatment={"completed_at": completed})
         reply = await self.ingest.handle("glow", "wh_" + secrets.token_hex(8), encode(event))
         assert reply.status == 202
-        async with self.dispatcher.sessions() as s:
-            return list((await s.exec(select(Message).order_by(Message.send_at))).all())
+        return await self.dispatcher.transactions.read(
+            lambda s: list(s.exec(select(Message).order_by(Message.send_at)).all())
+        )
 
     async def notifications(self) -> list[dict[str, Any]]:
         """Every notification written, oldest first, as it will be posted."""
-        async with self.dispatcher.sessions() as s:
-            rows = (await s.exec(select(Notification).order_by(Notification.created_at))).all()
+        rows = await self.dispatcher.transactions.read(
+            lambda s: s.exec(select(Notification).order_by(Notification.created_at)).all()
+        )
         assert all(r.state == "pending" and r.clinic_id == "glow" for r in rows)
         return [json.loads(r.body) for r in rows]
 
@@ -75,23 +76,23 @@ async def make_world(
         clinics={"glow": glow},
     )
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
-    engine = create_engine(settings.database.url)
-    sessions = session_factory(engine)
+    transactions = Transactions.open(settings.database.url)
     sender = TwilioSender(
         account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=base, timeout=1.0
     )
     dispatcher = Dispatcher(
-        settings=settings, sessions=sessions, sender=sender, clock=clock, instance="test-1"
+        settings=settings,
+        transactions=transactions,
+        sender=sender,
+        clock=clock,
+        instance="test-1",
     )
-    gate = WriterGate.for_engine(engine)
-    path = ReturnPath(
-        settings=settings, sessions=sessions, clock=clock, metrics=Metrics(), gate=gate
-    )
-    ingest = Ingest(settings=settings, sessions=sessions, clock=clock)
+    path = ReturnPath(settings=settings, transactions=transactions, clock=clock, metrics=Metrics())
+    ingest = Ingest(settings=settings, transactions=transactions, clock=clock)
     yield World(clock, fake, settings, ingest, dispatcher, path)
     await path.close()
     await sender.aclose()
-    await engine.dispose()
+    await transactions.close()
 
 
 @pytest.fixture

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,11 +15,14 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy.engine import make_url
+from sqlmodel import Session
 
 from service.observability.logs import JsonFormatter, stamp_request_id
 from service.observability.metrics import Metrics
+from service.storage.database import create_engine
+from service.storage.transactions import Transactions
 from service.web.app import create_app
-from service.web.keys import METRICS, SESSIONS
+from service.web.keys import METRICS, TRANSACTIONS
 from tests.fakes.proxy import Proxy
 from tests.support import (
     TOKEN,
@@ -184,12 +190,10 @@ class TestReadsBesideWrites:
         assert (
             await client.post("/v1/clinics/glow/events", data=raw, headers=signed(raw))
         ).status == 202
-        async with client.server.app[SESSIONS].begin() as s:
-            await s.connection()  # the transaction holds the write lock (BEGIN IMMEDIATE)
-            async with asyncio.timeout(5):
-                ready = await client.get("/readyz")
-                scraped = await (await client.get("/metrics")).text()
-                listed = await client.get("/v1/clinics/glow/messages", headers=bearer(TOKEN))
+        async with _long_write(client.server.app[TRANSACTIONS]), asyncio.timeout(5):
+            ready = await client.get("/readyz")
+            scraped = await (await client.get("/metrics")).text()
+            listed = await client.get("/v1/clinics/glow/messages", headers=bearer(TOKEN))
         assert ready.status == 200, await ready.text()
         counts = [
             sample(scraped, "aftercare_messages", status=st)
@@ -197,3 +201,33 @@ class TestReadsBesideWrites:
         ]
         assert sum(c or 0 for c in counts) == 1
         assert listed.status == 200 and len((await listed.json())["messages"]) == 1
+
+
+@contextlib.asynccontextmanager
+async def _long_write(transactions: Transactions) -> AsyncIterator[None]:
+    """A write transaction open for the block: on SQLite the writer's, holding the write lock
+    (BEGIN IMMEDIATE) on its thread; on PostgreSQL another connection's, rows locked."""
+    if transactions.dialect != "sqlite":
+        engine = create_engine(transactions.engine.url.render_as_string(hide_password=False))
+        try:
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("UPDATE message SET updated_at = updated_at")
+                yield
+        finally:
+            await engine.dispose()
+        return
+    started, release = threading.Event(), threading.Event()
+
+    def hold(s: Session) -> None:
+        s.connection()
+        started.set()
+        assert release.wait(10), "the block ended"
+
+    writing = asyncio.create_task(transactions.write(hold))
+    try:
+        while not started.is_set():  # until the writer's thread holds the transaction
+            await asyncio.sleep(0.01)
+        yield
+    finally:
+        release.set()
+        await writing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,8 @@ from sqlmodel import Session, select
 
 from service.config import Settings
 from service.config_notifications import DEFAULT_TYPES
-from service.storage.database import create_engine, create_reader, session_factory
 from service.storage.outbox import Notification, record
 from service.storage.transactions import Transactions
-from service.storage.writer_gate import WriterGate
 from tests.support import OTHER_SECRET, config_data, glow_in_utc
 
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
@@ -32,17 +31,10 @@ def _settings(db: Path | str, **notifications: Any) -> Settings:
 
 
 @pytest.fixture
-async def transactions(database: str):  # type: ignore[no-untyped-def]
-    engine = create_engine(database)
-    reader = create_reader(database, engine)
-    yield Transactions(
-        sessions=session_factory(engine),
-        reads=session_factory(reader),
-        gate=WriterGate.for_engine(engine),
-    )
-    if reader is not engine:
-        await reader.dispose()
-    await engine.dispose()
+async def transactions(database: str) -> AsyncIterator[Transactions]:
+    opened = Transactions.open(database)
+    yield opened
+    await opened.close()
 
 
 def _all(s: Session) -> list[Notification]:

@@ -16,11 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlmodel import Session
 
 from service.delivery.callbacks import Outcome
 from service.delivery.return_path import CALLBACK_BATCH
 from service.storage.models import Message, MessageHistory, OptOut, ProviderStatus
-from service.web.keys import RETURN_PATH, SESSIONS
+from service.web.keys import RETURN_PATH, TRANSACTIONS
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, sign_twilio
 from tests.processes import until_async as until
 from tests.test_twilio_hooks import Service, first_message, sent_plan, start
@@ -31,7 +32,7 @@ __all__ = ["start"]  # the fixture, shared with test_twilio_hooks
 @contextmanager
 def transactions(service: Service) -> Iterator[list[int]]:
     """How many transactions the service's writer began inside the block (one-item list)."""
-    engine = service.client.app[SESSIONS].kw["bind"].sync_engine
+    engine = service.client.app[TRANSACTIONS].engine
     count = [0]
 
     def begun(_conn: Any) -> None:
@@ -46,15 +47,19 @@ def transactions(service: Service) -> Iterator[list[int]]:
 
 async def histories(service: Service) -> dict[str, list[str]]:
     """Every sent message's history statuses, oldest first."""
-    async with service.client.app[SESSIONS]() as s:
+
+    def _tx(s: Session) -> Any:
         rows = (
-            await s.exec(
+            s.exec(
                 sa.select(MessageHistory.message_id, MessageHistory.status)
                 .join(Message, Message.id == MessageHistory.message_id)
                 .where(Message.provider_id.is_not(None))  # type: ignore[union-attr]
                 .order_by(MessageHistory.id)
             )
         ).all()
+        return rows
+
+    rows = await service.client.app[TRANSACTIONS].read(_tx)
     found: dict[str, list[str]] = {}
     for message_id, status in rows:
         found.setdefault(message_id, []).append(status)
@@ -62,8 +67,10 @@ async def histories(service: Service) -> dict[str, list[str]]:
 
 
 async def kept(service: Service) -> int:
-    async with service.client.app[SESSIONS]() as s:
-        return int((await s.exec(sa.select(sa.func.count()).select_from(ProviderStatus))).one()[0])
+    def _tx2(s: Session) -> Any:
+        return int((s.exec(sa.select(sa.func.count()).select_from(ProviderStatus))).one()[0])
+
+    return await service.client.app[TRANSACTIONS].read(_tx2)
 
 
 async def plan_many(service: Service, n: int, *, due_in: float) -> list[dict[str, Any]]:
@@ -221,7 +228,11 @@ class TestReplies:
             texts = [await a.text() for a in answers]
         assert texts == [alone] * 39 and "You will get no more texts" in alone
         assert begun[0] < 20
-        async with service.client.app[SESSIONS]() as s:
-            stopped = (await s.exec(sa.select(OptOut.phone))).all()
+
+        def _tx3(s: Session) -> Any:
+            stopped = s.exec(sa.select(OptOut.phone)).all()
+            return stopped
+
+        stopped = await service.client.app[TRANSACTIONS].read(_tx3)
         assert len(stopped) == 40
         assert {m["status"] for m in await service.messages("glow")} == {"cancelled"}

@@ -16,7 +16,7 @@ from apscheduler.schedulers.base import STATE_RUNNING
 
 from service.config import SchedulerSettings
 from service.delivery.timers import Timers
-from service.storage.database import create_engine, session_factory
+from service.storage.transactions import Transactions
 
 
 @dataclass
@@ -44,11 +44,11 @@ class Wakeups:
 @contextlib.asynccontextmanager
 async def started(db_path: Path, lag: timedelta) -> AsyncIterator[tuple[Timers, Wakeups]]:
     """Timers started on `db_path` with a clock `lag` behind the system's."""
-    engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+    transactions = Transactions.open(f"sqlite+aiosqlite:///{db_path}")
     wakeups = Wakeups(LaggingClock(lag))
     armed = Timers(
         settings=SchedulerSettings(),
-        sessions=session_factory(engine),
+        transactions=transactions,
         clock=wakeups.clock,
         dispatch_due=wakeups.dispatch_due,
         recover=wakeups.recover,
@@ -58,7 +58,7 @@ async def started(db_path: Path, lag: timedelta) -> AsyncIterator[tuple[Timers, 
         yield armed, wakeups
     finally:
         await armed.stop(timeout=5)
-        await engine.dispose()
+        await transactions.close()
 
 
 @pytest.fixture
@@ -141,11 +141,11 @@ class HeldWakeups(Wakeups):
 async def test_an_instant_armed_again_while_its_wake_up_runs_wakes_again(db_path: Path) -> None:
     """A message due at an instant whose timer is still running (a long drain) is armed again
     and wakes the dispatcher again, not skipped as a second run of the same job."""
-    engine = create_engine(f"sqlite+aiosqlite:///{db_path}")
+    transactions = Transactions.open(f"sqlite+aiosqlite:///{db_path}")
     wakeups = HeldWakeups(LaggingClock(timedelta(0)))
     armed = Timers(
         settings=SchedulerSettings(),
-        sessions=session_factory(engine),
+        transactions=transactions,
         clock=wakeups.clock,
         dispatch_due=wakeups.dispatch_due,
         recover=wakeups.recover,
@@ -165,4 +165,4 @@ async def test_an_instant_armed_again_while_its_wake_up_runs_wakes_again(db_path
     finally:
         wakeups.release.set()
         await armed.stop(timeout=5)
-        await engine.dispose()
+        await transactions.close()

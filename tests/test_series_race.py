@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from service.clock import SystemClock
 from service.intake.ingest import Ingest
-from service.storage.database import create_engine, session_factory
+from service.storage.database import create_engine
+from service.storage.transactions import Transactions
 from tests.helpers.series import booked_event
 from tests.support import completed_event, encode, make_settings
 from tests.test_ingest_race import _until_blocked
@@ -31,9 +32,9 @@ RIVAL = sa.text(
 
 async def test_a_booking_that_loses_the_race_answers_as_it_stands(pg_database: str) -> None:
     settings = make_settings(pg_database)
-    ours, theirs = create_engine(pg_database), create_engine(pg_database)
+    ours, theirs = Transactions.open(pg_database), create_engine(pg_database)
     try:
-        ingest = Ingest(settings=settings, sessions=session_factory(ours), clock=SystemClock())
+        ingest = Ingest(settings=settings, transactions=ours, clock=SystemClock())
         first = encode(completed_event(treatment={"id": "tr_1"}))
         planned = await ingest.handle("glow", "wh_1", first)
         assert planned.status == 202
@@ -53,5 +54,5 @@ async def test_a_booking_that_loses_the_race_answers_as_it_stands(pg_database: s
         assert sorted(events) == ["wh_1", "wh_raced"]
         await ingest.close()
     finally:
-        await ours.dispose()
+        await ours.close()
         await theirs.dispose()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import Session, select
 
-from service.storage.database import create_engine, create_reader, session_factory
 from service.storage.models import OptOut
 from service.storage.transactions import Transactions
-from service.storage.writer_gate import WriterGate
 
 AT = datetime(2026, 11, 25, 15, tzinfo=UTC)
 
@@ -24,17 +23,10 @@ def _phones(s: Session) -> list[str]:
 
 
 @pytest.fixture
-async def transactions(database: str):  # type: ignore[no-untyped-def]
-    engine = create_engine(database)
-    reader = create_reader(database, engine)
-    yield Transactions(
-        sessions=session_factory(engine),
-        reads=session_factory(reader),
-        gate=WriterGate.for_engine(engine),
-    )
-    if reader is not engine:
-        await reader.dispose()
-    await engine.dispose()
+async def transactions(database: str) -> AsyncIterator[Transactions]:
+    opened = Transactions.open(database)
+    yield opened
+    await opened.close()
 
 
 async def test_a_write_commits_what_it_did_and_returns_its_result(

@@ -16,10 +16,11 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
+from sqlmodel import Session
 
 from service.storage.models import Inbound, Message, OptOut
 from service.web.app import create_app
-from service.web.keys import SESSIONS
+from service.web.keys import TRANSACTIONS
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve, sign_twilio
 from tests.helpers.ports import free_port
 from tests.processes import until_async as until
@@ -93,9 +94,12 @@ class Service:
     async def messages(
         self, clinic: str = "glow", treatment: str | None = None
     ) -> list[dict[str, Any]]:
-        async with self.client.app[SESSIONS]() as s:
+        def _tx(s: Session) -> Any:
             query = sa.select(Message).where(Message.clinic_id == clinic)
-            rows = (await s.exec(query)).all()
+            rows = s.exec(query).all()
+            return rows
+
+        rows = await self.client.app[TRANSACTIONS].read(_tx)
         return [
             r[0].model_dump() for r in rows if treatment is None or r[0].treatment_id == treatment
         ]
@@ -283,8 +287,12 @@ class TestStop:
         """When `To` is no clinic's number, the STOP applies to every clinic."""
         service = await start()
         await service.text("STOP", to="+14155559999")
-        async with service.client.app[SESSIONS]() as s:
-            clinics = {r[0] for r in (await s.exec(sa.select(OptOut.clinic_id))).all()}
+
+        def _tx2(s: Session) -> Any:
+            clinics = {r[0] for r in s.exec(sa.select(OptOut.clinic_id)).all()}
+            return clinics
+
+        clinics = await service.client.app[TRANSACTIONS].read(_tx2)
         assert clinics == {"glow", "other"}
 
     async def test_stop_just_before_a_due_send_wins(self, start: Any) -> None:
@@ -330,6 +338,10 @@ class TestHelpAndReplies:
         last = (await first_message(service, plan))["history"][-1]
         assert last["detail"].startswith("patient replied: Thanks! A bit red")
         assert "+14155550199" not in last["detail"]
-        async with service.client.app[SESSIONS]() as s:
-            stored = (await s.exec(sa.select(Inbound.body))).all()
+
+        def _tx3(s: Session) -> Any:
+            stored = s.exec(sa.select(Inbound.body)).all()
+            return stored
+
+        stored = await service.client.app[TRANSACTIONS].read(_tx3)
         assert len(stored) == 1

@@ -21,11 +21,10 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.storage.models import Status, can_move, sqlite_text
 from service.storage.moves import add_history
-from service.storage.sqlite_driver import insert_rows
+from service.storage.rows import insert_rows
 from service.storage.tables import MESSAGE
 from service.storage.tables import PROVIDER_STATUS as KEPT
 
@@ -84,44 +83,42 @@ def error_code(text: str) -> int | None:
     return int(text) if text.isdigit() and int(text) <= INT32 else None
 
 
-async def lock_sids(conn: AsyncConnection, sids: Sequence[str]) -> None:
+def lock_sids(conn: sa.Connection, sids: Sequence[str]) -> None:
     """PostgreSQL: serialise, per sid, the batches that record a sid and those that apply its
     callbacks (until commit). SQLite has one writer already."""
     if sids and conn.dialect.name == "postgresql":
-        await conn.execute(_LOCK_SIDS, {"sids": sorted(set(sids))})
+        conn.execute(_LOCK_SIDS, {"sids": sorted(set(sids))})
 
 
-async def write(
-    conn: AsyncConnection, callbacks: Sequence[Callback], *, now: datetime
-) -> list[Outcome]:
+def write(conn: sa.Connection, callbacks: Sequence[Callback], *, now: datetime) -> list[Outcome]:
     """Keep `callbacks` (in order of arrival) and apply those whose sid is recorded; what
     became of each."""
     sids = sorted({c.sid for c in callbacks})
-    await lock_sids(conn, sids)
-    await _keep(conn, callbacks)
-    return await _apply(conn, await _find(conn, sids), callbacks, now=now)
+    lock_sids(conn, sids)
+    _keep(conn, callbacks)
+    return _apply(conn, _find(conn, sids), callbacks, now=now)
 
 
-async def settle(conn: AsyncConnection, sids: Sequence[str], *, now: datetime) -> None:
+def settle(conn: sa.Connection, sids: Sequence[str], *, now: datetime) -> None:
     """Apply the kept callbacks of sids just recorded, in order of arrival."""
     if not sids:
         return
-    rows = (await conn.execute(_KEPT_FOR, {"sids": list(sids)})).all()
+    rows = conn.execute(_KEPT_FOR, {"sids": list(sids)}).all()
     kept = [Callback(sid, Status(status), code, at) for sid, status, code, at in rows]
     if kept:
-        await _apply(conn, await _find(conn, sorted({c.sid for c in kept})), kept, now=now)
+        _apply(conn, _find(conn, sorted({c.sid for c in kept})), kept, now=now)
 
 
-async def _keep(conn: AsyncConnection, callbacks: Sequence[Callback]) -> None:
+def _keep(conn: sa.Connection, callbacks: Sequence[Callback]) -> None:
     if conn.dialect.name == "sqlite":
-        await insert_rows(
+        insert_rows(
             conn,
             KEPT.name,
             _KEPT_COLUMNS,
             [(c.sid, str(c.status), c.code, sqlite_text(c.received_at)) for c in callbacks],
         )
         return
-    await conn.execute(
+    conn.execute(
         _KEEP,
         [
             {
@@ -135,14 +132,14 @@ async def _keep(conn: AsyncConnection, callbacks: Sequence[Callback]) -> None:
     )
 
 
-async def _find(conn: AsyncConnection, sids: Sequence[str]) -> dict[str, tuple[str, Status]]:
+def _find(conn: sa.Connection, sids: Sequence[str]) -> dict[str, tuple[str, Status]]:
     """The recorded sids among `sids`: each one's message and its status, rows locked."""
-    rows = (await conn.execute(_FIND, {"sids": list(sids)})).all()
+    rows = conn.execute(_FIND, {"sids": list(sids)}).all()
     return {sid: (message_id, Status(status)) for sid, message_id, status in rows}
 
 
-async def _apply(
-    conn: AsyncConnection,
+def _apply(
+    conn: sa.Connection,
     found: dict[str, tuple[str, Status]],
     callbacks: Sequence[Callback],
     *,
@@ -165,13 +162,13 @@ async def _apply(
         final[message_id] = (c.status, code)
         history.append((message_id, c.status, f"twilio: {c.status}", c.code))
         outcomes.append(Outcome.APPLIED)
-    await _update(conn, final, now=now)
-    await add_history(conn, history, now=now)
+    _update(conn, final, now=now)
+    add_history(conn, history, now=now)
     return outcomes
 
 
-async def _update(
-    conn: AsyncConnection, final: dict[str, tuple[Status, int | None]], *, now: datetime
+def _update(
+    conn: sa.Connection, final: dict[str, tuple[Status, int | None]], *, now: datetime
 ) -> None:
     plain = [{"m_id": i, "m_to": st, "m_now": now} for i, (st, code) in final.items() if not code]
     coded = [
@@ -181,4 +178,4 @@ async def _update(
     ]
     for statement, rows in ((_SET, plain), (_SET_CODE, coded)):
         if rows:
-            await conn.execute(statement, rows)
+            conn.execute(statement, rows)

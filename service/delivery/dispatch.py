@@ -15,8 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
@@ -32,7 +31,7 @@ from service.observability.metrics import Metrics
 from service.storage import claims, notices, vetting
 from service.storage.claims import Claim
 from service.storage.models import Status
-from service.storage.writer_gate import WriterGate
+from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.dispatch")
 RECONCILE_SLACK = timedelta(minutes=1)
@@ -46,23 +45,21 @@ class Dispatcher:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         sender: SmsSender,
         clock: Clock,
         instance: str,
         rearm: Callable[[datetime], None] = lambda _due: None,
         metrics: Metrics | None = None,
-        gate: WriterGate | None = None,
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.transactions = transactions
         self.sender = sender
         self.clock = clock
         self.instance = instance
         self.rearm = rearm
         self.metrics = metrics or Metrics()
-        self.gate = gate or WriterGate(exclusive=False)
-        self.recorder = Recorder(settings=settings, sessions=sessions, clock=clock, gate=self.gate)
+        self.recorder = Recorder(settings=settings, transactions=transactions, clock=clock)
         self.outcomes = Outcomes(
             settings=settings,
             clock=clock,
@@ -150,10 +147,11 @@ class Dispatcher:
 
     async def _claim(self, *, limit: int) -> tuple[list[Claim], int]:
         """`claim`, and how many due rows it took (expired and cancelled ones too)."""
-        async with self.gate.urgent(), self.sessions.begin() as s:
+
+        def claim(s: Session) -> tuple[list[Claim], int]:
             now = self.clock.now()  # after the wait: the claim is as of now
-            conn = await s.connection()
-            batch = await claims.claim_due(
+            conn = s.connection()
+            batch = claims.claim_due(
                 conn,
                 now=now,
                 instance=self.instance,
@@ -161,8 +159,10 @@ class Dispatcher:
                 limit=limit,
             )
             if batch.expired and Status.EXPIRED in self.recorder.audience.statuses:
-                await conn.run_sync(lambda c: self._expired(c, batch.expired, now=now))
-            return await vetting.vet(conn, batch, now=now), batch.taken
+                self._expired(conn, batch.expired, now=now)
+            return vetting.vet(conn, batch, now=now), batch.taken
+
+        return await self.transactions.write(claim, urgent=True)
 
     def _expired(self, conn: Connection, ids: list[str], *, now: datetime) -> None:
         """Notify the messages the claim found past their expiry (SPEC §11)."""
@@ -205,10 +205,12 @@ class Dispatcher:
         if self._holding.get(message.id, now) - now >= timeout:
             return True
         lease = self.settings.scheduler.claim_lease
-        async with self.sessions.begin() as s:
-            kept = await claims.extend(
-                await s.connection(), message.id, now=now, instance=self.instance, lease=lease
-            )
+        kept = await self.transactions.write(
+            lambda s: claims.extend(
+                s.connection(), message.id, now=now, instance=self.instance, lease=lease
+            ),
+            urgent=True,
+        )
         if kept:
             self._holding[message.id] = now + lease
         return kept
@@ -232,14 +234,13 @@ class Dispatcher:
         if message_id in self._holding:
             return
         now = self.clock.now()
-        async with self.gate.urgent(), self.sessions.begin() as s:
-            message = await claims.take_over(
-                await s.connection(),
-                message_id,
-                now=now,
-                instance=self.instance,
-                lease=self.settings.scheduler.claim_lease,
-            )
+        lease = self.settings.scheduler.claim_lease
+        message = await self.transactions.write(
+            lambda s: claims.take_over(
+                s.connection(), message_id, now=now, instance=self.instance, lease=lease
+            ),
+            urgent=True,
+        )
         if message is None:
             return
         since = (message.claimed_at or now) - RECONCILE_SLACK

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import partial
 
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import Connection
+from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
@@ -17,7 +16,7 @@ from service.delivery import callbacks
 from service.storage import notices, store
 from service.storage.group_commit import GroupCommit
 from service.storage.moves import Move, move_many
-from service.storage.writer_gate import WriterGate
+from service.storage.transactions import Transactions
 
 __all__ = ["Move", "Recorder"]
 
@@ -31,15 +30,13 @@ class Recorder:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         clock: Clock,
-        gate: WriterGate | None = None,
     ) -> None:
         self.settings = settings
         self.audience = notices.Audience(settings)  # who hears of failures (SPEC §11)
-        self.sessions = sessions
+        self.transactions = transactions
         self.clock = clock
-        self.gate = gate or WriterGate(exclusive=False)
         self._group: GroupCommit[Move, bool] = GroupCommit(
             self._write, batch=BATCH, keys=lambda move: (move.message_id,)
         )
@@ -54,29 +51,27 @@ class Recorder:
         return self._group.waiting
 
     async def _write(self, moves: Sequence[Move]) -> list[bool]:
-        async with self.gate.urgent(), self.sessions.begin() as s:
-            return await self._apply(s, moves)
+        return await self.transactions.write(lambda s: self._apply(s, moves), urgent=True)
 
-    async def _apply(self, s: AsyncSession, moves: Sequence[Move]) -> list[bool]:
+    def _apply(self, s: Session, moves: Sequence[Move]) -> list[bool]:
         now = self.clock.now()
-        conn = await s.connection()
+        conn = s.connection()
         # Before the rows: a callback batch for these sids waits for this one (callbacks).
-        await callbacks.lock_sids(conn, [m.provider_id for m in moves if m.provider_id])
-        moved = await move_many(conn, moves, now=now)
+        callbacks.lock_sids(conn, [m.provider_id for m in moves if m.provider_id])
+        moved = move_many(conn, moves, now=now)
         done = [move for move, ok in zip(moves, moved.applied, strict=True) if ok]
         if moved.callbacks:
-            await callbacks.settle(conn, [m.provider_id for m in done if m.provider_id], now=now)
+            callbacks.settle(conn, [m.provider_id for m in done if m.provider_id], now=now)
         for move in done:
             if move.opt_out:
-                await store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
+                store.opt_out(s, *move.opt_out, now=now, source="twilio-21610")
                 clinic_id, phone = move.opt_out
-                notify = partial(notices.opted_out, clinic_id=clinic_id, phone=phone, now=now)
-                await conn.run_sync(notify, self.settings)
-        await self._notify(conn, done, settled=moved.callbacks, now=now)
+                notices.opted_out(conn, self.settings, clinic_id=clinic_id, phone=phone, now=now)
+        self._notify(conn, done, settled=moved.callbacks, now=now)
         return moved.applied
 
-    async def _notify(
-        self, conn: AsyncConnection, done: Sequence[Move], *, settled: bool, now: datetime
+    def _notify(
+        self, conn: Connection, done: Sequence[Move], *, settled: bool, now: datetime
     ) -> None:
         """The notifications of the messages that moved to a status a clinic listens for:
         failed or expired, or (callbacks kept for an accepted send applied) beyond sent."""
@@ -88,8 +83,4 @@ class Recorder:
             if m.to in self.audience.statuses or (settled and m.provider_id)
         ]
         if ids:
-            await conn.run_sync(
-                lambda c: notices.messages_changed(
-                    c, self.settings, self.audience, ids=ids, now=now
-                )
-            )
+            notices.messages_changed(conn, self.settings, self.audience, ids=ids, now=now)

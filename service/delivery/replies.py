@@ -9,14 +9,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, delete, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session, col, delete, select
 
 from service.config import Settings
 from service.observability.masking import mask_phone, mask_phones
 from service.storage import store
 from service.storage.models import Inbound, Message, MessageHistory, OptOut, Status
+from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.inbound")
 STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT"}
@@ -51,21 +50,14 @@ class Reply:
 
 
 async def handle_reply(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    reply: Reply,
-    *,
-    now: datetime,
+    transactions: Transactions, settings: Settings, reply: Reply, *, now: datetime
 ) -> str | None:
     """Record a reply and act on its keyword, in a transaction of its own; the text to answer
     with, if any."""
-    async with sessions.begin() as s:
-        return await record_reply(s, settings, reply, now=now)
+    return await transactions.write(lambda s: record_reply(s, settings, reply, now=now))
 
 
-async def record_reply(
-    s: AsyncSession, settings: Settings, reply: Reply, *, now: datetime
-) -> str | None:
+def record_reply(s: Session, settings: Settings, reply: Reply, *, now: datetime) -> str | None:
     """`handle_reply` inside the transaction `s` (a batch of replies from other numbers)."""
     scope = _clinics_texted(settings, reply)
     word = keyword(reply.body)
@@ -81,15 +73,15 @@ async def record_reply(
     )
     if word in STOP:
         for clinic_id in scope:
-            await store.opt_out(s, clinic_id, reply.sender, now=now, source="sms-stop")
+            store.opt_out(s, clinic_id, reply.sender, now=now, source="sms-stop")
     elif word in START:
-        await s.exec(
+        s.exec(
             delete(OptOut).where(
                 col(OptOut.clinic_id).in_(scope), col(OptOut.phone) == reply.sender
             )
         )
     elif word is None:
-        await _note_reply(s, scope, reply, now=now)
+        _note_reply(s, scope, reply, now=now)
     log.info("reply received", extra={"from": mask_phone(reply.sender), "keyword": word})
     return _answer(settings, scope[0], word)
 
@@ -105,7 +97,7 @@ def _clinics_texted(settings: Settings, reply: Reply) -> list[str]:
     return found or list(settings.clinics)
 
 
-async def _note_reply(s: AsyncSession, scope: list[str], reply: Reply, *, now: datetime) -> None:
+def _note_reply(s: Session, scope: list[str], reply: Reply, *, now: datetime) -> None:
     """Append a free-text reply to the history of the last message the number was sent."""
     query = (
         select(Message)
@@ -117,7 +109,7 @@ async def _note_reply(s: AsyncSession, scope: list[str], reply: Reply, *, now: d
         .order_by(col(Message.sent_at).desc())
         .limit(1)
     )
-    last = (await s.exec(query)).first()
+    last = s.exec(query).first()
     if last is not None:
         detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))
         s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))

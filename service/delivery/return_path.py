@@ -19,8 +19,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
@@ -29,7 +28,7 @@ from service.delivery.callbacks import Callback, Outcome
 from service.observability.metrics import Metrics
 from service.storage import notices
 from service.storage.group_commit import GroupCommit
-from service.storage.writer_gate import WriterGate
+from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.return_path")
 # A callback batch of 200 is a short write on SQLite (README, benchmarks): what a claim may
@@ -48,16 +47,14 @@ class ReturnPath:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         clock: Clock,
         metrics: Metrics,
-        gate: WriterGate,
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.transactions = transactions
         self.clock = clock
         self.metrics = metrics
-        self.gate = gate
         self.audience = notices.Audience(settings)
         self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
             self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ()
@@ -98,12 +95,14 @@ class ReturnPath:
 
     async def _write_callbacks(self, batch: Sequence[Callback]) -> list[Outcome | Exception]:
         async def write(items: Sequence[Callback]) -> list[Outcome]:
-            async with self.gate.background(), self.sessions.begin() as s:
-                conn, now = await s.connection(), self.clock.now()
-                outcomes = await callbacks.write(conn, items, now=now)
+            def write_all(s: Session) -> list[Outcome]:
+                conn, now = s.connection(), self.clock.now()
+                outcomes = callbacks.write(conn, items, now=now)
                 if self.audience.statuses:  # a clinic hears of undelivered, failed (SPEC §11)
-                    await conn.run_sync(self._notify, items, outcomes, now)
+                    self._notify(conn, items, outcomes, now)
                 return outcomes
+
+            return await self.transactions.write(write_all)
 
         return await _each_alone_on_failure(write, batch)
 
@@ -119,11 +118,11 @@ class ReturnPath:
 
     async def _write_replies(self, batch: Sequence[replies.Reply]) -> list[str | Exception | None]:
         async def write(items: Sequence[replies.Reply]) -> list[str | None]:
-            async with self.gate.background(), self.sessions.begin() as s:
+            def record(s: Session) -> list[str | None]:
                 now = self.clock.now()
-                return [
-                    await replies.record_reply(s, self.settings, reply, now=now) for reply in items
-                ]
+                return [replies.record_reply(s, self.settings, reply, now=now) for reply in items]
+
+            return await self.transactions.write(record)
 
         return await _each_alone_on_failure(write, batch)
 

@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.clock import Clock
 from service.config import SchedulerSettings
 from service.storage import store
+from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.scheduler")
 BATCH = 5000
@@ -43,13 +42,13 @@ class Timers:
         self,
         *,
         settings: SchedulerSettings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         clock: Clock,
         dispatch_due: Callable[[], Awaitable[None]],
         recover: Callable[[str], Awaitable[None]],
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.transactions = transactions  # read on the reader, beside the writer
         self.clock = clock
         self.dispatch_due = dispatch_due
         self.recover = recover
@@ -156,8 +155,9 @@ class Timers:
         until = self.clock.now() + self.settings.horizon
         after: datetime | None = None
         for _ in range(0, BATCH, READ_SLICE):
-            async with self.sessions() as s:
-                instants = await store.due_instants(s, until, after=after, limit=READ_SLICE)
+            instants = await self.transactions.read(
+                partial(store.due_instants, until=until, after=after, limit=READ_SLICE)
+            )
             for start in range(0, len(instants), ARM_SLICE):
                 if self.arm_many(instants[start : start + ARM_SLICE]):
                     await asyncio.sleep(ARM_PAUSE)  # only after new timers: most are armed
@@ -168,8 +168,8 @@ class Timers:
 
     async def sweep(self) -> None:
         """Reconcile messages whose claim lease ran out (their claimer died or hung)."""
-        async with self.sessions() as s:
-            stale = await store.stale_claims(s, self.clock.now(), limit=BATCH)
+        now = self.clock.now()
+        stale = await self.transactions.read(lambda s: store.stale_claims(s, now, limit=BATCH))
         for message_id in stale:
             log.warning("reconciling an expired claim", extra={"message_id": message_id})
             await self.recover(message_id)

@@ -25,8 +25,7 @@ from service.planning import protocols
 from service.planning.protocols import PlannedMessage
 from service.reads.answers import TREATMENT_UPDATED, TreatmentUpdatedAnswer, render
 from service.reads.views import planned_view, treatment_view
-from service.storage import reasons
-from service.storage import sync_queries as q
+from service.storage import reasons, store
 from service.storage.appointments import (
     booked_ahead,
     booked_of_treatment,
@@ -34,7 +33,6 @@ from service.storage.appointments import (
     next_seqs,
     scheduled_of_kind,
 )
-from service.storage.message_rows import message_row
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # as the planner allows a completed treatment
@@ -43,7 +41,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)  # as the planner allows a completed tre
 def treatment_updated(c: Context, event: TreatmentUpdated) -> Reply:
     """The correction applied to the treatment and followed by its scheduled messages."""
     update = event.data.treatment
-    treatment = q.find_treatment(c.s, c.clinic_id, update.id)
+    treatment = store.find_treatment(c.s, c.clinic_id, update.id)
     if treatment is None:
         raise c.unknown(
             "data.treatment.id", "treatment", " (yet): send its treatment.completed first"
@@ -61,7 +59,7 @@ def treatment_updated(c: Context, event: TreatmentUpdated) -> Reply:
         "event_id": c.event_id,
         "type": "treatment.updated",
         "treatment": treatment_view(treatment, patient.external_id),
-        "messages": [planned_view(m) for m in q.messages_by_id(c.s, c.changed)],
+        "messages": [planned_view(m) for m in store.messages_by_id(c.s, c.changed)],
     }
     return Reply(202, render(TREATMENT_UPDATED, body), c.due, c.source)
 
@@ -108,7 +106,7 @@ def _follow_plan(c: Context, treatment: Treatment, patient: Patient, *, more: bo
         recipient(patient),
     )
     plan = {(p.step, p.seq): p for p in planned}
-    messages = q.messages_of(c.s, row_id(treatment.id))
+    messages = store.messages_of(c.s, row_id(treatment.id))
     by_appointment = linked_ids(c.s, [m.id for m in messages])
     own = [m for m in messages if m.id not in by_appointment]
     for row in own:
@@ -161,10 +159,7 @@ def _add(c: Context, treatment: Treatment, patient: Patient, planned: list[Plann
     ahead = [p for p in planned if p.send_at > c.now and p.landed != "skipped"]
     if not ahead:
         return
-    stopped = q.is_opted_out(c.s, c.clinic_id, patient.phone)
+    stopped = store.is_opted_out(c.s, c.clinic_id, patient.phone)
     reason = suppression(consents=patient.sms_consent, stopped=stopped)
-    rows = [
-        message_row(c.clinic_id, treatment, patient, p, reason=reason, now=c.now) for p in ahead
-    ]
-    q.add_messages(c.s, rows, now=c.now)
-    c.added(rows)
+    rows = [c.row(p, treatment, patient, reason) for p in ahead]
+    c.add(rows, treatment_id=row_id(treatment.id), patient_id=row_id(patient.id))

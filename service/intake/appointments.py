@@ -31,8 +31,7 @@ from service.reads.answers import (
     render,
 )
 from service.reads.views import appointment_view, planned_view
-from service.storage import reasons
-from service.storage import sync_queries as q
+from service.storage import reasons, store
 from service.storage.appointments import (
     Appointment,
     AppointmentState,
@@ -53,7 +52,7 @@ _BOOK_FIRST = " (yet): send its appointment.booked first"
 def booked(c: Context, event: AppointmentBooked) -> Reply:
     """appointment.booked: no more nudges to book; the session's prep planned."""
     given = event.data.appointment
-    patient = q.find_patient(c.s, c.clinic_id, event.data.patient.id)
+    patient = store.find_patient(c.s, c.clinic_id, event.data.patient.id)
     if patient is None:
         raise c.unknown(
             "data.patient.id", "patient", " (yet): patients come with their first treatment"
@@ -68,7 +67,7 @@ def booked(c: Context, event: AppointmentBooked) -> Reply:
         c.end(row, Status.CANCELLED, reasons.NEXT_SESSION_BOOKED)
     plan = plan_of(c, appointment, Role.PREP) or {}
     store_planned(c, appointment, list(plan.values()), Role.PREP)
-    return _reply(c, appointment, 202, q.messages_by_id(c.s, c.changed))
+    return _reply(c, appointment, 202, store.messages_by_id(c.s, c.changed))
 
 
 def _new(c: Context, given: AppointmentIn, patient: Patient, treatment: Treatment) -> Appointment:
@@ -136,7 +135,7 @@ def rescheduled(c: Context, event: AppointmentRescheduled) -> Reply:
         c.s.flush()
         moved = f"appointment moved to {given.starts_at.isoformat()}"
         replan(c, appointment, Why(moved), add_missing=True)
-    return _reply(c, appointment, 202, q.messages_by_id(c.s, c.changed))
+    return _reply(c, appointment, 202, store.messages_by_id(c.s, c.changed))
 
 
 def cancelled(c: Context, event: AppointmentCancelled) -> Reply:
@@ -155,7 +154,7 @@ def cancelled(c: Context, event: AppointmentCancelled) -> Reply:
         if link.role == Role.PREP:
             c.end(row, Status.CANCELLED, reasons.APPOINTMENT_CANCELLED)
     _nudge_again(c, appointment)
-    return _reply(c, appointment, 202, q.messages_by_id(c.s, c.changed))
+    return _reply(c, appointment, 202, store.messages_by_id(c.s, c.changed))
 
 
 def _nudge_again(c: Context, appointment: Appointment) -> None:

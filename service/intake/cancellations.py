@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from service.errors import FieldError, NotFound, Unprocessable
 from service.intake.corrections import Effect, end_scheduled
@@ -15,34 +14,35 @@ from service.reads.answers import CANCEL, CancelAnswer, TreatmentAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import reasons, store
 from service.storage.models import Patient, Status, Treatment, row_id
+from service.storage.transactions import Transactions
 
 
-async def cancel(
-    s: AsyncSession, clinic_id: str, external_id: str, *, now: datetime, source: str
+def cancel(
+    s: Session, clinic_id: str, external_id: str, *, now: datetime, source: str
 ) -> Treatment | None:
     """Cancel the clinic's treatment: its scheduled messages become `cancelled`.
 
     None when the clinic has no such treatment. Cancelling again changes nothing.
     """
-    treatment = await store.find_treatment(s, clinic_id, external_id)
+    treatment = store.find_treatment(s, clinic_id, external_id)
     if treatment is None:
         return None
     if treatment.cancelled_at is None:
         treatment.cancelled_at = now
         s.add(treatment)
-    for message in await store.messages_of(s, row_id(treatment.id)):
+    for message in store.messages_of(s, row_id(treatment.id)):
         if message.status == Status.SCHEDULED:
-            await end_scheduled(
+            end_scheduled(
                 s, message.id, Status.CANCELLED, reasons.TREATMENT_CANCELLED, source=source, now=now
             )
     return treatment
 
 
-async def treatment_cancelled(
-    s: AsyncSession, clinic_id: str, external_id: str, *, now: datetime, event_id: str
+def treatment_cancelled(
+    s: Session, clinic_id: str, external_id: str, *, now: datetime, event_id: str
 ) -> Effect:
     """The treatment.cancelled event: the treatment and its whole plan as it now stands."""
-    treatment = await cancel(s, clinic_id, external_id, now=now, source=f"event {event_id}")
+    treatment = cancel(s, clinic_id, external_id, now=now, source=f"event {event_id}")
     if treatment is None:
         raise Unprocessable(
             "the treatment cannot be cancelled",
@@ -54,9 +54,9 @@ async def treatment_cancelled(
                 )
             ],
         )
-    patient = await s.get(Patient, treatment.patient_id)
+    patient = s.get(Patient, treatment.patient_id)
     assert patient is not None, "a treatment has a patient"
-    messages = await store.messages_of(s, row_id(treatment.id))
+    messages = store.messages_of(s, row_id(treatment.id))
     body: CancelAnswer = {
         "event_id": event_id,
         "type": "treatment.cancelled",
@@ -67,15 +67,16 @@ async def treatment_cancelled(
 
 
 async def cancel_from_api(
-    sessions: async_sessionmaker[AsyncSession],
-    clinic_id: str,
-    external_id: str,
-    *,
-    now: datetime,
+    transactions: Transactions, clinic_id: str, external_id: str, *, now: datetime
 ) -> TreatmentAnswer:
     """`POST …/treatments/{id}/cancel`: cancel, then answer as `GET …/treatments/{id}`."""
-    async with sessions.begin() as s:
-        treatment = await cancel(s, clinic_id, external_id, now=now, source="API")
-        if treatment is None:
-            raise NotFound("this clinic has no treatment with that id")
-        return await lookups.treatment_answer(s, treatment)
+    return await transactions.write(lambda s: _cancel_from_api(s, clinic_id, external_id, now=now))
+
+
+def _cancel_from_api(
+    s: Session, clinic_id: str, external_id: str, *, now: datetime
+) -> TreatmentAnswer:
+    treatment = cancel(s, clinic_id, external_id, now=now, source="API")
+    if treatment is None:
+        raise NotFound("this clinic has no treatment with that id")
+    return lookups.treatment_answer(s, treatment)

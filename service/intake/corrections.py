@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import orm
 from sqlmodel import Session
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.errors import FieldError, Unprocessable
 from service.intake import replan
@@ -29,8 +27,8 @@ from service.reads.answers import (
     render,
 )
 from service.reads.views import patient_view, planned_view
-from service.storage import appointments, reasons, store
-from service.storage.message_rows import message_row, plan_of
+from service.storage import appointments, message_rows, reasons, store
+from service.storage.message_rows import new_message, plan_of
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
 Plan = dict[tuple[str, int], PlannedMessage]
@@ -67,8 +65,8 @@ def apply_update(patient: Patient, update: PatientUpdate, *, now: datetime) -> C
     )
 
 
-async def patient_updated(
-    s: AsyncSession,
+def patient_updated(
+    s: Session,
     planner: Planner,
     clinic_id: str,
     update: PatientUpdate,
@@ -77,7 +75,7 @@ async def patient_updated(
     event_id: str,
 ) -> Effect:
     """The patient.updated event: the patient's scheduled messages follow the new details."""
-    patient = await store.find_patient(s, clinic_id, update.id)
+    patient = store.find_patient(s, clinic_id, update.id)
     if patient is None:
         raise Unprocessable(
             "the patient cannot be updated",
@@ -91,10 +89,10 @@ async def patient_updated(
         )
     change = apply_update(patient, update, now=now)
     s.add(patient)
-    await s.flush()
+    s.flush()
     follow = _Follow(s, planner, clinic_id, patient, change, now=now)
-    await follow.run()
-    messages = await store.messages_by_id(s, follow.changed)
+    follow.run()
+    messages = store.messages_by_id(s, follow.changed)
     body: PatientAnswer = {
         "event_id": event_id,
         "type": "patient.updated",
@@ -108,7 +106,7 @@ async def patient_updated(
 class _Follow:
     """Moves one patient's scheduled messages to their new phone, text, times or end."""
 
-    s: AsyncSession
+    s: Session
     planner: Planner
     clinic_id: str
     patient: Patient
@@ -117,63 +115,58 @@ class _Follow:
     changed: list[str] = field(default_factory=list)
     due: list[tuple[str, datetime]] = field(default_factory=list)
 
-    async def run(self) -> None:
+    def run(self) -> None:
         """Cancel everything when the patient can no longer be texted; else re-plan."""
-        scheduled = await store.scheduled_of_patient(self.s, row_id(self.patient.id))
-        stop = await self._stop_reason()
+        scheduled = store.scheduled_of_patient(self.s, row_id(self.patient.id))
+        stop = self._stop_reason()
         if stop is None:
-            scheduled = await self._appointments(scheduled)
+            scheduled = self._appointments(scheduled)
         for treatment_id in dict.fromkeys(m.treatment_id for m in scheduled):
             rows = [m for m in scheduled if m.treatment_id == treatment_id]
             if stop is not None:
                 for row in rows:
-                    await self._end(row, Status.CANCELLED, stop)
+                    self._end(row, Status.CANCELLED, stop)
             else:
-                await self._treatment(treatment_id, rows)
+                self._treatment(treatment_id, rows)
 
-    async def _appointments(self, scheduled: list[Message]) -> list[Message]:
+    def _appointments(self, scheduled: list[Message]) -> list[Message]:
         """Messages appointments planned follow their appointment's plan (`replan`); the
         treatments' own messages, returned, follow the treatment's."""
-        ids = [m.id for m in scheduled]
-        links = await self.s.run_sync(lambda sync: appointments.linked_ids(_sqlmodel(sync), ids))
+        links = appointments.linked_ids(self.s, [m.id for m in scheduled])
         for row in scheduled:
             if row.id in links:
-                await self._update(row, None)  # the new phone, if any
+                self._update(row, None)  # the new phone, if any
         if links and (self.change.text or self.change.zone):
             booked = {link.appointment_id for link in links.values()}
-            changed, due = await self.s.run_sync(
-                lambda sync: replan.follow_patient(
-                    _sqlmodel(sync), self.planner, self.clinic_id, booked, now=self.now
-                )
+            changed, due = replan.follow_patient(
+                self.s, self.planner, self.clinic_id, booked, now=self.now
             )
             self.changed.extend(changed)
             self.due.extend(due)
         return [m for m in scheduled if m.id not in links]
 
-    async def _stop_reason(self) -> str | None:
+    def _stop_reason(self) -> str | None:
         if not self.patient.sms_consent:
             return reasons.CONSENT_WITHDRAWN
-        if self.change.phone and await store.is_opted_out(
-            self.s, self.clinic_id, self.patient.phone
-        ):
+        if self.change.phone and store.is_opted_out(self.s, self.clinic_id, self.patient.phone):
             return reasons.OPTED_OUT
         return None
 
-    async def _treatment(self, treatment_id: int, rows: list[Message]) -> None:
-        treatment = await self.s.get(Treatment, treatment_id)
+    def _treatment(self, treatment_id: int, rows: list[Message]) -> None:
+        treatment = self.s.get(Treatment, treatment_id)
         assert treatment is not None, "a message has a treatment"
         plan = self._plan(treatment)
         for row in rows:
             planned = None if plan is None else plan.get((row.step, row.seq))
             if self.change.zone and plan is not None and planned is None:
-                await self._end(row, Status.CANCELLED, reasons.NOT_IN_NEW_ZONE_PLAN)
+                self._end(row, Status.CANCELLED, reasons.NOT_IN_NEW_ZONE_PLAN)
             elif self.change.zone and planned is not None and planned.landed == "skipped":
                 # Its step skips quiet hours, and in the new zone its time is in them.
-                await self._end(row, Status.CANCELLED, reasons.QUIET_HOURS)
+                self._end(row, Status.CANCELLED, reasons.QUIET_HOURS)
             else:
-                await self._update(row, planned)
+                self._update(row, planned)
         if self.change.zone and plan is not None:
-            await self._add_missing(treatment, plan, steps={m.step for m in rows})
+            self._add_missing(treatment, plan, steps={m.step for m in rows})
 
     def _plan(self, treatment: Treatment) -> Plan | None:
         """The treatment's plan for the patient as now; None when nothing is to be re-planned
@@ -185,15 +178,15 @@ class _Follow:
         planned = plan_of(self.planner, self.clinic_id, treatment, self.patient)
         return {(p.step, p.seq): p for p in planned}
 
-    async def _update(self, row: Message, planned: PlannedMessage | None) -> None:
+    def _update(self, row: Message, planned: PlannedMessage | None) -> None:
         values, what = self._values(row, planned)
         if not values:
             return
         if values.get("expires_at", row.expires_at) <= self.now:
-            await self._end(row, Status.EXPIRED, reasons.TOO_LATE_IN_NEW_ZONE, values=values)
+            self._end(row, Status.EXPIRED, reasons.TOO_LATE_IN_NEW_ZONE, values=values)
             return
         detail = "patient.updated: " + ", ".join(what)
-        if await store.move(
+        if store.move(
             self.s,
             row.id,
             to=Status.SCHEDULED,
@@ -230,33 +223,42 @@ class _Follow:
             what.append(f"re-planned in {self.patient.timezone}")
         return values, what
 
-    async def _add_missing(self, treatment: Treatment, plan: Plan, *, steps: set[str]) -> None:
+    def _add_missing(self, treatment: Treatment, plan: Plan, *, steps: set[str]) -> None:
         """Add what only the new zone's plan has (e.g. a day-0 time still ahead), in steps
         that still have messages to send; never a message that would already be late."""
-        stored = {(m.step, m.seq) for m in await store.messages_of(self.s, row_id(treatment.id))}
+        stored = {(m.step, m.seq) for m in store.messages_of(self.s, row_id(treatment.id))}
+        ids = (row_id(treatment.id), row_id(self.patient.id))
         added = [
-            message_row(self.clinic_id, treatment, self.patient, p, reason=None, now=self.now)
+            new_message(
+                p,
+                clinic_id=self.clinic_id,
+                treatment_id=ids[0],
+                patient_id=ids[1],
+                phone=self.patient.phone,
+                reason=None,
+                now=self.now,
+            )
             for key, p in plan.items()
             if p.step in steps
             and key not in stored
             and p.send_at > self.now
             and p.landed != "skipped"
         ]
-        await store.add_messages(self.s, added, now=self.now)
+        message_rows.insert(self.s.connection(), [(added, ids)])
         self.changed.extend(m.id for m in added)
-        self.due.extend((m.id, m.due_at) for m in added)
+        self.due.extend((m.id, m.send_at) for m in added)
 
-    async def _end(
+    def _end(
         self, row: Message, status: Status, reason: str, *, values: dict[str, Any] | None = None
     ) -> None:
-        if await end_scheduled(
+        if end_scheduled(
             self.s, row.id, status, reason, source="patient.updated", now=self.now, values=values
         ):
             self.changed.append(row.id)
 
 
-async def end_scheduled(
-    s: AsyncSession,
+def end_scheduled(
+    s: Session,
     message_id: str,
     status: Status,
     reason: str,
@@ -266,7 +268,7 @@ async def end_scheduled(
     values: dict[str, Any] | None = None,
 ) -> bool:
     """Move a still-scheduled message to `status` for `reason`; whether it was scheduled."""
-    return await store.move(
+    return store.move(
         s,
         message_id,
         to=status,
@@ -275,12 +277,6 @@ async def end_scheduled(
         detail=f"{reason} ({source})",
         values={**(values or {}), "reason": reason},
     )
-
-
-def _sqlmodel(sync: orm.Session) -> Session:
-    """The async session's own sync session, as SQLModel's class (its `sync_session_class`)."""
-    assert isinstance(sync, Session)
-    return sync
 
 
 def _due(row: Message, send_at: datetime) -> datetime:

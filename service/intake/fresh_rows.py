@@ -46,8 +46,7 @@ class Fresh:
     reason: str | None = None  # why its messages are suppressed, as they were built
     messages: list[NewMessage] = field(default_factory=list)
     written: Written | None = None  # the answer, as it will be stored
-    rows: list[message_rows.Row] = field(default_factory=list)  # SQLite: `message_rows`
-    history: list[message_rows.Row] = field(default_factory=list)
+    rows: list[message_rows.Row] = field(default_factory=list)  # SQLite: `sqlite_rows`
 
     def keys(self) -> tuple[Hashable, ...]:
         """What it touches: two events sharing one of these never go in one batch."""

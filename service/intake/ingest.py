@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
@@ -35,7 +34,6 @@ from service.reads.views import planned_view, treatment_view
 from service.storage import store
 from service.storage.models import Event, Message, Patient, Treatment, row_id
 from service.storage.transactions import Transactions
-from service.storage.writer_gate import WriterGate
 
 # The series' events (SPEC §13), each a store function run whole by `Series`.
 SERIES: dict[str, Apply] = {
@@ -64,24 +62,15 @@ class Ingest:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         clock: Clock,
-        gate: WriterGate | None = None,
-        transactions: Transactions | None = None,
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.transactions = transactions  # events are background writes: they go after sends
         self.clock = clock
-        self.gate = gate or WriterGate(exclusive=False)  # events go after sends
         self.planner = Planner(settings)
-        self.series = Series(
-            planner=self.planner,
-            transactions=transactions
-            or Transactions(sessions=sessions, reads=sessions, gate=self.gate),
-        )
-        self.intake = Intake(
-            settings=settings, sessions=sessions, planner=self.planner, gate=self.gate
-        )
+        self.series = Series(planner=self.planner, transactions=transactions)
+        self.intake = Intake(settings=settings, transactions=transactions, planner=self.planner)
 
     async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> EventAnswer:
         """Store the event's effect and return its answer; replays return the first answer.
@@ -101,11 +90,15 @@ class Ingest:
             written = None if fresh is None else await self.intake.write(fresh)
             if written is not None:
                 return EventAnswer(202, written.body, written.due, event.type)
+
+        def once(s: Session) -> EventAnswer:
+            return self._once(s, clinic_id, webhook_id, raw, digest, event)
+
         try:
-            return await self._once(clinic_id, webhook_id, raw, digest, event)
+            return await self.transactions.write(once)
         except IntegrityError:
             # Another delivery of the same event or treatment won the race: answer as a replay.
-            return await self._once(clinic_id, webhook_id, raw, digest, event)
+            return await self.transactions.write(once)
 
     async def close(self) -> None:
         """Finish the writes under way (before the database closes)."""
@@ -127,39 +120,44 @@ class Ingest:
             return None  # `_once` answers, after looking for a replay of this webhook id
         return self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
 
-    async def _once(
-        self, clinic_id: str, webhook_id: str, raw: bytes, digest: str, event: AnyEvent | None
-    ) -> EventAnswer:
-        """One event in a transaction of its own; `event` is `raw` parsed, None when it did
-        not parse (a replay of its webhook id answers first, then its parse error)."""
-        async with self.gate.background(), self.sessions.begin() as s:
-            previous = await store.find_event(s, clinic_id, webhook_id)
-            if previous is not None:
-                if previous.body_sha256 != digest:
-                    raise Conflict("this webhook-id was already used with a different body")
-                return EventAnswer(200, previous.response, type=previous.type)
-            event = event or parse_event(raw)
-            if isinstance(event, TreatmentCompleted):
-                fresh = await self._new_plan(s, clinic_id, webhook_id, digest, event)
-                if fresh is not None:
-                    return fresh
-            reply = await self._apply(s, clinic_id, webhook_id, event)
-            s.add(
-                Event(
-                    clinic_id=clinic_id,
-                    webhook_id=webhook_id,
-                    body_sha256=digest,
-                    type=event.type,
-                    status_code=reply.status,
-                    response=reply.body,
-                    received_at=self.clock.now(),
-                )
-            )
-            return reply
-
-    async def _new_plan(
+    def _once(
         self,
-        s: AsyncSession,
+        s: Session,
+        clinic_id: str,
+        webhook_id: str,
+        raw: bytes,
+        digest: str,
+        event: AnyEvent | None,
+    ) -> EventAnswer:
+        """One event in a transaction of its own (`s`); `event` is `raw` parsed, None when it
+        did not parse (a replay of its webhook id answers first, then its parse error)."""
+        previous = store.find_event(s, clinic_id, webhook_id)
+        if previous is not None:
+            if previous.body_sha256 != digest:
+                raise Conflict("this webhook-id was already used with a different body")
+            return EventAnswer(200, previous.response, type=previous.type)
+        event = event or parse_event(raw)
+        if isinstance(event, TreatmentCompleted):
+            fresh = self._new_plan(s, clinic_id, webhook_id, digest, event)
+            if fresh is not None:
+                return fresh
+        reply = self._apply(s, clinic_id, webhook_id, event)
+        s.add(
+            Event(
+                clinic_id=clinic_id,
+                webhook_id=webhook_id,
+                body_sha256=digest,
+                type=event.type,
+                status_code=reply.status,
+                response=reply.body,
+                received_at=self.clock.now(),
+            )
+        )
+        return reply
+
+    def _new_plan(
+        self,
+        s: Session,
         clinic_id: str,
         webhook_id: str,
         digest: str,
@@ -169,43 +167,43 @@ class Ingest:
         function in this transaction (event row included); None when it is stored."""
         now = self.clock.now()
         self._check(event, now=now)
-        if await store.find_treatment(s, clinic_id, event.data.treatment.id) is not None:
+        if store.find_treatment(s, clinic_id, event.data.treatment.id) is not None:
             return None
         fresh = self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
-        [written] = await self.intake.store(await s.connection(), [fresh])
+        [written] = self.intake.store(s.connection(), [fresh])
         assert written is not None  # neither its webhook id nor its treatment is stored
         return EventAnswer(202, written.body, written.due, event.type)
 
-    async def _apply(
+    def _apply(
         self,
-        s: AsyncSession,
+        s: Session,
         clinic_id: str,
         webhook_id: str,
         event: AnyEvent,
     ) -> EventAnswer:
         if isinstance(event, TreatmentCompleted):
-            return await self._completed(s, clinic_id, webhook_id, event)
+            return self._completed(s, clinic_id, webhook_id, event)
         now = self.clock.now()
         if isinstance(event, TreatmentCancelled):
-            effect = await cancellations.treatment_cancelled(
+            effect = cancellations.treatment_cancelled(
                 s, clinic_id, event.data.treatment.id, now=now, event_id=webhook_id
             )
         else:
             assert isinstance(event, PatientUpdated), "the series' events go to `series`"
-            effect = await corrections.patient_updated(
+            effect = corrections.patient_updated(
                 s, self.planner, clinic_id, event.data.patient, now=now, event_id=webhook_id
             )
         return EventAnswer(202, effect.body, effect.due, event.type)
 
-    async def _completed(
-        self, s: AsyncSession, clinic_id: str, webhook_id: str, event: TreatmentCompleted
+    def _completed(
+        self, s: Session, clinic_id: str, webhook_id: str, event: TreatmentCompleted
     ) -> EventAnswer:
         """A treatment already stored, under another webhook id: its plan, as it stands."""
-        existing = await store.find_treatment(s, clinic_id, event.data.treatment.id)
+        existing = store.find_treatment(s, clinic_id, event.data.treatment.id)
         assert existing is not None  # `_new_plan` stored it otherwise
-        patient = await s.get(Patient, existing.patient_id)
+        patient = s.get(Patient, existing.patient_id)
         assert patient is not None
-        messages = await store.messages_of(s, row_id(existing.id))
+        messages = store.messages_of(s, row_id(existing.id))
         return EventAnswer(
             200, _answer(webhook_id, existing, patient, messages), type="treatment.completed"
         )

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.config import Settings
 from service.intake import fresh_rows
@@ -31,7 +30,7 @@ from service.planning.timing import zone
 from service.storage import message_rows, reasons, treatment_rows
 from service.storage.group_commit import GroupCommit
 from service.storage.message_rows import new_message, new_message_ids
-from service.storage.writer_gate import WriterGate
+from service.storage.transactions import Transactions
 
 BATCH = 64
 
@@ -43,18 +42,16 @@ class Intake:
         self,
         *,
         settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: Transactions,
         planner: Planner,
-        gate: WriterGate,
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.transactions = transactions
         self.planner = planner
-        self.gate = gate
         self._group: GroupCommit[Fresh, Written | None] = GroupCommit(
             self._write, batch=BATCH, keys=Fresh.keys
         )
-        self._sqlite = sessions.kw["bind"].dialect.name == "sqlite"
+        self._sqlite = transactions.dialect == "sqlite"
 
     def prepare(
         self,
@@ -107,7 +104,7 @@ class Intake:
         ]
         fresh.written = fresh_rows.written(fresh)
         if self._sqlite:
-            fresh.rows, fresh.history = message_rows.sqlite_rows(fresh.messages)
+            fresh.rows = message_rows.sqlite_rows(fresh.messages)
 
     async def write(self, fresh: Fresh) -> Written | None:
         """Store the event's plan with others arriving at once; None when it is not fresh."""
@@ -140,23 +137,22 @@ class Intake:
 
     async def _write(self, batch: Sequence[Fresh]) -> list[Written | None]:
         try:
-            async with self.gate.background(), self.sessions.begin() as s:
-                return await self.store(await s.connection(), batch)
+            return await self.transactions.write(lambda s: self.store(s.connection(), batch))
         except IntegrityError:
             return [None] * len(batch)  # someone else stored one of them: go one by one
 
-    async def store(self, conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Written | None]:
+    def store(self, conn: sa.Connection, batch: Sequence[Fresh]) -> list[Written | None]:
         """Store the plans of `batch` in the transaction of `conn`: patients, treatments,
         messages, history and the event rows; None for an event that is not fresh (its webhook
         id or treatment is stored). The one write of a new treatment, batched or alone."""
-        fresh = await _unseen(conn, batch)
+        fresh = _unseen(conn, batch)
         if not fresh:
             return [None] * len(batch)
-        patients = await self._patients(conn, fresh)
-        stopped = await treatment_rows.opted_out(
+        patients = self._patients(conn, fresh)
+        stopped = treatment_rows.opted_out(
             conn, [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
         )
-        treatments = await treatment_rows.insert_treatments(
+        treatments = treatment_rows.insert_treatments(
             conn,
             [
                 {**fresh_rows.treatment_row(f), "patient_id": patients[i]}
@@ -168,32 +164,25 @@ class Intake:
             if f.written is None or reason != f.reason:  # re-planned, or the number said STOP
                 self._build(f, reason=reason)
         ids = list(zip(treatments, patients, strict=True))
-        if self._sqlite:
-            await message_rows.insert_sqlite(
-                conn,
-                [(f.rows, pair) for f, pair in zip(fresh, ids, strict=True)],
-                [entry for f in fresh for entry in f.history],
-            )
-        else:
-            await message_rows.insert(
-                conn, [(f.messages, pair) for f, pair in zip(fresh, ids, strict=True)]
-            )
-        await treatment_rows.insert_events(conn, [fresh_rows.event_row(f) for f in fresh])
+        message_rows.insert(
+            conn,
+            [(f.messages, pair) for f, pair in zip(fresh, ids, strict=True)],
+            made=[f.rows for f in fresh] if self._sqlite else None,
+        )
+        treatment_rows.insert_events(conn, [fresh_rows.event_row(f) for f in fresh])
         written = {id(f): f.written for f in fresh}
         return [written.get(id(f)) for f in batch]
 
-    async def _patients(self, conn: AsyncConnection, fresh: Sequence[Fresh]) -> list[int]:
+    def _patients(self, conn: sa.Connection, fresh: Sequence[Fresh]) -> list[int]:
         """Each event's patient id: inserted, or updated as the event reports them (and the
         event re-planned when the stored zone or locale, which it left out, changes it)."""
         keys = [(f.clinic_id, f.event.data.patient.id) for f in fresh]
-        stored = await treatment_rows.stored_patients(conn, keys)
+        stored = treatment_rows.stored_patients(conn, keys)
         new = [f for f, key in zip(fresh, keys, strict=True) if key not in stored]
         ids = dict(
             zip(
                 map(id, new),
-                await treatment_rows.insert_patients(
-                    conn, [fresh_rows.patient_row(f) for f in new]
-                ),
+                treatment_rows.insert_patients(conn, [fresh_rows.patient_row(f) for f in new]),
                 strict=True,
             )
         )
@@ -203,7 +192,7 @@ class Intake:
                 ids[id(f)], timezone, locale = stored[key]
                 self._follow(f, timezone=timezone, locale=locale)
                 updates.append({**fresh_rows.patient_row(f), "p_id": ids[id(f)]})
-        await treatment_rows.update_patients(conn, updates)
+        treatment_rows.update_patients(conn, updates)
         return [ids[id(f)] for f in fresh]
 
     def _follow(self, fresh: Fresh, *, timezone: str, locale: str | None) -> None:
@@ -227,10 +216,10 @@ def _reason(fresh: Fresh, *, stopped: bool) -> str | None:
     return suppression(consents=fresh.event.data.patient.sms_consent, stopped=stopped)
 
 
-async def _unseen(conn: AsyncConnection, batch: Sequence[Fresh]) -> list[Fresh]:
+def _unseen(conn: sa.Connection, batch: Sequence[Fresh]) -> list[Fresh]:
     """The events whose webhook id and treatment are both new."""
-    events = await treatment_rows.seen_events(conn, [(f.clinic_id, f.webhook_id) for f in batch])
-    treatments = await treatment_rows.seen_treatments(
+    events = treatment_rows.seen_events(conn, [(f.clinic_id, f.webhook_id) for f in batch])
+    treatments = treatment_rows.seen_treatments(
         conn, [(f.clinic_id, f.treatment.external_id) for f in batch]
     )
     return [

@@ -23,8 +23,7 @@ from service.planning import prep, protocols
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.planning.timing import zone
-from service.storage import reasons
-from service.storage import sync_queries as q
+from service.storage import reasons, store
 from service.storage.appointments import (
     Appointment,
     AppointmentMessage,
@@ -32,7 +31,6 @@ from service.storage.appointments import (
     linked_messages,
     next_seqs,
 )
-from service.storage.message_rows import message_row
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
 Plan = dict[tuple[str, int], PlannedMessage]
@@ -100,19 +98,19 @@ def sendable(planned: PlannedMessage) -> bool:
 
 def store_planned(
     c: Context, appointment: Appointment, planned: list[PlannedMessage], role: Role
-) -> list[Message]:
+) -> None:
     """Store messages the appointment planned, linked to it and to its series' treatment;
     suppressed when the patient cannot be texted, as a treatment's plan is."""
     treatment = c.s.get(Treatment, appointment.treatment_id)
     patient = c.s.get(Patient, appointment.patient_id)
     assert treatment is not None and patient is not None, "an appointment has both"
     seqs = next_seqs(c.s, row_id(treatment.id))
-    stopped = q.is_opted_out(c.s, c.clinic_id, patient.phone)
+    stopped = store.is_opted_out(c.s, c.clinic_id, patient.phone)
     reason = suppression(consents=patient.sms_consent, stopped=stopped)
     rows, links = [], []
     for p in planned:
         numbered = replace(p, seq=seqs.get(p.step, 0) + p.seq)
-        row = message_row(c.clinic_id, treatment, patient, numbered, reason=reason, now=c.now)
+        row = c.row(numbered, treatment, patient, reason)
         rows.append(row)
         links.append(
             AppointmentMessage(
@@ -123,11 +121,9 @@ def store_planned(
                 occurrence=p.seq,
             )
         )
-    q.add_messages(c.s, rows, now=c.now)
+    c.add(rows, treatment_id=row_id(treatment.id), patient_id=row_id(patient.id))
     c.s.add_all(links)
     c.s.flush()
-    c.added(rows)
-    return rows
 
 
 def plan_of(c: Context, appointment: Appointment, role: Role) -> Plan | None:

@@ -20,8 +20,10 @@ from sqlmodel import Session
 
 from service.errors import Conflict, FieldError, Unprocessable
 from service.planning.planner import Planner
-from service.storage import sync_queries as q
-from service.storage.models import Event, Message, Status
+from service.planning.protocols import PlannedMessage
+from service.storage import message_rows, store
+from service.storage.message_rows import NewMessage, new_message
+from service.storage.models import Event, Message, Patient, Status, Treatment, row_id
 from service.storage.transactions import Transactions
 
 
@@ -51,7 +53,15 @@ class Context:
 
     def end(self, row: Message, status: Status, reason: str) -> None:
         """Move a scheduled message to `status` for `reason` (nothing if it was not)."""
-        if q.end_scheduled(self.s, row.id, status, reason, source=self.source, now=self.now):
+        if store.move(
+            self.s,
+            row.id,
+            to=status,
+            now=self.now,
+            allowed_from=[Status.SCHEDULED],
+            detail=f"{reason} ({self.source})",
+            values={"reason": reason},
+        ):
             self.changed.append(row.id)
 
     def change(self, row: Message, values: dict[str, Any], what: str, *, late: str) -> None:
@@ -64,7 +74,7 @@ class Context:
         detail = f"{late} ({self.source})" if expired else f"{self.source}: {what}"
         if expired:
             values = {**values, "reason": late}
-        if q.move(
+        if store.move(
             self.s,
             row.id,
             to=to,
@@ -77,10 +87,26 @@ class Context:
             if not expired and "due_at" in values:
                 self.due.append((row.id, values["due_at"]))
 
-    def added(self, rows: Sequence[Message]) -> None:
-        """Count new messages as changed, and the scheduled ones as due."""
+    def row(
+        self, planned: PlannedMessage, treatment: Treatment, patient: Patient, reason: str | None
+    ) -> NewMessage:
+        """A planned message of the treatment as a new row (`message_rows.new_message`)."""
+        return new_message(
+            planned,
+            clinic_id=self.clinic_id,
+            treatment_id=row_id(treatment.id),
+            patient_id=row_id(patient.id),
+            phone=patient.phone,
+            reason=reason,
+            now=self.now,
+        )
+
+    def add(self, rows: Sequence[NewMessage], *, treatment_id: int, patient_id: int) -> None:
+        """Insert new messages of a treatment and patient (each with its first history entry);
+        count them as changed, and the scheduled ones as due."""
+        message_rows.insert(self.s.connection(), [(list(rows), (treatment_id, patient_id))])
         self.changed.extend(m.id for m in rows)
-        self.due.extend((m.id, m.due_at) for m in rows if m.status == Status.SCHEDULED)
+        self.due.extend((m.id, m.send_at) for m in rows if m.status == Status.SCHEDULED)
 
     def unknown(self, field_path: str, what: str, hint: str) -> Unprocessable:
         """The 422 for an id this clinic does not know."""
@@ -139,7 +165,7 @@ class Series:
         *,
         now: datetime,
     ) -> Reply:
-        previous = q.find_event(s, clinic_id, webhook_id)
+        previous = store.find_event(s, clinic_id, webhook_id)
         if previous is not None:
             if previous.body_sha256 != digest:
                 raise Conflict("this webhook-id was already used with a different body")

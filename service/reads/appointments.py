@@ -8,7 +8,7 @@ from sqlmodel import Session
 from service.errors import NotFound
 from service.reads.answers import AppointmentAnswer
 from service.reads.views import appointment_view, message_view
-from service.storage import sync_queries as q
+from service.storage import store
 from service.storage.appointments import find_appointment, linked_messages
 from service.storage.models import Patient, Treatment, row_id
 
@@ -23,7 +23,7 @@ def appointment(s: Session, clinic_id: str, external_id: str) -> AppointmentAnsw
     treatment = s.get(Treatment, found.treatment_id)
     assert patient is not None and treatment is not None, "an appointment has both"
     messages = [m for m, _ in linked_messages(s, row_id(found.id))]
-    history = q.history_of(s, [m.id for m in messages])
+    history = store.history_of(s, [m.id for m in messages])
     return {
         "appointment": appointment_view(
             found, patient_id=patient.external_id, treatment_id=treatment.external_id

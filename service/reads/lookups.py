@@ -9,9 +9,7 @@ own and lives here; everything else it reads through `storage.store`.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session, col, select
 
 from service.errors import NotFound
 from service.reads.answers import MessagePage, TreatmentAnswer
@@ -19,25 +17,29 @@ from service.reads.paging import Cursor, MessageQuery, encode_cursor
 from service.reads.views import listed_view, message_view, treatment_view
 from service.storage import store
 from service.storage.models import Message, Patient, Treatment, row_id
+from service.storage.transactions import Transactions
 
 
 async def treatment(
-    sessions: async_sessionmaker[AsyncSession], clinic_id: str, external_id: str
+    transactions: Transactions, clinic_id: str, external_id: str
 ) -> TreatmentAnswer:
     """The clinic's treatment and its messages, each with its history; NotFound otherwise."""
-    async with sessions() as s:
-        found = await store.find_treatment(s, clinic_id, external_id)
-        if found is None:
-            raise NotFound("this clinic has no treatment with that id")
-        return await treatment_answer(s, found)
+    return await transactions.read(lambda s: _treatment(s, clinic_id, external_id))
 
 
-async def treatment_answer(s: AsyncSession, found: Treatment) -> TreatmentAnswer:
+def _treatment(s: Session, clinic_id: str, external_id: str) -> TreatmentAnswer:
+    found = store.find_treatment(s, clinic_id, external_id)
+    if found is None:
+        raise NotFound("this clinic has no treatment with that id")
+    return treatment_answer(s, found)
+
+
+def treatment_answer(s: Session, found: Treatment) -> TreatmentAnswer:
     """A treatment and its messages as stored now, each with its history."""
-    patient = await s.get(Patient, found.patient_id)
+    patient = s.get(Patient, found.patient_id)
     assert patient is not None, "a treatment has a patient"
-    messages = await store.messages_of(s, row_id(found.id))
-    history = await store.history_of(s, [m.id for m in messages])
+    messages = store.messages_of(s, row_id(found.id))
+    history = store.history_of(s, [m.id for m in messages])
     return {
         "treatment": treatment_view(found, patient.external_id),
         "messages": [message_view(m, history[m.id]) for m in messages],
@@ -45,33 +47,32 @@ async def treatment_answer(s: AsyncSession, found: Treatment) -> TreatmentAnswer
 
 
 async def clinic_messages(
-    sessions: async_sessionmaker[AsyncSession], clinic_id: str, page: MessageQuery
+    transactions: Transactions, clinic_id: str, page: MessageQuery
 ) -> MessagePage:
     """A page of the clinic's messages, newest first, and the cursor of the next page."""
-    async with sessions() as s:
-        return await _page(s, clinic_id, page)
+    return await transactions.read(lambda s: _page(s, clinic_id, page))
 
 
 async def patient_messages(
-    sessions: async_sessionmaker[AsyncSession],
-    clinic_id: str,
-    external_id: str,
-    page: MessageQuery,
+    transactions: Transactions, clinic_id: str, external_id: str, page: MessageQuery
 ) -> MessagePage:
     """A page of one patient's messages, newest first; NotFound for an unknown patient."""
-    async with sessions() as s:
-        patient = await store.find_patient(s, clinic_id, external_id)
-        if patient is None:
-            raise NotFound("this clinic has no patient with that id")
-        return await _page(s, clinic_id, page, patient_id=row_id(patient.id))
+    return await transactions.read(lambda s: _patient_page(s, clinic_id, external_id, page))
 
 
-async def _page(
-    s: AsyncSession, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
+def _patient_page(s: Session, clinic_id: str, external_id: str, page: MessageQuery) -> MessagePage:
+    patient = store.find_patient(s, clinic_id, external_id)
+    if patient is None:
+        raise NotFound("this clinic has no patient with that id")
+    return _page(s, clinic_id, page, patient_id=row_id(patient.id))
+
+
+def _page(
+    s: Session, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
 ) -> MessagePage:
-    rows = await message_page(s, clinic_id, page, patient_id=patient_id)
+    rows = message_page(s, clinic_id, page, patient_id=patient_id)
     shown = rows[: page.limit]
-    history = await store.history_of(s, [m.id for m, _, _ in shown])
+    history = store.history_of(s, [m.id for m, _, _ in shown])
     next_cursor = None
     if len(rows) > page.limit:  # one more than a page was found: there is a next page
         last = shown[-1][0]
@@ -84,8 +85,8 @@ async def _page(
     }
 
 
-async def message_page(
-    s: AsyncSession, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
+def message_page(
+    s: Session, clinic_id: str, page: MessageQuery, *, patient_id: int | None = None
 ) -> list[tuple[Message, str, str]]:
     """Up to `page.limit + 1` of the clinic's messages, newest first by (send_at, id), each
     with its treatment's and patient's ids as the clinic knows them."""
@@ -97,7 +98,7 @@ async def message_page(
         .order_by(col(Message.send_at).desc(), col(Message.id).desc())
         .limit(page.limit + 1)
     )
-    return [(m, t, p) for m, t, p in (await s.exec(query)).all()]
+    return [(m, t, p) for m, t, p in s.exec(query).all()]
 
 
 def _page_filters(

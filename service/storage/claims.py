@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.storage import reasons
 from service.storage.models import Status
@@ -179,14 +178,14 @@ class ClaimBatch:
         return len(self.claims) + len(self.expired)
 
 
-async def claim_due(
-    conn: AsyncConnection, *, now: datetime, instance: str, lease: timedelta, limit: int
+def claim_due(
+    conn: sa.Connection, *, now: datetime, instance: str, lease: timedelta, limit: int
 ) -> ClaimBatch:
     """Claim up to `limit` due scheduled messages for `instance`, soonest first; expire the
     ones among them past their expiry."""
     params = {"now": now, "limit": limit, "instance": instance, "lease_until": now + lease}
     batch = ClaimBatch([], {}, [])
-    for row in (await conn.execute(_CLAIM, params)).all():
+    for row in conn.execute(_CLAIM, params).all():
         claim = Claim(*row[: len(CLAIM_COLUMNS)])
         if row.status == Status.EXPIRED:
             batch.expired.append(claim.id)
@@ -198,7 +197,7 @@ async def claim_due(
         )
     batch.claims.sort(key=lambda c: (c.send_at, c.id))
     expired = reasons.EXPIRED_BEFORE_SENT
-    await add_history(
+    add_history(
         conn,
         [(i, Status.EXPIRED, expired, None) for i in batch.expired]
         + [
@@ -210,8 +209,8 @@ async def claim_due(
     return batch
 
 
-async def take_over(
-    conn: AsyncConnection, message_id: str, *, now: datetime, instance: str, lease: timedelta
+def take_over(
+    conn: sa.Connection, message_id: str, *, now: datetime, instance: str, lease: timedelta
 ) -> Claim | None:
     """Take over a stale claim so that only one instance reconciles it."""
     params = {
@@ -220,12 +219,12 @@ async def take_over(
         "instance": instance,
         "lease_until": now + lease,
     }
-    row = (await conn.execute(_TAKE_OVER, params)).first()
+    row = conn.execute(_TAKE_OVER, params).first()
     return None if row is None else Claim(*row)
 
 
-async def extend(
-    conn: AsyncConnection, message_id: str, *, now: datetime, instance: str, lease: timedelta
+def extend(
+    conn: sa.Connection, message_id: str, *, now: datetime, instance: str, lease: timedelta
 ) -> bool:
     """Renew `instance`'s claim on a message for `lease` from `now`; False when it is no longer
     that instance's (another took it over)."""
@@ -235,7 +234,7 @@ async def extend(
         "instance": instance,
         "lease_until": now + lease,
     }
-    return bool((await conn.execute(_EXTEND, params)).rowcount)
+    return bool(conn.execute(_EXTEND, params).rowcount)
 
 
 _FOOTER = (
@@ -248,20 +247,16 @@ _NEW_PHONE = (
 )
 
 
-async def mark_footer(conn: AsyncConnection, ids: Sequence[str]) -> None:
+def mark_footer(conn: sa.Connection, ids: Sequence[str]) -> None:
     """Record that these messages carry the opt-out footer (it is part of what was sent)."""
     if ids:
-        await conn.execute(_FOOTER, {"ids": list(ids)})
+        conn.execute(_FOOTER, {"ids": list(ids)})
 
 
-async def set_phone(
-    conn: AsyncConnection, changes: Sequence[tuple[str, str]], *, now: datetime
-) -> None:
+def set_phone(conn: sa.Connection, changes: Sequence[tuple[str, str]], *, now: datetime) -> None:
     """Send these claimed messages to the patient's new phone: (message id, phone)."""
     if changes:
-        await conn.execute(
-            _NEW_PHONE, [{"m_id": i, "m_phone": p, "m_now": now} for i, p in changes]
-        )
-        await add_history(
+        conn.execute(_NEW_PHONE, [{"m_id": i, "m_phone": p, "m_now": now} for i, p in changes])
+        add_history(
             conn, [(i, Status.SENDING, "patient's new phone", None) for i, _ in changes], now=now
         )

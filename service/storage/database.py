@@ -1,24 +1,27 @@
-"""Engines and migrations. SQLite runs in WAL mode with `BEGIN IMMEDIATE` transactions."""
+"""Engines and migrations.
+
+SQLite: sync pysqlite engines (their transactions run whole on threads of their own, see
+`transactions`), in WAL mode, the writer's transactions `BEGIN IMMEDIATE` from SQLAlchemy's
+documented `begin` event, pysqlite's own transaction handling off. The configuration names
+SQLite as `sqlite+aiosqlite:///PATH` (the contract); the engines take the pysqlite form of it.
+PostgreSQL: an async asyncpg engine.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy import event, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.storage import checkpoint, sqlite_driver
+from service.storage import checkpoint
 
 # Beside the package in a source checkout (and an editable install); in the working directory
 # when the package was installed into site-packages (the container copies it to /app).
@@ -31,6 +34,7 @@ WRITER_CACHE_KIB = 32 * 1024
 # The key of the PostgreSQL advisory lock that serialises migrations ("Aftercar" in ASCII).
 # Beyond 32 bits, so no `hashtext` key of the per-sid locks (callbacks.py) can be it.
 MIGRATION_LOCK = 4712582039149437298
+READERS = 2  # SQLite connections (and threads) for reads beside the writer
 
 
 def migrations_dir() -> Path:
@@ -46,79 +50,86 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def pysqlite_url(url: str) -> sa.URL:
+    """The pysqlite form of an SQLite URL (`sqlite+aiosqlite:///x` or `sqlite:///x`)."""
+    return make_url(url).set(drivername="sqlite")
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; for SQLite, WAL, a busy timeout and write-locking transactions."""
-    if not is_sqlite(url):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    # One connection: SQLite has one writer anyway, and writers queueing for the pool (FIFO,
-    # no sleeping) beat writers polling SQLite's busy handler, which backs off up to 100 ms.
-    engine = create_async_engine(
-        url,
-        connect_args={"timeout": 30},
-        pool_size=1,
+    """PostgreSQL's async engine (a pool shared by the writes and the reads)."""
+    if is_sqlite(url):
+        raise ValueError("SQLite runs on sync engines: sqlite_writer, sqlite_reader")
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def sqlite_writer(url: str) -> sa.Engine:
+    """SQLite's one writer: WAL, a busy timeout, write-locking transactions (`BEGIN
+    IMMEDIATE`); one connection (SQLite has one writer anyway)."""
+    memory = checkpoint.database_file(url) is None
+    pool: dict[str, Any] = {} if memory else {"pool_size": 1, "max_overflow": 0}
+    engine = sa.create_engine(
+        pysqlite_url(url),
+        # Made on the writer's thread, closed from the loop's at the end.
+        connect_args={"timeout": 30, "check_same_thread": False},
+        **pool,
+    )
+    _connect(engine, *_WRITER_PRAGMAS)
+    _begin(engine, "BEGIN IMMEDIATE")
+    return engine
+
+
+def sqlite_reader(url: str) -> sa.Engine | None:
+    """Connections for reads that must not queue behind writes (counts for `/metrics`,
+    readiness, the read API, the timer refill): in WAL mode a reader sees the last commit
+    while the one writer works. None for an in-memory database (only the writer sees it)."""
+    if checkpoint.database_file(url) is None:
+        return None
+    engine = sa.create_engine(
+        pysqlite_url(url),
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=READERS,
         max_overflow=0,
-        pool_timeout=60,
-        module=sqlite_driver.dbapi(),
     )
-    _tune_sqlite(engine)
+    _connect(engine, "PRAGMA busy_timeout=30000", "PRAGMA query_only=ON")
+    _begin(engine, "BEGIN")  # deferred: a snapshot from the first read, no lock
     return engine
 
 
-def create_reader(url: str, writer: AsyncEngine) -> AsyncEngine:
-    """An engine for reads that must not queue behind writes (counts for `/metrics`,
-    readiness, the read API, the timer refill). On SQLite, connections of their own: in WAL
-    mode a reader sees the last commit while the one writer works. Elsewhere, `writer`."""
-    if checkpoint.database_file(url) is None:  # PostgreSQL, or SQLite in memory
-        return writer
-    engine = create_async_engine(
-        url,
-        connect_args={"timeout": 30},
-        pool_size=2,
-        max_overflow=2,
-        pool_timeout=60,
-        module=sqlite_driver.dbapi(),
-    )
+# pysqlite's own transaction handling defers BEGIN and never takes the write lock up front;
+# two writers could then deadlock on upgrade. The `begin` event takes the lock at BEGIN.
+_WRITER_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    # Checkpoints are `checkpoint`'s, on a thread of their own; this is a backstop.
+    f"PRAGMA wal_autocheckpoint={checkpoint.BACKSTOP_PAGES}",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA cache_size=-{WRITER_CACHE_KIB}",
+)
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
+
+def _connect(engine: sa.Engine, *pragmas: str) -> None:
+    """Each new connection: pysqlite's transaction handling off, then `pragmas`."""
+
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA query_only=ON")
+        for pragma in pragmas:
+            cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        # Deferred: a snapshot from the first read, no lock.
-        sqlite_driver.begin_with_next_statement(conn.connection.dbapi_connection, "BEGIN")
 
-    return engine
+def _begin(engine: sa.Engine, begin: str) -> None:
+    """Each transaction starts with `begin` (SQLAlchemy's documented pysqlite recipe)."""
 
-
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    # pysqlite's own transaction handling defers BEGIN and never takes the write lock up
-    # front; two writers could then deadlock on upgrade. Take the lock at BEGIN instead.
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints are `checkpoint`'s, on a thread of their own; this is a backstop.
-        cursor.execute(f"PRAGMA wal_autocheckpoint={checkpoint.BACKSTOP_PAGES}")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        # Taken with the transaction's first statement, in its trip to SQLite's thread.
-        sqlite_driver.begin_with_next_statement(conn.connection.dbapi_connection, "BEGIN IMMEDIATE")
+    @event.listens_for(engine, "begin")
+    def _began(conn: sa.Connection) -> None:
+        conn.exec_driver_sql(begin)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded rows usable after commit."""
+    """Async sessions that keep loaded rows usable after commit."""
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
@@ -136,19 +147,19 @@ def migrate(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-@asynccontextmanager
-async def migration_lock(conn: AsyncConnection) -> AsyncIterator[None]:
+@contextmanager
+def migration_lock(conn: sa.Connection) -> Iterator[None]:
     """Hold, on PostgreSQL, the session-level advisory lock that serialises migrations: many
     replicas migrating on start take turns, and each after the first finds the schema at head.
     SQLite needs none (one file, one replica)."""
     if conn.dialect.name != "postgresql":
         yield
         return
-    await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
-    await conn.commit()  # the lock outlives the transaction; Alembic begins its own
+    conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    conn.commit()  # the lock outlives the transaction; Alembic begins its own
     try:
         yield
     finally:
-        await conn.rollback()  # a failed migration leaves its transaction aborted
-        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
-        await conn.commit()
+        conn.rollback()  # a failed migration leaves its transaction aborted
+        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+        conn.commit()

@@ -5,8 +5,7 @@ history entries, and their inserts; and a stored treatment's plan (`plan_of`).
 PostgreSQL takes them through SQLAlchemy Core (one executemany each). SQLite takes rows made
 ahead of the write, each value already as SQLAlchemy would store it (its per-value processing
 of an event's hundreds of parameters was a large share of ingest's CPU; README, benchmarks),
-many rows to a statement
-(`sqlite_driver.insert_rows`).
+many rows to a statement (`rows.insert_rows`).
 """
 
 from __future__ import annotations
@@ -18,15 +17,15 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.planning import protocols
 from service.planning.planner import Planner
 from service.planning.timing import zone
 from service.storage import reasons
-from service.storage.models import Message, Patient, Status, Treatment, row_id, sqlite_text
-from service.storage.sqlite_driver import insert_rows
-from service.storage.tables import HISTORY, MESSAGE
+from service.storage.models import Patient, Status, Treatment, sqlite_text
+from service.storage.moves import write_history
+from service.storage.rows import insert_rows
+from service.storage.tables import MESSAGE
 
 
 @dataclass(slots=True)
@@ -121,28 +120,6 @@ def new_message_ids(now: datetime, count: int) -> list[str]:
     return [stamp + random[12 * i : 12 * i + 12] for i in range(count)]
 
 
-def message_row(
-    clinic_id: str,
-    treatment: Treatment,
-    patient: Patient,
-    planned: protocols.PlannedMessage,
-    *,
-    reason: str | None,
-    now: datetime,
-) -> Message:
-    """One planned message as a new ORM row (see `new_message`)."""
-    row = new_message(
-        planned,
-        clinic_id=clinic_id,
-        treatment_id=row_id(treatment.id),
-        patient_id=row_id(patient.id),
-        phone=patient.phone,
-        reason=reason,
-        now=now,
-    )
-    return Message(**row.values())
-
-
 def plan_of(
     planner: Planner, clinic_id: str, treatment: Treatment, patient: Patient
 ) -> list[protocols.PlannedMessage]:
@@ -185,15 +162,12 @@ _MESSAGE_COLUMNS = (
     "treatment_id",
     "patient_id",
 )  # the ids last: they are added to rows made before they existed
-_HISTORY_COLUMNS = ("message_id", "at", "status", "detail")
 _INSERT_MESSAGE = sa.insert(MESSAGE)
-_INSERT_HISTORY = sa.insert(HISTORY)
 
 
-def sqlite_rows(messages: Sequence[NewMessage]) -> tuple[list[Row], list[Row]]:
-    """Messages as SQLite rows (without treatment and patient ids) and their first history
-    entries, ready for `insert_sqlite`."""
-    rows, history = [], []
+def sqlite_rows(messages: Sequence[NewMessage]) -> list[Row]:
+    """Messages as SQLite rows (without treatment and patient ids), ready for `insert`."""
+    rows = []
     stamped, now = None, None  # a plan's messages share one `updated_at`
     for m in messages:
         if m.updated_at is not stamped:
@@ -219,40 +193,34 @@ def sqlite_rows(messages: Sequence[NewMessage]) -> tuple[list[Row], list[Row]]:
                 now,
             )
         )
-        history.append((m.id, now, m.status.value, m.reason))
-    return rows, history
+    return rows
 
 
-async def insert_sqlite(
-    conn: AsyncConnection, plans: Sequence[tuple[list[Row], Row]], history: Sequence[Row]
+def insert(
+    conn: sa.Connection,
+    plans: Sequence[tuple[list[NewMessage], Row]],
+    *,
+    made: Sequence[list[Row]] | None = None,
 ) -> None:
-    """Insert plans made by `sqlite_rows`, each as (its rows, its (treatment id, patient id)),
-    and their history entries."""
-    await insert_rows(
-        conn, MESSAGE.name, _MESSAGE_COLUMNS, [row + ids for rows, ids in plans for row in rows]
-    )
-    await insert_rows(conn, HISTORY.name, _HISTORY_COLUMNS, history)
-
-
-async def insert(conn: AsyncConnection, plans: Sequence[tuple[list[NewMessage], Row]]) -> None:
     """Insert plans, each as (its messages, its (treatment id, patient id)), with their first
-    history entries, through SQLAlchemy."""
-    rows = []
+    history entries. On SQLite the rows go in as `sqlite_rows` makes them (`made`: made ahead
+    of the write, one list a plan), many to a statement; elsewhere through SQLAlchemy Core."""
+    if not any(messages for messages, _ in plans):
+        return
     for messages, (treatment_id, patient_id) in plans:
         for m in messages:
             m.treatment_id, m.patient_id = treatment_id, patient_id
-            rows.append(m.values())
-    await conn.execute(_INSERT_MESSAGE, rows)
-    await conn.execute(
-        _INSERT_HISTORY,
-        [
-            {
-                "message_id": r["id"],
-                "at": r["updated_at"],
-                "status": r["status"],
-                "detail": r["reason"],
-                "error_code": None,
-            }
-            for r in rows
-        ],
+    if conn.dialect.name == "sqlite":
+        made = made if made is not None else [sqlite_rows(messages) for messages, _ in plans]
+        insert_rows(
+            conn,
+            MESSAGE.name,
+            _MESSAGE_COLUMNS,
+            [row + ids for rows, (_, ids) in zip(made, plans, strict=True) for row in rows],
+        )
+    else:
+        conn.execute(_INSERT_MESSAGE, [m.values() for messages, _ in plans for m in messages])
+    write_history(
+        conn,
+        [(m.id, m.updated_at, m.status, m.reason, None) for messages, _ in plans for m in messages],
     )

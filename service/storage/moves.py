@@ -11,11 +11,10 @@ from itertools import groupby
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import select
 
 from service.storage.models import Status, sqlite_text
-from service.storage.sqlite_driver import insert_rows
+from service.storage.rows import insert_rows
 from service.storage.tables import HISTORY, MESSAGE
 from service.storage.tables import PROVIDER_STATUS as CALLBACKS
 
@@ -34,6 +33,10 @@ class Move:
     opt_out: tuple[str, str] | None = None  # (clinic, phone) Twilio says unsubscribed
 
 
+# (message id, at, status, detail, error code)
+HistoryRow = tuple[str, datetime, str, str | None, int | None]
+
+
 class Moves(NamedTuple):
     """What `move_many` did."""
 
@@ -41,7 +44,7 @@ class Moves(NamedTuple):
     callbacks: bool  # status callbacks may be stored already for a sid a move recorded
 
 
-async def move_many(conn: AsyncConnection, moves: Sequence[Move], *, now: datetime) -> Moves:
+def move_many(conn: sa.Connection, moves: Sequence[Move], *, now: datetime) -> Moves:
     """`move` for many messages (each at most once) in a few round trips.
 
     One move is one conditional UPDATE … RETURNING. Many: the rows are read and locked first
@@ -50,10 +53,10 @@ async def move_many(conn: AsyncConnection, moves: Sequence[Move], *, now: dateti
     ids = sorted({m.message_id for m in moves})
     assert len(ids) == len(moves), "one move per message in a batch"
     if len(moves) == 1:
-        return await _move_one(conn, moves[0], now=now)
+        return _move_one(conn, moves[0], now=now)
     if not moves:
         return Moves([], callbacks=False)
-    found = (await conn.execute(_LOCK, {"ids": ids})).all()
+    found = conn.execute(_LOCK, {"ids": ids}).all()
     current: dict[str, str] = {i: st for i, st in found}
     applied = [m for m in moves if current.get(m.message_id, "") in m.allowed_from]
     for keys, group in groupby(sorted(applied, key=_columns), key=_columns):
@@ -66,13 +69,13 @@ async def move_many(conn: AsyncConnection, moves: Sequence[Move], *, now: dateti
             }
             for m in group
         ]
-        await conn.execute(_update(keys), rows)
-    await add_history(conn, [(m.message_id, m.to, m.detail, m.code) for m in applied], now=now)
+        conn.execute(_update(keys), rows)
+    add_history(conn, [(m.message_id, m.to, m.detail, m.code) for m in applied], now=now)
     moved = {id(m) for m in applied}
     return Moves([id(m) in moved for m in moves], callbacks=any(m.provider_id for m in applied))
 
 
-async def _move_one(conn: AsyncConnection, move: Move, *, now: datetime) -> Moves:
+def _move_one(conn: sa.Connection, move: Move, *, now: datetime) -> Moves:
     params = {
         "m_id": move.message_id,
         "m_to": move.to,
@@ -81,12 +84,11 @@ async def _move_one(conn: AsyncConnection, move: Move, *, now: datetime) -> Move
         "m_sid": move.provider_id,
         **{f"v_{k}": v for k, v in move.values.items()},
     }
-    row = (
-        await conn.execute(_update_one(_columns(move), move.provider_id is not None), params)
-    ).first()
+    statement = _update_one(_columns(move), move.provider_id is not None)
+    row = conn.execute(statement, params).first()
     if row is None:
         return Moves([False], callbacks=False)
-    await add_history(conn, [(move.message_id, move.to, move.detail, move.code)], now=now)
+    add_history(conn, [(move.message_id, move.to, move.detail, move.code)], now=now)
     return Moves([True], callbacks=bool(row[-1]))
 
 
@@ -133,28 +135,36 @@ def _update_one(keys: tuple[str, ...], sid: bool) -> sa.Update:
     )
 
 
-async def add_history(
-    conn: AsyncConnection,
+def add_history(
+    conn: sa.Connection,
     entries: Sequence[tuple[str, str, str | None, int | None]],
     *,
     now: datetime,
 ) -> None:
-    """Append (message id, status, detail, error code) entries to history, one round trip."""
-    if not entries:
+    """Append (message id, status, detail, error code) entries to history, all at `now`."""
+    write_history(conn, [(i, now, st, d, c) for i, st, d, c in entries])
+
+
+def write_history(conn: sa.Connection, rows: Sequence[HistoryRow]) -> None:
+    """Append history rows, one statement: the one way history is written."""
+    if not rows:
         return
     if conn.dialect.name == "sqlite":
-        at = sqlite_text(now)
-        await insert_rows(
+        text: dict[datetime, str | None] = {}  # a batch's rows share a few instants
+        insert_rows(
             conn,
             HISTORY.name,
             _HISTORY_COLUMNS,
-            [(i, at, str(st), d, c) for i, st, d, c in entries],
+            [
+                (i, text.get(at) or text.setdefault(at, sqlite_text(at)), str(st), d, c)
+                for i, at, st, d, c in rows
+            ],
         )
         return
-    await conn.execute(
+    conn.execute(
         _ADD_HISTORY,
         [
-            {"message_id": i, "at": now, "status": st, "detail": d, "error_code": c}
-            for i, st, d, c in entries
+            {"message_id": i, "at": at, "status": st, "detail": d, "error_code": c}
+            for i, at, st, d, c in rows
         ],
     )

@@ -104,7 +104,7 @@ def record(
     """Write a notification of `type_` for `clinic_id`, due now, in the transaction `conn` is
     in; its id, or None when the clinic has no endpoint or did not ask for this type.
 
-    From async code: `await conn.run_sync(lambda c: record(c, ...))` (or the session's)."""
+    Called inside a store function, on its session's `s.connection()` (`transactions`)."""
     ids = record_all(conn, settings, [Notice(clinic_id, type_, data)], now=now)
     return ids[0] if ids else None
 

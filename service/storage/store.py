@@ -1,15 +1,15 @@
-"""The queries. A status change is conditional and appended to history: `move` for one message
-on the ORM paths, `moves.move_many` for the batched ones."""
+"""The queries, each a plain function of a sync `Session` (run by `transactions`). A status
+change is conditional and appended to history (`moves.add_history`): `move` for one message on
+the ORM paths, `moves.move_many` for the batched ones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Session, col, select
 
 from service.storage import reasons
 from service.storage.models import (
@@ -21,43 +21,42 @@ from service.storage.models import (
     Status,
     Treatment,
 )
+from service.storage.moves import add_history
 
 
-async def find_event(s: AsyncSession, clinic_id: str, webhook_id: str) -> Event | None:
+def find_event(s: Session, clinic_id: str, webhook_id: str) -> Event | None:
     """The event stored under this clinic's webhook id, if any."""
     query = select(Event).where(Event.clinic_id == clinic_id, Event.webhook_id == webhook_id)
-    return (await s.exec(query)).first()
+    return s.exec(query).first()
 
 
-async def find_treatment(s: AsyncSession, clinic_id: str, external_id: str) -> Treatment | None:
+def find_treatment(s: Session, clinic_id: str, external_id: str) -> Treatment | None:
     """The clinic's treatment with this id, if any."""
     query = select(Treatment).where(
         Treatment.clinic_id == clinic_id, Treatment.external_id == external_id
     )
-    return (await s.exec(query)).first()
+    return s.exec(query).first()
 
 
-async def find_patient(s: AsyncSession, clinic_id: str, external_id: str) -> Patient | None:
+def find_patient(s: Session, clinic_id: str, external_id: str) -> Patient | None:
     """The clinic's patient with this id, if any."""
     query = select(Patient).where(
         Patient.clinic_id == clinic_id, Patient.external_id == external_id
     )
-    return (await s.exec(query)).first()
+    return s.exec(query).first()
 
 
-async def messages_of(s: AsyncSession, treatment_id: int) -> list[Message]:
+def messages_of(s: Session, treatment_id: int) -> list[Message]:
     """A treatment's messages in plan order."""
     query = (
         select(Message)
         .where(Message.treatment_id == treatment_id)
         .order_by(col(Message.send_at), col(Message.step), col(Message.seq))
     )
-    return list((await s.exec(query)).all())
+    return list(s.exec(query).all())
 
 
-async def history_of(
-    s: AsyncSession, message_ids: Sequence[str]
-) -> dict[str, list[MessageHistory]]:
+def history_of(s: Session, message_ids: Sequence[str]) -> dict[str, list[MessageHistory]]:
     """Each message's history, oldest first."""
     found: dict[str, list[MessageHistory]] = {m: [] for m in message_ids}
     if not message_ids:
@@ -67,31 +66,19 @@ async def history_of(
         .where(col(MessageHistory.message_id).in_(message_ids))
         .order_by(col(MessageHistory.id))
     )
-    for row in (await s.exec(query)).all():
+    for row in s.exec(query).all():
         found[row.message_id].append(row)
     return found
 
 
-async def is_opted_out(s: AsyncSession, clinic_id: str, phone: str) -> bool:
+def is_opted_out(s: Session, clinic_id: str, phone: str) -> bool:
     """Whether this number said STOP to this clinic (and not START since)."""
     query = select(OptOut).where(OptOut.clinic_id == clinic_id, OptOut.phone == phone)
-    return (await s.exec(query)).first() is not None
+    return s.exec(query).first() is not None
 
 
-async def add_messages(s: AsyncSession, messages: Iterable[Message], *, now: datetime) -> None:
-    """Insert planned messages, each with its first history entry."""
-    for message in messages:
-        s.add(message)
-        s.add(
-            MessageHistory(
-                message_id=message.id, at=now, status=message.status, detail=message.reason
-            )
-        )
-    await s.flush()
-
-
-async def move(
-    s: AsyncSession,
+def move(
+    s: Session,
     message_id: str,
     *,
     to: Status,
@@ -107,14 +94,14 @@ async def move(
         .where(col(Message.id) == message_id, col(Message.status).in_(allowed_from))
         .values(status=to, updated_at=now, **(values or {}))
     )
-    if (await s.exec(stmt)).rowcount == 0:
+    if s.exec(stmt).rowcount == 0:
         return False
-    s.add(MessageHistory(message_id=message_id, at=now, status=to, detail=detail, error_code=code))
+    add_history(s.connection(), [(message_id, to, detail, code)], now=now)
     return True
 
 
-async def due_instants(
-    s: AsyncSession, until: datetime, *, after: datetime | None = None, limit: int
+def due_instants(
+    s: Session, until: datetime, *, after: datetime | None = None, limit: int
 ) -> list[datetime]:
     """The distinct instants before `until` (and after `after`) at which scheduled messages
     fall due, soonest first (a single wake-up claims every message due at or before it)."""
@@ -127,10 +114,10 @@ async def due_instants(
     )
     if after is not None:
         query = query.where(col(Message.due_at) > after)
-    return list((await s.exec(query)).all())
+    return list(s.exec(query).all())
 
 
-async def stale_claims(s: AsyncSession, now: datetime, *, limit: int) -> list[str]:
+def stale_claims(s: Session, now: datetime, *, limit: int) -> list[str]:
     """Messages left in `sending` whose lease ran out (a dead or stuck claimer)."""
     query = (
         select(Message.id)
@@ -138,21 +125,19 @@ async def stale_claims(s: AsyncSession, now: datetime, *, limit: int) -> list[st
         .order_by(col(Message.lease_until))
         .limit(limit)
     )
-    return list((await s.exec(query)).all())
+    return list(s.exec(query).all())
 
 
-async def opt_out(
-    s: AsyncSession, clinic_id: str, phone: str, *, now: datetime, source: str
-) -> list[str]:
+def opt_out(s: Session, clinic_id: str, phone: str, *, now: datetime, source: str) -> list[str]:
     """Record a STOP for this clinic's number and cancel its pending messages; their ids."""
-    if not await is_opted_out(s, clinic_id, phone):
+    if not is_opted_out(s, clinic_id, phone):
         s.add(OptOut(clinic_id=clinic_id, phone=phone, at=now, source=source))
     query = select(Message.id).where(
         Message.clinic_id == clinic_id, Message.phone == phone, Message.status == Status.SCHEDULED
     )
     cancelled = []
-    for message_id in (await s.exec(query)).all():
-        if await move(
+    for message_id in s.exec(query).all():
+        if move(
             s,
             message_id,
             to=Status.CANCELLED,
@@ -168,17 +153,17 @@ async def opt_out(
 # Clinic corrections and the read API's lists (SPEC §5, §8): every query names its clinic.
 
 
-async def scheduled_of_patient(s: AsyncSession, patient_id: int) -> list[Message]:
+def scheduled_of_patient(s: Session, patient_id: int) -> list[Message]:
     """A patient's messages still waiting to be sent, by treatment then plan order."""
     query = (
         select(Message)
         .where(Message.patient_id == patient_id, Message.status == Status.SCHEDULED)
         .order_by(col(Message.treatment_id), col(Message.send_at), col(Message.id))
     )
-    return list((await s.exec(query)).all())
+    return list(s.exec(query).all())
 
 
-async def messages_by_id(s: AsyncSession, message_ids: Sequence[str]) -> list[Message]:
+def messages_by_id(s: Session, message_ids: Sequence[str]) -> list[Message]:
     """These messages as stored now, in plan order."""
     if not message_ids:
         return []
@@ -188,13 +173,13 @@ async def messages_by_id(s: AsyncSession, message_ids: Sequence[str]) -> list[Me
         .order_by(col(Message.send_at), col(Message.step), col(Message.seq))
         .execution_options(populate_existing=True)
     )
-    return list((await s.exec(query)).all())
+    return list(s.exec(query).all())
 
 
-async def count_by_status(s: AsyncSession) -> dict[str, int]:
+def count_by_status(s: Session) -> dict[str, int]:
     """How many messages are in each status."""
     query = select(Message.status, sa.func.count()).group_by(col(Message.status))
-    return {status: int(n) for status, n in (await s.exec(query)).all()}
+    return {status: int(n) for status, n in s.exec(query).all()}
 
 
 # One seek into the claim's index on (status, due_at). `due_at`, not `send_at`: a message
@@ -203,6 +188,6 @@ async def count_by_status(s: AsyncSession) -> dict[str, int]:
 OLDEST_SCHEDULED = select(sa.func.min(Message.due_at)).where(Message.status == Status.SCHEDULED)
 
 
-async def oldest_scheduled(s: AsyncSession) -> datetime | None:
+def oldest_scheduled(s: Session) -> datetime | None:
     """The earliest `due_at` of a scheduled message, or None."""
-    return (await s.exec(OLDEST_SCHEDULED)).one()
+    return s.exec(OLDEST_SCHEDULED).one()

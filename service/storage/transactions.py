@@ -7,52 +7,142 @@ endpoint) runs between transactions, never inside one.
 
 Writes pass the writer gate first (`writer_gate`): `urgent=True` for a claim or a send's
 outcome, else background. How the function reaches the database is this module's business
-alone: today through the async session's public `run_sync`.
+alone, through public APIs only:
+- SQLite: on a sync pysqlite engine, the whole function on a thread of its own (one for the
+  writer, `database.READERS` for the reads), one hop from the event loop and back per
+  transaction (`loop.run_in_executor`);
+- PostgreSQL: on the async engine, through the async session's `run_sync`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from service.storage import database
 from service.storage.writer_gate import WriterGate
 
 T = TypeVar("T")
+Work = Callable[[Session], T]
+
+
+class _Runner(Protocol):
+    engine: sa.Engine  # as SQLAlchemy's events see it
+
+    async def run(self, work: Work[T], *, write: bool) -> T: ...
+
+    async def close(self) -> None: ...
+
+
+class _OnThreads:
+    """Runs a function whole on a sync engine's session, on this runner's own threads."""
+
+    def __init__(self, engine: sa.Engine, *, threads: int, name: str) -> None:
+        self.engine = engine
+        self._sessions = orm.sessionmaker(engine, class_=Session, expire_on_commit=False)
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+
+    async def run(self, work: Work[T], *, write: bool) -> T:
+        done = asyncio.get_running_loop().run_in_executor(self._threads, self._run, work, write)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: the caller gives up once the transaction has ended,
+            # so that it holds the writer gate for as long as the writer is busy with it.
+            await asyncio.wait({done})
+            raise
+
+    def _run(self, work: Work[T], write: bool) -> T:
+        with self._sessions() as s:
+            if not write:
+                return work(s)  # the reader's deferred BEGIN, rolled back when it closes
+            with s.begin():
+                return work(s)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._threads, self.engine.dispose)
+        self._threads.shutdown()
+
+
+class _OnLoop:
+    """Runs a function on an async engine's session, through its public `run_sync`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self._async_engine = engine
+        self._sessions = database.session_factory(engine)
+
+    async def run(self, work: Work[T], *, write: bool) -> T:
+        if write:
+            async with self._sessions.begin() as s:
+                return await s.run_sync(_with_sqlmodel, work)
+        async with self._sessions() as s:
+            return await s.run_sync(_with_sqlmodel, work)
+
+    async def close(self) -> None:
+        await self._async_engine.dispose()
 
 
 class Transactions:
     """Runs store functions in transactions: writes through the gate, reads beside them."""
 
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        reads: async_sessionmaker[AsyncSession],
-        gate: WriterGate,
-    ) -> None:
-        self.sessions = sessions
-        self.reads = reads
+    def __init__(self, *, writer: _Runner, reader: _Runner, gate: WriterGate) -> None:
+        self._writer = writer
+        self._reader = reader
         self.gate = gate
 
-    async def write(self, work: Callable[[Session], T], *, urgent: bool = False) -> T:
+    @classmethod
+    def open(cls, url: str) -> Transactions:
+        """Transactions on the database of `url`: on SQLite one writer, readers beside it."""
+        if not database.is_sqlite(url):
+            pooled = _OnLoop(database.create_engine(url))
+            return cls(writer=pooled, reader=pooled, gate=WriterGate(exclusive=False))
+        writer = _OnThreads(database.sqlite_writer(url), threads=1, name="sqlite-writer")
+        engine = database.sqlite_reader(url)
+        reader = (
+            writer
+            if engine is None
+            else _OnThreads(engine, threads=database.READERS, name="sqlite-reader")
+        )
+        return cls(writer=writer, reader=reader, gate=WriterGate(exclusive=True))
+
+    @property
+    def dialect(self) -> str:
+        """The database's kind: `sqlite` or `postgresql`."""
+        return self._writer.engine.dialect.name
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The writer's engine as SQLAlchemy's events see it (for tests and benchmarks)."""
+        return self._writer.engine
+
+    async def write(self, work: Work[T], *, urgent: bool = False) -> T:
         """Run `work` in a write transaction (committed when it returns, rolled back when it
         raises) once the gate admits it; its result."""
         turn = self.gate.urgent() if urgent else self.gate.background()
-        async with turn, self.sessions.begin() as s:
-            return await s.run_sync(_with_sqlmodel, work)
+        async with turn:
+            return await self._writer.run(work, write=True)
 
-    async def read(self, work: Callable[[Session], T]) -> T:
+    async def read(self, work: Work[T]) -> T:
         """Run `work` on the reader (a snapshot beside the writer on SQLite); its result."""
-        async with self.reads() as s:
-            return await s.run_sync(_with_sqlmodel, work)
+        return await self._reader.run(work, write=False)
+
+    async def close(self) -> None:
+        """Release the engines (after the last transaction)."""
+        if self._reader is not self._writer:
+            await self._reader.close()
+        await self._writer.close()
 
 
-def _with_sqlmodel(sync: orm.Session, work: Callable[[Session], T]) -> T:
+def _with_sqlmodel(sync: orm.Session, work: Work[T]) -> T:
     """`work` on the async session's own sync session (SQLModel's class, by its
     `sync_session_class`)."""
     assert isinstance(sync, Session)

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.storage.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
 
@@ -43,57 +42,57 @@ _INSERT_TREATMENT = sa.insert(TREATMENT).returning(
 _INSERT_EVENT = sa.insert(EVENT)
 
 
-async def _keys(conn: AsyncConnection, stmt: sa.Select[Any], keys: Sequence[Key]) -> set[Key]:
-    return {(a, b) for a, b in (await conn.execute(stmt, {"keys": list(keys)})).all()}
+def _keys(conn: sa.Connection, stmt: sa.Select[Any], keys: Sequence[Key]) -> set[Key]:
+    return {(a, b) for a, b in conn.execute(stmt, {"keys": list(keys)}).all()}
 
 
-async def seen_events(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key]:
+def seen_events(conn: sa.Connection, keys: Sequence[Key]) -> set[Key]:
     """The (clinic, webhook id) pairs among `keys` whose event is stored."""
-    return await _keys(conn, _SEEN_EVENTS, keys)
+    return _keys(conn, _SEEN_EVENTS, keys)
 
 
-async def seen_treatments(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key]:
+def seen_treatments(conn: sa.Connection, keys: Sequence[Key]) -> set[Key]:
     """The (clinic, treatment id) pairs among `keys` already stored."""
-    return await _keys(conn, _SEEN_TREATMENTS, keys)
+    return _keys(conn, _SEEN_TREATMENTS, keys)
 
 
-async def opted_out(conn: AsyncConnection, keys: Sequence[Key]) -> set[Key]:
+def opted_out(conn: sa.Connection, keys: Sequence[Key]) -> set[Key]:
     """The (clinic, phone) pairs among `keys` that said STOP to the clinic."""
-    return await _keys(conn, _OPTED_OUT, keys)
+    return _keys(conn, _OPTED_OUT, keys)
 
 
-async def stored_patients(
-    conn: AsyncConnection, keys: Sequence[Key]
+def stored_patients(
+    conn: sa.Connection, keys: Sequence[Key]
 ) -> dict[Key, tuple[int, str, str | None]]:
     """The stored patients among (clinic, patient id) `keys`: their row id, zone and locale."""
-    rows = (await conn.execute(_PATIENTS, {"keys": list(keys)})).all()
+    rows = conn.execute(_PATIENTS, {"keys": list(keys)}).all()
     return {(c, e): (i, tz, loc) for i, c, e, tz, loc in rows}
 
 
-async def _insert(conn: AsyncConnection, stmt: sa.Insert, rows: list[dict[str, Any]]) -> list[int]:
+def _insert(conn: sa.Connection, stmt: sa.Insert, rows: list[dict[str, Any]]) -> list[int]:
     """Insert `rows` (in one statement where the dialect can); their new ids, in order."""
     if not rows:
         return []
-    ids = {(c, e): i for c, e, i in (await conn.execute(stmt, rows)).all()}
+    ids = {(c, e): i for c, e, i in conn.execute(stmt, rows).all()}
     return [ids[row["clinic_id"], row["external_id"]] for row in rows]
 
 
-async def insert_patients(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+def insert_patients(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert patient rows; their new ids, in order."""
-    return await _insert(conn, _INSERT_PATIENT, rows)
+    return _insert(conn, _INSERT_PATIENT, rows)
 
 
-async def update_patients(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+def update_patients(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Update patients as events report them (each row names its id as `p_id`)."""
     if rows:
-        await conn.execute(_UPDATE_PATIENT, rows)
+        conn.execute(_UPDATE_PATIENT, rows)
 
 
-async def insert_treatments(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+def insert_treatments(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert treatment rows; their new ids, in order."""
-    return await _insert(conn, _INSERT_TREATMENT, rows)
+    return _insert(conn, _INSERT_TREATMENT, rows)
 
 
-async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert the event rows (each with its stored answer)."""
-    await conn.execute(_INSERT_EVENT, rows)
+    conn.execute(_INSERT_EVENT, rows)

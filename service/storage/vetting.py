@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import sqlalchemy as sa
 
 from service.storage import claims, reasons
 from service.storage.claims import Claim
@@ -12,7 +12,7 @@ from service.storage.models import Status
 from service.storage.moves import Move, move_many
 
 
-async def vet(conn: AsyncConnection, batch: claims.ClaimBatch, *, now: datetime) -> list[Claim]:
+def vet(conn: sa.Connection, batch: claims.ClaimBatch, *, now: datetime) -> list[Claim]:
     """Follow what changed while the messages waited, and mark the opt-out footer.
 
     A cancelled treatment, withdrawn consent or a STOP cancels the message (a STOP just before
@@ -41,9 +41,9 @@ async def vet(conn: AsyncConnection, batch: claims.ClaimBatch, *, now: datetime)
         claim.footer = not state.reached and pair not in reached
         reached.add(pair)
         keep.append(claim)
-    await move_many(conn, dropped, now=now)
-    await claims.set_phone(conn, moved_phone, now=now)
-    await claims.mark_footer(conn, [c.id for c in keep if c.footer])
+    move_many(conn, dropped, now=now)
+    claims.set_phone(conn, moved_phone, now=now)
+    claims.mark_footer(conn, [c.id for c in keep if c.footer])
     return keep
 
 

@@ -19,8 +19,6 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 URGENT_RUN = 4
 
 
@@ -33,11 +31,6 @@ class WriterGate:
         self._urgent: deque[asyncio.Future[None]] = deque()
         self._background: deque[asyncio.Future[None]] = deque()
         self._run = 0  # urgent writes admitted in a row while background ones waited
-
-    @classmethod
-    def for_engine(cls, engine: AsyncEngine) -> WriterGate:
-        """Exclusive on SQLite (one writer), open elsewhere."""
-        return cls(exclusive=engine.dialect.name == "sqlite")
 
     @property
     def waiting(self) -> int:

@@ -14,7 +14,7 @@ from service.reads.answers import APPOINTMENT, PAGE, TREATMENT
 from service.reads.paging import parse_query
 from service.web.auth import authorize
 from service.web.errors import answer
-from service.web.keys import CLOCK, READS, SESSIONS, SETTINGS, TRANSACTIONS
+from service.web.keys import CLOCK, SETTINGS, TRANSACTIONS
 
 routes = web.RouteTableDef()
 
@@ -24,7 +24,7 @@ async def get_treatment(request: web.Request) -> web.Response:
     """The treatment and its messages, each with its history."""
     clinic_id = authorize(request, request.app[SETTINGS])
     found = await lookups.treatment(
-        request.app[READS], clinic_id, request.match_info["treatment_id"]
+        request.app[TRANSACTIONS], clinic_id, request.match_info["treatment_id"]
     )
     return answer(TREATMENT, found)
 
@@ -34,7 +34,7 @@ async def cancel_treatment(request: web.Request) -> web.Response:
     """Cancel the treatment's scheduled messages; 200 with the treatment as it now stands."""
     clinic_id = authorize(request, request.app[SETTINGS])
     found = await cancellations.cancel_from_api(
-        request.app[SESSIONS],
+        request.app[TRANSACTIONS],
         clinic_id,
         request.match_info["treatment_id"],
         now=request.app[CLOCK].now(),
@@ -59,7 +59,7 @@ async def patient_messages(request: web.Request) -> web.Response:
     clinic_id = authorize(request, request.app[SETTINGS])
     page = parse_query(request.query)
     found = await lookups.patient_messages(
-        request.app[READS], clinic_id, request.match_info["patient_id"], page
+        request.app[TRANSACTIONS], clinic_id, request.match_info["patient_id"], page
     )
     return answer(PAGE, found)
 
@@ -69,4 +69,4 @@ async def clinic_messages(request: web.Request) -> web.Response:
     """A page of the clinic's messages (by status, send_at window), newest first."""
     clinic_id = authorize(request, request.app[SETTINGS])
     page = parse_query(request.query)
-    return answer(PAGE, await lookups.clinic_messages(request.app[READS], clinic_id, page))
+    return answer(PAGE, await lookups.clinic_messages(request.app[TRANSACTIONS], clinic_id, page))

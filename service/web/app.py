@@ -19,9 +19,7 @@ from service.intake.ingest import Ingest
 from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.storage.checkpoint import checkpointing
-from service.storage.database import create_engine, create_reader, session_factory
 from service.storage.transactions import Transactions
-from service.storage.writer_gate import WriterGate
 from service.web import api, events, notifications_api, ops, twilio_hooks
 from service.web.errors import problems, request_ids
 from service.web.http_metrics import http_metrics
@@ -29,15 +27,10 @@ from service.web.keys import (
     CLOCK,
     DELIVERER,
     DISPATCHER,
-    ENGINE,
-    GATE,
     INGEST,
     METRICS,
-    READER,
-    READS,
     RETURN_PATH,
     SENDER,
-    SESSIONS,
     SETTINGS,
     TIMERS,
     TRANSACTIONS,
@@ -75,36 +68,18 @@ def create_app(
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[SETTINGS].database.url)
-    app[ENGINE] = engine
-    app[SESSIONS] = session_factory(engine)
-    reader = create_reader(app[SETTINGS].database.url, engine)
-    app[READER], app[READS] = reader, session_factory(reader)
-    app[GATE] = gate = WriterGate.for_engine(engine)
-    app[TRANSACTIONS] = Transactions(sessions=app[SESSIONS], reads=app[READS], gate=gate)
-    app[INGEST] = Ingest(
-        settings=app[SETTINGS],
-        sessions=app[SESSIONS],
-        clock=app[CLOCK],
-        gate=gate,
-        transactions=app[TRANSACTIONS],
-    )
+    app[TRANSACTIONS] = transactions = Transactions.open(app[SETTINGS].database.url)
+    app[INGEST] = Ingest(settings=app[SETTINGS], transactions=transactions, clock=app[CLOCK])
     app[RETURN_PATH] = ReturnPath(
-        settings=app[SETTINGS],
-        sessions=app[SESSIONS],
-        clock=app[CLOCK],
-        metrics=app[METRICS],
-        gate=gate,
+        settings=app[SETTINGS], transactions=transactions, clock=app[CLOCK], metrics=app[METRICS]
     )
     app[METRICS].watch_queue("events", lambda: app[INGEST].intake.waiting)
-    app[METRICS].watch_queue("gate", lambda: gate.waiting)
+    app[METRICS].watch_queue("gate", lambda: transactions.gate.waiting)
     async with checkpointing(app[SETTINGS].database.url):
         yield
     await app[RETURN_PATH].close()
     await app[INGEST].close()
-    if reader is not engine:
-        await reader.dispose()
-    await engine.dispose()
+    await transactions.close()
 
 
 def _sender(
@@ -128,17 +103,16 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         dispatcher = Dispatcher(
             settings=app[SETTINGS],
-            sessions=app[SESSIONS],
+            transactions=app[TRANSACTIONS],
             sender=app[SENDER],
             clock=app[CLOCK],
             instance=instance,
             metrics=app[METRICS],
-            gate=app[GATE],
         )
         app[METRICS].watch_queue("outcomes", lambda: dispatcher.recorder.waiting)
         timers = Timers(
             settings=app[SETTINGS].scheduler,
-            sessions=app[READS],
+            transactions=app[TRANSACTIONS],
             clock=app[CLOCK],
             dispatch_due=dispatcher.dispatch_due,
             recover=dispatcher.recover,

@@ -11,7 +11,7 @@ from aiohttp import web
 from service.reads.answers import HEALTH, READINESS, Health, Readiness
 from service.storage import outbox_claims, store
 from service.web.errors import answer
-from service.web.keys import CLOCK, METRICS, READER, READS, TIMERS, TRANSACTIONS
+from service.web.keys import CLOCK, METRICS, TIMERS, TRANSACTIONS
 from service.web.openapi import document
 
 routes = web.RouteTableDef()
@@ -36,8 +36,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _database(request: web.Request) -> str:
     try:
-        async with asyncio.timeout(READY_TIMEOUT), request.app[READER].connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        async with asyncio.timeout(READY_TIMEOUT):
+            await request.app[TRANSACTIONS].read(
+                lambda s: s.connection().execute(sa.text("SELECT 1")).all()
+            )
     except Exception as exc:
         return f"failing: {type(exc).__name__}"
     return "ok"
@@ -71,10 +73,13 @@ async def _count(request: web.Request) -> None:
         return
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            async with request.app[READS]() as s:
-                counts = await store.count_by_status(s)
-                oldest = await store.oldest_scheduled(s)
-            outbox = await request.app[TRANSACTIONS].read(outbox_claims.pending_stats)
+            counts, oldest, outbox = await request.app[TRANSACTIONS].read(
+                lambda s: (
+                    store.count_by_status(s),
+                    store.oldest_scheduled(s),
+                    outbox_claims.pending_stats(s),
+                )
+            )
         registry.set_notifications(outbox[0], oldest=outbox[1])
         registry.set_stored(
             counts, counted_at=started, took=time.monotonic() - started, oldest_scheduled=oldest
