@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+import service.storage.appointments
 import service.storage.conversation_tables
 import service.storage.models
 import service.storage.outbox  # noqa: F401  (and the outbox's)

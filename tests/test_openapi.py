@@ -21,6 +21,7 @@ from openapi_spec_validator import validate
 from twilio.request_validator import RequestValidator
 
 from service.intake.payloads import EXAMPLE
+from service.intake.series_payloads import SERIES_TYPES
 from service.storage.models import Status
 from service.storage.outbox import NotificationState
 from service.web.openapi import document
@@ -203,3 +204,26 @@ def _fields(part: str) -> tuple[set[str], set[str]]:
 async def _post(client: AppClient, body: dict[str, Any]) -> Any:
     raw = encode(body)
     return await client.post("/v1/clinics/glow/events", data=raw, headers=signed(raw))
+
+
+class TestSeries:
+    """The series' events and the appointment read (SPEC §13) are in the document."""
+
+    def test_the_events_schemas_are_the_validators(self) -> None:
+        """Each series event is a branch of `Event`, its required fields the validator's."""
+        schemas = document()["components"]["schemas"]
+        mapping = schemas["Event"]["discriminator"]["mapping"]
+        for kind in SERIES_TYPES:
+            assert kind in mapping
+        booked = schemas["AppointmentIn"]
+        assert set(booked["required"]) == {"id", "starts_at"}
+        assert schemas["TreatmentUpdate"]["required"] == ["id"]
+
+    def test_the_appointment_is_read_with_its_messages(self) -> None:
+        paths = document()["paths"]
+        get = paths["/v1/clinics/{clinic_id}/appointments/{appointment_id}"]["get"]
+        assert get["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/AppointmentAnswer"
+        }
+        answers = document()["components"]["schemas"]["EventAnswer"]["discriminator"]["mapping"]
+        assert {*SERIES_TYPES} <= set(answers)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from service.errors import FieldError, Unprocessable
+from service.intake import replan
 from service.intake.payloads import PatientUpdate
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
@@ -26,7 +27,7 @@ from service.reads.answers import (
     render,
 )
 from service.reads.views import patient_view, planned_view
-from service.storage import message_rows, reasons, store
+from service.storage import appointments, message_rows, reasons, store
 from service.storage.message_rows import new_message, plan_of
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
@@ -118,6 +119,8 @@ class _Follow:
         """Cancel everything when the patient can no longer be texted; else re-plan."""
         scheduled = store.scheduled_of_patient(self.s, row_id(self.patient.id))
         stop = self._stop_reason()
+        if stop is None:
+            scheduled = self._appointments(scheduled)
         for treatment_id in dict.fromkeys(m.treatment_id for m in scheduled):
             rows = [m for m in scheduled if m.treatment_id == treatment_id]
             if stop is not None:
@@ -125,6 +128,22 @@ class _Follow:
                     self._end(row, Status.CANCELLED, stop)
             else:
                 self._treatment(treatment_id, rows)
+
+    def _appointments(self, scheduled: list[Message]) -> list[Message]:
+        """Messages appointments planned follow their appointment's plan (`replan`); the
+        treatments' own messages, returned, follow the treatment's."""
+        links = appointments.linked_ids(self.s, [m.id for m in scheduled])
+        for row in scheduled:
+            if row.id in links:
+                self._update(row, None)  # the new phone, if any
+        if links and (self.change.text or self.change.zone):
+            booked = {link.appointment_id for link in links.values()}
+            changed, due = replan.follow_patient(
+                self.s, self.planner, self.clinic_id, booked, now=self.now
+            )
+            self.changed.extend(changed)
+            self.due.extend(due)
+        return [m for m in scheduled if m.id not in links]
 
     def _stop_reason(self) -> str | None:
         if not self.patient.sms_consent:

@@ -17,21 +17,31 @@ from sqlmodel import Session
 from service.clock import Clock
 from service.config import Settings
 from service.errors import Conflict, ProblemError
-from service.intake import cancellations, corrections
+from service.intake import amend, appointments, cancellations, corrections
 from service.intake.fresh_rows import Fresh
 from service.intake.new_treatments import Intake
 from service.intake.payloads import (
     AnyEvent,
+    PatientUpdated,
     TreatmentCancelled,
     TreatmentCompleted,
     parse_event,
 )
+from service.intake.series import Apply, Series
 from service.planning.planner import Planner
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import store
 from service.storage.models import Event, Message, Patient, Treatment, row_id
 from service.storage.transactions import Transactions
+
+# The series' events (SPEC §13), each a store function run whole by `Series`.
+SERIES: dict[str, Apply] = {
+    "appointment.booked": appointments.booked,
+    "appointment.rescheduled": appointments.rescheduled,
+    "appointment.cancelled": appointments.cancelled,
+    "treatment.updated": amend.treatment_updated,
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Ingest:
         self.transactions = transactions  # events are background writes: they go after sends
         self.clock = clock
         self.planner = Planner(settings)
+        self.series = Series(planner=self.planner, transactions=transactions)
         self.intake = Intake(settings=settings, transactions=transactions, planner=self.planner)
 
     async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> EventAnswer:
@@ -68,6 +79,12 @@ class Ingest:
         treatment that turns out not to be new, one transaction per event."""
         digest = hashlib.sha256(raw).hexdigest()
         event = _parsed(raw)
+        if event is not None and event.type in SERIES:
+            now = self.clock.now()
+            reply = await self.series.handle(
+                clinic_id, webhook_id, digest, event, SERIES[event.type], now=now
+            )
+            return EventAnswer(reply.status, reply.body, reply.due, reply.type)
         if isinstance(event, TreatmentCompleted):
             fresh = self._fresh(clinic_id, webhook_id, digest, event)
             written = None if fresh is None else await self.intake.write(fresh)
@@ -172,6 +189,7 @@ class Ingest:
                 s, clinic_id, event.data.treatment.id, now=now, event_id=webhook_id
             )
         else:
+            assert isinstance(event, PatientUpdated), "the series' events go to `series`"
             effect = corrections.patient_updated(
                 s, self.planner, clinic_id, event.data.patient, now=now, event_id=webhook_id
             )

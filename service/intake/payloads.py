@@ -6,13 +6,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import phonenumbers
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,6 +22,15 @@ from pydantic import (
 )
 
 from service.errors import FieldError, Unprocessable
+from service.intake.fields import Ident, Instant
+from service.intake.series_payloads import (
+    SERIES_TYPES,
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentRescheduled,
+    SeriesEvent,
+    TreatmentUpdated,
+)
 from service.planning.timing import zone
 
 MOBILE_TYPES = {
@@ -52,18 +59,12 @@ def _zone_name(value: str) -> str:
     return value
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
 Phone = Annotated[
     str,
     AfterValidator(mobile_e164),
     Field(description="E.164, a mobile-capable number", examples=["+14155550123"]),
 ]
 ZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone_name)]
-Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
-Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Locale = Annotated[
     str, Field(min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
@@ -169,16 +170,23 @@ class PatientUpdated(_Body):
     data: UpdatedData
 
 
+Event = TreatmentCompleted | TreatmentCancelled | PatientUpdated | SeriesEvent
 AnyEvent = Annotated[
-    TreatmentCompleted | TreatmentCancelled | PatientUpdated, Field(discriminator="type")
+    TreatmentCompleted
+    | TreatmentCancelled
+    | PatientUpdated
+    | AppointmentBooked
+    | AppointmentRescheduled
+    | AppointmentCancelled
+    | TreatmentUpdated,
+    Field(discriminator="type"),
 ]
 # The validator of every event body, and the source of its schema in the OpenAPI document.
-EVENT_BODY: TypeAdapter[TreatmentCompleted | TreatmentCancelled | PatientUpdated] = TypeAdapter(
-    AnyEvent
-)
+EVENT_BODY: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+TYPES = ("treatment.completed", "treatment.cancelled", "patient.updated", *SERIES_TYPES)
 
 
-def parse_event(raw: bytes) -> TreatmentCompleted | TreatmentCancelled | PatientUpdated:
+def parse_event(raw: bytes) -> Event:
     """The typed event in `raw`; Unprocessable listing each wrong field otherwise."""
     try:
         data: Any = json.loads(raw)
@@ -197,12 +205,11 @@ def _field(err: Any) -> str:
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         return "type"
     # The discriminated union adds the tag to the path; a client knows only its own fields.
-    tags = ("treatment.completed", "treatment.cancelled", "patient.updated")
-    return ".".join(str(p) for p in err["loc"] if p not in tags) or "body"
+    return ".".join(str(p) for p in err["loc"] if p not in TYPES) or "body"
 
 
 def _message(err: Any) -> str:
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "union_tag_invalid":
-        return "must be one of treatment.completed, treatment.cancelled, patient.updated"
+        return "must be one of " + ", ".join(TYPES)
     return message

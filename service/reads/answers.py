@@ -128,7 +128,50 @@ class PatientAnswer(TypedDict):
     messages: list[PlannedMessage]
 
 
-EventAnswer = Annotated[PlanAnswer | CancelAnswer | PatientAnswer, Field(discriminator="type")]
+class AppointmentView(TypedDict):
+    """An appointment as a clinic system sees it, with the treatment its series comes from."""
+
+    id: str
+    patient_id: str
+    treatment_id: str
+    protocol: str
+    session_number: int
+    starts_at: datetime
+    state: Literal["booked", "cancelled"]
+    cancelled_at: datetime | None
+
+
+class AppointmentEventAnswer(TypedDict):
+    """The answer to an appointment event: the appointment, and the messages the event planned
+    or changed (prep planned, moved or cancelled; rebook nudges cancelled or planned again)."""
+
+    event_id: str
+    type: Literal["appointment.booked", "appointment.rescheduled", "appointment.cancelled"]
+    appointment: AppointmentView
+    messages: list[PlannedMessage]
+
+
+class TreatmentUpdatedAnswer(TypedDict):
+    """The answer to treatment.updated: the treatment as corrected, and the messages the
+    correction changed."""
+
+    event_id: str
+    type: Literal["treatment.updated"]
+    treatment: TreatmentView
+    messages: list[PlannedMessage]
+
+
+EventAnswer = Annotated[
+    PlanAnswer | CancelAnswer | PatientAnswer | AppointmentEventAnswer | TreatmentUpdatedAnswer,
+    Field(discriminator="type"),
+]
+
+
+class AppointmentAnswer(TypedDict):
+    """An appointment and the messages it planned, each with its history."""
+
+    appointment: AppointmentView
+    messages: list[MessageDetail]
 
 
 class TreatmentAnswer(TypedDict):
@@ -211,7 +254,12 @@ class Health(TypedDict):
 PLAN: TypeAdapter[PlanAnswer] = TypeAdapter(PlanAnswer)
 CANCEL: TypeAdapter[CancelAnswer] = TypeAdapter(CancelAnswer)
 PATIENT: TypeAdapter[PatientAnswer] = TypeAdapter(PatientAnswer)
-EVENT: TypeAdapter[PlanAnswer | CancelAnswer | PatientAnswer] = TypeAdapter(EventAnswer)
+APPOINTMENT_EVENT: TypeAdapter[AppointmentEventAnswer] = TypeAdapter(AppointmentEventAnswer)
+TREATMENT_UPDATED: TypeAdapter[TreatmentUpdatedAnswer] = TypeAdapter(TreatmentUpdatedAnswer)
+EVENT: TypeAdapter[
+    PlanAnswer | CancelAnswer | PatientAnswer | AppointmentEventAnswer | TreatmentUpdatedAnswer
+] = TypeAdapter(EventAnswer)
+APPOINTMENT: TypeAdapter[AppointmentAnswer] = TypeAdapter(AppointmentAnswer)
 TREATMENT: TypeAdapter[TreatmentAnswer] = TypeAdapter(TreatmentAnswer)
 PAGE: TypeAdapter[MessagePage] = TypeAdapter(MessagePage)
 NOTIFICATION: TypeAdapter[NotificationView] = TypeAdapter(NotificationView)
@@ -231,6 +279,7 @@ def json_schema_inputs() -> list[tuple[str, Literal["serialization"], TypeAdapte
     named: dict[str, TypeAdapter[Any]] = {
         "EventAnswer": EVENT,
         "TreatmentAnswer": TREATMENT,
+        "AppointmentAnswer": APPOINTMENT,
         "MessagePage": PAGE,
         "NotificationView": NOTIFICATION,
         "NotificationPage": NOTIFICATIONS,

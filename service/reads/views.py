@@ -12,6 +12,7 @@ from typing import Protocol, cast
 
 from service.observability.masking import mask_phone
 from service.reads.answers import (
+    AppointmentView,
     HistoryEntry,
     ListedMessage,
     MessageDetail,
@@ -21,6 +22,7 @@ from service.reads.answers import (
     StatusName,
     TreatmentView,
 )
+from service.storage.appointments import Appointment
 from service.storage.models import Message, MessageHistory, Patient
 
 
@@ -132,4 +134,21 @@ def patient_view(patient: Patient) -> PatientView:
         "timezone": patient.timezone,
         "locale": patient.locale,
         "sms_consent": patient.sms_consent,
+    }
+
+
+def appointment_view(
+    appointment: Appointment, *, patient_id: str, treatment_id: str
+) -> AppointmentView:
+    """An appointment as a clinic system sees it (the clinic's ids of its patient and of the
+    treatment its series comes from)."""
+    return {
+        "id": appointment.external_id,
+        "patient_id": patient_id,
+        "treatment_id": treatment_id,
+        "protocol": appointment.protocol,
+        "session_number": appointment.session_number,
+        "starts_at": appointment.starts_at,
+        "state": "cancelled" if appointment.cancelled_at is not None else "booked",
+        "cancelled_at": appointment.cancelled_at,
     }

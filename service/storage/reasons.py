@@ -29,3 +29,11 @@ EXPIRED_BEFORE_SENT = "could not be sent before its expiry"
 EXPIRED_WHILE_RETRYING = "expired while retrying"
 # Failed.
 RECIPIENT_UNSUBSCRIBED = "recipient unsubscribed"
+# Appointments and series (SPEC §13).
+NEXT_SESSION_BOOKED = "next session booked"
+APPOINTMENT_CANCELLED = "appointment cancelled"
+NOT_IN_MOVED_APPOINTMENT_PLAN = "not in the plan for the appointment's new time"
+TOO_LATE_FOR_MOVED_APPOINTMENT = "its time had passed for the appointment's new time"
+NO_MORE_SESSIONS = "no more sessions planned"
+NOT_IN_CORRECTED_PLAN = "not in the plan for the corrected treatment"
+TOO_LATE_AFTER_CORRECTION = "its time had passed after the correction"

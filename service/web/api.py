@@ -9,8 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.intake import cancellations
-from service.reads import lookups
-from service.reads.answers import PAGE, TREATMENT
+from service.reads import appointments, lookups
+from service.reads.answers import APPOINTMENT, PAGE, TREATMENT
 from service.reads.paging import parse_query
 from service.web.auth import authorize
 from service.web.errors import answer
@@ -40,6 +40,17 @@ async def cancel_treatment(request: web.Request) -> web.Response:
         now=request.app[CLOCK].now(),
     )
     return answer(TREATMENT, found)
+
+
+@routes.get("/v1/clinics/{clinic_id}/appointments/{appointment_id}")
+async def get_appointment(request: web.Request) -> web.Response:
+    """The appointment and the messages it planned, each with its history."""
+    clinic_id = authorize(request, request.app[SETTINGS])
+    external_id = request.match_info["appointment_id"]
+    found = await request.app[TRANSACTIONS].read(
+        lambda s: appointments.appointment(s, clinic_id, external_id)
+    )
+    return answer(APPOINTMENT, found)
 
 
 @routes.get("/v1/clinics/{clinic_id}/patients/{patient_id}/messages")

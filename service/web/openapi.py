@@ -147,40 +147,31 @@ def _read(summary: str, parameters: list[Any], answer: str, schema: str) -> dict
 
 
 def _api_paths() -> dict[str, Any]:
-    treatment, patient, query = _path_id("treatment_id"), _path_id("patient_id"), _page_query()
     base = "/v1/clinics/{clinic_id}"
     return {
-        f"{base}/treatments/{{treatment_id}}": {
-            "get": _read(
-                "A treatment and its messages, each with its history",
-                [_CLINIC, treatment],
-                "The treatment",
-                "TreatmentAnswer",
-            )
-        },
-        f"{base}/treatments/{{treatment_id}}/cancel": {
-            "post": _read(
-                "Cancel the treatment's pending messages",
-                [_CLINIC, treatment],
-                "The treatment as it now stands",
-                "TreatmentAnswer",
-            )
-        },
-        f"{base}/patients/{{patient_id}}/messages": {
-            "get": _read(
-                "A patient's messages, newest first",
-                [_CLINIC, patient, *query],
-                "A page",
-                "MessagePage",
-            )
-        },
-        f"{base}/messages": {
-            "get": _read(
-                "The clinic's messages, newest first", [_CLINIC, *query], "A page", "MessagePage"
-            )
+        **{
+            base + path: {method: _read(summary, [_CLINIC, *params], answer, schema)}
+            for path, method, summary, params, answer, schema in _reads()
         },
         **_notification_paths(base),
     }
+
+
+def _reads() -> list[tuple[str, str, str, list[Any], str, str]]:
+    """The read API's operations: path, method, summary, parameters, answer, its schema."""
+    treatment, patient, query = _path_id("treatment_id"), _path_id("patient_id"), _page_query()
+    appointment, treated = _path_id("appointment_id"), "The treatment as it now stands"
+    return [
+        ("/treatments/{treatment_id}", "get", "A treatment and its messages, each with its "
+         "history", [treatment], "The treatment", "TreatmentAnswer"),
+        ("/treatments/{treatment_id}/cancel", "post", "Cancel the treatment's pending messages",
+         [treatment], treated, "TreatmentAnswer"),
+        ("/appointments/{appointment_id}", "get", "An appointment and the messages it planned, "
+         "each with its history", [appointment], "The appointment", "AppointmentAnswer"),
+        ("/patients/{patient_id}/messages", "get", "A patient's messages, newest first",
+         [patient, *query], "A page", "MessagePage"),
+        ("/messages", "get", "The clinic's messages, newest first", query, "A page", "MessagePage"),
+    ]  # fmt: skip
 
 
 def _notification_paths(base: str) -> dict[str, Any]:

@@ -1,0 +1,186 @@
+"""The series' events (SPEC §13), each whole in one transaction: a plain function of a sync
+`Session` run by `transactions.Transactions`, idempotent as SPEC §5 asks.
+
+The same webhook id with the same body answers its first answer again (200) and changes
+nothing; with another body 409. A refusal (422, 409) raises inside the transaction, so it
+rolls back whole: nothing is stored, not even the event. What each event does is in
+`intake.appointments` and `intake.amend`; what they share (the transaction's context, and how
+a message changes) is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from service.errors import Conflict, FieldError, Unprocessable
+from service.planning.planner import Planner
+from service.planning.protocols import PlannedMessage
+from service.storage import message_rows, store
+from service.storage.message_rows import NewMessage, new_message
+from service.storage.models import Event, Message, Patient, Status, Treatment, row_id
+from service.storage.transactions import Transactions
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An event's answer: status, JSON body, and the messages now due to be armed."""
+
+    status: int
+    body: str
+    due: Sequence[tuple[str, datetime]] = ()
+    type: str = "unknown"
+
+
+@dataclass
+class Context:
+    """One event's transaction: where, when, and what it changed (for its answer and its
+    timers)."""
+
+    s: Session
+    planner: Planner
+    clinic_id: str
+    event_id: str
+    source: str  # the event's type, in each history entry it writes
+    now: datetime
+    changed: list[str] = field(default_factory=list)
+    due: list[tuple[str, datetime]] = field(default_factory=list)
+
+    def end(self, row: Message, status: Status, reason: str) -> None:
+        """Move a scheduled message to `status` for `reason` (nothing if it was not)."""
+        if store.move(
+            self.s,
+            row.id,
+            to=status,
+            now=self.now,
+            allowed_from=[Status.SCHEDULED],
+            detail=f"{reason} ({self.source})",
+            values={"reason": reason},
+        ):
+            self.changed.append(row.id)
+
+    def change(self, row: Message, values: dict[str, Any], what: str, *, late: str) -> None:
+        """Give a scheduled message new values (time, text); it stays scheduled. A time moved
+        so far back that the message can no longer go out expires it instead, for `late`."""
+        if not values:
+            return
+        expired = values.get("expires_at", row.expires_at) <= self.now
+        to = Status.EXPIRED if expired else Status.SCHEDULED
+        detail = f"{late} ({self.source})" if expired else f"{self.source}: {what}"
+        if expired:
+            values = {**values, "reason": late}
+        if store.move(
+            self.s,
+            row.id,
+            to=to,
+            now=self.now,
+            allowed_from=[Status.SCHEDULED],
+            detail=detail,
+            values=values,
+        ):
+            self.changed.append(row.id)
+            if not expired and "due_at" in values:
+                self.due.append((row.id, values["due_at"]))
+
+    def row(
+        self, planned: PlannedMessage, treatment: Treatment, patient: Patient, reason: str | None
+    ) -> NewMessage:
+        """A planned message of the treatment as a new row (`message_rows.new_message`)."""
+        return new_message(
+            planned,
+            clinic_id=self.clinic_id,
+            treatment_id=row_id(treatment.id),
+            patient_id=row_id(patient.id),
+            phone=patient.phone,
+            reason=reason,
+            now=self.now,
+        )
+
+    def add(self, rows: Sequence[NewMessage], *, treatment_id: int, patient_id: int) -> None:
+        """Insert new messages of a treatment and patient (each with its first history entry);
+        count them as changed, and the scheduled ones as due."""
+        message_rows.insert(self.s.connection(), [(list(rows), (treatment_id, patient_id))])
+        self.changed.extend(m.id for m in rows)
+        self.due.extend((m.id, m.send_at) for m in rows if m.status == Status.SCHEDULED)
+
+    def unknown(self, field_path: str, what: str, hint: str) -> Unprocessable:
+        """The 422 for an id this clinic does not know."""
+        return Unprocessable(
+            f"the {what} is unknown",
+            errors=[FieldError(field_path, f"this clinic has no {what} with that id{hint}")],
+        )
+
+
+def timing_values(row: Message, send_at: datetime, expires_at: datetime) -> dict[str, Any]:
+    """A message's new time: `send_at`, `due_at` (a pending retry kept when later) and expiry."""
+    waiting_to_retry = row.due_at > row.send_at
+    due_at = max(send_at, row.due_at) if waiting_to_retry else send_at
+    return {"send_at": send_at, "due_at": due_at, "expires_at": expires_at}
+
+
+Apply = Callable[[Context, Any], Reply]
+
+
+class Series:
+    """Runs a series' event in one transaction, once."""
+
+    def __init__(self, *, planner: Planner, transactions: Transactions) -> None:
+        self.planner = planner
+        self.transactions = transactions
+
+    async def handle(
+        self,
+        clinic_id: str,
+        webhook_id: str,
+        digest: str,
+        event: Any,
+        apply: Apply,
+        *,
+        now: datetime,
+    ) -> Reply:
+        """Apply the event (or answer its replay); a rival delivery's win answers as a
+        replay."""
+
+        def work(s: Session) -> Reply:
+            return self._once(s, clinic_id, webhook_id, digest, event, apply, now=now)
+
+        try:
+            return await self.transactions.write(work)
+        except IntegrityError:
+            return await self.transactions.write(work)
+
+    def _once(
+        self,
+        s: Session,
+        clinic_id: str,
+        webhook_id: str,
+        digest: str,
+        event: Any,
+        apply: Apply,
+        *,
+        now: datetime,
+    ) -> Reply:
+        previous = store.find_event(s, clinic_id, webhook_id)
+        if previous is not None:
+            if previous.body_sha256 != digest:
+                raise Conflict("this webhook-id was already used with a different body")
+            return Reply(200, previous.response, type=previous.type)
+        context = Context(s, self.planner, clinic_id, webhook_id, event.type, now)
+        reply = apply(context, event)
+        s.add(
+            Event(
+                clinic_id=clinic_id,
+                webhook_id=webhook_id,
+                body_sha256=digest,
+                type=event.type,
+                status_code=reply.status,
+                response=reply.body,
+                received_at=now,
+            )
+        )
+        return reply
