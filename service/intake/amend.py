@@ -18,10 +18,9 @@ from typing import Any
 
 from service.errors import FieldError, Unprocessable
 from service.intake.new_treatments import suppression
-from service.intake.replan import Why, recipient, replan
+from service.intake.replan import Why, replan
 from service.intake.series import Context, Reply, timing_values
 from service.intake.series_payloads import TreatmentUpdate, TreatmentUpdated
-from service.planning import protocols
 from service.planning.protocols import PlannedMessage
 from service.reads.answers import TREATMENT_UPDATED, TreatmentUpdatedAnswer, render
 from service.reads.views import planned_view, treatment_view
@@ -33,6 +32,7 @@ from service.storage.appointments import (
     next_seqs,
     scheduled_of_kind,
 )
+from service.storage.message_rows import by_occurrence, plan_of
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # as the planner allows a completed treatment
@@ -94,18 +94,8 @@ def _apply(c: Context, treatment: Treatment, update: TreatmentUpdate) -> list[st
 
 def _follow_plan(c: Context, treatment: Treatment, patient: Patient, *, more: bool) -> None:
     """The treatment's own scheduled messages follow its corrected plan."""
-    planned = c.planner.plan_for(
-        c.clinic_id,
-        treatment.protocol,
-        protocols.Treatment(
-            completed_at=treatment.completed_at,
-            session_number=treatment.session_number,
-            sessions_planned=treatment.sessions_planned,
-            serum=treatment.serum,
-        ),
-        recipient(patient),
-    )
-    plan = {(p.step, p.seq): p for p in planned}
+    planned = plan_of(c.planner, c.clinic_id, treatment, patient)
+    plan = by_occurrence(planned)
     messages = store.messages_of(c.s, row_id(treatment.id))
     by_appointment = linked_ids(c.s, [m.id for m in messages])
     own = [m for m in messages if m.id not in by_appointment]

@@ -28,10 +28,8 @@ from service.reads.answers import (
 )
 from service.reads.views import patient_view, planned_view
 from service.storage import appointments, message_rows, reasons, store
-from service.storage.message_rows import new_message, plan_of
+from service.storage.message_rows import Plan, by_occurrence, new_message, plan_of
 from service.storage.models import Message, Patient, Status, Treatment, row_id
-
-Plan = dict[tuple[str, int], PlannedMessage]
 
 
 @dataclass(frozen=True)
@@ -176,7 +174,7 @@ class _Follow:
         if treatment.protocol not in self.planner.settings.protocols:
             return None
         planned = plan_of(self.planner, self.clinic_id, treatment, self.patient)
-        return {(p.step, p.seq): p for p in planned}
+        return by_occurrence(planned)
 
     def _update(self, row: Message, planned: PlannedMessage | None) -> None:
         values, what = self._values(row, planned)

@@ -19,10 +19,9 @@ from sqlmodel import Session
 
 from service.intake.new_treatments import suppression
 from service.intake.series import Context, timing_values
-from service.planning import prep, protocols
+from service.planning import prep
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
-from service.planning.timing import zone
 from service.storage import reasons, store
 from service.storage.appointments import (
     Appointment,
@@ -31,9 +30,8 @@ from service.storage.appointments import (
     linked_messages,
     next_seqs,
 )
+from service.storage.message_rows import Plan, by_occurrence, recipient, treatment_for_plan
 from service.storage.models import Message, Patient, Status, Treatment, row_id
-
-Plan = dict[tuple[str, int], PlannedMessage]
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,6 @@ class Why:
     what: str  # "moved to …", "re-planned in Europe/Berlin", …
     gone: str = reasons.NOT_IN_MOVED_APPOINTMENT_PLAN  # its occurrence is not in the plan
     late: str = reasons.TOO_LATE_FOR_MOVED_APPOINTMENT  # its occurrence's time is past
-
-
-def recipient(patient: Patient) -> protocols.Recipient:
-    """The patient as a plan sees them."""
-    return protocols.Recipient(
-        first_name=patient.first_name, timezone=zone(patient.timezone), locale=patient.locale
-    )
 
 
 def prep_plan(c: Context, appointment: Appointment, treatment: Treatment) -> list[PlannedMessage]:
@@ -77,17 +68,8 @@ def rebook_plan(c: Context, appointment: Appointment, treatment: Treatment) -> l
     assert appointment.cancelled_at is not None, "a rebook is planned from a cancellation"
     patient = c.s.get(Patient, appointment.patient_id)
     assert patient is not None, "an appointment has a patient"
-    planned = c.planner.plan_for(
-        c.clinic_id,
-        appointment.protocol,
-        protocols.Treatment(
-            completed_at=appointment.cancelled_at,
-            session_number=treatment.session_number,
-            sessions_planned=treatment.sessions_planned,
-            serum=treatment.serum,
-        ),
-        recipient(patient),
-    )
+    counted = replace(treatment_for_plan(treatment), completed_at=appointment.cancelled_at)
+    planned = c.planner.plan_for(c.clinic_id, appointment.protocol, counted, recipient(patient))
     return [p for p in planned if p.kind == "rebook"]
 
 
@@ -139,7 +121,7 @@ def plan_of(c: Context, appointment: Appointment, role: Role) -> Plan | None:
         planned = rebook_plan(c, appointment, treatment)
     else:
         return None
-    return {(p.step, p.seq): p for p in planned}
+    return by_occurrence(planned)
 
 
 def replan(c: Context, appointment: Appointment, why: Why, *, add_missing: bool = False) -> None:

@@ -120,25 +120,38 @@ def new_message_ids(now: datetime, count: int) -> list[str]:
     return [stamp + random[12 * i : 12 * i + 12] for i in range(count)]
 
 
+Plan = dict[tuple[str, int], protocols.PlannedMessage]  # by (step, seq): its occurrence
+
+
 def plan_of(
     planner: Planner, clinic_id: str, treatment: Treatment, patient: Patient
 ) -> list[protocols.PlannedMessage]:
     """The stored treatment's plan for the patient as they are now (name, locale, zone)."""
     return planner.plan_for(
-        clinic_id,
-        treatment.protocol,
-        protocols.Treatment(
-            completed_at=treatment.completed_at,
-            session_number=treatment.session_number,
-            sessions_planned=treatment.sessions_planned,
-            serum=treatment.serum,
-        ),
-        protocols.Recipient(
-            first_name=patient.first_name,
-            timezone=zone(patient.timezone),
-            locale=patient.locale,
-        ),
+        clinic_id, treatment.protocol, treatment_for_plan(treatment), recipient(patient)
     )
+
+
+def treatment_for_plan(treatment: Treatment) -> protocols.Treatment:
+    """The stored treatment as a plan sees it."""
+    return protocols.Treatment(
+        completed_at=treatment.completed_at,
+        session_number=treatment.session_number,
+        sessions_planned=treatment.sessions_planned,
+        serum=treatment.serum,
+    )
+
+
+def recipient(patient: Patient) -> protocols.Recipient:
+    """The stored patient as a plan sees them."""
+    return protocols.Recipient(
+        first_name=patient.first_name, timezone=zone(patient.timezone), locale=patient.locale
+    )
+
+
+def by_occurrence(planned: Sequence[protocols.PlannedMessage]) -> Plan:
+    """A plan's messages by occurrence (step, seq), as stored messages are matched to it."""
+    return {(p.step, p.seq): p for p in planned}
 
 
 Row = tuple[Any, ...]
