@@ -19,7 +19,7 @@ from typing import Any
 from service.errors import FieldError, Unprocessable
 from service.intake.new_treatments import suppression
 from service.intake.replan import Why, replan
-from service.intake.series import Context, Reply, timing_values
+from service.intake.series import Context, EventAnswer, timing_values
 from service.intake.series_payloads import TreatmentUpdate, TreatmentUpdated
 from service.planning.protocols import PlannedMessage
 from service.reads.answers import TREATMENT_UPDATED, TreatmentUpdatedAnswer, render
@@ -38,7 +38,7 @@ from service.storage.models import Message, Patient, Status, Treatment, row_id
 FUTURE_TOLERANCE = timedelta(minutes=5)  # as the planner allows a completed treatment
 
 
-def treatment_updated(c: Context, event: TreatmentUpdated) -> Reply:
+def treatment_updated(c: Context, event: TreatmentUpdated) -> EventAnswer:
     """The correction applied to the treatment and followed by its scheduled messages."""
     update = event.data.treatment
     treatment = store.find_treatment(c.s, c.clinic_id, update.id)
@@ -61,7 +61,7 @@ def treatment_updated(c: Context, event: TreatmentUpdated) -> Reply:
         "treatment": treatment_view(treatment, patient.external_id),
         "messages": [planned_view(m) for m in store.messages_by_id(c.s, c.changed)],
     }
-    return Reply(202, render(TREATMENT_UPDATED, body), c.due, c.source)
+    return EventAnswer(202, render(TREATMENT_UPDATED, body), c.due, c.source)
 
 
 def _check(c: Context, treatment: Treatment, update: TreatmentUpdate) -> None:

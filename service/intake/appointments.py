@@ -17,7 +17,7 @@ from typing import Literal, cast
 
 from service.errors import Conflict, FieldError, Unprocessable
 from service.intake.replan import Why, plan_of, rebook_plan, replan, store_planned
-from service.intake.series import Context, Reply
+from service.intake.series import Context, EventAnswer
 from service.intake.series_payloads import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -49,7 +49,7 @@ AppointmentType = Literal["appointment.booked", "appointment.rescheduled", "appo
 _BOOK_FIRST = " (yet): send its appointment.booked first"
 
 
-def booked(c: Context, event: AppointmentBooked) -> Reply:
+def booked(c: Context, event: AppointmentBooked) -> EventAnswer:
     """appointment.booked: no more nudges to book; the session's prep planned."""
     given = event.data.appointment
     patient = store.find_patient(c.s, c.clinic_id, event.data.patient.id)
@@ -101,7 +101,7 @@ def _new(c: Context, given: AppointmentIn, patient: Patient, treatment: Treatmen
 
 def _booked_again(
     c: Context, appointment: Appointment, given: AppointmentIn, patient: Patient
-) -> Reply:
+) -> EventAnswer:
     """The same appointment booked under another webhook id: as it stands, if it is the same
     booking; a conflict if it says otherwise."""
     same = (
@@ -120,7 +120,7 @@ def _booked_again(
     return _reply(c, appointment, 200, messages)
 
 
-def rescheduled(c: Context, event: AppointmentRescheduled) -> Reply:
+def rescheduled(c: Context, event: AppointmentRescheduled) -> EventAnswer:
     """appointment.rescheduled: its scheduled prep follows the new time."""
     given = event.data.appointment
     appointment = find_appointment(c.s, c.clinic_id, given.id)
@@ -138,7 +138,7 @@ def rescheduled(c: Context, event: AppointmentRescheduled) -> Reply:
     return _reply(c, appointment, 202, store.messages_by_id(c.s, c.changed))
 
 
-def cancelled(c: Context, event: AppointmentCancelled) -> Reply:
+def cancelled(c: Context, event: AppointmentCancelled) -> EventAnswer:
     """appointment.cancelled: its prep cancelled; the nudge to book planned again while the
     series has sessions to come. Cancelling again changes nothing."""
     appointment = find_appointment(c.s, c.clinic_id, event.data.appointment.id)
@@ -182,14 +182,16 @@ def _linked(c: Context, appointment: Appointment) -> list[Linked]:
     return linked_messages(c.s, row_id(appointment.id))
 
 
-def _reply(c: Context, appointment: Appointment, status: int, messages: Sequence[Message]) -> Reply:
+def _reply(
+    c: Context, appointment: Appointment, status: int, messages: Sequence[Message]
+) -> EventAnswer:
     body: AppointmentEventAnswer = {
         "event_id": c.event_id,
         "type": cast(AppointmentType, c.source),  # the event's own type
         "appointment": view(c, appointment),
         "messages": [planned_view(m) for m in messages],
     }
-    return Reply(status, render(APPOINTMENT_EVENT, body), c.due, c.source)
+    return EventAnswer(status, render(APPOINTMENT_EVENT, body), c.due, c.source)
 
 
 def view(c: Context, appointment: Appointment) -> AppointmentView:

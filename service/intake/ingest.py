@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +15,7 @@ from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
-from service.errors import Conflict, ProblemError
+from service.errors import ProblemError
 from service.intake import amend, appointments, cancellations, corrections
 from service.intake.fresh_rows import Fresh
 from service.intake.new_treatments import Intake
@@ -27,12 +26,12 @@ from service.intake.payloads import (
     TreatmentCompleted,
     parse_event,
 )
-from service.intake.series import Apply, Series
+from service.intake.series import Apply, EventAnswer, Series, record, replayed
 from service.planning.planner import Planner
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import store
-from service.storage.models import Event, Message, Patient, Treatment, row_id
+from service.storage.models import Message, Patient, Treatment, row_id
 from service.storage.transactions import Transactions
 
 # The series' events (SPEC §13), each a store function run whole by `Series`.
@@ -42,17 +41,6 @@ SERIES: dict[str, Apply] = {
     "appointment.cancelled": appointments.cancelled,
     "treatment.updated": amend.treatment_updated,
 }
-
-
-@dataclass(frozen=True)
-class EventAnswer:
-    """An event's answer: status, JSON body, the messages now due to be armed, and the
-    event's type (for metrics)."""
-
-    status: int
-    body: str
-    due: Sequence[tuple[str, datetime]] = field(default=())
-    type: str = "unknown"
 
 
 class Ingest:
@@ -81,10 +69,9 @@ class Ingest:
         event = _parsed(raw)
         if event is not None and event.type in SERIES:
             now = self.clock.now()
-            reply = await self.series.handle(
+            return await self.series.handle(
                 clinic_id, webhook_id, digest, event, SERIES[event.type], now=now
             )
-            return EventAnswer(reply.status, reply.body, reply.due, reply.type)
         if isinstance(event, TreatmentCompleted):
             fresh = self._fresh(clinic_id, webhook_id, digest, event)
             written = None if fresh is None else await self.intake.write(fresh)
@@ -131,29 +118,17 @@ class Ingest:
     ) -> EventAnswer:
         """One event in a transaction of its own (`s`); `event` is `raw` parsed, None when it
         did not parse (a replay of its webhook id answers first, then its parse error)."""
-        previous = store.find_event(s, clinic_id, webhook_id)
+        previous = replayed(s, clinic_id, webhook_id, digest)
         if previous is not None:
-            if previous.body_sha256 != digest:
-                raise Conflict("this webhook-id was already used with a different body")
-            return EventAnswer(200, previous.response, type=previous.type)
+            return previous
         event = event or parse_event(raw)
         if isinstance(event, TreatmentCompleted):
             fresh = self._new_plan(s, clinic_id, webhook_id, digest, event)
             if fresh is not None:
                 return fresh
-        reply = self._apply(s, clinic_id, webhook_id, event)
-        s.add(
-            Event(
-                clinic_id=clinic_id,
-                webhook_id=webhook_id,
-                body_sha256=digest,
-                type=event.type,
-                status_code=reply.status,
-                response=reply.body,
-                received_at=self.clock.now(),
-            )
-        )
-        return reply
+        answer = self._apply(s, clinic_id, webhook_id, event)
+        record(s, clinic_id, webhook_id, digest, answer, now=self.clock.now())
+        return answer
 
     def _new_plan(
         self,

@@ -28,8 +28,9 @@ from service.storage.transactions import Transactions
 
 
 @dataclass(frozen=True)
-class Reply:
-    """An event's answer: status, JSON body, and the messages now due to be armed."""
+class EventAnswer:
+    """An event's answer: status, JSON body, the messages now due to be armed, and the
+    event's type (for metrics)."""
 
     status: int
     body: str
@@ -123,7 +124,7 @@ def timing_values(row: Message, send_at: datetime, expires_at: datetime) -> dict
     return {"send_at": send_at, "due_at": due_at, "expires_at": expires_at}
 
 
-Apply = Callable[[Context, Any], Reply]
+Apply = Callable[[Context, Any], EventAnswer]
 
 
 class Series:
@@ -142,45 +143,48 @@ class Series:
         apply: Apply,
         *,
         now: datetime,
-    ) -> Reply:
+    ) -> EventAnswer:
         """Apply the event (or answer its replay); a rival delivery's win answers as a
         replay."""
 
-        def work(s: Session) -> Reply:
-            return self._once(s, clinic_id, webhook_id, digest, event, apply, now=now)
+        def work(s: Session) -> EventAnswer:
+            previous = replayed(s, clinic_id, webhook_id, digest)
+            if previous is not None:
+                return previous
+            context = Context(s, self.planner, clinic_id, webhook_id, event.type, now)
+            answer = apply(context, event)
+            record(s, clinic_id, webhook_id, digest, answer, now=now)
+            return answer
 
         try:
             return await self.transactions.write(work)
         except IntegrityError:
             return await self.transactions.write(work)
 
-    def _once(
-        self,
-        s: Session,
-        clinic_id: str,
-        webhook_id: str,
-        digest: str,
-        event: Any,
-        apply: Apply,
-        *,
-        now: datetime,
-    ) -> Reply:
-        previous = store.find_event(s, clinic_id, webhook_id)
-        if previous is not None:
-            if previous.body_sha256 != digest:
-                raise Conflict("this webhook-id was already used with a different body")
-            return Reply(200, previous.response, type=previous.type)
-        context = Context(s, self.planner, clinic_id, webhook_id, event.type, now)
-        reply = apply(context, event)
-        s.add(
-            Event(
-                clinic_id=clinic_id,
-                webhook_id=webhook_id,
-                body_sha256=digest,
-                type=event.type,
-                status_code=reply.status,
-                response=reply.body,
-                received_at=now,
-            )
+
+def replayed(s: Session, clinic_id: str, webhook_id: str, digest: str) -> EventAnswer | None:
+    """The first answer to this webhook id again (None when it is new); Conflict when it came
+    with another body (`digest`)."""
+    previous = store.find_event(s, clinic_id, webhook_id)
+    if previous is None:
+        return None
+    if previous.body_sha256 != digest:
+        raise Conflict("this webhook-id was already used with a different body")
+    return EventAnswer(200, previous.response, type=previous.type)
+
+
+def record(
+    s: Session, clinic_id: str, webhook_id: str, digest: str, answer: EventAnswer, *, now: datetime
+) -> None:
+    """Store the event's answer under its webhook id, for its replays to answer again."""
+    s.add(
+        Event(
+            clinic_id=clinic_id,
+            webhook_id=webhook_id,
+            body_sha256=digest,
+            type=answer.type,
+            status_code=answer.status,
+            response=answer.body,
+            received_at=now,
         )
-        return reply
+    )

@@ -11,7 +11,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from service.config import ClinicSettings
 from service.errors import PayloadTooLarge, ProblemError, Unauthorized, UnsupportedMediaType
-from service.intake.ingest import EventAnswer
+from service.intake.series import EventAnswer
 from service.web.keys import INGEST, METRICS, SETTINGS, TIMERS
 
 routes = web.RouteTableDef()
