@@ -22,15 +22,7 @@ def stop(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: dat
         s.add(OptOut(clinic_id=clinic_id, phone=phone, at=now, source="sms-stop"))
     cancel_pending(s, clinic_id, phone, kinds=None, reason=reasons.OPTED_OUT, now=now)
     if new:  # a STOP said again tells the clinic nothing new
-        notices.opted_out(
-            s.connection(),
-            settings,
-            clinic_id=clinic_id,
-            phone=phone,
-            scope="all",
-            type_="patient.opted_out",
-            now=now,
-        )
+        _tell_clinic(s, settings, clinic_id, phone, "all", "patient.opted_out", now=now)
 
 
 def start(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: datetime) -> None:
@@ -44,15 +36,7 @@ def start(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: da
         ),
     )
     if lifted:
-        notices.opted_out(
-            s.connection(),
-            settings,
-            clinic_id=clinic_id,
-            phone=phone,
-            scope="all",
-            type_="patient.opted_in",
-            now=now,
-        )
+        _tell_clinic(s, settings, clinic_id, phone, "all", "patient.opted_in", now=now)
 
 
 def stop_kinds(
@@ -66,15 +50,7 @@ def stop_kinds(
         s.add(KindOptOut(clinic_id=clinic_id, phone=phone, kind=kind, word=word, at=now))
     cancel_pending(s, clinic_id, phone, kinds=kinds, reason=reasons.opted_out_of(word), now=now)
     if new:
-        notices.opted_out(
-            s.connection(),
-            settings,
-            clinic_id=clinic_id,
-            phone=phone,
-            scope=list(kinds),
-            type_="patient.opted_out",
-            now=now,
-        )
+        _tell_clinic(s, settings, clinic_id, phone, list(kinds), "patient.opted_out", now=now)
 
 
 def start_kinds(
@@ -91,15 +67,30 @@ def start_kinds(
         ),
     )
     if lifted:
-        notices.opted_out(
-            s.connection(),
-            settings,
-            clinic_id=clinic_id,
-            phone=phone,
-            scope=list(kinds),
-            type_="patient.opted_in",
-            now=now,
-        )
+        _tell_clinic(s, settings, clinic_id, phone, list(kinds), "patient.opted_in", now=now)
+
+
+def _tell_clinic(
+    s: Session,
+    settings: Settings,
+    clinic_id: str,
+    phone: str,
+    scope: str | list[str],
+    type_: str,
+    *,
+    now: datetime,
+) -> None:
+    """Notify the clinic, when it asked for `type_`, that the number opted out or back in of
+    `scope` ("all", or the kinds), in the reply's transaction (`notices.opted_out`)."""
+    notices.opted_out(
+        s.connection(),
+        settings,
+        clinic_id=clinic_id,
+        phone=phone,
+        scope=scope,
+        type_=type_,
+        now=now,
+    )
 
 
 def _deleted(s: Session, statement: sa.Delete) -> int:

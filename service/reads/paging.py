@@ -22,6 +22,7 @@ from service.storage.outbox import NotificationState
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 T = TypeVar("T")
+Q = TypeVar("Q")  # a list's query
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,23 @@ def parse_query(params: Mapping[str, str]) -> MessageQuery:
 
 def parse_notification_query(params: Mapping[str, str]) -> NotificationQuery:
     """The notifications list's query in `params`; Unprocessable listing every wrong one."""
+    return _state_page(params, NotificationQuery, _state)
+
+
+def _state_page(
+    params: Mapping[str, str], query: Callable[..., Q], state: Callable[[str], object]
+) -> Q:
+    """A list's query of one state or all, a page size and a cursor (notifications,
+    escalations), `state` parsing the state; Unprocessable listing every wrong parameter."""
     errors: list[FieldError] = []
-    query = NotificationQuery(
-        state=_parsed(errors, params, "state", _state),
+    parsed = query(
+        state=_parsed(errors, params, "state", state),
         limit=_parsed(errors, params, "limit", _limit) or DEFAULT_LIMIT,
         after=_parsed(errors, params, "cursor", decode_cursor),
     )
     if errors:
         raise Unprocessable("the query has wrong parameters", errors=errors)
-    return query
+    return parsed
 
 
 def _state(text: str) -> NotificationState:
@@ -122,15 +131,7 @@ ESCALATION_STATES = ("open", "acknowledged")
 
 def parse_escalation_query(params: Mapping[str, str]) -> EscalationQuery:
     """The escalations' query in `params`; Unprocessable listing every wrong parameter."""
-    errors: list[FieldError] = []
-    query = EscalationQuery(
-        state=_parsed(errors, params, "state", _escalation_state),
-        limit=_parsed(errors, params, "limit", _limit) or DEFAULT_LIMIT,
-        after=_parsed(errors, params, "cursor", decode_cursor),
-    )
-    if errors:
-        raise Unprocessable("the query has wrong parameters", errors=errors)
-    return query
+    return _state_page(params, EscalationQuery, _escalation_state)
 
 
 def _escalation_state(text: str) -> str:
