@@ -72,6 +72,21 @@ def _at(name: str) -> sa.BindParameter[datetime]:
     return sa.bindparam(name, type_=M.due_at.type)
 
 
+def due_first(
+    key: sa.Column[Any], due_at: sa.Column[Any], waiting: sa.ColumnElement[bool]
+) -> sa.Select[Any]:
+    """The claim's pick, for a statement built once: the `key` of `waiting` rows due by the
+    bound `now`, soonest first, at most the bound `limit`; on PostgreSQL locked, skipping rows
+    a rival claimer holds (messages here, notifications in `outbox_claims`)."""
+    return (
+        sa.select(key)
+        .where(waiting, due_at <= sa.bindparam("now", type_=due_at.type))
+        .order_by(due_at)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .with_for_update(skip_locked=True)
+    )
+
+
 def _unless_expired(claimed: Any, expired: Any) -> sa.Case[Any]:
     """A column's new value: `claimed` on a row claimed to be sent, `expired` on a row that is
     past its expiry."""
@@ -129,13 +144,7 @@ def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
 
 # Built once: a statement object carries its compiled form's cache key, so running it again
 # costs binding its parameters, not building and hashing the statement.
-_DUE = (
-    sa.select(M.id)
-    .where(M.status == Status.SCHEDULED, M.due_at <= _at("now"))
-    .order_by(M.due_at)
-    .limit(sa.bindparam("limit", type_=sa.Integer))
-    .with_for_update(skip_locked=True)
-)
+_DUE = due_first(M.id, M.due_at, M.status == Status.SCHEDULED)
 # One statement claims the due rows and expires those past their expiry (soonest first, so
 # those come first), and answers what vetting needs. The subquery picks (and on PostgreSQL
 # locks) rows still scheduled; checking the status again outside it would only lead SQLite to

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from service.storage.claims import due_first
 from service.storage.outbox import ATTEMPT, NOTIFICATION, NotificationState
 
 N = NOTIFICATION.c
@@ -54,13 +55,7 @@ class Finished:
     outcome: str | None = None
 
 
-_DUE = (
-    sa.select(N.id)
-    .where(N.state == PENDING, N.due_at <= _at("now"))
-    .order_by(N.due_at)
-    .limit(sa.bindparam("limit", type_=sa.Integer))
-    .with_for_update(skip_locked=True)
-)
+_DUE = due_first(N.id, N.due_at, N.state == PENDING)
 _CLAIM = (
     sa.update(NOTIFICATION)
     .where(N.id.in_(_DUE.scalar_subquery()))
