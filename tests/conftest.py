@@ -88,6 +88,14 @@ def make_client(
 
 
 @pytest.fixture
+async def client(
+    make_client: Callable[..., Awaitable[AppClient]], settings: Settings, clock: FakeClock
+) -> AppClient:
+    """The app on `settings` (a fresh database of each kind), its time the fake `clock`'s."""
+    return await make_client(settings, clock=clock)
+
+
+@pytest.fixture
 def frozen_heap() -> Iterator[None]:
     """The heap as `serve` keeps it (gc.freeze at start, cli._freeze_heap), for a test that
     times the service: in a suite's process a full collection walks the objects of every test

@@ -261,6 +261,25 @@ async def post_event(
     )
 
 
+async def post_completed(
+    client: Any, treatment: dict[str, Any], patient: dict[str, Any] | None = None, **post: Any
+) -> Any:
+    """POST a treatment.completed with these fields of its treatment and patient
+    (`completed_event`; `post` as `post_event` takes) and check it was accepted (202); the
+    answer's body."""
+    body = completed_event(treatment=treatment, patient=patient or {})
+    response = await post_event(client, body, **post)
+    assert response.status == 202, await response.text()
+    return await response.json()
+
+
+async def treatment_messages(client: Any, treatment_id: str = "tr_1") -> dict[str, dict[str, Any]]:
+    """The treatment's messages as the read API shows them, by id."""
+    url = f"/v1/clinics/glow/treatments/{treatment_id}"
+    found = await (await client.get(url, headers=bearer(TOKEN))).json()
+    return {m["id"]: m for m in found["messages"]}
+
+
 async def move_message(client: Any, message_id: str, *statuses: Status) -> None:
     """Drive a stored message through `statuses` as the dispatcher would, history and all."""
 

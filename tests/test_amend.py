@@ -20,44 +20,21 @@ from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
 from tests.helpers.series import booked_event, treatment_updated_event
 from tests.support import (
-    TOKEN,
     FakeClock,
-    bearer,
-    completed_event,
     config_data,
-    make_settings,
     move_message,
-    post_event,
+    post_completed,
+    treatment_messages,
 )
 from tests.test_appointments import at, count, send
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def settings(database: str) -> Settings:
-    return make_settings(database)
-
-
-@pytest.fixture
-async def client(make_client: Any, settings: Any, clock: FakeClock) -> AppClient:
-    return await make_client(settings, clock=clock)
-
-
 async def complete(client: AppClient, completed_at: datetime, **treatment: Any) -> None:
-    body = completed_event(
-        treatment={"id": "tr_1", "completed_at": completed_at.isoformat(), **treatment}
+    await post_completed(
+        client, {"id": "tr_1", "completed_at": completed_at.isoformat(), **treatment}
     )
-    response = await post_event(client, body)
-    assert response.status == 202, await response.text()
-
-
-async def plan(client: AppClient) -> dict[str, dict[str, Any]]:
-    """tr_1's messages as the read API shows them, by id."""
-    found = await (
-        await client.get("/v1/clinics/glow/treatments/tr_1", headers=bearer(TOKEN))
-    ).json()
-    return {m["id"]: m for m in found["messages"]}
 
 
 async def bodies(client: AppClient) -> dict[str, str]:
@@ -72,10 +49,10 @@ class TestCompletedAt:
         """Typed a day early: every scheduled message, local-clock ones too, moves a day on;
         the one already expired on arrival stays as it was."""
         await complete(client, NOW - timedelta(days=1))
-        before = await plan(client)
+        before = await treatment_messages(client)
         answer = await send(client, treatment_updated_event("tr_1", completed_at=NOW))
         assert answer["treatment"]["completed_at"] == "2026-11-25T15:00:00Z"
-        after = await plan(client)
+        after = await treatment_messages(client)
         scheduled = [i for i, m in before.items() if m["status"] == "scheduled"]
         assert len(scheduled) == 5  # four serum, next; `tonight` expired on arrival
         for message_id in scheduled:
@@ -91,10 +68,12 @@ class TestCompletedAt:
 
     async def test_sent_messages_are_untouched(self, client: AppClient) -> None:
         await complete(client, NOW - timedelta(days=1))
-        first = next(m for m in (await plan(client)).values() if m["status"] == "scheduled")
+        first = next(
+            m for m in (await treatment_messages(client)).values() if m["status"] == "scheduled"
+        )
         await move_message(client, first["id"], Status.SENDING, Status.SENT)
         await send(client, treatment_updated_event("tr_1", completed_at=NOW))
-        assert (await plan(client))[first["id"]]["send_at"] == first["send_at"]
+        assert (await treatment_messages(client))[first["id"]]["send_at"] == first["send_at"]
 
     async def test_a_time_moved_long_past_expires(
         self, client: AppClient, clock: FakeClock
@@ -112,11 +91,11 @@ class TestCompletedAt:
 
     async def test_a_completed_at_in_the_future_is_422(self, client: AppClient) -> None:
         await complete(client, NOW)
-        before = await plan(client)
+        before = await treatment_messages(client)
         body = treatment_updated_event("tr_1", completed_at=NOW + timedelta(hours=1))
         answer = await send(client, body, 422)
         assert [e["field"] for e in answer["errors"]] == ["data.treatment.completed_at"]
-        assert await plan(client) == before
+        assert await treatment_messages(client) == before
         assert await count(client, Event) == 1
 
 
@@ -150,7 +129,7 @@ class TestSessionsPlanned:
     ) -> None:
         await complete(client, NOW)
         await send(client, treatment_updated_event("tr_1", sessions_planned=1))
-        [nudge] = [m for m in (await plan(client)).values() if m["kind"] == "rebook"]
+        [nudge] = [m for m in (await treatment_messages(client)).values() if m["kind"] == "rebook"]
         assert (nudge["status"], nudge["reason"]) == ("cancelled", "no more sessions planned")
         answer = await send(client, treatment_updated_event("tr_1", sessions_planned=4))
         [again] = answer["messages"]
@@ -174,7 +153,9 @@ class TestSerum:
     async def test_a_new_serum_is_rendered_into_scheduled_messages(self, client: AppClient) -> None:
         """Sent ones keep the text they went out with."""
         await complete(client, NOW)
-        serum = [m["id"] for m in (await plan(client)).values() if m["step"] == "serum"]
+        serum = [
+            m["id"] for m in (await treatment_messages(client)).values() if m["step"] == "serum"
+        ]
         await move_message(client, serum[0], Status.SENDING, Status.SENT)
         answer = await send(client, treatment_updated_event("tr_1", serum="copper peptide serum"))
         assert sorted(m["id"] for m in answer["messages"]) == sorted(serum[1:])

@@ -22,7 +22,7 @@ from tests.helpers.series import (
     rescheduled_event,
     treatment_updated_event,
 )
-from tests.support import FakeClock, config_data, patient_updated_event
+from tests.support import config_data, patient_updated_event
 from tests.test_amend import bodies
 from tests.test_appointments import appointment, at, complete, send
 
@@ -49,11 +49,6 @@ def settings(database: str) -> Settings:
     data = config_data(database)
     data["protocols"]["mn"]["steps"].extend(PREP)
     return Settings.model_validate(data)
-
-
-@pytest.fixture
-async def client(make_client: Any, settings: Any, clock: FakeClock) -> AppClient:
-    return await make_client(settings, clock=clock)
 
 
 def prep_of(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:

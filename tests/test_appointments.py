@@ -10,10 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
-from service.config import Settings
 from service.storage.appointments import Appointment, AppointmentMessage
 from service.storage.models import Event
 from service.web.keys import TRANSACTIONS
@@ -28,9 +26,8 @@ from tests.support import (
     TOKEN,
     FakeClock,
     bearer,
-    completed_event,
-    make_settings,
     patient_updated_event,
+    post_completed,
     post_event,
 )
 
@@ -38,24 +35,10 @@ COMPLETED = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 STARTS = datetime(2026, 12, 16, 18, 0, tzinfo=UTC)  # session 2: 10:00 in Los Angeles
 
 
-@pytest.fixture
-def settings(database: str) -> Settings:
-    return make_settings(database)
-
-
-@pytest.fixture
-async def client(make_client: Any, settings: Any, clock: FakeClock) -> AppClient:
-    return await make_client(settings, clock=clock)
-
-
 async def complete(client: AppClient, treatment_id: str = "tr_1", **treatment: Any) -> Any:
     """Session 1 of 3 completed at COMPLETED for pt_77; the answer's body."""
-    body = completed_event(
-        treatment={"id": treatment_id, "completed_at": COMPLETED.isoformat(), **treatment}
-    )
-    response = await post_event(client, body)
-    assert response.status == 202, await response.text()
-    return await response.json()
+    treatment = {"id": treatment_id, "completed_at": COMPLETED.isoformat(), **treatment}
+    return await post_completed(client, treatment)
 
 
 async def send(client: AppClient, body: dict[str, Any], status: int = 202, **kw: Any) -> Any:

@@ -17,20 +17,13 @@ from tests.support import (
     OTHER_TOKEN,
     PHONE,
     TOKEN,
-    FakeClock,
     bearer,
-    completed_event,
     make_settings,
     move_message,
-    post_event,
+    post_completed,
 )
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def client(make_client: Any, settings: Any, clock: FakeClock) -> AppClient:
-    return await make_client(settings, clock=clock)
 
 
 async def plan(
@@ -42,14 +35,10 @@ async def plan(
     clinic: str = "glow",
 ) -> list[str]:
     """Plan a treatment; its message ids (six for the test protocol)."""
-    body = completed_event(
-        treatment={"id": treatment_id, "completed_at": completed.isoformat()},
-        patient={"id": patient},
-    )
     secret = {} if clinic == "glow" else {"secret": OTHER_SECRET}
-    response = await post_event(client, body, clinic=clinic, **secret)
-    assert response.status == 202, await response.text()
-    return [m["id"] for m in (await response.json())["messages"]]
+    treatment = {"id": treatment_id, "completed_at": completed.isoformat()}
+    answer = await post_completed(client, treatment, {"id": patient}, clinic=clinic, **secret)
+    return [m["id"] for m in answer["messages"]]
 
 
 async def get(client: AppClient, path: str, token: str = TOKEN, **query: Any) -> Any:

@@ -20,54 +20,35 @@ from tests.conftest import AppClient
 from tests.support import (
     OTHER_SECRET,
     PHONE,
-    TOKEN,
     FakeClock,
-    bearer,
     cancelled_event,
     completed_event,
     config_data,
     make_settings,
     move_message,
     patient_updated_event,
+    post_completed,
     post_event,
+    treatment_messages,
 )
 
 COMPLETED = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 NEW_PHONE = "+14155550199"
 
 
-@pytest.fixture
-def settings(database: str) -> Settings:
-    """Every correction on SQLite, then on PostgreSQL."""
-    return make_settings(database)
-
-
-@pytest.fixture
-async def client(make_client: Any, settings: Any, clock: FakeClock) -> AppClient:
-    return await make_client(settings, clock=clock)
-
-
 async def plan(client: AppClient, treatment_id: str = "tr_1", **patient: Any) -> list[str]:
     """Plan a treatment completed at COMPLETED for pt_77; its message ids in plan order."""
-    body = completed_event(
-        treatment={"id": treatment_id, "completed_at": COMPLETED.isoformat()}, patient=patient
-    )
-    response = await post_event(client, body)
-    assert response.status == 202, await response.text()
-    return [m["id"] for m in (await response.json())["messages"]]
-
-
-async def messages(client: AppClient, treatment_id: str = "tr_1") -> dict[str, dict[str, Any]]:
-    """The treatment's messages as the read API shows them, by id."""
-    url = f"/v1/clinics/glow/treatments/{treatment_id}"
-    found = await (await client.get(url, headers=bearer(TOKEN))).json()
-    return {m["id"]: m for m in found["messages"]}
+    treatment = {"id": treatment_id, "completed_at": COMPLETED.isoformat()}
+    answer = await post_completed(client, treatment, patient)
+    return [m["id"] for m in answer["messages"]]
 
 
 async def by_step(client: AppClient, step: str, treatment_id: str = "tr_1") -> list[str]:
     """The send_at of a step's messages, in order."""
     return [
-        m["send_at"] for m in (await messages(client, treatment_id)).values() if m["step"] == step
+        m["send_at"]
+        for m in (await treatment_messages(client, treatment_id)).values()
+        if m["step"] == step
     ]
 
 
@@ -90,7 +71,7 @@ class TestTreatmentCancelled:
         assert {(m["status"], m["reason"]) for m in answer["messages"]} == {
             ("cancelled", "treatment cancelled")
         }
-        history = next(iter((await messages(client)).values()))["history"]
+        history = next(iter((await treatment_messages(client)).values()))["history"]
         assert history[-1]["detail"] == "treatment cancelled (event evt_cancel)"
 
     async def test_messages_already_sending_or_sent_are_left_alone(self, client: AppClient) -> None:
@@ -99,7 +80,7 @@ class TestTreatmentCancelled:
         await move_message(client, first, Status.SENDING, Status.SENT)
         await move_message(client, second, Status.SENDING)
         await post_event(client, cancelled_event("tr_1"))
-        found = await messages(client)
+        found = await treatment_messages(client)
         assert (found[first]["status"], found[second]["status"]) == ("sent", "sending")
         assert {found[m]["status"] for m in rest} == {"cancelled"}
 
@@ -119,11 +100,11 @@ class TestTreatmentCancelled:
         """A second cancellation (a new event) finds nothing left to cancel."""
         await plan(client)
         first = await (await post_event(client, cancelled_event("tr_1"))).json()
-        before = await messages(client)
+        before = await treatment_messages(client)
         second = await post_event(client, cancelled_event("tr_1"))
         assert second.status == 202
         assert (await second.json())["messages"] == first["messages"]
-        assert await messages(client) == before
+        assert await treatment_messages(client) == before
 
     async def test_replay_answers_the_first_answer(self, client: AppClient) -> None:
         """The same webhook-id and body answers 200 with the first answer."""
@@ -155,7 +136,7 @@ class TestTreatmentCancelled:
             client, cancelled_event("tr_1"), clinic="other", secret=OTHER_SECRET
         )
         assert response.status == 422
-        assert {m["status"] for m in (await messages(client)).values()} == {"scheduled"}
+        assert {m["status"] for m in (await treatment_messages(client)).values()} == {"scheduled"}
 
 
 class TestPhoneChange:
@@ -166,7 +147,7 @@ class TestPhoneChange:
         await move_message(client, second, Status.SENDING)
         response = await post_event(client, patient_updated_event(phone=NEW_PHONE))
         assert response.status == 202
-        found = await messages(client)
+        found = await treatment_messages(client)
         assert found[first]["to"] == found[second]["to"] == "•••••••0123"
         assert {found[m]["to"] for m in rest} == {"•••••••0199"}
         assert found[rest[0]]["history"][-1]["detail"] == "patient.updated: new phone"
@@ -203,7 +184,7 @@ class TestPhoneChange:
 
         await client.app[TRANSACTIONS].write(_tx3)
         await post_event(client, patient_updated_event(phone=NEW_PHONE))
-        found = (await messages(client)).values()
+        found = (await treatment_messages(client)).values()
         assert {(m["status"], m["reason"]) for m in found} == {
             ("cancelled", "number opted out (STOP)")
         }
@@ -252,7 +233,7 @@ class TestTimeZoneChange:
             "2026-11-27T19:30:00Z",
         ]
         assert await by_step(client, "tonight") == tonight
-        serum = [m for m in (await messages(client)).values() if m["step"] == "serum"]
+        serum = [m for m in (await treatment_messages(client)).values() if m["step"] == "serum"]
         assert serum[0]["history"][-1]["detail"] == "patient.updated: re-planned in Europe/Berlin"
 
     async def test_quiet_hours_of_the_new_zone_apply_to_every_step(self, client: AppClient) -> None:
@@ -274,7 +255,7 @@ class TestTimeZoneChange:
             "2026-11-27T07:30:00Z",
             "2026-11-27T19:30:00Z",
         ]
-        assert len(await messages(client)) == len(ids)
+        assert len(await treatment_messages(client)) == len(ids)
 
     async def test_a_time_long_past_in_the_new_zone_expires(
         self, make_client: Any, settings: Any
@@ -283,7 +264,7 @@ class TestTimeZoneChange:
         client = await make_client(settings, clock=FakeClock(COMPLETED + timedelta(hours=24)))
         ids = await plan(client)  # 07:00 in Los Angeles, a day after the treatment
         await post_event(client, patient_updated_event(timezone="Europe/Berlin"))
-        found = await messages(client)
+        found = await treatment_messages(client)
         first_serum = found[ids[1]]
         assert (first_serum["status"], first_serum["send_at"]) == (
             "expired",
@@ -358,7 +339,9 @@ class TestTimeZoneChangeOfTheTreatmentDay:
         assert len(answer["messages"]) == 2
         assert await by_step(client, "evening") == ["2026-11-26T04:30:00Z", "2026-11-27T04:30:00Z"]
         await post_event(client, patient_updated_event(timezone="Europe/Berlin"))
-        found = sorted((m["send_at"], m["status"]) for m in (await messages(client)).values())
+        found = sorted(
+            (m["send_at"], m["status"]) for m in (await treatment_messages(client)).values()
+        )
         assert found == [
             ("2026-11-26T19:30:00Z", "scheduled"),
             ("2026-11-27T04:30:00Z", "cancelled"),
@@ -375,11 +358,13 @@ class TestConsent:
         await plan(client, "tr_3", id="pt_88", phone="+14155550188")
         await post_event(client, patient_updated_event(sms_consent=False))
         for treatment in ("tr_1", "tr_2"):
-            found = (await messages(client, treatment)).values()
+            found = (await treatment_messages(client, treatment)).values()
             assert {(m["status"], m["reason"]) for m in found} == {
                 ("cancelled", "consent withdrawn")
             }
-        assert {m["status"] for m in (await messages(client, "tr_3")).values()} == {"scheduled"}
+        assert {m["status"] for m in (await treatment_messages(client, "tr_3")).values()} == {
+            "scheduled"
+        }
 
     async def test_consent_given_again_plans_later_events(self, client: AppClient) -> None:
         """Cancelled messages stay cancelled; the next treatment is planned as usual."""
@@ -387,8 +372,12 @@ class TestConsent:
         await post_event(client, patient_updated_event(sms_consent=False))
         await post_event(client, patient_updated_event(sms_consent=True))
         await plan(client, "tr_2")
-        assert {m["status"] for m in (await messages(client, "tr_1")).values()} == {"cancelled"}
-        assert {m["status"] for m in (await messages(client, "tr_2")).values()} == {"scheduled"}
+        assert {m["status"] for m in (await treatment_messages(client, "tr_1")).values()} == {
+            "cancelled"
+        }
+        assert {m["status"] for m in (await treatment_messages(client, "tr_2")).values()} == {
+            "scheduled"
+        }
 
 
 class TestPatientUpdated:
@@ -408,7 +397,7 @@ class TestPatientUpdated:
             client, patient_updated_event(phone=NEW_PHONE), clinic="other", secret=OTHER_SECRET
         )
         assert response.status == 422
-        assert {m["to"] for m in (await messages(client)).values()} == {"•••••••0123"}
+        assert {m["to"] for m in (await treatment_messages(client)).values()} == {"•••••••0123"}
 
     async def test_an_update_that_changes_nothing_changes_no_message(
         self, client: AppClient
@@ -421,7 +410,7 @@ class TestPatientUpdated:
         )
         assert response.status == 202
         assert (await response.json())["messages"] == []
-        assert all(len(m["history"]) == 1 for m in (await messages(client)).values())
+        assert all(len(m["history"]) == 1 for m in (await treatment_messages(client)).values())
 
     async def test_replay_answers_the_first_answer(self, client: AppClient) -> None:
         """The same webhook-id and body answers 200 with the first answer; another body 409."""
@@ -454,7 +443,7 @@ class TestPatientUpdated:
         assert response.status == 422
         problem = await response.json()
         assert f"data.patient.{field}" in [e["field"] for e in problem["errors"]]
-        assert all(len(m["history"]) == 1 for m in (await messages(client)).values())
+        assert all(len(m["history"]) == 1 for m in (await treatment_messages(client)).values())
 
 
 async def eventually_status(
