@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from service.errors import FieldError, Unprocessable
 from service.intake.new_treatments import suppression
 from service.intake.replan import Why, replan
-from service.intake.series import Context, EventAnswer, timing_values
+from service.intake.series import Context, EventAnswer, followed_values
 from service.intake.series_payloads import TreatmentUpdate, TreatmentUpdated
 from service.planning.protocols import PlannedMessage
 from service.reads.answers import TREATMENT_UPDATED, TreatmentUpdatedAnswer, render
@@ -115,12 +114,12 @@ def _follow(c: Context, row: Message, planned: PlannedMessage | None) -> None:
     if planned.landed == "skipped":  # its step skips quiet hours, and its new time is in them
         c.end(row, Status.CANCELLED, reasons.QUIET_HOURS)
         return
-    values: dict[str, Any] = {}
-    if planned.send_at != row.send_at:
-        values.update(timing_values(row, planned.send_at, planned.expires_at))
-    if (planned.body, planned.locale) != (row.body, row.locale):
-        values.update(body=planned.body, locale=planned.locale)
-    c.change(row, values, "treatment corrected", late=reasons.TOO_LATE_AFTER_CORRECTION)
+    c.change(
+        row,
+        followed_values(row, planned),
+        "treatment corrected",
+        late=reasons.TOO_LATE_AFTER_CORRECTION,
+    )
 
 
 def _nudge(

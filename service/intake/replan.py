@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session
 
 from service.intake.new_treatments import suppression
-from service.intake.series import Context, timing_values
+from service.intake.series import Context, followed_values
 from service.planning import prep
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
@@ -152,12 +151,7 @@ def follow(c: Context, row: Message, planned: PlannedMessage | None, why: Why) -
     if planned.landed == "past":
         c.end(row, Status.EXPIRED, why.late)
         return
-    values: dict[str, Any] = {}
-    if planned.send_at != row.send_at:
-        values.update(timing_values(row, planned.send_at, planned.expires_at))
-    if (planned.body, planned.locale) != (row.body, row.locale):
-        values.update(body=planned.body, locale=planned.locale)
-    c.change(row, values, why.what, late=why.late)
+    c.change(row, followed_values(row, planned), why.what, late=why.late)
 
 
 def follow_patient(

@@ -124,6 +124,17 @@ def timing_values(row: Message, send_at: datetime, expires_at: datetime) -> dict
     return {"send_at": send_at, "due_at": due_at, "expires_at": expires_at}
 
 
+def followed_values(row: Message, planned: PlannedMessage) -> dict[str, Any]:
+    """What a scheduled message takes from its occurrence in a new plan: its time (as
+    `timing_values`) and its text, where they differ; empty when nothing does."""
+    values: dict[str, Any] = {}
+    if planned.send_at != row.send_at:
+        values.update(timing_values(row, planned.send_at, planned.expires_at))
+    if (planned.body, planned.locale) != (row.body, row.locale):
+        values.update(body=planned.body, locale=planned.locale)
+    return values
+
+
 Apply = Callable[[Context, Any], EventAnswer]
 
 
