@@ -31,7 +31,11 @@ from service.config_conversations import (
     SmsSettings,
     e164,
 )
-from service.config_notifications import ClinicNotifications, NotificationSettings
+from service.config_notifications import (
+    ClinicNotifications,
+    NotificationSettings,
+    whsec_secrets,
+)
 from service.environment import (
     DELIMITER,
     PREFIX,
@@ -160,14 +164,7 @@ class ClinicSettings(_Section, ClinicEscalationFields):
     @field_validator("webhook_secrets")
     @classmethod
     def _secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
-        from standardwebhooks import Webhook
-
-        for i, secret in enumerate(value):
-            try:
-                Webhook(secret.get_secret_value())
-            except Exception:
-                raise ValueError(f"secret {i} is not a base64 'whsec_…' secret") from None
-        return value
+        return whsec_secrets(value)
 
     def quiet(self) -> QuietHours:
         """The clinic's quiet hours, or the default 21:00-08:00 when absent."""

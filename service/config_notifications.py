@@ -37,6 +37,19 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+def whsec_secrets(value: list[SecretStr]) -> list[SecretStr]:
+    """`value`, when each is a Standard Webhooks secret (`whsec_` and base64), else ValueError
+    naming the first that is not: for the clinic's webhook secrets and its notifications'."""
+    from standardwebhooks import Webhook
+
+    for i, secret in enumerate(value):
+        try:
+            Webhook(secret.get_secret_value())
+        except Exception:
+            raise ValueError(f"secret {i} is not a base64 'whsec_…' secret") from None
+    return value
+
+
 class NotificationSettings(BaseModel):
     """`[notifications]`: the delivery policy (SPEC §11)."""
 
@@ -70,14 +83,7 @@ class ClinicNotifications(BaseModel):
     @field_validator("secrets")
     @classmethod
     def _secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
-        from standardwebhooks import Webhook
-
-        for i, secret in enumerate(value):
-            try:
-                Webhook(secret.get_secret_value())
-            except Exception:
-                raise ValueError(f"secret {i} is not a base64 'whsec_…' secret") from None
-        return value
+        return whsec_secrets(value)
 
     @field_validator("events")
     @classmethod

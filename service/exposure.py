@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from service.addresses import is_loopback
-from service.config import FALLBACK_CONFIG, Settings
+from service.config import FALLBACK_CONFIG, ClinicSettings, Settings
 
 log = logging.getLogger("aftercare")
 
@@ -45,7 +47,8 @@ def published_secrets(places: Iterable[Path]) -> set[str]:
 def exposure_problems(
     settings: Settings, host: str, *, places: Iterable[Path] | None = None
 ) -> list[str]:
-    """One line per webhook secret or API token the example ships, when `host` is not loopback."""
+    """One line per webhook secret, API token or notification secret the example ships, when
+    `host` is not loopback."""
     if is_loopback(host):
         return []
     places = list(example_places() if places is None else places)
@@ -56,16 +59,24 @@ def exposure_problems(
             extra={"looked_in": ", ".join(str(p) for p in places)},
         )
         return []
-    problems = []
-    for cid, clinic in settings.clinics.items():
-        for key, kind in (("webhook_secrets", "secret"), ("api_tokens", "token")):
-            for i, value in enumerate(getattr(clinic, key)):
-                if value.get_secret_value() in published:
-                    problems.append(
-                        f"clinics.{cid}.{key}[{i}]: is the published example "
-                        f"{kind}; set your own before serving on {host}"
-                    )
-    return problems
+    return [
+        f"clinics.{cid}.{path}: is the published example {kind}; set your own before "
+        f"serving on {host}"
+        for cid, clinic in settings.clinics.items()
+        for path, kind, value in _guards(clinic)
+        if value.get_secret_value() in published
+    ]
+
+
+def _guards(clinic: ClinicSettings) -> Iterator[tuple[str, str, SecretStr]]:
+    """The clinic's secrets and tokens by path: webhook secrets and API tokens, and the secrets
+    that sign its notifications (a published one lets anyone forge them to its system)."""
+    for key, kind in (("webhook_secrets", "secret"), ("api_tokens", "token")):
+        for i, value in enumerate(getattr(clinic, key)):
+            yield f"{key}[{i}]", kind, value
+    if clinic.notifications is not None:
+        for i, value in enumerate(clinic.notifications.secrets):
+            yield f"notifications.secrets[{i}]", "secret", value
 
 
 def _tables(value: Any) -> list[dict[str, Any]]:

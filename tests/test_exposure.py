@@ -51,6 +51,19 @@ class TestExposure:
             "clinics.glow-madrid.api_tokens[0]",
         ]
 
+    def test_the_example_notification_secret_uncommented_is_refused(self) -> None:
+        """The example's commented-out notification endpoint signs with a published secret:
+        switched on as shipped, anyone could forge notifications to the clinic's system."""
+        settings = load_settings(
+            EXAMPLE,
+            environ={
+                "AFTERCARE_CLINICS__GLOW_DOWNTOWN__NOTIFICATIONS__URL": "https://practice.test/h",
+                "AFTERCARE_CLINICS__GLOW_DOWNTOWN__NOTIFICATIONS__SECRETS": _example_hook_secret(),
+            },
+        ).settings
+        paths = [p.split(":")[0] for p in exposure_problems(settings, "::", places=[EXAMPLE])]
+        assert "clinics.glow-downtown.notifications.secrets[0]" in paths
+
     def test_without_the_example_there_is_nothing_to_compare_and_it_says_so(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -62,3 +75,11 @@ class TestExposure:
         [record] = caplog.records
         assert record.levelno == logging.DEBUG
         assert str(missing) in str(record.__dict__["looked_in"])
+
+
+def _example_hook_secret() -> str:
+    """The secrets list of the example's commented-out notification table, as TOML."""
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# secrets = ["):
+            return line.removeprefix("# secrets = ").split("]")[0] + "]"
+    raise AssertionError("the example no longer shows a notification endpoint")
