@@ -19,6 +19,7 @@ from sqlmodel import Session
 from service.errors import FieldError, Unprocessable
 from service.intake import replan
 from service.intake.payloads import PatientUpdate
+from service.intake.series import timing_values
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.reads.answers import (
@@ -213,11 +214,7 @@ class _Follow:
             values.update(body=planned.body, locale=planned.locale)
             what.append("text for the new name or locale")
         if planned and self.change.zone and planned.send_at != row.send_at:
-            values.update(
-                send_at=planned.send_at,
-                due_at=_due(row, planned.send_at),
-                expires_at=planned.expires_at,
-            )
+            values.update(timing_values(row, planned.send_at, planned.expires_at))
             what.append(f"re-planned in {self.patient.timezone}")
         return values, what
 
@@ -275,9 +272,3 @@ def end_scheduled(
         detail=f"{reason} ({source})",
         values={**(values or {}), "reason": reason},
     )
-
-
-def _due(row: Message, send_at: datetime) -> datetime:
-    """When a re-timed message is next due: its new time, or a pending retry if later."""
-    waiting_to_retry = row.due_at > row.send_at
-    return max(send_at, row.due_at) if waiting_to_retry else send_at
