@@ -6,10 +6,10 @@ Newest first by `(opened_at, id)`, paged by the same opaque keyset cursor as the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from pydantic import TypeAdapter
+from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter
 from sqlmodel import Session, col, select
 from typing_extensions import TypedDict
 
@@ -48,12 +48,15 @@ class EscalationPage(TypedDict):
     next_cursor: str | None
 
 
-class AcknowledgeBody(TypedDict):
-    """Who acknowledges an escalation through the API."""
+class AcknowledgeBody(BaseModel):
+    """Who acknowledges an escalation through the API: the request's schema and its check."""
 
-    by: str
+    model_config = ConfigDict(extra="ignore")
+
+    by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
+ACKNOWLEDGE: TypeAdapter[AcknowledgeBody] = TypeAdapter(AcknowledgeBody)
 ESCALATION: TypeAdapter[EscalationView] = TypeAdapter(EscalationView)
 ESCALATIONS: TypeAdapter[EscalationPage] = TypeAdapter(EscalationPage)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from service.conversations import escalations
 from service.errors import FieldError, Unprocessable, UnsupportedMediaType
@@ -17,7 +18,6 @@ from service.web.errors import answer
 from service.web.keys import CLOCK, SETTINGS, TRANSACTIONS
 
 routes = web.RouteTableDef()
-MAX_BY = 100
 
 
 @routes.get("/v1/clinics/{clinic_id}/escalations")
@@ -53,10 +53,10 @@ async def _json(request: web.Request) -> object:
 
 
 def _by(body: object) -> str:
-    by = body.get("by") if isinstance(body, dict) else None
-    if not isinstance(by, str) or not by.strip() or len(by) > MAX_BY:
+    try:
+        return listed.ACKNOWLEDGE.validate_python(body).by
+    except ValidationError:
         raise Unprocessable(
             "the acknowledgement needs who gives it",
-            errors=[FieldError("by", f"a name or id of 1 to {MAX_BY} characters")],
-        )
-    return by.strip()
+            errors=[FieldError("by", "a name or id of 1 to 100 characters")],
+        ) from None

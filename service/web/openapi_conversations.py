@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from service.reads.escalations import ACKNOWLEDGE
 from service.reads.paging import ESCALATION_STATES, MAX_LIMIT
 
 Operation = Callable[[str, list[Any], str, str], dict[str, Any]]
@@ -30,14 +31,9 @@ def escalation_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
         "The escalation as it now stands",
         "Escalation",
     )
-    body = {
-        "type": "object",
-        "required": ["by"],
-        "properties": {"by": {"type": "string", "minLength": 1, "maxLength": 100}},
-    }
     acknowledge["requestBody"] = {
         "required": True,
-        "content": {"application/json": {"schema": body}},
+        "content": {"application/json": {"schema": ACKNOWLEDGE.json_schema()}},
     }
     acknowledge["responses"]["415"] = {"description": "Not application/json"}
     return {
