@@ -36,7 +36,7 @@ async def _admin(url: str, *statements: str) -> None:
     conn = await asyncpg.connect(dsn, timeout=3)
     try:
         for statement in statements:
-            await conn.execute(statement)
+            await conn.execute(statement, timeout=60)
     finally:
         await conn.close()
 

@@ -60,6 +60,7 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Open the HTTP session and start polling (inside the running loop)."""
@@ -71,25 +72,29 @@ class Deliverer:
         self._wake.set()
 
     async def stop(self, *, timeout: float) -> None:
-        """Stop claiming; let attempts in flight finish for at most `timeout` s (a claim left
-        unfinished is due again when its lease ends)."""
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=timeout)
-        for task in set(self._inflight):
-            task.cancel()
+        """Stop claiming; let the loop's transaction and the attempts in flight finish, for at
+        most `timeout` s. Nothing is cancelled inside a transaction (on asyncpg that breaks the
+        connection) unless it outlasts `timeout`; a claim left unfinished is due again when its
+        lease ends."""
+        self._stopping = True
+        self._wake.set()
+        deadline = asyncio.get_running_loop().time() + timeout
+        for tasks in ({self._loop} if self._loop else set(), self._inflight):
+            left = deadline - asyncio.get_running_loop().time()
+            if tasks and left > 0:
+                await asyncio.wait(set(tasks), timeout=left)
+            for task in set(tasks):
+                task.cancel()  # only what outlasted the timeout
         if self._http is not None:
             await self._http.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             delay = self.poll  # all slots busy: a slot freed wakes it sooner
             try:
                 if len(self._inflight) < CONCURRENCY:
                     delay = await self._due_in()
-                    if delay <= 0:
+                    if delay <= 0 and not self._stopping:
                         await self._claim_and_start()
                         continue
             except Exception:  # the database may be away for a while: try again later
@@ -123,7 +128,7 @@ class Deliverer:
             task = asyncio.create_task(self._deliver(notification))
             self._inflight.add(task)
             task.add_done_callback(self._done)
-        if not claimed:  # due, yet taken by another replica: look again at the next poll
+        if not claimed and not self._stopping:  # due, yet taken by another replica
             await self._sleep(self.poll)
 
     def _done(self, task: asyncio.Task[None]) -> None:
