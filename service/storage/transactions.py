@@ -11,7 +11,8 @@ alone, through public APIs only:
 - SQLite: on a sync pysqlite engine, the whole function on a thread of its own (one for the
   writer, `database.READERS` for the reads), one hop from the event loop and back per
   transaction (`loop.run_in_executor`);
-- PostgreSQL: on the async engine, through the async session's `run_sync`.
+- PostgreSQL: on the async engine, through the async session's `run_sync`, in a task of its
+  own so that no caller's cancellation cuts a statement off.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -31,6 +32,7 @@ from service.storage.writer_gate import WriterGate
 
 T = TypeVar("T")
 Work = Callable[[Session], T]
+CLOSE_TIMEOUT = 10.0  # s a transaction left running by its caller may take to end at close
 
 
 class _Runner(Protocol):
@@ -73,21 +75,40 @@ class _OnThreads:
 
 
 class _OnLoop:
-    """Runs a function on an async engine's session, through its public `run_sync`."""
+    """Runs a function on an async engine's session, through its public `run_sync`.
+
+    Each transaction runs in a task of its own: a caller that gives up (a timeout, a
+    shutdown) leaves it to end by itself instead of cancelling it in the middle of a
+    statement, which breaks asyncpg's connection and can leave the task pending for good
+    (MagicStack/asyncpg#873)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine.sync_engine
         self._async_engine = engine
         self._sessions = database.session_factory(engine)
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def run(self, work: Work[T], *, write: bool) -> T:
+        task = asyncio.ensure_future(self._transaction(work, write))
+        self._running.add(task)
+        task.add_done_callback(self._ended)
+        return await asyncio.shield(task)
+
+    async def _transaction(self, work: Work[T], write: bool) -> T:
         if write:
             async with self._sessions.begin() as s:
                 return await s.run_sync(_with_sqlmodel, work)
         async with self._sessions() as s:
             return await s.run_sync(_with_sqlmodel, work)
 
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that gave up has no use for it
+
     async def close(self) -> None:
+        if self._running:  # those whose callers gave up: let them end, for a while
+            await asyncio.wait(set(self._running), timeout=CLOSE_TIMEOUT)
         await self._async_engine.dispose()
 
 
