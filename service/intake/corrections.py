@@ -28,7 +28,7 @@ from service.reads.answers import (
     render,
 )
 from service.reads.views import patient_view, planned_view
-from service.storage import appointments, message_rows, reasons, store
+from service.storage import appointments, message_rows, notices, reasons, store
 from service.storage.message_rows import Plan, by_occurrence, new_message, plan_of
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
@@ -250,6 +250,9 @@ class _Follow:
             self.s, row.id, status, reason, source="patient.updated", now=self.now, values=values
         ):
             self.changed.append(row.id)
+            if status == Status.EXPIRED:
+                settings = self.planner.settings
+                notices.expired_by_event(self.s.connection(), settings, row.id, now=self.now)
 
 
 def end_scheduled(

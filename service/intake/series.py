@@ -21,7 +21,7 @@ from sqlmodel import Session
 from service.errors import Conflict, FieldError, Unprocessable
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
-from service.storage import message_rows, store
+from service.storage import message_rows, notices, store
 from service.storage.message_rows import NewMessage, new_message
 from service.storage.models import Event, Message, Patient, Status, Treatment, row_id
 from service.storage.transactions import Transactions
@@ -85,7 +85,10 @@ class Context:
             values=values,
         ):
             self.changed.append(row.id)
-            if not expired and "due_at" in values:
+            if expired:
+                settings = self.planner.settings
+                notices.expired_by_event(self.s.connection(), settings, row.id, now=self.now)
+            elif "due_at" in values:
                 self.due.append((row.id, values["due_at"]))
 
     def row(

@@ -117,6 +117,14 @@ def messages_changed(
     return record_all(conn, settings, notices, now=now)
 
 
+def expired_by_event(
+    conn: sa.Connection, settings: Settings, message_id: str, *, now: datetime
+) -> None:
+    """Notify `message.expired` for a message an event's correction moved past its expiry (a
+    rare path: the audience is built for it)."""
+    messages_changed(conn, settings, Audience(settings), ids=[message_id], now=now)
+
+
 _PATIENTS_OF = (
     sa.select(PATIENT.c.external_id)
     .where(PATIENT.c.clinic_id == sa.bindparam("clinic"), PATIENT.c.phone == sa.bindparam("phone"))
