@@ -140,6 +140,18 @@ def _open_count(s: Session, clinic_id: str) -> int:
     return int(s.connection().execute(query).scalar_one())
 
 
+_OPEN_STATS = sa.select(sa.func.count(), sa.func.min(E.opened_at)).where(
+    E.state == EscalationState.OPEN
+)
+
+
+def open_stats(s: Session) -> tuple[int, datetime | None]:
+    """How many escalations are open, across clinics, and when the oldest was opened (for
+    /metrics)."""
+    count, oldest = s.connection().execute(_OPEN_STATS).one()
+    return int(count), oldest
+
+
 def reminder_due(s: Session, settings: Settings, *, now: datetime) -> bool:
     """Whether any escalation is open, unreminded, and older than the shortest reminder (a
     read, so that the periodic job writes only when there is something to do)."""

@@ -89,6 +89,7 @@ class Metrics:
         self._return_path(r)
         self._operations(r)
         self._notifications(r)
+        self._escalations(r)
         self._stored = _StoredCounts()
         r.register(self._stored)
         self._queues = _WriterQueues()
@@ -180,6 +181,23 @@ class Metrics:
         )
         self._oldest_pending: datetime | None = None
 
+    def _escalations(self, r: CollectorRegistry) -> None:
+        """Escalations (SPEC §10) at a scrape: patients' replies that wait for a person."""
+        self.escalations_open = Gauge(
+            "aftercare_escalations_open", "Escalations not yet acknowledged (database)", registry=r
+        )
+        self.oldest_escalation = Gauge(
+            "aftercare_oldest_open_escalation_seconds",
+            "Age of the oldest escalation not yet acknowledged (database; 0 when none)",
+            registry=r,
+        )
+        self._oldest_open: datetime | None = None
+
+    def set_escalations(self, open_: int, *, oldest: datetime | None) -> None:
+        """Record how many escalations are open and when the oldest of them was opened."""
+        self.escalations_open.set(open_)
+        self._oldest_open = oldest
+
     def set_notifications(self, pending: int, *, oldest: datetime | None) -> None:
         """Record the outbox's pending count and its oldest pending row's creation time."""
         self.notifications_pending.set(pending)
@@ -216,12 +234,15 @@ class Metrics:
         oldest = self._stored.oldest_scheduled
         overdue = 0.0 if oldest is None else (now - oldest).total_seconds()
         self.oldest_overdue.set(max(0.0, overdue))
-        pending = self._oldest_pending
-        self.oldest_notification.set(
-            0.0 if pending is None else max(0.0, (now - pending).total_seconds())
-        )
+        self.oldest_notification.set(_age(now, self._oldest_pending))
+        self.oldest_escalation.set(_age(now, self._oldest_open))
         self.ready.set(1 if ready else 0)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
         return bytes(generate_latest(self.registry))
+
+
+def _age(now: datetime, since: datetime | None) -> float:
+    """Seconds from `since` to `now` (0 for none, or one in the future)."""
+    return 0.0 if since is None else max(0.0, (now - since).total_seconds())

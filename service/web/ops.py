@@ -8,6 +8,7 @@ import time
 import sqlalchemy as sa
 from aiohttp import web
 
+from service.conversations import escalations
 from service.reads.answers import HEALTH, READINESS, Health, Readiness
 from service.storage import outbox_claims, store
 from service.web.errors import answer
@@ -73,14 +74,16 @@ async def _count(request: web.Request) -> None:
         return
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            counts, oldest, outbox = await request.app[TRANSACTIONS].read(
+            counts, oldest, outbox, open_ = await request.app[TRANSACTIONS].read(
                 lambda s: (
                     store.count_by_status(s),
                     store.oldest_scheduled(s),
                     outbox_claims.pending_stats(s),
+                    escalations.open_stats(s),
                 )
             )
         registry.set_notifications(outbox[0], oldest=outbox[1])
+        registry.set_escalations(open_[0], oldest=open_[1])
         registry.set_stored(
             counts, counted_at=started, took=time.monotonic() - started, oldest_scheduled=oldest
         )
