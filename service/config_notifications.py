@@ -59,6 +59,14 @@ class NotificationSettings(BaseModel):
     retry_initial_delay: Duration = timedelta(seconds=5)
     retry_max_delay: Duration = timedelta(hours=1)
     give_up_after: Duration = timedelta(hours=24)
+    keep_delivered: Duration = timedelta(days=30)  # then a delivered one is deleted
+
+    @field_validator("keep_delivered")
+    @classmethod
+    def _keep(cls, value: timedelta) -> timedelta:
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least 1h")
+        return value
 
 
 class ClinicNotifications(BaseModel):

@@ -22,6 +22,7 @@ from service.delivery.return_path import ReturnPath
 from service.delivery.sms.base import SmsSender
 from service.delivery.timers import Timers
 from service.intake.ingest import Ingest
+from service.notifications import retention
 from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.storage.checkpoint import checkpointing
@@ -132,13 +133,7 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
             recover=dispatcher.recover,
         )
         dispatcher.rearm = timers.arm
-        reminders = Reminders(
-            settings=app[SETTINGS],
-            transactions=app[TRANSACTIONS],
-            clock=app[CLOCK],
-            arm=timers.arm_many,
-        )
-        timers.every(reminders.run, seconds=app[SETTINGS].scheduler.poll_interval.total_seconds())
+        _periodic(app, timers)
         app[DISPATCHER], app[TIMERS] = dispatcher, timers
         timers.start()
         yield
@@ -146,6 +141,18 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
         await dispatcher.close(timeout=DRAIN_SECONDS)
 
     return ctx
+
+
+def _periodic(app: web.Application, timers: Timers) -> None:
+    """The sweeps of the rows besides the dispatcher's: the escalations' reminders (every
+    poll) and the outbox's retention (hourly)."""
+    settings, transactions, clock = app[SETTINGS], app[TRANSACTIONS], app[CLOCK]
+    reminders = Reminders(
+        settings=settings, transactions=transactions, clock=clock, arm=timers.arm_many
+    )
+    timers.every(reminders.run, seconds=settings.scheduler.poll_interval.total_seconds())
+    outbox = retention.Retention(settings=settings, transactions=transactions, clock=clock)
+    timers.every(outbox.run, seconds=retention.EVERY_SECONDS)
 
 
 def _notifications(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
