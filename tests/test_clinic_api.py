@@ -12,16 +12,8 @@ import pytest
 from service.config import Settings
 from service.storage.models import Status
 from tests.conftest import AppClient
-from tests.support import (
-    OTHER_SECRET,
-    OTHER_TOKEN,
-    PHONE,
-    TOKEN,
-    bearer,
-    make_settings,
-    move_message,
-    post_completed,
-)
+from tests.helpers.client import bearer, move_message, post_completed
+from tests.support import OTHER_SECRET, OTHER_TOKEN, PHONE, TOKEN, make_settings
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 

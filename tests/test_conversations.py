@@ -21,6 +21,8 @@ from service.web.app import create_app
 from service.web.keys import SETTINGS, TRANSACTIONS
 from tests.fakes.clinic import FakeClinic, serve_clinic
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve, sign_twilio
+from tests.helpers.client import bearer
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
 from tests.processes import until_async as until
 from tests.support import (
@@ -30,13 +32,9 @@ from tests.support import (
     PHONE,
     SECRET,
     TOKEN,
-    bearer,
-    completed_event,
     config_data,
-    encode,
     glow_in_utc,
     make_settings,
-    signed,
 )
 
 NURSE = "+14155550142"

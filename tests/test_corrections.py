@@ -17,20 +17,9 @@ from service.config import Settings
 from service.storage.models import Event, Message, OptOut, Patient, Status
 from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
-from tests.support import (
-    OTHER_SECRET,
-    PHONE,
-    FakeClock,
-    cancelled_event,
-    completed_event,
-    config_data,
-    make_settings,
-    move_message,
-    patient_updated_event,
-    post_completed,
-    post_event,
-    treatment_messages,
-)
+from tests.helpers.client import move_message, post_completed, post_event, treatment_messages
+from tests.helpers.events import cancelled_event, completed_event, patient_updated_event
+from tests.support import OTHER_SECRET, PHONE, FakeClock, config_data, make_settings
 
 COMPLETED = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 NEW_PHONE = "+14155550199"

@@ -26,20 +26,11 @@ from service.storage.models import Message, OptOut, Status, Treatment
 from service.storage.moves import Move
 from service.storage.transactions import Transactions
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.helpers.events import cancelled_event, completed_event, encode, patient_updated_event
 from tests.helpers.ports import free_port
+from tests.helpers.statements import statements
 from tests.processes import until_async
-from tests.support import (
-    FROM,
-    PHONE,
-    FakeClock,
-    cancelled_event,
-    completed_event,
-    encode,
-    glow_in_utc,
-    make_settings,
-    patient_updated_event,
-    statements,
-)
+from tests.support import FROM, PHONE, FakeClock, glow_in_utc, make_settings
 
 
 @dataclass

@@ -14,17 +14,9 @@ from pytest_aiohttp import AiohttpServer
 
 from service.web.app import create_app
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
-from tests.support import (
-    FROM,
-    PHONE,
-    TOKEN,
-    completed_event,
-    encode,
-    glow_in_utc,
-    make_settings,
-    signed,
-)
+from tests.support import FROM, PHONE, TOKEN, glow_in_utc, make_settings
 
 STEPS = [
     {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},

@@ -14,18 +14,9 @@ from sqlmodel import Session
 from service.storage.models import Event, Message, MessageHistory, OptOut, Patient, Treatment
 from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
-from tests.support import (
-    OLD_SECRET,
-    OTHER_SECRET,
-    PHONE,
-    SECRET,
-    FakeClock,
-    completed_event,
-    encode,
-    make_settings,
-    signed,
-    statements,
-)
+from tests.helpers.events import completed_event, encode, signed
+from tests.helpers.statements import statements
+from tests.support import OLD_SECRET, OTHER_SECRET, PHONE, SECRET, FakeClock, make_settings
 
 URL = "/v1/clinics/glow/events"
 

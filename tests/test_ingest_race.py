@@ -19,7 +19,8 @@ from service.intake.ingest import Ingest
 from service.intake.payloads import TreatmentCompleted, parse_event
 from service.storage.database import create_engine
 from service.storage.transactions import Transactions
-from tests.support import completed_event, encode, make_settings
+from tests.helpers.events import completed_event, encode
+from tests.support import make_settings
 
 WAITING = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
 

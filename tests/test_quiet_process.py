@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 from aiohttp import ClientSession
 
 from tests.fakes.twilio_process import fake_twilio_process
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
 from tests.helpers.toml import to_toml
 from tests.processes import Service, fake_state, process_config, until_async
-from tests.support import completed_event, encode, signed
 
 ZONE = ZoneInfo("Etc/GMT+7")  # UTC-7, as Los Angeles in summer
 TONIGHT = {

@@ -22,20 +22,10 @@ from service.storage.models import Inbound, Message, OptOut
 from service.web.app import create_app
 from service.web.keys import TRANSACTIONS
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve, sign_twilio
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
 from tests.processes import until_async as until
-from tests.support import (
-    FROM,
-    OTHER_SECRET,
-    PHONE,
-    SECRET,
-    TOKEN,
-    completed_event,
-    config_data,
-    encode,
-    make_settings,
-    signed,
-)
+from tests.support import FROM, OTHER_SECRET, PHONE, SECRET, TOKEN, config_data, make_settings
 
 OTHER_FROM = "+4915112345678"
 
