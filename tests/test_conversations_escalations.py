@@ -1,193 +1,29 @@
-"""The conversation (SPEC §10, §12), from outside: the real app over HTTP, the real twilio
-client sending to a fake Twilio, the patient's and the nurse's texts posted as Twilio signs
-them, the notifications read from the outbox the deliverer sends from."""
+"""The conversation's urgent replies (SPEC §10, §12), from outside: a "3" or a red flag in words is
+answered, escalated, notified to the clinic system signed, and texted to the on-call nurse once, not
+again while open; an ACK from the on-call number closes the oldest; the reminder fires once; the
+alert is kept with the treatment, masked, and sent though the patient said STOP; and the escalations
+API acknowledges, refuses with problems, and pages newest first. The world is
+tests/fixtures/conversations.py's.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient, AiohttpServer
-from sqlmodel import Session, col, select
+from pytest_aiohttp import AiohttpServer
 
 from service.conversations import escalations
-from service.storage.outbox import Notification
-from service.web.app import create_app
 from service.web.keys import SETTINGS, TRANSACTIONS
 from tests.fakes.clinic import FakeClinic, serve_clinic
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve, sign_twilio
+from tests.fixtures.conversations import NURSE, Start, alerted, start
 from tests.helpers.client import bearer
-from tests.helpers.events import completed_event, encode, signed
-from tests.helpers.ports import free_port
 from tests.processes import until_async as until
-from tests.support import (
-    FROM,
-    OTHER_SECRET,
-    OTHER_TOKEN,
-    PHONE,
-    SECRET,
-    TOKEN,
-    config_data,
-    glow_in_utc,
-    make_settings,
-)
+from tests.support import OTHER_SECRET, OTHER_TOKEN, PHONE, TOKEN
 
-NURSE = "+14155550142"
-ANSWERS = {
-    "1": {"level": "ok", "answer": {"en": "Glad to hear it.", "es": "Nos alegra."}},
-    "2": {"level": "watch", "answer": {"en": "Redness is normal.", "es": "Es normal."}},
-    "3": {
-        "level": "urgent",
-        "answer": {
-            "en": "We have alerted {clinic_name}; someone will call you.",
-            "es": "Hemos avisado a {clinic_name}; le llamaremos.",
-        },
-    },
-}
-CARE = {
-    "title": "Care",
-    "default_serum": "hyaluronic acid serum",
-    "steps": [
-        {
-            "key": "check-in",
-            "kind": "checkin",
-            "after": "2h",
-            "expires_after": "1h",
-            "text": {
-                "en": "Hi {first_name}, how is your skin? Reply 1, 2 or 3.",
-                "es": "Hola {first_name}, ¿cómo está su piel? Responda 1, 2 o 3.",
-            },
-            "reply_window": "48h",
-            "fallback_answer": {
-                "en": "Thank you, {clinic_name} will read your message.",
-                "es": "Gracias, {clinic_name} leerá su mensaje.",
-            },
-            "red_flags": {"en": ["swollen", "pus"], "es": ["hinchazón"]},
-            "replies": ANSWERS,
-        },
-        {"key": "serum", "kind": "serum", "after": "1d", "text": "Your {serum}, {first_name}."},
-        {"key": "spf", "kind": "aftercare", "after": "2d", "text": "SPF today, {first_name}."},
-    ],
-}
-
-
-@dataclass
-class Conversation:
-    client: TestClient[Any, Any]
-    fake: FakeTwilio
-    base: str
-
-    async def text(self, body: str, *, sender: str = PHONE, to: str = FROM) -> str:
-        """A text to the clinic's number, as Twilio posts it; the TwiML answer."""
-        params = {"MessageSid": "SM" + "2" * 32, "From": sender, "To": to, "Body": body}
-        path = "/v1/twilio/inbound"
-        signature = sign_twilio(AUTH_TOKEN, self.base + path, params)
-        response = await self.client.post(
-            path, data=params, headers={"X-Twilio-Signature": signature}
-        )
-        assert response.status == 200
-        return str(await response.text())
-
-    async def plan(self, *, due_in: float = 0.0, **patient: Any) -> dict[str, Any]:
-        """A treatment whose check-in (2h after it) is due in `due_in` seconds."""
-        completed = datetime.now(UTC) - timedelta(hours=2) + timedelta(seconds=due_in)
-        body = completed_event(
-            treatment={"protocol": "care", "completed_at": completed.isoformat()},
-            patient={"timezone": "UTC", **patient},
-        )
-        raw = encode(body)
-        response = await self.client.post(
-            "/v1/clinics/glow/events", data=raw, headers=signed(raw, secret=SECRET)
-        )
-        assert response.status == 202, await response.text()
-        plan: dict[str, Any] = await response.json()
-        return plan
-
-    async def checked_in(self, **patient: Any) -> dict[str, Any]:
-        """A plan whose check-in has been sent (and recorded as sent)."""
-        plan = await self.plan(**patient)
-
-        async def sent() -> bool:
-            return (await self.messages(plan))[0]["status"] == "sent"
-
-        await until(sent)
-        return plan
-
-    async def messages(self, plan: dict[str, Any]) -> list[dict[str, Any]]:
-        response = await self.client.get(
-            f"/v1/clinics/glow/treatments/{plan['treatment']['id']}", headers=bearer(TOKEN)
-        )
-        messages: list[dict[str, Any]] = (await response.json())["messages"]
-        return messages
-
-    def to(self, number: str) -> list[str]:
-        """The bodies the fake Twilio was handed for `number`."""
-        return [m.body for m in self.fake.messages if m.to == number]
-
-    async def notifications(self) -> list[dict[str, Any]]:
-        def bodies(s: Session) -> list[str]:
-            query = select(Notification).order_by(col(Notification.created_at))
-            return [n.body for n in s.exec(query).all()]
-
-        return [json.loads(b) for b in await self.client.app[TRANSACTIONS].read(bodies)]
-
-    async def escalations(self, **query: str) -> dict[str, Any]:
-        response = await self.client.get(
-            "/v1/clinics/glow/escalations", params=query, headers=bearer(TOKEN)
-        )
-        assert response.status == 200, await response.text()
-        page: dict[str, Any] = await response.json()
-        return page
-
-
-Start = Callable[..., Awaitable[Conversation]]
-
-
-@pytest.fixture
-def start(database: str, aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Start:
-    async def run(hook_url: str = "http://127.0.0.1:9/hooks", **clinic: Any) -> Conversation:
-        fake = FakeTwilio(callbacks=False)
-        twilio_url = await serve(aiohttp_server, fake)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        hook = {"url": hook_url, "secrets": [OTHER_SECRET]}
-        glow = glow_in_utc(on_call_numbers=[NURSE], notifications=hook, **clinic)
-        other = config_data(database)["clinics"]["other"]
-        settings = make_settings(
-            database,
-            server={"public_base_url": base},
-            sms={
-                "backend": "twilio",
-                "opt_out_footer": {
-                    "en": "Reply STOP to opt out.",
-                    "es": "Responda STOP para salir.",
-                },
-            },
-            twilio={
-                "account_sid": ACCOUNT_SID,
-                "auth_token": AUTH_TOKEN,
-                "api_base_url": twilio_url,
-                "request_timeout": "2s",
-            },
-            clinics={"glow": glow, "other": other},
-            protocols={"care": CARE},
-        )
-        server = await aiohttp_server(create_app(settings), port=port)
-        return Conversation(await aiohttp_client(server), fake, base)
-
-    return run
-
-
-async def alerted(c: Conversation, count: int) -> None:
-    async def arrived() -> bool:
-        return len(c.to(NURSE)) >= count
-
-    await until(arrived)
+__all__ = ["start"]  # the fixture, from tests/fixtures/conversations.py
 
 
 class TestUrgentReply:
@@ -318,96 +154,6 @@ class TestUrgentReply:
         await c.text("STOP")
         await c.text("3")
         await alerted(c, 1)
-
-
-class TestOtherReplies:
-    async def test_free_text_is_answered_with_the_fallback_and_notified(self, start: Start) -> None:
-        """A reply matching no key and no red flag: the fallback, checkin.replied
-        (free_text), and no escalation (not in escalate_levels)."""
-        c = await start()
-        plan = await c.checked_in()
-        answer = await c.text("a little itchy, is that normal?")
-        assert "Thank you, Glow will read your message." in answer
-        [note] = await c.notifications()
-        assert note["type"] == "checkin.replied"
-        assert note["data"]["reply"]["level"] == "free_text"
-        assert note["data"]["message"]["id"] == plan["messages"][0]["id"]
-        assert (await c.escalations())["escalations"] == []
-
-    async def test_a_spanish_patient_is_answered_in_spanish(self, start: Start) -> None:
-        """The answer is in the patient's locale."""
-        c = await start()
-        await c.checked_in(locale="es")
-        assert "Hemos avisado a Glow" in await c.text("3")
-
-    async def test_a_watch_level_escalates_when_the_clinic_says_so(self, start: Start) -> None:
-        """escalate_levels may include watch."""
-        c = await start(escalate_levels=["urgent", "watch"])
-        await c.checked_in()
-        await c.text("2")
-        [esc] = (await c.escalations())["escalations"]
-        assert esc["level"] == "watch"
-
-    async def test_a_reply_outside_every_window_is_reply_received(self, start: Start) -> None:
-        """No check-in was sent to the number: the text is notified as reply.received."""
-        c = await start()
-        plan = await c.plan(due_in=3600)
-        assert (await c.text("hello?")).endswith("<Response/>")
-        [note] = await c.notifications()
-        assert note["type"] == "reply.received"
-        assert note["data"]["patient_ids"] == ["pt_77"]
-        assert note["data"]["phone"].endswith("0123") and PHONE not in json.dumps(note)
-        assert {m["status"] for m in await c.messages(plan)} == {"scheduled"}
-
-
-class TestStopWord:
-    async def test_stop_serum_cancels_only_serum_and_later_plans_suppress_it(
-        self, start: Start
-    ) -> None:
-        """STOP SERUM: serum messages cancelled (`opted out of serum`), others untouched;
-        a later plan records serum suppressed; the answer says STOP alone stops all."""
-        c = await start()
-        plan = await c.plan(due_in=3600)
-        answer = await c.text("Stop serum")
-        assert "no more serum texts" in answer and "Reply STOP to stop all texts" in answer
-        by_kind = {m["kind"]: m for m in await c.messages(plan)}
-        assert by_kind["serum"]["status"] == "cancelled"
-        assert by_kind["serum"]["reason"] == "opted out of serum"
-        assert by_kind["checkin"]["status"] == by_kind["aftercare"]["status"] == "scheduled"
-        later = {m["kind"]: m for m in (await c.plan(due_in=3600))["messages"]}
-        assert (later["serum"]["status"], later["serum"]["reason"]) == (
-            "suppressed",
-            "opted out of serum",
-        )
-        assert later["checkin"]["status"] == "scheduled"
-        [note] = [n for n in await c.notifications() if n["type"] == "patient.opted_out"]
-        assert note["data"]["scope"] == ["serum"]
-
-    async def test_start_serum_resumes_later_plans(self, start: Start) -> None:
-        """START SERUM lifts it: the next plan schedules serum again."""
-        c = await start()
-        await c.text("STOP SERUM")
-        assert "serum texts from Glow again" in await c.text("start serum")
-        later = {m["kind"]: m for m in (await c.plan(due_in=3600))["messages"]}
-        assert later["serum"]["status"] == "scheduled"
-
-    async def test_a_word_that_is_no_stop_word_is_plain_text(self, start: Start) -> None:
-        """ "STOP PLEASE" is not a keyword: nothing is opted out."""
-        c = await start()
-        plan = await c.plan(due_in=3600)
-        await c.text("stop please")
-        assert {m["status"] for m in await c.messages(plan)} == {"scheduled"}
-
-
-class TestFooter:
-    async def test_a_spanish_patients_first_message_ends_in_the_spanish_footer(
-        self, start: Start
-    ) -> None:
-        """opt_out_footer per locale: the patient's locale picks it."""
-        c = await start()
-        await c.checked_in(locale="es")
-        [first] = c.to(PHONE)
-        assert first.endswith("\nResponda STOP para salir.")
 
 
 class TestEscalationsApi:
