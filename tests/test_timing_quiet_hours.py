@@ -19,14 +19,8 @@ from service.planning.timing import (
 from tests.helpers.timing import utc
 
 LA = ZoneInfo("America/Los_Angeles")
-
-
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
 NIGHT = QuietHours(time(21), time(8))
-
-
 LUNCH = QuietHours(time(12), time(14))
 
 

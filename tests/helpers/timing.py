@@ -30,8 +30,6 @@ ZONES = [
     "Asia/Kolkata",
     "UTC",
 ]
-
-
 MINUTES_A_DAY = 24 * 60
 
 
@@ -65,8 +63,6 @@ def clock_of(minute: int) -> time:
 
 
 minutes_of_day = st.integers(min_value=0, max_value=MINUTES_A_DAY - 1)
-
-
 clocks = minutes_of_day.map(clock_of)
 
 
