@@ -1,76 +1,27 @@
-"""Protocol steps to a plan of messages (service.planning.protocols)."""
+"""When a protocol's steps land (service.planning.protocols): `after` alone or with `every`/`count`
+in real time across DST, `days`/`at` in the patient's local time (day zero the treatment day), quiet
+hours in the patient's zone moving a message to their end with its expiry counted from there, the
+rules defer, earlier and skip, and the order of the messages.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
 
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from service.planning.protocols import (
-    ClinicView,
-    PlannedMessage,
-    Protocol,
-    Recipient,
-    Step,
-    Treatment,
-    plan,
-    render_values,
-    timing_problems,
+from service.planning.protocols import Treatment
+from service.planning.timing import QuietHours
+from tests.fixtures.protocols import (
+    ANA,
+    BERLIN,
+    CLINIC,
+    LA,
+    SIX_HOURS,
+    local_times,
+    make_step,
+    plan_for,
 )
-from service.planning.timing import DEFAULT_QUIET_HOURS, QuietHours
-
-LA = ZoneInfo("America/Los_Angeles")
-BERLIN = ZoneInfo("Europe/Berlin")
-SIX_HOURS = timedelta(hours=6)
-
-
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-def make_step(**overrides: Any) -> Step:
-    fields: dict[str, Any] = {
-        "key": "tonight",
-        "kind": "aftercare",
-        "texts": {"en": "Hi {first_name}, no makeup tonight."},
-        "after": timedelta(hours=2),
-    }
-    return Step(**(fields | overrides))
-
-
-def make_protocol(*steps: Step) -> Protocol:
-    return Protocol(
-        key="microneedling",
-        title="Micro-needling aftercare",
-        default_serum="hyaluronic acid serum",
-        steps=steps or (make_step(),),
-    )
-
-
-# 10:00 in Los Angeles (PDT), a Wednesday morning treatment.
-TREATMENT = Treatment(completed_at=utc(2026, 6, 10, 17), session_number=1, sessions_planned=3)
-ANA = Recipient(first_name="Ana", timezone=LA, locale="en")
-CLINIC = ClinicView(name="Glow Skin Studio", locale="en", quiet_hours=DEFAULT_QUIET_HOURS)
-
-
-def plan_for(
-    *steps: Step,
-    treatment: Treatment = TREATMENT,
-    recipient: Recipient = ANA,
-    clinic: ClinicView = CLINIC,
-) -> list[PlannedMessage]:
-    return plan(
-        make_protocol(*steps), treatment, recipient, clinic, default_expires_after=SIX_HOURS
-    )
-
-
-def local_times(messages: list[PlannedMessage], tz: ZoneInfo = LA) -> list[datetime]:
-    return [m.send_at.astimezone(tz).replace(tzinfo=None) for m in messages]
+from tests.helpers.timing import utc
 
 
 class TestAfter:
@@ -241,85 +192,6 @@ class TestQuietRules:
             assert (message.send_at, message.landed) == (utc(2026, 6, 10, 19), "on time")
 
 
-class TestOnlyIf:
-    REBOOK = make_step(
-        key="next-session",
-        kind="rebook",
-        after=timedelta(weeks=4),
-        only_if="more_sessions_planned",
-        texts={"en": "Book session {next_session_number} of {sessions_planned}."},
-    )
-
-    def test_a_rebook_step_is_planned_while_sessions_remain(self) -> None:
-        """Session 1 of 3 gets the reminder to book session 2."""
-        (message,) = plan_for(self.REBOOK)
-        assert message.body == "Book session 2 of 3."
-
-    @pytest.mark.parametrize(("number", "planned"), [(3, 3), (1, 1), (4, 3)])
-    def test_a_rebook_step_is_left_out_after_the_last_session(
-        self, number: int, planned: int
-    ) -> None:
-        """The last (or only) session of a series gets no reminder."""
-        last = replace(TREATMENT, session_number=number, sessions_planned=planned)
-        assert plan_for(self.REBOOK, treatment=last) == []
-
-
-class TestTexts:
-    def test_every_placeholder_is_filled(self) -> None:
-        """The body is the rendered template, without any footer."""
-        text = (
-            "{first_name} at {clinic_name}: {serum}, "
-            "{session_number}/{sessions_planned}, next {next_session_number}"
-        )
-        (message,) = plan_for(make_step(texts={"en": text}))
-        assert message.body == ("Ana at Glow Skin Studio: hyaluronic acid serum, 1/3, next 2")
-
-    @pytest.mark.parametrize(
-        ("serum", "expected"),
-        [
-            ("vitamin C serum", "vitamin C serum"),
-            (None, "hyaluronic acid serum"),
-            ("", "hyaluronic acid serum"),
-        ],
-    )
-    def test_the_serum_defaults_to_the_protocols(self, serum: str | None, expected: str) -> None:
-        """The treatment's serum wins; none (or empty) means the protocol's default."""
-        treatment = replace(TREATMENT, serum=serum)
-        assert render_values(make_protocol(), treatment, ANA, CLINIC)["serum"] == expected
-
-    def test_render_values_covers_every_placeholder(self) -> None:
-        """The values are strings for exactly the known placeholders."""
-        assert render_values(make_protocol(), TREATMENT, ANA, CLINIC) == {
-            "first_name": "Ana",
-            "clinic_name": "Glow Skin Studio",
-            "serum": "hyaluronic acid serum",
-            "session_number": "1",
-            "sessions_planned": "3",
-            "next_session_number": "2",
-        }
-
-    def test_the_patients_locale_picks_the_text(self) -> None:
-        """A Spanish-speaking patient gets the es text, and the plan says so."""
-        step = make_step(texts={"en": "Hi {first_name}", "es": "Hola {first_name}"})
-        (message,) = plan_for(step, recipient=replace(ANA, locale="es-MX"))
-        assert (message.locale, message.body) == ("es", "Hola Ana")
-
-    def test_without_a_text_in_the_patients_locale_the_clinics_is_used(self) -> None:
-        """A patient locale with no text falls back to the clinic's."""
-        (message,) = plan_for(make_step(), recipient=replace(ANA, locale="fr"))
-        assert message.locale == "en"
-
-    def test_a_step_without_a_usable_text_raises_lookup_error(self) -> None:
-        """Config validation prevents it; the planner still refuses to guess."""
-        with pytest.raises(LookupError):
-            plan_for(make_step(texts={"de": "Hallo"}))
-
-    def test_a_bad_template_raises_value_error(self) -> None:
-        """Templates are checked again at render time."""
-        with pytest.raises(ValueError, match="unknown placeholder"):
-            plan_for(make_step(texts={"en": "Hi {name}"}))
-
-
 class TestOrdering:
     def test_messages_are_ordered_by_send_time(self) -> None:
         """A later step listed first still comes after an earlier one."""
@@ -348,115 +220,3 @@ class TestOrdering:
             ("series", 2),
             ("once", 0),
         ]
-
-
-class TestPlanRefuses:
-    def test_a_naive_completion_time(self) -> None:
-        """Without a zone the treatment time is ambiguous."""
-        naive = Treatment(completed_at=datetime(2026, 6, 10, 17))
-        with pytest.raises(ValueError, match="aware"):
-            plan_for(make_step(days=(1,), at=(time(9),), after=None), treatment=naive)
-
-    def test_a_step_with_a_bad_timing_form(self) -> None:
-        """A step that mixes timing forms is named in the error."""
-        with pytest.raises(ValueError, match="step 'tonight': use either"):
-            plan_for(make_step(days=(1,), at=(time(9),)))
-
-
-class TestTimingProblems:
-    @pytest.mark.parametrize(
-        "overrides",
-        [
-            {},
-            {"after": timedelta(0)},
-            {"every": timedelta(days=1), "count": 3},
-            {"after": None, "days": (1, 2), "at": (time(8, 30),)},
-            {"expires_after": timedelta(hours=3)},
-        ],
-    )
-    def test_each_valid_form_has_no_problems(self, overrides: dict[str, Any]) -> None:
-        """after, after with every and count, and days with at are all fine."""
-        assert timing_problems(make_step(**overrides)) == []
-
-    @pytest.mark.parametrize(
-        ("overrides", "problem"),
-        [
-            ({"after": None}, "no timing: set after"),
-            ({"days": (1,), "at": (time(9),)}, "use either after"),
-            ({"count": 3}, "count needs every"),
-            ({"every": timedelta(days=1)}, "every needs count"),
-            ({"every": timedelta(days=1), "count": 0}, "count must be at least 1"),
-            ({"every": timedelta(0), "count": 2}, "every must be positive"),
-            ({"after": timedelta(hours=-1)}, "after must not be negative"),
-            ({"after": None, "every": timedelta(days=1), "count": 2}, "every and count need after"),
-            ({"after": None, "days": (1,)}, "days needs at"),
-            ({"after": None, "at": (time(9),)}, "at needs days"),
-            ({"after": None, "days": (1, 400), "at": (time(9),)}, "days must be from 0 to 366"),
-            ({"after": None, "days": (-1,), "at": (time(9),)}, "days must be from 0 to 366"),
-            ({"expires_after": timedelta(0)}, "expires_after must be positive"),
-        ],
-    )
-    def test_each_mistake_is_named(self, overrides: dict[str, Any], problem: str) -> None:
-        """A bad or mixed timing form gives one readable problem."""
-        problems = timing_problems(make_step(**overrides))
-        assert len(problems) == 1
-        assert problems[0].startswith(problem)
-
-
-ZONES = [LA, BERLIN, ZoneInfo("Australia/Lord_Howe"), ZoneInfo("Asia/Kolkata")]
-
-
-@st.composite
-def quiet_windows(draw: st.DrawFn) -> QuietHours:
-    """Realistic windows: off, or two to twelve hours long, starting anywhere."""
-    start = draw(st.integers(0, 23 * 60 + 59))
-    length = draw(st.sampled_from([0, *range(120, 12 * 60 + 1, 15)]))
-    end = (start + length) % (24 * 60)
-    return QuietHours(time(start // 60, start % 60), time(end // 60, end % 60))
-
-
-class TestPlanProperties:
-    @settings(max_examples=200, deadline=None)
-    @given(
-        completed_at=st.datetimes(
-            datetime(2020, 1, 1), datetime(2035, 1, 1), timezones=st.just(UTC)
-        ),
-        tz=st.sampled_from(ZONES),
-        quiet=quiet_windows(),
-    )
-    def test_every_message_lands_outside_quiet_hours(
-        self, completed_at: datetime, tz: ZoneInfo, quiet: QuietHours
-    ) -> None:
-        """Whatever the time, zone, window and rule, nothing is sent in quiet hours or before
-        the treatment; only "earlier" moves a time back, only "skip" leaves one in."""
-        steps = (
-            make_step(key="soon", after=timedelta(minutes=90), every=timedelta(hours=7), count=4),
-            make_step(key="serum", after=None, days=(0, 1, 2), at=(time(2, 30), time(20, 45))),
-            make_step(key="early", after=timedelta(minutes=40), in_quiet_hours="earlier"),
-            make_step(key="skip", after=timedelta(hours=5), in_quiet_hours="skip"),
-        )
-        messages = plan_for(
-            *steps,
-            treatment=Treatment(completed_at=completed_at),
-            recipient=replace(ANA, timezone=tz),
-            clinic=replace(CLINIC, quiet_hours=quiet),
-        )
-        assert 10 <= len(messages) <= 12  # day 0 may have begun before the treatment
-        for message in messages:
-            assert message.moved == (message.send_at != message.planned_at)
-            if message.landed == "skipped":
-                assert message.step == "skip"
-                assert message.send_at == message.planned_at
-                continue
-            assert not quiet.contains(message.send_at.astimezone(tz).time())
-            assert completed_at <= message.planned_at
-            assert completed_at < message.send_at or message.send_at == message.planned_at
-            if message.landed != "earlier":
-                assert message.planned_at <= message.send_at
-        assert [m.send_at for m in messages] == sorted(m.send_at for m in messages)
-
-    def test_plans_are_pure(self) -> None:
-        """The same inputs give the same plan, every time."""
-        step = make_step(days=tuple(range(1, 15)), at=(time(8, 30), time(20, 30)), after=None)
-        assert plan_for(step) == plan_for(step)
-        assert len(plan_for(step)) == 28
