@@ -1,235 +1,31 @@
-"""The `aftercare` command: check-config, serve, migrate and preview (service.cli)."""
+"""`aftercare preview` (service.cli): the table of a protocol's messages for a treatment, its
+columns, rows in time order with both times agreeing, the footer on the first row only, serum at
+08:30 and 20:30 local, segments, a clinic's language and a patient's zone, the rebook step while
+sessions remain; an unknown name or a time without a zone is refused, and the database is never
+touched.
+"""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import sqlite3
-import subprocess
-import sys
-import time
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.cli import main
-from tests.helpers.ports import free_port
+from tests.fixtures.cli import _isolated, example, preview_rows, run
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
-AFTERCARE = Path(sys.executable).with_name("aftercare")
-TABLES = {
-    "event",
-    "patient",
-    "treatment",
-    "message",
-    "message_history",
-    "opt_out",
-    "inbound",
-    "alembic_version",
-}
+__all__ = ["_isolated", "example"]  # the fixtures, from tests/fixtures/cli.py
+
+
 COMPLETED = "2026-11-25T22:30:00Z"  # 14:30 in Los Angeles, 23:30 in Madrid
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test runs in an empty directory, without AFTERCARE_ variables from outside (the
-    suite's own AFTERCARE_TEST_* would be reported as not configuration)."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.upper().startswith("AFTERCARE_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    """A copy of config.example.toml; its database is ./aftercare.db in the test directory."""
-    return Path(shutil.copy(EXAMPLE, tmp_path / "config.example.toml"))
-
-
-@pytest.fixture
-def broken(example: Path) -> Path:
-    """The example with three mistakes: a time zone, a duration and a placeholder."""
-    text = example.read_text(encoding="utf-8")
-    for old, new in [
-        ('"Europe/Madrid"', '"Europe/Madird"'),
-        ('after = "2h"', 'after = "2 hrs"'),
-        ("time for your {serum}: apply", "time for your {serums}: apply"),
-    ]:
-        assert old in text
-        text = text.replace(old, new, 1)
-    path = example.with_name("broken.toml")
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-BROKEN_PROBLEMS = [
-    "clinics.glow-madrid.timezone: unknown time zone 'Europe/Madird'",
-    "protocols.microneedling.steps[0].after: not a duration: '2 hrs'",
-    "protocols.microneedling.steps[1].text.en: unknown placeholder {serums}",
-]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run `aftercare *argv` in-process: exit status, stdout, stderr."""
-    try:
-        status = main(list(argv))
-    except SystemExit as exc:  # argparse refusing the arguments
-        status = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def preview_rows(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, str]]:
-    """The preview table as one dict a row, keyed by the header's columns."""
-    status, out, err = run(capsys, "--config", "config.example.toml", "preview", *argv)
-    assert (status, err) == (0, "")
-    header, *lines = out.splitlines()
-    columns = re.split(r"\s{2,}", header.strip())
-    return [
-        dict(zip(columns, re.split(r"\s{2,}", line, maxsplit=len(columns) - 1), strict=True))
-        for line in lines
-    ]
 
 
 def clock(row: dict[str, str]) -> tuple[str, str]:
     """A row's local wall-clock time and zone abbreviation, e.g. ("08:30", "PST")."""
     _weekday, _day, hhmm, zone = row["local time"].split()
     return hhmm, zone
-
-
-def listening(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:`port`."""
-    with closing(socket.socket()) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def tables(db: Path) -> set[str]:
-    """The table names in an SQLite file."""
-    with closing(sqlite3.connect(db)) as conn:
-        return {
-            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-
-
-def schema(db: Path) -> list[tuple[str, str, str]]:
-    """Every table and index of an SQLite file with its SQL."""
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
-
-
-class TestCheckConfig:
-    def test_a_valid_file_exits_0(self, capsys: pytest.CaptureFixture[str], example: Path) -> None:
-        """The shipped example passes and says what it found."""
-        status, out, err = run(capsys, "--config", str(example), "check-config")
-        assert (status, err) == (0, "")
-        assert "valid" in out and "2 clinic(s)" in out
-
-    def test_an_invalid_file_exits_1_listing_every_problem_by_path(
-        self, capsys: pytest.CaptureFixture[str], broken: Path
-    ) -> None:
-        """Each mistake is one line: the file, the TOML path, what is wrong."""
-        status, out, err = run(capsys, "--config", str(broken), "check-config")
-        assert (status, out) == (1, "")
-        lines = err.splitlines()
-        assert len(lines) == len(BROKEN_PROBLEMS)
-        for line, problem in zip(lines, BROKEN_PROBLEMS, strict=True):
-            assert line.startswith(f"{broken}: {problem}")
-
-    def test_a_missing_file_is_named_once(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """An unreadable file gives one line, not a traceback."""
-        status, _, err = run(capsys, "--config", "missing.toml", "check-config")
-        assert status == 1
-        assert err == "missing.toml: cannot read: No such file or directory\n"
-
-    def test_without_config_the_example_in_the_directory_is_used(
-        self, capsys: pytest.CaptureFixture[str], example: Path
-    ) -> None:
-        """No --config, no $AFTERCARE_CONFIG, no ./config.toml: ./config.example.toml."""
-        status, out, _ = run(capsys, "check-config")
-        assert status == 0
-        assert "3 protocol(s)" in out
-
-    def test_aftercare_config_names_the_file(
-        self, capsys: pytest.CaptureFixture[str], broken: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """$AFTERCARE_CONFIG is read when --config is not given."""
-        monkeypatch.setenv("AFTERCARE_CONFIG", str(broken))
-        status, _, err = run(capsys, "check-config")
-        assert status == 1
-        assert err.startswith(f"{broken}: ")
-
-    def test_environment_overrides_are_checked_too(
-        self, capsys: pytest.CaptureFixture[str], example: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """An AFTERCARE_ variable is part of the configuration being checked, and named."""
-        monkeypatch.setenv("AFTERCARE_SERVER__PORT", "eighty")
-        status, _, err = run(capsys, "--config", str(example), "check-config")
-        assert status == 1
-        assert err.startswith("AFTERCARE_SERVER__PORT: server.port: ")
-
-
-class TestConsoleScript:
-    def test_python_m_service_runs_the_command(self, example: Path) -> None:
-        """`python -m service` is `aftercare`."""
-        done = subprocess.run(
-            [sys.executable, "-m", "service", "check-config"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert (done.returncode, done.stderr) == (0, "")
-        assert "valid" in done.stdout
-
-    def test_serve_with_a_bad_config_exits_with_check_configs_messages(
-        self, capsys: pytest.CaptureFixture[str], broken: Path, tmp_path: Path
-    ) -> None:
-        """The installed `aftercare serve` refuses a bad file at once and never listens."""
-        port = free_port()
-        broken.write_text(broken.read_text().replace("port = 8080", f"port = {port}"))
-        _, _, checked = run(capsys, "--config", str(broken), "check-config")
-        started = time.monotonic()
-        done = subprocess.run(
-            [str(AFTERCARE), "--config", str(broken), "serve"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        assert done.returncode != 0
-        assert time.monotonic() - started < 10
-        assert done.stderr == checked
-        assert not listening(port)
-        assert not (tmp_path / "aftercare.db").exists()  # no migration either
-
-
-class TestMigrate:
-    def test_migrate_creates_every_table_in_a_fresh_sqlite_file(
-        self, capsys: pytest.CaptureFixture[str], example: Path, tmp_path: Path
-    ) -> None:
-        """From nothing to head: the service's tables and Alembic's version."""
-        status, out, _ = run(capsys, "--config", str(example), "migrate")
-        assert status == 0
-        assert "head" in out
-        assert tables(tmp_path / "aftercare.db") >= TABLES
-
-    def test_migrate_twice_changes_nothing(
-        self, capsys: pytest.CaptureFixture[str], example: Path, tmp_path: Path
-    ) -> None:
-        """A second run finds the schema at head and leaves it as it is."""
-        db = tmp_path / "aftercare.db"
-        assert run(capsys, "--config", str(example), "migrate")[0] == 0
-        first = schema(db)
-        assert run(capsys, "--config", str(example), "migrate")[0] == 0
-        assert schema(db) == first
-        with closing(sqlite3.connect(db)) as conn:
-            assert len(conn.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
 
 
 class TestPreview:
