@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import ClientSession
@@ -38,6 +39,25 @@ def _next_minute(after: datetime) -> datetime:
     return after.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
+async def _post_evening(http: ClientSession, base: str, completed: datetime) -> dict[str, Any]:
+    """POST the treatment "tr_evening" of protocol "evening", completed at `completed`, of a
+    patient in ZONE, to the service at `base`; its one planned message."""
+    event = completed_event(
+        treatment={
+            "id": "tr_evening",
+            "protocol": "evening",
+            "completed_at": completed.isoformat(),
+        },
+        patient={"timezone": "Etc/GMT+7"},
+    )
+    raw = encode(event)
+    url = f"{base}/v1/clinics/glow/events"
+    async with http.post(url, data=raw, headers=signed(raw)) as response:
+        assert response.status == 202, await response.text()
+        [planned] = (await response.json())["messages"]
+    return planned
+
+
 async def test_tonight_arrives_fifteen_minutes_before_quiet_hours(
     tmp_path: Path, db_path: Path
 ) -> None:
@@ -58,19 +78,7 @@ async def test_tonight_arrives_fifteen_minutes_before_quiet_hours(
         await service.start(http)
         try:
             completed = target - timedelta(hours=1, minutes=15)
-            event = completed_event(
-                treatment={
-                    "id": "tr_evening",
-                    "protocol": "evening",
-                    "completed_at": completed.isoformat(),
-                },
-                patient={"timezone": "Etc/GMT+7"},
-            )
-            raw = encode(event)
-            url = f"{service.base}/v1/clinics/glow/events"
-            async with http.post(url, data=raw, headers=signed(raw)) as response:
-                assert response.status == 202, await response.text()
-                [planned] = (await response.json())["messages"]
+            planned = await _post_evening(http, service.base, completed)
             assert datetime.fromisoformat(planned["send_at"]) == target
 
             async def arrived() -> bool:
