@@ -27,8 +27,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from service.config import Settings
 from service.storage.database import migrate
 from service.web.app import create_app
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.series import appointment_cancelled_event, booked_event
-from tests.support import completed_event, config_data, encode, signed
+from tests.support import config_data
 
 PREP = [
     {"key": "p-days", "kind": "prep", "days_before": [7, 4, 1], "at": ["10:00", "18:00"],

@@ -21,6 +21,10 @@ from tests.support import FakeClock, make_settings
 
 AppClient = TestClient[Any, Any]
 
+# The helpers of tests/fixtures/ came out of test modules: a failing assert in one reports its
+# values as it did there.
+pytest.register_assert_rewrite("tests.fixtures")
+
 
 @pytest.fixture(scope="session")
 def pg_test_database() -> Iterator[str]:

@@ -15,8 +15,9 @@ from typing import Any
 from aiohttp import ClientError, ClientSession
 
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.toml import to_toml
-from tests.support import TOKEN, completed_event, config_data, encode, glow_in_utc, signed
+from tests.support import TOKEN, config_data, glow_in_utc
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,14 +18,9 @@ from service.config import Settings
 from service.storage.models import Event, Message, Status, Treatment
 from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
+from tests.helpers.client import move_message, post_completed, treatment_messages
 from tests.helpers.series import booked_event, treatment_updated_event
-from tests.support import (
-    FakeClock,
-    config_data,
-    move_message,
-    post_completed,
-    treatment_messages,
-)
+from tests.support import FakeClock, config_data
 from tests.test_appointments import at, count, send
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

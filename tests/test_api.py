@@ -8,15 +8,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import AppClient
-from tests.support import (
-    OTHER_TOKEN,
-    PHONE,
-    TOKEN,
-    completed_event,
-    encode,
-    make_settings,
-    signed,
-)
+from tests.helpers.events import completed_event, encode, signed
+from tests.support import OTHER_TOKEN, PHONE, TOKEN, make_settings
 
 
 @pytest.fixture

@@ -16,13 +16,14 @@ import pytest
 
 from service.config import Settings
 from tests.conftest import AppClient
+from tests.helpers.events import patient_updated_event
 from tests.helpers.series import (
     appointment_cancelled_event,
     booked_event,
     rescheduled_event,
     treatment_updated_event,
 )
-from tests.support import config_data, patient_updated_event
+from tests.support import config_data
 from tests.test_amend import bodies
 from tests.test_appointments import appointment, at, complete, send
 

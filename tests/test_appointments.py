@@ -16,20 +16,14 @@ from service.storage.appointments import Appointment, AppointmentMessage
 from service.storage.models import Event
 from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
+from tests.helpers.client import bearer, post_completed, post_event
+from tests.helpers.events import patient_updated_event
 from tests.helpers.series import (
     appointment_cancelled_event,
     booked_event,
     rescheduled_event,
 )
-from tests.support import (
-    OTHER_SECRET,
-    TOKEN,
-    FakeClock,
-    bearer,
-    patient_updated_event,
-    post_completed,
-    post_event,
-)
+from tests.support import OTHER_SECRET, TOKEN, FakeClock
 
 COMPLETED = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 STARTS = datetime(2026, 12, 16, 18, 0, tzinfo=UTC)  # session 2: 10:00 in Los Angeles

@@ -10,9 +10,9 @@ import pytest
 
 from service.config_loading import load_settings
 from service.planning.preview import preview
-from tests.test_cli import _isolated, example, preview_rows, run
+from tests.fixtures.cli import _isolated, example, preview_rows, run
 
-__all__ = ["_isolated", "example"]  # the fixtures, shared with test_cli
+__all__ = ["_isolated", "example"]  # the fixtures, from tests/fixtures/cli.py
 
 LATE = "2026-11-25T03:30:00Z"  # 19:30 on Tuesday 24 November in Los Angeles
 APPOINTMENT = "2030-03-13T18:00:00Z"  # 11:00 PDT on Wednesday 13 March 2030

@@ -11,9 +11,9 @@ import pytest
 
 from service.config_loading import load_settings
 from service.planning.timing import parse_days
+from tests.fixtures.config import EXAMPLE, Edit, problems_of, step
 from tests.helpers.toml import write_toml
 from tests.support import config_data
-from tests.test_config import EXAMPLE, Edit, problems_of, step
 
 PREP = {
     "key": "prep",

@@ -13,11 +13,12 @@ from aiohttp import ClientSession
 
 from tests.fakes.twilio import AUTH_TOKEN, sign_twilio
 from tests.fakes.twilio_process import fake_twilio_process
+from tests.fixtures.conversations import CARE, NURSE
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
 from tests.helpers.toml import to_toml
 from tests.processes import Service, fake_state, process_config, until_async
-from tests.support import FROM, PHONE, SECRET, TOKEN, completed_event, encode, signed
-from tests.test_conversations import CARE, NURSE
+from tests.support import FROM, PHONE, SECRET, TOKEN
 
 
 @pytest.fixture

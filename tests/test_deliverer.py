@@ -20,17 +20,10 @@ from service.storage.outbox import record
 from service.web.keys import SETTINGS, TRANSACTIONS
 from tests.conftest import AppClient
 from tests.fakes.clinic import FakeClinic, serve_clinic
+from tests.helpers.client import bearer
 from tests.helpers.ports import free_port
 from tests.processes import until_async
-from tests.support import (
-    OTHER_TOKEN,
-    SECRET,
-    TOKEN,
-    FakeClock,
-    bearer,
-    config_data,
-    glow_in_utc,
-)
+from tests.support import OTHER_TOKEN, SECRET, TOKEN, FakeClock, config_data, glow_in_utc
 from tests.support import make_settings as settings_for
 
 BASE = "/v1/clinics/glow/notifications"

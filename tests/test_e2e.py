@@ -14,17 +14,9 @@ from pytest_aiohttp import AiohttpServer
 
 from service.web.app import create_app
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
-from tests.support import (
-    FROM,
-    PHONE,
-    TOKEN,
-    completed_event,
-    encode,
-    glow_in_utc,
-    make_settings,
-    signed,
-)
+from tests.support import FROM, PHONE, TOKEN, glow_in_utc, make_settings
 
 STEPS = [
     {"key": "first", "kind": "aftercare", "after": "1s", "text": "Hi {first_name}, first note."},
@@ -46,6 +38,24 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+async def delivered_histories(http: ClientSession, treatment_url: str) -> list[list[str]]:
+    """The statuses in each of the treatment's messages' history, once every one of them is
+    delivered (read through the API at `treatment_url`; fails after 10 s)."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def statuses() -> set[str]:
+        async with http.get(treatment_url, headers=auth) as r:
+            return {m["status"] for m in (await r.json())["messages"]}
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while await statuses() != {"delivered"}:
+        assert asyncio.get_running_loop().time() < deadline, await statuses()
+        await asyncio.sleep(0.1)
+    async with http.get(treatment_url, headers=auth) as r:
+        messages = (await r.json())["messages"]
+    return [[h["status"] for h in m["history"]] for m in messages]
 
 
 @pytest.fixture
@@ -102,19 +112,7 @@ class TestEndToEnd:
             assert [m.body for m in by_body[1:]] == ["Apply your hyaluronic acid serum, Ana."] * 3
 
             treatment_url = f"{base}/v1/clinics/glow/treatments/{body['data']['treatment']['id']}"
-            auth = {"Authorization": f"Bearer {TOKEN}"}
-
-            async def statuses() -> set[str]:
-                async with http.get(treatment_url, headers=auth) as r:
-                    return {m["status"] for m in (await r.json())["messages"]}
-
-            deadline = asyncio.get_running_loop().time() + 10
-            while await statuses() != {"delivered"}:
-                assert asyncio.get_running_loop().time() < deadline, await statuses()
-                await asyncio.sleep(0.1)
-            async with http.get(treatment_url, headers=auth) as r:
-                messages = (await r.json())["messages"]
-            history = [[h["status"] for h in m["history"]] for m in messages]
+            history = await delivered_histories(http, treatment_url)
         assert all(h == ["scheduled", "sending", "sent", "delivered"] for h in history), history
 
     async def test_message_due_later_waits_for_its_time(self, running: Any) -> None:

@@ -19,7 +19,8 @@ from service.intake.ingest import Ingest
 from service.intake.payloads import TreatmentCompleted, parse_event
 from service.storage.database import create_engine
 from service.storage.transactions import Transactions
-from tests.support import completed_event, encode, make_settings
+from tests.helpers.events import completed_event, encode
+from tests.support import make_settings
 
 WAITING = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
 
@@ -32,6 +33,25 @@ async def _until_blocked(engine: AsyncEngine) -> None:
                 return
         await asyncio.sleep(0.02)
     raise AssertionError("the batch never waited on the other replica's insert")
+
+
+async def plans_and_events(engine: AsyncEngine) -> tuple[dict[str, int], dict[str, int]]:
+    """How many messages each treatment (by its external id) has, and each event's answer."""
+    async with engine.connect() as conn:
+        plans = dict(
+            (
+                await conn.execute(
+                    sa.text(
+                        "SELECT t.external_id, count(m.id) FROM treatment t JOIN message m "
+                        "ON m.treatment_id = t.id GROUP BY t.external_id"
+                    )
+                )
+            ).all()
+        )
+        events = dict(
+            (await conn.execute(sa.text("SELECT webhook_id, status_code FROM event"))).all()
+        )
+    return plans, events
 
 
 async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: str) -> None:
@@ -61,20 +81,7 @@ async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: st
         await ingest.close()
         assert (first.status, second.status) == (200, 202)
         assert json.loads(first.body)["treatment"]["id"] == "tr_raced"
-        async with watcher.connect() as conn:
-            plans = dict(
-                (
-                    await conn.execute(
-                        sa.text(
-                            "SELECT t.external_id, count(m.id) FROM treatment t JOIN message m "
-                            "ON m.treatment_id = t.id GROUP BY t.external_id"
-                        )
-                    )
-                ).all()
-            )
-            events = dict(
-                (await conn.execute(sa.text("SELECT webhook_id, status_code FROM event"))).all()
-            )
+        plans, events = await plans_and_events(watcher)
         planned = len(json.loads(second.body)["messages"])
         assert plans == {"tr_raced": len(json.loads(first.body)["messages"]), "tr_alone": planned}
         assert events == {"wh_theirs": 202, "wh_raced": 200, "wh_alone": 202}

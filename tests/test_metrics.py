@@ -17,15 +17,10 @@ from service.storage import store
 from service.storage.transactions import Transactions
 from service.web.app import create_app
 from service.web.keys import TIMERS
-from tests.support import (
-    TOKEN,
-    FakeClock,
-    bearer,
-    completed_event,
-    post_event,
-    quick_settings,
-    sample,
-)
+from tests.helpers.client import bearer, post_event
+from tests.helpers.events import completed_event
+from tests.helpers.prometheus import sample
+from tests.support import TOKEN, FakeClock, quick_settings
 
 HTTP = "aftercare_http_request_duration_seconds"
 PATIENT_ROUTE = "/v1/clinics/{clinic_id}/patients/{patient_id}/messages"

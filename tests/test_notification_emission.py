@@ -30,7 +30,8 @@ from service.storage.notices import Audience
 from service.storage.outbox import Notification
 from service.storage.transactions import Transactions
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
-from tests.support import PHONE, SECRET, FakeClock, completed_event, encode, glow_in_utc
+from tests.helpers.events import completed_event, encode
+from tests.support import PHONE, SECRET, FakeClock, glow_in_utc
 from tests.support import make_settings as settings_for
 
 HOOK = {"url": "http://127.0.0.1:9/hooks", "secrets": [SECRET]}

@@ -17,10 +17,11 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.fakes.clinic import FakeClinic, serve_clinic
 from tests.fakes.twilio_process import fake_twilio_process
+from tests.helpers.client import bearer
 from tests.helpers.ports import free_port
 from tests.helpers.toml import to_toml
 from tests.processes import Service, process_config, until_async
-from tests.support import PHONE, SECRET, TOKEN, bearer
+from tests.support import PHONE, SECRET, TOKEN
 
 
 def write_config(path: Path, port: int, twilio_url: str, db: str, hook: str, steps: int) -> None:

@@ -26,10 +26,11 @@ from service.storage.models import Status
 from service.storage.outbox import NotificationState
 from service.web.openapi import document
 from tests.conftest import AppClient
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
 from tests.helpers.toml import to_toml
 from tests.processes import ROOT
-from tests.support import SECRET, TOKEN, completed_event, encode, make_settings, signed
+from tests.support import SECRET, TOKEN, make_settings
 
 schema = schemathesis.openapi.from_dict(document())
 CHECKS = [

@@ -24,16 +24,10 @@ from service.storage.transactions import Transactions
 from service.web.app import create_app
 from service.web.keys import METRICS, TRANSACTIONS
 from tests.fakes.proxy import Proxy
-from tests.support import (
-    TOKEN,
-    bearer,
-    completed_event,
-    encode,
-    make_settings,
-    quick_settings,
-    sample,
-    signed,
-)
+from tests.helpers.client import bearer
+from tests.helpers.events import completed_event, encode, signed
+from tests.helpers.prometheus import sample
+from tests.support import TOKEN, make_settings, quick_settings
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from service.planning.protocols import (
 from service.planning.quiet import QUIET_HOURS_REASON
 from service.planning.timing import DEFAULT_QUIET_HOURS, QuietHours
 from service.storage import reasons
-from tests.test_timing import cases, quiet_windows
+from tests.helpers.timing import cases, quiet_windows
 
 LA = ZoneInfo("America/Los_Angeles")
 SIX_HOURS = timedelta(hours=6)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from service.planning.quiet import EARLIER_BY, Landing, land
 from service.planning.steps import QuietRule
 from service.planning.timing import QuietHours, push_out_of_quiet_hours
-from tests.test_timing import cases, quiet_windows
+from tests.helpers.timing import cases, quiet_windows
 
 LA = ZoneInfo("America/Los_Angeles")
 NIGHT = QuietHours(time(21), time(8))

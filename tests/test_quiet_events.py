@@ -11,15 +11,9 @@ from service.config import StepSettings
 from service.planning.steps import StepKind
 from service.storage.tables import MESSAGE
 from service.web.openapi import document
-from tests.support import (
-    TOKEN,
-    FakeClock,
-    bearer,
-    completed_event,
-    make_settings,
-    patient_updated_event,
-    post_event,
-)
+from tests.helpers.client import bearer, post_event
+from tests.helpers.events import completed_event, patient_updated_event
+from tests.support import TOKEN, FakeClock, make_settings
 
 # 19:30 PST on Tuesday 24 November 2026; clinic "glow" is quiet 21:00-08:00 (the default).
 COMPLETED = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import ClientSession
 
 from tests.fakes.twilio_process import fake_twilio_process
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
 from tests.helpers.toml import to_toml
 from tests.processes import Service, fake_state, process_config, until_async
-from tests.support import completed_event, encode, signed
 
 ZONE = ZoneInfo("Etc/GMT+7")  # UTC-7, as Los Angeles in summer
 TONIGHT = {
@@ -36,6 +37,25 @@ TONIGHT = {
 
 def _next_minute(after: datetime) -> datetime:
     return after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+async def _post_evening(http: ClientSession, base: str, completed: datetime) -> dict[str, Any]:
+    """POST the treatment "tr_evening" of protocol "evening", completed at `completed`, of a
+    patient in ZONE, to the service at `base`; its one planned message."""
+    event = completed_event(
+        treatment={
+            "id": "tr_evening",
+            "protocol": "evening",
+            "completed_at": completed.isoformat(),
+        },
+        patient={"timezone": "Etc/GMT+7"},
+    )
+    raw = encode(event)
+    url = f"{base}/v1/clinics/glow/events"
+    async with http.post(url, data=raw, headers=signed(raw)) as response:
+        assert response.status == 202, await response.text()
+        [planned] = (await response.json())["messages"]
+    return planned
 
 
 async def test_tonight_arrives_fifteen_minutes_before_quiet_hours(
@@ -58,19 +78,7 @@ async def test_tonight_arrives_fifteen_minutes_before_quiet_hours(
         await service.start(http)
         try:
             completed = target - timedelta(hours=1, minutes=15)
-            event = completed_event(
-                treatment={
-                    "id": "tr_evening",
-                    "protocol": "evening",
-                    "completed_at": completed.isoformat(),
-                },
-                patient={"timezone": "Etc/GMT+7"},
-            )
-            raw = encode(event)
-            url = f"{service.base}/v1/clinics/glow/events"
-            async with http.post(url, data=raw, headers=signed(raw)) as response:
-                assert response.status == 202, await response.text()
-                [planned] = (await response.json())["messages"]
+            planned = await _post_evening(http, service.base, completed)
             assert datetime.fromisoformat(planned["send_at"]) == target
 
             async def arrived() -> bool:

@@ -23,10 +23,10 @@ from service.delivery.return_path import CALLBACK_BATCH
 from service.storage.models import Message, MessageHistory, OptOut, ProviderStatus
 from service.web.keys import RETURN_PATH, TRANSACTIONS
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, sign_twilio
+from tests.fixtures.twilio_hooks import Service, first_message, sent_plan, start
 from tests.processes import until_async as until
-from tests.test_twilio_hooks import Service, first_message, sent_plan, start
 
-__all__ = ["start"]  # the fixture, shared with test_twilio_hooks
+__all__ = ["start"]  # the fixture, from tests/fixtures/twilio_hooks.py
 
 
 @contextmanager

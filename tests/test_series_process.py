@@ -17,6 +17,7 @@ import pytest
 from aiohttp import ClientSession
 
 from tests.fakes.twilio_process import fake_twilio_process
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
 from tests.helpers.series import (
     appointment_cancelled_event,
@@ -25,7 +26,7 @@ from tests.helpers.series import (
 )
 from tests.helpers.toml import to_toml
 from tests.processes import Service, fake_state, process_config, until_async
-from tests.support import TOKEN, completed_event, encode, signed
+from tests.support import TOKEN
 
 STEPS = [
     {"key": "after", "kind": "aftercare", "after": "1s", "text": "Session {session_number} done."},

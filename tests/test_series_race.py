@@ -17,8 +17,9 @@ from service.clock import SystemClock
 from service.intake.ingest import Ingest
 from service.storage.database import create_engine
 from service.storage.transactions import Transactions
+from tests.helpers.events import completed_event, encode
 from tests.helpers.series import booked_event
-from tests.support import completed_event, encode, make_settings
+from tests.support import make_settings
 from tests.test_ingest_race import _until_blocked
 
 STARTS = datetime(2027, 1, 12, 18, 0, tzinfo=UTC)

@@ -21,28 +21,25 @@ In a test's event loop:   base_url = await serve(aiohttp_server, fake)
 As a separate process:    tests/fakes/twilio_process.py
 Control endpoints (not Twilio's): GET /_control/messages, POST
 /_control/behaviour {"to": ..., "behaviour": ...}, POST /_control/reset.
+What it records is tests/fakes/twilio_records.py; how it refuses, tests/fakes/twilio_faults.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import operator
-import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import BasicAuth, ClientError, ClientSession, web
 from pytest_aiohttp import AiohttpServer
 
+from tests.fakes.twilio_faults import delay, error_response, refusal
+from tests.fakes.twilio_records import Recorded, attempt, filtered
 from tests.fakes.twilio_wire import (
     ACCOUNT_SID,
     UNDELIVERED_CODE,
     callback_form,
-    error_body,
     message_page,
     message_resource,
     rfc2822,
@@ -50,28 +47,6 @@ from tests.fakes.twilio_wire import (
 )
 
 AUTH_TOKEN = "fake-twilio-token"
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_DAY_FILTERS: dict[str, Callable[[Any, Any], bool]] = {
-    "DateSent>": operator.ge,
-    "DateSent<": operator.le,
-    "DateSent": operator.eq,
-}
-
-
-@dataclass
-class Recorded:
-    """One message the fake accepted."""
-
-    sid: str
-    to: str
-    from_: str | None
-    service: str | None
-    body: str
-    callback: str | None
-    at: float
-    status: str = "queued"
-    error_code: int | None = None
-    date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class FakeTwilio:
@@ -141,10 +116,6 @@ class FakeTwilio:
             self.account_sid,
         )
 
-    @staticmethod
-    def _error(status: int, code: int, message: str) -> web.Response:
-        return web.json_response(error_body(status, code, message), status=status)
-
     def _resource(self, m: Recorded) -> dict[str, Any]:
         return message_resource(
             sid=m.sid,
@@ -162,41 +133,13 @@ class FakeTwilio:
         self.counters[to] = self.counters.get(to, 0) + 1
         return self.counters[to]
 
-    async def _delay(self, behaviour: str) -> None:
-        """Wait as `slow:` or `hang` asks."""
-        if behaviour.startswith("slow:"):
-            await asyncio.sleep(float(behaviour.split(":", 1)[1]))
-        elif behaviour == "hang" and self._shutting_down:
-            await self._shutting_down.wait()
-
-    def _refusal(self, form: dict[str, str], behaviour: str, n: int) -> web.Response | None:
-        """The error answer for this create, if it gets one."""
-        to = form.get("To", "")
-        if not E164.match(to):
-            return self._error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
-        if not form.get("Body"):
-            return self._error(400, 21602, "Message body is required.")
-        if not (form.get("From") or form.get("MessagingServiceSid")):
-            message = "A 'From' or 'MessagingServiceSid' parameter is required"
-            return self._error(400, 21603, message)
-        kind, _, arg = behaviour.partition(":")
-        if kind == "error":
-            return self._error(400, int(arg), f"injected error {arg}")
-        if kind == "flaky" and n <= int(arg):
-            return web.Response(status=500, text="injected server error")
-        if kind == "ratelimit" and n <= int(arg):
-            return self._error(429, 20429, "Too Many Requests")
-        if kind == "hang":
-            return web.Response(status=503, text="shutting down")
-        return None
-
     # --- Twilio endpoints ---------------------------------------------
     async def create(self, request: web.Request) -> web.Response:
         """POST Messages.json: record the attempt, then refuse or accept it."""
         if not self._authorised(request):
-            return self._error(401, 20003, "Authenticate")
+            return error_response(401, 20003, "Authenticate")
         form = {key: str(value) for key, value in (await request.post()).items()}
-        self.attempts.append({**_attempt(form), "beside": self.answering})
+        self.attempts.append({**attempt(form), "beside": self.answering})
         self.answering += 1
         try:
             return await self._answer(form)
@@ -207,10 +150,10 @@ class FakeTwilio:
         to = form.get("To", "")
         behaviour = self.behaviours.get(to, "")
         n = self._count(to)
-        await self._delay(behaviour)
-        refusal = self._refusal(form, behaviour, n)
-        if refusal is not None:
-            return refusal
+        await delay(behaviour, self._shutting_down)
+        refused = refusal(form, behaviour, n)
+        if refused is not None:
+            return refused
         m = Recorded(
             sid="SM" + secrets.token_hex(16),
             to=to,
@@ -230,8 +173,8 @@ class FakeTwilio:
     async def list(self, request: web.Request) -> web.Response:
         """GET Messages.json: filter by To, From and DateSent (by day), newest first."""
         if not self._authorised(request):
-            return self._error(401, 20003, "Authenticate")
-        found = sorted(_filtered(self.messages, request.query), key=lambda m: -m.at)
+            return error_response(401, 20003, "Authenticate")
+        found = sorted(filtered(self.messages, request.query), key=lambda m: -m.at)
         size = int(request.query.get("PageSize", 50))
         resources = [self._resource(m) for m in found[:size]]
         return web.json_response(message_page(resources, uri=request.path_qs, page_size=size))
@@ -239,11 +182,11 @@ class FakeTwilio:
     async def fetch(self, request: web.Request) -> web.Response:
         """GET Messages/{sid}.json."""
         if not self._authorised(request):
-            return self._error(401, 20003, "Authenticate")
+            return error_response(401, 20003, "Authenticate")
         for m in self.messages:
             if m.sid == request.match_info["sid"]:
                 return web.json_response(self._resource(m))
-        return self._error(404, 20404, "The requested resource was not found")
+        return error_response(404, 20404, "The requested resource was not found")
 
     # --- status callbacks ------------------------------------------------
     def _schedule_callbacks(self, m: Recorded, behaviour: str) -> None:
@@ -301,29 +244,6 @@ class FakeTwilio:
         self.behaviours.clear()
         self.counters.clear()
         return web.json_response({"ok": True})
-
-
-def _attempt(form: dict[str, str]) -> dict[str, Any]:
-    """The record of one create call."""
-    return {
-        "to": form.get("To", ""),
-        "from": form.get("From"),
-        "service": form.get("MessagingServiceSid"),
-        "body": form.get("Body"),
-        "callback": form.get("StatusCallback"),
-        "at": time.time(),
-    }
-
-
-def _filtered(messages: list[Recorded], query: Mapping[str, str]) -> list[Recorded]:
-    """The messages that pass a list call's To, From and DateSent (by day) filters."""
-    found = [m for m in messages if not query.get("To") or m.to == query["To"]]
-    found = [m for m in found if not query.get("From") or m.from_ == query["From"]]
-    for key, keep in _DAY_FILTERS.items():
-        if query.get(key):
-            day = datetime.fromisoformat(query[key][:10]).date()
-            found = [m for m in found if keep(m.date_created.date(), day)]
-    return found
 
 
 # --- running it ----------------------------------------------------------

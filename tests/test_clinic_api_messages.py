@@ -1,112 +1,21 @@
-"""The cancel endpoint and the message lists of the clinic API (SPEC §8), and tenant isolation
-on every clinic endpoint: a clinic sees and changes only its own treatments and patients."""
+"""The message lists of the clinic API (SPEC §8): a patient's messages newest first with history and
+a masked phone, the clinic's across treatments filtered by status and send_at window, their limits
+and the problems naming wrong parameters, and pages that cover every message once on both databases,
+however messages arrive while paging, behind an opaque cursor.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlencode
+from datetime import timedelta
 
 import pytest
 
 from service.config import Settings
 from service.storage.models import Status
 from tests.conftest import AppClient
-from tests.support import (
-    OTHER_SECRET,
-    OTHER_TOKEN,
-    PHONE,
-    TOKEN,
-    bearer,
-    make_settings,
-    move_message,
-    post_completed,
-)
-
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-
-
-async def plan(
-    client: AppClient,
-    treatment_id: str,
-    *,
-    patient: str = "pt_77",
-    completed: datetime = NOW,
-    clinic: str = "glow",
-) -> list[str]:
-    """Plan a treatment; its message ids (six for the test protocol)."""
-    secret = {} if clinic == "glow" else {"secret": OTHER_SECRET}
-    treatment = {"id": treatment_id, "completed_at": completed.isoformat()}
-    answer = await post_completed(client, treatment, {"id": patient}, clinic=clinic, **secret)
-    return [m["id"] for m in answer["messages"]]
-
-
-async def get(client: AppClient, path: str, token: str = TOKEN, **query: Any) -> Any:
-    url = path + ("?" + urlencode(query) if query else "")
-    return await client.get(url, headers=bearer(token))
-
-
-async def page_ids(client: AppClient, path: str, **query: Any) -> tuple[list[str], str | None]:
-    response = await get(client, path, **query)
-    assert response.status == 200, await response.text()
-    found = await response.json()
-    return [m["id"] for m in found["messages"]], found["next_cursor"]
-
-
-async def every_page(client: AppClient, path: str, **query: Any) -> list[str]:
-    """Every message id, following next_cursor to the end."""
-    ids, cursor = await page_ids(client, path, **query)
-    while cursor is not None:
-        more, cursor = await page_ids(client, path, **query, cursor=cursor)
-        ids += more
-    return ids
-
-
-class TestCancel:
-    async def test_cancel_answers_the_treatment_with_its_messages_cancelled(
-        self, client: AppClient
-    ) -> None:
-        """200 with the treatment as GET shows it: scheduled messages now cancelled."""
-        ids = await plan(client, "tr_1")
-        response = await client.post(
-            "/v1/clinics/glow/treatments/tr_1/cancel", headers=bearer(TOKEN)
-        )
-        assert response.status == 200
-        found = await response.json()
-        assert found["treatment"]["cancelled_at"] == "2026-11-25T15:00:00Z"
-        assert [m["id"] for m in found["messages"]] == ids
-        assert {(m["status"], m["reason"]) for m in found["messages"]} == {
-            ("cancelled", "treatment cancelled")
-        }
-        assert found["messages"][0]["history"][-1]["detail"] == "treatment cancelled (API)"
-        assert found == await (await get(client, "/v1/clinics/glow/treatments/tr_1")).json()
-
-    async def test_a_message_being_sent_cannot_be_recalled(self, client: AppClient) -> None:
-        """A message already handed to the sender stays `sending`; sent ones stay sent."""
-        first, second, *_ = await plan(client, "tr_1")
-        await move_message(client, first, Status.SENDING, Status.SENT)
-        await move_message(client, second, Status.SENDING)
-        found = await (
-            await client.post("/v1/clinics/glow/treatments/tr_1/cancel", headers=bearer(TOKEN))
-        ).json()
-        assert [m["status"] for m in found["messages"]] == ["sent", "sending"] + ["cancelled"] * 4
-
-    async def test_cancelling_twice_is_harmless(self, client: AppClient) -> None:
-        """A repeated cancel answers the same and adds no history."""
-        await plan(client, "tr_1")
-        url = "/v1/clinics/glow/treatments/tr_1/cancel"
-        first = await (await client.post(url, headers=bearer(TOKEN))).json()
-        again = await client.post(url, headers=bearer(TOKEN))
-        assert again.status == 200
-        assert await again.json() == first
-
-    async def test_unknown_treatment_is_404(self, client: AppClient) -> None:
-        """Cancelling an id the clinic does not have is a 404 problem."""
-        response = await client.post(
-            "/v1/clinics/glow/treatments/nope/cancel", headers=bearer(TOKEN)
-        )
-        assert response.status == 404
-        assert response.content_type == "application/problem+json"
+from tests.fixtures.clinic_api import NOW, every_page, get, page_ids, plan
+from tests.helpers.client import move_message
+from tests.support import PHONE, make_settings
 
 
 class TestPatientMessages:
@@ -263,87 +172,3 @@ class TestPagination:
         await plan(client, "tr_1")
         _, cursor = await page_ids(client, "/v1/clinics/glow/messages", limit=2)
         assert cursor is not None and cursor.replace("-", "").replace("_", "").isalnum()
-
-
-ENDPOINTS = [
-    ("GET", "/v1/clinics/{clinic}/treatments/tr_1"),
-    ("POST", "/v1/clinics/{clinic}/treatments/tr_1/cancel"),
-    ("GET", "/v1/clinics/{clinic}/patients/pt_77/messages"),
-    ("GET", "/v1/clinics/{clinic}/messages"),
-]
-
-
-@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
-class TestTenantIsolation:
-    @pytest.mark.parametrize(
-        "headers", [{}, bearer("wrong"), {"Authorization": TOKEN}, bearer(TOKEN + "x"), bearer("")]
-    )
-    async def test_missing_or_wrong_token_is_401(
-        self, client: AppClient, method: str, path: str, headers: dict[str, str]
-    ) -> None:
-        """Without one of the clinic's tokens: 401 problem, and nothing changes."""
-        await plan(client, "tr_1")
-        response = await client.request(method, path.format(clinic="glow"), headers=headers)
-        assert response.status == 401
-        assert response.content_type == "application/problem+json"
-        await assert_untouched(client)
-
-    async def test_another_clinics_token_is_403(
-        self, client: AppClient, method: str, path: str
-    ) -> None:
-        """Clinic B's token on clinic A's paths: 403, and nothing changes."""
-        await plan(client, "tr_1")
-        response = await client.request(
-            method, path.format(clinic="glow"), headers=bearer(OTHER_TOKEN)
-        )
-        assert response.status == 403
-        await assert_untouched(client)
-
-    async def test_own_token_on_an_unknown_clinic_is_403(
-        self, client: AppClient, method: str, path: str
-    ) -> None:
-        """A valid token on a clinic path that is not its own is refused the same way."""
-        response = await client.request(method, path.format(clinic="nobody"), headers=bearer(TOKEN))
-        assert response.status == 403
-
-    async def test_another_clinics_ids_are_not_found(
-        self, client: AppClient, method: str, path: str
-    ) -> None:
-        """Clinic B asking for clinic A's ids on its own paths finds nothing of A's."""
-        await plan(client, "tr_1")
-        response = await client.request(
-            method, path.format(clinic="other"), headers=bearer(OTHER_TOKEN)
-        )
-        if path.endswith("/messages") and "patients" not in path:
-            assert response.status == 200
-            assert (await response.json())["messages"] == []
-        else:
-            assert response.status == 404
-        await assert_untouched(client)
-
-    async def test_same_ids_at_two_clinics_stay_apart(
-        self, client: AppClient, method: str, path: str
-    ) -> None:
-        """Two clinics using the same treatment and patient ids each see only their own."""
-        glow = await plan(client, "tr_1")
-        other = await plan(client, "tr_1", clinic="other")
-        response = await client.request(
-            method, path.format(clinic="other"), headers=bearer(OTHER_TOKEN)
-        )
-        assert response.status == 200
-        assert {m["id"] for m in (await response.json())["messages"]} == set(other)
-        assert {m["status"] for m in await glow_messages(client)} == {"scheduled"}
-        assert {m["id"] for m in await glow_messages(client)} == set(glow)
-
-
-async def glow_messages(client: AppClient) -> list[dict[str, Any]]:
-    found = await (await get(client, "/v1/clinics/glow/treatments/tr_1")).json()
-    messages: list[dict[str, Any]] = found["messages"]
-    return messages
-
-
-async def assert_untouched(client: AppClient) -> None:
-    """Clinic glow's treatment tr_1 (if planned) still has every message scheduled."""
-    response = await get(client, "/v1/clinics/glow/treatments/tr_1")
-    if response.status == 200:
-        assert {m["status"] for m in await glow_messages(client)} == {"scheduled"}

@@ -1,80 +1,23 @@
-"""Settings from TOML and the environment, and every problem by its TOML path (service.config)."""
+"""Every problem of a configuration by its TOML path (service.config): each mistake reported alone,
+the unedited test configuration valid, the request timeout's default, a messaging service in place
+of a from number, several problems at once, an unreadable, invalid or non-UTF-8 file as one clear
+problem; and no secret echoed in a problem.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.config import Settings
-from service.config_loading import load_settings, resolve_config_path
+from service.config_loading import load_settings
 from service.errors import ConfigError
-from service.planning.preview import preview
-from service.planning.timing import parse_days
+from tests.fixtures.config import Edit, problems_of, step
 from tests.helpers.toml import write_toml
 from tests.support import SECRET, config_data
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
-
-Edit = Callable[[dict[str, Any]], object]
-
-
-def problems_of(tmp_path: Path, edit: Edit, environ: dict[str, str] | None = None) -> list[str]:
-    """The problems `load_settings` reports for the test config changed by `edit`."""
-    data = config_data(tmp_path / "aftercare.db")
-    edit(data)
-    with pytest.raises(ConfigError) as caught:
-        load_settings(write_toml(tmp_path / "config.toml", data), environ=environ or {})
-    return caught.value.problems
-
-
-def step(data: dict[str, Any], index: int) -> dict[str, Any]:
-    """Step `index` of the test protocol `mn`."""
-    steps: list[dict[str, Any]] = data["protocols"]["mn"]["steps"]
-    return steps[index]
-
-
-class TestExampleConfig:
-    def test_the_example_config_is_valid(self) -> None:
-        """config.example.toml loads as it ships, with both clinics."""
-        settings = load_settings(EXAMPLE, environ={}).settings
-        assert set(settings.clinics) == {"glow-downtown", "glow-madrid"}
-        assert settings.sms.backend == "console"
-
-    def test_it_ships_microneedling_and_at_least_one_more_protocol(self) -> None:
-        """The micro-needling protocol is there under its key, with company."""
-        settings = load_settings(EXAMPLE, environ={}).settings
-        assert "microneedling" in settings.protocols
-        assert len(settings.protocols) >= 2
-
-    @pytest.mark.parametrize("clinic", ["glow-downtown", "glow-madrid"])
-    def test_every_protocol_plans_for_every_clinic(self, clinic: str) -> None:
-        """Each protocol renders every step in the clinic's language."""
-        settings = load_settings(EXAMPLE, environ={}).settings
-        for key in settings.protocols:
-            table = preview(
-                settings,
-                protocol=key,
-                clinic_id=clinic,
-                completed_at=datetime(2026, 11, 25, 15, tzinfo=UTC),
-                timezone=None,
-                session=1,
-                of=3,
-            )
-            assert len(table.splitlines()) > 3, key
-
-    def test_the_serum_step_runs_days_1_to_14_morning_and_evening(self) -> None:
-        """Micro-needling's serum reminder covers two weeks, twice a day."""
-        settings = load_settings(EXAMPLE, environ={}).settings
-        serum = [s for s in settings.protocols["microneedling"].steps if s.kind == "serum"]
-        assert len(serum) == 1
-        assert serum[0].days is not None
-        assert parse_days(serum[0].days) == tuple(range(1, 15))
-        assert [t < time(12) for t in serum[0].at] == [True, False]
-        assert serum[0].at[1] >= time(18)
 
 
 def twilio_clinic_without_sender(data: dict[str, Any]) -> None:
@@ -307,29 +250,3 @@ class TestSecretsInProblems:
         assert len(problems) == 1
         assert problems[0].startswith("twilio.auth_token: ")
         assert "73548291" not in problems[0]
-
-
-class TestResolveConfigPath:
-    @pytest.fixture(autouse=True)
-    def _in_tmp(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.chdir(tmp_path)
-        (tmp_path / "config.toml").write_text("")
-        (tmp_path / "config.example.toml").write_text("")
-
-    def test_an_explicit_path_wins(self) -> None:
-        """--config beats the environment and the files in the directory."""
-        path = resolve_config_path("given.toml", {"AFTERCARE_CONFIG": "env.toml"})
-        assert path == Path("given.toml")
-
-    def test_the_environment_comes_next(self) -> None:
-        """$AFTERCARE_CONFIG beats ./config.toml."""
-        assert resolve_config_path(None, {"AFTERCARE_CONFIG": "env.toml"}) == Path("env.toml")
-
-    def test_then_config_toml_in_the_working_directory(self) -> None:
-        """./config.toml is used when it exists (an empty variable does not count)."""
-        assert resolve_config_path(None, {"AFTERCARE_CONFIG": ""}) == Path("config.toml")
-
-    def test_then_the_example(self, tmp_path: Path) -> None:
-        """Without ./config.toml the shipped example is used."""
-        (tmp_path / "config.toml").unlink()
-        assert resolve_config_path(None, {}) == Path("config.example.toml")

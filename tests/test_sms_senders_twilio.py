@@ -1,4 +1,10 @@
-"""The SMS senders: console for development, Twilio through the real client against a fake."""
+"""The Twilio sender through the real twilio client against a fake (service.delivery.sms.twilio): a
+send arrives with its to, from or messaging service, body and callback, once; Twilio's refusals are
+opted out, permanent or retryable, no answer or a hang-up after sending ambiguous, with no phone
+number in details or logs; find tells the message sent from others (body, recipient, sender, time)
+and is ambiguous when Twilio cannot be asked; and the fake serves the real client from another
+process too.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpServer
@@ -16,39 +21,20 @@ from service.delivery.sms.base import (
     Accepted,
     AmbiguousError,
     OptedOutError,
-    OutgoingSms,
     PermanentError,
     RetryableError,
 )
-from service.delivery.sms.console import ConsoleSender
 from service.delivery.sms.twilio import TwilioSender
-from service.observability.masking import mask_phone, mask_phones
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve
 from tests.fakes.twilio_process import fake_twilio_process
+from tests.fixtures.sms_senders import CALLBACK, FROM_NUMBER, RECIPIENT, SERVICE_SID, outgoing
 from tests.helpers.ports import free_port
-
-RECIPIENT = "+15550100123"
-FROM_NUMBER = "+15005550006"
-SERVICE_SID = "MG" + "1" * 32
-CALLBACK = "https://aftercare.example/v1/twilio/status"
 
 # twilio 9.13 passes `auth=` to aiohttp 3.14, whose warning reads "The 'auth' parameter is
 # deprecated ..."; the pyproject filter `.*auth=.*` does not match that text.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The 'auth' parameter is deprecated:DeprecationWarning"
 )
-
-
-def outgoing(**overrides: Any) -> OutgoingSms:
-    """A message from the clinic's number, with `overrides` applied."""
-    fields: dict[str, Any] = {
-        "message_id": "msg-1",
-        "to": RECIPIENT,
-        "body": "Keep the treated area out of the sun today.",
-        "from_number": FROM_NUMBER,
-        "status_callback": CALLBACK,
-    }
-    return OutgoingSms(**(fields | overrides))
 
 
 def twilio_sender(base_url: str, *, timeout: float = 2.0) -> TwilioSender:
@@ -98,57 +84,6 @@ async def disconnect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     """Read the start of a request, then hang up without answering."""
     await reader.read(1)
     writer.close()
-
-
-class TestMaskPhone:
-    def test_keeps_only_the_last_four_digits(self) -> None:
-        """A number becomes a fixed mask followed by its last four digits."""
-        assert mask_phone("+15550100123") == "•••••••0123"
-
-    def test_mask_does_not_reveal_the_length(self) -> None:
-        """Numbers of different lengths get masks of the same width."""
-        assert len(mask_phone("+4930123456789")) == len(mask_phone("+15550100123"))
-
-    def test_short_numbers_are_masked_entirely(self) -> None:
-        """A number of four digits or fewer shows no digit at all."""
-        assert mask_phone("1234") == "•••••••"
-
-    def test_masks_numbers_inside_text(self) -> None:
-        """Every phone number inside free text is masked."""
-        text = "The 'To' number +15550100123 is not a valid phone number."
-        assert mask_phones(text) == "The 'To' number •••••••0123 is not a valid phone number."
-
-    def test_leaves_timestamps_and_ids_alone(self) -> None:
-        """Dates, times and digit runs that are not E.164 numbers are not masked."""
-        text = '{"time": "2026-11-25T15:26:04.116197+00:00", "id": "msg_20261125"}'
-        assert mask_phones(text) == text
-
-
-class TestConsoleSender:
-    async def test_logs_masked_recipient_message_id_and_body(
-        self, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """A send logs one INFO line with the masked recipient, the message id and the body."""
-        caplog.set_level(logging.INFO, logger="aftercare.sms.console")
-        await ConsoleSender().send(outgoing())
-        [record] = caplog.records
-        assert record.levelno == logging.INFO
-        assert "•••••••0123" in record.getMessage()
-        assert "msg-1" in record.getMessage()
-        assert "Keep the treated area out of the sun today." in record.getMessage()
-        assert RECIPIENT not in record.getMessage()
-
-    async def test_reports_sent_with_a_local_id(self) -> None:
-        """A send is accepted as sent under a `console-` id unique to it."""
-        sender = ConsoleSender()
-        first, second = await sender.send(outgoing()), await sender.send(outgoing())
-        assert first.status == "sent"
-        assert first.provider_id.startswith("console-")
-        assert first.provider_id != second.provider_id
-
-    async def test_find_reports_nothing(self) -> None:
-        """There is never a provider record to reconcile."""
-        assert await ConsoleSender().find(outgoing(), since=datetime.now(UTC)) is None
 
 
 class TestTwilioSend:
