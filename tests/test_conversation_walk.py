@@ -2,8 +2,9 @@
 
 A fake Twilio process takes the texts; a fake clinic endpoint, served by the test, verifies
 every notification's signature with standardwebhooks; the patients' and the nurse's texts are
-posted as Twilio signs them. What `test_conversations` checks rule by rule inside the test's
-process, this checks end to end across the process boundary (SPEC §10, §11, §12).
+posted as Twilio signs them. What `test_conversations_escalations` and `_replies` check rule
+by rule inside the test's process, this checks end to end across the process boundary (SPEC
+§10, §11, §12).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pytest_aiohttp import AiohttpServer
 from tests.fakes.clinic import FakeClinic, serve_clinic
 from tests.fakes.twilio import AUTH_TOKEN, sign_twilio
 from tests.fakes.twilio_process import fake_twilio_process
+from tests.fixtures.conversations import CARE, NURSE
+from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
 from tests.helpers.toml import to_toml
 from tests.processes import Service, fake_state, process_config, until_async
-from tests.support import FROM, PHONE, SECRET, TOKEN, completed_event, encode, signed
-from tests.test_conversations import CARE, NURSE
+from tests.support import FROM, PHONE, SECRET, TOKEN
 
 SPANISH = "+14155550177"
 

@@ -11,8 +11,10 @@ from sqlmodel import Session
 from service.storage.conversation_tables import Escalation
 from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
+from tests.helpers.client import bearer, post_completed, treatment_messages
+from tests.helpers.prometheus import sample
 from tests.processes import until_async
-from tests.support import TOKEN, FakeClock, bearer, post_completed, sample, treatment_messages
+from tests.support import TOKEN, FakeClock
 
 
 async def scrape(client: AppClient) -> str:

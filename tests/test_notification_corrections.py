@@ -18,17 +18,10 @@ from sqlmodel import select
 from service.storage.outbox import Notification
 from service.web.keys import TRANSACTIONS
 from tests.conftest import AppClient
+from tests.helpers.client import post_completed, post_event, treatment_messages
+from tests.helpers.events import patient_updated_event
 from tests.helpers.series import treatment_updated_event
-from tests.support import (
-    SECRET,
-    FakeClock,
-    glow_in_utc,
-    make_settings,
-    patient_updated_event,
-    post_completed,
-    post_event,
-    treatment_messages,
-)
+from tests.support import SECRET, FakeClock, glow_in_utc, make_settings
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 HOOK = {"url": "http://127.0.0.1:9/hooks", "secrets": [SECRET]}

@@ -20,7 +20,8 @@ from service.storage.conversation_tables import Escalation
 from service.storage.models import ALERT, Message
 from service.storage.transactions import Transactions
 from tests.conftest import AppClient
-from tests.support import FakeClock, glow_in_utc, make_settings, post_completed
+from tests.helpers.client import post_completed
+from tests.support import FakeClock, glow_in_utc, make_settings
 
 ON_CALL = ["+14155550142", "+14155550143"]
 
