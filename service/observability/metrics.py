@@ -231,9 +231,7 @@ class Metrics:
         """Set what a scrape at `now` reads: readiness, and the age of the oldest scheduled
         message whose `send_at` has passed. Between two counts that age keeps growing: it is
         at most one count's reuse too old if that message has been sent since."""
-        oldest = self._stored.oldest_scheduled
-        overdue = 0.0 if oldest is None else (now - oldest).total_seconds()
-        self.oldest_overdue.set(max(0.0, overdue))
+        self.oldest_overdue.set(_age(now, self._stored.oldest_scheduled))
         self.oldest_notification.set(_age(now, self._oldest_pending))
         self.oldest_escalation.set(_age(now, self._oldest_open))
         self.ready.set(1 if ready else 0)
