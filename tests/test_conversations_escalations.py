@@ -41,7 +41,8 @@ class TestUrgentReply:
         await alerted(c, 1)
         [alert] = c.to(NURSE)
         assert "Ana" in alert and "0123" in alert and plan["treatment"]["id"] in alert
-        assert "care day 0" in alert and "URGENT" in alert and '"3."' in alert
+        day = await c.care_day(plan)  # 1, not 0, when the check-in's 2 h straddle midnight (UTC)
+        assert f"care day {day}:" in alert and "URGENT" in alert and '"3."' in alert
         assert PHONE[:-4] not in alert and "4155550" not in alert  # only the last four
         assert "STOP" not in alert  # no opt-out footer on an alert
         types = [n["type"] for n in await c.notifications()]
