@@ -106,6 +106,8 @@ class TestClinicMessages:
             ({"limit": "0"}, "limit"),
             ({"limit": "201"}, "limit"),
             ({"limit": "ten"}, "limit"),
+            ({"limit": "²"}, "limit"),  # a digit to str.isdigit, not to int
+            ({"limit": "٣"}, "limit"),  # Arabic-Indic 3: ASCII digits only
             ({"status": "lost"}, "status"),
             ({"since": "yesterday"}, "since"),
             ({"until": "2026-11-25T15:00:00"}, "until"),

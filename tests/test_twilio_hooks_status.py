@@ -53,6 +53,18 @@ class TestStatusCallbacks:
         assert (first["status"], first["error_code"]) == ("undelivered", 30003)
         assert first["history"][-1]["error_code"] == 30003
 
+    @pytest.mark.parametrize("code", ["²", "٣٠٠٠٣", "99999999999", "30003x"])
+    async def test_an_error_code_that_is_no_number_is_kept_as_none(
+        self, start: Any, code: str
+    ) -> None:
+        """ErrorCode "²" (a digit to str.isdigit, not to int: was a 500 found by schemathesis),
+        other scripts' digits, one too large for the column: the status applies, no code."""
+        service = await start()
+        plan, sid = await sent_plan(service)
+        assert (await service.status(sid, "undelivered", ErrorCode=code)).status == 200
+        first = await first_message(service, plan)
+        assert (first["status"], first["error_code"]) == ("undelivered", None)
+
     async def test_unknown_sid_is_200_and_changes_nothing(self, start: Any) -> None:
         """A callback for a sid the service never sent answers 200."""
         service = await start()

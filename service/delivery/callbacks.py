@@ -79,8 +79,9 @@ _LOCK_SIDS = sa.text(
 
 
 def error_code(text: str) -> int | None:
-    """Twilio's ErrorCode as stored: digits that fit the column, else none."""
-    return int(text) if text.isdigit() and int(text) <= INT32 else None
+    """Twilio's ErrorCode as stored: ASCII digits that fit the column, else none ("²" is a
+    digit to `str.isdigit` and not to `int`)."""
+    return int(text) if text.isascii() and text.isdigit() and int(text) <= INT32 else None
 
 
 def lock_sids(conn: sa.Connection, sids: Sequence[str]) -> None:

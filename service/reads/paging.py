@@ -175,7 +175,7 @@ def _aware(value: datetime) -> datetime:
 
 
 def _limit(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise ValueError(f"must be a whole number from 1 to {MAX_LIMIT}")
     return int(text)
 
