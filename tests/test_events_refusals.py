@@ -19,6 +19,10 @@ from tests.support import OLD_SECRET, OTHER_SECRET, SECRET
 
 __all__ = ["client"]  # the fixture, from tests/fixtures/events.py
 
+# Instants valid in their own offset and outside UTC's years 1 to 9999.
+EARLIEST = "0001-01-01T00:01:01+01:00"
+LATEST = "9999-12-31T23:59:59-01:00"
+
 
 class TestSignature:
     @pytest.mark.parametrize("drop", ["webhook-id", "webhook-timestamp", "webhook-signature"])
@@ -100,6 +104,9 @@ class TestBadInput:
             ({"treatment": {"id": ""}}, "data.treatment.id"),
             ({"treatment": {"completed_at": "yesterday"}}, "data.treatment.completed_at"),
             ({"treatment": {"completed_at": "2026-11-25T14:30:00"}}, "data.treatment.completed_at"),
+            ({"treatment": {"completed_at": EARLIEST}}, "data.treatment.completed_at"),
+            ({"timestamp": EARLIEST}, "timestamp"),  # found by schemathesis: was a 500
+            ({"timestamp": LATEST}, "timestamp"),
             ({"treatment": {"protocol": "botox"}}, "data.treatment.protocol"),
             ({"treatment": {"session_number": 4, "sessions_planned": 3}}, "data.treatment"),
             ({"patient": {"phone": "4155550123"}}, "data.patient.phone"),

@@ -9,7 +9,10 @@ from pydantic import AfterValidator, AwareDatetime, Field
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC instant (was a 500)
+        raise ValueError("must be a date-time from year 1 to 9999 in UTC") from None
 
 
 Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
