@@ -8,7 +8,7 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from service.config_loading import Loaded, from_environment, load_settings, resolve_config_path
 from service.errors import ConfigError
@@ -61,10 +61,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _instant(text: str) -> datetime:
+    from service.planning.timing import anchor
+
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-11-25T14:30:00Z")
-    return value.astimezone(UTC)
+    try:
+        return anchor(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _serve(loaded: Loaded, args: argparse.Namespace) -> int:

@@ -84,6 +84,16 @@ class TestCompletedAt:
             "its time had passed after the correction",
         )
 
+    async def test_a_completed_at_in_year_1_is_422_not_a_500(self, client: AppClient) -> None:
+        """Planned in Los Angeles, 0001-01-01T00:01Z fell before datetime's first day: a 500."""
+        await complete(client, NOW)
+        before = await treatment_messages(client)
+        body = treatment_updated_event("tr_1", completed_at=datetime(1, 1, 1, 0, 1, tzinfo=UTC))
+        answer = await send(client, body, 422)
+        assert [e["field"] for e in answer["errors"]] == ["data.treatment.completed_at"]
+        assert "from 1970 to 8999" in answer["errors"][0]["message"]
+        assert await treatment_messages(client) == before
+
     async def test_a_completed_at_in_the_future_is_422(self, client: AppClient) -> None:
         await complete(client, NOW)
         before = await treatment_messages(client)

@@ -129,6 +129,13 @@ class TestBooked:
         ]
         assert await count(client, Appointment) == 0
 
+    async def test_an_appointment_in_year_1_is_422_not_a_500(self, client: AppClient) -> None:
+        """Its prep, days before in Los Angeles, fell before datetime's first day: a 500."""
+        await complete(client)
+        answer = await send(client, booked_event("ap_2", datetime(1, 1, 1, 0, 1, tzinfo=UTC)), 422)
+        assert [e["field"] for e in answer["errors"]] == ["data.appointment.starts_at"]
+        assert await count(client, Appointment) == 0
+
     async def test_a_replay_answers_the_first_answer(self, client: AppClient) -> None:
         """Same webhook id, same body: 200 with the first answer; other body: 409."""
         await complete(client)

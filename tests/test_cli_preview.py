@@ -181,6 +181,17 @@ class TestPreview:
         assert status == 2
         assert "give a time zone" in err
 
+    @pytest.mark.parametrize("option", ["--completed-at", "--appointment-at"])
+    def test_an_instant_planning_cannot_take_exits_2(
+        self, capsys: pytest.CaptureFixture[str], example: Path, option: str
+    ) -> None:
+        """Year 1 in Los Angeles is before datetime's first day: a traceback before, now the
+        range."""
+        protocol = ["--protocol", "microneedling", "--timezone", "America/Los_Angeles"]
+        status, out, err = run(capsys, "preview", *protocol, option, "0001-01-01T00:01:00Z")
+        assert (status, out) == (2, "")
+        assert "must be a date-time from 1970 to 8999 in UTC" in err
+
     def test_preview_does_not_touch_the_database(
         self, capsys: pytest.CaptureFixture[str], example: Path, tmp_path: Path
     ) -> None:

@@ -19,9 +19,12 @@ from tests.support import OLD_SECRET, OTHER_SECRET, SECRET
 
 __all__ = ["client"]  # the fixture, from tests/fixtures/events.py
 
-# Instants valid in their own offset and outside UTC's years 1 to 9999.
+# Instants valid in their own offset and outside UTC's years 1 to 9999; and one inside them whose
+# plan, in Los Angeles, fell before datetime's first day (both were 500s).
 EARLIEST = "0001-01-01T00:01:01+01:00"
 LATEST = "9999-12-31T23:59:59-01:00"
+YEAR_1 = "0001-01-01T00:01:00Z"
+BEFORE_1970 = "1969-12-31T23:59:59Z"
 
 
 class TestSignature:
@@ -105,6 +108,8 @@ class TestBadInput:
             ({"treatment": {"completed_at": "yesterday"}}, "data.treatment.completed_at"),
             ({"treatment": {"completed_at": "2026-11-25T14:30:00"}}, "data.treatment.completed_at"),
             ({"treatment": {"completed_at": EARLIEST}}, "data.treatment.completed_at"),
+            ({"treatment": {"completed_at": YEAR_1}}, "data.treatment.completed_at"),
+            ({"treatment": {"completed_at": BEFORE_1970}}, "data.treatment.completed_at"),
             ({"timestamp": EARLIEST}, "timestamp"),  # found by schemathesis: was a 500
             ({"timestamp": LATEST}, "timestamp"),
             ({"treatment": {"protocol": "botox"}}, "data.treatment.protocol"),

@@ -4,13 +4,21 @@ parse_duration and its inverse format_duration, parse_clock, parse_days, and wha
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.planning.timing import format_duration, parse_clock, parse_days, parse_duration
+from service.planning.timing import (
+    EARLIEST_ANCHOR,
+    LATEST_ANCHOR,
+    anchor,
+    format_duration,
+    parse_clock,
+    parse_days,
+    parse_duration,
+)
 
 
 class TestParseDuration:
@@ -166,3 +174,25 @@ class TestParseDays:
         """Empty lists, negatives, days beyond a year and non-integers raise ValueError."""
         with pytest.raises(ValueError):
             parse_days(spec)
+
+
+class TestAnchor:
+    def test_an_instant_inside_the_range_is_given_in_utc(self) -> None:
+        berlin = datetime(2026, 11, 25, 15, 30, tzinfo=timezone(timedelta(hours=1)))
+        assert anchor(berlin) == datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
+        assert anchor(berlin).tzinfo is UTC
+        assert anchor(EARLIEST_ANCHOR) == EARLIEST_ANCHOR
+
+    @pytest.mark.parametrize(
+        "instant",
+        [
+            EARLIEST_ANCHOR - timedelta(microseconds=1),
+            LATEST_ANCHOR,
+            datetime(1, 1, 1, 0, 1, tzinfo=UTC),
+            datetime(1, 1, 1, 0, 1, tzinfo=timezone(timedelta(hours=1))),  # before UTC's first
+            datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-1))),  # after its last
+        ],
+    )
+    def test_an_instant_outside_is_refused_naming_the_range(self, instant: datetime) -> None:
+        with pytest.raises(ValueError, match="from 1970 to 8999 in UTC"):
+            anchor(instant)

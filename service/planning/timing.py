@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_QUIET_HOURS",
     "MAX_DAY",
     "QuietHours",
+    "anchor",
     "format_duration",
     "local_to_utc",
     "parse_clock",
@@ -30,6 +31,24 @@ __all__ = [
 
 MAX_DAY = 366
 """The last local day after treatment a step may name (a year, leap or not)."""
+
+EARLIEST_ANCHOR = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_ANCHOR = datetime(9000, 1, 1, tzinfo=UTC)
+"""The instants a plan may be anchored at (a treatment's completion, an appointment): far from
+datetime's ends, so that a step a year after, prep weeks before and a quiet-hours move in any
+zone stay representable (year 1 in Los Angeles is before datetime's first day)."""
+
+
+def anchor(instant: datetime) -> datetime:
+    """An aware `instant` in UTC if plans may be anchored at it; else ValueError saying why."""
+    try:
+        utc: datetime | None = instant.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before UTC's first instant
+        utc = None
+    if utc is None or not EARLIEST_ANCHOR <= utc < LATEST_ANCHOR:
+        raise ValueError("must be a date-time from 1970 to 8999 in UTC")
+    return utc
+
 
 _UNITS: tuple[tuple[str, int], ...] = (
     ("w", 7 * 24 * 3600),
