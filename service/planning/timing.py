@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "DEFAULT_QUIET_HOURS",
+    "EARLIEST_ANCHOR",
+    "LATEST_ANCHOR",
     "MAX_DAY",
     "QuietHours",
     "anchor",
