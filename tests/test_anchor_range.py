@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -57,7 +58,13 @@ def test_every_protocol_plans_at_the_ends_of_the_range(
     either way: each is planned after its treatment, before its appointment."""
     assert anchor(instant) == instant
     protocol = data.draw(st.sampled_from(sorted(example.protocols)))
-    common = {"protocol": protocol, "clinic_id": None, "timezone": tz, "session": 2, "of": 3}
+    common: dict[str, Any] = {
+        "protocol": protocol,
+        "clinic_id": None,
+        "timezone": tz,
+        "session": 2,
+        "of": 3,
+    }
     after = _sent_at(preview(example, completed_at=instant, **common))
     assert after and all(at >= instant.replace(second=0, microsecond=0) for at in after)
     month_before = instant - timedelta(days=30)

@@ -46,6 +46,8 @@ from tests.fakes.twilio_wire import (
     sign_twilio,
 )
 
+__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FakeTwilio", "serve", "sign_twilio"]
+
 AUTH_TOKEN = "fake-twilio-token"
 
 
