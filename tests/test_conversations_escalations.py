@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpServer
 from service.conversations import escalations
 from service.web.keys import SETTINGS, TRANSACTIONS
 from tests.fakes.clinic import FakeClinic, serve_clinic
-from tests.fixtures.conversations import NURSE, Start, alerted, start
+from tests.fixtures.conversations import NURSE, Start, alerted, care_day, start
 from tests.helpers.client import bearer
 from tests.processes import until_async as until
 from tests.support import OTHER_SECRET, OTHER_TOKEN, PHONE, TOKEN
@@ -41,7 +41,7 @@ class TestUrgentReply:
         await alerted(c, 1)
         [alert] = c.to(NURSE)
         assert "Ana" in alert and "0123" in alert and plan["treatment"]["id"] in alert
-        day = await c.care_day(plan)  # 1, not 0, when the check-in's 2 h straddle midnight (UTC)
+        day = care_day(plan)  # 1, not 0, when the check-in's 2 h straddle midnight (UTC)
         assert f"care day {day}:" in alert and "URGENT" in alert and '"3."' in alert
         assert PHONE[:-4] not in alert and "4155550" not in alert  # only the last four
         assert "STOP" not in alert  # no opt-out footer on an alert

@@ -19,8 +19,9 @@ from tests.support import OLD_SECRET, OTHER_SECRET, SECRET
 
 __all__ = ["client"]  # the fixture, from tests/fixtures/events.py
 
-# Instants valid in their own offset and outside UTC's years 1 to 9999; and one inside them whose
-# plan, in Los Angeles, fell before datetime's first day (both were 500s).
+# Instants valid in their own offset and outside UTC's years 1 to 9999, and one inside them whose
+# plan, in Los Angeles, fell before datetime's first day (all three were 500s); and the last second
+# before the range, which was accepted.
 EARLIEST = "0001-01-01T00:01:01+01:00"
 LATEST = "9999-12-31T23:59:59-01:00"
 YEAR_1 = "0001-01-01T00:01:00Z"

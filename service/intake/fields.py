@@ -13,5 +13,6 @@ Instant = Annotated[
     AfterValidator(anchor),
     Field(description="ISO 8601 with Z or an offset; from 1970 to 8999 in UTC"),
 ]
-"""An aware instant, in UTC, from 1970 to 8999: year 1 was a 500 (found by schemathesis)."""
+"""An aware instant, in UTC, from 1970 to 8999 (`planning.timing.anchor`): before UTC's first
+instant, or planned in a zone west of UTC in year 1, was a 500."""
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
