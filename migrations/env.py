@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import service.storage.appointments
+import service.storage.audit
 import service.storage.conversation_tables
 import service.storage.models
 import service.storage.outbox  # noqa: F401  (and the outbox's)

@@ -1,4 +1,4 @@
-"""The `aftercare` command: serve, migrate, check-config, preview (SPEC §3)."""
+"""The `aftercare` command: serve, migrate, check-config, preview (SPEC §3), erase (§19)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--session", type=int, default=1)
     preview.add_argument("--of", type=int, default=None)
     preview.set_defaults(run=_preview)
+    erase = commands.add_parser("erase", help="erase a patient (SPEC §19)")
+    erase.add_argument("--clinic", required=True)
+    erase.add_argument("--patient", required=True, help="the clinic's patient id")
+    erase.set_defaults(run=_erase)
     return parser
 
 
@@ -188,6 +192,43 @@ def _preview(loaded: Loaded, args: argparse.Namespace) -> int:
         print(f"aftercare preview: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _erase(loaded: Loaded, args: argparse.Namespace) -> int:
+    """Erase a patient as the API does (audited as `cli`); print the answer (JSON)."""
+    from service.errors import ProblemError
+
+    if args.clinic not in loaded.settings.clinics:
+        print(f"aftercare erase: no clinic {args.clinic!r} in the configuration", file=sys.stderr)
+        return 2
+    try:
+        print(asyncio.run(_erased(loaded, args.clinic, args.patient)))
+    except ProblemError as exc:
+        print(f"aftercare erase: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _erased(loaded: Loaded, clinic_id: str, patient_id: str) -> str:
+    from service.clock import SystemClock
+    from service.intake import erasure
+    from service.reads.answers import render
+    from service.reads.erasures import ERASURE
+    from service.storage.transactions import Transactions
+
+    transactions = Transactions.open(loaded.settings.database.url)
+    try:
+        done = await erasure.erase(
+            transactions,
+            loaded.settings,
+            clinic_id,
+            patient_id,
+            actor="cli",
+            now=SystemClock().now(),
+        )
+    finally:
+        await transactions.close()
+    return render(ERASURE, done)
 
 
 if __name__ == "__main__":

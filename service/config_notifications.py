@@ -26,8 +26,10 @@ TYPES = (
     "message.delivered",
     "patient.opted_out",
     "patient.opted_in",
+    "patient.erased",  # SPEC §19
 )
-DEFAULT_TYPES = tuple(t for t in TYPES if t != "message.delivered")
+# All but these, which a clinic asks for by listing them.
+DEFAULT_TYPES = tuple(t for t in TYPES if t not in ("message.delivered", "patient.erased"))
 
 
 def _duration(value: Any) -> Any:

@@ -10,14 +10,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
 from service.config import Settings
-from service.storage import notices, reasons
+from service.storage import notices, numbers, reasons, store
 from service.storage.conversation_tables import KindOptOut
 from service.storage.models import ALERT, Message, MessageHistory, OptOut, Status
 
 
 def stop(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: datetime) -> None:
     """Plain STOP: the number opted out of everything at the clinic; its pending cancelled."""
-    new = s.get(OptOut, (clinic_id, phone)) is None
+    new = not store.is_opted_out(s, clinic_id, phone, keys=settings.privacy.keys())
     if new:
         s.add(OptOut(clinic_id=clinic_id, phone=phone, at=now, source="sms-stop"))
     cancel_pending(s, clinic_id, phone, kinds=None, reason=reasons.OPTED_OUT, now=now)
@@ -27,12 +27,14 @@ def stop(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: dat
 
 def start(s: Session, settings: Settings, clinic_id: str, phone: str, *, now: datetime) -> None:
     """Plain START: every opt-out of the number at the clinic, of all kinds or some, lifted."""
+    forms = numbers.forms(settings.privacy.keys(), phone)  # and as an erasure kept it
     lifted = _deleted(
-        s, delete(OptOut).where(col(OptOut.clinic_id) == clinic_id, col(OptOut.phone) == phone)
+        s,
+        delete(OptOut).where(col(OptOut.clinic_id) == clinic_id, col(OptOut.phone).in_(forms)),
     ) + _deleted(
         s,
         delete(KindOptOut).where(
-            col(KindOptOut.clinic_id) == clinic_id, col(KindOptOut.phone) == phone
+            col(KindOptOut.clinic_id) == clinic_id, col(KindOptOut.phone).in_(forms)
         ),
     )
     if lifted:
@@ -45,7 +47,13 @@ def stop_kinds(
     """`STOP <WORD>`: the number opted out of the word's kinds at the clinic; their scheduled
     messages cancelled (`opted out of serum`)."""
     kinds = settings.sms.stop_words[word]
-    new = [k for k in kinds if s.get(KindOptOut, (clinic_id, phone, k)) is None]
+    forms = numbers.forms(settings.privacy.keys(), phone)
+    said = s.exec(
+        select(KindOptOut.kind).where(
+            KindOptOut.clinic_id == clinic_id, col(KindOptOut.phone).in_(forms)
+        )
+    ).all()
+    new = [k for k in kinds if k not in said]
     for kind in new:
         s.add(KindOptOut(clinic_id=clinic_id, phone=phone, kind=kind, word=word, at=now))
     cancel_pending(s, clinic_id, phone, kinds=kinds, reason=reasons.opted_out_of(word), now=now)
@@ -58,11 +66,12 @@ def start_kinds(
 ) -> None:
     """`START <WORD>`: the word's kinds resume (a plain STOP stays in force)."""
     kinds = settings.sms.stop_words[word]
+    forms = numbers.forms(settings.privacy.keys(), phone)
     lifted = _deleted(
         s,
         delete(KindOptOut).where(
             col(KindOptOut.clinic_id) == clinic_id,
-            col(KindOptOut.phone) == phone,
+            col(KindOptOut.phone).in_(forms),
             col(KindOptOut.kind).in_(kinds),
         ),
     )

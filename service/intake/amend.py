@@ -148,7 +148,9 @@ def _add(c: Context, treatment: Treatment, patient: Patient, planned: list[Plann
     ahead = [p for p in planned if p.send_at > c.now and p.landed != "skipped"]
     if not ahead:
         return
-    stopped = store.is_opted_out(c.s, c.clinic_id, patient.phone)
+    stopped = store.is_opted_out(
+        c.s, c.clinic_id, patient.phone, keys=c.planner.settings.privacy.keys()
+    )
     reason = suppression(consents=patient.sms_consent, stopped=stopped)
     rows = [c.row(p, treatment, patient, reason) for p in ahead]
     c.add(rows, treatment_id=row_id(treatment.id), patient_id=row_id(patient.id))

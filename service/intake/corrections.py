@@ -147,7 +147,9 @@ class _Follow:
     def _stop_reason(self) -> str | None:
         if not self.patient.sms_consent:
             return reasons.CONSENT_WITHDRAWN
-        if self.change.phone and store.is_opted_out(self.s, self.clinic_id, self.patient.phone):
+        keys = self.planner.settings.privacy.keys()
+        phone = self.patient.phone
+        if self.change.phone and store.is_opted_out(self.s, self.clinic_id, phone, keys=keys):
             return reasons.OPTED_OUT
         return None
 

@@ -117,4 +117,5 @@ def event_row(fresh: Fresh) -> dict[str, Any]:
         "status_code": 202,
         "response": written.body,
         "received_at": fresh.now,
+        "patient_id": fresh.event.data.patient.id,
     }

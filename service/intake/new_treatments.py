@@ -154,8 +154,9 @@ class Intake:
             return [None] * len(batch)
         patients = self._patients(conn, fresh)
         numbers = [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
-        stopped = treatment_rows.opted_out(conn, numbers)
-        kinds = treatment_rows.kind_opt_outs(conn, numbers)
+        secrets = self.settings.privacy.keys()
+        stopped = treatment_rows.opted_out(conn, numbers, secrets=secrets)
+        kinds = treatment_rows.kind_opt_outs(conn, numbers, secrets=secrets)
         treatments = treatment_rows.insert_treatments(
             conn,
             [

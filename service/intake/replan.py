@@ -86,7 +86,9 @@ def store_planned(
     patient = c.s.get(Patient, appointment.patient_id)
     assert treatment is not None and patient is not None, "an appointment has both"
     seqs = next_seqs(c.s, row_id(treatment.id))
-    stopped = store.is_opted_out(c.s, c.clinic_id, patient.phone)
+    stopped = store.is_opted_out(
+        c.s, c.clinic_id, patient.phone, keys=c.planner.settings.privacy.keys()
+    )
     reason = suppression(consents=patient.sms_consent, stopped=stopped)
     rows, links = [], []
     for p in planned:

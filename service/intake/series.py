@@ -10,6 +10,7 @@ a message changes) is here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -200,5 +201,16 @@ def record(
             status_code=answer.status,
             response=answer.body,
             received_at=now,
+            patient_id=concerned(answer.body),
         )
     )
+
+
+def concerned(body: str) -> str | None:
+    """The clinic's id of the patient an event's answer names (for an erasure to find it)."""
+    data = json.loads(body)
+    for key in ("treatment", "appointment"):
+        if isinstance(data.get(key), dict):
+            return str(data[key]["patient_id"])
+    patient = data.get("patient")
+    return str(patient["id"]) if isinstance(patient, dict) else None

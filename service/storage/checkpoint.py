@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -37,6 +38,21 @@ def checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
     """One PASSIVE checkpoint: (busy, pages in the log, pages copied into the database)."""
     busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     return int(busy), int(pages), int(copied)
+
+
+TRUNCATE_TRIES = 20  # a reader holding an old snapshot keeps the log; it ends within moments
+
+
+def truncate(conn: sqlite3.Connection) -> bool:
+    """Copy the whole log into the database and truncate it to nothing (after an erasure:
+    no older image of a page stays in it); False when readers kept it busy every try. Run on
+    the writer's connection, outside a transaction (its busy timeout waits for readers)."""
+    for _ in range(TRUNCATE_TRIES):
+        busy, _pages, _copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @contextlib.asynccontextmanager

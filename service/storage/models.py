@@ -113,7 +113,11 @@ def _tz() -> UTCDateTime:
 class Event(SQLModel, table=True):
     """A clinic event, kept for idempotency: the same webhook id answers the same again."""
 
-    __table_args__ = (sa.UniqueConstraint("clinic_id", "webhook_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("clinic_id", "webhook_id"),
+        # An erasure finds the stored answers about its patient (SPEC §19).
+        sa.Index("ix_event_clinic_patient", "clinic_id", "patient_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: str = Field(max_length=64)
@@ -123,6 +127,8 @@ class Event(SQLModel, table=True):
     status_code: int
     response: str = Field(sa_type=sa.Text)
     received_at: datetime = Field(sa_type=_tz())
+    # The clinic's id of the patient the event concerned (every answer names one).
+    patient_id: str | None = Field(default=None, max_length=128)
 
 
 class Patient(SQLModel, table=True):
@@ -139,6 +145,10 @@ class Patient(SQLModel, table=True):
     locale: str | None = Field(default=None, max_length=16)
     sms_consent: bool
     updated_at: datetime = Field(sa_type=_tz())
+    # Set by an erasure (SPEC §19), with what it erased (JSON counts): a second erase of a
+    # patient nothing new was reported of answers the same.
+    erased_at: datetime | None = Field(default=None, sa_type=_tz())
+    erasure: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class Treatment(SQLModel, table=True):

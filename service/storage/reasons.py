@@ -37,3 +37,5 @@ TOO_LATE_FOR_MOVED_APPOINTMENT = "its time had passed for the appointment's new 
 NO_MORE_SESSIONS = "no more sessions planned"
 NOT_IN_CORRECTED_PLAN = "not in the plan for the corrected treatment"
 TOO_LATE_AFTER_CORRECTION = "its time had passed after the correction"
+# Erasure (SPEC §19).
+PATIENT_ERASED = "patient erased"

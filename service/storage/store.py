@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from service.storage import reasons
+from service.storage import numbers, reasons
 from service.storage.models import (
     ALERT,
     Event,
@@ -72,9 +72,12 @@ def history_of(s: Session, message_ids: Sequence[str]) -> dict[str, list[Message
     return found
 
 
-def is_opted_out(s: Session, clinic_id: str, phone: str) -> bool:
-    """Whether this number said STOP to this clinic (and not START since)."""
-    query = select(OptOut).where(OptOut.clinic_id == clinic_id, OptOut.phone == phone)
+def is_opted_out(s: Session, clinic_id: str, phone: str, *, keys: Sequence[bytes] = ()) -> bool:
+    """Whether this number said STOP to this clinic (and not START since), also before a
+    patient with it was erased (its hash under any of the `[privacy]` `keys`)."""
+    query = select(OptOut).where(
+        OptOut.clinic_id == clinic_id, col(OptOut.phone).in_(numbers.forms(keys, phone))
+    )
     return s.exec(query).first() is not None
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import orm
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session
 
-from service.storage import database
+from service.storage import checkpoint, database
 from service.storage.writer_gate import WriterGate
 
 T = TypeVar("T")
@@ -67,6 +67,19 @@ class _OnThreads:
                 return work(s)  # the reader's deferred BEGIN, rolled back when it closes
             with s.begin():
                 return work(s)
+
+    async def on_connection(self, work: Callable[[Any], T]) -> T:
+        """Run `work` on a thread of this runner with its DBAPI connection, outside any
+        transaction (an SQLite checkpoint cannot run inside one)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._raw, work)
+
+    def _raw(self, work: Callable[[Any], T]) -> T:
+        connection = self.engine.raw_connection()
+        try:
+            return work(connection.driver_connection)
+        finally:
+            connection.close()
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -151,6 +164,15 @@ class Transactions:
         turn = self.gate.urgent() if urgent else self.gate.background()
         async with turn:
             return await self._writer.run(work, write=True)
+
+    async def purge_log(self) -> bool:
+        """SQLite: the write-ahead log copied into the database file and truncated, by the
+        writer in its turn (`checkpoint.truncate`); whether it was. PostgreSQL: nothing to do
+        here (its WAL and dead rows are the operator's, docs/privacy.md): True."""
+        if not isinstance(self._writer, _OnThreads):
+            return True
+        async with self.gate.background():
+            return await self._writer.on_connection(checkpoint.truncate)
 
     async def read(self, work: Work[T]) -> T:
         """Run `work` on the reader (a snapshot beside the writer on SQLite); its result."""

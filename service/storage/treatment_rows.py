@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from service.storage import numbers
 from service.storage.conversation_tables import KIND_OPT_OUT
 from service.storage.tables import EVENT, OPT_OUT, PATIENT, TREATMENT
 
@@ -60,16 +61,34 @@ def seen_treatments(conn: sa.Connection, keys: Sequence[Key]) -> set[Key]:
     return _keys(conn, _SEEN_TREATMENTS, keys)
 
 
-def opted_out(conn: sa.Connection, keys: Sequence[Key]) -> set[Key]:
-    """The (clinic, phone) pairs among `keys` that said STOP to the clinic."""
-    return _keys(conn, _OPTED_OUT, keys)
+def _stored_forms(keys: Sequence[Key], secrets: Sequence[bytes]) -> dict[Key, Key]:
+    """Each (clinic, stored form) an opt-out of the (clinic, phone) `keys` may be filed under
+    (the number, or its hash after an erasure: `numbers`), to the pair it stands for."""
+    return {
+        (clinic, form): (clinic, phone)
+        for clinic, phone in keys
+        for form in numbers.forms(secrets, phone)
+    }
 
 
-def kind_opt_outs(conn: sa.Connection, keys: Sequence[Key]) -> dict[Key, dict[str, str]]:
-    """The (clinic, phone) pairs among `keys` that said `STOP <WORD>`: kind → word."""
+def opted_out(
+    conn: sa.Connection, keys: Sequence[Key], *, secrets: Sequence[bytes] = ()
+) -> set[Key]:
+    """The (clinic, phone) pairs among `keys` that said STOP to the clinic (also before a
+    patient with that number was erased: its hash under one of the `[privacy]` `secrets`)."""
+    forms = _stored_forms(keys, secrets)
+    return {forms[key] for key in _keys(conn, _OPTED_OUT, list(forms))}
+
+
+def kind_opt_outs(
+    conn: sa.Connection, keys: Sequence[Key], *, secrets: Sequence[bytes] = ()
+) -> dict[Key, dict[str, str]]:
+    """The (clinic, phone) pairs among `keys` that said `STOP <WORD>` (as `opted_out`):
+    kind → word."""
+    forms = _stored_forms(keys, secrets)
     found: dict[Key, dict[str, str]] = {}
-    for clinic, phone, kind, word in conn.execute(_KIND_OPT_OUTS, {"keys": list(keys)}):
-        found.setdefault((clinic, phone), {})[kind] = word
+    for clinic, form, kind, word in conn.execute(_KIND_OPT_OUTS, {"keys": list(forms)}):
+        found.setdefault(forms[clinic, form], {})[kind] = word
     return found
 
 

@@ -27,7 +27,15 @@ from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.storage.checkpoint import checkpointing
 from service.storage.transactions import Transactions
-from service.web import api, escalations, events, notifications_api, ops, twilio_hooks
+from service.web import (
+    api,
+    erasure_api,
+    escalations,
+    events,
+    notifications_api,
+    ops,
+    twilio_hooks,
+)
 from service.web.errors import problems, request_ids
 from service.web.http_metrics import http_metrics
 from service.web.keys import (
@@ -64,7 +72,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
-    for module in (events, api, escalations, notifications_api, twilio_hooks, ops):
+    for module in (events, api, erasure_api, escalations, notifications_api, twilio_hooks, ops):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_sender(sender))

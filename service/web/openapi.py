@@ -8,7 +8,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from service.intake.payloads import EVENT_BODY
-from service.reads import answers
+from service.reads import answers, erasures
 from service.reads import escalations as escalation_answers
 from service.reads.paging import MAX_LIMIT
 from service.storage.models import Status
@@ -40,7 +40,8 @@ _REASONS = {
     403: "A token of another clinic, or a forged Twilio signature",
     404: "No such resource at this clinic",
     405: "Method not allowed",
-    409: "The webhook-id was used with another body, or the notification was delivered",
+    409: "The webhook-id was used with another body, the notification was delivered, or "
+    "erasure has no [privacy] number_keys",
     413: "Body over server.max_body_bytes",
     415: "Not application/json",
     422: "A field is missing or wrong",
@@ -77,6 +78,7 @@ def _schemas() -> dict[str, Any]:
         ("Event", "validation", EVENT_BODY),
         *answers.json_schema_inputs(),
         *escalation_answers.json_schema_inputs(),
+        *erasures.json_schema_inputs(),
     ]
     top, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
@@ -148,13 +150,13 @@ def _read(summary: str, parameters: list[Any], answer: str, schema: str) -> dict
 
 def _api_paths() -> dict[str, Any]:
     base = "/v1/clinics/{clinic_id}"
-    return {
-        **{
-            base + path: {method: _read(summary, [_CLINIC, *params], answer, schema)}
-            for path, method, summary, params, answer, schema in _reads()
-        },
-        **_notification_paths(base),
+    paths = {
+        base + path: {method: _read(summary, [_CLINIC, *params], answer, schema)}
+        for path, method, summary, params, answer, schema in _reads()
     }
+    # An erasure without [privacy] number_keys configured is refused.
+    paths[f"{base}/patients/{{patient_id}}/erase"]["post"]["responses"].update(_problems(409))
+    return {**paths, **_notification_paths(base)}
 
 
 def _reads() -> list[tuple[str, str, str, list[Any], str, str]]:
@@ -171,6 +173,9 @@ def _reads() -> list[tuple[str, str, str, list[Any], str, str]]:
         ("/patients/{patient_id}/messages", "get", "A patient's messages, newest first",
          [patient, *query], "A page", "MessagePage"),
         ("/messages", "get", "The clinic's messages, newest first", query, "A page", "MessagePage"),
+        ("/patients/{patient_id}/erase", "post", "Erase the patient: cancel what is scheduled, "
+         "overwrite their name, number, texts and replies (SPEC §19); a repeat answers the "
+         "same", [patient], "What was erased", "ErasureAnswer"),
     ]  # fmt: skip
 
 

@@ -1,0 +1,50 @@
+"""The audit trail (SPEC §16, §19): who did what to which patient of a clinic, and when.
+
+A row names its actor (`cli`, `api`, later a staff account's email), never a secret; its
+patient by the clinic's own id; its `detail` carries no personal data (an erasure's counts).
+Listed newest first by clinic, by the index on (clinic_id, at, id).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from service.storage.models import UTCDateTime
+
+PATIENT_ERASED = "patient_erased"
+
+
+class Audit(SQLModel, table=True):
+    """One audited act."""
+
+    __table_args__ = (sa.Index("ix_audit_clinic_at", "clinic_id", "at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: str = Field(max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime())
+    actor: str = Field(max_length=255)
+    action: str = Field(max_length=32)
+    patient_id: str | None = Field(default=None, max_length=128)  # the clinic's id
+    detail: str | None = Field(default=None, sa_type=sa.Text)
+
+
+AUDIT = cast(sa.Table, Audit.__table__)  # type: ignore[attr-defined]
+
+
+def record(
+    conn: sa.Connection,
+    *,
+    clinic_id: str,
+    actor: str,
+    action: str,
+    patient_id: str | None,
+    detail: str | None,
+    now: datetime,
+) -> None:
+    """Append an audit row in the transaction `conn` is in."""
+    row = {"clinic_id": clinic_id, "at": now, "actor": actor, "action": action}
+    conn.execute(AUDIT.insert(), {**row, "patient_id": patient_id, "detail": detail})
