@@ -55,12 +55,19 @@ class Loaded:
 
     @property
     def warnings(self) -> list[str]:
-        """One line per ignored variable, naming it and never its value."""
-        return [
+        """One line per ignored variable (naming it, never its value), and one when erasure
+        has no key to work with."""
+        found = [
             f"{name}: not configuration (not AFTERCARE_<SECTION>__<KEY> of a known "
             "section); ignored"
             for name in self.ignored
         ]
+        if not self.settings.privacy.number_keys:
+            found.append(
+                "privacy.number_keys: none configured; erasing a patient is refused until "
+                "one is (docs/privacy.md)"
+            )
+        return found
 
 
 def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Loaded:

@@ -41,6 +41,9 @@ def published_secrets(places: Iterable[Path]) -> set[str]:
         for clinic in _tables(data.get("clinics")):
             for key in ("webhook_secrets", "api_tokens"):
                 found.update(v for v in clinic.get(key, []) if isinstance(v, str))
+        privacy = data.get("privacy")
+        keys = privacy.get("number_keys", []) if isinstance(privacy, dict) else []
+        found.update(v for v in keys if isinstance(v, str))
     return found
 
 
@@ -65,6 +68,11 @@ def exposure_problems(
         for cid, clinic in settings.clinics.items()
         for path, kind, value in _guards(clinic)
         if value.get_secret_value() in published
+    ] + [
+        f"privacy.number_keys[{i}]: is the published example key; set your own before "
+        f"serving on {host}"
+        for i, key in enumerate(settings.privacy.number_keys)
+        if key.get_secret_value() in published
     ]
 
 

@@ -29,9 +29,9 @@ class TestLoopback:
 
 
 class TestExposure:
-    def test_the_example_ships_two_secrets_and_two_tokens(self) -> None:
+    def test_the_example_ships_two_secrets_two_tokens_and_a_number_key(self) -> None:
         """What is compared is read from the example file itself."""
-        assert len(published_secrets([EXAMPLE])) == 4
+        assert len(published_secrets([EXAMPLE])) == 5
 
     def test_loopback_is_never_refused(self) -> None:
         """`make run` on 127.0.0.1 keeps the example's secrets."""
@@ -49,6 +49,7 @@ class TestExposure:
             "clinics.glow-downtown.webhook_secrets[0]",
             "clinics.glow-madrid.webhook_secrets[0]",
             "clinics.glow-madrid.api_tokens[0]",
+            "privacy.number_keys[0]",
         ]
 
     def test_the_example_notification_secret_uncommented_is_refused(self) -> None:
@@ -63,6 +64,14 @@ class TestExposure:
         ).settings
         paths = [p.split(":")[0] for p in exposure_problems(settings, "::", places=[EXAMPLE])]
         assert "clinics.glow-downtown.notifications.secrets[0]" in paths
+
+    def test_the_example_number_key_is_refused_and_an_own_one_is_not(self) -> None:
+        """The key an erased number's STOP is hashed with is a secret like the others."""
+        own = '["an-own-number-key-0123456789abcdefghij"]'
+        for environ, refused in (({}, True), ({"AFTERCARE_PRIVACY__NUMBER_KEYS": own}, False)):
+            settings = load_settings(EXAMPLE, environ=environ).settings
+            problems = exposure_problems(settings, "::", places=[EXAMPLE])
+            assert any(p.startswith("privacy.number_keys[0]:") for p in problems) is refused
 
     def test_without_the_example_there_is_nothing_to_compare_and_it_says_so(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
