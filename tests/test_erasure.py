@@ -15,8 +15,9 @@ from typing import Any
 
 from tests.fixtures.conversations import NURSE, alerted
 from tests.fixtures.erasure import NAME, NUMBER, WORDS, World, world
+from tests.helpers.client import bearer
 from tests.helpers.events import completed_event, encode, signed
-from tests.support import OTHER_TOKEN, SECRET
+from tests.support import OTHER_TOKEN, SECRET, TOKEN
 
 __all__ = ["world"]  # the fixture, from tests/fixtures/erasure.py
 
@@ -118,3 +119,17 @@ class TestErasureThroughTheCommand:
         assert {m["status"] for m in plan["messages"]} == {"suppressed"}
         again, out = await w.erase_by_cli(tmp_path)
         assert again == 0 and json.loads(out) == answer
+
+
+class TestWithoutANumberKey:
+    async def test_erasure_is_refused_and_nothing_changes(self, client: Any) -> None:
+        """No `[privacy] number_keys`: 409 saying so; the patient's plan stands as it was."""
+        raw = encode(completed_event(treatment={"completed_at": "2026-11-25T14:30:00Z"}))
+        response = await client.post(
+            "/v1/clinics/glow/events", data=raw, headers=signed(raw, secret=SECRET)
+        )
+        assert response.status == 202
+        response = await client.post("/v1/clinics/glow/patients/pt_77/erase", headers=bearer(TOKEN))
+        assert response.status == 409 and "number_keys" in (await response.json())["detail"]
+        listed = await client.get("/v1/clinics/glow/patients/pt_77/messages", headers=bearer(TOKEN))
+        assert {m["status"] for m in (await listed.json())["messages"]} == {"scheduled"}
