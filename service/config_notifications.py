@@ -10,9 +10,17 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 
-from service.addresses import is_loopback
+from service.addresses import is_loopback, is_private, literal
 from service.planning.timing import parse_duration
 
 # Every type a notification may have (SPEC §11), in the order the SPEC lists them.
@@ -76,18 +84,29 @@ class ClinicNotifications(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Before `url`, whose check reads it: a private or link-local address is refused unless
+    # this is true (SPEC §14); names are checked as they resolve, at each attempt.
+    allow_private_network: bool = False
     url: str
-    secrets: list[SecretStr] = Field(min_length=1)  # the first signs; the rest: rotation
+    secrets: list[SecretStr] = Field(min_length=1)  # each signs (rotation without a flag day)
     events: list[str] = list(DEFAULT_TYPES)
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("must be an https:// URL (http:// only to loopback)")
         if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError("must be https:// (http:// only to loopback)")
+        address = literal(parts.hostname)
+        allowed = info.data.get("allow_private_network", False)
+        if address is not None and is_private(address) and not allowed:
+            raise ValueError(
+                f"{address} is a private or link-local address; set "
+                "allow_private_network = true in this table if the clinic's system is "
+                "really there"
+            )
         return value
 
     @field_validator("secrets")

@@ -28,6 +28,7 @@ from service.delivery.sms.base import (
     SmsSender,
 )
 from service.observability.metrics import Metrics
+from service.observability.supervision import Supervisor
 from service.storage import claims, notices, vetting
 from service.storage.claims import Claim
 from service.storage.models import Status
@@ -59,7 +60,10 @@ class Dispatcher:
         self.instance = instance
         self.rearm = rearm
         self.metrics = metrics or Metrics()
-        self.recorder = Recorder(settings=settings, transactions=transactions, clock=clock)
+        self.supervisor = Supervisor(self.metrics)
+        self.recorder = Recorder(
+            settings=settings, transactions=transactions, clock=clock, supervisor=self.supervisor
+        )
         self.outcomes = Outcomes(
             settings=settings,
             clock=clock,
@@ -111,7 +115,10 @@ class Dispatcher:
     def _start_ready(self) -> None:
         """Start claimed messages, soonest first, while a slot is free."""
         while self._ready and len(self._inflight) < self._room:
-            task = asyncio.create_task(self._send(self._ready.popleft()))
+            # A send that raises what no provider answer explains (a bug, a sender's surprise)
+            # is reported by the supervisor; its claim stays and is reconciled when its lease
+            # runs out, like an interrupted send.
+            task = self.supervisor.spawn(self._send(self._ready.popleft()), task="send")
             self._inflight.add(task)
             task.add_done_callback(self._slot_freed)
 

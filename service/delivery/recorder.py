@@ -4,8 +4,10 @@ one per message; each caller still returns only once its outcome is durable."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Connection
 from sqlmodel import Session
@@ -13,6 +15,7 @@ from sqlmodel import Session
 from service.clock import Clock
 from service.config import Settings
 from service.delivery import callbacks
+from service.observability.supervision import Supervisor
 from service.storage import notices, store
 from service.storage.group_commit import GroupCommit
 from service.storage.moves import Move, move_many
@@ -32,13 +35,17 @@ class Recorder:
         settings: Settings,
         transactions: Transactions,
         clock: Clock,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.audience = notices.Audience(settings)  # who hears of failures (SPEC §11)
         self.transactions = transactions
         self.clock = clock
         self._group: GroupCommit[Move, bool] = GroupCommit(
-            self._write, batch=BATCH, keys=lambda move: (move.message_id,)
+            self._write,
+            batch=BATCH,
+            keys=lambda move: (move.message_id,),
+            spawn=partial(supervisor.spawn, task="recorder") if supervisor else asyncio.create_task,
         )
 
     async def record(self, move: Move) -> bool:

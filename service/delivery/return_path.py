@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import Connection
@@ -28,6 +29,7 @@ from service.delivery import callbacks, replies
 from service.delivery.callbacks import Callback, Outcome
 from service.delivery.replies import Handled, Reply, ReplyHandler
 from service.observability.metrics import Metrics
+from service.observability.supervision import Supervisor
 from service.storage import notices
 from service.storage.group_commit import GroupCommit
 from service.storage.transactions import Transactions
@@ -60,11 +62,18 @@ class ReturnPath:
         self.clock = clock
         self.metrics = metrics
         self.audience = notices.Audience(settings)
+        spawn = Supervisor(metrics).spawn
         self._callbacks: GroupCommit[Callback, Outcome | Exception] = GroupCommit(
-            self._write_callbacks, batch=CALLBACK_BATCH, keys=lambda _: ()
+            self._write_callbacks,
+            batch=CALLBACK_BATCH,
+            keys=lambda _: (),
+            spawn=partial(spawn, task="callbacks"),
         )
         self._replies: GroupCommit[Reply, Handled | Exception] = GroupCommit(
-            self._write_replies, batch=REPLY_BATCH, keys=lambda reply: (reply.sender,)
+            self._write_replies,
+            batch=REPLY_BATCH,
+            keys=lambda reply: (reply.sender,),
+            spawn=partial(spawn, task="replies"),
         )
         metrics.watch_queue("callbacks", lambda: self._callbacks.waiting)
         metrics.watch_queue("replies", lambda: self._replies.waiting)

@@ -4,6 +4,10 @@ Only the near horizon is held as timers: an interval job loads the distinct inst
 scheduled rows fall due within `scheduler.horizon` and arms one date job per instant; when it
 fires, the dispatcher claims everything due. A sweeper reconciles claims whose lease ran out.
 After a crash, a restart, or on another replica, the timers are rebuilt from the rows.
+
+Every job runs under the `Supervisor` (nothing dies quietly): a failure is logged and counted
+(not left to APScheduler's log); a periodic job that failed sits out its next runs for a
+backoff (1 s doubling up to a minute, reset when it runs well), then runs again.
 """
 
 from __future__ import annotations
@@ -11,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from service.clock import Clock
 from service.config import SchedulerSettings
+from service.observability.metrics import Metrics
+from service.observability.supervision import Backoff, Supervisor
 from service.storage import store
 from service.storage.transactions import Transactions
 
@@ -33,6 +41,7 @@ READ_SLICE = 500
 ARM_SLICE = 20
 ARM_PAUSE = 0.002  # seconds
 MAX_EARLY = 0.05  # seconds a timer may fire ahead of its instant and wait for it
+Job = Callable[[], Coroutine[Any, Any, None]]
 
 
 class Timers:
@@ -46,6 +55,7 @@ class Timers:
         clock: Clock,
         dispatch_due: Callable[[], Awaitable[None]],
         recover: Callable[[str], Awaitable[None]],
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.transactions = transactions  # read on the reader, beside the writer
@@ -56,13 +66,17 @@ class Timers:
         self._jobs: set[asyncio.Task[None]] = set()
         self._armed: set[float] = set()  # instants with a timer; a refill skips them
         self._arming = itertools.count()
-        self._periodic: list[tuple[Callable[[], Awaitable[None]], float]] = []
+        self.supervisor = supervisor or Supervisor(Metrics())
+        self._periodic: list[tuple[Job, float, str]] = []
+        self._backoff: dict[str, Backoff] = {}
+        self._resting: dict[str, float] = {}  # a failed job's next run (time.monotonic())
 
-    def every(self, job: Callable[[], Awaitable[None]], *, seconds: float) -> None:
+    def every(self, job: Job, *, seconds: float, task: str | None = None) -> None:
         """Run `job` every `seconds` once started (before `start`): a periodic sweep of the
         rows, such as the escalations' reminders. The job must be safe on every replica at
-        once; like the refill, it reads the truth from the rows each time."""
-        self._periodic.append((job, seconds))
+        once; like the refill, it reads the truth from the rows each time. `task` names it in
+        the failures' log line and metric (the function's name by default)."""
+        self._periodic.append((job, seconds, task or str(getattr(job, "__qualname__", "job"))))
 
     def start(self) -> None:
         """Start the clock: load the horizon now and every `poll_interval`, sweep leases."""
@@ -72,12 +86,16 @@ class Timers:
         # clock days behind it made APScheduler step through every interval missed since
         # (millions of steps at a short poll interval: seconds of a stalled event loop).
         first = datetime.now(UTC)
-        for job, seconds in ((self.refill, poll), (self.sweep, sweep), *self._periodic):
+        for job, seconds, task in (
+            (self.refill, poll, "refill"),
+            (self.sweep, sweep, "sweep"),
+            *self._periodic,
+        ):
             self.scheduler.add_job(
-                partial(self._tracked, job),
+                partial(self._periodically, job, task),
                 "interval",
                 seconds=seconds,
-                id=getattr(job, "__qualname__", repr(job)),
+                id=task,
                 next_run_time=first,
                 misfire_grace_time=None,
                 coalesce=True,
@@ -93,14 +111,27 @@ class Timers:
         if self._jobs:
             await asyncio.wait(set(self._jobs), timeout=timeout)
 
-    async def _tracked(self, job: Callable[[], Awaitable[None]]) -> None:
+    async def _tracked(self, job: Job, task: str) -> bool:
+        """Run `job` under the supervisor; whether it ended well."""
         # APScheduler cancels the jobs running when it shuts down; a job cut off inside a
         # database transaction can leave its connection stuck. Run the work in a task of its
-        # own, shielded, and let `stop` wait for it instead.
-        task = asyncio.ensure_future(job())
-        self._jobs.add(task)
-        task.add_done_callback(self._jobs.discard)
-        await asyncio.shield(task)
+        # own, which this wrapper's cancellation leaves running, and let `stop` wait for it.
+        running = self.supervisor.spawn(job(), task=task)  # reports a failure
+        self._jobs.add(running)
+        running.add_done_callback(self._jobs.discard)
+        await asyncio.wait({running})
+        return not running.cancelled() and running.exception() is None
+
+    async def _periodically(self, job: Job, task: str) -> None:
+        """One run of a periodic job, unless it is sitting out a backoff after failing."""
+        if time.monotonic() < self._resting.get(task, 0.0):
+            return
+        backoff = self._backoff.setdefault(task, Backoff())
+        if await self._tracked(job, task):
+            backoff.succeeded()
+            self._resting.pop(task, None)
+        else:
+            self._resting[task] = time.monotonic() + backoff.failed()
 
     @property
     def running(self) -> bool:
@@ -142,7 +173,7 @@ class Timers:
         # runs (a burst's drain) would be the same job, and APScheduler skips a job's second
         # run while its first goes on, with a warning and no wake-up.
         self.scheduler.add_job(
-            partial(self._tracked, partial(self._fire, key)),
+            partial(self._tracked, partial(self._fire, key), "dispatch"),
             "date",
             run_date=due_at,
             id=f"due@{key:.6f}#{next(self._arming)}",

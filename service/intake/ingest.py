@@ -6,6 +6,7 @@ check-then-insert: a race between two deliveries of one event ends in one plan.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -31,6 +32,7 @@ from service.planning.planner import Planner
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import store
+from service.storage.group_commit import Spawn
 from service.storage.models import Message, Patient, Treatment, row_id
 from service.storage.transactions import Transactions
 
@@ -52,13 +54,16 @@ class Ingest:
         settings: Settings,
         transactions: Transactions,
         clock: Clock,
+        spawn: Spawn = asyncio.create_task,
     ) -> None:
         self.settings = settings
         self.transactions = transactions  # events are background writes: they go after sends
         self.clock = clock
         self.planner = Planner(settings)
         self.series = Series(planner=self.planner, transactions=transactions)
-        self.intake = Intake(settings=settings, transactions=transactions, planner=self.planner)
+        self.intake = Intake(
+            settings=settings, transactions=transactions, planner=self.planner, spawn=spawn
+        )
 
     async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> EventAnswer:
         """Store the event's effect and return its answer; replays return the first answer.

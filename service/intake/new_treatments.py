@@ -14,6 +14,7 @@ careful way, one transaction per event, which stores a new plan with the same `I
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -28,7 +29,7 @@ from service.planning import protocols
 from service.planning.planner import Planner
 from service.planning.timing import zone
 from service.storage import message_rows, reasons, treatment_rows
-from service.storage.group_commit import GroupCommit
+from service.storage.group_commit import GroupCommit, Spawn
 from service.storage.message_rows import new_message, new_message_ids
 from service.storage.transactions import Transactions
 
@@ -44,12 +45,13 @@ class Intake:
         settings: Settings,
         transactions: Transactions,
         planner: Planner,
+        spawn: Spawn = asyncio.create_task,
     ) -> None:
         self.settings = settings
         self.transactions = transactions
         self.planner = planner
         self._group: GroupCommit[Fresh, Written | None] = GroupCommit(
-            self._write, batch=BATCH, keys=Fresh.keys
+            self._write, batch=BATCH, keys=Fresh.keys, spawn=spawn
         )
         self._sqlite = transactions.dialect == "sqlite"
 

@@ -9,6 +9,12 @@ process that dies holding it leaves it due again when the lease ends, for any re
 It wakes every `POLL_SECONDS` to read when the soonest pending row is due (one indexed read
 on the reader, no write) and sleeps until then or the next poll, whichever is first, so a
 notification leaves within about half a second of its commit.
+
+Names are resolved by `resolver` (the system's, through a thread, unless a test injects
+one); a clinic that does not allow private networks is posted to through a session whose
+resolver refuses them (`resolving`). The loop and each attempt run under the `Supervisor`:
+a failure is logged and counted, the loop started again after a backoff, and an attempt that
+fails leaves its claim to be due again when the lease ends.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ import random
 from datetime import datetime, timedelta
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import ThreadedResolver
 
 from service.clock import Clock
 from service.config import Settings
-from service.notifications.posting import Answer, post
+from service.config_notifications import ClinicNotifications
+from service.notifications.posting import Answer, client_session, post
 from service.observability.metrics import Metrics
+from service.observability.supervision import Supervisor
 from service.storage import outbox_claims
 from service.storage.outbox_claims import Claimed, Finished
 from service.storage.transactions import Transactions
@@ -47,6 +57,7 @@ class Deliverer:
         instance: str,
         metrics: Metrics,
         poll: float = POLL_SECONDS,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self.settings = settings
         self.policy = settings.notifications
@@ -58,14 +69,22 @@ class Deliverer:
         self.lease = self.policy.timeout * 3 + LEASE_SLACK
         self._inflight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._http: aiohttp.ClientSession | None = None
+        self.supervisor = Supervisor(metrics)
+        self._resolver = resolver
+        self._http: dict[bool, aiohttp.ClientSession] = {}  # by allow_private_network
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop = asyncio.Event()
 
     def start(self) -> None:
-        """Open the HTTP session and start polling (inside the running loop)."""
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY))
-        self._loop = asyncio.create_task(self._run())
+        """Open the HTTP sessions and start polling (inside the running loop)."""
+        self._resolver = self._resolver or ThreadedResolver()
+        for allow in (False, True):
+            self._http[allow] = client_session(
+                self._resolver, allow_private_network=allow, limit=CONCURRENCY
+            )
+        looping = self.supervisor.forever(self._run, task="notifications", stop=self._stop)
+        self._loop = self.supervisor.spawn(looping, task="notifications")
 
     def wake(self) -> None:
         """Look for due notifications now rather than at the next poll."""
@@ -77,6 +96,7 @@ class Deliverer:
         connection) unless it outlasts `timeout`; a claim left unfinished is due again when its
         lease ends."""
         self._stopping = True
+        self._stop.set()
         self._wake.set()
         deadline = asyncio.get_running_loop().time() + timeout
         for tasks in ({self._loop} if self._loop else set(), self._inflight):
@@ -85,20 +105,21 @@ class Deliverer:
                 await asyncio.wait(set(tasks), timeout=left)
             for task in set(tasks):
                 task.cancel()  # only what outlasted the timeout
-        if self._http is not None:
-            await self._http.close()
+        for session in self._http.values():
+            await session.close()
+        if self._resolver is not None:
+            await self._resolver.close()
 
     async def _run(self) -> None:
+        """Claim what is due, sleep until more is; a failure (the database away for a while)
+        ends the loop, which the supervisor starts again after a backoff."""
         while not self._stopping:
             delay = self.poll  # all slots busy: a slot freed wakes it sooner
-            try:
-                if len(self._inflight) < CONCURRENCY:
-                    delay = await self._due_in()
-                    if delay <= 0 and not self._stopping:
-                        await self._claim_and_start()
-                        continue
-            except Exception:  # the database may be away for a while: try again later
-                log.exception("could not claim notifications")
+            if len(self._inflight) < CONCURRENCY:
+                delay = await self._due_in()
+                if delay <= 0 and not self._stopping:
+                    await self._claim_and_start()
+                    continue
             await self._sleep(delay)
 
     async def _due_in(self) -> float:
@@ -125,7 +146,7 @@ class Deliverer:
             )
         )
         for notification in claimed:
-            task = asyncio.create_task(self._deliver(notification))
+            task = self.supervisor.spawn(self._deliver(notification), task="notification")
             self._inflight.add(task)
             task.add_done_callback(self._done)
         if not claimed and not self._stopping:  # due, yet taken by another replica
@@ -136,15 +157,12 @@ class Deliverer:
         self._wake.set()  # a slot is free: more may be due
 
     async def _deliver(self, notification: Claimed) -> None:
-        """One attempt, recorded; what follows it decided by `after`."""
-        try:
-            result = await self._attempt(notification)
-            await self.transactions.write(
-                lambda s: outbox_claims.finish(s, [result], instance=self.instance)
-            )
-        except Exception:  # the claim stays; it is due again when its lease ends
-            log.exception("could not deliver a notification", extra={"id": notification.id})
-            return
+        """One attempt, recorded; what follows it decided by `after`. Should it raise, the
+        supervisor reports it and the claim stays: it is due again when its lease ends."""
+        result = await self._attempt(notification)
+        await self.transactions.write(
+            lambda s: outbox_claims.finish(s, [result], instance=self.instance)
+        )
         outcome = {"delivered": "delivered", "retry": "retried"}.get(result.next, result.outcome)
         self.metrics.notifications.labels(notification.type, outcome or "failed").inc()
         if result.next != "delivered":
@@ -168,7 +186,7 @@ class Deliverer:
                 notification.id, self.clock.now(), None, error, "failed", None, "no_endpoint"
             )
         answer = await post(
-            self._session(),
+            self._session(target),
             target,
             notification_id=notification.id,
             body=notification.body,
@@ -196,6 +214,6 @@ class Deliverer:
         jitter: timedelta = (ceiling - first / 2) * random.random()
         return first / 2 + jitter
 
-    def _session(self) -> aiohttp.ClientSession:
-        assert self._http is not None, "started"
-        return self._http
+    def _session(self, target: ClinicNotifications) -> aiohttp.ClientSession:
+        assert self._http, "started"
+        return self._http[target.allow_private_network]

@@ -1,10 +1,12 @@
 """One signed POST of a notification to its clinic's endpoint, and what it answered.
 
-Signed per Standard Webhooks with the clinic's first secret (`webhook-id` is the
-notification's id on every attempt). The signature's timestamp is the wall clock's: it is what
-the receiver checks against its own (±5 minutes), whatever clock schedules the attempts. Every
-attempt has a timeout; redirects are not followed (a 3xx is a failed attempt); the answer's
-body is never read.
+Signed per Standard Webhooks with every one of the clinic's secrets, one `v1,` signature each,
+space-separated in `webhook-signature` (`webhook-id` is the notification's id on every
+attempt): a receiver that knows any one of them verifies it, so a clinic rolls its secret by
+adding the new one, moving its receiver over, then removing the old one. The signature's
+timestamp is the wall clock's: it is what the receiver checks against its own (±5 minutes),
+whatever clock schedules the attempts. Every attempt has a timeout; redirects are not followed
+(a 3xx is a failed attempt); the answer's body is never read.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from standardwebhooks import Webhook
 
 from service.config_notifications import ClinicNotifications
+from service.notifications.resolving import GuardedResolver, PrivateAddressError
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +37,16 @@ class Answer:
 
 
 def signed_headers(target: ClinicNotifications, notification_id: str, body: str) -> dict[str, str]:
-    """The Standard Webhooks headers for `body`, signed now with the first secret."""
+    """The Standard Webhooks headers for `body`, signed now with each of the secrets."""
     stamp = datetime.fromtimestamp(int(time.time()), UTC)
-    secret = target.secrets[0].get_secret_value()
+    signatures = [
+        Webhook(secret.get_secret_value()).sign(notification_id, stamp, body)
+        for secret in target.secrets
+    ]
     return {
         "webhook-id": notification_id,
         "webhook-timestamp": str(int(stamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(notification_id, stamp, body),
+        "webhook-signature": " ".join(signatures),
         "content-type": "application/json",
         "user-agent": "aftercare-notifications/1",
     }
@@ -69,9 +76,20 @@ async def post(
     except TimeoutError:
         return Answer(None, f"timeout after {seconds:g}s")
     except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, PrivateAddressError):
+            return Answer(None, f"refused: {exc.os_error}")
         return Answer(None, f"connection failed: {type(exc.os_error).__name__}")
     except aiohttp.ClientError as exc:
         return Answer(None, type(exc).__name__)
     if 300 <= status < 400:
         return Answer(status, f"HTTP {status}: redirects are not followed")
     return Answer(status, None if 200 <= status < 300 else f"HTTP {status}")
+
+
+def client_session(
+    base: AbstractResolver, *, allow_private_network: bool, limit: int
+) -> aiohttp.ClientSession:
+    """A session whose connector resolves names with `base`, refusing private and link-local
+    answers unless `allow_private_network` (`resolving`); at most `limit` connections."""
+    resolver = base if allow_private_network else GuardedResolver(base)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit, resolver=resolver))

@@ -90,6 +90,12 @@ class Metrics:
         self._operations(r)
         self._notifications(r)
         self._escalations(r)
+        self.background_failures = Counter(
+            "aftercare_background_failures_total",
+            "Failures of background tasks (sends, writers, timers, sweeps, loops) by task",
+            ["task"],
+            registry=r,
+        )
         self._stored = _StoredCounts()
         r.register(self._stored)
         self._queues = _WriterQueues()

@@ -7,6 +7,9 @@ every few seconds a claim waited behind one and a due message went out late (REA
 benchmarks). The writer's connection checkpoints only as a backstop (`BACKSTOP_PAGES`,
 should this task stop); a connection of its own checkpoints every `EVERY` seconds, on a thread,
 in PASSIVE mode: it never waits for the writer or a reader, and copies what they allow.
+
+A checkpoint that fails (a full disk, an I/O error) ends the loop; under a `Supervisor` the
+failure is logged and counted and the loop starts again after a backoff.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from sqlalchemy import make_url
+
+from service.observability.supervision import Supervisor
 
 log = logging.getLogger("aftercare.checkpoint")
 EVERY = 1.0  # seconds between checkpoints
@@ -56,15 +61,24 @@ def truncate(conn: sqlite3.Connection) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def checkpointing(url: str, *, every: float = EVERY) -> AsyncIterator[None]:
+async def checkpointing(
+    url: str, *, every: float = EVERY, supervisor: Supervisor | None = None
+) -> AsyncIterator[None]:
     """Checkpoint the SQLite database of `url` every `every` seconds while the block runs
-    (nothing for PostgreSQL)."""
+    (nothing for PostgreSQL); a failure reported to `supervisor`, if any, and the loop started
+    again after a backoff (without one, logged as a warning and tried again next time)."""
     path = database_file(url)
     if path is None:
         yield
         return
     stop = asyncio.Event()
-    task = asyncio.create_task(_loop(path, every, stop))
+    if supervisor is None:
+        task = asyncio.create_task(_loop(path, every, stop, report=_warn))
+    else:
+        looping = supervisor.forever(
+            lambda: _loop(path, every, stop, report=None), task="checkpoint", stop=stop
+        )
+        task = supervisor.spawn(looping, task="checkpoint")
     try:
         yield
     finally:
@@ -72,7 +86,10 @@ async def checkpointing(url: str, *, every: float = EVERY) -> AsyncIterator[None
         await task
 
 
-async def _loop(path: Path, every: float, stop: asyncio.Event) -> None:
+async def _loop(
+    path: Path, every: float, stop: asyncio.Event, *, report: Callable[[sqlite3.Error], None] | None
+) -> None:
+    """Checkpoint every `every` s until `stop`; a failure given to `report`, or raised."""
     conn: sqlite3.Connection | None = None
     try:
         while True:
@@ -85,10 +102,16 @@ async def _loop(path: Path, every: float, stop: asyncio.Event) -> None:
                     conn = await asyncio.to_thread(_connect, path)
                 await asyncio.to_thread(checkpoint, conn)
             except sqlite3.Error as exc:  # no file yet, locked, a disk error: try again later
-                log.warning("WAL checkpoint failed", extra={"error": str(exc)})
+                if report is None:
+                    raise
+                report(exc)
     finally:
         if conn is not None:
             conn.close()
+
+
+def _warn(exc: sqlite3.Error) -> None:
+    log.warning("WAL checkpoint failed", extra={"error": str(exc)})
 
 
 def _connect(path: Path) -> sqlite3.Connection:

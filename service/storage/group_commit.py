@@ -8,12 +8,15 @@ gives up waiting does not cut off the items that joined its batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 Write = Callable[[Sequence[Item]], Awaitable[Sequence[Result]]]
+# How the writer task is started: a supervisor's `spawn` (its failure logged and counted), or
+# plain asyncio.create_task.
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -23,9 +26,15 @@ class GroupCommit(Generic[Item, Result]):
     later one waits for the next write), so a write may treat its items as independent."""
 
     def __init__(
-        self, write: Write[Item, Result], *, batch: int, keys: Callable[[Item], Iterable[Hashable]]
+        self,
+        write: Write[Item, Result],
+        *,
+        batch: int,
+        keys: Callable[[Item], Iterable[Hashable]],
+        spawn: Spawn = asyncio.create_task,
     ) -> None:
         self._write = write
+        self._spawn = spawn
         self._batch = batch
         self._keys = keys
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -36,7 +45,7 @@ class GroupCommit(Generic[Item, Result]):
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, done))
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_pending())
+            self._writer = self._spawn(self._write_pending())
         return await asyncio.shield(done)
 
     @property

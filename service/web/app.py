@@ -1,5 +1,6 @@
 """The application factory. Each resource is one cleanup context, in dependency order:
-database → SMS sender → dispatcher and scheduler → notifications' deliverer."""
+database → SMS sender → dispatcher and scheduler → notifications' deliverer → the write
+check of readiness. Background work runs under a `Supervisor` (nothing dies quietly)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 from functools import partial
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 from sqlmodel import Session
 
 from service.clock import Clock, SystemClock
@@ -25,7 +27,9 @@ from service.intake.ingest import Ingest
 from service.notifications import retention
 from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
-from service.storage.checkpoint import checkpointing
+from service.observability.supervision import Supervisor
+from service.storage.checkpoint import checkpointing, database_file
+from service.storage.heartbeat import WriteCheck
 from service.storage.transactions import Transactions
 from service.web import (
     api,
@@ -49,6 +53,7 @@ from service.web.keys import (
     SETTINGS,
     TIMERS,
     TRANSACTIONS,
+    WRITE_CHECK,
 )
 
 SenderFactory = Callable[[Settings], SmsSender]
@@ -61,9 +66,11 @@ def create_app(
     sender: SmsSender | SenderFactory | None = None,
     clock: Clock | None = None,
     instance: str | None = None,
+    resolver: AbstractResolver | None = None,
 ) -> web.Application:
     """Build the service. `sender` is an SmsSender, a factory called inside the loop, or
-    None for the configured backend."""
+    None for the configured backend; `resolver` resolves notification endpoints' names (the
+    system's resolver when None)."""
     # Outermost first: the request metrics see the status the error middleware answered.
     app = web.Application(
         middlewares=[http_metrics, request_ids, problems],
@@ -78,13 +85,20 @@ def create_app(
     app.cleanup_ctx.append(_sender(sender))
     instance = instance or f"{socket.gethostname()}-{secrets.token_hex(3)}"
     app.cleanup_ctx.append(_dispatch(instance))
-    app.cleanup_ctx.append(_notifications(instance))
+    app.cleanup_ctx.append(_notifications(instance, resolver))
+    app.cleanup_ctx.append(_write_check(instance))
     return app
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     app[TRANSACTIONS] = transactions = Transactions.open(app[SETTINGS].database.url)
-    app[INGEST] = Ingest(settings=app[SETTINGS], transactions=transactions, clock=app[CLOCK])
+    supervisor = Supervisor(app[METRICS])
+    app[INGEST] = Ingest(
+        settings=app[SETTINGS],
+        transactions=transactions,
+        clock=app[CLOCK],
+        spawn=partial(supervisor.spawn, task="intake"),
+    )
     app[RETURN_PATH] = ReturnPath(
         settings=app[SETTINGS],
         transactions=transactions,
@@ -94,7 +108,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     )
     app[METRICS].watch_queue("events", lambda: app[INGEST].intake.waiting)
     app[METRICS].watch_queue("gate", lambda: transactions.gate.waiting)
-    async with checkpointing(app[SETTINGS].database.url):
+    async with checkpointing(app[SETTINGS].database.url, supervisor=supervisor):
         yield
     await app[RETURN_PATH].close()
     await app[INGEST].close()
@@ -139,6 +153,7 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
             clock=app[CLOCK],
             dispatch_due=dispatcher.dispatch_due,
             recover=dispatcher.recover,
+            supervisor=dispatcher.supervisor,
         )
         dispatcher.rearm = timers.arm
         _periodic(app, timers)
@@ -158,12 +173,15 @@ def _periodic(app: web.Application, timers: Timers) -> None:
     reminders = Reminders(
         settings=settings, transactions=transactions, clock=clock, arm=timers.arm_many
     )
-    timers.every(reminders.run, seconds=settings.scheduler.poll_interval.total_seconds())
+    poll = settings.scheduler.poll_interval.total_seconds()
+    timers.every(reminders.run, seconds=poll, task="reminders")
     outbox = retention.Retention(settings=settings, transactions=transactions, clock=clock)
-    timers.every(outbox.run, seconds=retention.EVERY_SECONDS)
+    timers.every(outbox.run, seconds=retention.EVERY_SECONDS, task="outbox_retention")
 
 
-def _notifications(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
+def _notifications(
+    instance: str, resolver: AbstractResolver | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         deliverer = Deliverer(
             settings=app[SETTINGS],
@@ -171,10 +189,25 @@ def _notifications(instance: str) -> Callable[[web.Application], AsyncIterator[N
             clock=app[CLOCK],
             instance=instance,
             metrics=app[METRICS],
+            resolver=resolver,
         )
         app[DELIVERER] = deliverer
         deliverer.start()
         yield
         await deliverer.stop(timeout=DRAIN_SECONDS)
+
+    return ctx
+
+
+def _write_check(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Readiness's write check (`heartbeat`), its first heartbeat written before serving."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        path = database_file(app[SETTINGS].database.url)
+        check = WriteCheck(app[TRANSACTIONS], instance=instance, clock=app[CLOCK], path=path)
+        app[WRITE_CHECK] = check
+        await check.status()
+        yield
+        await check.close()
 
     return ctx

@@ -13,6 +13,7 @@ from service.delivery.timers import Timers
 from service.intake.ingest import Ingest
 from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
+from service.storage.heartbeat import WriteCheck
 from service.storage.transactions import Transactions
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,3 +27,4 @@ RETURN_PATH = web.AppKey("return_path", ReturnPath)
 # Store functions in transactions: writes through the writer gate, reads beside them.
 TRANSACTIONS = web.AppKey("transactions", Transactions)
 DELIVERER = web.AppKey("deliverer", Deliverer)  # notifications to clinic systems (SPEC §11)
+WRITE_CHECK = web.AppKey("write_check", WriteCheck)  # readiness means writable (SPEC §14)

@@ -1,4 +1,5 @@
-"""Health and readiness for operators (SPEC §9)."""
+"""Health and readiness for operators (SPEC §9): readiness reads the database, writes it (a
+heartbeat at most every few seconds, `storage.heartbeat`) and asks whether the scheduler runs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from service.conversations import escalations
 from service.reads.answers import HEALTH, READINESS, Health, Readiness
 from service.storage import outbox_claims, store
 from service.web.errors import answer
-from service.web.keys import CLOCK, METRICS, TIMERS, TRANSACTIONS
+from service.web.keys import CLOCK, METRICS, TIMERS, TRANSACTIONS, WRITE_CHECK
 from service.web.openapi import document
 
 routes = web.RouteTableDef()
@@ -28,11 +29,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """200 when the database answers and the scheduler runs; 503 naming what fails."""
-    checks = {"database": await _database(request), "scheduler": _scheduler(request)}
+    """200 when the database answers and takes a write and the scheduler runs; 503 naming
+    what fails."""
+    checks = await _checks(request)
     ok = all(v == "ok" for v in checks.values())
     body: Readiness = {"status": "ok" if ok else "unavailable", "checks": checks}
     return answer(READINESS, body, status=200 if ok else 503)
+
+
+async def _checks(request: web.Request) -> dict[str, str]:
+    """Each readiness check: "ok" or "failing: why"."""
+    return {
+        "database": await _database(request),
+        "database_write": await request.app[WRITE_CHECK].status(),
+        "scheduler": _scheduler(request),
+    }
 
 
 async def _database(request: web.Request) -> str:
@@ -55,12 +66,10 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: this process's counters; message counts, the oldest overdue message
     and readiness (the checks of /readyz) from the database."""
     registry = request.app[METRICS]
-    database = await _database(request)
-    if database == "ok":  # a database that does not answer is not counted: readiness says so
+    checks = await _checks(request)
+    if checks["database"] == "ok":  # one that does not answer is not counted: readiness says so
         await _count(request)
-    registry.set_scrape(
-        now=request.app[CLOCK].now(), ready=database == "ok" and _scheduler(request) == "ok"
-    )
+    registry.set_scrape(now=request.app[CLOCK].now(), ready=all(v == "ok" for v in checks.values()))
     return web.Response(
         body=registry.render(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
     )
