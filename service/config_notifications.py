@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
 from service.addresses import is_loopback
+from service.config_edge import WebhookSecret
 from service.planning.timing import parse_duration
 
 # Every type a notification may have (SPEC §11), in the order the SPEC lists them.
@@ -75,7 +76,7 @@ class ClinicNotifications(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
-    secrets: list[SecretStr] = Field(min_length=1)  # the first signs; the rest: rotation
+    secrets: list[WebhookSecret] = Field(min_length=1)  # the first signs; the rest: rotation
     events: list[str] = list(DEFAULT_TYPES)
 
     @field_validator("url")
