@@ -158,9 +158,17 @@ def _migrate(loaded: Loaded, _args: argparse.Namespace) -> int:
 
 
 def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
+    from service.exposure import exposure_problems
+
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     settings = loaded.settings
+    # What `serve` would refuse on server.host (its --host may name another address).
+    problems = exposure_problems(settings, settings.server.host)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
     print(
         f"configuration is valid: {len(settings.clinics)} clinic(s), "
         f"{len(settings.protocols)} protocol(s)"

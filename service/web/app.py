@@ -28,6 +28,7 @@ from service.observability.metrics import Metrics
 from service.storage.checkpoint import checkpointing
 from service.storage.transactions import Transactions
 from service.web import api, escalations, events, notifications_api, ops, twilio_hooks
+from service.web.edge import bodies, server_header
 from service.web.errors import problems, request_ids
 from service.web.http_metrics import http_metrics
 from service.web.keys import (
@@ -36,12 +37,14 @@ from service.web.keys import (
     DISPATCHER,
     INGEST,
     METRICS,
+    RATE_LIMITS,
     RETURN_PATH,
     SENDER,
     SETTINGS,
     TIMERS,
     TRANSACTIONS,
 )
+from service.web.rate_limit import RateLimits
 
 SenderFactory = Callable[[Settings], SmsSender]
 DRAIN_SECONDS = 10.0
@@ -56,12 +59,15 @@ def create_app(
 ) -> web.Application:
     """Build the service. `sender` is an SmsSender, a factory called inside the loop, or
     None for the configured backend."""
-    # Outermost first: the request metrics see the status the error middleware answered.
+    # Outermost first: the request metrics see the status the error middleware answered, and
+    # that renders the edge's refusals (bodies: size and time).
     app = web.Application(
-        middlewares=[http_metrics, request_ids, problems],
+        middlewares=[http_metrics, request_ids, problems, bodies],
         client_max_size=settings.server.max_body_bytes,
     )
+    app.on_response_prepare.append(server_header)
     app[SETTINGS] = settings
+    app[RATE_LIMITS] = RateLimits.of(settings)
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     for module in (events, api, escalations, notifications_api, twilio_hooks, ops):

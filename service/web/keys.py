@@ -14,6 +14,7 @@ from service.intake.ingest import Ingest
 from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.storage.transactions import Transactions
+from service.web.rate_limit import RateLimits
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -26,3 +27,4 @@ RETURN_PATH = web.AppKey("return_path", ReturnPath)
 # Store functions in transactions: writes through the writer gate, reads beside them.
 TRANSACTIONS = web.AppKey("transactions", Transactions)
 DELIVERER = web.AppKey("deliverer", Deliverer)  # notifications to clinic systems (SPEC §11)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)  # events per clinic (docs/edge.md)
