@@ -73,9 +73,8 @@ def _instant(text: str) -> datetime:
 
 
 def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from service.storage.database import migrate
+    from service.web import serving
     from service.web.access_log import AccessLog
     from service.web.app import create_app
 
@@ -92,12 +91,12 @@ def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
         "serving",
         extra={"host": host, "port": port, "event_loop": type(loop).__module__.split(".")[0]},
     )
-    web.run_app(
+    serving.run(
         app,
         host=host,
         port=port,
+        max_connections=settings.server.max_connections,
         loop=loop,
-        print=None,
         access_log=logging.getLogger("aftercare.access"),
         access_log_class=AccessLog,
         access_log_format="%r %s %b %Tfs",
