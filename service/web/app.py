@@ -28,7 +28,7 @@ from service.observability.metrics import Metrics
 from service.storage.checkpoint import checkpointing
 from service.storage.transactions import Transactions
 from service.web import api, escalations, events, notifications_api, ops, twilio_hooks
-from service.web.edge import bodies, server_header
+from service.web.edge import bodies, hide_server_versions, server_header
 from service.web.errors import problems, request_ids
 from service.web.http_metrics import http_metrics
 from service.web.keys import (
@@ -66,6 +66,7 @@ def create_app(
         client_max_size=settings.server.max_body_bytes,
     )
     app.on_response_prepare.append(server_header)
+    hide_server_versions()
     app[SETTINGS] = settings
     app[RATE_LIMITS] = RateLimits.of(settings)
     app[CLOCK] = clock or SystemClock()

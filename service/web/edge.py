@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
@@ -54,3 +54,9 @@ async def _read_whole(request: web.Request) -> None:
 async def server_header(_request: web.Request, response: web.StreamResponse) -> None:
     """Name the service, not the versions of what it runs on (on_response_prepare)."""
     response.headers["Server"] = SERVER
+
+
+def hide_server_versions() -> None:
+    """aiohttp's own answers, made before the app runs (a request it cannot parse: 400), take
+    their `Server` header from this module global; the app's answers get `server_header`."""
+    web_response.SERVER_SOFTWARE = SERVER
