@@ -59,4 +59,4 @@ async def server_header(_request: web.Request, response: web.StreamResponse) -> 
 def hide_server_versions() -> None:
     """aiohttp's own answers, made before the app runs (a request it cannot parse: 400), take
     their `Server` header from this module global; the app's answers get `server_header`."""
-    web_response.SERVER_SOFTWARE = SERVER
+    web_response.SERVER_SOFTWARE = SERVER  # type: ignore[attr-defined]  # checked by a test
