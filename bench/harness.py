@@ -32,7 +32,7 @@ ROOT = BENCH.parent
 PY = sys.executable
 AUTH_TOKEN = "bench-auth-token"
 SECRET = "whsec_" + base64.b64encode(b"aftercare-bench-secret-012345678").decode()
-API_TOKEN = "bench-api-token"
+API_TOKEN = "bench-api-token-0123456789abcdefghijk"
 
 
 def service_config(

@@ -77,9 +77,8 @@ def _instant(text: str) -> datetime:
 
 
 def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from service.storage.database import migrate
+    from service.web import serving
     from service.web.access_log import AccessLog
     from service.web.app import create_app
 
@@ -96,12 +95,12 @@ def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
         "serving",
         extra={"host": host, "port": port, "event_loop": type(loop).__module__.split(".")[0]},
     )
-    web.run_app(
+    serving.run(
         app,
         host=host,
         port=port,
+        max_connections=settings.server.max_connections,
         loop=loop,
-        print=None,
         access_log=logging.getLogger("aftercare.access"),
         access_log_class=AccessLog,
         access_log_format="%r %s %b %Tfs",
@@ -162,9 +161,17 @@ def _migrate(loaded: Loaded, _args: argparse.Namespace) -> int:
 
 
 def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
+    from service.exposure import exposure_problems
+
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     settings = loaded.settings
+    # What `serve` would refuse on server.host (its --host may name another address).
+    problems = exposure_problems(settings, settings.server.host)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
     print(
         f"configuration is valid: {len(settings.clinics)} clinic(s), "
         f"{len(settings.protocols)} protocol(s)"

@@ -31,6 +31,7 @@ from service.config_conversations import (
     SmsSettings,
     e164,
 )
+from service.config_edge import ApiToken, RateLimit, WebhookSecret, https_unless_loopback
 from service.config_notifications import (
     ClinicNotifications,
     NotificationSettings,
@@ -77,13 +78,19 @@ class ServerSettings(_Section):
     public_base_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(65536, ge=1024, le=16 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The edge (docs/edge.md): a body must arrive whole this long after its headers, and no
+    # more than this many connections are open at once.
+    body_timeout: Duration = Field(
+        timedelta(seconds=15), ge=timedelta(seconds=1), le=timedelta(minutes=10)
+    )
+    max_connections: int = Field(1000, ge=1, le=100_000)
 
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return https_unless_loopback(value).rstrip("/")
 
 
 class DatabaseSettings(_Section):
@@ -145,8 +152,9 @@ class ClinicSettings(_Section, ClinicEscalationFields):
     locale: str = "en"
     from_number: str = ""
     messaging_service_sid: str = ""
-    webhook_secrets: list[SecretStr] = Field(min_length=1)
-    api_tokens: list[SecretStr] = Field(min_length=1)
+    webhook_secrets: list[WebhookSecret] = Field(min_length=1)
+    api_tokens: list[ApiToken] = Field(min_length=1)
+    rate_limit: RateLimit = "50/s"  # events a second (or /m, /h), burst twice that
     quiet_hours: QuietHoursSettings | None = None
     help_text: str = ""
     notifications: ClinicNotifications | None = None  # SPEC §11; none: nothing is recorded

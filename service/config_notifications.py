@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from service.addresses import is_loopback, is_private, literal
+from service.config_edge import WebhookSecret
 from service.planning.timing import parse_duration
 
 # Every type a notification may have (SPEC §11), in the order the SPEC lists them.
@@ -88,7 +89,7 @@ class ClinicNotifications(BaseModel):
     # this is true (SPEC §14); names are checked as they resolve, at each attempt.
     allow_private_network: bool = False
     url: str
-    secrets: list[SecretStr] = Field(min_length=1)  # each signs (rotation without a flag day)
+    secrets: list[WebhookSecret] = Field(min_length=1)  # each signs (rotation without a flag day)
     events: list[str] = list(DEFAULT_TYPES)
 
     @field_validator("url")

@@ -7,9 +7,11 @@ AftercareError                 base of everything the service raises on purpose
     ├── Forbidden              403: a token of another clinic, a forged Twilio callback
     ├── NotFound               404: no such treatment/message for this clinic
     ├── Conflict               409: a webhook id replayed with another body
+    ├── RequestTimeout         408: the body did not arrive within `server.body_timeout`
     ├── PayloadTooLarge        413: body over `server.max_body_bytes`
     ├── UnsupportedMediaType   415: not application/json
-    └── Unprocessable          422: a field is missing or wrong; lists every field
+    ├── Unprocessable          422: a field is missing or wrong; lists every field
+    └── TooManyRequests        429: over the clinic's `rate_limit`; says when to retry
 """
 
 from __future__ import annotations
@@ -43,11 +45,16 @@ class ProblemError(AftercareError):
 
     status = 400
     title = "Bad request"
+    closes = False  # the connection is closed after the answer: its body was not read whole
 
     def __init__(self, detail: str, *, errors: Sequence[FieldError] = ()) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = list(errors)
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the problem's body."""
+        return {}
 
 
 class Unauthorized(ProblemError):
@@ -97,3 +104,32 @@ class Unprocessable(ProblemError):
 
     status = 422
     title = "Unprocessable content"
+
+
+class RequestTimeout(ProblemError):
+    """Raised when a request's body has not arrived whole within `server.body_timeout`."""
+
+    status = 408
+    title = "Request timeout"
+    closes = True
+
+
+class BodyCutShort(ProblemError):
+    """Raised when the client closed the connection, or broke its framing, mid-body."""
+
+    closes = True
+
+
+class TooManyRequests(ProblemError):
+    """Raised when a clinic sends events faster than its `rate_limit`."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        """`Retry-After` in whole seconds."""
+        return {"Retry-After": str(self.retry_after)}

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from service.addresses import is_loopback
 from service.config import FALLBACK_CONFIG, ClinicSettings, Settings
+from service.config_edge import public_host
 
 log = logging.getLogger("aftercare")
 
@@ -51,8 +52,11 @@ def exposure_problems(
     settings: Settings, host: str, *, places: Iterable[Path] | None = None
 ) -> list[str]:
     """One line per webhook secret, API token or notification secret the example ships, when
-    `host` is not loopback."""
-    if is_loopback(host):
+    `host` (the address bound) or `server.public_base_url` is not loopback: a reverse proxy in
+    front of 127.0.0.1 is the usual production shape, and it publishes the service as surely
+    as binding 0.0.0.0 does."""
+    where = exposed_at(settings, host)
+    if where is None:
         return []
     places = list(example_places() if places is None else places)
     published = published_secrets(places)
@@ -64,7 +68,7 @@ def exposure_problems(
         return []
     return [
         f"clinics.{cid}.{path}: is the published example {kind}; set your own before "
-        f"serving on {host}"
+        f"serving on {where}"
         for cid, clinic in settings.clinics.items()
         for path, kind, value in _guards(clinic)
         if value.get_secret_value() in published
@@ -74,6 +78,15 @@ def exposure_problems(
         for i, key in enumerate(settings.privacy.number_keys)
         if key.get_secret_value() in published
     ]
+
+
+def exposed_at(settings: Settings, host: str) -> str | None:
+    """Where the service is reachable beyond this machine: the bound `host`, else the public
+    URL; None when both are loopback."""
+    if not is_loopback(host):
+        return host
+    url = settings.server.public_base_url
+    return None if is_loopback(public_host(url)) else url
 
 
 def _guards(clinic: ClinicSettings) -> Iterator[tuple[str, str, SecretStr]]:

@@ -13,8 +13,8 @@ from service.config import Settings
 SECRET = "whsec_" + base64.b64encode(b"aftercare-test-secret-0123456789").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"aftercare-old-secret-9876543210").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"someone-elses-secret-0000000000").decode()
-TOKEN = "token-glow"
-OTHER_TOKEN = "token-other"
+TOKEN = "token-glow-0123456789abcdefghijklmnopqrstuv"
+OTHER_TOKEN = "token-other-0123456789abcdefghijklmnopqrs"
 PHONE = "+14155550123"
 FROM = "+14155550100"
 

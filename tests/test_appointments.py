@@ -23,7 +23,7 @@ from tests.helpers.series import (
     booked_event,
     rescheduled_event,
 )
-from tests.support import OTHER_SECRET, TOKEN, FakeClock
+from tests.support import OTHER_SECRET, OTHER_TOKEN, TOKEN, FakeClock
 
 COMPLETED = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 STARTS = datetime(2026, 12, 16, 18, 0, tzinfo=UTC)  # session 2: 10:00 in Los Angeles
@@ -265,7 +265,7 @@ class TestReadApi:
         await complete(client)
         await send(client, booked_event("ap_2", STARTS))
         url = "/v1/clinics/glow/appointments/"
-        assert (await client.get(url + "ap_2", headers=bearer("token-other"))).status == 403
+        assert (await client.get(url + "ap_2", headers=bearer(OTHER_TOKEN))).status == 403
         assert (await client.get(url + "ap_9", headers=bearer(TOKEN))).status == 404
         assert (await client.get(url + "ap_2")).status == 401
 

@@ -17,7 +17,7 @@ from service.config_loading import load_settings
 from service.errors import ConfigError
 from tests.fixtures.config import Edit, problems_of, step
 from tests.helpers.toml import write_toml
-from tests.support import SECRET, config_data
+from tests.support import SECRET, TOKEN, config_data
 
 
 def twilio_clinic_without_sender(data: dict[str, Any]) -> None:
@@ -107,7 +107,7 @@ PROBLEMS = [
         id="twilio-without-credentials",
     ),
     pytest.param(
-        lambda d: d["clinics"]["other"].update(api_tokens=["token-glow"]),
+        lambda d: d["clinics"]["other"].update(api_tokens=[TOKEN]),
         [
             "clinics.other.api_tokens[0]: also a token of clinic 'glow'; "
             "each token must belong to one clinic"

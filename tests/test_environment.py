@@ -86,7 +86,7 @@ class TestOverrides:
             "AFTERCARE_CLINICS__PARIS__NAME": "Glow Paris",
             "AFTERCARE_CLINICS__PARIS__TIMEZONE": "Europe/Paris",
             "AFTERCARE_CLINICS__PARIS__WEBHOOK_SECRETS": json.dumps([SECRET]),
-            "AFTERCARE_CLINICS__PARIS__API_TOKENS": '["paris-token"]',
+            "AFTERCARE_CLINICS__PARIS__API_TOKENS": '["paris-token-0123456789abcdefghijklmn"]',
         }
         assert load(environ).settings.clinics["paris"].timezone == "Europe/Paris"
 

@@ -40,7 +40,7 @@ class TestExposure:
 
     def test_a_secret_replaced_is_no_longer_named(self) -> None:
         """Only the settings still equal to the example's are listed, by path."""
-        own = '["glow-downtown-own-token"]'
+        own = '["glow-downtown-own-token-0123456789abcdef"]'
         settings = load_settings(
             EXAMPLE, environ={"AFTERCARE_CLINICS__GLOW_DOWNTOWN__API_TOKENS": own}
         ).settings

@@ -156,6 +156,13 @@ class Metrics:
             buckets=HTTP_BUCKETS,
             registry=r,
         )
+        # The edge (docs/edge.md): what `serve` holds open, and what it turned away.
+        self.connections = Gauge("aftercare_http_connections", "HTTP connections open", registry=r)
+        self.connections_refused = Counter(
+            "aftercare_http_connections_refused",
+            "Connections closed at once because server.max_connections were open",
+            registry=r,
+        )
         self.oldest_overdue = Gauge(
             "aftercare_oldest_overdue_seconds",
             "Age of the oldest scheduled message past its due time (database; 0 when none)",

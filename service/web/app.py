@@ -40,6 +40,7 @@ from service.web import (
     ops,
     twilio_hooks,
 )
+from service.web.edge import bodies, hide_server_versions, server_header
 from service.web.errors import problems, request_ids
 from service.web.http_metrics import http_metrics
 from service.web.keys import (
@@ -48,6 +49,7 @@ from service.web.keys import (
     DISPATCHER,
     INGEST,
     METRICS,
+    RATE_LIMITS,
     RETURN_PATH,
     SENDER,
     SETTINGS,
@@ -55,6 +57,7 @@ from service.web.keys import (
     TRANSACTIONS,
     WRITE_CHECK,
 )
+from service.web.rate_limit import RateLimits
 
 SenderFactory = Callable[[Settings], SmsSender]
 DRAIN_SECONDS = 10.0
@@ -71,12 +74,16 @@ def create_app(
     """Build the service. `sender` is an SmsSender, a factory called inside the loop, or
     None for the configured backend; `resolver` resolves notification endpoints' names (the
     system's resolver when None)."""
-    # Outermost first: the request metrics see the status the error middleware answered.
+    # Outermost first: the request metrics see the status the error middleware answered, and
+    # that renders the edge's refusals (bodies: size and time).
     app = web.Application(
-        middlewares=[http_metrics, request_ids, problems],
+        middlewares=[http_metrics, request_ids, problems, bodies],
         client_max_size=settings.server.max_body_bytes,
     )
+    app.on_response_prepare.append(server_header)
+    hide_server_versions()
     app[SETTINGS] = settings
+    app[RATE_LIMITS] = RateLimits.of(settings)
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     for module in (events, api, erasure_api, escalations, notifications_api, twilio_hooks, ops):

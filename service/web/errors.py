@@ -84,9 +84,16 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     except ProblemError as exc:
         errors: list[FieldProblem] = [{"field": e.field, "message": e.message} for e in exc.errors]
-        return problem(
-            exc.status, exc.title, exc.detail, errors=errors if exc.status == 422 else None
+        response = problem(
+            exc.status,
+            exc.title,
+            exc.detail,
+            errors=errors if exc.status == 422 else None,
+            headers=exc.headers() or None,
         )
+        if exc.closes:
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

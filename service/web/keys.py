@@ -15,6 +15,7 @@ from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.storage.heartbeat import WriteCheck
 from service.storage.transactions import Transactions
+from service.web.rate_limit import RateLimits
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -28,3 +29,4 @@ RETURN_PATH = web.AppKey("return_path", ReturnPath)
 TRANSACTIONS = web.AppKey("transactions", Transactions)
 DELIVERER = web.AppKey("deliverer", Deliverer)  # notifications to clinic systems (SPEC §11)
 WRITE_CHECK = web.AppKey("write_check", WriteCheck)  # readiness means writable (SPEC §14)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)  # events per clinic (docs/edge.md)

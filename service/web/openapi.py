@@ -40,11 +40,13 @@ _REASONS = {
     403: "A token of another clinic, or a forged Twilio signature",
     404: "No such resource at this clinic",
     405: "Method not allowed",
+    408: "The body did not arrive within server.body_timeout",
     409: "The webhook-id was used with another body, the notification was delivered, or "
     "erasure has no [privacy] number_keys",
     413: "Body over server.max_body_bytes",
     415: "Not application/json",
     422: "A field is missing or wrong",
+    429: "Over the clinic's rate_limit; retry after Retry-After seconds",
 }
 _CLINIC = {"name": "clinic_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -115,7 +117,7 @@ def _events_path() -> dict[str, Any]:
             "responses": {
                 **_ok("Accepted: the plan or the effect", "EventAnswer", "202"),
                 **_ok("A replay: the first answer again", "EventAnswer"),
-                **_problems(401, 405, 409, 413, 415, 422),
+                **_problems(401, 405, 408, 409, 413, 415, 422, 429),
             },
         }
     }
