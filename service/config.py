@@ -36,6 +36,7 @@ from service.config_notifications import (
     NotificationSettings,
     whsec_secrets,
 )
+from service.config_retention import RetentionSettings
 from service.environment import (
     DELIMITER,
     PREFIX,
@@ -245,6 +246,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     notifications: NotificationSettings = NotificationSettings()
+    retention: RetentionSettings = RetentionSettings()
     clinics: dict[str, ClinicSettings] = Field(min_length=1)
     protocols: dict[str, ProtocolSettings] = Field(min_length=1)
 
