@@ -122,7 +122,7 @@ class Event(SQLModel, table=True):
     type: str = Field(max_length=64)
     status_code: int
     response: str = Field(sa_type=sa.Text)
-    received_at: datetime = Field(sa_type=_tz())
+    received_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
 
 
 class Patient(SQLModel, table=True):
@@ -138,7 +138,7 @@ class Patient(SQLModel, table=True):
     timezone: str = Field(max_length=64)
     locale: str | None = Field(default=None, max_length=16)
     sms_consent: bool
-    updated_at: datetime = Field(sa_type=_tz())
+    updated_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
 
 
 class Treatment(SQLModel, table=True):
@@ -155,7 +155,7 @@ class Treatment(SQLModel, table=True):
     session_number: int
     sessions_planned: int
     serum: str = Field(max_length=200)
-    created_at: datetime = Field(sa_type=_tz())
+    created_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
     cancelled_at: datetime | None = Field(default=None, sa_type=_tz())
 
 
@@ -229,7 +229,7 @@ class Inbound(SQLModel, table=True):
     phone: str = Field(max_length=20, index=True)
     body: str = Field(sa_type=sa.Text)
     keyword: str | None = Field(default=None, max_length=16)
-    received_at: datetime = Field(sa_type=_tz())
+    received_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
 
 
 class ProviderStatus(SQLModel, table=True):
