@@ -25,6 +25,7 @@ from service.intake.ingest import Ingest
 from service.notifications import retention
 from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
+from service.storage import pruning
 from service.storage.checkpoint import checkpointing
 from service.storage.transactions import Transactions
 from service.web import api, escalations, events, notifications_api, ops, twilio_hooks
@@ -145,7 +146,7 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
 
 def _periodic(app: web.Application, timers: Timers) -> None:
     """The sweeps of the rows besides the dispatcher's: the escalations' reminders (every
-    poll) and the outbox's retention (hourly)."""
+    poll), the outbox's retention and `[retention]`'s pruner (hourly)."""
     settings, transactions, clock = app[SETTINGS], app[TRANSACTIONS], app[CLOCK]
     reminders = Reminders(
         settings=settings, transactions=transactions, clock=clock, arm=timers.arm_many
@@ -153,6 +154,10 @@ def _periodic(app: web.Application, timers: Timers) -> None:
     timers.every(reminders.run, seconds=settings.scheduler.poll_interval.total_seconds())
     outbox = retention.Retention(settings=settings, transactions=transactions, clock=clock)
     timers.every(outbox.run, seconds=retention.EVERY_SECONDS)
+    pruner = pruning.Pruner(
+        retention=settings.retention, transactions=transactions, clock=clock, metrics=app[METRICS]
+    )
+    timers.every(pruner.run, seconds=pruning.EVERY_SECONDS)
 
 
 def _notifications(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
