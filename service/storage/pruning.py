@@ -12,7 +12,9 @@ like the outbox's): each rule of `storage.retention.RULES` against its period, i
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -25,21 +27,27 @@ from service.storage.retention import RULES, Rule
 from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.retention")
-BATCH = 200  # rows a transaction: a few ms of the SQLite writer (docs/retention.md)
+BATCH = 200  # rows a transaction: ~6 ms of the SQLite writer for messages (docs/retention.md)
 EVERY_SECONDS = 3600.0  # how often the job runs
+MAX_REST = 1.0  # s between two batches at most
 
 
 async def in_batches(
     transactions: Transactions, work: Callable[[Session, int], int], *, batch: int
 ) -> int:
     """Run `work(session, batch)` (a delete of at most `batch` rows that says how many it
-    deleted) in one background transaction after another until a batch is short; the total."""
+    deleted) in one background transaction after another, resting between two, until a batch
+    is short; the total."""
     pruned = 0
     while True:
+        started = time.monotonic()
         deleted = await transactions.write(lambda s: work(s, batch))
         pruned += deleted
         if deleted < batch:
             return pruned
+        # Rest as long as the batch took, its wait for the writer included: the pruner holds
+        # at most half the writer's time, and less the busier the writer is.
+        await asyncio.sleep(min(time.monotonic() - started, MAX_REST))
 
 
 class Pruner:
