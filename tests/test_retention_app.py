@@ -19,9 +19,9 @@ from service.web.keys import TRANSACTIONS
 from tests.helpers.client import post_completed, post_event
 from tests.helpers.events import completed_event
 from tests.helpers.prometheus import sample
+from tests.helpers.retention import LABELS, patient_world, survivors
 from tests.processes import until_async
 from tests.support import FakeClock, make_settings
-from tests.test_retention import LABELS, patient_world, survivors
 
 DAY = timedelta(days=1)
 
