@@ -176,6 +176,7 @@ def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
         f"configuration is valid: {len(settings.clinics)} clinic(s), "
         f"{len(settings.protocols)} protocol(s)"
     )
+    print(settings.retention.summary())
     return 0
 
 

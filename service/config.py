@@ -38,6 +38,7 @@ from service.config_notifications import (
     whsec_secrets,
 )
 from service.config_privacy import PrivacySettings
+from service.config_retention import RetentionSettings
 from service.environment import (
     DELIMITER,
     PREFIX,
@@ -255,6 +256,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     notifications: NotificationSettings = NotificationSettings()
     privacy: PrivacySettings = PrivacySettings()  # SPEC §19: keys of an erased number's hash
+    retention: RetentionSettings = RetentionSettings()
     clinics: dict[str, ClinicSettings] = Field(min_length=1)
     protocols: dict[str, ProtocolSettings] = Field(min_length=1)
 

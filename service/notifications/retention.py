@@ -9,6 +9,7 @@ import logging
 from service.clock import Clock
 from service.config import Settings
 from service.storage import outbox_retention
+from service.storage.pruning import in_batches
 from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.notifications")
@@ -26,13 +27,10 @@ class Retention:
     async def run(self) -> None:
         """One pass: batches until none is left (or a batch comes back short)."""
         before = self.clock.now() - self.keep
-        pruned = 0
-        while True:
-            deleted = await self.transactions.write(
-                lambda s: outbox_retention.prune_delivered(s, before=before)
-            )
-            pruned += deleted
-            if deleted < outbox_retention.BATCH:
-                break
+        pruned = await in_batches(
+            self.transactions,
+            lambda s, limit: outbox_retention.prune_delivered(s, before=before, limit=limit),
+            batch=outbox_retention.BATCH,
+        )
         if pruned:
             log.info("delivered notifications pruned", extra={"count": pruned})

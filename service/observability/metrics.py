@@ -96,6 +96,12 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        self.pruned = Counter(
+            "aftercare_retention_pruned_total",
+            "Rows deleted by [retention] (SPEC §19), by table",
+            ["table"],
+            registry=r,
+        )
         self._stored = _StoredCounts()
         r.register(self._stored)
         self._queues = _WriterQueues()

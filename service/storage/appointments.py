@@ -56,7 +56,7 @@ class Appointment(SQLModel, table=True):
     starts_at: datetime = Field(sa_type=UTCDateTime())
     state: str = Field(max_length=16)
     created_at: datetime = Field(sa_type=UTCDateTime())
-    updated_at: datetime = Field(sa_type=UTCDateTime())
+    updated_at: datetime = Field(sa_type=UTCDateTime(), index=True)  # retention prunes by age
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
 
 

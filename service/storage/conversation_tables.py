@@ -33,7 +33,8 @@ class Escalation(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     clinic_id: str = Field(max_length=64)
-    message_id: str = Field(foreign_key="message.id", max_length=32)  # the check-in
+    # The check-in; indexed so that deleting a message (retention) finds its escalations.
+    message_id: str = Field(foreign_key="message.id", max_length=32, index=True)
     level: str = Field(max_length=16)
     reply: str = Field(sa_type=sa.Text)
     state: str = Field(default=EscalationState.OPEN, max_length=16)

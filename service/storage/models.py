@@ -126,7 +126,7 @@ class Event(SQLModel, table=True):
     type: str = Field(max_length=64)
     status_code: int
     response: str = Field(sa_type=sa.Text)
-    received_at: datetime = Field(sa_type=_tz())
+    received_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
     # The clinic's id of the patient the event concerned (every answer names one).
     patient_id: str | None = Field(default=None, max_length=128)
 
@@ -144,7 +144,7 @@ class Patient(SQLModel, table=True):
     timezone: str = Field(max_length=64)
     locale: str | None = Field(default=None, max_length=16)
     sms_consent: bool
-    updated_at: datetime = Field(sa_type=_tz())
+    updated_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
     # Set by an erasure (SPEC §19), with what it erased (JSON counts): a second erase of a
     # patient nothing new was reported of answers the same.
     erased_at: datetime | None = Field(default=None, sa_type=_tz())
@@ -165,7 +165,7 @@ class Treatment(SQLModel, table=True):
     session_number: int
     sessions_planned: int
     serum: str = Field(max_length=200)
-    created_at: datetime = Field(sa_type=_tz())
+    created_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
     cancelled_at: datetime | None = Field(default=None, sa_type=_tz())
 
 
@@ -239,7 +239,7 @@ class Inbound(SQLModel, table=True):
     phone: str = Field(max_length=20, index=True)
     body: str = Field(sa_type=sa.Text)
     keyword: str | None = Field(default=None, max_length=16)
-    received_at: datetime = Field(sa_type=_tz())
+    received_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
 
 
 class ProviderStatus(SQLModel, table=True):

@@ -28,6 +28,7 @@ from service.notifications import retention
 from service.notifications.deliverer import Deliverer
 from service.observability.metrics import Metrics
 from service.observability.supervision import Supervisor
+from service.storage import pruning
 from service.storage.checkpoint import checkpointing, database_file
 from service.storage.heartbeat import WriteCheck
 from service.storage.transactions import Transactions
@@ -175,7 +176,7 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
 
 def _periodic(app: web.Application, timers: Timers) -> None:
     """The sweeps of the rows besides the dispatcher's: the escalations' reminders (every
-    poll) and the outbox's retention (hourly)."""
+    poll), the outbox's retention and `[retention]`'s pruner (hourly)."""
     settings, transactions, clock = app[SETTINGS], app[TRANSACTIONS], app[CLOCK]
     reminders = Reminders(
         settings=settings, transactions=transactions, clock=clock, arm=timers.arm_many
@@ -184,6 +185,10 @@ def _periodic(app: web.Application, timers: Timers) -> None:
     timers.every(reminders.run, seconds=poll, task="reminders")
     outbox = retention.Retention(settings=settings, transactions=transactions, clock=clock)
     timers.every(outbox.run, seconds=retention.EVERY_SECONDS, task="outbox_retention")
+    pruner = pruning.Pruner(
+        retention=settings.retention, transactions=transactions, clock=clock, metrics=app[METRICS]
+    )
+    timers.every(pruner.run, seconds=pruning.EVERY_SECONDS, task="pruning")
 
 
 def _notifications(
