@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from service.config_retention import RetentionSettings
+from service.storage import audit
 from service.storage.models import (
     Patient,
     Status,
@@ -94,6 +95,33 @@ class TestPolicy:
         clock.advance(11 * DAY)
         await job.prune()
         assert await transactions.read(survivors) == {table: set() for table in LABELS}
+
+
+    async def test_the_audit_trail_goes_after_its_own_period(
+        self, transactions: Transactions, clock: FakeClock
+    ) -> None:
+        """`audit` (40d here) keeps a row 35 days old that every other period has passed, and
+        prunes one 45 days old."""
+
+        def audited(s: Session) -> None:
+            for days in (45, 35):
+                audit.record(
+                    s.connection(),
+                    clinic_id="glow",
+                    actor="cli",
+                    action=audit.PATIENT_ERASED,
+                    patient_id=f"pt_{days}",
+                    detail=None,
+                    now=clock.now() - days * DAY,
+                )
+
+        await transactions.write(audited)
+        policy = RetentionSettings(messages="30d", audit="40d")  # type: ignore[arg-type]
+        pruned = await Pruner(retention=policy, transactions=transactions, clock=clock).prune()
+        left = await transactions.read(
+            lambda s: set(s.connection().execute(sa.select(audit.AUDIT.c.patient_id)).scalars())
+        )
+        assert (pruned["audit"], left) == (1, {"pt_35"})
 
 
 class TestNeverPruned:

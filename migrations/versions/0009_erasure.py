@@ -44,6 +44,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit", schema=None) as batch_op:
         batch_op.create_index("ix_audit_clinic_at", ["clinic_id", "at", "id"], unique=False)
+        batch_op.create_index("ix_audit_at", ["at"], unique=False)  # retention prunes by age
     with op.batch_alter_table("patient", schema=None) as batch_op:
         batch_op.add_column(sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("erasure", sa.Text(), nullable=True))
@@ -66,5 +67,6 @@ def downgrade() -> None:
         batch_op.drop_column("erasure")
         batch_op.drop_column("erased_at")
     with op.batch_alter_table("audit", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_at")
         batch_op.drop_index("ix_audit_clinic_at")
     op.drop_table("audit")

@@ -21,7 +21,10 @@ PATIENT_ERASED = "patient_erased"
 class Audit(SQLModel, table=True):
     """One audited act."""
 
-    __table_args__ = (sa.Index("ix_audit_clinic_at", "clinic_id", "at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_audit_clinic_at", "clinic_id", "at", "id"),
+        sa.Index("ix_audit_at", "at"),  # [retention] audit prunes by age
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: str = Field(max_length=64)

@@ -3,7 +3,7 @@ each run whole by `Transactions.write` as one short transaction (service.storage
 
 Three shapes, each a row of `RULES`, in the order a pass runs them:
 - `Aged`: rows that nothing refers to, deleted once older than their period (events,
-  patients' texts, escalations; the audit trail is one more row of this kind);
+  patients' texts, escalations, the audit trail);
 - `Messages`: finished messages (no status can follow), with their history, their links to
   appointments and the status callbacks kept for them; never a scheduled or sending one, nor
   one whose escalation is still kept (it goes in a later pass, after the escalation);
@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from service.storage.appointments import Appointment, AppointmentMessage
+from service.storage.audit import AUDIT
 from service.storage.conversation_tables import ESCALATION, EscalationState
 from service.storage.models import Inbound, Status
 from service.storage.tables import EVENT, HISTORY, MESSAGE, PATIENT, PROVIDER_STATUS, TREATMENT
@@ -149,6 +150,7 @@ RULES: tuple[Rule, ...] = (
     Aged(EVENT, EVENT.c.received_at, "events"),
     Aged(INBOUND, INBOUND.c.received_at, "replies"),
     Aged(ESCALATION, E.opened_at, "replies", (E.state.in_([s.value for s in EscalationState]),)),
+    Aged(AUDIT, AUDIT.c.at, "audit"),
     Messages(),
     Orphans(
         APPOINTMENT,
