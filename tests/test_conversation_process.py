@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from tests.fakes.twilio import AUTH_TOKEN, sign_twilio
+from tests.fakes.twilio import AUTH_TOKEN, message_sid, sign_twilio
 from tests.fakes.twilio_process import fake_twilio_process
 from tests.fixtures.conversations import CARE, NURSE
 from tests.helpers.events import completed_event, encode, signed
@@ -36,7 +36,7 @@ async def setup(tmp_path: Path, database: str) -> AsyncIterator[tuple[Service, s
 
 
 async def text(http: ClientSession, service: Service, body: str, sender: str) -> str:
-    params = {"MessageSid": "SM" + "3" * 32, "From": sender, "To": FROM, "Body": body}
+    params = {"MessageSid": message_sid(), "From": sender, "To": FROM, "Body": body}
     url = service.base + "/v1/twilio/inbound"
     headers = {"X-Twilio-Signature": sign_twilio(AUTH_TOKEN, url, params)}
     async with http.post(url, data=params, headers=headers) as response:

@@ -42,7 +42,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         return mask_phones(json.dumps(entry, default=str))
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+    def formatException(self, ei: Any) -> str:
         """The traceback of an exception and of its causes, database errors' texts withheld."""
         exc: BaseException | None = ei[1]
         if exc is None:
