@@ -77,9 +77,7 @@ class TestRefusedSenders:
         ],
         ids=["40-chars", "200-letters", "200-digits", "200-mixed", "short", "name", "empty"],
     )
-    async def test_refused_with_empty_twiml_and_kept_nowhere(
-        self, start: Any, sender: str
-    ) -> None:
+    async def test_refused_with_empty_twiml_and_kept_nowhere(self, start: Any, sender: str) -> None:
         """No number we could have texted: 200, `<Response/>`, nothing stored, counted."""
         service = await start()
         await service.plan()
