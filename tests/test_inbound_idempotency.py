@@ -11,11 +11,13 @@ from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
+from pytest_aiohttp import AiohttpClient
 from sqlmodel import Session
 
 from service.storage.conversation_tables import Escalation
 from service.storage.models import ALERT, Inbound, Message
-from service.web.keys import TRANSACTIONS
+from service.web.app import create_app
+from service.web.keys import SETTINGS, TRANSACTIONS
 from tests.fakes.twilio import message_sid
 from tests.fixtures.conversations import NURSE, Conversation, Start, alerted, start
 
@@ -110,3 +112,21 @@ class TestOneMessageSid:
         metrics = await (await c.client.get("/metrics")).text()
         assert 'aftercare_replies_skipped_total{reason="retry"} 2.0' in metrics
         assert 'aftercare_replies_total{keyword="none"} 1.0' in metrics
+
+    async def test_two_replicas_given_one_sid_at_once_keep_it_once(
+        self, start: Start, aiohttp_client: AiohttpClient
+    ) -> None:
+        """Twilio's retry reaching another replica while the first still writes: the second
+        waits on the unique index, then answers what the first did (no unique violation, no
+        500); one row, one escalation."""
+        c = await start(on_call_numbers=[NURSE, NURSE_2])
+        await c.checked_in()
+        other = Conversation(
+            await aiohttp_client(create_app(c.client.app[SETTINGS])), c.fake, c.base
+        )
+        sid = message_sid()
+        answers = await asyncio.gather(
+            *(replica.text("3", sid=sid) for replica in (c, other, c, other))
+        )
+        assert len(set(answers)) == 1 and "We have alerted Glow" in answers[0]
+        assert await counts(c) == ONE_ESCALATION
