@@ -88,3 +88,8 @@ class TestCodes:
         assert response.status == 200 and (await response.json())["code"] == older["code"]
         answer = await c.text(f"ACK {older['code']}", sender=NURSE)
         assert answer.count("Already acknowledged by nurse Kim: Ana") == 1
+
+    async def test_plain_ack_before_any_alert_says_so(self, start: Start) -> None:
+        c = await start()
+        answer = await c.text("ACK", sender=NURSE)
+        assert "No alert of Glow was texted to this number. Still open: 0." in answer

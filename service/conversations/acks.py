@@ -37,8 +37,12 @@ def acknowledge(
     escalation = None if found is None else s.get(Escalation, found)
     if escalation is None:
         name = settings.clinics[clinic_id].name
-        missing = f"no escalation with code {code}" if code else "no alert was texted to you"
-        return f"{name} has {missing}. {_still_open(s, clinic_id)}"
+        missing = (
+            f"{name} has no escalation with code {code}."
+            if code
+            else f"No alert of {name} was texted to this number."
+        )
+        return f"{missing} {_still_open(s, clinic_id)}"
     by = f"sms {mask_phone(sender)}"
     if escalations.acknowledge_one(s, escalation.id, by=by, now=now):
         return f"Acknowledged: {_named(s, escalation)}. {_still_open(s, clinic_id)}"
