@@ -7,8 +7,11 @@ and the whole log is searched for the words, the names and the digits.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,9 +19,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 from aiohttp import ClientSession
 from sqlalchemy.engine import make_url
 
+from service.observability.logs import JsonFormatter
 from tests.fakes.twilio import AUTH_TOKEN, message_sid, sign_twilio
 from tests.fakes.twilio_process import fake_twilio_process
 from tests.fixtures.conversations import CARE
@@ -127,3 +132,26 @@ async def test_failing_statements_log_no_words_names_or_numbers(setup: Any, data
     for secret in SECRETS:
         assert secret not in text, f"{secret!r} is in the log"
     assert not re.search(r"\+\d{7,}", text), "an unmasked phone number was logged"
+
+
+def test_a_database_errors_text_is_withheld_its_code_and_statement_kept() -> None:
+    """The formatter: a real SQLite CHECK failure that quotes the refused value is logged by
+    type, error name, statement (placeholders) and traceback; another error as usual."""
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE t (x TEXT CHECK (x <> '{WORDS}'))")
+        try:
+            conn.execute(sa.text("INSERT INTO t VALUES (:x)"), {"x": WORDS})
+        except sa.exc.IntegrityError:
+            record = logging.makeLogRecord({"msg": "failed", "exc_info": sys.exc_info()})
+    logged = json.loads(JsonFormatter().format(record))["exception"]
+    assert "swollen" not in logged
+    assert "sqlite3.IntegrityError: (text withheld" in logged
+    assert "code SQLITE_CONSTRAINT_CHECK" in logged
+    assert "statement INSERT INTO t VALUES (?)" in logged
+    assert "Traceback (most recent call last):" in logged and "conn.execute(" in logged
+    try:
+        raise ValueError("not a database's")
+    except ValueError:
+        record = logging.makeLogRecord({"msg": "failed", "exc_info": sys.exc_info()})
+    assert "ValueError: not a database's" in JsonFormatter().format(record)

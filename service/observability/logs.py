@@ -51,9 +51,10 @@ class JsonFormatter(logging.Formatter):
         seen: set[int] = set()
         while exc is not None and id(exc) not in seen:
             seen.add(id(exc))
-            parts.insert(0, "".join(traceback.format_tb(exc.__traceback__)) + _headline(exc))
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            parts.insert(0, f"Traceback (most recent call last):\n{frames}{_headline(exc)}")
             exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-        return "\nThe above exception caused the next one:\n".join(parts)
+        return "\n\nThe above exception caused the next one:\n\n".join(parts)
 
 
 # Whose exceptions may quote a row's values or a statement's parameters in their text.
@@ -62,10 +63,14 @@ _DATABASE_MODULES = ("sqlalchemy", "sqlite3", "asyncpg", "psycopg", "aiosqlite",
 
 def _headline(exc: BaseException) -> str:
     """`Type: message`; for a database error the type, its code and its statement only."""
-    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    if not type(exc).__module__.startswith(_DATABASE_MODULES):
+    module = type(exc).__module__
+    name = type(exc).__qualname__ if module == "builtins" else f"{module}.{type(exc).__qualname__}"
+    if not module.startswith(_DATABASE_MODULES):
         return f"{name}: {exc}"
-    code = getattr(exc, "sqlite_errorname", None) or getattr(exc, "sqlstate", None)
+    code = next(
+        (v for a in ("sqlite_errorname", "sqlstate", "pgcode") if (v := getattr(exc, a, None))),
+        None,
+    )
     statement = getattr(exc, "statement", None)
     said = [f"code {code}" if code else "", f"statement {statement!s:.300}" if statement else ""]
     return f"{name}: (text withheld: it may quote personal data) " + " ".join(filter(None, said))
