@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from pytest_aiohttp import AiohttpClient
 from sqlmodel import Session
 
-from service.storage.conversation_tables import Escalation
-from service.storage.models import ALERT, Inbound, Message
+from service.storage.conversation_tables import ESCALATION
+from service.storage.inbound_rows import INBOUND
+from service.storage.models import ALERT
+from service.storage.tables import MESSAGE
 from service.web.app import create_app
 from service.web.keys import SETTINGS, TRANSACTIONS
 from tests.fakes.twilio import message_sid
@@ -24,23 +26,26 @@ from tests.fixtures.conversations import NURSE, Conversation, Start, alerted, st
 __all__ = ["start"]  # the fixture, from tests/fixtures/conversations.py
 
 NURSE_2 = "+14155550143"
+M = MESSAGE.c
 
 
 async def counts(c: Conversation) -> dict[str, Any]:
     """Replies kept, escalations, alert rows by number, notifications by type."""
 
     def read(s: Session) -> dict[str, Any]:
-        def count(query: Any) -> int:
-            return int(s.exec(query).one()[0])
+        conn = s.connection()
 
-        alerts = s.exec(sa.select(Message.phone).where(Message.kind == ALERT)).all()
+        def count(table: sa.Table) -> int:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+        alerts = conn.execute(sa.select(M.phone).where(M.kind == ALERT)).scalars()
         return {
-            "inbound": count(sa.select(sa.func.count()).select_from(Inbound)),
-            "escalations": count(sa.select(sa.func.count()).select_from(Escalation)),
-            "alerts": Counter(row[0] for row in alerts),
+            "inbound": count(INBOUND),
+            "escalations": count(ESCALATION),
+            "alerts": Counter(alerts),
         }
 
-    found = await c.client.app[TRANSACTIONS].read(read)
+    found: dict[str, Any] = await c.client.app[TRANSACTIONS].read(read)
     found["notifications"] = Counter(n["type"] for n in await c.notifications())
     return found
 

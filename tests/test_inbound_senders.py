@@ -13,13 +13,15 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from service.storage.models import Inbound, OptOut
+from service.storage.inbound_rows import INBOUND
+from service.storage.tables import OPT_OUT
 from service.web.keys import TRANSACTIONS
 from tests.fixtures.twilio_hooks import Service, start
 from tests.support import PHONE
 
 __all__ = ["start"]  # the fixture, from tests/fixtures/twilio_hooks.py
 
+IN = INBOUND.c
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -27,7 +29,7 @@ async def kept(service: Service) -> list[tuple[str, str | None, str]]:
     """The texts kept: (phone, channel, body)."""
 
     def read(s: Session) -> list[tuple[str, str | None, str]]:
-        rows = s.exec(sa.select(Inbound.phone, Inbound.channel, Inbound.body)).all()
+        rows = s.connection().execute(sa.select(IN.phone, IN.channel, IN.body)).all()
         return [(r[0], r[1], r[2]) for r in rows]
 
     found: list[tuple[str, str | None, str]] = await service.client.app[TRANSACTIONS].read(read)
@@ -36,7 +38,7 @@ async def kept(service: Service) -> list[tuple[str, str | None, str]]:
 
 async def opted_out(service: Service) -> set[str]:
     def read(s: Session) -> set[str]:
-        return {r[0] for r in s.exec(sa.select(OptOut.phone)).all()}
+        return {r[0] for r in s.connection().execute(sa.select(OPT_OUT.c.phone))}
 
     found: set[str] = await service.client.app[TRANSACTIONS].read(read)
     return found
