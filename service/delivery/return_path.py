@@ -2,10 +2,11 @@
 
 Whatever arrives while a write runs goes in the next one, one transaction for the lot; each
 webhook is answered only once its item is durable. Callbacks for one sid may share a batch and
-are applied in order of arrival (`callbacks`); replies from one number never share one (keys),
-so a batch holds independent replies, each given to the conversation's store function
-(`ReplyHandler`) in one `Transactions.write`. The writes are `background` at the writer
-gate: claims and send outcomes go first, and a batch is capped so that one write stays short.
+are applied in order of arrival (`callbacks`); replies from one number, or two copies of one
+MessageSid, never share one (keys), so a batch holds independent replies, each given to the
+conversation's store function (`ReplyHandler`) in one `Transactions.write`. The writes are
+`background` at the writer gate: claims and send outcomes go first, and a batch is capped so
+that one write stays short.
 
 A batch that fails is written again one item at a time, so one bad item fails its own
 webhook alone.
