@@ -20,7 +20,7 @@ from aiohttp import ClientSession
 from pytest_aiohttp import AiohttpServer
 
 from tests.fakes.clinic import FakeClinic, serve_clinic
-from tests.fakes.twilio import AUTH_TOKEN, sign_twilio
+from tests.fakes.twilio import AUTH_TOKEN, message_sid, sign_twilio
 from tests.fakes.twilio_process import fake_twilio_process
 from tests.fixtures.conversations import CARE, NURSE
 from tests.helpers.events import completed_event, encode, signed
@@ -71,7 +71,7 @@ class Walk:
 
     async def text(self, body: str, sender: str) -> str:
         """A text to the clinic's number as Twilio posts it; the TwiML answer."""
-        params = {"MessageSid": "SM" + "4" * 32, "From": sender, "To": FROM, "Body": body}
+        params = {"MessageSid": message_sid(), "From": sender, "To": FROM, "Body": body}
         url = self.service.base + "/v1/twilio/inbound"
         headers = {"X-Twilio-Signature": sign_twilio(AUTH_TOKEN, url, params)}
         async with self.http.post(url, data=params, headers=headers) as answer:

@@ -76,9 +76,9 @@ class TestUrgentReply:
         [escalated] = [b for b in bodies if b["type"] == "checkin.escalated"]
         assert escalated["data"]["escalation"]["level"] == "urgent"
 
-    async def test_ack_from_the_on_call_number_closes_the_oldest(self, start: Start) -> None:
-        """ACK from an on-call number acknowledges the clinic's oldest open escalation and
-        says which."""
+    async def test_ack_from_the_on_call_number_closes_the_one_texted(self, start: Start) -> None:
+        """ACK from an on-call number acknowledges the escalation last texted to it and says
+        which; ACK again says it was acknowledged and nothing is open."""
         c = await start()
         await c.checked_in()
         await c.text("3")

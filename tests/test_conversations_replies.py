@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from tests.fixtures.conversations import Start, start
+from tests.processes import until_async as until
 from tests.support import PHONE
 
 __all__ = ["start"]  # the fixture, from tests/fixtures/conversations.py
@@ -102,4 +103,20 @@ class TestFooter:
         c = await start()
         await c.checked_in(locale="es")
         [first] = c.to(PHONE)
+        assert first.endswith("\nResponda STOP para salir.")
+
+    async def test_a_spanish_patient_gets_the_spanish_footer_on_an_english_only_step(
+        self, start: Start
+    ) -> None:
+        """The patient's locale picks the footer, not the locale the step's text exists in: the
+        check-in (in Spanish) expired unsent, the first text is the English-only serum note."""
+        c = await start()
+        await c.plan(due_in=-22 * 3600.0, locale="es")  # completed a day ago
+
+        async def sent() -> bool:
+            return len(c.to(PHONE)) == 1
+
+        await until(sent)
+        [first] = c.to(PHONE)
+        assert first.startswith("Your hyaluronic acid serum, Ana.")
         assert first.endswith("\nResponda STOP para salir.")

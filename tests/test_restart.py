@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from tests.fakes.twilio import AUTH_TOKEN, sign_twilio
+from tests.fakes.twilio import AUTH_TOKEN, message_sid, sign_twilio
 from tests.fakes.twilio_process import fake_twilio_process
 from tests.helpers.ports import free_port
 from tests.processes import Service, config_text, fake_state, until_async
@@ -152,7 +152,7 @@ class TestLogs:
         await service.post_plan(http)
         await assert_each_sent_once(http, twilio_url, COUNT)
         for body in ("HELP", "It itches a bit", "STOP"):
-            params = {"From": PHONE, "To": FROM, "Body": body, "MessageSid": "SM" + "2" * 32}
+            params = {"From": PHONE, "To": FROM, "Body": body, "MessageSid": message_sid()}
             signature = sign_twilio(AUTH_TOKEN, service.base + "/v1/twilio/inbound", params)
             async with http.post(
                 service.base + "/v1/twilio/inbound",

@@ -54,14 +54,15 @@ def text(
     settings: Settings, escalation: Escalation, about: About, *, now: datetime, reminder: bool
 ) -> str:
     """An alert: first name and last four digits only, treatment, protocol and day, level,
-    the reply."""
+    the reply, and the code that acknowledges it."""
     clinic = settings.clinics[escalation.clinic_id]
     t, p = about.treatment, about.patient
     head = "REMINDER, still open" if reminder else "Aftercare alert"
+    ack = f"ACK {escalation.code}" if escalation.code else "ACK"  # none before revision 0008
     return (
         f"{clinic.name} {head}: {escalation.level.upper()} reply from {p.first_name} "
         f"(phone ending {p.phone[-4:]}), treatment {t.external_id}, {t.protocol} "
-        f'day {day_of(t, p, now=now)}: "{excerpt(escalation.reply)}" Reply ACK when handled.'
+        f'day {day_of(t, p, now=now)}: "{excerpt(escalation.reply)}" Reply {ack} when handled.'
     )
 
 

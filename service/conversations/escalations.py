@@ -1,26 +1,29 @@
-"""Escalations (SPEC §10): opened by a reply of a level the clinic escalates, acknowledged by
-`ACK` from an on-call number or through the API, reminded once when nobody did.
+"""Escalations (SPEC §10): opened by a reply of a level the clinic escalates, with a short code
+its alerts carry; acknowledged by `ACK [code]` from an on-call number (`acks`) or through the
+API; reminded once when nobody did.
 
 Every change is one conditional UPDATE (`state = 'open'`, `reminded_at IS NULL`), so two
 replicas acknowledging or reminding at once do it once."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from service.config import Settings
 from service.conversations import alerts
 from service.conversations.alerts import About
 from service.conversations.notices import message_data, notify, reply_data
 from service.errors import NotFound
-from service.observability.masking import mask_phone
 from service.reads import escalations as listed
 from service.reads.escalations import EscalationView
+from service.storage import escalation_codes
 from service.storage.conversation_tables import (
     ESCALATION,
     Escalation,
@@ -61,6 +64,7 @@ def open_one(
         reply=text[:1600],
         state=EscalationState.OPEN,
         opened_at=now,
+        code=new_code(escalation_codes.open_codes(s.connection(), checkin.message.clinic_id)),
     )
     s.add(escalation)
     data = {
@@ -87,7 +91,7 @@ def subject(s: Session, escalation: Escalation) -> Subject:
     return Subject(message, treatment, patient)
 
 
-def _acknowledge(s: Session, escalation_id: str, *, by: str, now: datetime) -> bool:
+def acknowledge_one(s: Session, escalation_id: str, *, by: str, now: datetime) -> bool:
     """Acknowledge an open escalation; False when it was not open (any more)."""
     done = s.connection().execute(
         sa.update(ESCALATION)
@@ -105,39 +109,26 @@ def acknowledge(
     found = s.get(Escalation, escalation_id)
     if found is None or found.clinic_id != clinic_id:
         raise NotFound("this clinic has no escalation with that id")
-    if _acknowledge(s, escalation_id, by=by[:100], now=now):
+    if acknowledge_one(s, escalation_id, by=by[:100], now=now):
         s.refresh(found)
     return listed.one(s, escalation_id)
 
 
-def acknowledge_oldest(
-    s: Session, settings: Settings, clinic_id: str, sender: str, *, now: datetime
-) -> str:
-    """`ACK` from an on-call number: the clinic's oldest open escalation acknowledged; the
-    answer, naming it (and how many stay open)."""
-    oldest = (
-        select(Escalation)
-        .where(Escalation.clinic_id == clinic_id, Escalation.state == EscalationState.OPEN)
-        .order_by(col(Escalation.opened_at), col(Escalation.id))
-        .limit(2)
-    )
-    for escalation in s.exec(oldest).all():
-        if _acknowledge(s, escalation.id, by=f"sms {mask_phone(sender)}", now=now):
-            about = subject(s, escalation)
-            left = _open_count(s, clinic_id)
-            return (
-                f"Acknowledged: {about.patient.first_name} (phone ending "
-                f"{about.patient.phone[-4:]}), treatment {about.treatment.external_id}, "
-                f"{escalation.level}. Still open: {left}."
-            )
-    return f"No open escalation at {settings.clinics[clinic_id].name}."
-
-
-def _open_count(s: Session, clinic_id: str) -> int:
+def open_count(s: Session, clinic_id: str) -> int:
+    """How many of the clinic's escalations are open."""
     query = sa.select(sa.func.count()).where(
         E.clinic_id == clinic_id, E.state == EscalationState.OPEN
     )
     return int(s.connection().execute(query).scalar_one())
+
+
+def new_code(taken: Collection[str]) -> str:
+    """A code no open escalation of the clinic has (`ACK 4821`): four digits without a
+    leading zero, so that it reads as typed; six once thousands are open."""
+    low, span = (1000, 9000) if len(taken) < 4500 else (100000, 900000)
+    while (code := str(low + secrets.randbelow(span))) in taken:
+        pass
+    return code
 
 
 _OPEN_STATS = sa.select(sa.func.count(), sa.func.min(E.opened_at)).where(

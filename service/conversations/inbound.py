@@ -12,38 +12,61 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from service.config import Settings
-from service.conversations import checkins, escalations, optouts
+from service.conversations import acks, checkins, optouts
 from service.conversations.keywords import Action, Keyword, keyword
 from service.conversations.notices import notify, patient_ids, reply_data
 from service.delivery.replies import Handled, Reply
 from service.observability.masking import mask_phone, mask_phones
-from service.storage.models import Inbound, MessageHistory
+from service.storage import inbound_rows
+from service.storage.models import MessageHistory
 from service.storage.tables import MESSAGE
 
 log = logging.getLogger("aftercare.inbound")
 
 
 def handle(s: Session, settings: Settings, reply: Reply, *, now: datetime) -> Handled:
-    """Record `reply` and act on it, in the transaction of `s`."""
+    """Record `reply` and act on it, in the transaction of `s`. Twilio's retry of a text kept
+    already (its MessageSid) gets the first answer and changes nothing."""
     scope = clinics_texted(settings, reply)
     word = keyword(reply.body, settings.sms.stop_words)
-    s.add(
-        Inbound(
-            clinic_id=scope[0] if len(scope) == 1 else None,
-            provider_id=reply.provider_id,
-            phone=reply.sender,
-            body=reply.body[:1600],
-            keyword=word.text[:16] if word else None,
-            received_at=now,
-        )
+    conn = s.connection()
+    row_id = inbound_rows.keep(
+        conn,
+        provider_id=reply.provider_id,
+        clinic_id=scope[0] if len(scope) == 1 else None,
+        phone=reply.sender,
+        channel=reply.channel,
+        body=reply.body,
+        keyword=word.text[:16] if word else None,
+        received_at=now,
     )
+    if row_id is None and reply.provider_id is not None:
+        first = inbound_rows.kept(conn, reply.provider_id)
+        log.info("Twilio's retry of a text kept already", extra={"from": mask_phone(reply.sender)})
+        return Handled(first.answer, first.keyword, again=True)
     log.info(
         "reply received", extra={"from": mask_phone(reply.sender), "keyword": word and word.text}
     )
+    handled = _act(s, settings, scope, reply, word, now=now)
+    if row_id is not None:
+        inbound_rows.record_answer(conn, row_id, handled.answer)
+    return handled
+
+
+def _act(
+    s: Session,
+    settings: Settings,
+    scope: list[str],
+    reply: Reply,
+    word: Keyword | None,
+    *,
+    now: datetime,
+) -> Handled:
+    """What a text asks for: ACK from an on-call number, a keyword, or a reply."""
     on_call = [c for c in scope if reply.sender in settings.clinics[c].on_call_numbers]
     if word is not None and word.action is Action.ACK and on_call:
-        answer = escalations.acknowledge_oldest(s, settings, on_call[0], reply.sender, now=now)
-        return Handled(answer, word.text)
+        answer = acks.acknowledge(s, settings, on_call[0], reply.sender, code=word.word, now=now)
+        return Handled(answer, "ACK")
     if word is None or word.action is Action.ACK:
         return _text(s, settings, scope, reply, now=now)
     for clinic_id in scope:

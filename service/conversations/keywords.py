@@ -11,6 +11,7 @@ STOP = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OP
 START = {"START", "UNSTOP", "YES"}
 HELP = {"HELP", "INFO"}
 ACK = {"ACK"}
+ACK_CODE = re.compile(r"[0-9]{1,8}")  # `ACK 4821`: the escalation's code
 
 
 class Action(StrEnum):
@@ -24,7 +25,8 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class Keyword:
-    """A keyword: its action, and for `STOP <WORD>` / `START <WORD>` the word (else None)."""
+    """A keyword: its action, and for `STOP <WORD>` / `START <WORD>` the word, for
+    `ACK <code>` the code (else None)."""
 
     action: Action
     text: str  # as recorded: "STOP", "STOP SERUM"
@@ -39,7 +41,8 @@ def words(body: str) -> str:
 def keyword(body: str, stop_words: Mapping[str, object]) -> Keyword | None:
     """The keyword `body` is, ignoring case, spaces and punctuation; None for other text.
 
-    `STOP <WORD>` and `START <WORD>` need WORD to be one of `stop_words`' keys."""
+    `STOP <WORD>` and `START <WORD>` need WORD to be one of `stop_words`' keys; `ACK <code>`
+    a code of digits."""
     text = words(body)
     for family, action in ((STOP, Action.STOP), (START, Action.START), (HELP, Action.HELP)):
         if text in family:
@@ -47,6 +50,8 @@ def keyword(body: str, stop_words: Mapping[str, object]) -> Keyword | None:
     if text in ACK:
         return Keyword(Action.ACK, text)
     first, _, word = text.partition(" ")
+    if first == "ACK" and ACK_CODE.fullmatch(word):
+        return Keyword(Action.ACK, text, word)
     if first in ("STOP", "START") and word in stop_words:
         return Keyword(Action.STOP if first == "STOP" else Action.START, text, word)
     return None

@@ -2,10 +2,11 @@
 
 Whatever arrives while a write runs goes in the next one, one transaction for the lot; each
 webhook is answered only once its item is durable. Callbacks for one sid may share a batch and
-are applied in order of arrival (`callbacks`); replies from one number never share one (keys),
-so a batch holds independent replies, each given to the conversation's store function
-(`ReplyHandler`) in one `Transactions.write`. The writes are `background` at the writer
-gate: claims and send outcomes go first, and a batch is capped so that one write stays short.
+are applied in order of arrival (`callbacks`); replies from one number, or two copies of one
+MessageSid, never share one (keys), so a batch holds independent replies, each given to the
+conversation's store function (`ReplyHandler`) in one `Transactions.write`. The writes are
+`background` at the writer gate: claims and send outcomes go first, and a batch is capped so
+that one write stays short.
 
 A batch that fails is written again one item at a time, so one bad item fails its own
 webhook alone.
@@ -28,6 +29,7 @@ from service.config import Settings
 from service.delivery import callbacks, replies
 from service.delivery.callbacks import Callback, Outcome
 from service.delivery.replies import Handled, Reply, ReplyHandler
+from service.observability.masking import mask_phone
 from service.observability.metrics import Metrics
 from service.observability.supervision import Supervisor
 from service.storage import notices
@@ -72,7 +74,7 @@ class ReturnPath:
         self._replies: GroupCommit[Reply, Handled | Exception] = GroupCommit(
             self._write_replies,
             batch=REPLY_BATCH,
-            keys=lambda reply: (reply.sender,),
+            keys=_reply_keys,
             spawn=partial(spawn, task="replies"),
         )
         metrics.watch_queue("callbacks", lambda: self._callbacks.waiting)
@@ -98,8 +100,20 @@ class ReturnPath:
     async def reply(self, reply: Reply) -> Handled:
         """Record a reply and act on it, once durable; the answer and the messages to arm."""
         handled = _raised(await self._replies.submit(reply))
-        self.metrics.replies.labels(handled.keyword or "none").inc()
+        if handled.again:
+            self.metrics.replies_skipped.labels("retry").inc()
+        else:
+            self.metrics.replies.labels(handled.keyword or "none").inc()
         return handled
+
+    def refuse(self, reason: str, *, sender: str) -> None:
+        """Count and log (masked) an inbound text that is kept nowhere: its From is no number
+        ("sender") or its MessageSid none of Twilio's ("sid")."""
+        self.metrics.replies_skipped.labels(reason).inc()
+        log.warning(
+            "inbound text refused",
+            extra={"reason": reason, "from": mask_phone(sender), "from_length": len(sender)},
+        )
 
     async def close(self) -> None:
         """Finish the writes under way (before the database closes)."""
@@ -158,6 +172,12 @@ async def _each_alone_on_failure(
         except Exception as exc:
             results.append(exc)
     return results
+
+
+def _reply_keys(reply: Reply) -> tuple[str, ...]:
+    """What a reply touches: its number's rows, and its MessageSid (a retry of it waits for
+    the next write, which finds it kept)."""
+    return (reply.sender, "sid:" + reply.provider_id) if reply.provider_id else (reply.sender,)
 
 
 def _raised(result: Result | Exception) -> Result:

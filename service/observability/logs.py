@@ -1,10 +1,17 @@
-"""One JSON object a line; phone numbers masked wherever they appear (DESIGN invariant 8)."""
+"""One JSON object a line; phone numbers masked wherever they appear (DESIGN invariant 8).
+
+A database error's own text is never logged: PostgreSQL's DETAIL quotes the values of a
+failing row ("Failing row contains (…)", "Key (phone)=(…)") and SQLAlchemy may append a
+statement's parameters. Its traceback, type, error code and statement (bound parameters,
+never values) say enough to an operator.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +41,39 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return mask_phones(json.dumps(entry, default=str))
+
+    def formatException(self, ei: Any) -> str:
+        """The traceback of an exception and of its causes, database errors' texts withheld."""
+        exc: BaseException | None = ei[1]
+        if exc is None:
+            return super().formatException(ei)
+        parts: list[str] = []
+        seen: set[int] = set()
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            parts.insert(0, f"Traceback (most recent call last):\n{frames}{_headline(exc)}")
+            exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        return "\n\nThe above exception caused the next one:\n\n".join(parts)
+
+
+# Whose exceptions may quote a row's values or a statement's parameters in their text.
+_DATABASE_MODULES = ("sqlalchemy", "sqlite3", "asyncpg", "psycopg", "aiosqlite", "alembic")
+
+
+def _headline(exc: BaseException) -> str:
+    """`Type: message`; for a database error the type, its code and its statement only."""
+    module = type(exc).__module__
+    name = type(exc).__qualname__ if module == "builtins" else f"{module}.{type(exc).__qualname__}"
+    if not module.startswith(_DATABASE_MODULES):
+        return f"{name}: {exc}"
+    code = next(
+        (v for a in ("sqlite_errorname", "sqlstate", "pgcode") if (v := getattr(exc, a, None))),
+        None,
+    )
+    statement = getattr(exc, "statement", None)
+    said = [f"code {code}" if code else "", f"statement {statement!s:.300}" if statement else ""]
+    return f"{name}: (text withheld: it may quote personal data) " + " ".join(filter(None, said))
 
 
 def stamp_request_id(record: logging.LogRecord) -> bool:

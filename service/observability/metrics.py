@@ -152,6 +152,13 @@ class Metrics:
         self.replies = Counter(
             "aftercare_replies_total", "Patients' replies by keyword", ["keyword"], registry=r
         )
+        self.replies_skipped = Counter(
+            "aftercare_replies_skipped_total",
+            "Inbound texts not acted on: Twilio's retries (retry), a From that is no number"
+            " (sender), a malformed MessageSid (sid)",
+            ["reason"],
+            registry=r,
+        )
 
     def _operations(self, r: CollectorRegistry) -> None:
         """HTTP requests, and what the database says at a scrape."""

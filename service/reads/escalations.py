@@ -29,6 +29,7 @@ class EscalationView(TypedDict):
     """An escalation: its check-in, level, reply and who acknowledged it when."""
 
     id: str
+    code: str | None  # what `ACK <code>` names it by (none for escalations before codes)
     state: Literal["open", "acknowledged"]
     level: Literal["ok", "watch", "urgent", "free_text"]
     reply: EscalationReply
@@ -73,6 +74,7 @@ def view(escalation: Escalation, treatment_id: str, patient_id: str) -> Escalati
     """An escalation as the API shows it (no phone numbers)."""
     return {
         "id": escalation.id,
+        "code": escalation.code,
         "state": escalation.state,  # type: ignore[typeddict-item]
         "level": escalation.level,  # type: ignore[typeddict-item]
         "reply": {"text": escalation.reply, "at": escalation.opened_at},

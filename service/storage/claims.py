@@ -39,8 +39,22 @@ class Claim:
     claimed_at: datetime | None
     footer: bool
     kind: str
-    locale: str
+    locale: str  # the footer's: the patient's (SPEC §12), else the text's
 
+
+def _claimed(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """`column` of the row being claimed, named in full inside a subquery of the claim's
+    RETURNING: SQLAlchemy names RETURNING's columns bare on SQLite, its subqueries' too, and a
+    bare name there is the subquery's own table's."""
+    return sa.literal_column(f"{MESSAGE.name}.{column.name}", type_=column.type)
+
+
+# The opt-out footer speaks the patient's language even when the step's text exists only in
+# the clinic's: the patient's locale, else the one the text was rendered in.
+_FOOTER_LOCALE = sa.func.coalesce(
+    sa.select(PATIENT.c.locale).where(PATIENT.c.id == _claimed(M.patient_id)).scalar_subquery(),
+    _claimed(M.locale),
+).label("footer_locale")
 
 CLAIM_COLUMNS = (
     M.id,
@@ -53,7 +67,7 @@ CLAIM_COLUMNS = (
     M.claimed_at,
     M.footer,
     M.kind,
-    M.locale,
+    _FOOTER_LOCALE,
 )
 
 
@@ -91,13 +105,6 @@ def _unless_expired(claimed: Any, expired: Any) -> sa.Case[Any]:
     """A column's new value: `claimed` on a row claimed to be sent, `expired` on a row that is
     past its expiry."""
     return sa.case((M.expires_at <= _at("now"), expired), else_=claimed)
-
-
-def _claimed(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
-    """`column` of the row being claimed, named in full inside a subquery of the claim's
-    RETURNING: SQLAlchemy names RETURNING's columns bare on SQLite, its subqueries' too, and a
-    bare name there is the subquery's own table's."""
-    return sa.literal_column(f"{MESSAGE.name}.{column.name}", type_=column.type)
 
 
 def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:

@@ -29,6 +29,15 @@ class Escalation(SQLModel, table=True):
         sa.Index("ix_escalation_clinic_state_opened", "clinic_id", "state", "opened_at", "id"),
         # The reminder job: open ones, oldest first, across clinics.
         sa.Index("ix_escalation_state_opened", "state", "opened_at"),
+        # `ACK <code>`: a code names one open escalation of the clinic.
+        sa.Index(
+            "ux_escalation_open_code",
+            "clinic_id",
+            "code",
+            unique=True,
+            sqlite_where=sa.text("state = 'open'"),
+            postgresql_where=sa.text("state = 'open'"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -42,6 +51,7 @@ class Escalation(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
     acknowledged_by: str | None = Field(default=None, max_length=100)
     reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+    code: str | None = Field(default=None, max_length=8)  # `ACK 4821` (none before 0008)
 
 
 class KindOptOut(SQLModel, table=True):

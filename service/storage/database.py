@@ -5,6 +5,9 @@ SQLite: sync pysqlite engines (their transactions run whole on threads of their 
 documented `begin` event, pysqlite's own transaction handling off. The configuration names
 SQLite as `sqlite+aiosqlite:///PATH` (the contract); the engines take the pysqlite form of it.
 PostgreSQL: an async asyncpg engine.
+
+Every engine hides statement parameters (`hide_parameters`): SQLAlchemy otherwise puts them in
+the text of a `DBAPIError`, and a failing INSERT of a reply would log the patient's words.
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ def create_engine(url: str) -> AsyncEngine:
     """PostgreSQL's async engine (a pool shared by the writes and the reads)."""
     if is_sqlite(url):
         raise ValueError("SQLite runs on sync engines: sqlite_writer, sqlite_reader")
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def sqlite_writer(url: str) -> sa.Engine:
@@ -71,6 +76,7 @@ def sqlite_writer(url: str) -> sa.Engine:
         pysqlite_url(url),
         # Made on the writer's thread, closed from the loop's at the end.
         connect_args={"timeout": 30, "check_same_thread": False},
+        hide_parameters=True,
         **pool,
     )
     _connect(engine, *_WRITER_PRAGMAS)
@@ -89,6 +95,7 @@ def sqlite_reader(url: str) -> sa.Engine | None:
         connect_args={"timeout": 30, "check_same_thread": False},
         pool_size=READERS,
         max_overflow=0,
+        hide_parameters=True,
     )
     _connect(engine, "PRAGMA busy_timeout=30000", "PRAGMA query_only=ON")
     _begin(engine, "BEGIN")  # deferred: a snapshot from the first read, no lock

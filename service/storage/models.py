@@ -231,15 +231,20 @@ class OptOut(SQLModel, table=True):
 
 
 class Inbound(SQLModel, table=True):
-    """A patient's reply, recorded for the history."""
+    """A patient's reply, recorded for the history; kept once per Twilio `MessageSid`, with
+    the answer it got, so that Twilio's retry is answered the same and changes nothing."""
+
+    __table_args__ = (sa.Index("ux_inbound_provider_id", "provider_id", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: str | None = Field(default=None, max_length=64, index=True)
     provider_id: str | None = Field(default=None, max_length=64)
-    phone: str = Field(max_length=20, index=True)
+    phone: str = Field(max_length=20, index=True)  # the number, without a channel's prefix
+    channel: str | None = Field(default=None, max_length=16)  # "whatsapp" of whatsapp:+1…
     body: str = Field(sa_type=sa.Text)
     keyword: str | None = Field(default=None, max_length=16)
     received_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
+    answer: str | None = Field(default=None, sa_type=sa.Text)  # the TwiML's text, if any
 
 
 class ProviderStatus(SQLModel, table=True):

@@ -50,16 +50,15 @@ async def status_callback(request: web.Request) -> web.Response:
 @routes.post("/v1/twilio/inbound")
 async def inbound_message(request: web.Request) -> web.Response:
     """STOP / START / HELP (of all or of one word's kinds), ACK, replies to check-ins and
-    other text; answers TwiML."""
+    other text; answers TwiML. Twilio's retry of a text (its MessageSid) gets the first answer
+    and changes nothing; a From that is no number is answered empty and kept nowhere."""
     form = await _verified_form(request)
     settings = request.app[SETTINGS]
-    reply = replies.Reply(
-        sender=form.get("From", ""),
-        to=form.get("To", ""),
-        body=form.get("Body", ""),
-        provider_id=form.get("MessageSid"),
-        messaging_service_sid=form.get("MessagingServiceSid"),
-    )
+    try:
+        reply = replies.from_form(form)
+    except replies.Unreadable as refused:  # answered, so that Twilio does not retry it
+        request.app[RETURN_PATH].refuse(refused.reason, sender=form.get("From", ""))
+        return web.Response(text=_twiml(None), content_type=TWIML)
     handled = await request.app[RETURN_PATH].reply(reply)
     request.app[TIMERS].arm_many(handled.due)  # the alerts of an escalation, due now
     answer = handled.answer if settings.sms.reply_to_keywords else None

@@ -46,9 +46,14 @@ from tests.fakes.twilio_wire import (
     sign_twilio,
 )
 
-__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FakeTwilio", "serve", "sign_twilio"]
+__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FakeTwilio", "message_sid", "serve", "sign_twilio"]
 
 AUTH_TOKEN = "fake-twilio-token"
+
+
+def message_sid() -> str:
+    """A new MessageSid, as Twilio gives each text: "SM" and 32 hex digits."""
+    return "SM" + secrets.token_hex(16)
 
 
 class FakeTwilio:
