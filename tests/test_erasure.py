@@ -25,7 +25,7 @@ __all__ = ["world"]  # the fixture, from tests/fixtures/erasure.py
 async def _replied_and_escalated(w: World) -> dict[str, Any]:
     """Zephyrine's check-in sent, her urgent reply escalated and texted to the nurse."""
     plan = await w.c.checked_in(first_name=NAME, phone=NUMBER)
-    await w.text(WORDS)
+    assert NAME in await w.text(WORDS)  # the stored answer names her too
     await alerted(w.c, 1)
     assert NAME in w.c.to(NURSE)[0]
     return plan

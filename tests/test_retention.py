@@ -96,7 +96,6 @@ class TestPolicy:
         await job.prune()
         assert await transactions.read(survivors) == {table: set() for table in LABELS}
 
-
     async def test_the_audit_trail_goes_after_its_own_period(
         self, transactions: Transactions, clock: FakeClock
     ) -> None:

@@ -142,7 +142,9 @@ def _replies(conn: sa.Connection, clinic_id: str, phone: str) -> int:
     c = INBOUND.c
     to_clinic = sa.or_(c.clinic_id == clinic_id, c.clinic_id.is_(None))
     done = conn.execute(
-        sa.update(INBOUND).where(c.phone == phone, to_clinic).values(body="", phone="")
+        sa.update(INBOUND)
+        .where(c.phone == phone, to_clinic)
+        .values(body="", phone="", answer=None)
     )
     return int(done.rowcount)
 
