@@ -16,7 +16,7 @@ from typing import Any
 from tests.fixtures.conversations import NURSE, alerted
 from tests.fixtures.erasure import NAME, NUMBER, WORDS, World, world
 from tests.helpers.client import bearer
-from tests.helpers.events import completed_event, encode, signed
+from tests.helpers.events import completed_event, encode, patient_updated_event, signed
 from tests.support import OTHER_TOKEN, SECRET, TOKEN
 
 __all__ = ["world"]  # the fixture, from tests/fixtures/erasure.py
@@ -37,13 +37,18 @@ async def _new_patient_plan(w: World) -> dict[str, Any]:
         treatment={"protocol": "care"},
         patient={"id": "pt_new", "first_name": "Ona", "phone": NUMBER, "timezone": "UTC"},
     )
+    return await _post(w, body)
+
+
+async def _post(w: World, body: dict[str, Any]) -> dict[str, Any]:
+    """A signed event of the clinic's, accepted (202); its answer."""
     raw = encode(body)
     response = await w.c.client.post(
         "/v1/clinics/glow/events", data=raw, headers=signed(raw, secret=SECRET)
     )
     assert response.status == 202, await response.text()
-    plan: dict[str, Any] = await response.json()
-    return plan
+    answer: dict[str, Any] = await response.json()
+    return answer
 
 
 class TestErasureThroughTheApi:
@@ -98,6 +103,26 @@ class TestErasureThroughTheApi:
         assert status == 404 and body["title"] == "Not found"
         status, _ = await world.erase(token=OTHER_TOKEN)
         assert status == 403
+
+
+class TestAnErasedNumberInUseAgain:
+    async def test_its_stop_serum_names_the_number_again_for_the_last_check(
+        self, world: World
+    ) -> None:
+        """Kept as a hash after the erasure, the STOP SERUM names the number again once
+        another patient moves onto it (patient.updated) or a new one arrives with it: the last
+        check before a send compares numbers, so it must find the number itself."""
+        w = world
+        await _replied_and_escalated(w)
+        await w.text("STOP SERUM")
+        await w.erase()
+        assert await w.rows("SELECT phone FROM kind_opt_out") != [(NUMBER,)]
+        moving = {"id": "pt_b", "first_name": "Bo", "phone": "+14155550188", "timezone": "UTC"}
+        await _post(
+            w, completed_event(treatment={"id": "tr_b", "protocol": "care"}, patient=moving)
+        )
+        await _post(w, patient_updated_event("pt_b", phone=NUMBER))
+        assert await w.rows("SELECT phone, kind FROM kind_opt_out") == [(NUMBER, "serum")]
 
 
 class TestErasureThroughTheCommand:

@@ -28,7 +28,7 @@ from service.reads.answers import (
     render,
 )
 from service.reads.views import patient_view, planned_view
-from service.storage import appointments, message_rows, notices, reasons, store
+from service.storage import appointments, erasure, message_rows, notices, reasons, store
 from service.storage.message_rows import Plan, by_occurrence, new_message, plan_of
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
@@ -149,7 +149,11 @@ class _Follow:
             return reasons.CONSENT_WITHDRAWN
         keys = self.planner.settings.privacy.keys()
         phone = self.patient.phone
-        if self.change.phone and store.is_opted_out(self.s, self.clinic_id, phone, keys=keys):
+        if not self.change.phone:
+            return None
+        # An erased patient's STOP of this number (kept as its hash) names it again.
+        erasure.unhash(self.s.connection(), [(self.clinic_id, phone)], keys=keys)
+        if store.is_opted_out(self.s, self.clinic_id, phone, keys=keys):
             return reasons.OPTED_OUT
         return None
 

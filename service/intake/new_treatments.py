@@ -28,7 +28,7 @@ from service.intake.payloads import TreatmentCompleted
 from service.planning import protocols
 from service.planning.planner import Planner
 from service.planning.timing import zone
-from service.storage import message_rows, reasons, treatment_rows
+from service.storage import erasure, message_rows, reasons, treatment_rows
 from service.storage.group_commit import GroupCommit, Spawn
 from service.storage.message_rows import new_message, new_message_ids
 from service.storage.transactions import Transactions
@@ -157,6 +157,7 @@ class Intake:
         patients = self._patients(conn, fresh)
         numbers = [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
         secrets = self.settings.privacy.keys()
+        erasure.unhash(conn, numbers, keys=secrets)  # an erased patient's STOP, named again
         stopped = treatment_rows.opted_out(conn, numbers, secrets=secrets)
         kinds = treatment_rows.kind_opt_outs(conn, numbers, secrets=secrets)
         treatments = treatment_rows.insert_treatments(

@@ -142,9 +142,7 @@ def _replies(conn: sa.Connection, clinic_id: str, phone: str) -> int:
     c = INBOUND.c
     to_clinic = sa.or_(c.clinic_id == clinic_id, c.clinic_id.is_(None))
     done = conn.execute(
-        sa.update(INBOUND)
-        .where(c.phone == phone, to_clinic)
-        .values(body="", phone="", answer=None)
+        sa.update(INBOUND).where(c.phone == phone, to_clinic).values(body="", phone="", answer=None)
     )
     return int(done.rowcount)
 
@@ -246,3 +244,22 @@ def _insert_missing(conn: sa.Connection, table: sa.Table, rows: list[dict[str, A
         key = sa.and_(*(col == row[col.name] for col in key_columns))
         if conn.execute(sa.select(*key_columns).where(key)).first() is None:
             conn.execute(table.insert(), row)
+
+
+def unhash(conn: sa.Connection, pairs: Sequence[tuple[str, str]], *, keys: Sequence[bytes]) -> int:
+    """The opt-outs kept as the hash of a (clinic, number) of `pairs` name the number again,
+    now that a patient of the clinic has it: every check then sees them as any STOP (the last
+    check before a send compares numbers, not hashes). The rows moved."""
+    hashed = {(c, numbers.digest(key, phone)): phone for c, phone in pairs for key in keys}
+    if not hashed:
+        return 0
+    moved = 0
+    for table in (OPT_OUT, KIND_OPT_OUT):
+        kept = sa.tuple_(table.c.clinic_id, table.c.phone).in_(list(hashed))
+        rows = [dict(r._mapping) for r in conn.execute(sa.select(table).where(kept))]
+        if rows:
+            conn.execute(sa.delete(table).where(kept))
+            named = [{**r, "phone": hashed[r["clinic_id"], r["phone"]]} for r in rows]
+            _insert_missing(conn, table, named)
+            moved += len(rows)
+    return moved
