@@ -50,6 +50,10 @@ def service_config(
         "api_tokens": [API_TOKEN],
         "help_text": "Bench Skin Studio aftercare.",
     }
+    if (root / "service" / "web" / "rate_limit.py").exists():
+        # The bench's load is the figure, not the edge's per-clinic limit; a tree from before
+        # the limit refuses the key (`--root`).
+        clinic["rate_limit"] = "1000000/s"
     return {
         "server": {
             "host": "127.0.0.1",

@@ -51,10 +51,10 @@ def published_secrets(places: Iterable[Path]) -> set[str]:
 def exposure_problems(
     settings: Settings, host: str, *, places: Iterable[Path] | None = None
 ) -> list[str]:
-    """One line per webhook secret, API token or notification secret the example ships, when
-    `host` (the address bound) or `server.public_base_url` is not loopback: a reverse proxy in
-    front of 127.0.0.1 is the usual production shape, and it publishes the service as surely
-    as binding 0.0.0.0 does."""
+    """One line per webhook secret, API token, notification secret or number key the example
+    ships, when `host` (the address bound) or `server.public_base_url` is not loopback: a
+    reverse proxy in front of 127.0.0.1 is the usual production shape, and it publishes the
+    service as surely as binding 0.0.0.0 does."""
     where = exposed_at(settings, host)
     if where is None:
         return []
@@ -74,7 +74,7 @@ def exposure_problems(
         if value.get_secret_value() in published
     ] + [
         f"privacy.number_keys[{i}]: is the published example key; set your own before "
-        f"serving on {host}"
+        f"serving on {where}"
         for i, key in enumerate(settings.privacy.number_keys)
         if key.get_secret_value() in published
     ]

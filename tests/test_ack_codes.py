@@ -10,6 +10,8 @@ import re
 from typing import Any
 
 from tests.fixtures.conversations import NURSE, Conversation, Start, alerted, start
+from tests.helpers.client import bearer
+from tests.support import TOKEN
 
 __all__ = ["start"]  # the fixture, from tests/fixtures/conversations.py
 
@@ -83,7 +85,7 @@ class TestCodes:
         response = await c.client.post(
             f"/v1/clinics/glow/escalations/{older['id']}/acknowledge",
             json={"by": "nurse Kim"},
-            headers={"Authorization": "Bearer token-glow"},
+            headers=bearer(TOKEN),
         )
         assert response.status == 200 and (await response.json())["code"] == older["code"]
         answer = await c.text(f"ACK {older['code']}", sender=NURSE)

@@ -93,7 +93,7 @@ class TestOperations:
         assert response.status == 200
         assert await response.json() == {
             "status": "ok",
-            "checks": {"database": "ok", "scheduler": "ok"},
+            "checks": {"database": "ok", "database_write": "ok", "scheduler": "ok"},
         }
 
     async def test_readyz_is_503_when_the_database_fails(

@@ -151,6 +151,41 @@ class TestLoops:
         failed = [r for r, _ in lines if r.getMessage() == "background task failed"]
         assert [getattr(r, "task", None) for r in failed] == ["test_sweep", "test_sweep"]
 
+    async def test_a_job_running_at_stop_finishes_and_nothing_is_logged_as_an_error(
+        self, db_path: Path, lines: list[tuple[logging.LogRecord, str]]
+    ) -> None:
+        """Stopping while a periodic job runs (the pruner's first pass at start, say): the
+        job's work finishes, and the scheduler's cancellation of its wrapper is no error."""
+        transactions = Transactions.open(f"sqlite+aiosqlite:///{db_path}")
+        started, finished = asyncio.Event(), asyncio.Event()
+
+        async def job() -> None:
+            started.set()
+            await asyncio.sleep(0.3)
+            finished.set()
+
+        async def nothing(*_: Any) -> None:
+            pass
+
+        timers = Timers(
+            settings=make_settings(db_path).scheduler,
+            transactions=transactions,
+            clock=_Clock(),
+            dispatch_due=nothing,
+            recover=nothing,
+            supervisor=Supervisor(Metrics()),
+        )
+        timers.every(job, seconds=60, task="slow_sweep")
+        timers.start()
+        try:
+            await asyncio.wait_for(started.wait(), timeout=5)
+        finally:
+            await timers.stop(timeout=5)
+            await transactions.close()
+        await asyncio.sleep(0.05)  # the scheduler logs what its cancelled jobs raised
+        assert finished.is_set()
+        assert [line for r, line in lines if r.levelno >= logging.ERROR] == []
+
     async def test_a_loop_that_raises_is_started_again_and_stops_when_asked(self) -> None:
         """`Supervisor.forever`: a loop that raises is started again after the backoff (1 s);
         a stop during a backoff ends it at once."""

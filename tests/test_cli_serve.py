@@ -33,12 +33,14 @@ EXAMPLE_SECRETS = [
     "clinics.glow-downtown.api_tokens[0]",
     "clinics.glow-madrid.webhook_secrets[0]",
     "clinics.glow-madrid.api_tokens[0]",
+    "privacy.number_keys[0]",
 ]
 OWN_SECRETS = {
     "AFTERCARE_CLINICS__GLOW_DOWNTOWN__WEBHOOK_SECRETS": json.dumps([SECRET]),
     "AFTERCARE_CLINICS__GLOW_DOWNTOWN__API_TOKENS": '["downtown-own-token-0123456789abcdefghij"]',
     "AFTERCARE_CLINICS__GLOW_MADRID__WEBHOOK_SECRETS": json.dumps([OTHER_SECRET]),
     "AFTERCARE_CLINICS__GLOW_MADRID__API_TOKENS": '["madrid-own-token-0123456789abcdefghijkl"]',
+    "AFTERCARE_PRIVACY__NUMBER_KEYS": '["own-number-key-0123456789abcdefghijklmn"]',
 }
 
 

@@ -75,7 +75,7 @@ class TestWeakSettingsRefused:
 class TestExampleSecretsBehindAProxy:
     def test_a_public_url_refuses_them_though_bound_to_loopback(self, tmp_path: Path) -> None:
         """A reverse proxy in front of 127.0.0.1 publishes the service: serve and check-config
-        both refuse the example's four secrets and tokens, by path."""
+        both refuse the example's secrets, tokens and number key, by path."""
         port = free_port()
         env = {"AFTERCARE_SERVER__PUBLIC_BASE_URL": PUBLIC, **CODE}
         for argv in (["check-config"], ["serve", "--host", "127.0.0.1", "--port", str(port)]):
@@ -87,6 +87,7 @@ class TestExampleSecretsBehindAProxy:
                 "clinics.glow-downtown.api_tokens[0]",
                 "clinics.glow-madrid.webhook_secrets[0]",
                 "clinics.glow-madrid.api_tokens[0]",
+                "privacy.number_keys[0]",
             ]
             assert all(line.endswith(f"serving on {PUBLIC}") for line in lines)
             assert "whsec_" not in done.stderr and "example-token" not in done.stderr
@@ -100,6 +101,7 @@ class TestExampleSecretsBehindAProxy:
             "AFTERCARE_CLINICS__GLOW_DOWNTOWN__API_TOKENS": json.dumps([TOKEN]),
             "AFTERCARE_CLINICS__GLOW_MADRID__WEBHOOK_SECRETS": json.dumps([OTHER_SECRET]),
             "AFTERCARE_CLINICS__GLOW_MADRID__API_TOKENS": json.dumps(["m" * 32]),
+            "AFTERCARE_PRIVACY__NUMBER_KEYS": json.dumps(["k" * 32]),
             **CODE,
         }
         done = aftercare(tmp_path, "--config", str(EXAMPLE), "check-config", **env)

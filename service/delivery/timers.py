@@ -119,7 +119,12 @@ class Timers:
         running = self.supervisor.spawn(job(), task=task)  # reports a failure
         self._jobs.add(running)
         running.add_done_callback(self._jobs.discard)
-        await asyncio.wait({running})
+        try:
+            await asyncio.wait({running})
+        except asyncio.CancelledError:
+            if self.running:
+                raise
+            return False  # the scheduler's shutdown: `stop` waits for the work, not an error
         return not running.cancelled() and running.exception() is None
 
     async def _periodically(self, job: Job, task: str) -> None:
