@@ -112,6 +112,31 @@ async def test_trickled_bodies_are_cut_quietly(start: Start) -> None:
     assert "error" not in levels and "critical" not in levels
 
 
+MALFORMED = (
+    b"POST /v1/clinics/glow/events HTTP/1.1\r\nHost: a\r\nContent-Length: nope\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost a\r\n\r\n",
+)
+
+
+async def test_malformed_requests_are_refused_without_an_error_line(start: Start) -> None:
+    """Requests aiohttp cannot parse are answered 400 and logged as warnings without a
+    traceback: anyone can send them, and nothing of ours failed."""
+    service = await start()
+    for raw in MALFORMED:
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(raw)
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+        assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer[:100]
+    await asyncio.sleep(0.2)  # the log line follows the answer
+    lines = [json.loads(line) for line in service.log.read_text().splitlines() if line[:1] == "{"]
+    refused = [line for line in lines if line["message"].startswith("malformed request")]
+    assert len(refused) == len(MALFORMED) and {line["level"] for line in refused} == {"warning"}
+    assert "Traceback" not in service.log.read_text()
+    assert not [line for line in lines if line["level"] in ("error", "critical")]
+
+
 async def test_a_burst_meets_429_and_leaves_nothing_half_stored(start: Start) -> None:
     """300 signed events at once from glow at 20/s (burst 40): some 202, the rest 429 with a
     whole Retry-After; every 202's treatment reads back with its messages, every 429's is

@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp.http import HttpProcessingError
+
 from service.observability.masking import mask_phones
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -84,11 +86,25 @@ def stamp_request_id(record: logging.LogRecord) -> bool:
     return True
 
 
+def malformed_requests_are_warnings(record: logging.LogRecord) -> bool:
+    """Handler filter: a request aiohttp could not parse (a bad Content-Length, a garbled
+    request line: its 400 before any handler) is the client's fault, said as one warning line
+    without a traceback; as aiohttp logs it, an ERROR with a traceback that anyone could make
+    and that an operator would take for a fault of ours."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if record.name == "aiohttp.server" and isinstance(exc, HttpProcessingError):
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = "malformed request refused (400): %s", (type(exc).__name__,)
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send every log record to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(stamp_request_id)
+    handler.addFilter(malformed_requests_are_warnings)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
