@@ -123,8 +123,8 @@ def _text(
         detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))
         s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))
     clinic_id = last.clinic_id if last is not None else scope[0] if len(scope) == 1 else None
-    about = (None, None) if last is None else (last.id, last.patient_id)
-    _record(s, row_id, clinic_id, *about, inbound_rows.OUTSIDE)
+    message_id, patient_id = (None, None) if last is None else (last.id, last.patient_id)
+    _record(s, row_id, clinic_id, message_id, patient_id, inbound_rows.OUTSIDE)
     if clinic_id is not None:
         notify(
             s,
