@@ -9,8 +9,9 @@ four digits of the number and the clinic's patient id, never the whole number.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
-from datetime import datetime
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlmodel import Session
@@ -105,3 +106,27 @@ def open_count(s: Session, clinic_ids: Collection[str]) -> int:
     if not clinic_ids:
         return 0
     return sum(v.count for v in inbox.stats(s.connection(), clinic_ids).values())
+
+
+@dataclass(frozen=True)
+class InboxCounts:
+    """The inbox across clinics, for /metrics: open items by kind, the oldest item's time,
+    and each clinic's instant its oldest open escalation becomes overdue (twice its
+    `escalation_reminder` after it opened)."""
+
+    open: dict[str, int]
+    oldest: datetime | None
+    deadlines: list[datetime]
+
+
+def counts(s: Session, reminders: Mapping[str, timedelta]) -> InboxCounts:
+    """`InboxCounts` now; `reminders` is each clinic's `escalation_reminder`."""
+    conn = s.connection()
+    found = inbox.stats(conn, None)
+    oldest = min((v.oldest for v in found.values() if v.oldest is not None), default=None)
+    deadlines = [
+        at + 2 * reminders[clinic_id]
+        for clinic_id, at in inbox.oldest_escalations(conn).items()
+        if clinic_id in reminders
+    ]
+    return InboxCounts({k.value: v.count for k, v in found.items()}, oldest, deadlines)
