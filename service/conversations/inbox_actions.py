@@ -52,6 +52,7 @@ def acknowledge(
     if found is None or found.clinic_id not in clinic_ids:
         raise NotFound("no escalation with that id at a clinic of this account")
     if escalations.acknowledge_one(s, escalation_id, by=by[:100], now=now):
+        s.refresh(found)  # the UPDATE went around the session's copy
         view = listed.one(s, escalation_id)
         detail = json.dumps({"escalation_id": escalation_id, "code": found.code})
         _audit(s, found.clinic_id, by, ESCALATION_ACKNOWLEDGED, view["patient_id"], detail, now)
