@@ -7,6 +7,7 @@ rows for each action; the audit API's pages; the inbox gauges on /metrics."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -163,7 +164,9 @@ class TestPatient:
         c = await start()
         await c.plan(due_in=3600)
         for q in ("an", "ANA", "pt_77", "0123"):
-            found = await c.client.app[TRANSACTIONS].read(lambda s: timeline.search(s, GLOW, q))
+            found = await c.client.app[TRANSACTIONS].read(
+                lambda s, q=q: timeline.search(s, GLOW, q)
+            )
             assert [f["patient_id"] for f in found] == ["pt_77"], q
         assert (
             await c.client.app[TRANSACTIONS].read(lambda s: timeline.search(s, ["other"], "ana"))
@@ -177,12 +180,8 @@ class TestAuditApi:
         await c.plan(due_in=3600)
         for _ in range(3):
             now = datetime.now(UTC)
-            await write(
-                c,
-                lambda s: inbox_actions.reveal_number(
-                    s, GLOW, "glow", "pt_77", by=NURSE_EMAIL, now=now
-                ),
-            )
+            reveal = partial(inbox_actions.reveal_number, by=NURSE_EMAIL, now=now)
+            await write(c, lambda s, reveal=reveal: reveal(s, GLOW, "glow", "pt_77"))
         first = await c.client.get("/v1/clinics/glow/audit?limit=2", headers=bearer(TOKEN))
         page = await first.json()
         assert [a["action"] for a in page["audit"]] == ["number_revealed"] * 2
