@@ -139,7 +139,6 @@ def main() -> None:
         f"command.upgrade(alembic_config({url!r}), 'head')"
     )
     subprocess.run([sys.executable, "-c", upgrade], check=True)
-    )
     engine = sa.create_engine(f"sqlite:///{path}")
     fill(engine)
     with engine.connect() as conn:
