@@ -13,6 +13,7 @@ import service.storage.appointments
 import service.storage.audit
 import service.storage.conversation_tables
 import service.storage.heartbeat
+import service.storage.inbox_tables
 import service.storage.models
 import service.storage.outbox  # noqa: F401  (and the outbox's)
 from service.storage.database import create_engine, is_sqlite, migration_lock, sqlite_writer

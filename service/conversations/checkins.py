@@ -50,6 +50,7 @@ class Answered:
 
     answer: str | None
     due: list[datetime]
+    level: str  # the reply's triage level
 
 
 def latest(s: Session, settings: Settings, clinic_id: str, phone: str) -> Checkin | None:
@@ -100,7 +101,7 @@ def reply(
     # One open escalation a check-in: a worried patient texting "3" again pages nobody twice.
     if escalates and not escalations.is_open(s, message.id):
         due = escalations.open_one(s, settings, checkin, text=text, level=found.level, now=now)
-    return Answered(_answer(settings, checkin, found), due)
+    return Answered(_answer(settings, checkin, found), due, found.level)
 
 
 def _answer(settings: Settings, checkin: Checkin, found: Triage) -> str | None:

@@ -47,7 +47,7 @@ def handle(s: Session, settings: Settings, reply: Reply, *, now: datetime) -> Ha
     log.info(
         "reply received", extra={"from": mask_phone(reply.sender), "keyword": word and word.text}
     )
-    handled = _act(s, settings, scope, reply, word, now=now)
+    handled = _act(s, settings, scope, reply, word, row_id=row_id, now=now)
     if row_id is not None:
         inbound_rows.record_answer(conn, row_id, handled.answer)
     return handled
@@ -60,6 +60,7 @@ def _act(
     reply: Reply,
     word: Keyword | None,
     *,
+    row_id: int | None,
     now: datetime,
 ) -> Handled:
     """What a text asks for: ACK from an on-call number, a keyword, or a reply."""
@@ -68,7 +69,7 @@ def _act(
         answer = acks.acknowledge(s, settings, on_call[0], reply.sender, code=word.word, now=now)
         return Handled(answer, "ACK")
     if word is None or word.action is Action.ACK:
-        return _text(s, settings, scope, reply, now=now)
+        return _text(s, settings, scope, reply, row_id=row_id, now=now)
     for clinic_id in scope:
         _keyword(s, settings, clinic_id, reply.sender, word, now=now)
     return Handled(_answer(settings, scope[0], word), word.text)
@@ -99,20 +100,31 @@ def _keyword(
 
 
 def _text(
-    s: Session, settings: Settings, scope: list[str], reply: Reply, *, now: datetime
+    s: Session,
+    settings: Settings,
+    scope: list[str],
+    reply: Reply,
+    *,
+    row_id: int | None,
+    now: datetime,
 ) -> Handled:
     """Text that is no keyword: the reply to the check-in of the clinic texted when one is in
-    its window; else kept on the history of the last message sent and notified."""
+    its window; else kept on the history of the last message sent and notified. The kept row
+    records which (and its level, or "outside"): the console's inbox reads it."""
     if len(scope) == 1:
         checkin = checkins.latest(s, settings, scope[0], reply.sender)
         if checkin is not None and checkins.within_window(checkin, now=now):
             answered = checkins.reply(s, settings, checkin, reply.body, now=now)
+            m = checkin.message
+            _record(s, row_id, m.clinic_id, m.id, m.patient_id, answered.level)
             return Handled(answered.answer, None, answered.due)
     last = _last_sent(s, scope, reply.sender)
     if last is not None:
         detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))
         s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))
     clinic_id = last.clinic_id if last is not None else scope[0] if len(scope) == 1 else None
+    message_id, patient_id = (None, None) if last is None else (last.id, last.patient_id)
+    _record(s, row_id, clinic_id, message_id, patient_id, inbound_rows.OUTSIDE)
     if clinic_id is not None:
         notify(
             s,
@@ -123,6 +135,25 @@ def _text(
             now=now,
         )
     return Handled(None)
+
+
+def _record(
+    s: Session,
+    row_id: int | None,
+    clinic_id: str | None,
+    message_id: str | None,
+    patient_id: int | None,
+    level: str,
+) -> None:
+    if row_id is not None:
+        inbound_rows.record_reply(
+            s.connection(),
+            row_id,
+            clinic_id=clinic_id,
+            level=level,
+            message_id=message_id,
+            patient_id=patient_id,
+        )
 
 
 def _received(s: Session, clinic_id: str, reply: Reply, *, now: datetime) -> dict[str, Any]:
@@ -136,7 +167,7 @@ def _received(s: Session, clinic_id: str, reply: Reply, *, now: datetime) -> dic
 
 M = MESSAGE.c
 _LAST_SENT = (
-    sa.select(M.id, M.clinic_id, M.status)
+    sa.select(M.id, M.clinic_id, M.status, M.patient_id)
     .where(
         M.clinic_id.in_(sa.bindparam("scope", expanding=True)),
         M.phone == sa.bindparam("phone"),
@@ -153,6 +184,7 @@ class Sent(NamedTuple):
     id: str
     clinic_id: str
     status: str
+    patient_id: int
 
 
 def _last_sent(s: Session, scope: list[str], phone: str) -> Sent | None:

@@ -31,6 +31,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from service.observability.inbox_metrics import InboxGauges
+
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -90,6 +92,7 @@ class Metrics:
         self._operations(r)
         self._notifications(r)
         self._escalations(r)
+        self.inbox = InboxGauges(r)
         self.background_failures = Counter(
             "aftercare_background_failures_total",
             "Failures of background tasks (sends, writers, timers, sweeps, loops) by task",
@@ -260,6 +263,7 @@ class Metrics:
         self.oldest_overdue.set(_age(now, self._stored.oldest_scheduled))
         self.oldest_notification.set(_age(now, self._oldest_pending))
         self.oldest_escalation.set(_age(now, self._oldest_open))
+        self.inbox.at(now)
         self.ready.set(1 if ready else 0)
 
     def render(self) -> bytes:

@@ -184,3 +184,30 @@ def _text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("not an id")
     return value
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """A page of audit rows (SPEC §16), newest first by (at, id)."""
+
+    limit: int = DEFAULT_LIMIT
+    after: Cursor | None = None  # its `send_at` is the last row's `at`, its id the row's
+
+
+def parse_audit_query(params: Mapping[str, str]) -> AuditQuery:
+    """The audit list's query in `params`; Unprocessable listing every wrong parameter."""
+    errors: list[FieldError] = []
+    query = AuditQuery(
+        limit=_parsed(errors, params, "limit", _limit) or DEFAULT_LIMIT,
+        after=_parsed(errors, params, "cursor", _audit_cursor),
+    )
+    if errors:
+        raise Unprocessable("the query has wrong parameters", errors=errors)
+    return query
+
+
+def _audit_cursor(text: str) -> Cursor:
+    cursor = decode_cursor(text)
+    if not (cursor.id.isascii() and cursor.id.isdigit()) or len(cursor.id) > 18:
+        raise ValueError("not a cursor of this list; pass next_cursor as given")
+    return cursor

@@ -8,7 +8,7 @@ Listed newest first by clinic, by the index on (clinic_id, at, id).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -51,3 +51,17 @@ def record(
     """Append an audit row in the transaction `conn` is in."""
     row = {"clinic_id": clinic_id, "at": now, "actor": actor, "action": action}
     conn.execute(AUDIT.insert(), {**row, "patient_id": patient_id, "detail": detail})
+
+
+def page(
+    conn: sa.Connection, clinic_id: str, *, limit: int, after: tuple[datetime, int] | None
+) -> list[Any]:
+    """Up to `limit` of the clinic's rows, newest first by (at, id), after the position
+    `after` (the last row of the page before), by the index on (clinic_id, at, id)."""
+    a = AUDIT.c
+    query = sa.select(a.id, a.at, a.actor, a.action, a.patient_id, a.detail).where(
+        a.clinic_id == clinic_id
+    )
+    if after is not None:
+        query = query.where(sa.tuple_(a.at, a.id) < sa.tuple_(*after))
+    return list(conn.execute(query.order_by(a.at.desc(), a.id.desc()).limit(limit)).all())

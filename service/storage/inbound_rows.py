@@ -19,6 +19,7 @@ from service.storage.models import Inbound
 INBOUND = cast(sa.Table, Inbound.__table__)  # type: ignore[attr-defined]
 IN = INBOUND.c
 BODY_LIMIT = 1600  # characters kept: Twilio's longest concatenated text
+OUTSIDE = "outside"  # the level of a text that is no keyword and answered no check-in's window
 
 
 class Kept(NamedTuple):
@@ -60,3 +61,30 @@ def record_answer(conn: sa.Connection, row_id: int, answer: str | None) -> None:
     """Keep the answer a text got, to give Twilio's retry of it."""
     if answer is not None:
         conn.execute(_ANSWER, {"row_id": row_id, "new_answer": answer})
+
+
+_REPLY = (
+    sa.update(INBOUND)
+    .where(IN.id == sa.bindparam("row_id"))
+    .values(
+        clinic_id=sa.bindparam("new_clinic"),
+        level=sa.bindparam("new_level"),
+        message_id=sa.bindparam("new_message"),
+        patient_id=sa.bindparam("new_patient"),
+    )
+)
+
+
+def record_reply(
+    conn: sa.Connection,
+    row_id: int,
+    *,
+    clinic_id: str | None,
+    level: str,
+    message_id: str | None,
+    patient_id: int | None,
+) -> None:
+    """Record what a text that is no keyword came to: the clinic and message it answered
+    (the check-in, else the last message sent), that message's patient, and its level."""
+    values = {"new_clinic": clinic_id, "new_level": level, "new_message": message_id}
+    conn.execute(_REPLY, {"row_id": row_id, **values, "new_patient": patient_id})

@@ -234,7 +234,11 @@ class Inbound(SQLModel, table=True):
     """A patient's reply, recorded for the history; kept once per Twilio `MessageSid`, with
     the answer it got, so that Twilio's retry is answered the same and changes nothing."""
 
-    __table_args__ = (sa.Index("ux_inbound_provider_id", "provider_id", unique=True),)
+    __table_args__ = (
+        sa.Index("ux_inbound_provider_id", "provider_id", unique=True),
+        # The inbox's replies: a clinic's texts of a level that needs a person, newest first.
+        sa.Index("ix_inbound_clinic_level", "clinic_id", "level", "received_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: str | None = Field(default=None, max_length=64, index=True)
@@ -245,6 +249,13 @@ class Inbound(SQLModel, table=True):
     keyword: str | None = Field(default=None, max_length=16)
     received_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
     answer: str | None = Field(default=None, sa_type=sa.Text)  # the TwiML's text, if any
+    # What the text came to when it was no keyword (the console's inbox, SPEC §16): its
+    # triage level in a check-in's window, or "outside" any window; the message it answered
+    # (the check-in, else the last one sent) and that message's patient. No foreign keys:
+    # retention and erasure delete messages and patients on their own schedules.
+    level: str | None = Field(default=None, max_length=16)
+    message_id: str | None = Field(default=None, max_length=32)
+    patient_id: int | None = Field(default=None)
 
 
 class ProviderStatus(SQLModel, table=True):

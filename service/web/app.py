@@ -34,6 +34,7 @@ from service.storage.heartbeat import WriteCheck
 from service.storage.transactions import Transactions
 from service.web import (
     api,
+    audit_api,
     erasure_api,
     escalations,
     events,
@@ -87,7 +88,8 @@ def create_app(
     app[RATE_LIMITS] = RateLimits.of(settings)
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
-    for module in (events, api, erasure_api, escalations, notifications_api, twilio_hooks, ops):
+    modules = (events, api, erasure_api, escalations, notifications_api, twilio_hooks, ops)
+    for module in (*modules, audit_api):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_sender(sender))

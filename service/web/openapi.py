@@ -9,11 +9,12 @@ from pydantic.json_schema import JsonSchemaMode
 
 from service.intake.payloads import EVENT_BODY
 from service.reads import answers, erasures
+from service.reads import audit as audit_answers
 from service.reads import escalations as escalation_answers
 from service.reads.paging import MAX_LIMIT
 from service.storage.models import Status
 from service.storage.outbox import NotificationState
-from service.web.openapi_conversations import escalation_paths
+from service.web.openapi_conversations import audit_paths, escalation_paths
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -80,6 +81,7 @@ def _schemas() -> dict[str, Any]:
         ("Event", "validation", EVENT_BODY),
         *answers.json_schema_inputs(),
         *escalation_answers.json_schema_inputs(),
+        *audit_answers.json_schema_inputs(),
         *erasures.json_schema_inputs(),
     ]
     top, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
@@ -284,6 +286,7 @@ def document() -> dict[str, Any]:
             "/v1/clinics/{clinic_id}/events": _events_path(),
             **_api_paths(),
             **escalation_paths(_read, _CLINIC),
+            **audit_paths(_read, _CLINIC),
             **_twilio_paths(),
             **_ops_paths(),
         },

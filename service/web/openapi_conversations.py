@@ -1,5 +1,5 @@
-"""The escalations API's part of the OpenAPI document (SPEC §10), built with the document's
-own operation builder so both read alike."""
+"""The escalations API's and the audit API's part of the OpenAPI document (SPEC §10, §16),
+built with the document's own operation builder so they read alike."""
 
 from __future__ import annotations
 
@@ -47,3 +47,17 @@ def escalation_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
         },
         f"{base}/{{escalation_id}}/acknowledge": {"post": acknowledge},
     }
+
+
+def audit_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
+    """The audit trail (SPEC §16), under /v1/clinics/{clinic_id}/audit."""
+    query = [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        },
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ]
+    listed = read("The clinic's audit trail, newest first", [clinic, *query], "A page", "AuditPage")
+    return {"/v1/clinics/{clinic_id}/audit": {"get": listed}}

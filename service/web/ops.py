@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from service.conversations import escalations
+from service.reads import inbox
 from service.reads.answers import HEALTH, READINESS, Health, Readiness
 from service.storage import outbox_claims, store
 from service.web.errors import answer
-from service.web.keys import CLOCK, METRICS, TIMERS, TRANSACTIONS, WRITE_CHECK
+from service.web.keys import CLOCK, METRICS, SETTINGS, TIMERS, TRANSACTIONS, WRITE_CHECK
 from service.web.openapi import document
 
 routes = web.RouteTableDef()
@@ -81,16 +82,20 @@ async def _count(request: web.Request) -> None:
     started = time.monotonic()
     if not registry.stored_due(started):
         return
+    clinics = request.app[SETTINGS].clinics
+    reminders = {cid: c.escalation_reminder for cid, c in clinics.items()}
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            counts, oldest, outbox, open_ = await request.app[TRANSACTIONS].read(
+            counts, oldest, outbox, open_, items = await request.app[TRANSACTIONS].read(
                 lambda s: (
                     store.count_by_status(s),
                     store.oldest_scheduled(s),
                     outbox_claims.pending_stats(s),
                     escalations.open_stats(s),
+                    inbox.counts(s, reminders),
                 )
             )
+            registry.inbox.set_counts(items.open, oldest=items.oldest, deadlines=items.deadlines)
         registry.set_notifications(outbox[0], oldest=outbox[1])
         registry.set_escalations(open_[0], oldest=open_[1])
         registry.set_stored(
