@@ -1,5 +1,5 @@
 """The console in a real browser: Debian's headless chromium through Selenium, phone-sized
-(375 × 812), against a real `aftercare serve` subprocess whose staff account was made by the
+(375 x 812), against a real `aftercare serve` subprocess whose staff account was made by the
 real `aftercare staff add`.
 
 Where chromium or chromedriver is missing, the tests skip with one reason; under CI=true they
