@@ -1,4 +1,5 @@
-"""The `aftercare` command: serve, migrate, check-config, preview (SPEC §3), erase (§19)."""
+"""The `aftercare` command: serve, migrate, check-config, preview (SPEC §3), erase (§19), staff
+(§16, in service.console.staff_commands)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--clinic", required=True)
     erase.add_argument("--patient", required=True, help="the clinic's patient id")
     erase.set_defaults(run=_erase)
+    from service.console import staff_commands
+
+    staff_commands.add_parser(commands)
     return parser
 
 

@@ -85,6 +85,9 @@ class ServerSettings(_Section):
         timedelta(seconds=15), ge=timedelta(seconds=1), le=timedelta(minutes=10)
     )
     max_connections: int = Field(1000, ge=1, le=100_000)
+    # The console's throttling by address (docs/console-operators.md): behind a reverse proxy
+    # that sets X-Forwarded-For, its last entry is the client's; else only the peer counts.
+    trust_forwarded_for: bool = False
 
     @field_validator("public_base_url")
     @classmethod

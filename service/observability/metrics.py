@@ -93,6 +93,12 @@ class Metrics:
         self._notifications(r)
         self._escalations(r)
         self.inbox = InboxGauges(r)
+        self.console_sign_ins = Counter(
+            "aftercare_console_sign_ins_total",
+            "Staff console sign-ins by outcome (ok, failed, locked, throttled)",
+            ["outcome"],
+            registry=r,
+        )
         self.background_failures = Counter(
             "aftercare_background_failures_total",
             "Failures of background tasks (sends, writers, timers, sweeps, loops) by task",

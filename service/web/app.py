@@ -1,6 +1,7 @@
 """The application factory. Each resource is one cleanup context, in dependency order:
-database → SMS sender → dispatcher and scheduler → notifications' deliverer → the write
-check of readiness. Background work runs under a `Supervisor` (nothing dies quietly)."""
+database → SMS sender → dispatcher and scheduler → the staff console's dependencies →
+notifications' deliverer → the write check of readiness. Background work runs under a
+`Supervisor` (nothing dies quietly)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from sqlmodel import Session
 
 from service.clock import Clock, SystemClock
 from service.config import Settings
+from service.console import CONSOLE, Console, Passwords
+from service.console import setup as setup_console
 from service.conversations import inbound
 from service.conversations.reminders import Reminders
 from service.delivery.dispatch import Dispatcher
@@ -91,10 +94,12 @@ def create_app(
     modules = (events, api, erasure_api, escalations, notifications_api, twilio_hooks, ops)
     for module in (*modules, audit_api):
         app.add_routes(module.routes)
+    setup_console(app)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_sender(sender))
     instance = instance or f"{socket.gethostname()}-{secrets.token_hex(3)}"
     app.cleanup_ctx.append(_dispatch(instance))
+    app.cleanup_ctx.append(_console)
     app.cleanup_ctx.append(_notifications(instance, resolver))
     app.cleanup_ctx.append(_write_check(instance))
     return app
@@ -174,6 +179,19 @@ def _dispatch(instance: str) -> Callable[[web.Application], AsyncIterator[None]]
         await dispatcher.close(timeout=DRAIN_SECONDS)
 
     return ctx
+
+
+async def _console(app: web.Application) -> AsyncIterator[None]:
+    """The staff console's dependencies, once the database and the timers are up."""
+    app[CONSOLE] = Console(
+        settings=app[SETTINGS],
+        transactions=app[TRANSACTIONS],
+        clock=app[CLOCK],
+        metrics=app[METRICS],
+        arm=app[TIMERS].arm,
+        passwords=Passwords(),
+    )
+    yield
 
 
 def _periodic(app: web.Application, timers: Timers) -> None:

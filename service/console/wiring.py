@@ -1,0 +1,28 @@
+"""`setup(app)`: the console's routes, templates, static files, middleware and headers.
+
+The app factory calls `setup(app)` once, then stores a `Console` under `CONSOLE` in a cleanup
+context once the database is up (`deps.Console`)."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from service.console import guard, inbox, login
+from service.console.pages import STATIC
+
+
+def setup(app: web.Application) -> None:
+    """Register the console on `app`: its guard runs inside every middleware `app` has."""
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("service.console", "templates"),
+        autoescape=True,  # aiohttp-jinja2's default for .html, said out loud
+        undefined=jinja2.StrictUndefined,
+    )
+    app.middlewares.append(guard.guard)
+    app.on_response_prepare.append(guard.safe_headers)
+    app.add_routes(login.routes)
+    app.add_routes(inbox.routes)
+    app.router.add_static("/console/static/", STATIC, name="console_static")
