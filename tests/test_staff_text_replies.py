@@ -25,7 +25,7 @@ async def staff_text_sent(c: Conversation, body: str = "How is it healing?") -> 
     filed = await staff_text(c.client, body)
 
     async def sent() -> bool:
-        return (await listed_staff(c.client))["status"] == "sent"
+        return bool((await listed_staff(c.client))["status"] == "sent")
 
     await until(sent)
     return filed.message_id
@@ -70,7 +70,7 @@ class TestReplies:
         await staff_text_sent(c)
 
         async def checked_in() -> bool:
-            return (await c.messages(plan))[0]["status"] == "sent"
+            return bool((await c.messages(plan))[0]["status"] == "sent")
 
         await until(checked_in)
         assert await sent_to(c.fake, 2)

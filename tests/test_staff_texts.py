@@ -24,7 +24,8 @@ from tests.fixtures.staff_texts import (
     staff_text,
     status_callback,
 )
-from tests.helpers.client import bearer
+from tests.helpers.client import bearer, post_event
+from tests.helpers.events import cancelled_event, patient_updated_event
 from tests.processes import until_async as until
 from tests.support import TOKEN
 
@@ -46,7 +47,7 @@ class TestSending:
         await status_callback(c, c.fake.messages[0].sid, "delivered")
 
         async def delivered() -> bool:
-            return (await listed_staff(c.client))["status"] == "delivered"
+            return bool((await listed_staff(c.client))["status"] == "delivered")
 
         await until(delivered)
         listed = await listed_staff(c.client)
@@ -183,3 +184,21 @@ class TestQuietHours:
         assert await sent_to(c.fake, 1) == [f"Urgent: call us\n{FOOTER}"]
         history = (await listed_staff(c.client))["history"]
         assert history[0]["detail"] == "staff text; sent anyway in quiet hours"
+
+    async def test_a_held_text_survives_the_treatments_cancellation_and_corrections(
+        self, start: Start
+    ) -> None:
+        """Waiting for the end of quiet hours: a treatment.cancelled and a patient.updated with
+        a new time zone leave it scheduled at its time (no plan has it to follow)."""
+        c = await start(quiet_hours=quiet_around_now())
+        plan = await c.plan(due_in=LATER)
+        filed = await staff_text(c.client)
+        for event in (
+            cancelled_event(plan["treatment"]["id"]),
+            patient_updated_event(timezone="Asia/Tokyo"),
+        ):
+            assert (await post_event(c.client, event)).status in (200, 202)
+        listed = await listed_staff(c.client)
+        send_at = datetime.fromisoformat(listed["send_at"])
+        assert (listed["status"], send_at) == ("scheduled", filed.send_at)
+        assert [h["status"] for h in listed["history"]] == ["scheduled"]
