@@ -27,7 +27,7 @@ from tests.fixtures.staff_texts import (
 from tests.helpers.client import bearer, post_event
 from tests.helpers.events import cancelled_event, patient_updated_event
 from tests.processes import until_async as until
-from tests.support import TOKEN
+from tests.support import PHONE, TOKEN
 
 __all__ = ["start"]  # the fixture, from tests/fixtures/conversations.py
 FOOTER = "Reply STOP to opt out."
@@ -103,6 +103,27 @@ class TestSending:
         assert cancelled.status == 200, await cancelled.text()
         await staff_text(c.client, "Sorry about today")
         assert await sent_to(c.fake, 1) == [f"Sorry about today\n{FOOTER}"]
+
+    async def test_a_failed_staff_text_is_notified_like_any_other(self, start: Start) -> None:
+        """Twilio refuses it (21211): `failed` with the code, and `message.failed` naming a
+        message of kind `staff`."""
+        c = await start()
+        await c.plan(due_in=LATER)
+        c.fake.behaviours[PHONE] = "error:21211"
+        filed = await staff_text(c.client)
+
+        async def failed() -> bool:
+            return any(n["type"] == "message.failed" for n in await c.notifications())
+
+        await until(failed)
+        note = next(n for n in await c.notifications() if n["type"] == "message.failed")
+        message = note["data"]["message"]
+        assert (message["id"], message["kind"], message["error_code"]) == (
+            filed.message_id,
+            "staff",
+            21211,
+        )
+        assert (await listed_staff(c.client))["status"] == "failed"
 
 
 class TestRefusals:
