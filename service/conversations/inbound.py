@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from service.config import Settings
-from service.conversations import acks, checkins, optouts
+from service.conversations import acks, checkins, optouts, staff_texts
 from service.conversations.keywords import Action, Keyword, keyword
-from service.conversations.notices import notify, patient_ids, reply_data
+from service.conversations.notices import message_data, notify, patient_ids, reply_data
 from service.delivery.replies import Handled, Reply
 from service.observability.masking import mask_phone, mask_phones
 from service.storage import inbound_rows
-from service.storage.models import MessageHistory
+from service.storage.models import Message, MessageHistory, Patient, Treatment
 from service.storage.tables import MESSAGE
 
 log = logging.getLogger("aftercare.inbound")
@@ -108,30 +108,35 @@ def _text(
     row_id: int | None,
     now: datetime,
 ) -> Handled:
-    """Text that is no keyword: the reply to the check-in of the clinic texted when one is in
-    its window; else kept on the history of the last message sent and notified. The kept row
-    records which (and its level, or "outside"): the console's inbox reads it."""
+    """Text that is no keyword: of the clinic texted, the reply to the most recent of a
+    check-in still in its window and a staff text within 48 h (`staff_texts`); else kept on
+    the history of the last message sent. Notified, unless a check-in's (`checkin.replied`),
+    as `reply.received`. The kept row records what it answered and its level (`outside` any
+    window; `free_text` for a staff text's): the console's inbox reads it."""
+    staff: str | None = None
     if len(scope) == 1:
-        checkin = checkins.latest(s, settings, scope[0], reply.sender)
-        if checkin is not None and checkins.within_window(checkin, now=now):
-            answered = checkins.reply(s, settings, checkin, reply.body, now=now)
-            m = checkin.message
-            _record(s, row_id, m.clinic_id, m.id, m.patient_id, answered.level)
-            return Handled(answered.answer, None, answered.due)
-    last = _last_sent(s, scope, reply.sender)
+        answered = _answered(s, settings, scope[0], reply, now=now)
+        if isinstance(answered, checkins.Checkin):
+            done = checkins.reply(s, settings, answered, reply.body, now=now)
+            m = answered.message
+            _record(s, row_id, m.clinic_id, m.id, m.patient_id, done.level)
+            return Handled(done.answer, None, done.due)
+        staff = answered
+    last = _last_sent(s, scope, reply.sender) if staff is None else _sent(s, staff)
     if last is not None:
         detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))
         s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))
     clinic_id = last.clinic_id if last is not None else scope[0] if len(scope) == 1 else None
     message_id, patient_id = (None, None) if last is None else (last.id, last.patient_id)
-    _record(s, row_id, clinic_id, message_id, patient_id, inbound_rows.OUTSIDE)
+    level = inbound_rows.OUTSIDE if staff is None else inbound_rows.FREE_TEXT
+    _record(s, row_id, clinic_id, message_id, patient_id, level)
     if clinic_id is not None:
         notify(
             s,
             settings,
             clinic_id,
             "reply.received",
-            lambda: _received(s, clinic_id, reply, now=now),
+            lambda: _received(s, clinic_id, reply, staff, now=now),
             now=now,
         )
     return Handled(None)
@@ -156,13 +161,38 @@ def _record(
         )
 
 
-def _received(s: Session, clinic_id: str, reply: Reply, *, now: datetime) -> dict[str, Any]:
-    """`reply.received`: the reply, the clinic's patients with that number, it masked."""
-    return {
+def _answered(
+    s: Session, settings: Settings, clinic_id: str, reply: Reply, *, now: datetime
+) -> checkins.Checkin | str | None:
+    """What a text to the clinic answers: its latest check-in, when in its window and sent
+    after the latest staff text within 48 h; else that staff text's id; else nothing."""
+    checkin = checkins.latest(s, settings, clinic_id, reply.sender)
+    if checkin is not None and not checkins.within_window(checkin, now=now):
+        checkin = None
+    after = None if checkin is None else checkin.message.sent_at
+    staff = staff_texts.answered_staff_text(s, clinic_id, reply.sender, now, after=after)
+    return staff if staff is not None else checkin
+
+
+def _received(
+    s: Session, clinic_id: str, reply: Reply, staff: str | None, *, now: datetime
+) -> dict[str, Any]:
+    """`reply.received`: the reply, the clinic's patients with that number, it masked; and
+    the staff text it answers, if it does."""
+    data = {
         "reply": reply_data(reply.body, "free_text", now),
         "patient_ids": patient_ids(s, clinic_id, reply.sender),
         "phone": mask_phone(reply.sender),
     }
+    message = None if staff is None else s.get(Message, staff)
+    if message is not None:
+        treatment, patient = (
+            s.get(Treatment, message.treatment_id),
+            s.get(Patient, message.patient_id),
+        )
+        assert treatment is not None and patient is not None, "a message has both"
+        data["message"] = message_data(message, treatment, patient)
+    return data
 
 
 M = MESSAGE.c
@@ -191,6 +221,14 @@ def _last_sent(s: Session, scope: list[str], phone: str) -> Sent | None:
     """The last message sent to the number by the clinics in scope."""
     row = s.connection().execute(_LAST_SENT, {"scope": scope, "phone": phone}).first()
     return None if row is None else Sent(*row)
+
+
+def _sent(s: Session, message_id: str) -> Sent | None:
+    """A message sent, as `_last_sent` answers it."""
+    message = s.get(Message, message_id)
+    if message is None:
+        return None
+    return Sent(message.id, message.clinic_id, message.status, message.patient_id)
 
 
 def _answer(settings: Settings, clinic_id: str, word: Keyword) -> str | None:

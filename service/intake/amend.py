@@ -32,7 +32,7 @@ from service.storage.appointments import (
     scheduled_of_kind,
 )
 from service.storage.message_rows import by_occurrence, plan_of
-from service.storage.models import Message, Patient, Status, Treatment, row_id
+from service.storage.models import UNPLANNED, Message, Patient, Status, Treatment, row_id
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # as the planner allows a completed treatment
 
@@ -97,7 +97,8 @@ def _follow_plan(c: Context, treatment: Treatment, patient: Patient, *, more: bo
     plan = by_occurrence(planned)
     messages = store.messages_of(c.s, row_id(treatment.id))
     by_appointment = linked_ids(c.s, [m.id for m in messages])
-    own = [m for m in messages if m.id not in by_appointment]
+    # Its plan's own: not an appointment's, nor an alert or a staff text (no plan has them).
+    own = [m for m in messages if m.id not in by_appointment and m.kind not in UNPLANNED]
     for row in own:
         if row.status == Status.SCHEDULED:
             _follow(c, row, plan.get((row.step, row.seq)))

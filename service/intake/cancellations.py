@@ -13,7 +13,7 @@ from service.reads import lookups
 from service.reads.answers import CANCEL, CancelAnswer, TreatmentAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import reasons, store
-from service.storage.models import ALERT, Patient, Status, Treatment, row_id
+from service.storage.models import UNPLANNED, Patient, Status, Treatment, row_id
 from service.storage.transactions import Transactions
 
 
@@ -31,7 +31,7 @@ def cancel(
         treatment.cancelled_at = now
         s.add(treatment)
     for message in store.messages_of(s, row_id(treatment.id)):
-        if message.status == Status.SCHEDULED and message.kind != ALERT:  # the staff's own
+        if message.status == Status.SCHEDULED and message.kind not in UNPLANNED:  # staff's own
             end_scheduled(
                 s, message.id, Status.CANCELLED, reasons.TREATMENT_CANCELLED, source=source, now=now
             )

@@ -31,9 +31,10 @@ StatusName = Literal[
     "expired",
 ]
 T = TypeVar("T")
-# A step's kind, or `alert`: a text to a clinic's on-call number about an escalation, filed
-# under the patient's treatment (SPEC §10).
-MessageKind = StepKind | Literal["alert"]
+# A step's kind, `alert`: a text to a clinic's on-call number about an escalation, or `staff`:
+# a text the clinic's staff wrote in the console; both filed under the patient's treatment
+# (SPEC §10, §16).
+MessageKind = StepKind | Literal["alert", "staff"]
 
 
 class PlannedMessage(TypedDict):

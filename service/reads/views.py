@@ -81,7 +81,7 @@ def planned_view(message: PlannedLike) -> PlannedMessage:
     return {
         "id": message.id,
         "step": message.step,
-        "kind": cast(MessageKind, message.kind),  # written from a StepKind, or an alert
+        "kind": cast(MessageKind, message.kind),  # a StepKind's, an alert's or a staff text's
         "send_at": message.send_at,
         "status": cast(StatusName, message.status),
         "reason": message.reason,

@@ -20,6 +20,7 @@ INBOUND = cast(sa.Table, Inbound.__table__)  # type: ignore[attr-defined]
 IN = INBOUND.c
 BODY_LIMIT = 1600  # characters kept: Twilio's longest concatenated text
 OUTSIDE = "outside"  # the level of a text that is no keyword and answered no check-in's window
+FREE_TEXT = "free_text"  # the level of a reply to a staff text: for a person to read
 
 
 class Kept(NamedTuple):

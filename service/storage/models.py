@@ -32,6 +32,12 @@ class Status(StrEnum):
 # The kind of a text to a clinic's on-call number about an escalation (SPEC §10): not the
 # patient's, so neither their opt-outs, their corrections nor the footer apply to it.
 ALERT = "alert"
+# The kind of a text a clinic's staff wrote to a patient in the console (SPEC §16): the
+# patient's (their STOP, consent, number and footer apply) but no protocol's, so treatment
+# corrections and cancellations leave it alone (docs/console-staff-texts.md).
+STAFF = "staff"
+# Kinds no protocol planned: clinic corrections and re-plans never touch them.
+UNPLANNED = (ALERT, STAFF)
 
 # Where each status may go next; a late or repeated update outside this map is ignored.
 _NEXT: dict[Status, frozenset[Status]] = {

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from service.storage import numbers, reasons
 from service.storage.models import (
-    ALERT,
+    UNPLANNED,
     Event,
     Message,
     MessageHistory,
@@ -164,7 +164,9 @@ def scheduled_of_patient(s: Session, patient_id: int) -> list[Message]:
         .where(
             Message.patient_id == patient_id,
             Message.status == Status.SCHEDULED,
-            Message.kind != ALERT,  # to the on-call number: corrections of the patient skip it
+            # An alert is the on-call number's, a staff text no plan's: corrections skip them
+            # (a staff text's new phone, consent and STOP are vetting's, at its claim).
+            col(Message.kind).not_in(UNPLANNED),
         )
         .order_by(col(Message.treatment_id), col(Message.send_at), col(Message.id))
     )

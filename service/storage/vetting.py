@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from service.storage import claims, reasons
 from service.storage.claims import Claim
-from service.storage.models import ALERT, Status
+from service.storage.models import ALERT, STAFF, Status
 from service.storage.moves import Move, move_many
 
 
@@ -18,7 +18,9 @@ def vet(conn: sa.Connection, batch: claims.ClaimBatch, *, now: datetime) -> list
     A cancelled treatment, withdrawn consent, a STOP or a `STOP <WORD>` of its kind cancels the
     message (a STOP just before the send wins); a new phone number is used; the footer goes on
     the first message a clinic sends a number, and on no other. An alert to an on-call number
-    is none of the patient's: it goes as it is, without a footer."""
+    is none of the patient's: it goes as it is, without a footer. A staff text is the patient's
+    (consent, STOP, new number, footer) but no treatment's: a cancelled treatment it was filed
+    under does not stop it, and only a `STOP <WORD>` whose kinds name `staff` would."""
     dropped: list[Move] = []
     moved_phone: list[tuple[str, str]] = []
     keep: list[Claim] = []
@@ -29,7 +31,7 @@ def vet(conn: sa.Connection, batch: claims.ClaimBatch, *, now: datetime) -> list
             keep.append(claim)
             continue
         state = batch.standing[claim.id]
-        if (reason := _cancel_reason(state)) is not None:
+        if (reason := _cancel_reason(state, staff=claim.kind == STAFF)) is not None:
             dropped.append(
                 Move(
                     claim.id,
@@ -52,8 +54,8 @@ def vet(conn: sa.Connection, batch: claims.ClaimBatch, *, now: datetime) -> list
     return keep
 
 
-def _cancel_reason(state: claims.Standing) -> str | None:
-    if state.cancelled:
+def _cancel_reason(state: claims.Standing, *, staff: bool) -> str | None:
+    if state.cancelled and not staff:
         return reasons.TREATMENT_CANCELLED
     if not state.consents:
         return reasons.CONSENT_WITHDRAWN
