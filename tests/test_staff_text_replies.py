@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session
 
 from service.conversations.staff_texts import answered_staff_text
+from service.reads import inbox
 from service.web.keys import TRANSACTIONS
 from tests.fixtures.conversations import Conversation, Start, start
 from tests.fixtures.staff_texts import listed_staff, sent_to, staff_text
@@ -37,7 +38,8 @@ def of_type(notes: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
 
 class TestReplies:
     async def test_a_reply_within_48_hours_lands_on_the_staff_text(self, start: Start) -> None:
-        """Kept on its history (numbers masked) and notified as reply.received naming it."""
+        """Kept on its history (numbers masked), notified as reply.received naming it, and an
+        unhandled reply in the console's inbox."""
         c = await start()
         await c.plan(due_in=3600)
         staff_id = await staff_text_sent(c)
@@ -51,6 +53,14 @@ class TestReplies:
             "staff",
         )
         assert note["data"]["reply"]["level"] == "free_text"
+        [item] = await c.client.app[TRANSACTIONS].read(
+            lambda s: inbox.items(s, ["glow"], now=datetime.now(UTC))
+        )
+        assert (item["kind"], item["level"], item["patient"]["patient_id"]) == (
+            "reply",
+            "free_text",
+            "pt_77",
+        )
 
     async def test_a_staff_text_after_a_check_in_takes_the_reply(self, start: Start) -> None:
         """The nurse wrote last: "3" answers her, not the check-in (no triage, no escalation)."""
