@@ -84,8 +84,11 @@ def set_cookie(console: Console, response: web.StreamResponse, name: str, value:
     )
 
 
-async def current(console: Console, request: web.Request) -> StaffSession | None:
-    """The live session named by the request's cookie, touched; None when there is none."""
+async def current(
+    console: Console, request: web.Request, *, touch: bool = True
+) -> StaffSession | None:
+    """The live session named by the request's cookie, touched (unless `touch` is false: a
+    page's own polling is no sign of a person); None when there is none."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
@@ -96,7 +99,7 @@ async def current(console: Console, request: web.Request) -> StaffSession | None
         if row is not None:
             await console.transactions.write(lambda s: staff_sessions.end_session(s, name))
         return None
-    if now - row.seen_at >= TOUCH_EVERY:
+    if touch and now - row.seen_at >= TOUCH_EVERY:
         await console.transactions.write(lambda s: staff_sessions.touch_session(s, name, now=now))
     return _view(console, row)
 

@@ -5,6 +5,8 @@
 - a POST without the session's CSRF token (form field `csrf`, or header `X-CSRF-Token`) is a
   403 page and reaches no handler; the sign-in form's own POST needs the pre-session token of
   its cookie (login CSRF: no other site can sign a nurse's browser into an account of theirs);
+- a request carrying `X-Console-Poll` (a page's script polling) does not keep the session
+  alive: an unattended page still signs out after the idle timeout;
 - errors under /console are HTML pages, not problem+json;
 - every console response carries the safe-page headers; every one but static files `no-store`.
 """
@@ -25,6 +27,7 @@ PREFIX = "/console"
 STATIC = "/console/static/"
 LOGIN = "/console/login"
 PRE_COOKIE = "aftercare_signin"  # the sign-in form's token, before any session
+POLL_HEADER = "X-Console-Poll"  # sent by a page's script polling for changes
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -61,7 +64,8 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         if request.method == "POST" and not await _form_token_is(request, _pre_token(request)):
             return error_page(request, 403)
         return await handler(request)
-    session = await auth.current(request.app[CONSOLE], request)
+    polling = POLL_HEADER in request.headers  # our script's, not a person's: no touch
+    session = await auth.current(request.app[CONSOLE], request, touch=not polling)
     if session is None:
         return _to_login(request)
     request[auth.SESSION] = session
