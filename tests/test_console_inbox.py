@@ -15,6 +15,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from service.clock import SystemClock
+from service.console.inbox_view import waited
 from tests.fixtures.console import EMAIL, Client, add_account, csrf_of, sign_in
 from tests.fixtures.conversations import Conversation, Start, start
 from tests.support import PHONE, FakeClock, make_settings
@@ -66,7 +67,7 @@ class TestPage:
         page = await _page(inbox.client)
         assert page.index("Reply (Watch)") < page.index("Urgent reply")
         assert "Ana" in page and "number ending 0123" in page and PHONE not in page
-        assert "Open for just now" in page and ">Acknowledge</button>" in page
+        assert "Open for under 1 min" in page and ">Acknowledge</button>" in page
         assert page.count(">Mark done</button>") == 2
         assert 'href="/console/clinics/glow/patients/pt_77"' in page
         [escalation] = _ids(page, "escalation")
@@ -170,3 +171,20 @@ async def test_polling_does_not_keep_an_unattended_session_alive(
     clock.advance(timedelta(minutes=5))
     answer = await client.get("/console/inbox/version", headers=POLL, allow_redirects=False)
     assert answer.status == 303
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (0, "under 1 min"),
+        (59.9, "under 1 min"),
+        (12 * 60 + 30, "12 min"),
+        (3600, "1 h"),
+        (2 * 3600 + 5 * 60, "2 h 5 min"),
+        (30 * 3600, "1 day"),
+        (3 * 86400 + 60, "3 days"),
+    ],
+)
+def test_waiting_times_read_as_a_person_says_them(seconds: float, said: str) -> None:
+    """How long an item has been open, as the inbox shows it."""
+    assert waited(seconds) == said

@@ -44,11 +44,11 @@ class ItemView:
 
 
 def waited(seconds: float) -> str:
-    """How long an item has waited, as a person says it: "just now", "12 min", "2 h 5 min",
+    """How long an item has waited, as a person says it: "under 1 min", "12 min", "2 h 5 min",
     "3 days"."""
     minutes = int(seconds // 60)
     if minutes < 1:
-        return "just now"
+        return "under 1 min"
     if minutes < 60:
         return f"{minutes} min"
     hours, rest = divmod(minutes, 60)
@@ -68,7 +68,7 @@ def _title(item: InboxItem) -> str:
 
 def _detail(item: InboxItem) -> str | None:
     if item["kind"] == "escalation":
-        return f"Nurses can also text ACK {item['code']}" if item["code"] else None
+        return f"Or text ACK {item['code']} from the on-call phone" if item["code"] else None
     if item["kind"] != "message":
         return None
     parts = [f"step {item['step']}" if item["step"] else None, item["message_kind"]]
