@@ -159,7 +159,7 @@ async def _page(
         "confirmation": _confirmation(sent, found["patient"]["timezone"]),
         "form_token": secrets.token_urlsafe(24),
         "typed": typed or {"message": "", "send_anyway": False},
-        "errors": errors or {},
+        "message_error": (errors or {}).get("message"),
         "refusal": refusal,
     }
     return render(request, "patient.html", context, status=status)
