@@ -6,6 +6,7 @@ staff refused, CSRF, `no-store`."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,6 +140,11 @@ class TestSend:
         assert "Sent" in after and "Hi Ana, call us today." in after
         assert len(await staff_texts(c)) == 1
         assert (await audit(c)).count("staff_text_sent") == 1
+        twins = await form(c)  # two POSTs of one form at once: one text
+        answers = await asyncio.gather(*(send(c, "Twice?", tokens=twins) for _ in range(2)))
+        assert [a.status for a in answers] == [303, 303]
+        await until(lambda: _async(len(to_patient(c, "Twice?")) == 1))
+        assert len(await staff_texts(c)) == 2
 
     @pytest.mark.parametrize(
         ("patient", "stop", "reason"),
