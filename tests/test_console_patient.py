@@ -112,10 +112,11 @@ class TestPage:
     ) -> None:
         c = await start()
         await c.plan()
-        await account(c, database)
+        await account(c, database, clinics=("glow", "other"))
         for q in ("an", "pt_77", "0123"):
             page = await (await c.client.get("/console/patients", params={"q": q})).text()
             assert f'href="{PAGE}"' in page and "Ana" in page, q
+            assert "number ending 0123 · Glow" in page  # several clinics: which one
         none = await (await c.client.get("/console/patients", params={"q": "zed"})).text()
         assert "No patient found" in none and PAGE not in none
         assert 'for="q">Search patients</label>' in none

@@ -21,7 +21,7 @@ from aiohttp import web
 from sqlmodel import Session
 
 from service.console.auth import require_clinic, signed_in
-from service.console.deps import CONSOLE, Console
+from service.console.deps import CONSOLE
 from service.console.pages import render
 from service.conversations import inbox_actions
 from service.conversations.staff_text_requests import FormUsedElsewhere, Sent, send_once, sent_by
@@ -83,7 +83,14 @@ async def send(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest()
     typed = {"message": body, "send_anyway": anyway}
     try:
-        await _send(request.app[CONSOLE], request, token, body, anyway, clinic_id, patient_id)
+        await _send(
+            request,
+            token=token,
+            body=body,
+            anyway=anyway,
+            clinic_id=clinic_id,
+            patient_id=patient_id,
+        )
     except NotFound:
         raise web.HTTPNotFound() from None
     except Unprocessable as exc:
@@ -95,14 +102,16 @@ async def send(request: web.Request) -> web.Response:
 
 
 async def _send(
-    console: Console,
     request: web.Request,
+    *,
     token: str,
     body: str,
     anyway: bool,
     clinic_id: str,
     patient_id: str,
 ) -> Sent:
+    console = request.app[CONSOLE]
+
     def arm(times: Iterable[datetime]) -> None:
         for at in times:
             console.arm(at)
@@ -132,28 +141,12 @@ async def _page(
     refusal: str | None = None,
 ) -> web.Response:
     """The patient page, its viewing audited (and the number's showing, if `reveal`)."""
-    console, account = request.app[CONSOLE], signed_in(request)
-    clinic_id, patient_id = _ids(request)
-    now, ids, by = console.clock.now(), account.clinic_ids, account.email
-
-    def work(s: Session) -> tuple[Timeline, str | None]:
-        found = inbox_actions.view_patient(s, ids, clinic_id, patient_id, by=by, now=now)
-        number = (
-            inbox_actions.reveal_number(s, ids, clinic_id, patient_id, by=by, now=now)
-            if reveal
-            else None
-        )
-        return found, number
-
-    try:
-        found, number = await console.transactions.write(work)
-    except NotFound:
-        raise web.HTTPNotFound() from None
+    console, (clinic_id, patient_id) = request.app[CONSOLE], _ids(request)
+    found, number = await _load(request, clinic_id, patient_id, reveal=reveal)
     context = {
         "patient": found["patient"],
         "entries": found["entries"],
         "clinic_name": console.settings.clinics[clinic_id].name,
-        "several_clinics": len(ids) > 1,
         "url": page_url(clinic_id, patient_id),
         "number": number,
         "confirmation": _confirmation(sent, found["patient"]["timezone"]),
@@ -163,6 +156,26 @@ async def _page(
         "refusal": refusal,
     }
     return render(request, "patient.html", context, status=status)
+
+
+async def _load(
+    request: web.Request, clinic_id: str, patient_id: str, *, reveal: bool
+) -> tuple[Timeline, str | None]:
+    """The timeline (audited `patient_viewed`) and, if `reveal`, the whole number (audited
+    `number_revealed`), in one transaction; 404 for a patient the account may not see."""
+    console, account = request.app[CONSOLE], signed_in(request)
+    now, ids, by = console.clock.now(), account.clinic_ids, account.email
+
+    def work(s: Session) -> tuple[Timeline, str | None]:
+        found = inbox_actions.view_patient(s, ids, clinic_id, patient_id, by=by, now=now)
+        if not reveal:
+            return found, None
+        return found, inbox_actions.reveal_number(s, ids, clinic_id, patient_id, by=by, now=now)
+
+    try:
+        return await console.transactions.write(work)
+    except NotFound:
+        raise web.HTTPNotFound() from None
 
 
 def _confirmation(sent: Sent | None, timezone: str) -> str | None:
