@@ -16,7 +16,8 @@ import service.storage.heartbeat
 import service.storage.inbox_tables
 import service.storage.models
 import service.storage.outbox
-import service.storage.staff_tables  # noqa: F401  (and the outbox's, the console's)
+import service.storage.staff_tables
+import service.storage.staff_text_requests  # noqa: F401  (and the outbox's, the console's)
 from service.storage.database import create_engine, is_sqlite, migration_lock, sqlite_writer
 
 config = context.config

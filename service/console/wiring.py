@@ -10,6 +10,8 @@ import jinja2
 from aiohttp import web
 
 from service.console import guard, inbox, login
+from service.console import patient as patient_page
+from service.console import search as patient_search
 from service.console.pages import STATIC
 
 
@@ -25,4 +27,6 @@ def setup(app: web.Application) -> None:
     app.on_response_prepare.append(guard.safe_headers)
     app.add_routes(login.routes)
     app.add_routes(inbox.routes)
+    app.add_routes(patient_page.routes)  # the patient page and its search
+    app.add_routes(patient_search.routes)
     app.router.add_static("/console/static/", STATIC, name="console_static")
