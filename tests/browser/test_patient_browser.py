@@ -3,7 +3,7 @@ patient's local time, a staff text typed and sent — and the fake Twilio (a pro
 behind a real `aftercare serve`) handed exactly one text.
 
 With AFTERCARE_SCREENSHOTS=1 it also saves the page at 375 px and at a desktop's width into
-docs/images/ (docs/console-staff-patient.md shows them).
+docs/images/ (docs/console-staff.md shows them).
 """
 
 from __future__ import annotations
