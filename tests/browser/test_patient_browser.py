@@ -98,6 +98,7 @@ async def test_find_a_patient_read_the_timeline_and_send_one_text(
     _field(browser, "Email").send_keys(EMAIL)
     _field(browser, "Password").send_keys(PASSWORD)
     _button(browser, "Sign in").click()
+    _until_heading(browser, "Inbox")  # the search box is in every page's header: wait for one
     _field(browser, "Search patients").send_keys("0123" + Keys.ENTER)
     _until_heading(browser, "Find a patient")
     browser.find_element(By.LINK_TEXT, "Ana").click()
