@@ -76,17 +76,30 @@ def test_each_problem_is_reported_by_its_toml_path(
 
 class TestExample:
     def test_every_shipped_check_in_asks_for_1_2_3_and_answers_each(self) -> None:
-        """Each protocol's check-in reads 1 ok, 2 watch, 3 urgent, with red flags in en and
-        es and a fallback, answered in both locales."""
+        """Each protocol's first check-in reads 1 ok, 2 watch, 3 urgent; micro-needling's
+        day-7 check 1 ok, 2 watch (anything still red after a week needs a look); each with
+        red flags in en and es and a fallback, answered in both locales."""
         settings = load_settings(EXAMPLE, environ={}).settings
-        for protocol in settings.protocols.values():
-            [checkin] = [s for s in protocol.steps if s.kind == "checkin"]
-            levels = {key: r.level for key, r in checkin.replies.items()}
-            assert levels == {"1": "ok", "2": "watch", "3": "urgent"}
-            assert set(checkin.red_flags) == {"en", "es"}
-            assert checkin.fallback_answer is not None
-            for r in checkin.replies.values():
-                assert isinstance(r.answer, dict) and set(r.answer) == {"en", "es"}
+        for key, protocol in settings.protocols.items():
+            checkins = [s for s in protocol.steps if s.kind == "checkin"]
+            expected = [{"1": "ok", "2": "watch", "3": "urgent"}]
+            if key == "microneedling":
+                expected.append({"1": "ok", "2": "watch"})
+            assert [{k: r.level for k, r in c.replies.items()} for c in checkins] == expected
+            for checkin in checkins:
+                assert set(checkin.red_flags) == {"en", "es"}
+                assert checkin.fallback_answer is not None
+                for r in checkin.replies.values():
+                    assert isinstance(r.answer, dict) and set(r.answer) == {"en", "es"}
+
+    def test_micro_needling_asks_for_a_photo_on_day_3_and_checks_again_on_day_7(self) -> None:
+        """SPEC §17: the day-3 check-in asks for a photo; a day-7 check follows."""
+        settings = load_settings(EXAMPLE, environ={}).settings
+        steps = [s for s in settings.protocols["microneedling"].steps if s.kind == "checkin"]
+        assert [s.days for s in steps] == [[3], [7]]
+        for checkin in steps:
+            assert isinstance(checkin.text, dict) and "photo" in checkin.text["en"]
+            assert "foto" in checkin.text["es"]
 
     def test_the_clinic_has_an_on_call_number_and_footers_per_locale(self) -> None:
         settings = load_settings(EXAMPLE, environ={}).settings
