@@ -131,7 +131,11 @@ class TwilioSettings(_Section):
     request_timeout: Duration = DEFAULT_REQUEST_TIMEOUT  # or half a shorter lease (Settings)
     # Photos (SPEC §17): the hosts Twilio's media redirect may lead to, and Twilio's copy
     # deleted once ours is kept.
-    media_hosts: list[str] = ["mms.twiliocdn.com", "media.twiliocdn.com", "s3-external-1.amazonaws.com"]
+    media_hosts: list[str] = [
+        "mms.twiliocdn.com",
+        "media.twiliocdn.com",
+        "s3-external-1.amazonaws.com",
+    ]
     delete_media: bool = True
 
 

@@ -38,8 +38,13 @@ def clean(data: bytes) -> tuple[str, bytes]:
                     raise NotAnImage(found or "unknown")
                 upright = ImageOps.exif_transpose(image)
                 return STORED_AS[found], _encode(upright, STORED_AS[found])
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise NotAnImage(type(exc).__name__) from None
 
 

@@ -38,12 +38,17 @@ def under_api(url: str, api_base_url: str) -> bool:
 
 
 async def fetch(
-    session: aiohttp.ClientSession, url: str, *, auth: aiohttp.BasicAuth, hosts: list[str],
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    auth: aiohttp.BasicAuth,
+    hosts: list[str],
     timeout: float,
 ) -> Fetched:
     """Download `url` (on the API host) with `auth`, following redirects to `hosts` bare."""
     limit = aiohttp.ClientTimeout(total=timeout)
-    current, credentials = url, auth
+    current = url
+    credentials: aiohttp.BasicAuth | None = auth
     try:
         for _ in range(MAX_REDIRECTS + 1):
             async with session.get(
@@ -52,7 +57,8 @@ async def fetch(
                 if answer.status in REDIRECTS:
                     current = urljoin(current, answer.headers.get("Location", ""))
                     if host_of(current) not in hosts or urlsplit(current).scheme not in (
-                        "http", "https",
+                        "http",
+                        "https",
                     ):
                         return Fetched(failure="redirect_host", final=True)
                     credentials = None  # never to the CDN
@@ -80,9 +86,7 @@ async def _body(answer: aiohttp.ClientResponse) -> Fetched:
 
 
 # The types kept (SPEC §17); anything else is noted and never downloaded.
-KEPT_TYPES = frozenset(
-    {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"}
-)
+KEPT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
 
 
 def refusal(url: str, content_type: str, *, api_base_url: str) -> str | None:

@@ -18,6 +18,7 @@ import logging
 from datetime import timedelta
 
 import aiohttp
+from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
@@ -41,8 +42,14 @@ class Photos:
     """Downloads the pending photos, each claimed once across replicas."""
 
     def __init__(
-        self, *, settings: Settings, transactions: Transactions, clock: Clock, instance: str,
-        metrics: Metrics, store: MediaStore = STORE,
+        self,
+        *,
+        settings: Settings,
+        transactions: Transactions,
+        clock: Clock,
+        instance: str,
+        metrics: Metrics,
+        store: MediaStore = STORE,
     ) -> None:
         self.twilio, self.transactions, self.clock = settings.twilio, transactions, clock
         self.instance, self.store = instance, store
@@ -74,12 +81,7 @@ class Photos:
 
     async def _run(self) -> None:
         while not self._stop.is_set():
-            now = self.clock.now()
-            claimed = await self.transactions.write(
-                lambda s: media.claim_due(
-                    s, now=now, instance=self.instance, lease=self.lease, limit=CONCURRENCY
-                )
-            )
+            claimed = await self.transactions.write(self._claim)
             if claimed:
                 await asyncio.gather(*(self._one(c) for c in claimed), return_exceptions=True)
                 continue
@@ -87,22 +89,25 @@ class Photos:
                 await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
             self._wake.clear()
 
+    def _claim(self, s: Session) -> list[media.Claimed]:
+        now = self.clock.now()
+        return media.claim_due(
+            s, now=now, instance=self.instance, lease=self.lease, limit=CONCURRENCY
+        )
+
     async def _one(self, claimed: media.Claimed) -> None:
         """One photo, its failure reported: its claim then runs out and it is due again."""
         try:
             await self._download(claimed)
         except Exception as exc:
             self.supervisor.report("photo", exc)
-            raise
 
     async def _download(self, claimed: media.Claimed) -> None:
         if not under_api(claimed.url, self.twilio.api_base_url):
             await self._end(claimed, MediaState.REFUSED, "url_host")
             return
         assert self._http is not None
-        auth = aiohttp.BasicAuth(
-            self.twilio.account_sid, self.twilio.auth_token.get_secret_value()
-        )
+        auth = aiohttp.BasicAuth(self.twilio.account_sid, self.twilio.auth_token.get_secret_value())
         fetched = await fetch(
             self._http, claimed.url, auth=auth, hosts=self.twilio.media_hosts, timeout=TIMEOUT
         )
@@ -117,7 +122,11 @@ class Photos:
         now = self.clock.now()
         await self.transactions.write(
             lambda s: self.store.put(
-                s, claimed.id, instance=self.instance, content_type=content_type, data=data,
+                s,
+                claimed.id,
+                instance=self.instance,
+                content_type=content_type,
+                data=data,
                 now=now,
             )
         )
@@ -150,19 +159,21 @@ class Photos:
         a failure is logged and left: the resource is the account's to clean up."""
         if not self.twilio.delete_media or self._http is None:
             return
-        auth = aiohttp.BasicAuth(
-            self.twilio.account_sid, self.twilio.auth_token.get_secret_value()
-        )
+        auth = aiohttp.BasicAuth(self.twilio.account_sid, self.twilio.auth_token.get_secret_value())
         try:
             async with self._http.delete(
-                claimed.url, auth=auth, allow_redirects=False,
+                claimed.url,
+                auth=auth,
+                allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT),
             ) as answer:
                 if answer.status not in (200, 204, 404):
                     raise aiohttp.ClientError(f"status {answer.status}")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("photo not deleted from Twilio", extra={"media": claimed.id,
-                                                                 "error": type(exc).__name__})
+            log.warning(
+                "photo not deleted from Twilio",
+                extra={"media": claimed.id, "error": type(exc).__name__},
+            )
             return
         now = self.clock.now()
         await self.transactions.write(lambda s: media.deleted_from_twilio(s, claimed.id, now=now))

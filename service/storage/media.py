@@ -46,8 +46,28 @@ class MediaView:
 
     def data(self) -> dict[str, Any]:
         """As a notification's `media` item."""
-        return {"id": self.id, "content_type": self.content_type, "bytes": self.bytes,
-                "state": self.state}
+        return {
+            "id": self.id,
+            "content_type": self.content_type,
+            "bytes": self.bytes,
+            "state": self.state,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Photos:
+    """A reply's items as kept: whether any is a photo, and how notifications name them."""
+
+    views: tuple[MediaView, ...]
+
+    @property
+    def kept(self) -> bool:
+        """Whether any item is an image on its way (or stored): the reply has a photo."""
+        return any(v.state in (PENDING, MediaState.STORED) for v in self.views)
+
+    def data(self) -> dict[str, Any]:
+        """`media` for a notification's data, when the reply had items (else nothing)."""
+        return {"media": [v.data() for v in self.views]} if self.views else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +81,15 @@ class Claimed:
 
 
 def keep(
-    conn: sa.Connection, items: list[Item], *, inbound_id: int, clinic_id: str | None,
+    conn: sa.Connection,
+    items: list[Item],
+    *,
+    inbound_id: int,
+    clinic_id: str | None,
     now: datetime,
-) -> None:
+) -> Photos:
     """One row per item of a reply: pending, due now; or refused with its reason."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": secrets.token_hex(16),
             "inbound_id": inbound_id,
@@ -82,6 +106,11 @@ def keep(
     ]
     if rows:
         conn.execute(MEDIA.insert(), rows)
+    views = (
+        MediaView(r["id"], inbound_id, r["content_type"], r["state"], None, r["reason"])
+        for r in rows
+    )
+    return Photos(tuple(views))
 
 
 def assign(

@@ -24,7 +24,13 @@ class MediaStore(Protocol):
     """Keeps and hands out the cleaned bytes of photos."""
 
     def put(
-        self, s: Session, media_id: str, *, instance: str, content_type: str, data: bytes,
+        self,
+        s: Session,
+        media_id: str,
+        *,
+        instance: str,
+        content_type: str,
+        data: bytes,
         now: datetime,
     ) -> bool:
         """Store a claimed photo's bytes and mark it stored; whether `instance` held it."""
@@ -39,17 +45,26 @@ class DatabaseMediaStore:
     """The bytes in the `media` row itself."""
 
     def put(
-        self, s: Session, media_id: str, *, instance: str, content_type: str, data: bytes,
+        self,
+        s: Session,
+        media_id: str,
+        *,
+        instance: str,
+        content_type: str,
+        data: bytes,
         now: datetime,
     ) -> bool:
         """Store a claimed photo's bytes and mark it stored; whether `instance` held it."""
-        held = sa.and_(
-            C.id == media_id, C.state == MediaState.PENDING, C.claimed_by == instance
-        )
+        held = sa.and_(C.id == media_id, C.state == MediaState.PENDING, C.claimed_by == instance)
         values = {
-            "state": MediaState.STORED, "content_type": content_type, "data": data,
-            "size": len(data), "stored_at": now, "claimed_by": None,
-            "attempts": C.attempts + 1, "reason": None,
+            "state": MediaState.STORED,
+            "content_type": content_type,
+            "data": data,
+            "size": len(data),
+            "stored_at": now,
+            "claimed_by": None,
+            "attempts": C.attempts + 1,
+            "reason": None,
         }
         done = s.connection().execute(sa.update(MEDIA).where(held).values(values))
         return bool(done.rowcount)
