@@ -13,7 +13,7 @@ from service.storage import media
 from service.storage.media import MediaView
 from service.storage.media_store import STORE, MediaStore
 
-__all__ = ["MediaView", "media_of_replies", "state", "stored"]
+__all__ = ["MediaView", "lookup", "media_of_replies", "state", "stored"]
 
 
 def media_of_replies(s: Session, inbound_ids: list[int]) -> dict[int, list[MediaView]]:
@@ -36,3 +36,13 @@ def state(s: Session, clinic_ids: list[str], media_id: str) -> str | None:
     """A photo's state, if it is one of `clinic_ids`' (None: unknown to them)."""
     found = media.state_of(s, clinic_ids, media_id)
     return None if found is None else found[0]
+
+
+def lookup(s: Session, clinic_ids: list[str], media_id: str) -> tuple[str, bytes] | str | None:
+    """A photo of one of `clinic_ids`: its type and bytes when stored, else its state (None:
+    unknown). Read in that order, and again when it was stored in between."""
+    found = stored(s, clinic_ids, media_id)
+    if found is not None:
+        return found
+    now = state(s, clinic_ids, media_id)
+    return stored(s, clinic_ids, media_id) if now == "stored" else now

@@ -23,13 +23,10 @@ async def get_media(request: web.Request) -> web.Response:
     """One photo's bytes (EXIF removed), as stored."""
     clinic_id = authorize(request, request.app[SETTINGS])
     media_id = request.match_info["media_id"]
-    found = await request.app[TRANSACTIONS].read(lambda s: media.stored(s, [clinic_id], media_id))
-    if found is None:
-        state = await request.app[TRANSACTIONS].read(
-            lambda s: media.state(s, [clinic_id], media_id)
-        )
-        if state == "pending":
-            raise Conflict("the photo is still being downloaded from Twilio; retry later")
+    found = await request.app[TRANSACTIONS].read(lambda s: media.lookup(s, [clinic_id], media_id))
+    if found == "pending":
+        raise Conflict("the photo is still being downloaded from Twilio; retry later")
+    if not isinstance(found, tuple):
         raise NotFound("no such photo of this clinic (unknown, not kept, or pruned)")
     content_type, data = found
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}

@@ -36,8 +36,8 @@ from typing import Any
 from aiohttp import BasicAuth, ClientError, ClientSession, web
 from pytest_aiohttp import AiohttpServer
 
-from tests.fakes.twilio_media import FakeMedia
 from tests.fakes.twilio_faults import delay, error_response, refusal
+from tests.fakes.twilio_media import FakeMedia
 from tests.fakes.twilio_records import Recorded, attempt, filtered
 from tests.fakes.twilio_wire import (
     ACCOUNT_SID,
