@@ -14,6 +14,7 @@ import service.storage.audit
 import service.storage.conversation_tables
 import service.storage.heartbeat
 import service.storage.inbox_tables
+import service.storage.media_tables
 import service.storage.models
 import service.storage.outbox
 import service.storage.staff_tables

@@ -129,6 +129,14 @@ class TwilioSettings(_Section):
     api_base_url: str = "https://api.twilio.com"
     messaging_service_sid: str = ""
     request_timeout: Duration = DEFAULT_REQUEST_TIMEOUT  # or half a shorter lease (Settings)
+    # Photos (SPEC §17): the hosts Twilio's media redirect may lead to, and Twilio's copy
+    # deleted once ours is kept.
+    media_hosts: list[str] = [
+        "mms.twiliocdn.com",
+        "media.twiliocdn.com",
+        "s3-external-1.amazonaws.com",
+    ]
+    delete_media: bool = True
 
 
 class SchedulerSettings(_Section):

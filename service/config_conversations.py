@@ -18,6 +18,8 @@ from service.planning.timing import parse_duration
 
 Level = Literal["ok", "watch", "urgent", "free_text"]
 LEVELS: tuple[Level, ...] = ("ok", "watch", "urgent", "free_text")
+# A reply's levels a clinic may escalate: a triage level, or `photo` (SPEC §17).
+EscalateLevel = Literal["ok", "watch", "urgent", "free_text", "photo"]
 Localized = str | dict[str, str]  # a text in the clinic's locale, or a table of locales
 DEFAULT_REPLY_WINDOW = timedelta(hours=48)
 DEFAULT_STOP_WORDS = {"SERUM": ["serum"], "BOOKING": ["rebook", "prep"], "CHECKIN": ["checkin"]}
@@ -82,7 +84,7 @@ class CheckinFields(BaseModel):
 class ClinicEscalationFields(BaseModel):
     """Who hears of a reply that needs a person, and when again (SPEC §10)."""
 
-    escalate_levels: list[Level] = ["urgent"]
+    escalate_levels: list[EscalateLevel] = ["urgent"]
     on_call_numbers: list[str] = []
     escalation_reminder: Duration = timedelta(minutes=15)
 

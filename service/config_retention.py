@@ -59,7 +59,7 @@ class RetentionSettings(BaseModel):
 
     messages: Period = timedelta(days=400)  # finished messages, their history; then patients
     replies: Period = timedelta(days=400)  # patients' texts in, and escalations
-    media: Period = timedelta(days=90)  # photos (SPEC §17): read by the media pruner to come
+    media: Period = timedelta(days=90)  # photos (SPEC §17), bytes and all
     events: Period = timedelta(days=30)  # stored copies of clinic events and their answers
     audit: Period = 6 * YEAR  # the audit trail
 

@@ -15,6 +15,7 @@ from service.config import Settings
 from service.observability.masking import mask_phones
 from service.planning.timing import zone
 from service.storage.conversation_tables import Escalation
+from service.storage.inbound_rows import PHOTO
 from service.storage.message_rows import new_message_ids
 from service.storage.models import (
     ALERT,
@@ -59,10 +60,12 @@ def text(
     t, p = about.treatment, about.patient
     head = "REMINDER, still open" if reminder else "Aftercare alert"
     ack = f"ACK {escalation.code}" if escalation.code else "ACK"  # none before revision 0008
+    photo = " A photo came: see it in the console." if escalation.level == PHOTO else ""
     return (
         f"{clinic.name} {head}: {escalation.level.upper()} reply from {p.first_name} "
         f"(phone ending {p.phone[-4:]}), treatment {t.external_id}, {t.protocol} "
-        f'day {day_of(t, p, now=now)}: "{excerpt(escalation.reply)}" Reply {ack} when handled.'
+        f'day {day_of(t, p, now=now)}: "{excerpt(escalation.reply)}"{photo} '
+        f"Reply {ack} when handled."
     )
 
 

@@ -16,6 +16,8 @@ from service.conversations.notices import message_data, notify, reply_data
 from service.observability.masking import mask_phones
 from service.planning.templates import render
 from service.planning.triage import Triage, triage
+from service.storage.inbound_rows import PHOTO
+from service.storage.media import Photos
 from service.storage.models import Message, MessageHistory, Patient, Treatment
 from service.storage.tables import MESSAGE
 
@@ -82,26 +84,36 @@ def read(checkin: Checkin, text: str) -> Triage:
 
 
 def reply(
-    s: Session, settings: Settings, checkin: Checkin, text: str, *, now: datetime
+    s: Session,
+    settings: Settings,
+    checkin: Checkin,
+    text: str,
+    *,
+    now: datetime,
+    photos: Photos | None = None,
 ) -> Answered:
     """Keep the reply on the check-in's history, notify `checkin.replied`, escalate when its
-    level is one the clinic escalates; the answer, in the patient's locale."""
+    level is one the clinic escalates; the answer, in the patient's locale. A reply with a
+    photo is level `photo` unless its text is `urgent` (SPEC §17)."""
     found = read(checkin, text)
+    photos = photos or Photos(())
+    level = PHOTO if photos.kept and found.level != "urgent" else found.level
     shown = found.key if found.key is not None else " ".join(text.split())
     message = checkin.message
-    detail = f'replied "{mask_phones(shown)[:200]}" ({found.level})'
+    detail = f'replied "{mask_phones(shown)[:200]}" ({level})'
     s.add(MessageHistory(message_id=message.id, at=now, status=message.status, detail=detail))
     data = {
         "message": message_data(message, checkin.treatment, checkin.patient),
-        "reply": reply_data(text, found.level, now),
+        "reply": reply_data(text, level, now),
+        **photos.data(),
     }
     notify(s, settings, message.clinic_id, "checkin.replied", data, now=now)
     due: list[datetime] = []
-    escalates = found.level in settings.clinics[message.clinic_id].escalate_levels
+    escalates = level in settings.clinics[message.clinic_id].escalate_levels
     # One open escalation a check-in: a worried patient texting "3" again pages nobody twice.
     if escalates and not escalations.is_open(s, message.id):
-        due = escalations.open_one(s, settings, checkin, text=text, level=found.level, now=now)
-    return Answered(_answer(settings, checkin, found), due, found.level)
+        due = escalations.open_one(s, settings, checkin, text=text, level=level, now=now)
+    return Answered(_answer(settings, checkin, found), due, level)
 
 
 def _answer(settings: Settings, checkin: Checkin, found: Triage) -> str | None:

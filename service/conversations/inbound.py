@@ -15,9 +15,10 @@ from service.config import Settings
 from service.conversations import acks, checkins, optouts, staff_texts
 from service.conversations.keywords import Action, Keyword, keyword
 from service.conversations.notices import message_data, notify, patient_ids, reply_data
+from service.delivery.media_fetch import refusal
 from service.delivery.replies import Handled, Reply
 from service.observability.masking import mask_phone, mask_phones
-from service.storage import inbound_rows
+from service.storage import inbound_rows, media
 from service.storage.models import Message, MessageHistory, Patient, Treatment
 from service.storage.tables import MESSAGE
 
@@ -47,10 +48,33 @@ def handle(s: Session, settings: Settings, reply: Reply, *, now: datetime) -> Ha
     log.info(
         "reply received", extra={"from": mask_phone(reply.sender), "keyword": word and word.text}
     )
-    handled = _act(s, settings, scope, reply, word, row_id=row_id, now=now)
+    photos = _photos(conn, settings, reply, row_id, scope, now=now)
+    handled = _act(s, settings, scope, reply, word, row_id=row_id, now=now, photos=photos)
     if row_id is not None:
         inbound_rows.record_answer(conn, row_id, handled.answer)
     return handled
+
+
+def _photos(
+    conn: sa.Connection,
+    settings: Settings,
+    reply: Reply,
+    row_id: int | None,
+    scope: list[str],
+    *,
+    now: datetime,
+) -> media.Photos:
+    """The MMS's items kept as `media` rows (SPEC §17): pending, for the downloader, or
+    refused (a type not kept, a URL off Twilio's API host) with the reason noted."""
+    if row_id is None or not reply.media:
+        return media.Photos(())
+    api = settings.twilio.api_base_url
+    items = [
+        media.Item(m.url, m.content_type, refusal(m.url, m.content_type, api_base_url=api))
+        for m in reply.media
+    ]
+    clinic_id = scope[0] if len(scope) == 1 else None
+    return media.keep(conn, items, inbound_id=row_id, clinic_id=clinic_id, now=now)
 
 
 def _act(
@@ -62,6 +86,7 @@ def _act(
     *,
     row_id: int | None,
     now: datetime,
+    photos: media.Photos,
 ) -> Handled:
     """What a text asks for: ACK from an on-call number, a keyword, or a reply."""
     on_call = [c for c in scope if reply.sender in settings.clinics[c].on_call_numbers]
@@ -69,7 +94,7 @@ def _act(
         answer = acks.acknowledge(s, settings, on_call[0], reply.sender, code=word.word, now=now)
         return Handled(answer, "ACK")
     if word is None or word.action is Action.ACK:
-        return _text(s, settings, scope, reply, row_id=row_id, now=now)
+        return _text(s, settings, scope, reply, row_id=row_id, now=now, photos=photos)
     for clinic_id in scope:
         _keyword(s, settings, clinic_id, reply.sender, word, now=now)
     return Handled(_answer(settings, scope[0], word), word.text)
@@ -107,6 +132,7 @@ def _text(
     *,
     row_id: int | None,
     now: datetime,
+    photos: media.Photos,
 ) -> Handled:
     """Text that is no keyword: of the clinic texted, the reply to the most recent of a
     check-in still in its window and a staff text within 48 h (`staff_texts`); else kept on
@@ -117,7 +143,7 @@ def _text(
     if len(scope) == 1:
         answered = _answered(s, settings, scope[0], reply, now=now)
         if isinstance(answered, checkins.Checkin):
-            done = checkins.reply(s, settings, answered, reply.body, now=now)
+            done = checkins.reply(s, settings, answered, reply.body, now=now, photos=photos)
             m = answered.message
             _record(s, row_id, m.clinic_id, m.id, m.patient_id, done.level)
             return Handled(done.answer, None, done.due)
@@ -129,6 +155,8 @@ def _text(
     clinic_id = last.clinic_id if last is not None else scope[0] if len(scope) == 1 else None
     message_id, patient_id = (None, None) if last is None else (last.id, last.patient_id)
     level = inbound_rows.OUTSIDE if staff is None else inbound_rows.FREE_TEXT
+    if staff is not None and photos.kept:
+        level = inbound_rows.PHOTO
     _record(s, row_id, clinic_id, message_id, patient_id, level)
     if clinic_id is not None:
         notify(
@@ -136,7 +164,7 @@ def _text(
             settings,
             clinic_id,
             "reply.received",
-            lambda: _received(s, clinic_id, reply, staff, now=now),
+            lambda: _received(s, clinic_id, reply, staff, photos, now=now),
             now=now,
         )
     return Handled(None)
@@ -159,6 +187,7 @@ def _record(
             message_id=message_id,
             patient_id=patient_id,
         )
+        media.assign(s.connection(), row_id, clinic_id=clinic_id, patient_id=patient_id)
 
 
 def _answered(
@@ -175,12 +204,19 @@ def _answered(
 
 
 def _received(
-    s: Session, clinic_id: str, reply: Reply, staff: str | None, *, now: datetime
+    s: Session,
+    clinic_id: str,
+    reply: Reply,
+    staff: str | None,
+    photos: media.Photos,
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
     """`reply.received`: the reply, the clinic's patients with that number, it masked; and
     the staff text it answers, if it does."""
     data = {
-        "reply": reply_data(reply.body, "free_text", now),
+        "reply": reply_data(reply.body, "photo" if photos.kept else "free_text", now),
+        **photos.data(),
         "patient_ids": patient_ids(s, clinic_id, reply.sender),
         "phone": mask_phone(reply.sender),
     }

@@ -25,6 +25,14 @@ PROVIDER_STATUS = {
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """An item of an MMS as Twilio's form names it (`MediaUrlN`, `MediaContentTypeN`)."""
+
+    url: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """A text to a clinic number, as Twilio posts it; `sender` the number behind `From`
     (`whatsapp:+14155550123` is `+14155550123` by `channel` "whatsapp")."""
@@ -35,6 +43,7 @@ class Reply:
     provider_id: str | None = None
     messaging_service_sid: str | None = None
     channel: str | None = None
+    media: tuple[MediaRef, ...] = ()
 
 
 # A number as Twilio writes it (E.164: "+", at most 15 digits), behind an optional channel
@@ -67,6 +76,20 @@ def from_form(form: Mapping[str, str]) -> Reply:
         provider_id=sid,
         messaging_service_sid=form.get("MessagingServiceSid"),
         channel=found[1].lower() if found[1] else None,
+        media=_media(form),
+    )
+
+
+MAX_MEDIA = 10  # Twilio's most a message
+
+
+def _media(form: Mapping[str, str]) -> tuple[MediaRef, ...]:
+    """The MMS's items (`NumMedia` of them, at most Twilio's ten); none when not a number."""
+    count = form.get("NumMedia", "0")
+    n = min(int(count), MAX_MEDIA) if count.isdigit() else 0
+    return tuple(
+        MediaRef(form.get(f"MediaUrl{i}", ""), form.get(f"MediaContentType{i}", "").lower())
+        for i in range(n)
     )
 
 

@@ -19,6 +19,7 @@ class ErasedCounts(TypedDict):
     history: int  # history entries that quoted a reply or a number
     escalations: int  # escalations whose reply was blanked
     replies: int  # texts from the number to the clinic, blanked
+    media: int  # photos deleted, bytes and all (SPEC §17)
     events: int  # stored answers to the clinic's events about the patient, scrubbed
     notifications: int  # notifications that carried a reply or a masked number, scrubbed
     opt_outs: int  # opt-outs of the number now kept as its keyed hash
@@ -43,6 +44,7 @@ def view(patient_id: str, erased_at: datetime, counts: dict[str, int]) -> Erasur
         "history": counts.get("history", 0),
         "escalations": counts.get("escalations", 0),
         "replies": counts.get("replies", 0),
+        "media": counts.get("media", 0),
         "events": counts.get("events", 0),
         "notifications": counts.get("notifications", 0),
         "opt_outs": counts.get("opt_outs", 0),

@@ -23,6 +23,7 @@ from sqlmodel import Session
 from service.observability.masking import MASK
 from service.storage import numbers, reasons, store
 from service.storage.conversation_tables import ESCALATION, KIND_OPT_OUT
+from service.storage.media_tables import MEDIA
 from service.storage.models import ALERT, Inbound, Patient, Status, row_id
 from service.storage.moves import add_history
 from service.storage.outbox import NOTIFICATION
@@ -60,6 +61,7 @@ def erase(
         "messages": _messages(conn, pid),
         "history": _history(conn, pid),
         "escalations": _escalations(conn, pid),
+        "media": _media(conn, clinic_id, phone, pid),  # before the replies lose their number
         "replies": _replies(conn, clinic_id, phone),
         "events": _events(conn, clinic_id, external_id),
         "notifications": _notifications(conn, clinic_id, external_id),
@@ -145,6 +147,15 @@ def _replies(conn: sa.Connection, clinic_id: str, phone: str) -> int:
         sa.update(INBOUND).where(c.phone == phone, to_clinic).values(body="", phone="", answer=None)
     )
     return int(done.rowcount)
+
+
+def _media(conn: sa.Connection, clinic_id: str, phone: str, pid: int) -> int:
+    """The patient's photos deleted, bytes and all: theirs, or of their number's texts."""
+    c = INBOUND.c
+    texts = sa.select(c.id).where(c.phone == phone, c.clinic_id == clinic_id) if phone else None
+    mine = MEDIA.c.patient_id == pid
+    where = mine if texts is None else sa.or_(mine, MEDIA.c.inbound_id.in_(texts))
+    return int(conn.execute(sa.delete(MEDIA).where(where)).rowcount)
 
 
 def scrub_json(value: Any) -> Any:

@@ -22,13 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.storage.conversation_tables import ESCALATION, EscalationState
-from service.storage.inbound_rows import INBOUND, OUTSIDE
+from service.storage.inbound_rows import INBOUND, OUTSIDE, PHOTO
 from service.storage.inbox_tables import INBOX_DONE, ItemKind
 from service.storage.models import Status
 from service.storage.tables import MESSAGE, PATIENT
 
 E, IN, M, P, D = ESCALATION.c, INBOUND.c, MESSAGE.c, PATIENT.c, INBOX_DONE.c
-REPLY_LEVELS = ("watch", "free_text", OUTSIDE)
+REPLY_LEVELS = ("watch", "free_text", OUTSIDE, PHOTO)
 FAILED = (Status.FAILED.value, Status.UNDELIVERED.value)
 Clinics = Collection[str] | None
 

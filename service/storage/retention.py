@@ -29,6 +29,7 @@ from sqlmodel import Session
 from service.storage.appointments import Appointment, AppointmentMessage
 from service.storage.audit import AUDIT
 from service.storage.conversation_tables import ESCALATION, EscalationState
+from service.storage.media_tables import MEDIA
 from service.storage.models import Inbound, Status
 from service.storage.tables import EVENT, HISTORY, MESSAGE, PATIENT, PROVIDER_STATUS, TREATMENT
 
@@ -149,6 +150,7 @@ E = ESCALATION.c
 RULES: tuple[Rule, ...] = (
     Aged(EVENT, EVENT.c.received_at, "events"),
     Aged(INBOUND, INBOUND.c.received_at, "replies"),
+    Aged(MEDIA, MEDIA.c.received_at, "media"),  # photos: their bytes go with the row
     Aged(ESCALATION, E.opened_at, "replies", (E.state.in_([s.value for s in EscalationState]),)),
     Aged(AUDIT, AUDIT.c.at, "audit"),
     Messages(),

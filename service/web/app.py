@@ -22,6 +22,7 @@ from service.console import setup as setup_console
 from service.conversations import inbound
 from service.conversations.reminders import Reminders
 from service.delivery.dispatch import Dispatcher
+from service.delivery.photos import Photos
 from service.delivery.replies import Handled, Reply
 from service.delivery.return_path import ReturnPath
 from service.delivery.sms.base import SmsSender
@@ -41,6 +42,7 @@ from service.web import (
     erasure_api,
     escalations,
     events,
+    media_api,
     notifications_api,
     ops,
     twilio_hooks,
@@ -54,6 +56,7 @@ from service.web.keys import (
     DISPATCHER,
     INGEST,
     METRICS,
+    PHOTOS,
     RATE_LIMITS,
     RETURN_PATH,
     SENDER,
@@ -92,6 +95,7 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     modules = (events, api, erasure_api, escalations, notifications_api, twilio_hooks, ops)
+    app.add_routes(media_api.routes)
     for module in (*modules, audit_api):
         app.add_routes(module.routes)
     setup_console(app)
@@ -101,6 +105,7 @@ def create_app(
     app.cleanup_ctx.append(_dispatch(instance))
     app.cleanup_ctx.append(_console)
     app.cleanup_ctx.append(_notifications(instance, resolver))
+    app.cleanup_ctx.append(_photos(instance))
     app.cleanup_ctx.append(_write_check(instance))
     return app
 
@@ -227,6 +232,25 @@ def _notifications(
         deliverer.start()
         yield
         await deliverer.stop(timeout=DRAIN_SECONDS)
+
+    return ctx
+
+
+def _photos(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The photo downloader (SPEC §17), beside the dispatcher, its writes background ones."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        photos = Photos(
+            settings=app[SETTINGS],
+            transactions=app[TRANSACTIONS],
+            clock=app[CLOCK],
+            instance=instance,
+            metrics=app[METRICS],
+        )
+        app[PHOTOS] = photos
+        photos.start()
+        yield
+        await photos.stop(timeout=DRAIN_SECONDS)
 
     return ctx
 

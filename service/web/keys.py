@@ -7,6 +7,7 @@ from aiohttp import web
 from service.clock import Clock
 from service.config import Settings
 from service.delivery.dispatch import Dispatcher
+from service.delivery.photos import Photos
 from service.delivery.return_path import ReturnPath
 from service.delivery.sms.base import SmsSender
 from service.delivery.timers import Timers
@@ -30,3 +31,4 @@ TRANSACTIONS = web.AppKey("transactions", Transactions)
 DELIVERER = web.AppKey("deliverer", Deliverer)  # notifications to clinic systems (SPEC §11)
 WRITE_CHECK = web.AppKey("write_check", WriteCheck)  # readiness means writable (SPEC §14)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)  # events per clinic (docs/edge.md)
+PHOTOS = web.AppKey("photos", Photos)  # the photo downloader (SPEC §17)

@@ -14,7 +14,7 @@ from service.reads import escalations as escalation_answers
 from service.reads.paging import MAX_LIMIT
 from service.storage.models import Status
 from service.storage.outbox import NotificationState
-from service.web.openapi_conversations import audit_paths, escalation_paths
+from service.web.openapi_conversations import audit_paths, escalation_paths, media_paths
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -230,7 +230,7 @@ def _twilio_paths() -> dict[str, Any]:
         ),
         "/v1/twilio/inbound": hook(
             "A patient's reply (STOP / START / HELP, STOP <WORD>, ACK, a check-in's answer)",
-            ["From", "To", "Body", "MessageSid"],
+            ["From", "To", "Body", "MessageSid", "NumMedia", "MediaUrl0", "MediaContentType0"],
             twiml,
         ),
     }
@@ -287,6 +287,7 @@ def document() -> dict[str, Any]:
             **_api_paths(),
             **escalation_paths(_read, _CLINIC),
             **audit_paths(_read, _CLINIC),
+            **media_paths(_read, _CLINIC),
             **_twilio_paths(),
             **_ops_paths(),
         },

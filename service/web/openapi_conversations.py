@@ -61,3 +61,22 @@ def audit_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
     ]
     listed = read("The clinic's audit trail, newest first", [clinic, *query], "A page", "AuditPage")
     return {"/v1/clinics/{clinic_id}/audit": {"get": listed}}
+
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # as stored (HEIC is kept as JPEG)
+
+
+def media_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
+    """One photo's bytes (SPEC §17): 409 while it is being downloaded, 404 when not kept."""
+    media_id = {"name": "media_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    operation = read("A patient's photo, without EXIF", [clinic, media_id], "", "Problem")
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    operation["responses"]["200"] = {
+        "description": "The photo's bytes, its stored type, Cache-Control: no-store",
+        "content": {t: binary for t in IMAGE_TYPES},
+    }
+    operation["responses"]["409"] = {
+        **operation["responses"]["404"],
+        "description": "Still being downloaded from Twilio: retry later",
+    }
+    return {"/v1/clinics/{clinic_id}/media/{media_id}": {"get": operation}}

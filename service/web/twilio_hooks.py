@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from service.delivery import replies
 from service.delivery.callbacks import error_code
 from service.errors import Forbidden, UnsupportedMediaType
-from service.web.keys import RETURN_PATH, SETTINGS, TIMERS
+from service.web.keys import PHOTOS, RETURN_PATH, SETTINGS, TIMERS
 
 routes = web.RouteTableDef()
 TWIML = "application/xml"
@@ -61,6 +61,8 @@ async def inbound_message(request: web.Request) -> web.Response:
         return web.Response(text=_twiml(None), content_type=TWIML)
     handled = await request.app[RETURN_PATH].reply(reply)
     request.app[TIMERS].arm_many(handled.due)  # the alerts of an escalation, due now
+    if reply.media:
+        request.app[PHOTOS].wake()  # downloaded beside, never inside, this request
     answer = handled.answer if settings.sms.reply_to_keywords else None
     return web.Response(text=_twiml(answer), content_type=TWIML)
 

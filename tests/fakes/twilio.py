@@ -17,6 +17,8 @@ the initial `queued`), each `callback_delay` seconds after the last (default
   hang            never answer (until the server shuts down): for timeouts
   undelivered     callbacks end in 'undelivered' (code 30003)
 
+MMS media (GET behind Basic auth, a redirect to a CDN, DELETE): `fake.media`
+(tests/fakes/twilio_media.py).
 In a test's event loop:   base_url = await serve(aiohttp_server, fake)
 As a separate process:    tests/fakes/twilio_process.py
 Control endpoints (not Twilio's): GET /_control/messages, POST
@@ -35,6 +37,7 @@ from aiohttp import BasicAuth, ClientError, ClientSession, web
 from pytest_aiohttp import AiohttpServer
 
 from tests.fakes.twilio_faults import delay, error_response, refusal
+from tests.fakes.twilio_media import FakeMedia
 from tests.fakes.twilio_records import Recorded, attempt, filtered
 from tests.fakes.twilio_wire import (
     ACCOUNT_SID,
@@ -80,6 +83,7 @@ class FakeTwilio:
         self.session: ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._shutting_down: asyncio.Event | None = None
+        self.media = FakeMedia(account_sid, auth_token)  # MMS media and its CDN (twilio_media)
 
     # --- app -----------------------------------------------------------
     def app(self) -> web.Application:
@@ -89,6 +93,7 @@ class FakeTwilio:
         app.router.add_post(base + "/Messages.json", self.create)
         app.router.add_get(base + "/Messages.json", self.list)
         app.router.add_get(base + "/Messages/{sid}.json", self.fetch)
+        self.media.mount(app)
         app.router.add_get("/_control/messages", self.control_messages)
         app.router.add_post("/_control/behaviour", self.control_behaviour)
         app.router.add_post("/_control/reset", self.control_reset)
