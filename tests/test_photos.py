@@ -146,3 +146,35 @@ async def test_erasure_and_retention_remove_the_bytes(photos: StartPhotos) -> No
     assert erased.status == 200, await erased.text()
     assert (await erased.json())["erased"]["media"] == 1
     assert (await p.get(kept[0])).status == 404
+
+
+def _heic(width: int, height: int) -> bytes:
+    """A HEIC photo as an iPhone sends it (pillow-heif encodes it), with a camera model."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    exif = Image.Exif()
+    exif[0x0110] = "iPhone 15"  # Model
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (180, 120, 100)).save(out, format="HEIF", exif=exif)
+    return out.getvalue()
+
+
+async def test_an_iphone_heic_photo_is_kept_as_a_jpeg_without_its_camera(
+    photos: StartPhotos,
+) -> None:
+    """`image/heic` (iPhones send it) is decoded through pillow-heif and served as a JPEG a
+    browser shows, the same size, with no EXIF (the camera model gone)."""
+    p = await photos()
+    await p.c.checked_in()
+    raw = _heic(64, 48)
+    assert b"iPhone 15" in raw  # the camera is in what Twilio would hand us
+    await p.mms("", [(raw, "image/heic")])
+    [named] = await p.media_ids()
+    assert await p.settled(named["id"]) == 200
+    response = await p.get(named["id"])
+    assert response.content_type == "image/jpeg"
+    image = Image.open(io.BytesIO(await response.read()))
+    image.load()
+    assert (image.format, image.size) == ("JPEG", (64, 48))
+    assert not image.getexif() and b"iPhone" not in await response.read()
