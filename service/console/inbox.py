@@ -11,17 +11,20 @@ Requests of the script carry `X-Console-Poll` so that they do not keep the sessi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from aiohttp import web
 
 from service.console.auth import signed_in
 from service.console.deps import CONSOLE
-from service.console.inbox_view import NOTICES, view
+from service.console.inbox_view import NOTICES, reply_id, view
 from service.console.pages import render
 from service.conversations import inbox_actions
 from service.errors import NotFound
 from service.reads import inbox as inbox_reads
+from service.reads import media as media_reads
+from service.reads.media import MediaView
 
 routes = web.RouteTableDef()
 INBOX = "/console/"
@@ -46,10 +49,15 @@ async def bare(_request: web.Request) -> web.Response:
 async def version(request: web.Request) -> web.Response:
     """The inbox's version: it changes whenever an item arrives or leaves."""
     clinic_ids = signed_in(request).clinic_ids
-    found = await request.app[CONSOLE].transactions.read(
-        lambda s: inbox_reads.inbox_version(s, clinic_ids)
-    )
+    found = await request.app[CONSOLE].transactions.read(lambda s: _version(s, clinic_ids))
     return web.json_response({"version": found})
+
+
+def _version(s: Any, clinic_ids: Collection[str]) -> str:
+    """The inbox's version, and how many photos are still arriving: a photo stored (or
+    failed) after its reply showed changes the version, so the page swaps in its thumbnail."""
+    arriving = media_reads.arriving(s, clinic_ids)
+    return f"{inbox_reads.inbox_version(s, clinic_ids)}-{arriving}"
 
 
 @routes.get("/console/inbox/items")
@@ -62,13 +70,14 @@ async def _list(request: web.Request) -> dict[str, Any]:
     console, clinic_ids = request.app[CONSOLE], signed_in(request).clinic_ids
     now = console.clock.now()
 
-    def read(s: Any) -> tuple[list[inbox_reads.InboxItem], str]:
+    def read(s: Any) -> tuple[list[inbox_reads.InboxItem], dict[int, list[MediaView]], str]:
         found = inbox_reads.items(s, clinic_ids, now=now)
-        return found, inbox_reads.inbox_version(s, clinic_ids)
+        replies = [i for i in map(reply_id, found) if i is not None]
+        return found, media_reads.media_of_replies(s, replies), _version(s, clinic_ids)
 
-    found, current = await console.transactions.read(read)
+    found, media, current = await console.transactions.read(read)
     names = {c: console.settings.clinics[c].name for c in clinic_ids}
-    views = [view(item, clinic_names=names) for item in found]
+    views = [view(item, clinic_names=names, media=media) for item in found]
     return {"items": views, "version": current, "several_clinics": len(clinic_ids) > 1}
 
 

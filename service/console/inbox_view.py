@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from service.console.photos import PhotoView, photo_views
 from service.reads.inbox import InboxItem
+from service.reads.media import MediaView
 
 LEVELS = {
     "urgent": "Urgent",
@@ -15,6 +17,7 @@ LEVELS = {
     "free_text": "Free text",
     "outside": "Outside a check-in",
     "ok": "OK",
+    "photo": "Photo",
 }
 # After an action the inbox is redirected to with `?done=<key>`: only these fixed texts show
 # (nothing a request sends is ever echoed back).
@@ -41,6 +44,7 @@ class ItemView:
     detail: str | None
     waited: str
     escalation_id: str | None
+    photos: list[PhotoView]
 
 
 def waited(seconds: float) -> str:
@@ -61,6 +65,8 @@ def waited(seconds: float) -> str:
 def _title(item: InboxItem) -> str:
     if item["kind"] == "escalation":
         return f"{LEVELS.get(item['level'] or '', 'Urgent')} reply"
+    if item["kind"] == "reply" and item["level"] == "photo":
+        return "Photo reply"
     if item["kind"] == "reply":
         return f"Reply ({LEVELS.get(item['level'] or '', 'Reply')})"
     return f"Message {item['status'] or 'failed'}"
@@ -77,9 +83,22 @@ def _detail(item: InboxItem) -> str | None:
     return ", ".join(p for p in parts if p) or None
 
 
-def view(item: InboxItem, *, clinic_names: Mapping[str, str]) -> ItemView:
-    """`item` for the template; `clinic_names` names the account's clinics."""
+def reply_id(item: InboxItem) -> int | None:
+    """The `inbound` row of a reply item (its photos are that row's)."""
+    kind, _, ref = item["id"].partition(":")
+    return int(ref) if kind == "reply" and ref.isdigit() else None
+
+
+def view(
+    item: InboxItem,
+    *,
+    clinic_names: Mapping[str, str],
+    media: Mapping[int, list[MediaView]] | None = None,
+) -> ItemView:
+    """`item` for the template; `clinic_names` names the account's clinics, `media` the
+    photos of replies by their `inbound` id (`reads.media.media_of_replies`)."""
     patient, kind = item["patient"], item["kind"]
+    who = patient["first_name"] or "Unknown number"
     url = None
     if patient["patient_id"]:
         clinic_id, patient_id = (
@@ -93,11 +112,12 @@ def view(item: InboxItem, *, clinic_names: Mapping[str, str]) -> ItemView:
         title=_title(item),
         urgent=kind == "escalation",
         clinic=clinic_names.get(item["clinic_id"], item["clinic_id"]),
-        who=patient["first_name"] or "Unknown number",
+        who=who,
         last_four=patient["last_four"],
         patient_url=url,
         text=item["text"],
         detail=_detail(item),
         waited=waited(item["open_seconds"]),
         escalation_id=item["id"].split(":", 1)[1] if kind == "escalation" else None,
+        photos=photo_views(item["clinic_id"], (media or {}).get(reply_id(item) or -1, []), who=who),
     )

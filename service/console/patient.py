@@ -23,6 +23,7 @@ from sqlmodel import Session
 from service.console.auth import require_clinic, signed_in
 from service.console.deps import CONSOLE
 from service.console.pages import render
+from service.console.photos import photo_views
 from service.conversations import inbox_actions
 from service.conversations.staff_text_requests import FormUsedElsewhere, Sent, send_once, sent_by
 from service.conversations.staff_texts import StaffTextRefused
@@ -145,7 +146,7 @@ async def _page(
     found, number = await _load(request, clinic_id, patient_id, reveal=reveal)
     context = {
         "patient": found["patient"],
-        "entries": found["entries"],
+        "entries": _with_photos(found, clinic_id),
         "clinic_name": console.settings.clinics[clinic_id].name,
         "url": page_url(clinic_id, patient_id),
         "number": number,
@@ -156,6 +157,12 @@ async def _page(
         "refusal": refusal,
     }
     return render(request, "patient.html", context, status=status)
+
+
+def _with_photos(found: Timeline, clinic_id: str) -> list[dict[str, Any]]:
+    """The entries, each with its photos as the template shows them."""
+    who = found["patient"]["first_name"]
+    return [{**e, "photos": photo_views(clinic_id, e["media"], who=who)} for e in found["entries"]]
 
 
 async def _load(

@@ -9,7 +9,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from service.console import guard, inbox, login
+from service.console import guard, inbox, login, photos
 from service.console import patient as patient_page
 from service.console import search as patient_search
 from service.console.pages import STATIC
@@ -29,4 +29,5 @@ def setup(app: web.Application) -> None:
     app.add_routes(inbox.routes)
     app.add_routes(patient_page.routes)  # the patient page and its search
     app.add_routes(patient_search.routes)
+    app.add_routes(photos.routes)  # a photo's bytes, to the clinic's staff
     app.router.add_static("/console/static/", STATIC, name="console_static")

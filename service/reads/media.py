@@ -7,13 +7,15 @@ given; `state` tells a photo not stored yet from one unknown.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlmodel import Session
 
 from service.storage import media
 from service.storage.media import MediaView
 from service.storage.media_store import STORE, MediaStore
 
-__all__ = ["MediaView", "lookup", "media_of_replies", "state", "stored"]
+__all__ = ["MediaView", "arriving", "lookup", "media_of_replies", "state", "stored"]
 
 
 def media_of_replies(s: Session, inbound_ids: list[int]) -> dict[int, list[MediaView]]:
@@ -30,6 +32,12 @@ def stored(
 ) -> tuple[str, bytes] | None:
     """A stored photo of one of `clinic_ids`: its content type and bytes (None otherwise)."""
     return store.get(s, clinic_ids, media_id)
+
+
+def arriving(s: Session, clinic_ids: Collection[str]) -> int:
+    """How many photos of these clinics are still being downloaded (the console's inbox
+    version counts them, so a photo that lands shows without a reload)."""
+    return media.pending_count(s, list(clinic_ids)) if clinic_ids else 0
 
 
 def state(s: Session, clinic_ids: list[str], media_id: str) -> str | None:

@@ -19,6 +19,7 @@ from typing_extensions import TypedDict
 
 from service.errors import NotFound
 from service.reads.inbox import last_four
+from service.reads.media import MediaView, media_of_replies
 from service.storage import timeline as stored
 from service.storage.models import Patient, row_id
 
@@ -63,6 +64,7 @@ class Entry(TypedDict):
     code: str | None  # an escalation's ACK code
     acknowledged_by: str | None
     history: list[StatusChange]  # a message's status changes
+    media: list[MediaView]  # a reply's photos (and other items), in the order they came
 
 
 class Timeline(TypedDict):
@@ -117,7 +119,7 @@ def _entry(at: datetime, type_: EntryType, ref: str, **fields: object) -> Entry:
     blank: dict[str, object] = dict.fromkeys(
         ("step", "kind", "text", "status", "level", "code", "acknowledged_by")
     )
-    return {"at": at, "type": type_, "ref": ref, **blank, "history": [], **fields}  # type: ignore[typeddict-item]
+    return {"at": at, "type": type_, "ref": ref, **blank, "history": [], "media": [], **fields}  # type: ignore[typeddict-item]
 
 
 def _messages(s: Session, found: Patient, zone: ZoneInfo) -> list[Entry]:
@@ -160,6 +162,8 @@ def _messages(s: Session, found: Patient, zone: ZoneInfo) -> list[Entry]:
 
 
 def _replies(s: Session, found: Patient, zone: ZoneInfo) -> list[Entry]:
+    replies = stored.replies(s, found)
+    media = media_of_replies(s, [r.id for r in replies if r.id is not None])
     return [
         _entry(
             r.received_at.astimezone(zone),
@@ -168,8 +172,9 @@ def _replies(s: Session, found: Patient, zone: ZoneInfo) -> list[Entry]:
             kind=r.keyword,
             text=r.body,
             level=r.level,
+            media=media.get(r.id or 0, []),
         )
-        for r in stored.replies(s, found)
+        for r in replies
     ]
 
 

@@ -135,6 +135,12 @@ def of_replies(s: Session, inbound_ids: list[int]) -> list[MediaView]:
     return [MediaView(*row) for row in s.connection().execute(query)]
 
 
+def pending_count(s: Session, clinic_ids: list[str]) -> int:
+    """How many photos of these clinics are still to download (by the state's index)."""
+    query = sa.select(sa.func.count()).where(C.state == PENDING, C.clinic_id.in_(clinic_ids))
+    return int(s.connection().execute(query).scalar_one())
+
+
 def state_of(s: Session, clinic_ids: list[str], media_id: str) -> tuple[str, str] | None:
     """A photo's state and content type, if one of these clinics'."""
     query = sa.select(C.state, C.content_type).where(C.id == media_id, C.clinic_id.in_(clinic_ids))

@@ -55,6 +55,12 @@ class FakeMedia:
         app.router.add_get(path, self.get)
         app.router.add_delete(path, self.delete)
         app.router.add_delete(path + ".json", self.delete)
+        app.router.add_post("/_control/media", self.control_add)
+
+    async def control_add(self, request: web.Request) -> web.Response:
+        """`POST /_control/media` (the bytes, their type as Content-Type): a new resource, as
+        `add`, for a test driving the fake in a process of its own; `{"url": MediaUrl}`."""
+        return web.json_response({"url": self.add(await request.read(), request.content_type)})
 
     def cdn_app(self) -> web.Application:
         """The CDN: bytes by a short-lived token, no auth."""

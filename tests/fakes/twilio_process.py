@@ -1,7 +1,11 @@
 """The tests' fake Twilio (tests/fakes/twilio.py) in a process of its own.
 
-`python -m tests.fakes.twilio_process PORT SID TOKEN [--no-callbacks]`, or in a test
-`async with fake_twilio_process(...) as base_url:`.
+`python -m tests.fakes.twilio_process PORT SID TOKEN [--no-callbacks] [--media]`, or in a
+test `async with fake_twilio_process(...) as base_url:`.
+
+`--media` also listens on 127.0.0.2 (same port): the media's CDN, as tests/fakes/twilio_media.py
+serves it beside the in-process fake (allow it with `twilio.media_hosts = ["127.0.0.2"]`);
+`POST /_control/media` adds a resource and answers its MediaUrl.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ async def fake_twilio_process(
     account_sid: str = ACCOUNT_SID,
     auth_token: str = AUTH_TOKEN,
     callbacks: bool = True,
+    media: bool = False,
 ) -> AsyncIterator[str]:
     """Run the fake as a separate process for the block; yields its base URL."""
     port = port or free_port()
     args = [str(port), account_sid, auth_token] + ([] if callbacks else ["--no-callbacks"])
+    args += ["--media"] if media else []
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.fakes.twilio_process", *args, cwd=PROJECT_ROOT
     )
@@ -70,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         default=0.02,
         help="seconds between a message's status changes",
     )
+    parser.add_argument("--media", action="store_true", help="serve the media CDN on 127.0.0.2")
     options = parser.parse_args(argv)
     fake = FakeTwilio(
         options.account_sid,
@@ -77,7 +84,13 @@ def main(argv: list[str] | None = None) -> None:
         callbacks=options.callbacks,
         callback_delay=options.callback_delay,
     )
-    web.run_app(fake.app(), host="127.0.0.1", port=options.port, print=None, shutdown_timeout=1)
+    app, hosts = fake.app(), ["127.0.0.1"]
+    if options.media:
+        fake.media.api_base = f"http://127.0.0.1:{options.port}"
+        fake.media.cdn_base = f"http://127.0.0.2:{options.port}"
+        app.router.add_get("/cdn/{token}", fake.media.cdn)
+        hosts.append("127.0.0.2")
+    web.run_app(app, host=hosts, port=options.port, print=None, shutdown_timeout=1)
 
 
 if __name__ == "__main__":
