@@ -110,6 +110,7 @@ class SmsSettings(BaseModel):
     backend: Literal["console", "twilio"] = "console"
     opt_out_footer: Localized = "Reply STOP to opt out."
     reply_to_keywords: bool = True
+    gsm7: Literal["prefer", "off"] = "prefer"  # typographic punctuation to GSM-7 (SPEC §18)
     stop_words: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_STOP_WORDS))
 
     @field_validator("stop_words")

@@ -27,6 +27,7 @@ from service.delivery.sms.base import (
     SendError,
     SmsSender,
 )
+from service.delivery.wire import wire
 from service.observability.metrics import Metrics
 from service.observability.supervision import Supervisor
 from service.storage import claims, notices, vetting
@@ -183,21 +184,8 @@ class Dispatcher:
             await asyncio.wait(set(self._inflight), timeout=left)
 
     def outgoing(self, message: Claim) -> OutgoingSms:
-        """What to hand the provider for `message` (footer on a patient's first message, in
-        the patient's locale)."""
-        clinic = self.settings.clinics[message.clinic_id]
-        footer = self.settings.sms.footer(message.locale, clinic.locale)
-        body = f"{message.body}\n{footer}" if message.footer and footer else message.body
-        return OutgoingSms(
-            message_id=message.id,
-            to=message.phone,
-            body=body,
-            from_number=clinic.from_number or None,
-            messaging_service_sid=(
-                clinic.messaging_service_sid or self.settings.twilio.messaging_service_sid or None
-            ),
-            status_callback=f"{self.settings.server.public_base_url}/v1/twilio/status",
-        )
+        """What to hand the provider for `message` now (`wire.wire`)."""
+        return wire(message, self.settings, now=self.clock.now()).sms
 
     async def _send(self, message: Claim) -> None:
         try:
@@ -225,15 +213,17 @@ class Dispatcher:
 
     async def _send_held(self, message: Claim) -> None:
         try:
+            sent = wire(message, self.settings, now=self.clock.now())
             with self.metrics.send_seconds.time():
-                accepted = await self.sender.send(self.outgoing(message))
+                accepted = await self.sender.send(sent.sms)
         except SendError as exc:
             self.metrics.sends.labels(type(exc).__name__).inc()
             self.metrics.twilio_errors.labels(str(exc.code or "none")).inc()
             await self.outcomes.failed(message, exc)
         else:
             self.metrics.sends.labels("accepted").inc()
-            await self.outcomes.sent(message, accepted)
+            self.metrics.segments.labels(message.kind).inc(sent.segments.count)
+            await self.outcomes.sent(message, accepted, sent=sent)
 
     async def recover(self, message_id: str) -> None:
         """Reconcile a claim whose lease ran out: record it as sent if the provider has it.
@@ -253,13 +243,15 @@ class Dispatcher:
             return
         since = (message.claimed_at or now) - RECONCILE_SLACK
         try:
-            found = await self.sender.find(self.outgoing(message), since=since)
+            sent = wire(message, self.settings, now=self.clock.now())
+            found = await self.sender.find(sent.sms, since=since)
         except AmbiguousError:
             log.warning("reconciliation failed; retried later", extra={"message_id": message_id})
             return
         self.metrics.recoveries.labels("found" if found else "not_found").inc()
         if found is not None:
-            await self.outcomes.sent(message, found)
+            self.metrics.segments.labels(message.kind).inc(sent.segments.count)
+            await self.outcomes.sent(message, found, sent=sent)
         else:
             await self.outcomes.retry(
                 message, detail="claim lease ran out (not found at provider)", code=None

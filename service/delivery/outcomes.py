@@ -23,6 +23,7 @@ from service.delivery.sms.base import (
     RetryableError,
     SendError,
 )
+from service.delivery.wire import Wire
 from service.observability.metrics import Metrics
 from service.storage import reasons
 from service.storage.claims import Claim
@@ -89,8 +90,9 @@ class Outcomes:
             log.exception("could not record a send outcome", extra={"message_id": move.message_id})
             return False
 
-    async def sent(self, message: Claim, accepted: Accepted) -> None:
-        """Accepted by the provider: sent (or delivered), its lateness observed."""
+    async def sent(self, message: Claim, accepted: Accepted, *, sent: Wire) -> None:
+        """Accepted by the provider: sent (or delivered), with the body, encoding and segments
+        as `sent`, its lateness observed."""
         status = Status.DELIVERED if accepted.status == "delivered" else Status.SENT
         now = self.clock.now()
         await self.record(
@@ -98,7 +100,14 @@ class Outcomes:
                 message.id,
                 status,
                 f"accepted as {accepted.status}",
-                values={"provider_id": accepted.provider_id, "sent_at": now, "lease_until": None},
+                values={
+                    "provider_id": accepted.provider_id,
+                    "sent_at": now,
+                    "lease_until": None,
+                    "body": sent.body,
+                    "encoding": sent.segments.encoding,
+                    "segments": sent.segments.count,
+                },
                 provider_id=accepted.provider_id,
             )
         )

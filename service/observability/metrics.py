@@ -122,6 +122,12 @@ class Metrics:
             "aftercare_events_total", "Clinic events received", ["type", "outcome"], registry=r
         )
         self.sends = Counter("aftercare_sends_total", "Send outcomes", ["outcome"], registry=r)
+        self.segments = Counter(
+            "aftercare_segments_sent_total",
+            "SMS segments Twilio accepted, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.send_seconds = Histogram(
             "aftercare_send_seconds",
             "Duration of a provider call",

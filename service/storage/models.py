@@ -209,6 +209,8 @@ class Message(SQLModel, table=True):
     error_code: int | None = None
     sent_at: datetime | None = Field(default=None, sa_type=_tz())
     footer: bool = False
+    encoding: str | None = Field(default=None, max_length=8)  # as sent, footer included
+    segments: int | None = None  # as sent, footer included; None until sent
     updated_at: datetime = Field(sa_type=_tz())
 
 

@@ -174,6 +174,7 @@ class FakeTwilio:
             body=form["Body"],
             callback=form.get("StatusCallback"),
             at=time.time(),
+            validity_period=int(form["ValidityPeriod"]) if "ValidityPeriod" in form else None,
         )
         self.messages.append(m)
         self._schedule_callbacks(m, behaviour)

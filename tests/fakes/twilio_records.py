@@ -30,6 +30,7 @@ class Recorded:
     at: float
     status: str = "queued"
     error_code: int | None = None
+    validity_period: int | None = None  # the create's ValidityPeriod, seconds
     date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -41,6 +42,7 @@ def attempt(form: dict[str, str]) -> dict[str, Any]:
         "service": form.get("MessagingServiceSid"),
         "body": form.get("Body"),
         "callback": form.get("StatusCallback"),
+        "validity_period": int(form["ValidityPeriod"]) if "ValidityPeriod" in form else None,
         "at": time.time(),
     }
 

@@ -125,6 +125,8 @@ def _create_params(sms: OutgoingSms) -> dict[str, Any]:
         params["messaging_service_sid"] = sms.messaging_service_sid
     if sms.status_callback:
         params["status_callback"] = sms.status_callback
+    if sms.validity_period is not None:
+        params["validity_period"] = sms.validity_period
     return params
 
 
