@@ -3,13 +3,14 @@ protocol (duplicate keys, timing forms, templates and locales), reported by TOML
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from service.config import Settings, StepSettings
 from service.planning import triage
+from service.planning.gsm7 import ucs2_only_for_punctuation
 from service.planning.protocols import timing_problems
 from service.planning.templates import template_problems
 
@@ -134,3 +135,30 @@ def _text_problems(path: str, text: str | dict[str, str], locales: set[str]) -> 
 def _has_locale(text: Mapping[str, str], locale: str) -> bool:
     wanted = {locale.lower().replace("_", "-"), locale.lower().split("-")[0].split("_")[0]}
     return any(k.lower().replace("_", "-") in wanted for k in text)
+
+
+def punctuation_warnings(settings: Settings) -> list[str]:
+    """One line per step text (any locale) that is UCS-2 only because of typographic
+    punctuation (SPEC §18), named by its TOML path: each costs 70 characters a segment
+    instead of 160 unless `sms.gsm7 = "prefer"` replaces it when sent."""
+    fate = (
+        'replaced when sent (sms.gsm7 = "prefer")'
+        if settings.sms.gsm7 == "prefer"
+        else 'sent as written (sms.gsm7 = "off")'
+    )
+    return [
+        f"{path}: UCS-2 only because of typographic quotes, dashes or ellipses; {fate}"
+        for path, text in _step_texts(settings)
+        if ucs2_only_for_punctuation(text)
+    ]
+
+
+def _step_texts(settings: Settings) -> Iterator[tuple[str, str]]:
+    """Every step text of every protocol, in every locale, with its TOML path."""
+    for key, protocol in settings.protocols.items():
+        for i, step in enumerate(protocol.steps):
+            path = f"protocols.{key}.steps[{i}].text"
+            if isinstance(step.text, str):
+                yield path, step.text
+            else:
+                yield from ((f"{path}.{loc}", text) for loc, text in step.text.items())

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from pydantic_settings import TomlConfigSettingsSource
 
 from service.config import FALLBACK_CONFIG, Settings
-from service.config_checks import cross_check, partial_problems
+from service.config_checks import cross_check, partial_problems, punctuation_warnings
 from service.environment import FILE_VARIABLE, FROM_ENVIRONMENT, dotted, merged, read_environment
 from service.errors import ConfigError
 
@@ -67,7 +67,7 @@ class Loaded:
                 "privacy.number_keys: none configured; erasing a patient is refused until "
                 "one is (docs/privacy.md)"
             )
-        return found
+        return found + punctuation_warnings(self.settings)
 
 
 def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Loaded:

@@ -68,6 +68,8 @@ class MessageDetail(PlannedMessage):
     provider_id: str | None
     error_code: int | None
     attempts: int
+    encoding: str | None  # "GSM-7" or "UCS-2" as sent, footer included; null until sent
+    segments: int | None  # what the text cost, footer included; null until sent
     history: list[HistoryEntry]
 
 

@@ -100,6 +100,8 @@ def message_view(message: Message, history: Sequence[MessageHistory]) -> Message
         "provider_id": message.provider_id,
         "error_code": message.error_code,
         "attempts": message.attempts,
+        "encoding": message.encoding,
+        "segments": message.segments,
         "history": [history_view(h) for h in history],
     }
 
