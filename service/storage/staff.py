@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from service.storage.staff_tables import SESSION, STAFF, STAFF_CLINIC
+from service.storage.staff_tables import SESSION, STAFF, STAFF_CLINIC, clinic_ids_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,11 +64,6 @@ def listed(s: Session) -> list[Account]:
 
 def _account(s: Session, row: sa.Row[tuple[object, ...]]) -> Account:
     m = row._mapping
-    clinics = s.connection().execute(
-        sa.select(STAFF_CLINIC.c.clinic_id)
-        .where(STAFF_CLINIC.c.staff_id == m["id"])
-        .order_by(STAFF_CLINIC.c.clinic_id)
-    )
     return Account(
         id=m["id"],
         email=m["email"],
@@ -76,7 +71,7 @@ def _account(s: Session, row: sa.Row[tuple[object, ...]]) -> Account:
         password_hash=m["password_hash"],
         disabled_at=m["disabled_at"],
         created_at=m["created_at"],
-        clinic_ids=tuple(clinics.scalars()),
+        clinic_ids=clinic_ids_of(s.connection(), m["id"]),
     )
 
 

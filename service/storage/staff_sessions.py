@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from service.storage.staff_tables import FAILURE, SESSION, STAFF, STAFF_CLINIC
+from service.storage.staff_tables import FAILURE, SESSION, STAFF, clinic_ids_of
 
 # Failures older than this are of no use to any lockout (15 min windows) and are deleted.
 FAILURES_KEPT = timedelta(hours=1)
@@ -49,11 +49,6 @@ def find_session(s: Session, token_hash: str) -> SessionRow | None:
     if found is None:
         return None
     m = found._mapping
-    clinics = conn.execute(
-        sa.select(STAFF_CLINIC.c.clinic_id)
-        .where(STAFF_CLINIC.c.staff_id == m["staff_id"])
-        .order_by(STAFF_CLINIC.c.clinic_id)
-    )
     return SessionRow(
         staff_id=m["staff_id"],
         email=m["email"],
@@ -61,7 +56,7 @@ def find_session(s: Session, token_hash: str) -> SessionRow | None:
         csrf=m["csrf"],
         created_at=m["created_at"],
         seen_at=m["seen_at"],
-        clinic_ids=tuple(clinics.scalars()),
+        clinic_ids=clinic_ids_of(conn, m["staff_id"]),
     )
 
 

@@ -68,3 +68,13 @@ STAFF = cast(sa.Table, Staff.__table__)  # type: ignore[attr-defined]
 STAFF_CLINIC = cast(sa.Table, StaffClinic.__table__)  # type: ignore[attr-defined]
 SESSION = cast(sa.Table, StaffSession.__table__)  # type: ignore[attr-defined]
 FAILURE = cast(sa.Table, SignInFailure.__table__)  # type: ignore[attr-defined]
+
+
+def clinic_ids_of(conn: sa.Connection, staff_id: int) -> tuple[str, ...]:
+    """The clinics an account belongs to, in order (its sessions see only these)."""
+    found = conn.execute(
+        sa.select(STAFF_CLINIC.c.clinic_id)
+        .where(STAFF_CLINIC.c.staff_id == staff_id)
+        .order_by(STAFF_CLINIC.c.clinic_id)
+    )
+    return tuple(found.scalars())
