@@ -167,6 +167,7 @@ class ClinicSettings(_Section, ClinicEscalationFields):
     webhook_secrets: list[WebhookSecret] = Field(min_length=1)
     api_tokens: list[ApiToken] = Field(min_length=1)
     rate_limit: RateLimit = "50/s"  # events a second (or /m, /h), burst twice that
+    mps: float | None = Field(None, gt=0, le=10_000)  # messages a second its sender allows
     quiet_hours: QuietHoursSettings | None = None
     help_text: str = ""
     notifications: ClinicNotifications | None = None  # SPEC §11; none: nothing is recorded

@@ -111,6 +111,10 @@ class SmsSettings(BaseModel):
     opt_out_footer: Localized = "Reply STOP to opt out."
     reply_to_keywords: bool = True
     gsm7: Literal["prefer", "off"] = "prefer"  # typographic punctuation to GSM-7 (SPEC §18)
+    # A patient's messages due within this of the earliest go as one text ("0s": off).
+    merge_window: Duration = Field(timedelta(0), ge=timedelta(0), le=timedelta(hours=12))
+    # Texts a patient gets from a clinic per local day (None: no limit); merged texts count once.
+    max_per_day: int | None = Field(None, ge=1, le=50)
     stop_words: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_STOP_WORDS))
 
     @field_validator("stop_words")
