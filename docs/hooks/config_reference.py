@@ -344,6 +344,10 @@ def _doc(section: Section, example: dict[str, str]) -> str:
     return _DOC_LINK.sub(r"[\1](\1)", doc)
 
 
+def _holds_a_table(model: type[Any], name: str) -> bool:
+    return any(True for _ in _nested(model.model_fields[name].annotation))
+
+
 def _header(path: str) -> str:
     """A table's header as a TOML file writes it: `[[protocols.<key>.steps]]` for an array."""
     if path.endswith("[]"):
@@ -371,9 +375,13 @@ def render() -> str:
     ]
     example = example_comments()
     for section in sections():
+        listed = rows(section, example)
         if not section.path:
-            continue  # the top level holds only the sections below
-        out += [f"## `{_header(section.path)}`", ""]
+            # The top level holds the sections below; a plain key there gets a table of its own.
+            listed = [r for r in listed if not _holds_a_table(section.model, r.name)]
+            if not listed:
+                continue
+        out += [f"## `{_header(section.path)}`" if section.path else "## Top level", ""]
         doc = _doc(section, example)
         if doc:
             out += [doc, ""]
@@ -381,7 +389,7 @@ def render() -> str:
             "| Key | Type | Default | Limits | Description |",
             "|---|---|---|---|---|",
         ]
-        for row in rows(section, example):
+        for row in listed:
             key = f"`{row.name}`"
             if row.env:
                 key += f"<br><small>`{row.env}`</small>"
