@@ -131,6 +131,13 @@ def test_the_reference_shows_defaults_limits_and_environment_names() -> None:
     assert "`AFTERCARE_CLINICS__<ID>__FROM_NUMBER`" in page
 
 
+def test_each_description_written_beside_the_reference_names_a_field() -> None:
+    hook = _hook()
+    paths = {row.toml for section in hook.sections() for row in hook.rows(section, {})}
+
+    assert set(hook.DESCRIPTIONS) - paths == set()
+
+
 def test_the_nav_names_pages_that_exist() -> None:
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
 
@@ -146,6 +153,25 @@ def test_the_nav_names_pages_that_exist() -> None:
     missing = [p for p in listed if not (DOCS / p).exists() and p not in generated | PENDING]
     assert missing == []
     assert len(listed) == len(set(listed))
+
+
+def test_the_readme_links_to_docs_pages_and_anchors_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\((docs/[^)#]+)(?:#([^)]+))?\)", readme)
+
+    assert len(links) > 20
+    for page, anchor in links:
+        assert (ROOT / page).exists(), page
+        if anchor:
+            headings = (ROOT / page).read_text(encoding="utf-8")
+            slugs = {_slug(h) for h in re.findall(r"^#+ (.+)$", headings, flags=re.M)}
+            assert anchor in slugs, f"{page}#{anchor}"
+
+
+def _slug(heading: str) -> str:
+    """Python-Markdown's toc slug: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"[^\w\s-]", "", heading.strip().lower())
+    return re.sub(r"[-\s]+", "-", text)
 
 
 def test_no_machine_path_or_outside_document_in_readme_and_docs() -> None:

@@ -29,6 +29,74 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = "reference.md"
 PREFIX = "AFTERCARE_"
 
+# What a key means, for the keys whose model has neither a description nor a comment and the
+# example no comment. Keyed by TOML path; tests/test_docs.py fails on a path that is not a
+# field, so an entry cannot outlive its key. A `Field(description=...)` in the model wins.
+DESCRIPTIONS = {
+    "server.host": (
+        "Address `serve` listens on; anything but loopback refuses the example's secrets."
+    ),
+    "server.port": "Port `serve` listens on (also read by the container's health check).",
+    "server.max_body_bytes": "Largest request body accepted; larger is a 413.",
+    "server.max_connections": "Connections open at once; one beyond is closed unanswered.",
+    "database.migrate_on_start": "Apply migrations when `serve` starts (safe on many replicas).",
+    "sms.reply_to_keywords": "Answer STOP, START and HELP with TwiML (`<Response/>` when false).",
+    "twilio.api_base_url": "Twilio's API (the tests point it at a fake).",
+    "twilio.messaging_service_sid": (
+        "Send through this messaging service unless a clinic names its own."
+    ),
+    "twilio.delete_media": "Delete a photo from Twilio once it is stored here.",
+    "scheduler.default_expires_after": "How late a step without `expires_after` may still go out.",
+    "scheduler.retry_initial_delay": "First wait after a 429 or refused connection; it doubles.",
+    "scheduler.retry_max_delay": "Longest wait between two retries of a send.",
+    "scheduler.claim_lease": "How long a claim is held before another replica may reconcile it; "
+    "at least twice `twilio.request_timeout`.",
+    "scheduler.poll_interval": "How often the timers are refilled from the rows.",
+    "notifications.retry_max_delay": "Longest wait between two attempts.",
+    "clinics.<id>.on_call_numbers": "E.164 numbers texted when a reply opens an escalation.",
+    "clinics.<id>.escalation_reminder": "When the on-call numbers are texted again if nobody "
+    "acknowledged.",
+    "clinics.<id>.name": "The clinic's name, `{clinic_name}` in texts.",
+    "clinics.<id>.timezone": "IANA zone for patients who have none.",
+    "clinics.<id>.locale": "Language of the clinic's plain-string texts, and the fallback.",
+    "clinics.<id>.from_number": (
+        "E.164 number the clinic's texts come from (or a messaging service)."
+    ),
+    "clinics.<id>.messaging_service_sid": "Twilio messaging service the clinic's texts go through.",
+    "clinics.<id>.webhook_secrets": "`whsec_` secrets that may sign the clinic's events; "
+    "several to rotate.",
+    "clinics.<id>.api_tokens": "Bearer tokens of the read API; each belongs to one clinic.",
+    "clinics.<id>.quiet_hours": "Local hours no message is sent in; 21:00-08:00 when absent.",
+    "clinics.<id>.help_text": "The answer to HELP.",
+    "clinics.<id>.quiet_hours.start": "Quiet hours begin (patient's local time).",
+    "clinics.<id>.quiet_hours.end": "Quiet hours end; equal to `start` turns them off.",
+    "clinics.<id>.notifications.url": "The clinic system's endpoint: https, or http to loopback.",
+    "clinics.<id>.notifications.events": "Types the clinic is sent.",
+    "protocols.<key>.title": "The protocol's name.",
+    "protocols.<key>.default_serum": "`{serum}` when the event names none.",
+    "protocols.<key>.steps": "The protocol's steps (at least one).",
+    "protocols.<key>.steps[].fallback_answer": (
+        "A check-in's answer to a reply that matches no key."
+    ),
+    "protocols.<key>.steps[].replies": "A check-in's reply keys (`1`, `2`, …) and what each means.",
+    "protocols.<key>.steps[].key": "The step's name, unique in the protocol.",
+    "protocols.<key>.steps[].kind": "What the message is; `STOP <WORD>` stops kinds.",
+    "protocols.<key>.steps[].text": "The text, or a table of locales; placeholders in braces.",
+    "protocols.<key>.steps[].after": "Once, this long after the treatment (or first of a series).",
+    "protocols.<key>.steps[].every": "With `after` and `count`: the gap between messages.",
+    "protocols.<key>.steps[].count": "With `after` and `every`: how many.",
+    "protocols.<key>.steps[].days": (
+        'Local days after the treatment (`"1-14"` or `[1, 3]`), with `at`.'
+    ),
+    "protocols.<key>.steps[].at": "Local clock times on each of `days` (or `days_before`).",
+    "protocols.<key>.steps[].only_if": "Keep the step only for sessions before the last.",
+    "protocols.<key>.steps[].expires_after": "How late the message may still go out.",
+    "protocols.<key>.steps[].replies.<key>.level": "How urgent a reply of this key is.",
+    "protocols.<key>.steps[].replies.<key>.answer": (
+        "The text that answers it, or a table of locales."
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Section:
@@ -320,6 +388,7 @@ def rows(section: Section, example: dict[str, str] | None = None) -> list[Row]:
         if section.env is not None:
             env = PREFIX + (f"{section.env}__" if section.env else "") + name.upper()
         about = _about(section.model, name, field) or example.get(toml, "")
+        about = about or DESCRIPTIONS.get(toml, "")
         about = _DOC_LINK.sub(r"[\1](\1)", about).replace("|", "\\|")
         out.append(
             Row(
