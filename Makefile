@@ -10,7 +10,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 LOCK_FLAGS := --quiet --universal --python-version 3.11 --custom-compile-command 'make lock'
 
-.PHONY: run test lint venv clean bench lock
+.PHONY: run test lint venv clean bench lock docs
 
 $(STAMP): pyproject.toml requirements/runtime.txt requirements/test.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -47,12 +47,19 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 bench: $(BENCH_STAMP)
 	$(PY) bench/run.py --concurrency 16,32
 
-# The layer contract ([tool.importlinter] in pyproject.toml) too; tests/test_layers.py runs it in
-# `make test`, and shows that a planning → storage import breaks it.
+# ruff (the rules and the format), mypy, and the layer contract ([tool.importlinter] in
+# pyproject.toml); .ci/run runs it before `make test`. tests/test_layers.py also runs the layer
+# contract in `make test`, and shows that a planning → storage import breaks it.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check service tests bench
+	$(VENV)/bin/ruff check service tests bench docs/hooks
+	$(VENV)/bin/ruff format --check service tests bench docs/hooks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-logo
 
+# The docs site (mkdocs.yml) into build/site, every link and anchor checked; tests/test_docs.py
+# builds it the same way in `make test`. `$(VENV)/bin/mkdocs serve` serves it while you write.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) *.db *.db-wal *.db-shm
+	rm -rf $(VENV) build *.db *.db-wal *.db-shm
