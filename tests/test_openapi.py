@@ -24,7 +24,7 @@ from service.intake.payloads import EXAMPLE
 from service.intake.series_payloads import SERIES_TYPES
 from service.storage.models import Status
 from service.storage.outbox import NotificationState
-from service.web.openapi import document
+from service.web.openapi import OPERATIONS, document
 from tests.conftest import AppClient
 from tests.helpers.events import completed_event, encode, signed
 from tests.helpers.ports import free_port
@@ -109,6 +109,21 @@ class TestDocument:
     def test_is_a_valid_openapi_3_1_document(self) -> None:
         """The document validates against the OpenAPI 3.1 schema."""
         validate(document())
+
+    def test_every_operation_has_a_unique_id_and_a_known_tag(self) -> None:
+        """A generated client names its functions by operationId and groups them by tag: every
+        operation has both, ids are unique, and every tag is declared."""
+        doc = document()
+        operations = [op for ops in doc["paths"].values() for op in ops.values()]
+        ids = [op["operationId"] for op in operations]
+        assert len(ids) == len(set(ids)) == len(OPERATIONS)
+        declared = {t["name"] for t in doc["tags"]}
+        assert {t for op in operations for t in op["tags"]} == declared
+
+    def test_schema_titles_are_their_names(self) -> None:
+        """Each schema's title is its own name, so no two generate one model."""
+        schemas = document()["components"]["schemas"]
+        assert all(schema["title"] == name for name, schema in schemas.items())
 
     def test_is_served_at_openapi_json(self, live: str) -> None:
         """GET /openapi.json returns the document."""

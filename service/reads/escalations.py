@@ -65,7 +65,7 @@ ESCALATIONS: TypeAdapter[EscalationPage] = TypeAdapter(EscalationPage)
 def json_schema_inputs() -> list[tuple[str, Literal["serialization"], TypeAdapter[Any]]]:
     """The escalations' answers by their names in the OpenAPI document."""
     return [
-        ("Escalation", "serialization", ESCALATION),
+        ("EscalationView", "serialization", ESCALATION),
         ("EscalationPage", "serialization", ESCALATIONS),
     ]
 

@@ -89,7 +89,9 @@ def _schemas() -> dict[str, Any]:
     for (name, _), schema in top.items():
         if schema != _ref(name):
             schemas[name] = schema
-    return schemas
+    # Each schema titled by its name: a generated client names its models by title, and two
+    # schemas of one title became two models of one name.
+    return {name: {**schema, "title": name} for name, schema in schemas.items()}
 
 
 def _events_path() -> dict[str, Any]:
@@ -273,6 +275,62 @@ def _ops_paths() -> dict[str, Any]:
     }
 
 
+# Every operation's id (what a generated client names its function) and its tag (the group a
+# client and the docs file it under), by path and method. A test checks the table and the
+# paths match both ways, so a new endpoint cannot go out without a name.
+V1 = "/v1/clinics/{clinic_id}"
+OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("post", f"{V1}/events"): ("postEvent", "events"),
+    ("get", f"{V1}/treatments/{{treatment_id}}"): ("getTreatment", "treatments"),
+    ("post", f"{V1}/treatments/{{treatment_id}}/cancel"): ("cancelTreatment", "treatments"),
+    ("get", f"{V1}/appointments/{{appointment_id}}"): ("getAppointment", "appointments"),
+    ("get", f"{V1}/patients/{{patient_id}}/messages"): ("listPatientMessages", "messages"),
+    ("get", f"{V1}/messages"): ("listMessages", "messages"),
+    ("post", f"{V1}/patients/{{patient_id}}/erase"): ("erasePatient", "patients"),
+    ("get", f"{V1}/notifications"): ("listNotifications", "notifications"),
+    ("post", f"{V1}/notifications/{{notification_id}}/retry"): (
+        "retryNotification",
+        "notifications",
+    ),
+    ("get", f"{V1}/escalations"): ("listEscalations", "escalations"),
+    ("post", f"{V1}/escalations/{{escalation_id}}/acknowledge"): (
+        "acknowledgeEscalation",
+        "escalations",
+    ),
+    ("get", f"{V1}/audit"): ("listAudit", "audit"),
+    ("get", f"{V1}/media/{{media_id}}"): ("getMedia", "media"),
+    ("post", "/v1/twilio/status"): ("twilioStatus", "twilio"),
+    ("post", "/v1/twilio/inbound"): ("twilioInbound", "twilio"),
+    ("get", "/healthz"): ("getHealth", "operations"),
+    ("get", "/readyz"): ("getReadiness", "operations"),
+    ("get", "/metrics"): ("getMetrics", "operations"),
+    ("get", "/openapi.json"): ("getOpenapi", "operations"),
+}
+TAGS = [
+    {"name": "events", "description": "Signed events from the clinic's practice system"},
+    {"name": "treatments", "description": "A treatment's plan: read it, cancel it"},
+    {"name": "appointments", "description": "An appointment and the messages it planned"},
+    {"name": "messages", "description": "Messages, newest first, with their history"},
+    {"name": "patients", "description": "Erasing a patient"},
+    {"name": "notifications", "description": "Notifications to the clinic's system"},
+    {"name": "escalations", "description": "Urgent replies that need a person"},
+    {"name": "audit", "description": "Who did what, when"},
+    {"name": "media", "description": "Patients' photos"},
+    {"name": "twilio", "description": "Twilio's webhooks (signed by Twilio)"},
+    {"name": "operations", "description": "Health, readiness, metrics, this document"},
+]
+
+
+def _named(paths: dict[str, Any]) -> dict[str, Any]:
+    """`paths` with each operation's id and tag from `OPERATIONS`."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            operation_id, tag = OPERATIONS[(method, path)]
+            operation["operationId"] = operation_id
+            operation["tags"] = [tag]
+    return paths
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
     return {
@@ -282,15 +340,18 @@ def document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Aftercare and serum-application SMS for skin clinics.",
         },
-        "paths": {
-            "/v1/clinics/{clinic_id}/events": _events_path(),
-            **_api_paths(),
-            **escalation_paths(_read, _CLINIC),
-            **audit_paths(_read, _CLINIC),
-            **media_paths(_read, _CLINIC),
-            **_twilio_paths(),
-            **_ops_paths(),
-        },
+        "tags": TAGS,
+        "paths": _named(
+            {
+                "/v1/clinics/{clinic_id}/events": _events_path(),
+                **_api_paths(),
+                **escalation_paths(_read, _CLINIC),
+                **audit_paths(_read, _CLINIC),
+                **media_paths(_read, _CLINIC),
+                **_twilio_paths(),
+                **_ops_paths(),
+            }
+        ),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": _SECURITY,

@@ -29,7 +29,7 @@ def escalation_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
         "Acknowledge an escalation",
         [clinic, {**escalation, "schema": {"type": "string"}}],
         "The escalation as it now stands",
-        "Escalation",
+        "EscalationView",
     )
     acknowledge["requestBody"] = {
         "required": True,
