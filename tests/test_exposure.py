@@ -1,4 +1,4 @@
-"""The example's secrets are refused off loopback, and only there (service.exposure)."""
+"""The example's secrets are refused off loopback, and only there (service.config.exposure)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.addresses import is_loopback
-from service.config_loading import load_settings
-from service.exposure import exposure_problems, published_secrets
+from service.config import is_loopback, load_settings
+from service.config.exposure import exposure_problems, published_secrets
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
