@@ -5,18 +5,16 @@ escalation (`ClinicEscalationFields`, service.config.conversations) sits flat in
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from service.config.conversations import ClinicEscalationFields, e164
 from service.config.edge import ApiToken, RateLimit, WebhookSecret
-from service.config.fields import SECTION, Clock
+from service.config.fields import Clock, Section
 from service.config.notifications import ClinicNotifications, whsec_secrets
 from service.planning.timing import DEFAULT_QUIET_HOURS, QuietHours, zone
 
 
-class QuietHoursSettings(BaseModel):
-    model_config = SECTION
-
+class QuietHoursSettings(Section):
     start: Clock
     end: Clock
 
@@ -25,9 +23,7 @@ class QuietHoursSettings(BaseModel):
         return QuietHours(self.start, self.end)
 
 
-class ClinicSettings(ClinicEscalationFields):
-    model_config = SECTION
-
+class ClinicSettings(Section, ClinicEscalationFields):
     name: str = Field(min_length=1)
     timezone: str
     locale: str = "en"

@@ -1,6 +1,6 @@
 """What every section shares: `Duration` (`"90s"`, `"6h"`, `"1d12h"`, or a timedelta) and
 `Clock` (`"21:00"`, or a time), read with planning's parsers so a protocol's timings and the
-settings' durations are written alike, and `SECTION`, the config of every table.
+settings' durations are written alike, and `Section`, the frozen table.
 
 `[retention]`'s periods are their own type (`service.config.retention.Period`): they also take
 whole years, which no other duration does."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import time, timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from service.planning.timing import parse_clock, parse_duration
 
@@ -26,6 +26,8 @@ def _clock(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 Clock = Annotated[time, BeforeValidator(_clock)]
 
-# Every table of the file: frozen once read, and a key it does not know is a problem. (A config
-# rather than a base class: ruff sees a pydantic model only in a direct `BaseModel` subclass.)
-SECTION = ConfigDict(frozen=True, extra="forbid")
+
+class Section(BaseModel):
+    """A table of the file: frozen once read, and a key it does not know is a problem."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")

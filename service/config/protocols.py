@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from service.config.conversations import CheckinFields
-from service.config.fields import SECTION, Clock, Duration
+from service.config.fields import Clock, Duration, Section
 from service.planning.protocols import Step
 from service.planning.steps import QuietRule, StepKind
 from service.planning.timing import parse_days
@@ -17,9 +17,7 @@ from service.planning.timing import parse_days
 _APPOINTMENT_DAY = "the appointment's day"
 
 
-class StepSettings(CheckinFields):
-    model_config = SECTION
-
+class StepSettings(Section, CheckinFields):
     key: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     kind: StepKind
     text: str | dict[str, str]
@@ -67,9 +65,7 @@ class StepSettings(CheckinFields):
         )
 
 
-class ProtocolSettings(BaseModel):
-    model_config = SECTION
-
+class ProtocolSettings(Section):
     title: str = Field(min_length=1)
     default_serum: str = "serum"
     steps: list[StepSettings] = Field(min_length=1)

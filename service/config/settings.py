@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +21,7 @@ from service.config.clinics import ClinicSettings
 from service.config.conversations import SmsSettings
 from service.config.edge import https_unless_loopback
 from service.config.environment import DELIMITER, PREFIX
-from service.config.fields import SECTION, Duration
+from service.config.fields import Duration, Section
 from service.config.notifications import NotificationSettings
 from service.config.privacy import PrivacySettings
 from service.config.protocols import ProtocolSettings
@@ -32,9 +32,7 @@ from service.planning.timing import parse_duration
 FALLBACK_CONFIG = Path("config.example.toml")
 
 
-class ServerSettings(BaseModel):
-    model_config = SECTION
-
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
@@ -58,9 +56,7 @@ class ServerSettings(BaseModel):
         return https_unless_loopback(value).rstrip("/")
 
 
-class DatabaseSettings(BaseModel):
-    model_config = SECTION
-
+class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///./aftercare.db"
     migrate_on_start: bool = True
 
@@ -86,9 +82,7 @@ def _lease(scheduler: Any) -> timedelta | None:
     return raw if isinstance(raw, timedelta) else None
 
 
-class TwilioSettings(BaseModel):
-    model_config = SECTION
-
+class TwilioSettings(Section):
     account_sid: str = ""
     auth_token: SecretStr = SecretStr("")
     api_base_url: str = "https://api.twilio.com"
@@ -96,7 +90,7 @@ class TwilioSettings(BaseModel):
     request_timeout: Duration = DEFAULT_REQUEST_TIMEOUT  # or half a shorter lease (Settings)
     # Photos (SPEC §17): the hosts Twilio's media redirect may lead to, and Twilio's copy
     # deleted once ours is kept.
-    media_hosts: list[str] = [
+    media_hosts: list[str] = [  # noqa: RUF012 (a pydantic field: copied per model)
         "mms.twiliocdn.com",
         "media.twiliocdn.com",
         "s3-external-1.amazonaws.com",
@@ -104,9 +98,7 @@ class TwilioSettings(BaseModel):
     delete_media: bool = True
 
 
-class SchedulerSettings(BaseModel):
-    model_config = SECTION
-
+class SchedulerSettings(Section):
     default_expires_after: Duration = timedelta(hours=6)
     retry_initial_delay: Duration = timedelta(seconds=5)
     retry_max_delay: Duration = timedelta(minutes=10)
