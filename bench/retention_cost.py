@@ -34,7 +34,7 @@ from dispatch_cost import Accepting, Now, settings  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from service.config_retention import RetentionSettings  # noqa: E402
+from service.config import RetentionSettings  # noqa: E402
 from service.delivery.dispatch import Dispatcher  # noqa: E402
 from service.storage.checkpoint import checkpointing  # noqa: E402
 from service.storage.database import migrate  # noqa: E402

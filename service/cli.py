@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from service.config_loading import Loaded, from_environment, load_settings, resolve_config_path
+from service.config import Loaded, from_environment, load_settings, resolve_config_path
 from service.errors import ConfigError
 
 log = logging.getLogger("aftercare")
@@ -114,8 +114,7 @@ def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
 
 def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
     """Logging first, then what an operator must know; False when serving `host` is refused."""
-    from service.config_loading import fell_back
-    from service.exposure import exposure_problems
+    from service.config import exposure_problems, fell_back
     from service.observability.logs import configure_logging
 
     configure_logging(logging.getLevelName(loaded.settings.server.log_level))
@@ -165,7 +164,7 @@ def _migrate(loaded: Loaded, _args: argparse.Namespace) -> int:
 
 
 def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
-    from service.exposure import exposure_problems
+    from service.config import exposure_problems
 
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -14,7 +14,7 @@ import sys
 import urllib.request
 from collections.abc import Mapping
 
-from service.config_loading import load_settings, resolve_config_path
+from service.config import load_settings, resolve_config_path
 from service.errors import ConfigError
 
 TIMEOUT = 2.0  # seconds; below the HEALTHCHECK's own --timeout

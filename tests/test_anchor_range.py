@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.config import Settings
-from service.config_loading import load_settings
+from service.config import Settings, load_settings
 from service.planning.preview import preview
 from service.planning.timing import EARLIEST_ANCHOR, LATEST_ANCHOR, anchor
 from tests.fixtures.config import EXAMPLE

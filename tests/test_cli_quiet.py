@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config_loading import load_settings
+from service.config import load_settings
 from service.planning.preview import preview
 from tests.fixtures.cli import _isolated, example, preview_rows, run
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.config_loading import load_settings
+from service.config import load_settings
 from tests.fixtures.config import EXAMPLE, Edit, problems_of, step
 
 REPLIES = {"1": {"level": "ok", "answer": "Good, {first_name}."}}

@@ -1,4 +1,4 @@
-"""Which configuration file is read (service.config_loading): --config, then $AFTERCARE_CONFIG, then
+"""Which configuration file is read (service.config.loading): --config, then $AFTERCARE_CONFIG, then
 ./config.toml, then the example; and the shipped config.example.toml: valid as it ships, with
 micro-needling and more, every protocol planning for every clinic, the serum step on days 1 to 14
 morning and evening.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config_loading import load_settings, resolve_config_path
+from service.config import load_settings, resolve_config_path
 from service.planning.preview import preview
 from service.planning.timing import parse_days
 from tests.fixtures.config import EXAMPLE

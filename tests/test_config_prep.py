@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.config_loading import load_settings
+from service.config import load_settings
 from service.planning.timing import parse_days
 from tests.fixtures.config import EXAMPLE, Edit, problems_of, step
 from tests.helpers.toml import write_toml

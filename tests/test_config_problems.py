@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from service.config import Settings
-from service.config_loading import load_settings
+from service.config import Settings, load_settings
 from service.errors import ConfigError
 from tests.fixtures.config import Edit, problems_of, step
 from tests.helpers.toml import write_toml

@@ -2,7 +2,7 @@
 weak secrets, short tokens and an http `public_base_url` are refused by `check-config` and
 `serve` alike, each by its TOML path and never its value; the example's secrets are refused
 whenever `public_base_url` is not loopback, even bound to 127.0.0.1. The rules themselves
-(service.config_edge) are checked in-process below."""
+(service.config.edge) are checked in-process below."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from service.config_edge import Rate, parse_rate, strong_secret, strong_token
+from service.config.edge import Rate, parse_rate, strong_secret, strong_token
 from tests.helpers.ports import free_port
 from tests.helpers.toml import to_toml
 from tests.support import OTHER_SECRET, SECRET, TOKEN, config_data, make_settings

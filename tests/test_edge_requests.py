@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.config import Settings
-from service.config_edge import Rate
+from service.config import Rate, Settings
 from service.web.app import create_app
 from service.web.rate_limit import RateLimits, TokenBucket
 from tests.conftest import AppClient

@@ -1,5 +1,5 @@
 """The environment rule (SPEC §14): which AFTERCARE_* variables are settings, what each sets,
-and which variable a problem names (service.environment through service.config)."""
+and which variable a problem names (service.config.environment through service.config)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config_loading import Loaded, load_settings
-from service.environment import aligned, dotted, parse_loc
+from service.config import Loaded, load_settings
+from service.config.environment import aligned, dotted, parse_loc
 from service.errors import ConfigError
 from tests.support import SECRET, make_settings
 

@@ -1,4 +1,4 @@
-"""The example's secrets are refused off loopback, and only there (service.exposure)."""
+"""The example's secrets are refused off loopback, and only there (service.config.exposure)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.addresses import is_loopback
-from service.config_loading import load_settings
-from service.exposure import exposure_problems, published_secrets
+from service.config import is_loopback, load_settings
+from service.config.exposure import example_places, exposure_problems, published_secrets
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -29,6 +28,11 @@ class TestLoopback:
 
 
 class TestExposure:
+    def test_the_example_is_looked_for_beside_the_package(self) -> None:
+        """The first place is the repository's (or the image's) example, however deep in
+        `service/` the module that looks sits; the working directory's comes second."""
+        assert example_places() == [EXAMPLE, Path.cwd() / "config.example.toml"]
+
     def test_the_example_ships_two_secrets_two_tokens_and_a_number_key(self) -> None:
         """What is compared is read from the example file itself."""
         assert len(published_secrets([EXAMPLE])) == 5

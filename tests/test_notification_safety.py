@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from pytest_aiohttp import AiohttpServer
 from sqlmodel import Session
 
-from service.addresses import is_private, literal
+from service.config import is_private, literal
 from service.storage.outbox import record
 from service.web.app import create_app
 from service.web.keys import SETTINGS, TRANSACTIONS

@@ -12,8 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from service.config import Settings
-from service.config_notifications import DEFAULT_TYPES
+from service.config import DEFAULT_TYPES, Settings
 from service.storage.outbox import Notification, record
 from service.storage.transactions import Transactions
 from tests.support import OTHER_SECRET, config_data, glow_in_utc
@@ -118,7 +117,7 @@ def test_the_example_configs_commented_endpoint_is_valid_when_uncommented(tmp_pa
     lines as shown are a valid `[clinics.X.notifications]` once uncommented."""
     import tomllib
 
-    from service.config_loading import load_settings
+    from service.config import load_settings
 
     text = (Path(__file__).resolve().parents[1] / "config.example.toml").read_text()
     assert tomllib.loads(text)["clinics"]["glow-downtown"].get("notifications") is None

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlmodel import Session
 
-from service.config_retention import RetentionSettings
+from service.config import RetentionSettings
 from service.storage import audit
 from service.storage.models import (
     Patient,

@@ -1,4 +1,4 @@
-"""`[retention]` (SPEC §19, service.config_retention): the defaults, periods in days or whole
+"""`[retention]` (SPEC §19, service.config.retention): the defaults, periods in days or whole
 years (a year is 366 days), nonsense and too-short periods refused by their TOML path (and by
 their variable from the environment), and `check-config` printing the policy."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config_retention import format_period, parse_period
+from service.config.retention import format_period, parse_period
 from tests.fixtures.cli import _isolated, example, run
 from tests.fixtures.config import problems_of
 from tests.support import make_settings

@@ -17,7 +17,7 @@ from typing import TypeVar
 from sqlmodel import Session
 
 from service.clock import SystemClock
-from service.config_loading import Loaded
+from service.config import Loaded
 from service.console.passwords import Passwords, PasswordTooShort, generate
 from service.console.signin import normal_email
 from service.storage import staff

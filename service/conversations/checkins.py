@@ -9,8 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from service.config import Settings, StepSettings
-from service.config_conversations import localized
+from service.config import Settings, StepSettings, localized
 from service.conversations import escalations
 from service.conversations.notices import message_data, notify, reply_data
 from service.observability.masking import mask_phones

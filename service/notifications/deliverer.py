@@ -30,8 +30,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 
 from service.clock import Clock
-from service.config import Settings
-from service.config_notifications import ClinicNotifications
+from service.config import ClinicNotifications, Settings
 from service.notifications.posting import Answer, client_session, post
 from service.observability.metrics import Metrics
 from service.observability.supervision import Supervisor

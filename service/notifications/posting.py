@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from standardwebhooks import Webhook
 
-from service.config_notifications import ClinicNotifications
+from service.config import ClinicNotifications
 from service.notifications.resolving import GuardedResolver, PrivateAddressError
 
 

@@ -18,7 +18,7 @@ import socket
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from service.addresses import is_private
+from service.config import is_private
 
 
 class PrivateAddressError(OSError):

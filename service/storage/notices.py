@@ -15,8 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from service.config import Settings
-from service.config_notifications import TYPES
+from service.config import TYPES, Settings
 from service.observability.masking import mask_phone
 from service.storage.models import Status
 from service.storage.outbox import Notice, record_all

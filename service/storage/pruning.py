@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from service.clock import Clock
-from service.config_retention import RetentionSettings
+from service.config import RetentionSettings
 from service.observability.metrics import Metrics
 from service.storage.retention import RULES, Rule
 from service.storage.transactions import Transactions

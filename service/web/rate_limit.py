@@ -12,8 +12,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 
-from service.config import Settings
-from service.config_edge import Rate, parse_rate
+from service.config import Rate, Settings, parse_rate
 
 
 class TokenBucket:

@@ -5,7 +5,7 @@ problem by its TOML path, or by its variable when the environment caused it, so 
 never starts half a service.
 
 The sources are pydantic-settings' (`TomlConfigSettingsSource` for the file,
-`EnvSettingsSource` for `AFTERCARE_<SECTION>__<KEY>`, service.environment), laid env over
+`EnvSettingsSource` for `AFTERCARE_<SECTION>__<KEY>`, service.config.environment), laid env over
 file by `load_settings` and validated with `Settings.model_validate`; `Settings`'
 `settings_customise_sources` keeps only what it is given. Letting `Settings()` gather them
 would read `os.environ` only (check-config and the tests pass the environment in), add a
@@ -25,9 +25,15 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import TomlConfigSettingsSource
 
-from service.config import FALLBACK_CONFIG, Settings
-from service.config_checks import cross_check, partial_problems, punctuation_warnings
-from service.environment import FILE_VARIABLE, FROM_ENVIRONMENT, dotted, merged, read_environment
+from service.config.checks import cross_check, partial_problems, punctuation_warnings
+from service.config.environment import (
+    FILE_VARIABLE,
+    FROM_ENVIRONMENT,
+    dotted,
+    merged,
+    read_environment,
+)
+from service.config.settings import FALLBACK_CONFIG, Settings
 from service.errors import ConfigError
 
 

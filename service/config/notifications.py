@@ -7,12 +7,10 @@ clinic's endpoint, its signing secrets and the types it wants.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -20,9 +18,9 @@ from pydantic import (
     field_validator,
 )
 
-from service.addresses import is_loopback, is_private, literal
-from service.config_edge import WebhookSecret
-from service.planning.timing import parse_duration
+from service.config.addresses import is_loopback, is_private, literal
+from service.config.edge import WebhookSecret
+from service.config.fields import Duration
 
 # Every type a notification may have (SPEC §11), in the order the SPEC lists them.
 TYPES = (
@@ -39,13 +37,6 @@ TYPES = (
 )
 # All but these, which a clinic asks for by listing them.
 DEFAULT_TYPES = tuple(t for t in TYPES if t not in ("message.delivered", "patient.erased"))
-
-
-def _duration(value: Any) -> Any:
-    return parse_duration(value) if isinstance(value, str) else value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 def whsec_secrets(value: list[SecretStr]) -> list[SecretStr]:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, SecretStr
 
-from service.addresses import is_loopback
+from service.config.addresses import is_loopback
 
 MIN_SECRET_BYTES = 24
 MIN_TOKEN_CHARS = 32
@@ -28,7 +28,7 @@ GENERATE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 def strong_secret(value: SecretStr) -> SecretStr:
     """`value` if it decodes to at least 24 bytes; one that does not decode at all is left to
-    the list's own check (service.config_notifications.whsec_secrets), which names it."""
+    the list's own check (service.config.notifications.whsec_secrets), which names it."""
     try:
         # As standardwebhooks reads it: an optional `whsec_`, then base64.
         key = base64.b64decode(value.get_secret_value().removeprefix("whsec_"))

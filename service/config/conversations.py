@@ -1,20 +1,21 @@
 """The conversation's settings (SPEC §10, §12): how a check-in's replies are read, who is told
 of an urgent one, and the words that stop one kind of message.
 
-Mixed into `config`'s step and clinic sections (their fields sit flat in the TOML tables);
-`[sms]` is defined here whole, with its stop words and per-locale footers.
+Mixed into the step and clinic sections (`service.config.protocols`, `service.config.clinics`;
+their fields sit flat in the TOML tables); `[sms]` is defined here whole, with its stop words
+and per-locale footers.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 import phonenumbers
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from service.config.fields import Duration
 from service.planning.templates import pick_text
-from service.planning.timing import parse_duration
 
 Level = Literal["ok", "watch", "urgent", "free_text"]
 LEVELS: tuple[Level, ...] = ("ok", "watch", "urgent", "free_text")
@@ -23,13 +24,6 @@ EscalateLevel = Literal["ok", "watch", "urgent", "free_text", "photo"]
 Localized = str | dict[str, str]  # a text in the clinic's locale, or a table of locales
 DEFAULT_REPLY_WINDOW = timedelta(hours=48)
 DEFAULT_STOP_WORDS = {"SERUM": ["serum"], "BOOKING": ["rebook", "prep"], "CHECKIN": ["checkin"]}
-
-
-def _duration(value: Any) -> Any:
-    return parse_duration(value) if isinstance(value, str) else value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 def e164(value: str) -> str:

@@ -1,79 +1,38 @@
-"""Typed, validated, frozen settings: the sections of the TOML file and their checks.
+"""Typed, validated, frozen settings: the whole file (`Settings`) and its smaller sections;
+`[clinics.X]` and `[protocols.X]` are in service.config.clinics and service.config.protocols.
 
-`service.config_loading` reads the file and the environment into them.
+`service.config.loading` reads the file and the environment into them.
 """
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
-from service.config_conversations import (
-    CheckinFields,
-    ClinicEscalationFields,
-    SmsSettings,
-    e164,
-)
-from service.config_edge import ApiToken, RateLimit, WebhookSecret, https_unless_loopback
-from service.config_notifications import (
-    ClinicNotifications,
-    NotificationSettings,
-    whsec_secrets,
-)
-from service.config_privacy import PrivacySettings
-from service.config_retention import RetentionSettings
-from service.environment import (
-    DELIMITER,
-    PREFIX,
-)
-from service.planning.protocols import Protocol, Step
-from service.planning.steps import QuietRule, StepKind
-from service.planning.timing import (
-    DEFAULT_QUIET_HOURS,
-    QuietHours,
-    parse_clock,
-    parse_days,
-    parse_duration,
-    zone,
-)
+from service.config.clinics import ClinicSettings
+from service.config.conversations import SmsSettings
+from service.config.edge import https_unless_loopback
+from service.config.environment import DELIMITER, PREFIX
+from service.config.fields import Duration, Section
+from service.config.notifications import NotificationSettings
+from service.config.privacy import PrivacySettings
+from service.config.protocols import ProtocolSettings
+from service.config.retention import RetentionSettings
+from service.planning.protocols import Protocol
+from service.planning.timing import parse_duration
 
 FALLBACK_CONFIG = Path("config.example.toml")
 
 
-def _duration(value: Any) -> Any:
-    return parse_duration(value) if isinstance(value, str) else value
-
-
-def _clock(value: Any) -> Any:
-    return parse_clock(value) if isinstance(value, str) else value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-Clock = Annotated[time, BeforeValidator(_clock)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ServerSettings(_Section):
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
@@ -97,7 +56,7 @@ class ServerSettings(_Section):
         return https_unless_loopback(value).rstrip("/")
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///./aftercare.db"
     migrate_on_start: bool = True
 
@@ -123,7 +82,7 @@ def _lease(scheduler: Any) -> timedelta | None:
     return raw if isinstance(raw, timedelta) else None
 
 
-class TwilioSettings(_Section):
+class TwilioSettings(Section):
     account_sid: str = ""
     auth_token: SecretStr = SecretStr("")
     api_base_url: str = "https://api.twilio.com"
@@ -131,7 +90,7 @@ class TwilioSettings(_Section):
     request_timeout: Duration = DEFAULT_REQUEST_TIMEOUT  # or half a shorter lease (Settings)
     # Photos (SPEC §17): the hosts Twilio's media redirect may lead to, and Twilio's copy
     # deleted once ours is kept.
-    media_hosts: list[str] = [
+    media_hosts: list[str] = [  # noqa: RUF012 (a pydantic field: copied per model)
         "mms.twiliocdn.com",
         "media.twiliocdn.com",
         "s3-external-1.amazonaws.com",
@@ -139,7 +98,7 @@ class TwilioSettings(_Section):
     delete_media: bool = True
 
 
-class SchedulerSettings(_Section):
+class SchedulerSettings(Section):
     default_expires_after: Duration = timedelta(hours=6)
     retry_initial_delay: Duration = timedelta(seconds=5)
     retry_max_delay: Duration = timedelta(minutes=10)
@@ -147,107 +106,6 @@ class SchedulerSettings(_Section):
     horizon: Duration = timedelta(seconds=60)
     poll_interval: Duration = timedelta(seconds=5)
     max_concurrent_sends: int = Field(64, ge=1, le=1000)
-
-
-class QuietHoursSettings(_Section):
-    start: Clock
-    end: Clock
-
-    def value(self) -> QuietHours:
-        """The pure-planning view of this window."""
-        return QuietHours(self.start, self.end)
-
-
-class ClinicSettings(_Section, ClinicEscalationFields):
-    name: str = Field(min_length=1)
-    timezone: str
-    locale: str = "en"
-    from_number: str = ""
-    messaging_service_sid: str = ""
-    webhook_secrets: list[WebhookSecret] = Field(min_length=1)
-    api_tokens: list[ApiToken] = Field(min_length=1)
-    rate_limit: RateLimit = "50/s"  # events a second (or /m, /h), burst twice that
-    mps: float | None = Field(None, gt=0, le=10_000)  # messages a second its sender allows
-    quiet_hours: QuietHoursSettings | None = None
-    help_text: str = ""
-    notifications: ClinicNotifications | None = None  # SPEC §11; none: nothing is recorded
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        zone(value)
-        return value
-
-    @field_validator("from_number")
-    @classmethod
-    def _from(cls, value: str) -> str:
-        return e164(value) if value else value
-
-    @field_validator("webhook_secrets")
-    @classmethod
-    def _secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
-        return whsec_secrets(value)
-
-    def quiet(self) -> QuietHours:
-        """The clinic's quiet hours, or the default 21:00-08:00 when absent."""
-        return self.quiet_hours.value() if self.quiet_hours else DEFAULT_QUIET_HOURS
-
-
-_APPOINTMENT_DAY = "the appointment's day"
-
-
-class StepSettings(_Section, CheckinFields):
-    key: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    kind: StepKind
-    text: str | dict[str, str]
-    after: Duration | None = None
-    every: Duration | None = None
-    count: int | None = Field(None, ge=1, le=100)
-    days: str | list[int] | None = None
-    at: list[Clock] = []
-    only_if: Literal["more_sessions_planned"] | None = None
-    expires_after: Duration | None = None
-    in_quiet_hours: QuietRule = "defer"
-    before: Duration | None = None  # prep steps: once, this long before the appointment
-    days_before: str | list[int] | None = None  # prep steps: local days before its day
-
-    @field_validator("days", "days_before")
-    @classmethod
-    def _days(cls, value: str | list[int] | None, info: ValidationInfo) -> str | list[int] | None:
-        if value is not None and info.field_name == "days_before":
-            parse_days(value, origin=_APPOINTMENT_DAY)
-        elif value is not None:
-            parse_days(value)
-        return value
-
-    def step(self, fallback_locale: str) -> Step:
-        """The pure-planning view of this step."""
-        texts = {fallback_locale: self.text} if isinstance(self.text, str) else dict(self.text)
-        return Step(
-            key=self.key,
-            kind=self.kind,
-            texts=texts,
-            after=self.after,
-            every=self.every,
-            count=self.count or 1,
-            days=parse_days(self.days) if self.days is not None else (),
-            at=tuple(self.at),
-            only_if=self.only_if,
-            expires_after=self.expires_after,
-            in_quiet_hours=self.in_quiet_hours,
-            before=self.before,
-            days_before=(
-                ()
-                if self.days_before is None
-                else parse_days(self.days_before, origin=_APPOINTMENT_DAY)
-            ),
-        )
-
-
-class ProtocolSettings(_Section):
-    title: str = Field(min_length=1)
-    default_serum: str = "serum"
-    steps: list[StepSettings] = Field(min_length=1)
 
 
 class Settings(BaseSettings):
@@ -278,7 +136,7 @@ class Settings(BaseSettings):
         """`twilio.request_timeout`, when the file and the environment leave it unset, is 10 s or
         half of `scheduler.claim_lease` if that is less: a short lease (a test's 5 s) is then
         valid as written, and no request outlives half a lease. Set explicitly, a timeout over
-        half the lease is refused (config_checks)."""
+        half the lease is refused (service.config.checks)."""
         if not isinstance(data, dict):
             return data
         twilio = data.get("twilio", {})

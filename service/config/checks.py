@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from service.config import Settings, StepSettings
+from service.config.protocols import StepSettings
+from service.config.settings import Settings
 from service.planning import triage
 from service.planning.gsm7 import ucs2_only_for_punctuation
 from service.planning.protocols import timing_problems

@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from service.addresses import is_loopback
-from service.config import FALLBACK_CONFIG, ClinicSettings, Settings
-from service.config_edge import public_host
+from service.config.addresses import is_loopback
+from service.config.clinics import ClinicSettings
+from service.config.edge import public_host
+from service.config.settings import FALLBACK_CONFIG, Settings
 
 log = logging.getLogger("aftercare")
 
@@ -26,7 +27,7 @@ log = logging.getLogger("aftercare")
 def example_places() -> list[Path]:
     """Where the example may be: the repository holding the package, the working directory."""
     return [
-        Path(__file__).resolve().parent.parent / FALLBACK_CONFIG.name,
+        Path(__file__).resolve().parents[2] / FALLBACK_CONFIG.name,
         Path.cwd() / FALLBACK_CONFIG.name,
     ]
 
