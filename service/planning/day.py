@@ -11,7 +11,7 @@ writes back what it decides; `preview` and the answer to `treatment.completed` s
   (a group counts once) the lowest-ranked group is skipped whole, again until the day fits:
   `rebook` goes first, then `serum`, `prep`, `aftercare`, `checkin`. A group ranks as its
   highest-ranked member; of two of one rank the later goes first. `alert` and `staff` never
-  count nor skip.
+  count nor skip. A message that has gone out already counts on its day, and stays.
 """
 
 from __future__ import annotations
@@ -47,11 +47,13 @@ K = TypeVar("K", bound=Hashable)
 
 @dataclass(frozen=True)
 class Due(Generic[K]):
-    """A message due to be sent: its id (any key), kind and send time (aware)."""
+    """A message of the patient's day: its id (any key), kind and send time (aware); `gone`:
+    it has gone out already (or is going), so it counts but is never merged nor skipped."""
 
     id: K
     kind: str
     send_at: datetime
+    gone: bool = False
 
 
 def merge_groups(messages: Iterable[Due[K]], window: timedelta) -> list[list[Due[K]]]:
@@ -65,7 +67,7 @@ def merge_groups(messages: Iterable[Due[K]], window: timedelta) -> list[list[Due
     groups: list[list[Due[K]]] = []
     open_group: list[Due[K]] | None = None
     for m in ordered:
-        if m.kind in NEVER_LIMITED:
+        if m.kind in NEVER_LIMITED or m.gone:
             groups.append([m])
             continue
         if (
@@ -100,8 +102,11 @@ def over_limit(
     for groups in days.values():
         if len(groups) <= limit:
             continue
-        # Lowest rank first; of one rank, the later first.
-        doomed = sorted(groups, key=lambda g: (_rank(g), -g[0].send_at.timestamp()))
+        # Lowest rank first; of one rank, the later first. What has gone out stays.
+        doomed = sorted(
+            (g for g in groups if not g[0].gone),
+            key=lambda g: (_rank(g), -g[0].send_at.timestamp()),
+        )
         for group in doomed[: len(groups) - limit]:
             skipped.update(m.id for m in group)
     return skipped
