@@ -50,7 +50,7 @@ class PlannedMessage(TypedDict):
 
 class PlanMessage(PlannedMessage):
     """A message of a treatment's plan: as an event's answer lists it, and `merged_into`, the
-    id of the first message of the text it is planned to go in (None: its own text)."""
+    id of the first message of the text it is planned to go in (null: its own text)."""
 
     merged_into: str | None
 
