@@ -7,14 +7,18 @@ the clock stands at 2026-11-25 15:00 UTC (07:00 in Los Angeles, the patient's zo
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from service.config import Settings
+from service.web.openapi import document
 from tests.conftest import AppClient
 from tests.fixtures.conversations import NURSE, Start, alerted, start
 from tests.fixtures.corrections import COMPLETED
 from tests.helpers.client import post_completed, post_event, treatment_messages
 from tests.helpers.events import completed_event, patient_updated_event
+from tests.helpers.series import appointment_cancelled_event, booked_event
 from tests.support import FakeClock, make_settings
 
 __all__ = ["start"]  # the conversations' fixture, from tests/fixtures/conversations.py
@@ -32,6 +36,7 @@ DAY = {
         step("note", "aftercare", days=[1], at=["12:00"]),
         step("serum", "serum", days=[1], at=["14:00"]),
         step("rebook", "rebook", days=[1], at=["16:00"]),
+        step("prep", "prep", days_before=[1], at=["11:00"]),
     ],
 }
 # Two texts at 10:00 and 12:00 local on the treatment's day, one 20 h after it (in Los Angeles
@@ -147,6 +152,27 @@ class TestDailyLimit:
         assert stored == {"check-in": SCHEDULED, "note": SCHEDULED, "serum": LIMITED}
 
 
+class TestAppointments:
+    async def test_prep_and_a_rebook_after_a_cancellation_are_limited_too(
+        self, make_client: Any, database: str
+    ) -> None:
+        """A limit of 2, the day after the treatment full (check-in and note kept): the prep
+        the day before a Friday session is cancelled `daily limit` when booked, and the rebook
+        planned again when it is cancelled is too."""
+        client = await app(make_client, database, max_per_day=2)
+        await completed(client, "tr_1", "day")
+        friday = datetime(2026, 11, 27, 10, tzinfo=ZoneInfo("America/Los_Angeles"))
+        booked = await post_event(client, booked_event("ap_1", friday))
+        assert booked.status == 202, await booked.text()
+        assert by_step((await booked.json())["messages"]) == {"prep": LIMITED}
+        cancelled = await post_event(client, appointment_cancelled_event("ap_1"))
+        assert cancelled.status == 202, await cancelled.text()
+        changed = by_step((await cancelled.json())["messages"])
+        assert changed["rebook"] == LIMITED
+        stored = by_step((await treatment_messages(client)).values())
+        assert (stored["check-in"], stored["note"]) == (SCHEDULED, SCHEDULED)
+
+
 class TestAlertsAndSentTexts:
     async def test_an_alert_neither_counts_nor_is_touched_and_a_sent_text_counts(
         self, start: Start
@@ -193,6 +219,15 @@ class TestMergedInto:
         replay = await post_event(client, again)
         assert replay.status == 200
         assert {m["step"]: m["merged_into"] for m in (await replay.json())["messages"]} == merged
+
+    def test_the_openapi_document_describes_merged_into(self) -> None:
+        """The plan's messages in the OpenAPI document carry `merged_into`, a string or null."""
+        schema = document()["components"]["schemas"]["PlanMessage"]
+        assert "merged_into" in schema["required"]
+        assert schema["properties"]["merged_into"]["anyOf"] == [
+            {"type": "string"},
+            {"type": "null"},
+        ]
 
     async def test_merging_off_merges_nothing(self, make_client: Any, database: str) -> None:
         """The default window (0s): every `merged_into` is null."""
