@@ -84,6 +84,8 @@ def merge_groups(messages: Iterable[Due[K]], window: timedelta) -> list[list[Due
 
 def merged_into(messages: Iterable[Due[K]], window: timedelta) -> dict[K, K]:
     """For each message that merges into another's text, the id of that group's first."""
+    if window <= timedelta(0):
+        return {}  # merging off: the common case, on the hot path of every new plan
     return {m.id: group[0].id for group in merge_groups(messages, window) for m in group[1:]}
 
 
@@ -114,8 +116,3 @@ def over_limit(
 
 def _rank(group: Sequence[Due[K]]) -> int:
     return max(RANK.get(m.kind, len(RANK)) for m in group)
-
-
-def local_days(messages: Iterable[Due[K]], tz: ZoneInfo) -> set[date]:
-    """The local days (in `tz`) the messages fall on."""
-    return {m.send_at.astimezone(tz).date() for m in messages}
