@@ -7,7 +7,7 @@ the clock stands at 2026-11-25 15:00 UTC (07:00 in Los Angeles, the patient's zo
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,11 @@ from tests.fixtures.conversations import NURSE, Start, alerted, start
 from tests.fixtures.corrections import COMPLETED
 from tests.helpers.client import post_completed, post_event, treatment_messages
 from tests.helpers.events import completed_event, patient_updated_event
-from tests.helpers.series import appointment_cancelled_event, booked_event
+from tests.helpers.series import (
+    appointment_cancelled_event,
+    booked_event,
+    treatment_updated_event,
+)
 from tests.support import FakeClock, make_settings
 
 __all__ = ["start"]  # the conversations' fixture, from tests/fixtures/conversations.py
@@ -150,6 +154,28 @@ class TestDailyLimit:
         assert changed["serum"] == LIMITED
         stored = by_step((await treatment_messages(client)).values())
         assert stored == {"check-in": SCHEDULED, "note": SCHEDULED, "serum": LIMITED}
+
+
+class TestCorrections:
+    async def test_a_corrected_completed_at_that_moves_a_plan_onto_full_days(
+        self, make_client: Any, database: str
+    ) -> None:
+        """Two plans a day apart fit a limit of 4; correcting the second's `completed_at` to
+        the first's puts 8 texts on one day: both plans' serum and rebook are cancelled."""
+        client = await app(make_client, database, max_per_day=4)
+        await completed(client, "tr_1", "day")
+        day_before = {
+            "id": "tr_2",
+            "protocol": "day",
+            "completed_at": (COMPLETED - timedelta(days=1)).isoformat(),
+        }
+        await post_completed(client, day_before)
+        moved = await post_event(client, treatment_updated_event("tr_2", completed_at=COMPLETED))
+        assert moved.status == 202, await moved.text()
+        expected = {"check-in": SCHEDULED, "note": SCHEDULED, "serum": LIMITED, "rebook": LIMITED}
+        for treatment_id in ("tr_1", "tr_2"):
+            stored = by_step((await treatment_messages(client, treatment_id)).values())
+            assert stored == expected, treatment_id
 
 
 class TestAppointments:
