@@ -32,9 +32,11 @@ class TestPreview:
     def test_the_table_has_its_columns(
         self, capsys: pytest.CaptureFixture[str], example: Path
     ) -> None:
-        """Local time, UTC, step, kind, segments, where it landed and text, in that order."""
+        """Row number, local time, UTC, step, kind, segments, where it landed and text, in that
+        order."""
         rows = preview_rows(capsys, "--protocol", "microneedling", "--completed-at", COMPLETED)
         assert list(rows[0]) == [
+            "#",
             "local time",
             "UTC",
             "step",
@@ -78,10 +80,14 @@ class TestPreview:
     def test_segments_name_their_count_and_encoding(
         self, capsys: pytest.CaptureFixture[str], example: Path
     ) -> None:
-        """A short English reminder is one GSM-7 segment; every row says how many of which."""
+        """A short English reminder is one GSM-7 segment; every row says how many of which, or
+        the row whose text it is merged into."""
         rows = preview_rows(capsys, "--protocol", "microneedling", "--completed-at", COMPLETED)
-        assert all(re.fullmatch(r"[1-9][0-9]* (GSM-7|UCS-2)", r["segments"]) for r in rows)
-        assert {r["segments"] for r in rows if r["step"] == "serum"} == {"1 GSM-7"}
+        assert all(
+            re.fullmatch(r"[1-9][0-9]* (GSM-7|UCS-2)|in #[1-9][0-9]*", r["segments"]) for r in rows
+        )
+        evening = [r for r in rows if r["step"] == "serum" and "20:30" in r["local time"]]
+        assert {r["segments"] for r in evening} == {"1 GSM-7"}
 
     def test_a_spanish_clinic_shows_spanish_text(
         self, capsys: pytest.CaptureFixture[str], example: Path

@@ -126,7 +126,8 @@ class TestAppointment:
             appointment_at=datetime(2030, 3, 13, 15, tzinfo=UTC),  # 08:00 PDT
             now=datetime(2030, 3, 12, 19, tzinfo=UTC),  # 12:00 PDT the day before
         )
-        lines = {line.split()[6]: line for line in table.splitlines()[1:]}
+        rows = table.split("\n\n")[0].splitlines()[1:]
+        lines = {line.split()[7]: line for line in rows}
         assert "past: its time had gone by (not sent)" in lines["prep-sun"]
         assert "past: its time had gone by (not sent)" in lines["prep-actives"]
         assert "on time" in lines["prep-tomorrow"]

@@ -54,6 +54,7 @@ def treatment_updated(c: Context, event: TreatmentUpdated) -> EventAnswer:
             _follow_plan(c, treatment, patient, more="sessions_planned" in changed)
         for appointment in booked_of_treatment(c.s, row_id(treatment.id)):
             replan(c, appointment, Why("treatment corrected: " + ", ".join(changed)))
+        c.limit(row_id(patient.id))
     body: TreatmentUpdatedAnswer = {
         "event_id": c.event_id,
         "type": "treatment.updated",

@@ -67,6 +67,7 @@ def booked(c: Context, event: AppointmentBooked) -> EventAnswer:
         c.end(row, Status.CANCELLED, reasons.NEXT_SESSION_BOOKED)
     plan = plan_of(c, appointment, Role.PREP) or {}
     store_planned(c, appointment, list(plan.values()), Role.PREP)
+    c.limit(row_id(patient.id))
     return _reply(c, appointment, 202, store.messages_by_id(c.s, c.changed))
 
 
@@ -135,6 +136,7 @@ def rescheduled(c: Context, event: AppointmentRescheduled) -> EventAnswer:
         c.s.flush()
         moved = f"appointment moved to {given.starts_at.isoformat()}"
         replan(c, appointment, Why(moved), add_missing=True)
+        c.limit(appointment.patient_id)
     return _reply(c, appointment, 202, store.messages_by_id(c.s, c.changed))
 
 
@@ -154,6 +156,7 @@ def cancelled(c: Context, event: AppointmentCancelled) -> EventAnswer:
         if link.role == Role.PREP:
             c.end(row, Status.CANCELLED, reasons.APPOINTMENT_CANCELLED)
     _nudge_again(c, appointment)
+    c.limit(appointment.patient_id)
     return _reply(c, appointment, 202, store.messages_by_id(c.s, c.changed))
 
 

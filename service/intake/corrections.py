@@ -19,7 +19,7 @@ from sqlmodel import Session
 from service.errors import FieldError, Unprocessable
 from service.intake import replan
 from service.intake.payloads import PatientUpdate
-from service.intake.series import timing_values
+from service.intake.series import limit_patient, timing_values
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.reads.answers import (
@@ -91,6 +91,8 @@ def patient_updated(
     s.flush()
     follow = _Follow(s, planner, clinic_id, patient, change, now=now)
     follow.run()
+    if change.zone:
+        follow.changed.extend(limit_patient(s, planner, patient, now, "patient.updated"))
     messages = store.messages_by_id(s, follow.changed)
     body: PatientAnswer = {
         "event_id": event_id,

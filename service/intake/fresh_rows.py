@@ -11,7 +11,7 @@ from typing import Any
 from service.intake.payloads import TreatmentCompleted
 from service.planning import protocols
 from service.reads.answers import PLAN, PlanAnswer, render
-from service.reads.views import planned_view, treatment_view
+from service.reads.views import plan_view, treatment_view
 from service.storage import message_rows
 from service.storage.message_rows import NewMessage
 from service.storage.models import Status
@@ -47,6 +47,8 @@ class Fresh:
     messages: list[NewMessage] = field(default_factory=list)
     written: Written | None = None  # the answer, as it will be stored
     rows: list[message_rows.Row] = field(default_factory=list)  # SQLite: `sqlite_rows`
+    merged: dict[str, str] = field(default_factory=dict)  # merging into: that text's first
+    limited: list[str] = field(default_factory=list)  # other plans' messages the limit skips
 
     def keys(self) -> tuple[Hashable, ...]:
         """What it touches: two events sharing one of these never go in one batch."""
@@ -100,7 +102,7 @@ def written(fresh: Fresh) -> Written:
         "event_id": fresh.webhook_id,
         "type": fresh.event.type,
         "treatment": treatment_view(fresh.treatment, fresh.event.data.patient.id),
-        "messages": [planned_view(m) for m in fresh.messages],
+        "messages": [plan_view(m, fresh.merged) for m in fresh.messages],
     }
     due = [(m.id, m.send_at) for m in fresh.messages if m.status == Status.SCHEDULED]
     return Written(render(PLAN, body), due)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -30,8 +30,8 @@ from service.intake.payloads import (
 from service.intake.series import Apply, EventAnswer, Series, record, replayed
 from service.planning.planner import Planner
 from service.reads.answers import PLAN, PlanAnswer, render
-from service.reads.views import planned_view, treatment_view
-from service.storage import store
+from service.reads.views import plan_view, treatment_view
+from service.storage import daily, store
 from service.storage.group_commit import Spawn
 from service.storage.models import Message, Patient, Treatment, row_id
 from service.storage.transactions import Transactions
@@ -184,8 +184,11 @@ class Ingest:
         patient = s.get(Patient, existing.patient_id)
         assert patient is not None
         messages = store.messages_of(s, row_id(existing.id))
+        merged = daily.merges(messages, self.settings.sms.merge_window)
         return EventAnswer(
-            200, _answer(webhook_id, existing, patient, messages), type="treatment.completed"
+            200,
+            _answer(webhook_id, existing, patient, messages, merged),
+            type="treatment.completed",
         )
 
 
@@ -198,12 +201,16 @@ def _parsed(raw: bytes) -> AnyEvent | None:
 
 
 def _answer(
-    event_id: str, treatment: Treatment, patient: Patient, messages: Sequence[Message]
+    event_id: str,
+    treatment: Treatment,
+    patient: Patient,
+    messages: Sequence[Message],
+    merged: Mapping[str, str],
 ) -> str:
     body: PlanAnswer = {
         "event_id": event_id,
         "type": "treatment.completed",
         "treatment": treatment_view(treatment, patient.external_id),
-        "messages": [planned_view(m) for m in messages],
+        "messages": [plan_view(m, merged) for m in messages],
     }
     return render(PLAN, body)

@@ -25,15 +25,18 @@ from service.config import Settings
 from service.intake import fresh_rows
 from service.intake.fresh_rows import Fresh, NewTreatment, Written
 from service.intake.payloads import TreatmentCompleted
-from service.planning import protocols
+from service.planning import day, protocols
+from service.planning.day import Due
 from service.planning.planner import Planner
 from service.planning.timing import zone
-from service.storage import erasure, message_rows, reasons, treatment_rows
+from service.storage import daily, erasure, message_rows, reasons, treatment_rows
 from service.storage.group_commit import GroupCommit, Spawn
 from service.storage.message_rows import new_message, new_message_ids
+from service.storage.models import Status
 from service.storage.transactions import Transactions
 
 BATCH = 64
+EVENT_TYPE = "treatment.completed"
 
 
 class Intake:
@@ -86,11 +89,17 @@ class Intake:
         return fresh
 
     def _build(
-        self, fresh: Fresh, *, reason: str | None, kinds: dict[str, str] | None = None
+        self,
+        fresh: Fresh,
+        *,
+        reason: str | None,
+        kinds: dict[str, str] | None = None,
+        others: Sequence[Due[str]] = (),
     ) -> None:
         """The plan's rows and the answer, made before the write so that it only stores them
         (their patient and treatment ids are set once those rows exist). `kinds`: the kinds
-        the number stopped (`STOP <WORD>`), each with its word."""
+        the number stopped (`STOP <WORD>`), each with its word. `others`: the patient's
+        scheduled messages at the clinic, of other plans, that the daily limit counts too."""
         phone = fresh.event.data.patient.phone
         fresh.reason = reason
         stopped = kinds or {}
@@ -108,9 +117,31 @@ class Intake:
             )
             for p, i in zip(fresh.plan, ids, strict=True)
         ]
+        self._limit(fresh, others)
         fresh.written = fresh_rows.written(fresh)
         if self._sqlite:
             fresh.rows = message_rows.sqlite_rows(fresh.messages)
+
+    def _limit(self, fresh: Fresh, others: Sequence[Due[str]]) -> None:
+        """The daily limit over the plan and the patient's `others` (docs/day.md): a message
+        of the plan it skips is stored cancelled, one of `others` is cancelled after the
+        insert (`fresh.limited`); and which of the plan's messages merge (`fresh.merged`)."""
+        sms = self.settings.sms
+        scheduled = [
+            Due(m.id, m.kind, m.send_at) for m in fresh.messages if m.status == Status.SCHEDULED
+        ]
+        skipped = day.over_limit(
+            [*others, *scheduled],
+            limit=sms.max_per_day,
+            window=sms.merge_window,
+            tz=zone(fresh.timezone),
+        )
+        for m in fresh.messages:
+            if m.id in skipped:
+                m.status, m.reason = Status.CANCELLED, reasons.DAILY_LIMIT
+        fresh.limited = sorted(skipped - {m.id for m in scheduled})
+        kept = [d for d in scheduled if d.id not in skipped]
+        fresh.merged = day.merged_into(kept, sms.merge_window)
 
     async def write(self, fresh: Fresh) -> Written | None:
         """Store the event's plan with others arriving at once; None when it is not fresh."""
@@ -160,6 +191,8 @@ class Intake:
         erasure.unhash(conn, numbers, keys=secrets)  # an erased patient's STOP, named again
         stopped = treatment_rows.opted_out(conn, numbers, secrets=secrets)
         kinds = treatment_rows.kind_opt_outs(conn, numbers, secrets=secrets)
+        limited = self.settings.sms.max_per_day is not None
+        others = daily.scheduled_due(conn, patients, now=fresh[0].now) if limited else {}
         treatments = treatment_rows.insert_treatments(
             conn,
             [
@@ -167,17 +200,21 @@ class Intake:
                 for i, f in enumerate(fresh)
             ],
         )
-        for f in fresh:
+        for f, patient in zip(fresh, patients, strict=True):
             number = (f.clinic_id, f.event.data.patient.phone)
             reason = _reason(f, stopped=number in stopped)
-            # Re-planned, or the number said STOP (or STOP <WORD>).
-            if f.written is None or reason != f.reason or number in kinds:
-                self._build(f, reason=reason, kinds=kinds.get(number))
+            theirs = others.get(patient, [])
+            # Re-planned, the number said STOP (or STOP <WORD>), or other plans share its days.
+            if f.written is None or reason != f.reason or number in kinds or theirs:
+                self._build(f, reason=reason, kinds=kinds.get(number), others=theirs)
         ids = list(zip(treatments, patients, strict=True))
         message_rows.insert(
             conn,
             [(f.messages, pair) for f, pair in zip(fresh, ids, strict=True)],
             made=[f.rows for f in fresh] if self._sqlite else None,
+        )
+        daily.cancel(
+            conn, [i for f in fresh for i in f.limited], now=fresh[0].now, source=EVENT_TYPE
         )
         treatment_rows.insert_events(conn, [fresh_rows.event_row(f) for f in fresh])
         written = {id(f): f.written for f in fresh}

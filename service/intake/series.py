@@ -22,7 +22,8 @@ from sqlmodel import Session
 from service.errors import Conflict, FieldError, Unprocessable
 from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
-from service.storage import message_rows, notices, store
+from service.planning.timing import zone
+from service.storage import daily, message_rows, notices, store
 from service.storage.message_rows import NewMessage, new_message
 from service.storage.models import Event, Message, Patient, Status, Treatment, row_id
 from service.storage.transactions import Transactions
@@ -113,12 +114,35 @@ class Context:
         self.changed.extend(m.id for m in rows)
         self.due.extend((m.id, m.send_at) for m in rows if m.status == Status.SCHEDULED)
 
+    def limit(self, patient_id: int) -> None:
+        """Apply the daily limit again to the patient's scheduled messages (docs/day.md), now
+        that this event planned or moved some; what it cancels counts as changed."""
+        patient = self.s.get(Patient, patient_id)
+        assert patient is not None, "a message has a patient"
+        self.changed.extend(limit_patient(self.s, self.planner, patient, self.now, self.source))
+
     def unknown(self, field_path: str, what: str, hint: str) -> Unprocessable:
         """The 422 for an id this clinic does not know."""
         return Unprocessable(
             f"the {what} is unknown",
             errors=[FieldError(field_path, f"this clinic has no {what} with that id{hint}")],
         )
+
+
+def limit_patient(
+    s: Session, planner: Planner, patient: Patient, now: datetime, source: str
+) -> list[str]:
+    """`storage.daily.reapply` for a patient with the configured limit and merge window."""
+    sms = planner.settings.sms
+    return daily.reapply(
+        s,
+        row_id(patient.id),
+        tz=zone(patient.timezone),
+        limit=sms.max_per_day,
+        window=sms.merge_window,
+        now=now,
+        source=source,
+    )
 
 
 def timing_values(row: Message, send_at: datetime, expires_at: datetime) -> dict[str, Any]:

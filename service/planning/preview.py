@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from service.config import ClinicSettings, Settings
-from service.planning import prep, protocols
+from service.config_conversations import SmsSettings
+from service.planning import day, prep, protocols
+from service.planning.day import DAILY_LIMIT_REASON
+from service.planning.gsm7 import prefer_gsm7
 from service.planning.templates import segments
 from service.planning.timing import zone
 
@@ -58,7 +62,9 @@ def preview(
     else:
         treatment = protocols.Treatment(completed_at or now, session, sessions)
         planned = protocols.plan(steps, treatment, recipient, view, default_expires_after=expires)
-    return _table(_rows(planned, steps, tz, settings.sms.footer(clinic.locale, clinic.locale)))
+    footer = settings.sms.footer(clinic.locale, clinic.locale)
+    rows, total = _rows(planned, steps, tz, footer, settings.sms)
+    return _table(rows) + "\n\n" + total
 
 
 def _clinic_view(clinic: ClinicSettings) -> protocols.ClinicView:
@@ -68,30 +74,57 @@ def _clinic_view(clinic: ClinicSettings) -> protocols.ClinicView:
 def _rows(
     planned: Sequence[protocols.PlannedMessage],
     protocol: protocols.Protocol,
-    tz: tzinfo,
+    tz: ZoneInfo,
     footer: str,
-) -> list[tuple[str, ...]]:
-    """The header, then one row a message (the footer on the first sent, as it would be)."""
+    sms: SmsSettings,
+) -> tuple[list[tuple[str, ...]], str]:
+    """The header, then one row a message (the footer on the first text sent, as it would
+    be); and the total line. Rows merged into one text point at the row it goes as (its
+    first), which shows the merged text's segments; the daily limit's skips are not sent."""
     rows: list[tuple[str, ...]] = [
-        ("local time", "UTC", "step", "kind", "segments", "landed", "text")
+        ("#", "local time", "UTC", "step", "kind", "segments", "landed", "text")
     ]
     rules = {s.key: s.in_quiet_hours for s in protocol.steps}
-    first = next((p for p in planned if p.landed not in NOT_SENT), None)
-    for p in planned:
-        body = f"{p.body}\n{footer}" if p is first and footer else p.body
-        seg = segments(body)
+    sent = [
+        day.Due(i, p.kind, p.send_at) for i, p in enumerate(planned) if p.landed not in NOT_SENT
+    ]
+    limited = day.over_limit(sent, limit=sms.max_per_day, window=sms.merge_window, tz=tz)
+    groups = day.merge_groups([d for d in sent if d.id not in limited], sms.merge_window)
+    head = {m.id: g[0].id for g in groups for m in g}
+    texts: dict[int, str] = {}
+    for n, group in enumerate(groups):
+        text = "\n\n".join(planned[m.id].body for m in group)
+        text = f"{text}\n{footer}" if n == 0 and footer else text
+        texts[group[0].id] = prefer_gsm7(text) if sms.gsm7 == "prefer" else text
+    for i, p in enumerate(planned):
+        first = head.get(i)
+        where = landed(p, tz, skips=rules.get(p.step) == "skip")
+        if i in limited:
+            where = f"skipped: {DAILY_LIMIT_REASON} (not sent)"
+        if first is not None and first != i:
+            cost, where = f"in #{first + 1}", f"{where}, merged into #{first + 1}"
+        else:
+            cost = _cost(texts.get(i) or p.body)
+        body = f"{p.body}\n{footer}" if footer and groups and i == groups[0][0].id else p.body
         rows.append(
             (
+                str(i + 1),
                 p.send_at.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z"),
                 p.send_at.strftime("%Y-%m-%d %H:%M"),
                 p.step,
                 p.kind,
-                f"{seg.count} {seg.encoding}",
-                landed(p, tz, skips=rules.get(p.step) == "skip"),
+                cost,
+                where,
                 body.replace("\n", " / "),
             )
         )
-    return rows
+    total = sum(segments(t).count for t in texts.values())
+    return rows, f"total: {len(texts)} texts, {total} segments"
+
+
+def _cost(text: str) -> str:
+    seg = segments(text)
+    return f"{seg.count} {seg.encoding}"
 
 
 def landed(message: protocols.PlannedMessage, tz: tzinfo, *, skips: bool) -> str:

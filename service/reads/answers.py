@@ -48,6 +48,13 @@ class PlannedMessage(TypedDict):
     reason: str | None
 
 
+class PlanMessage(PlannedMessage):
+    """A message of a treatment's plan: as an event's answer lists it, and `merged_into`, the
+    id of the first message of the text it is planned to go in (null: its own text)."""
+
+    merged_into: str | None
+
+
 class HistoryEntry(TypedDict):
     """One status change of a message, with its detail (Twilio error code, reason)."""
 
@@ -110,7 +117,7 @@ class PlanAnswer(TypedDict):
     event_id: str
     type: Literal["treatment.completed"]
     treatment: TreatmentView
-    messages: list[PlannedMessage]
+    messages: list[PlanMessage]
 
 
 class CancelAnswer(TypedDict):

@@ -6,7 +6,7 @@ answer's adapter renders them), so what is rendered is what the OpenAPI document
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, cast
 
@@ -18,6 +18,7 @@ from service.reads.answers import (
     MessageDetail,
     MessageKind,
     PatientView,
+    PlanMessage,
     PlannedMessage,
     StatusName,
     TreatmentView,
@@ -86,6 +87,12 @@ def planned_view(message: PlannedLike) -> PlannedMessage:
         "status": cast(StatusName, message.status),
         "reason": message.reason,
     }
+
+
+def plan_view(message: PlannedLike, merged: Mapping[str, str]) -> PlanMessage:
+    """A message of a treatment's plan, as `treatment.completed` answers it: `merged` maps a
+    message merging into another's text to that text's first message (`planning.day`)."""
+    return {**planned_view(message), "merged_into": merged.get(message.id)}
 
 
 def message_view(message: Message, history: Sequence[MessageHistory]) -> MessageDetail:

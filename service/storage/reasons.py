@@ -4,6 +4,7 @@ the same words (SPEC §8 shows them to clinics)."""
 
 from __future__ import annotations
 
+from service.planning.day import DAILY_LIMIT_REASON
 from service.planning.quiet import QUIET_HOURS_REASON
 
 # Suppressed when planned.
@@ -22,6 +23,8 @@ CONSENT_WITHDRAWN = "consent withdrawn"
 NOT_IN_NEW_ZONE_PLAN = "not in the plan for the patient's new time zone"
 # Cancelled when planned: its step's in_quiet_hours = "skip" met quiet hours (SPEC §15).
 QUIET_HOURS = QUIET_HOURS_REASON
+# Cancelled when planned or re-planned: past the patient's texts for a local day (docs/day.md).
+DAILY_LIMIT = DAILY_LIMIT_REASON
 # Expired (also a prep time already past when its appointment is planned: never sent late).
 TOO_LATE_ON_ARRIVAL = "its time had passed when the event arrived"
 TOO_LATE_IN_NEW_ZONE = "its time had passed in the patient's new time zone"
