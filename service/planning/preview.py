@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from service.config import ClinicSettings, Settings
-from service.config_conversations import SmsSettings
+from service.config import ClinicSettings, Settings, SmsSettings
 from service.planning import day, prep, protocols
 from service.planning.day import DAILY_LIMIT_REASON
 from service.planning.gsm7 import prefer_gsm7
