@@ -184,7 +184,7 @@ def _check(loaded: Loaded, _args: argparse.Namespace) -> int:
 
 
 def _preview(loaded: Loaded, args: argparse.Namespace) -> int:
-    from service.planning.preview import preview
+    from service.previews import preview
 
     try:
         print(

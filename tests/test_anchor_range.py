@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.config import Settings, load_settings
-from service.planning.preview import preview
 from service.planning.timing import EARLIEST_ANCHOR, LATEST_ANCHOR, anchor
+from service.previews import preview
 from tests.fixtures.config import EXAMPLE
 
 # The zones furthest from UTC either way, one with DST, one off the hour.
@@ -44,7 +44,7 @@ edges = st.one_of(
 
 def _sent_at(table: str) -> list[datetime]:
     """The UTC column of `preview`'s table, a row a message."""
-    rows = table.splitlines()[1:]
+    rows = [row for row in table.splitlines()[1:] if _STAMP.search(row)]  # not the total
     return [datetime.fromisoformat(_STAMP.findall(row)[1]).replace(tzinfo=UTC) for row in rows]
 
 

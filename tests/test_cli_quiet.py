@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.config import load_settings
-from service.planning.preview import preview
+from service.previews import preview
 from tests.fixtures.cli import _isolated, example, preview_rows, run
 
 __all__ = ["_isolated", "example"]  # the fixtures, from tests/fixtures/cli.py

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from service.config import load_settings, resolve_config_path
-from service.planning.preview import preview
 from service.planning.timing import parse_days
+from service.previews import preview
 from tests.fixtures.config import EXAMPLE
 
 

@@ -60,3 +60,14 @@ class TestLayerContract:
         assert done.returncode == 1, done.stdout + done.stderr
         assert "1 kept, 1 broken" in done.stdout
         assert "service.planning.templates -> sqlalchemy" in done.stdout
+
+    def test_a_planning_to_config_import_breaks_purity(self, tmp_path: Path) -> None:
+        """Planning takes plain values: importing the settings breaks the purity contract
+        (config is the frame every layer may use, planning excepted)."""
+        tree = copy_tree(tmp_path)
+        day = tree / "service" / "planning" / "day.py"
+        day.write_text(day.read_text() + "\nfrom service.config import Settings  # noqa\n")
+        done = lint_imports(tree)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "1 kept, 1 broken" in done.stdout
+        assert "service.planning.day -> service.config" in done.stdout

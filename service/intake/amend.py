@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from service.errors import FieldError, Unprocessable
 from service.intake.new_treatments import suppression
+from service.intake.planner import plan_of
 from service.intake.replan import Why, replan
 from service.intake.series import Context, EventAnswer, followed_values
 from service.intake.series_payloads import TreatmentUpdate, TreatmentUpdated
@@ -31,7 +32,7 @@ from service.storage.appointments import (
     next_seqs,
     scheduled_of_kind,
 )
-from service.storage.message_rows import by_occurrence, plan_of
+from service.storage.message_rows import by_occurrence
 from service.storage.models import UNPLANNED, Message, Patient, Status, Treatment, row_id
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # as the planner allows a completed treatment

@@ -19,8 +19,8 @@ from sqlmodel import Session
 from service.errors import FieldError, Unprocessable
 from service.intake import replan
 from service.intake.payloads import PatientUpdate
+from service.intake.planner import Planner, plan_of
 from service.intake.series import limit_patient, timing_values
-from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.reads.answers import (
     PATIENT,
@@ -29,7 +29,7 @@ from service.reads.answers import (
 )
 from service.reads.views import patient_view, planned_view
 from service.storage import appointments, erasure, message_rows, notices, reasons, store
-from service.storage.message_rows import Plan, by_occurrence, new_message, plan_of
+from service.storage.message_rows import Plan, by_occurrence, new_message
 from service.storage.models import Message, Patient, Status, Treatment, row_id
 
 

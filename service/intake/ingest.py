@@ -27,8 +27,8 @@ from service.intake.payloads import (
     TreatmentCompleted,
     parse_event,
 )
+from service.intake.planner import Planner
 from service.intake.series import Apply, EventAnswer, Series, record, replayed
-from service.planning.planner import Planner
 from service.reads.answers import PLAN, PlanAnswer, render
 from service.reads.views import plan_view, treatment_view
 from service.storage import daily, store

@@ -25,9 +25,9 @@ from service.config import Settings
 from service.intake import fresh_rows
 from service.intake.fresh_rows import Fresh, NewTreatment, Written
 from service.intake.payloads import TreatmentCompleted
+from service.intake.planner import Planner
 from service.planning import day, protocols
 from service.planning.day import Due
-from service.planning.planner import Planner
 from service.planning.timing import zone
 from service.storage import daily, erasure, message_rows, reasons, treatment_rows
 from service.storage.group_commit import GroupCommit, Spawn

@@ -17,9 +17,9 @@ from datetime import datetime
 from sqlmodel import Session
 
 from service.intake.new_treatments import suppression
+from service.intake.planner import Planner
 from service.intake.series import Context, followed_values
 from service.planning import prep
-from service.planning.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.storage import reasons, store
 from service.storage.appointments import (

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from service.errors import Conflict, FieldError, Unprocessable
-from service.planning.planner import Planner
+from service.intake.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.planning.timing import zone
 from service.storage import daily, message_rows, notices, store

@@ -1,81 +1,81 @@
-"""`aftercare preview`: a protocol's plan as a table, without touching the database.
+"""`aftercare preview`'s table: a protocol's plan for an example patient; pure.
 
-With `--completed-at` (or now) it shows the plan of a completed treatment; with
-`--appointment-at` the prep messages of an appointment booked now. Its `landed` column says
-where each message landed and why: on time, moved by quiet hours (deferred to their end, or
-earlier), skipped, or past.
+It takes plain values (the protocol, the clinic as a plan sees it, how texts go out) and
+returns text; `service.previews` reads them from the settings. With an appointment it shows
+the prep messages of an appointment booked at `now`, else the plan of a completed treatment.
+Its `landed` column says where each message landed and why: on time, moved by quiet hours
+(deferred to their end, or earlier), skipped, or past; merged rows point at the text they go
+in, and the last line is the plan's total of texts and segments (docs/day.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, tzinfo
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from service.config import ClinicSettings, Settings, SmsSettings
 from service.planning import day, prep, protocols
 from service.planning.day import DAILY_LIMIT_REASON
 from service.planning.gsm7 import prefer_gsm7
 from service.planning.templates import segments
-from service.planning.timing import zone
 
 NOT_SENT = ("skipped", "past")
 
 
-def preview(
-    settings: Settings,
-    *,
-    protocol: str,
-    clinic_id: str | None,
-    completed_at: datetime | None,
-    timezone: str | None,
-    session: int,
-    of: int | None,
-    appointment_at: datetime | None = None,
-    now: datetime | None = None,
-) -> str:
-    """The plan of `protocol` for an example patient, one row a message.
+@dataclass(frozen=True)
+class Texting:
+    """How the texts go out, as the table counts them: the footer on the first, the merge
+    window, the daily limit, and whether typographic punctuation goes out as GSM-7."""
 
-    With `appointment_at`, the prep messages of that appointment (session `session`) as if it
-    were booked at `now` (default: the clock's now); else the plan of a treatment completed
-    at `completed_at` (default: now).
-    """
-    if protocol not in settings.protocols:
-        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(settings.protocols)}")
-    cid = clinic_id or next(iter(settings.clinics))
-    if cid not in settings.clinics:
-        raise ValueError(f"unknown clinic {cid!r}; known: {', '.join(settings.clinics)}")
-    clinic = settings.clinics[cid]
-    tz = zone(timezone or clinic.timezone)
-    steps = settings.protocol(protocol, locale=clinic.locale)
-    recipient = protocols.Recipient(first_name="Ana", timezone=tz, locale=clinic.locale)
-    view = _clinic_view(clinic)
-    expires = settings.scheduler.default_expires_after
-    now = now or datetime.now(UTC)
-    sessions = of or max(session, 3)
-    if appointment_at is not None:
-        appointment = prep.Appointment(appointment_at, session, sessions)
+    footer: str
+    merge_window: timedelta = timedelta(0)
+    max_per_day: int | None = None
+    prefer_gsm7: bool = True
+
+
+@dataclass(frozen=True)
+class Example:
+    """Whose plan and when: the example patient's zone, the session of the series, and the
+    treatment's completion (or, with `appointment_at`, the appointment booked at `now`)."""
+
+    tz: ZoneInfo
+    session: int
+    sessions: int
+    completed_at: datetime
+    now: datetime
+    appointment_at: datetime | None = None
+
+
+def table(
+    steps: protocols.Protocol,
+    view: protocols.ClinicView,
+    example: Example,
+    texting: Texting,
+    *,
+    default_expires_after: timedelta,
+) -> str:
+    """The plan of `steps` for an example patient named Ana, one row a message, and the
+    total."""
+    recipient = protocols.Recipient(first_name="Ana", timezone=example.tz, locale=view.locale)
+    expires = default_expires_after
+    if example.appointment_at is not None:
+        appointment = prep.Appointment(example.appointment_at, example.session, example.sessions)
         planned = prep.plan_prep(
-            steps, appointment, recipient, view, now=now, default_expires_after=expires
+            steps, appointment, recipient, view, now=example.now, default_expires_after=expires
         )
     else:
-        treatment = protocols.Treatment(completed_at or now, session, sessions)
+        treatment = protocols.Treatment(example.completed_at, example.session, example.sessions)
         planned = protocols.plan(steps, treatment, recipient, view, default_expires_after=expires)
-    footer = settings.sms.footer(clinic.locale, clinic.locale)
-    rows, total = _rows(planned, steps, tz, footer, settings.sms)
+    rows, total = _rows(planned, steps, example.tz, texting)
     return _table(rows) + "\n\n" + total
-
-
-def _clinic_view(clinic: ClinicSettings) -> protocols.ClinicView:
-    return protocols.ClinicView(name=clinic.name, locale=clinic.locale, quiet_hours=clinic.quiet())
 
 
 def _rows(
     planned: Sequence[protocols.PlannedMessage],
     protocol: protocols.Protocol,
     tz: ZoneInfo,
-    footer: str,
-    sms: SmsSettings,
+    sms: Texting,
 ) -> tuple[list[tuple[str, ...]], str]:
     """The header, then one row a message (the footer on the first text sent, as it would
     be); and the total line. Rows merged into one text point at the row it goes as (its
@@ -84,6 +84,7 @@ def _rows(
         ("#", "local time", "UTC", "step", "kind", "segments", "landed", "text")
     ]
     rules = {s.key: s.in_quiet_hours for s in protocol.steps}
+    footer = sms.footer
     sent = [
         day.Due(i, p.kind, p.send_at) for i, p in enumerate(planned) if p.landed not in NOT_SENT
     ]
@@ -94,7 +95,7 @@ def _rows(
     for n, group in enumerate(groups):
         text = "\n\n".join(planned[m.id].body for m in group)
         text = f"{text}\n{footer}" if n == 0 and footer else text
-        texts[group[0].id] = prefer_gsm7(text) if sms.gsm7 == "prefer" else text
+        texts[group[0].id] = prefer_gsm7(text) if sms.prefer_gsm7 else text
     for i, p in enumerate(planned):
         first = head.get(i)
         where = landed(p, tz, skips=rules.get(p.step) == "skip")

@@ -1,6 +1,6 @@
 """A plan's messages as rows: one builder (`new_message`) for every path that stores a
 plan (the batched intake, the one-by-one ingest, a re-plan after a correction), their first
-history entries, and their inserts; and a stored treatment's plan (`plan_of`).
+history entries, and their inserts; and what a plan sees of a stored treatment and patient.
 
 PostgreSQL takes them through SQLAlchemy Core (one executemany each). SQLite takes rows made
 ahead of the write, each value already as SQLAlchemy would store it (its per-value processing
@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.planning import protocols
-from service.planning.planner import Planner
 from service.planning.timing import zone
 from service.storage import reasons
 from service.storage.models import Patient, Status, Treatment, sqlite_text
@@ -121,15 +120,6 @@ def new_message_ids(now: datetime, count: int) -> list[str]:
 
 
 Plan = dict[tuple[str, int], protocols.PlannedMessage]  # by (step, seq): its occurrence
-
-
-def plan_of(
-    planner: Planner, clinic_id: str, treatment: Treatment, patient: Patient
-) -> list[protocols.PlannedMessage]:
-    """The stored treatment's plan for the patient as they are now (name, locale, zone)."""
-    return planner.plan_for(
-        clinic_id, treatment.protocol, treatment_for_plan(treatment), recipient(patient)
-    )
 
 
 def treatment_for_plan(treatment: Treatment) -> protocols.Treatment:

@@ -1,9 +1,11 @@
-"""The planner: the configured protocols, built once, and the plan they make; pure.
+"""The planner: the configured protocols, built once, and the plan they make.
 
-It takes plain values (a protocol key, `protocols.Treatment`, `protocols.Recipient`) and
-returns `protocols.PlannedMessage`s: no rows, no payloads, no I/O. Turning stored rows into
-its inputs and its plan into rows is storage's (`storage.message_rows`), so that the event
-that plans a treatment (`intake`) and the corrections that re-plan one build a message alike.
+The settings' side of planning: the pure planner (`service.planning`) takes plain values (a
+protocol, `protocols.Treatment`, `protocols.Recipient`, the clinic as a plan sees it) and
+returns `protocols.PlannedMessage`s; this builds those values from the configuration once.
+Turning stored rows into its inputs and its plan into rows is storage's
+(`storage.message_rows`), so that the event that plans a treatment and the corrections that
+re-plan one build a message alike.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from datetime import datetime, timedelta
 from service.config import ClinicSettings, Settings
 from service.errors import FieldError, Unprocessable
 from service.planning import prep, protocols
+from service.storage.message_rows import recipient, treatment_for_plan
+from service.storage.models import Patient, Treatment
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -92,3 +96,12 @@ class Planner:
             now=now,
             default_expires_after=self.settings.scheduler.default_expires_after,
         )
+
+
+def plan_of(
+    planner: Planner, clinic_id: str, treatment: Treatment, patient: Patient
+) -> list[protocols.PlannedMessage]:
+    """The stored treatment's plan for the patient as they are now (name, locale, zone)."""
+    return planner.plan_for(
+        clinic_id, treatment.protocol, treatment_for_plan(treatment), recipient(patient)
+    )
