@@ -9,6 +9,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import callbacks
 from arrivals import Arrivals, collect, dispatch_batch, wait_arrivals
@@ -56,12 +57,14 @@ async def run_due(
 
 async def returned(
     ctx: Context, db: Database, label: str, count: int, last_send: float
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """callbacks.returned for a run's `count` messages labelled `label`."""
     label_sql = f"SELECT count(*) FROM message WHERE body LIKE '[{label}#%' AND status IN "
 
     async def final() -> bool:
-        return int(await db.scalar(label_sql + callbacks.FINAL)) >= count  # type: ignore[call-overload]
+        final_count = await db.scalar(label_sql + callbacks.FINAL)
+        assert isinstance(final_count, int)
+        return final_count >= count
 
     return await callbacks.returned(
         ctx.http, ctx.fake.url, final, last_send, time.time() + ctx.args.drain_timeout

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
@@ -19,7 +20,8 @@ from service.web.app import create_app
 from tests.pg import emptied, worker_database
 from tests.support import FakeClock, make_settings
 
-AppClient = TestClient[Any, Any]
+AppClient = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[AppClient]]  # the make_client fixture
 
 # The helpers of tests/fixtures/ came out of test modules: a failing assert in one reports its
 # values as it did there.

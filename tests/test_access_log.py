@@ -6,6 +6,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from service.web.access_log import AccessLog
@@ -57,7 +59,7 @@ async def test_accepted_callbacks_are_left_out_refused_ones_and_the_rest_logged(
         access_log_class=AccessLog,
         access_log_format="%r %s",
     )
-    client = await aiohttp_client(server)
+    client: TestClient[web.Request, None] = await aiohttp_client(server)
     form = {"MessageSid": "SM" + "7" * 32, "MessageStatus": "sent", "AccountSid": ACCOUNT_SID}
     signature = sign_twilio(AUTH_TOKEN, base + STATUS, form)
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AppClient
+from tests.conftest import AppClient, MakeClient
 from tests.helpers.events import completed_event, encode, signed
 from tests.support import OTHER_TOKEN, PHONE, TOKEN, make_settings
 
 
 @pytest.fixture
-async def client(make_client: Any, settings: Any) -> AppClient:
+async def client(make_client: MakeClient, settings: Any) -> AppClient:
     return await make_client(settings)
 
 

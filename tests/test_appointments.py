@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import select
 
 from service.storage.appointments import Appointment, AppointmentMessage
 from service.storage.models import Event
@@ -59,8 +60,8 @@ async def rebooks(client: AppClient) -> list[dict[str, Any]]:
 
 async def count(client: AppClient, table: Any) -> int:
     """How many rows `table` holds, read through the app's transactions."""
-    query = sa.select(sa.func.count()).select_from(table)
-    return await client.app[TRANSACTIONS].read(lambda s: int(s.exec(query).one()[0]))
+    query = select(sa.func.count()).select_from(table)
+    return await client.app[TRANSACTIONS].read(lambda s: int(s.exec(query).one()))
 
 
 def at(text: str) -> datetime:

@@ -59,7 +59,7 @@ def lines() -> Any:
     """Every log record of the test, formatted as the service formats it (JSON, masked)."""
     captured: list[tuple[logging.LogRecord, str]] = []
     handler = logging.Handler(level=logging.DEBUG)
-    handler.emit = lambda r: captured.append((r, JsonFormatter().format(r)))  # type: ignore[method-assign]
+    handler.emit = lambda record: captured.append((record, JsonFormatter().format(record)))  # type: ignore[method-assign]
     root = logging.getLogger()
     root.addHandler(handler)
     yield captured

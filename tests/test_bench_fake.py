@@ -129,7 +129,8 @@ async def test_undelivered_share_and_failed_callbacks_are_counted() -> None:
         sid = await create(http, twilio_url, hook, "+14155550100")
 
         async def done() -> bool:
-            return (await callbacks(http, twilio_url))["pending_messages"] == 0
+            pending: int = (await callbacks(http, twilio_url))["pending_messages"]
+            return pending == 0
 
         await until_async(done, timeout=15)
         state = await callbacks(http, twilio_url)
@@ -149,7 +150,8 @@ async def test_callbacks_can_be_switched_off_at_run_time() -> None:
         await create(http, twilio_url, hook, "+14155550102")
 
         async def done() -> bool:
-            return (await callbacks(http, twilio_url))["answered"] == 3
+            answered: int = (await callbacks(http, twilio_url))["answered"]
+            return answered == 3
 
         await until_async(done, timeout=15)
         async with http.get(twilio_url + "/_control/count") as response:

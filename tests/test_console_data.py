@@ -29,7 +29,10 @@ GLOW, NURSE_EMAIL = ["glow"], "nurse@glow.example"
 
 async def items(c: Conversation, clinics: list[str] = GLOW) -> list[inbox.InboxItem]:
     now = datetime.now(UTC)
-    return await c.client.app[TRANSACTIONS].read(lambda s: inbox.items(s, clinics, now=now))
+    found: list[inbox.InboxItem] = await c.client.app[TRANSACTIONS].read(
+        lambda s: inbox.items(s, clinics, now=now)
+    )
+    return found
 
 
 async def write(c: Conversation, act: Any) -> Any:
@@ -114,7 +117,8 @@ class TestInbox:
         plan = await c.plan(id="pt_9", first_name="Bo", phone="+14155550177")
 
         async def failed() -> bool:
-            return (await c.messages(plan))[0]["status"] == "failed"
+            status: str = (await c.messages(plan))[0]["status"]
+            return status == "failed"
 
         await until(failed)
         [item] = await items(c)

@@ -96,7 +96,7 @@ class TestPage:
         page = await _page(inbox.client)
         [escalation], items = _ids(page, "escalation"), _ids(page, "item")
         await add_account(database, clock=SystemClock(), email=OTHER_EMAIL, clinics=("other",))
-        desk = await aiohttp_client(inbox.client.server)
+        desk: Client = await aiohttp_client(inbox.client.server)
         assert (await sign_in(desk, email=OTHER_EMAIL)).status == 303
         theirs = await _page(desk)
         assert "Nothing needs a person" in theirs and "Ana" not in theirs

@@ -61,7 +61,7 @@ async def test_another_clinics_staff_and_strangers_get_nothing(
     p = await photos()
     media_id = await _photo(p, database)
     path = f"/console/clinics/glow/media/{media_id}"
-    stranger = await aiohttp_client(p.c.client.server)
+    stranger: Client = await aiohttp_client(p.c.client.server)
     answer = await stranger.get(path, allow_redirects=False)
     assert answer.status == 303
     assert answer.headers["Location"] == f"/console/login?next={path}"

@@ -179,7 +179,7 @@ async def test_free_text_a_stray_reply_stop_serum_and_the_spanish_footer(walk: W
     await walk.text("STOP SERUM", SPANISH)
 
     async def serum_cancelled() -> bool:
-        kinds = {m["kind"]: m["status"] for m in await walk.messages(treatment_id)}
+        kinds: dict[str, str] = {m["kind"]: m["status"] for m in await walk.messages(treatment_id)}
         return kinds["serum"] == "cancelled"
 
     await until_async(serum_cancelled)

@@ -9,11 +9,11 @@ database of each kind; the clock stands at 2026-11-25 15:00 UTC, the moment the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.storage.models import Event, Message, OptOut, Patient, Status
 from service.web.keys import TRANSACTIONS
@@ -39,8 +39,8 @@ class TestPhoneChange:
         assert {found[m]["to"] for m in rest} == {"•••••••0199"}
         assert found[rest[0]]["history"][-1]["detail"] == "patient.updated: new phone"
 
-        def _tx2(s: Session) -> Any:
-            phones = dict(s.exec(sa.select(Message.id, Message.phone)).all())
+        def _tx2(s: Session) -> dict[str, str]:
+            phones = dict(s.exec(select(Message.id, Message.phone)).all())
             return phones
 
         phones = await client.app[TRANSACTIONS].read(_tx2)
@@ -84,8 +84,8 @@ class TestNameAndLocaleChange:
         await move_message(client, first, Status.SENDING, Status.SENT)
         await post_event(client, patient_updated_event(first_name="Anabel"))
 
-        def _tx4(s: Session) -> Any:
-            bodies = dict(s.exec(sa.select(Message.id, Message.body)).all())
+        def _tx4(s: Session) -> dict[str, str]:
+            bodies = dict(s.exec(select(Message.id, Message.body)).all())
             return bodies
 
         bodies = await client.app[TRANSACTIONS].read(_tx4)
@@ -97,8 +97,8 @@ class TestNameAndLocaleChange:
         await plan(client)
         await post_event(client, patient_updated_event(locale="de"))
 
-        def _tx5(s: Session) -> Any:
-            rows = s.exec(sa.select(Message.locale, Message.body)).all()
+        def _tx5(s: Session) -> Sequence[tuple[str, str]]:
+            rows = s.exec(select(Message.locale, Message.body)).all()
             return rows
 
         rows = await client.app[TRANSACTIONS].read(_tx5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -27,7 +27,7 @@ async def transactions(db_path: Path) -> AsyncIterator[Transactions]:
     await opened.close()
 
 
-def _scalar(sql: str) -> object:
+def _scalar(sql: str) -> Callable[[Session], object]:
     return lambda s: s.connection().exec_driver_sql(sql).scalar()
 
 

@@ -63,6 +63,7 @@ class Hooked:
         return page
 
     async def one(self, nid: str) -> dict[str, Any]:
+        found: dict[str, Any]
         [found] = [n for n in (await self.listed(limit="200"))["notifications"] if n["id"] == nid]
         return found
 

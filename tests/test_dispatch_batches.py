@@ -180,5 +180,6 @@ class TestBatches:
             values={"provider_id": "SM" + "1" * 32, "lease_until": None},
         )
         recorder = world.dispatcher.recorder
-        assert await asyncio.gather(recorder.record(hold), recorder.record(sent)) == [True, True]
+        recorded = await asyncio.gather(recorder.record(hold), recorder.record(sent))
+        assert list(recorded) == [True, True]
         assert await world.statuses(first.id) == ["scheduled", "sending", "sending", "sent"]

@@ -10,8 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.storage.models import Message, OptOut
 from service.web.keys import TRANSACTIONS
@@ -68,10 +67,8 @@ class TestBatches:
             plan = await answer.json()
             assert _shape(plan) == _shape(alone)
 
-        def _tx5(s: Session) -> Any:
-            message = (
-                s.exec(sa.select(Message).where(Message.id == plan["messages"][0]["id"]))
-            ).one()[0]
+        def _tx5(s: Session) -> Message:
+            message = (s.exec(select(Message).where(Message.id == plan["messages"][0]["id"]))).one()
             return message
 
         message = await client.app[TRANSACTIONS].read(_tx5)
@@ -98,12 +95,12 @@ class TestBatches:
         serum = [m for m in plan["messages"] if m["step"] == "serum"]
         assert serum[0]["send_at"].endswith("T07:30:00Z")  # 08:30 in Berlin (CET)
 
-        def _tx6(s: Session) -> Any:
-            texts = (s.exec(sa.select(Message.body).where(Message.id == serum[0]["id"]))).one()
-            return texts
+        def _tx6(s: Session) -> str:
+            text = (s.exec(select(Message.body).where(Message.id == serum[0]["id"]))).one()
+            return text
 
-        texts = await client.app[TRANSACTIONS].read(_tx6)
-        assert texts[0].startswith("Zeit für Ihr")
+        text = await client.app[TRANSACTIONS].read(_tx6)
+        assert text.startswith("Zeit für Ihr")
 
     async def test_stop_suppresses_only_that_numbers_plan(self, client: AppClient) -> None:
         """In a batch, the number that said STOP gets a suppressed plan, the others do not."""

@@ -7,11 +7,11 @@ hours move a message to their end; and a replayed or raced event plans once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.storage.models import Message, OptOut
 from service.web.keys import TRANSACTIONS
@@ -71,8 +71,8 @@ class TestAcceptedEvent:
             client, completed_event(patient={"id": "p-fr", "locale": "fr", "phone": "+14155550124"})
         )
 
-        def _tx2(s: Session) -> Any:
-            rows = s.exec(sa.select(Message.phone, Message.locale, Message.body)).all()
+        def _tx2(s: Session) -> Sequence[tuple[str, str, str]]:
+            rows = s.exec(select(Message.phone, Message.locale, Message.body)).all()
             return rows
 
         rows = await client.app[TRANSACTIONS].read(_tx2)

@@ -168,7 +168,7 @@ async def assert_refused(client: AppClient, response: Any, status: int) -> dict[
     """The answer is problem+json with `status`, and nothing was stored."""
     assert response.status == status, await response.text()
     assert response.content_type == "application/problem+json"
-    problem = json.loads(await response.text())
+    problem: dict[str, Any] = json.loads(await response.text())
     assert problem["status"] == status
     assert {"type", "title", "status", "detail"} <= set(problem)
     assert set((await counts(client)).values()) == {0}

@@ -38,7 +38,7 @@ async def _until_blocked(engine: AsyncEngine) -> None:
 async def plans_and_events(engine: AsyncEngine) -> tuple[dict[str, int], dict[str, int]]:
     """How many messages each treatment (by its external id) has, and each event's answer."""
     async with engine.connect() as conn:
-        plans = dict(
+        plans: dict[str, int] = dict(
             (
                 await conn.execute(
                     sa.text(
@@ -48,7 +48,7 @@ async def plans_and_events(engine: AsyncEngine) -> tuple[dict[str, int], dict[st
                 )
             ).all()
         )
-        events = dict(
+        events: dict[str, int] = dict(
             (await conn.execute(sa.text("SELECT webhook_id, status_code FROM event"))).all()
         )
     return plans, events

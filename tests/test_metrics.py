@@ -127,7 +127,7 @@ class TestStoredGauges:
         text = await scrape(client)
         assert sample(text, "aftercare_ready") == 1.0
         assert sample(text, "aftercare_oldest_overdue_seconds") == 0.0
-        await client.server.app[TIMERS].stop(timeout=5)  # nothing sends from here on
+        await client.app[TIMERS].stop(timeout=5)  # nothing sends from here on
         event = completed_event(
             treatment={"protocol": "quick", "completed_at": clock.now().isoformat()},
             patient={"timezone": "UTC"},

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from pytest_aiohttp import AiohttpServer
-from sqlmodel import select
+from sqlmodel import col, select
 
 from service.config import Settings
 from service.conversations import inbound
@@ -53,13 +53,13 @@ class World:
         reply = await self.ingest.handle("glow", "wh_" + secrets.token_hex(8), encode(event))
         assert reply.status == 202
         return await self.dispatcher.transactions.read(
-            lambda s: list(s.exec(select(Message).order_by(Message.send_at)).all())
+            lambda s: list(s.exec(select(Message).order_by(col(Message.send_at))).all())
         )
 
     async def notifications(self) -> list[dict[str, Any]]:
         """Every notification written, oldest first, as it will be posted."""
         rows = await self.dispatcher.transactions.read(
-            lambda s: s.exec(select(Notification).order_by(Notification.created_at)).all()
+            lambda s: s.exec(select(Notification).order_by(col(Notification.created_at))).all()
         )
         assert all(r.state == "pending" and r.clinic_id == "glow" for r in rows)
         return [json.loads(r.body) for r in rows]

@@ -86,7 +86,7 @@ async def notified(
 
 async def first_attempt(client: Any, nid: str) -> dict[str, Any]:
     """The notification once its first attempt is recorded."""
-    found: dict[str, Any] = {}
+    found: dict[str, dict[str, Any]] = {}
 
     async def attempted() -> bool:
         answer = await client.get(BASE, headers=bearer(TOKEN))

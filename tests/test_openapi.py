@@ -133,7 +133,9 @@ class TestDocument:
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_5xx_and_every_answer_matches_the_schema(case: schemathesis.Case, live: str) -> None:
+def test_no_5xx_and_every_answer_matches_the_schema(
+    case: schemathesis.Case[Any], live: str
+) -> None:
     """Generated requests, signed as the clinic and Twilio sign them, never break the service
     and are answered as the document says."""
     headers = {"Authorization": f"Bearer {TOKEN}"}

@@ -18,6 +18,7 @@ from service.storage import outbox_retention
 from service.storage.outbox import Notification, NotificationAttempt, NotificationState
 from service.storage.transactions import Transactions
 from service.web.keys import TRANSACTIONS
+from tests.conftest import MakeClient
 from tests.processes import until_async
 from tests.support import FakeClock, make_settings
 
@@ -94,7 +95,7 @@ async def test_more_than_a_batch_is_deleted_in_one_run(
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_the_app_prunes_as_it_starts(
-    make_client: Any, database: str, clock: FakeClock
+    make_client: MakeClient, database: str, clock: FakeClock
 ) -> None:
     settings: Settings = make_settings(database, notifications={"keep_delivered": "7d"})
     seeding = Transactions.open(database)

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
+from sqlmodel.sql.sqltypes import AutoString
+
 from service.config import StepSettings
 from service.planning.steps import StepKind
 from service.storage.tables import MESSAGE
@@ -17,7 +19,7 @@ from tests.support import TOKEN, FakeClock, make_settings
 
 # 19:30 PST on Tuesday 24 November 2026; clinic "glow" is quiet 21:00-08:00 (the default).
 COMPLETED = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)
-LATE = {
+LATE: dict[str, Any] = {
     "title": "Late",
     "steps": [
         {
@@ -101,6 +103,7 @@ class TestPrepKind:
     def test_the_message_kind_column_holds_prep(self) -> None:
         """No constraint on message.kind but its length, which "prep" fits: no migration."""
         column = MESSAGE.c.kind
+        assert isinstance(column.type, AutoString)  # sqlmodel's String
         assert column.type.length is not None
         assert max(len(kind) for kind in get_args(StepKind)) <= column.type.length
         assert not [c for c in MESSAGE.constraints if "kind" in str(getattr(c, "sqltext", ""))]

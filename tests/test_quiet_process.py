@@ -54,6 +54,7 @@ async def _post_evening(http: ClientSession, base: str, completed: datetime) -> 
     url = f"{base}/v1/clinics/glow/events"
     async with http.post(url, data=raw, headers=signed(raw)) as response:
         assert response.status == 202, await response.text()
+        planned: dict[str, Any]
         [planned] = (await response.json())["messages"]
     return planned
 

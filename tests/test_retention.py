@@ -38,7 +38,7 @@ from tests.helpers.statements import statements
 from tests.support import FakeClock
 
 DAY = timedelta(days=1)
-POLICY = RetentionSettings(messages="30d", replies="20d", events="10d")  # type: ignore[arg-type]
+POLICY = RetentionSettings(messages="30d", replies="20d", events="10d")
 EVENTS = [rule for rule in RULES if rule.name == "event"]
 
 
@@ -86,7 +86,7 @@ class TestPolicy:
         """Replies kept longer than messages: the check-in waits for its escalation's end,
         and its treatment and patient with it; then the next pass takes them all."""
         await transactions.write(patient_world("old", clock.now() - 40 * DAY))
-        policy = RetentionSettings(messages="30d", replies="50d")  # type: ignore[arg-type]
+        policy = RetentionSettings(messages="30d", replies="50d")
         job = Pruner(retention=policy, transactions=transactions, clock=clock)
         await job.prune()
         left = await transactions.read(survivors)
@@ -115,7 +115,7 @@ class TestPolicy:
                 )
 
         await transactions.write(audited)
-        policy = RetentionSettings(messages="30d", audit="40d")  # type: ignore[arg-type]
+        policy = RetentionSettings(messages="30d", audit="40d")
         pruned = await Pruner(retention=policy, transactions=transactions, clock=clock).prune()
         left = await transactions.read(
             lambda s: set(s.connection().execute(sa.select(audit.AUDIT.c.patient_id)).scalars())

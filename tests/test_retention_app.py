@@ -16,6 +16,7 @@ from service.storage.models import Message
 from service.storage.pruning import Pruner
 from service.storage.transactions import Transactions
 from service.web.keys import TRANSACTIONS
+from tests.conftest import MakeClient
 from tests.helpers.client import post_completed, post_event
 from tests.helpers.events import completed_event
 from tests.helpers.prometheus import sample
@@ -28,7 +29,7 @@ DAY = timedelta(days=1)
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_the_app_prunes_as_it_starts_and_counts_by_table(
-    make_client: Any, database: str, clock: FakeClock
+    make_client: MakeClient, database: str, clock: FakeClock
 ) -> None:
     """A patient's story 40 days old under a 30-day policy is gone shortly after the start;
     `aftercare_retention_pruned_total` says how many rows of each table."""

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from service.delivery.callbacks import Outcome
 from service.delivery.return_path import CALLBACK_BATCH
@@ -48,13 +48,13 @@ def transactions(service: Service) -> Iterator[list[int]]:
 async def histories(service: Service) -> dict[str, list[str]]:
     """Every sent message's history statuses, oldest first."""
 
-    def _tx(s: Session) -> Any:
+    def _tx(s: Session) -> Sequence[tuple[str, str]]:
         rows = (
             s.exec(
-                sa.select(MessageHistory.message_id, MessageHistory.status)
-                .join(Message, Message.id == MessageHistory.message_id)
-                .where(Message.provider_id.is_not(None))  # type: ignore[union-attr]
-                .order_by(MessageHistory.id)
+                select(MessageHistory.message_id, MessageHistory.status)
+                .join(Message, col(Message.id) == col(MessageHistory.message_id))
+                .where(col(Message.provider_id).is_not(None))
+                .order_by(col(MessageHistory.id))
             )
         ).all()
         return rows
@@ -67,10 +67,11 @@ async def histories(service: Service) -> dict[str, list[str]]:
 
 
 async def kept(service: Service) -> int:
-    def _tx2(s: Session) -> Any:
-        return int((s.exec(sa.select(sa.func.count()).select_from(ProviderStatus))).one()[0])
+    def _tx2(s: Session) -> int:
+        return int((s.exec(select(sa.func.count()).select_from(ProviderStatus))).one())
 
-    return await service.client.app[TRANSACTIONS].read(_tx2)
+    count: int = await service.client.app[TRANSACTIONS].read(_tx2)
+    return count
 
 
 async def plan_many(service: Service, n: int, *, due_in: float) -> list[dict[str, Any]]:
@@ -120,7 +121,7 @@ class TestCallbacks:
             path.status(sid=sid, status="sent", code=None),
             path.status(sid=sid, status="delivered", code=None),
         )
-        assert late == [Outcome.APPLIED, Outcome.STALE, Outcome.STALE]
+        assert list(late) == [Outcome.APPLIED, Outcome.STALE, Outcome.STALE]
         first = await first_message(service, plan)
         assert [h["status"] for h in first["history"]] == [
             "scheduled",
@@ -229,8 +230,8 @@ class TestReplies:
         assert texts == [alone] * 39 and "You will get no more texts" in alone
         assert begun[0] < 20
 
-        def _tx3(s: Session) -> Any:
-            stopped = s.exec(sa.select(OptOut.phone)).all()
+        def _tx3(s: Session) -> Sequence[str]:
+            stopped = s.exec(select(OptOut.phone)).all()
             return stopped
 
         stopped = await service.client.app[TRANSACTIONS].read(_tx3)

@@ -116,7 +116,12 @@ async def test_arming_many_instants_wakes_the_scheduler_once(
     armed, wakeups = timers
     woken: list[int] = []
     real = armed.scheduler.wakeup
-    monkeypatch.setattr(armed.scheduler, "wakeup", lambda: (woken.append(1), real())[1])
+
+    def wakeup() -> None:
+        woken.append(1)
+        real()
+
+    monkeypatch.setattr(armed.scheduler, "wakeup", wakeup)
     start = wakeups.clock.now() + timedelta(seconds=10)
     instants = [start + timedelta(milliseconds=5 * i) for i in range(500)]
     before = len(armed.scheduler.get_jobs())

@@ -8,11 +8,11 @@ the history. The world is tests/fixtures/twilio_hooks.py's.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.storage.models import Inbound, OptOut
 from service.web.keys import TRANSACTIONS
@@ -76,8 +76,8 @@ class TestStop:
         service = await start()
         await service.text("STOP", to="+14155559999")
 
-        def _tx2(s: Session) -> Any:
-            clinics = {r[0] for r in s.exec(sa.select(OptOut.clinic_id)).all()}
+        def _tx2(s: Session) -> set[str]:
+            clinics = set(s.exec(select(OptOut.clinic_id)).all())
             return clinics
 
         clinics = await service.client.app[TRANSACTIONS].read(_tx2)
@@ -127,8 +127,8 @@ class TestHelpAndReplies:
         assert last["detail"].startswith("patient replied: Thanks! A bit red")
         assert "+14155550199" not in last["detail"]
 
-        def _tx3(s: Session) -> Any:
-            stored = s.exec(sa.select(Inbound.body)).all()
+        def _tx3(s: Session) -> Sequence[str]:
+            stored = s.exec(select(Inbound.body)).all()
             return stored
 
         stored = await service.client.app[TRANSACTIONS].read(_tx3)
