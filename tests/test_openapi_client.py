@@ -95,6 +95,7 @@ class TestGeneration:
         package, _ = generated
         for operation_id, tag in OPERATIONS.values():
             assert hasattr(api(package, tag, snake(operation_id)), "asyncio_detailed")
+        assert package.__file__ is not None
         assert not (Path(package.__file__).parent / "api" / "default").exists()
 
 
