@@ -47,6 +47,12 @@ def find_patient(s: Session, clinic_id: str, external_id: str) -> Patient | None
     return s.exec(query).first()
 
 
+def patient_ids_with_phone(s: Session, clinic_id: str, phone: str) -> list[str]:
+    """The external ids of the clinic's patients with this phone."""
+    query = select(Patient.external_id).where(Patient.clinic_id == clinic_id)
+    return list(s.exec(query.where(col(Patient.phone) == phone)).all())
+
+
 def messages_of(s: Session, treatment_id: int) -> list[Message]:
     """A treatment's messages in plan order."""
     query = (
@@ -201,3 +207,11 @@ OLDEST_SCHEDULED = select(sa.func.min(Message.due_at)).where(Message.status == S
 def oldest_scheduled(s: Session) -> datetime | None:
     """The earliest `due_at` of a scheduled message, or None."""
     return s.exec(OLDEST_SCHEDULED).one()
+
+
+_PING = sa.text("SELECT 1")
+
+
+def ping(s: Session) -> None:
+    """One round trip to the database (readiness): raises when it does not answer."""
+    s.connection().execute(_PING).all()
