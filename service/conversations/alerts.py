@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlmodel import Session
-
 from service.config import Settings
 from service.observability.masking import mask_phones
 from service.planning.timing import zone
@@ -26,6 +24,7 @@ from service.storage.models import (
     Treatment,
     row_id,
 )
+from service.storage.transactions import Session
 
 EXCERPT = 120  # characters of the reply an alert quotes
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
 from service.config import Settings, StepSettings
 from service.config_conversations import localized
 from service.conversations import escalations
@@ -16,24 +13,12 @@ from service.conversations.notices import message_data, notify, reply_data
 from service.observability.masking import mask_phones
 from service.planning.templates import render
 from service.planning.triage import Triage, triage
+from service.storage import escalation_rows
 from service.storage.inbound_rows import PHOTO
+from service.storage.last_texted import latest_checkin
 from service.storage.media import Photos
 from service.storage.models import Message, MessageHistory, Patient, Treatment
-from service.storage.tables import MESSAGE
-
-M = MESSAGE.c
-# Built once (see `storage.claims`): a reply that is no keyword runs it, found or not.
-_LATEST = (
-    sa.select(M.id)
-    .where(
-        M.clinic_id == sa.bindparam("clinic"),
-        M.phone == sa.bindparam("phone"),
-        M.kind == "checkin",
-        M.sent_at.is_not(None),
-    )
-    .order_by(M.sent_at.desc())
-    .limit(1)
-)
+from service.storage.transactions import Session
 
 
 @dataclass(frozen=True)
@@ -58,8 +43,8 @@ class Answered:
 def latest(s: Session, settings: Settings, clinic_id: str, phone: str) -> Checkin | None:
     """The latest check-in the clinic sent this number (by the index on clinic and phone: a
     patient's few dozen messages), if its step is still configured."""
-    found = s.connection().execute(_LATEST, {"clinic": clinic_id, "phone": phone}).first()
-    message = None if found is None else s.get(Message, found.id)
+    found = latest_checkin(s, clinic_id, phone)
+    message = None if found is None else s.get(Message, found)
     if message is None:
         return None
     treatment = s.get(Treatment, message.treatment_id)
@@ -111,7 +96,7 @@ def reply(
     due: list[datetime] = []
     escalates = level in settings.clinics[message.clinic_id].escalate_levels
     # One open escalation a check-in: a worried patient texting "3" again pages nobody twice.
-    if escalates and not escalations.is_open(s, message.id):
+    if escalates and not escalation_rows.is_open(s, message.id):
         due = escalations.open_one(s, settings, checkin, text=text, level=level, now=now)
     return Answered(_answer(settings, checkin, found), due, level)
 

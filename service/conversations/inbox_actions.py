@@ -13,17 +13,15 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
-
-from service.conversations import escalations
 from service.errors import NotFound
 from service.reads import escalations as listed
 from service.reads import timeline as timelines
 from service.reads.escalations import EscalationView
 from service.reads.timeline import Timeline
-from service.storage import audit, inbox
+from service.storage import audit, escalation_rows, inbox
 from service.storage.conversation_tables import Escalation
 from service.storage.inbox_tables import InboxDone, ItemKind
+from service.storage.transactions import Session
 
 ESCALATION_ACKNOWLEDGED = "escalation_acknowledged"
 ITEM_DONE = "item_done"
@@ -51,7 +49,7 @@ def acknowledge(
     found = s.get(Escalation, escalation_id)
     if found is None or found.clinic_id not in clinic_ids:
         raise NotFound("no escalation with that id at a clinic of this account")
-    if escalations.acknowledge_one(s, escalation_id, by=by[:100], now=now):
+    if escalation_rows.acknowledge(s, escalation_id, by=by[:100], now=now):
         s.refresh(found)  # the UPDATE went around the session's copy
         view = listed.one(s, escalation_id)
         detail = json.dumps({"escalation_id": escalation_id, "code": found.code})
@@ -71,7 +69,7 @@ def mark_done(
     if row is None or row.clinic_id not in clinic_ids:
         return _done_before(s, clinic_ids, kind, ref, item_id)
     if kind is ItemKind.ESCALATION:
-        escalations.acknowledge_one(s, ref, by=by[:100], now=now)
+        escalation_rows.acknowledge(s, ref, by=by[:100], now=now)
     inbox.mark_done(s.connection(), kind, ref, clinic_id=row.clinic_id, by=by, now=now)
     detail = json.dumps({"item": item_id})
     _audit(s, row.clinic_id, by, ITEM_DONE, row.patient_id, detail, now)

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlmodel import Session
-
 from service.config import Settings
 from service.errors import Conflict, FieldError, NotFound, Unprocessable
 from service.planning.timing import push_out_of_quiet_hours, zone
@@ -32,7 +30,7 @@ from service.storage import audit, staff_texts, store
 from service.storage.appointments import latest_treatment
 from service.storage.message_rows import new_message_ids
 from service.storage.models import STAFF, Message, MessageHistory, Patient, Status, row_id
-from service.storage.transactions import Transactions
+from service.storage.transactions import Session, Transactions
 
 STEP = "staff"  # the step every staff text is filed under
 MAX_LENGTH = 1600  # Twilio's limit on a body, the opt-out footer included
