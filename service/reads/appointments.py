@@ -3,14 +3,13 @@ and the messages it planned, each with its history; a store function run by `Tra
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from service.errors import NotFound
 from service.reads.answers import AppointmentAnswer
 from service.reads.views import appointment_view, message_view
 from service.storage import store
 from service.storage.appointments import find_appointment, linked_messages
 from service.storage.models import Patient, Treatment, row_id
+from service.storage.transactions import Session
 
 
 def appointment(s: Session, clinic_id: str, external_id: str) -> AppointmentAnswer:
