@@ -10,7 +10,7 @@ from datetime import datetime
 from service.config import Settings
 from service.conversations import escalations
 from service.observability.masking import mask_phone
-from service.storage import escalation_codes, escalation_rows
+from service.storage import escalation_codes, escalation_rows, store
 from service.storage.conversation_tables import Escalation
 from service.storage.transactions import Session
 
@@ -33,7 +33,7 @@ def acknowledge(
         found = escalation_codes.named(conn, clinic_id, code)
     else:
         found = escalation_codes.last_alerted(conn, clinic_id, sender)
-    escalation = None if found is None else s.get(Escalation, found)
+    escalation = None if found is None else escalation_rows.get(s, found)
     if escalation is None:
         name = settings.clinics[clinic_id].name
         missing = (
@@ -45,7 +45,7 @@ def acknowledge(
     by = f"sms {mask_phone(sender)}"
     if escalation_rows.acknowledge(s, escalation.id, by=by, now=now):
         return f"Acknowledged: {_named(s, escalation)}. {_still_open(s, clinic_id)}"
-    s.refresh(escalation)
+    store.refresh(s, escalation)
     head = f"Already acknowledged by {escalation.acknowledged_by}"
     return f"{head}: {_named(s, escalation)}. {_still_open(s, clinic_id)}"
 

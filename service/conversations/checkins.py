@@ -13,7 +13,7 @@ from service.conversations.notices import message_data, notify, reply_data
 from service.observability.masking import mask_phones
 from service.planning.templates import render
 from service.planning.triage import Triage, triage
-from service.storage import escalation_rows
+from service.storage import escalation_rows, store
 from service.storage.inbound_rows import PHOTO
 from service.storage.last_texted import latest_checkin
 from service.storage.media import Photos
@@ -44,12 +44,10 @@ def latest(s: Session, settings: Settings, clinic_id: str, phone: str) -> Checki
     """The latest check-in the clinic sent this number (by the index on clinic and phone: a
     patient's few dozen messages), if its step is still configured."""
     found = latest_checkin(s, clinic_id, phone)
-    message = None if found is None else s.get(Message, found)
+    message = None if found is None else store.message(s, found)
     if message is None:
         return None
-    treatment = s.get(Treatment, message.treatment_id)
-    patient = s.get(Patient, message.patient_id)
-    assert treatment is not None and patient is not None, "a message has both"
+    treatment, patient = store.treatment_and_patient(s, message)
     protocol = settings.protocols.get(treatment.protocol)
     steps = [st for st in protocol.steps if st.key == message.step] if protocol else []
     return Checkin(message, treatment, patient, steps[0]) if steps else None
@@ -86,7 +84,9 @@ def reply(
     shown = found.key if found.key is not None else " ".join(text.split())
     message = checkin.message
     detail = f'replied "{mask_phones(shown)[:200]}" ({level})'
-    s.add(MessageHistory(message_id=message.id, at=now, status=message.status, detail=detail))
+    store.add(
+        s, MessageHistory(message_id=message.id, at=now, status=message.status, detail=detail)
+    )
     data = {
         "message": message_data(message, checkin.treatment, checkin.patient),
         "reply": reply_data(text, level, now),

@@ -20,7 +20,7 @@ from service.conversations.notices import message_data, notify, reply_data
 from service.errors import NotFound
 from service.reads import escalations as listed
 from service.reads.escalations import EscalationView
-from service.storage import escalation_codes, escalation_rows
+from service.storage import escalation_codes, escalation_rows, store
 from service.storage.conversation_tables import Escalation, EscalationState, new_escalation_id
 from service.storage.models import Message, Patient, Treatment
 from service.storage.transactions import Session
@@ -57,7 +57,7 @@ def open_one(
         opened_at=now,
         code=new_code(escalation_codes.open_codes(s.connection(), checkin.message.clinic_id)),
     )
-    s.add(escalation)
+    store.add(s, escalation)
     data = {
         "message": message_data(checkin.message, checkin.treatment, checkin.patient),
         "reply": reply_data(text, level, now),
@@ -69,11 +69,9 @@ def open_one(
 
 def subject(s: Session, escalation: Escalation) -> Subject:
     """What the escalation is about, as stored now."""
-    message = s.get(Message, escalation.message_id)
+    message = store.message(s, escalation.message_id)
     assert message is not None, "an escalation has its check-in"
-    treatment, patient = s.get(Treatment, message.treatment_id), s.get(Patient, message.patient_id)
-    assert treatment is not None and patient is not None, "a message has both"
-    return Subject(message, treatment, patient)
+    return Subject(message, *store.treatment_and_patient(s, message))
 
 
 def acknowledge(
@@ -81,11 +79,11 @@ def acknowledge(
 ) -> EscalationView:
     """The API's acknowledgement: the escalation as it then stands (acknowledging it again
     changes nothing); NotFound for another clinic's or an unknown id."""
-    found = s.get(Escalation, escalation_id)
+    found = escalation_rows.get(s, escalation_id)
     if found is None or found.clinic_id != clinic_id:
         raise NotFound("this clinic has no escalation with that id")
     if escalation_rows.acknowledge(s, escalation_id, by=by[:100], now=now):
-        s.refresh(found)
+        store.refresh(s, found)
     return listed.one(s, escalation_id)
 
 
@@ -114,7 +112,7 @@ def remind(s: Session, settings: Settings, *, now: datetime) -> list[datetime]:
         opened_before = now - clinic.escalation_reminder
         taken = escalation_rows.take_reminders(s, clinic_id, opened_before=opened_before, now=now)
         for escalation_id in taken:
-            escalation = s.get(Escalation, escalation_id)
+            escalation = escalation_rows.get(s, escalation_id)
             assert escalation is not None
             about: About = subject(s, escalation)
             due += alerts.add(s, settings, escalation, about, now=now, reminder=True)

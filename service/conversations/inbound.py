@@ -15,9 +15,9 @@ from service.conversations.notices import message_data, notify, patient_ids, rep
 from service.delivery.media_fetch import refusal
 from service.delivery.replies import Handled, Reply
 from service.observability.masking import mask_phone, mask_phones
-from service.storage import inbound_rows, media
+from service.storage import inbound_rows, media, store
 from service.storage.last_texted import Sent, last_sent
-from service.storage.models import Message, MessageHistory, Patient, Treatment
+from service.storage.models import MessageHistory
 from service.storage.transactions import Session
 
 log = logging.getLogger("aftercare.inbound")
@@ -149,7 +149,10 @@ def _text(
     last = last_sent(s, scope, reply.sender) if staff is None else _sent(s, staff)
     if last is not None:
         detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))
-        s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))
+        history = MessageHistory(
+            message_id=last.id, at=now, status=last.status, detail=detail[:255]
+        )
+        store.add(s, history)
     clinic_id = last.clinic_id if last is not None else scope[0] if len(scope) == 1 else None
     message_id, patient_id = (None, None) if last is None else (last.id, last.patient_id)
     level = inbound_rows.OUTSIDE if staff is None else inbound_rows.FREE_TEXT
@@ -218,20 +221,15 @@ def _received(
         "patient_ids": patient_ids(s, clinic_id, reply.sender),
         "phone": mask_phone(reply.sender),
     }
-    message = None if staff is None else s.get(Message, staff)
+    message = None if staff is None else store.message(s, staff)
     if message is not None:
-        treatment, patient = (
-            s.get(Treatment, message.treatment_id),
-            s.get(Patient, message.patient_id),
-        )
-        assert treatment is not None and patient is not None, "a message has both"
-        data["message"] = message_data(message, treatment, patient)
+        data["message"] = message_data(message, *store.treatment_and_patient(s, message))
     return data
 
 
 def _sent(s: Session, message_id: str) -> Sent | None:
     """A message sent, as `last_sent` answers it."""
-    message = s.get(Message, message_id)
+    message = store.message(s, message_id)
     if message is None:
         return None
     return Sent(message.id, message.clinic_id, message.status, message.patient_id)

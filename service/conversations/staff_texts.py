@@ -221,7 +221,8 @@ def _file(
     assert treatment is not None, "a patient comes with a treatment"
     tid = row_id(treatment.id)
     message_id = new_message_ids(now, 1)[0]
-    s.add(
+    store.add(
+        s,
         Message(
             id=message_id,
             clinic_id=patient.clinic_id,
@@ -238,7 +239,7 @@ def _file(
             expires_at=send_at + settings.scheduler.default_expires_after,
             status=Status.SCHEDULED,
             updated_at=now,
-        )
+        ),
     )
     return message_id, treatment.external_id
 
@@ -250,9 +251,10 @@ def _history(s: Session, filed: StaffText, *, now: datetime) -> None:
         detail = "staff text; sent anyway in quiet hours"
     else:
         detail = "staff text"
-    s.add(
-        MessageHistory(message_id=filed.message_id, at=now, status=Status.SCHEDULED, detail=detail)
+    history = MessageHistory(
+        message_id=filed.message_id, at=now, status=Status.SCHEDULED, detail=detail
     )
+    store.add(s, history)
 
 
 def answered_staff_text(

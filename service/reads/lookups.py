@@ -13,7 +13,7 @@ from service.reads.answers import MessagePage, TreatmentAnswer
 from service.reads.paging import Cursor, MessageQuery, encode_cursor
 from service.reads.views import listed_view, message_view, treatment_view
 from service.storage import read_pages, store
-from service.storage.models import Message, Patient, Treatment, row_id
+from service.storage.models import Message, Treatment, row_id
 from service.storage.transactions import Session, Transactions
 
 
@@ -33,7 +33,7 @@ def _treatment(s: Session, clinic_id: str, external_id: str) -> TreatmentAnswer:
 
 def treatment_answer(s: Session, found: Treatment) -> TreatmentAnswer:
     """A treatment and its messages as stored now, each with its history."""
-    patient = s.get(Patient, found.patient_id)
+    patient = store.patient(s, found.patient_id)
     assert patient is not None, "a treatment has a patient"
     messages = store.messages_of(s, row_id(found.id))
     history = store.history_of(s, [m.id for m in messages])

@@ -63,6 +63,11 @@ _LISTED = (
 )
 
 
+def get(s: Session, escalation_id: str) -> Escalation | None:
+    """The escalation with this id, if any."""
+    return s.get(Escalation, escalation_id)
+
+
 def is_open(s: Session, message_id: str) -> bool:
     """Whether the check-in `message_id` has an escalation still open."""
     return s.connection().execute(_IS_OPEN, {"message": message_id}).first() is not None

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from service.storage import numbers, reasons
 from service.storage.models import (
@@ -23,6 +23,45 @@ from service.storage.models import (
     Treatment,
 )
 from service.storage.moves import add_history
+
+# Rows by their primary key, and new rows: the ORM's unit of work, for the layers above.
+
+
+class OfTreatment(Protocol):
+    """A row under a treatment and a patient (a message, an appointment)."""
+
+    @property
+    def treatment_id(self) -> int: ...
+
+    @property
+    def patient_id(self) -> int: ...
+
+
+def add(s: Session, *rows: SQLModel) -> None:
+    """New rows, inserted by this transaction (at its next flush, in this order)."""
+    s.add_all(rows)
+
+
+def refresh(s: Session, row: SQLModel) -> None:
+    """Read the row again (after a statement that went around the session's copy)."""
+    s.refresh(row)
+
+
+def message(s: Session, message_id: str) -> Message | None:
+    """The message with this id, if any."""
+    return s.get(Message, message_id)
+
+
+def patient(s: Session, patient_id: int) -> Patient | None:
+    """The patient with this row id, if any."""
+    return s.get(Patient, patient_id)
+
+
+def treatment_and_patient(s: Session, row: OfTreatment) -> tuple[Treatment, Patient]:
+    """The treatment and patient a message (or an appointment) is under."""
+    treatment, patient = s.get(Treatment, row.treatment_id), s.get(Patient, row.patient_id)
+    assert treatment is not None and patient is not None, "a message has both"
+    return treatment, patient
 
 
 def find_event(s: Session, clinic_id: str, webhook_id: str) -> Event | None:
