@@ -1,4 +1,4 @@
-"""The escalations' queries (docs: the conversation): whether a check-in has one open, the
+"""The escalations' queries: whether a check-in has one open, the
 conditional updates that acknowledge and remind (one replica does it, the other finds nothing
 left), the counts, and the list the read API pages through, each escalation with its
 treatment's and patient's ids in the clinic's system."""

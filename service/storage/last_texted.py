@@ -1,4 +1,4 @@
-"""What a number was texted last (docs: the conversation): the check-in a reply answers, the
+"""What a number was texted last: the check-in a reply answers, the
 message a text from the number is kept against. Served by the message index on
 (clinic_id, phone): a patient's few dozen messages."""
 

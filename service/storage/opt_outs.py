@@ -1,4 +1,4 @@
-"""The opt-out rows of STOP and START (docs: the conversation), of everything or of one word's
+"""The opt-out rows of STOP and START, of everything or of one word's
 kinds, and the cancelling of a number's scheduled messages. A number is matched in all its
 `forms` (as stored, and as an erasure kept it)."""
 

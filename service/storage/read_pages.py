@@ -1,4 +1,4 @@
-"""The read API's paged lists (docs: the read API): a clinic's messages and notifications,
+"""The read API's paged lists: a clinic's messages and notifications,
 newest first, paged by a keyset on `(time, id)` (a row-value comparison, which the indexes on
 (clinic_id, time, id) seek straight to)."""
 
