@@ -1,5 +1,6 @@
-"""The layers of DESIGN.md hold: `lint-imports` keeps the contract of pyproject.toml on this
-tree, and breaks it on a copy of the tree where planning imports storage."""
+"""The layers of DESIGN.md hold: `lint-imports` keeps the contracts of pyproject.toml on this
+tree, and breaks them on a copy of the tree where planning imports storage, or a layer above
+storage imports the database library."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -36,10 +39,10 @@ def copy_tree(to: Path) -> Path:
 
 class TestLayerContract:
     def test_the_tree_keeps_every_contract(self) -> None:
-        """The layers and planning's purity hold for the code as it is."""
+        """The layers, planning's purity and SQL in storage hold for the code as it is."""
         done = lint_imports(ROOT)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "2 kept, 0 broken" in done.stdout
+        assert "3 kept, 0 broken" in done.stdout
 
     def test_a_planning_to_storage_import_breaks_the_contract(self, tmp_path: Path) -> None:
         """One import of storage from planning fails both contracts, naming the import."""
@@ -48,7 +51,7 @@ class TestLayerContract:
         timing.write_text(timing.read_text() + "\nfrom service.storage import models  # noqa\n")
         done = lint_imports(tree)
         assert done.returncode == 1, done.stdout + done.stderr
-        assert "0 kept, 2 broken" in done.stdout
+        assert "1 kept, 2 broken" in done.stdout
         assert "service.planning.timing -> service.storage.models" in done.stdout
 
     def test_a_planning_to_sqlalchemy_import_breaks_purity(self, tmp_path: Path) -> None:
@@ -58,7 +61,7 @@ class TestLayerContract:
         templates.write_text(templates.read_text() + "\nimport sqlalchemy  # noqa\n")
         done = lint_imports(tree)
         assert done.returncode == 1, done.stdout + done.stderr
-        assert "1 kept, 1 broken" in done.stdout
+        assert "2 kept, 1 broken" in done.stdout
         assert "service.planning.templates -> sqlalchemy" in done.stdout
 
     def test_a_planning_to_config_import_breaks_purity(self, tmp_path: Path) -> None:
@@ -69,5 +72,30 @@ class TestLayerContract:
         day.write_text(day.read_text() + "\nfrom service.config import Settings  # noqa\n")
         done = lint_imports(tree)
         assert done.returncode == 1, done.stdout + done.stderr
-        assert "1 kept, 1 broken" in done.stdout
+        assert "2 kept, 1 broken" in done.stdout
         assert "service.planning.day -> service.config" in done.stdout
+
+    @pytest.mark.parametrize(
+        ("module", "line"),
+        [
+            ("conversations/escalations.py", "import sqlalchemy"),
+            ("reads/timeline.py", "from sqlmodel import select"),
+            ("console/patient.py", "from sqlalchemy.exc import IntegrityError"),
+            ("notifications/retry.py", "from sqlmodel import Session"),
+            ("web/ops.py", "import sqlalchemy as sa"),
+        ],
+    )
+    def test_a_database_import_above_storage_breaks_sql_in_storage(
+        self, tmp_path: Path, module: str, line: str
+    ) -> None:
+        """A layer above storage importing sqlalchemy or sqlmodel itself breaks that contract
+        alone, naming the import; through storage it may (the tree as it is)."""
+        tree = copy_tree(tmp_path)
+        path = tree / "service" / module
+        path.write_text(path.read_text() + f"\n{line}  # noqa\n")
+        done = lint_imports(tree)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "2 kept, 1 broken" in done.stdout
+        assert "SQL only in storage: no sqlalchemy or sqlmodel above it BROKEN" in done.stdout
+        importer = "service." + module.removesuffix(".py").replace("/", ".")
+        assert f"{importer} -> {line.split()[1].split('.')[0]}" in done.stdout

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlmodel import Session
 
 from service.console.auth import require_clinic, signed_in
 from service.console.deps import CONSOLE
@@ -30,6 +29,7 @@ from service.conversations.staff_texts import StaffTextRefused
 from service.errors import NotFound, Unprocessable
 from service.planning.timing import zone
 from service.reads.timeline import Timeline
+from service.storage.transactions import Session
 
 routes = web.RouteTableDef()
 PAGE = "/console/clinics/{clinic_id}/patients/{patient_id}"

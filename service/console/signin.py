@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlmodel import Session
-
 from service.console import lockout
 from service.console.deps import Console
 from service.storage import audit, staff, staff_sessions
 from service.storage.staff import Account
+from service.storage.transactions import Session
 
 SIGN_IN = "sign_in"
 SIGN_IN_FAILED = "sign_in_failed"

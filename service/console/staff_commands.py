@@ -14,14 +14,12 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlmodel import Session
-
 from service.clock import SystemClock
 from service.config import Loaded
 from service.console.passwords import Passwords, PasswordTooShort, generate
 from service.console.signin import normal_email
 from service.storage import staff
-from service.storage.transactions import Transactions
+from service.storage.transactions import Session, Transactions
 
 T = TypeVar("T")
 

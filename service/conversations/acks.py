@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session
-
 from service.config import Settings
 from service.conversations import escalations
 from service.observability.masking import mask_phone
-from service.storage import escalation_codes
+from service.storage import escalation_codes, escalation_rows, store
 from service.storage.conversation_tables import Escalation
+from service.storage.transactions import Session
 
 LISTED = 5  # open codes an answer lists
 
@@ -34,7 +33,7 @@ def acknowledge(
         found = escalation_codes.named(conn, clinic_id, code)
     else:
         found = escalation_codes.last_alerted(conn, clinic_id, sender)
-    escalation = None if found is None else s.get(Escalation, found)
+    escalation = None if found is None else escalation_rows.get(s, found)
     if escalation is None:
         name = settings.clinics[clinic_id].name
         missing = (
@@ -44,9 +43,9 @@ def acknowledge(
         )
         return f"{missing} {_still_open(s, clinic_id)}"
     by = f"sms {mask_phone(sender)}"
-    if escalations.acknowledge_one(s, escalation.id, by=by, now=now):
+    if escalation_rows.acknowledge(s, escalation.id, by=by, now=now):
         return f"Acknowledged: {_named(s, escalation)}. {_still_open(s, clinic_id)}"
-    s.refresh(escalation)
+    store.refresh(s, escalation)
     head = f"Already acknowledged by {escalation.acknowledged_by}"
     return f"{head}: {_named(s, escalation)}. {_still_open(s, clinic_id)}"
 
@@ -63,7 +62,7 @@ def _named(s: Session, escalation: Escalation) -> str:
 
 def _still_open(s: Session, clinic_id: str) -> str:
     """How many of the clinic's escalations are open, and the first few codes."""
-    count = escalations.open_count(s, clinic_id)
+    count = escalation_rows.open_count(s, clinic_id)
     if count == 0:
         return "Still open: 0. No open escalation left."
     codes = escalation_codes.open_codes(s.connection(), clinic_id)[:LISTED]

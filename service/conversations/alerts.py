@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlmodel import Session
-
 from service.config import Settings
 from service.observability.masking import mask_phones
 from service.planning.timing import zone
+from service.storage import store
 from service.storage.conversation_tables import Escalation
 from service.storage.inbound_rows import PHOTO
 from service.storage.message_rows import new_message_ids
@@ -26,6 +25,7 @@ from service.storage.models import (
     Treatment,
     row_id,
 )
+from service.storage.transactions import Session
 
 EXCERPT = 120  # characters of the reply an alert quotes
 
@@ -90,8 +90,10 @@ def add(
     ids = new_message_ids(now, len(numbers))
     for seq, (number, message_id) in enumerate(zip(numbers, ids, strict=True), start=first):
         row = _row(settings, escalation, about, message_id, number, seq=seq, now=now)
-        s.add(Message(**row, body=body))
-        s.add(MessageHistory(message_id=message_id, at=now, status=Status.SCHEDULED, detail=detail))
+        history = MessageHistory(
+            message_id=message_id, at=now, status=Status.SCHEDULED, detail=detail
+        )
+        store.add(s, Message(**row, body=body), history)
     return [now] if numbers else []
 
 

@@ -6,33 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
 from service.config import Settings, StepSettings, localized
 from service.conversations import escalations
 from service.conversations.notices import message_data, notify, reply_data
 from service.observability.masking import mask_phones
 from service.planning.templates import render
 from service.planning.triage import Triage, triage
+from service.storage import escalation_rows, store
 from service.storage.inbound_rows import PHOTO
+from service.storage.last_texted import latest_checkin
 from service.storage.media import Photos
 from service.storage.models import Message, MessageHistory, Patient, Treatment
-from service.storage.tables import MESSAGE
-
-M = MESSAGE.c
-# Built once (see `storage.claims`): a reply that is no keyword runs it, found or not.
-_LATEST = (
-    sa.select(M.id)
-    .where(
-        M.clinic_id == sa.bindparam("clinic"),
-        M.phone == sa.bindparam("phone"),
-        M.kind == "checkin",
-        M.sent_at.is_not(None),
-    )
-    .order_by(M.sent_at.desc())
-    .limit(1)
-)
+from service.storage.transactions import Session
 
 
 @dataclass(frozen=True)
@@ -57,13 +42,11 @@ class Answered:
 def latest(s: Session, settings: Settings, clinic_id: str, phone: str) -> Checkin | None:
     """The latest check-in the clinic sent this number (by the index on clinic and phone: a
     patient's few dozen messages), if its step is still configured."""
-    found = s.connection().execute(_LATEST, {"clinic": clinic_id, "phone": phone}).first()
-    message = None if found is None else s.get(Message, found.id)
+    found = latest_checkin(s, clinic_id, phone)
+    message = None if found is None else store.message(s, found)
     if message is None:
         return None
-    treatment = s.get(Treatment, message.treatment_id)
-    patient = s.get(Patient, message.patient_id)
-    assert treatment is not None and patient is not None, "a message has both"
+    treatment, patient = store.treatment_and_patient(s, message)
     protocol = settings.protocols.get(treatment.protocol)
     steps = [st for st in protocol.steps if st.key == message.step] if protocol else []
     return Checkin(message, treatment, patient, steps[0]) if steps else None
@@ -100,7 +83,9 @@ def reply(
     shown = found.key if found.key is not None else " ".join(text.split())
     message = checkin.message
     detail = f'replied "{mask_phones(shown)[:200]}" ({level})'
-    s.add(MessageHistory(message_id=message.id, at=now, status=message.status, detail=detail))
+    store.add(
+        s, MessageHistory(message_id=message.id, at=now, status=message.status, detail=detail)
+    )
     data = {
         "message": message_data(message, checkin.treatment, checkin.patient),
         "reply": reply_data(text, level, now),
@@ -110,7 +95,7 @@ def reply(
     due: list[datetime] = []
     escalates = level in settings.clinics[message.clinic_id].escalate_levels
     # One open escalation a check-in: a worried patient texting "3" again pages nobody twice.
-    if escalates and not escalations.is_open(s, message.id):
+    if escalates and not escalation_rows.is_open(s, message.id):
         due = escalations.open_one(s, settings, checkin, text=text, level=level, now=now)
     return Answered(_answer(settings, checkin, found), due, level)
 

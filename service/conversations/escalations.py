@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
 from service.config import Settings
 from service.conversations import alerts
 from service.conversations.alerts import About
@@ -23,16 +20,10 @@ from service.conversations.notices import message_data, notify, reply_data
 from service.errors import NotFound
 from service.reads import escalations as listed
 from service.reads.escalations import EscalationView
-from service.storage import escalation_codes
-from service.storage.conversation_tables import (
-    ESCALATION,
-    Escalation,
-    EscalationState,
-    new_escalation_id,
-)
+from service.storage import escalation_codes, escalation_rows, store
+from service.storage.conversation_tables import Escalation, EscalationState, new_escalation_id
 from service.storage.models import Message, Patient, Treatment
-
-E = ESCALATION.c
+from service.storage.transactions import Session
 
 
 @dataclass(frozen=True)
@@ -66,7 +57,7 @@ def open_one(
         opened_at=now,
         code=new_code(escalation_codes.open_codes(s.connection(), checkin.message.clinic_id)),
     )
-    s.add(escalation)
+    store.add(s, escalation)
     data = {
         "message": message_data(checkin.message, checkin.treatment, checkin.patient),
         "reply": reply_data(text, level, now),
@@ -76,29 +67,11 @@ def open_one(
     return alerts.add(s, settings, escalation, checkin, now=now)
 
 
-def is_open(s: Session, message_id: str) -> bool:
-    """Whether the check-in `message_id` has an escalation still open."""
-    query = sa.select(E.id).where(E.message_id == message_id, E.state == EscalationState.OPEN)
-    return s.connection().execute(query.limit(1)).first() is not None
-
-
 def subject(s: Session, escalation: Escalation) -> Subject:
     """What the escalation is about, as stored now."""
-    message = s.get(Message, escalation.message_id)
+    message = store.message(s, escalation.message_id)
     assert message is not None, "an escalation has its check-in"
-    treatment, patient = s.get(Treatment, message.treatment_id), s.get(Patient, message.patient_id)
-    assert treatment is not None and patient is not None, "a message has both"
-    return Subject(message, treatment, patient)
-
-
-def acknowledge_one(s: Session, escalation_id: str, *, by: str, now: datetime) -> bool:
-    """Acknowledge an open escalation; False when it was not open (any more)."""
-    done = s.connection().execute(
-        sa.update(ESCALATION)
-        .where(E.id == escalation_id, E.state == EscalationState.OPEN)
-        .values(state=EscalationState.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by)
-    )
-    return bool(done.rowcount)
+    return Subject(message, *store.treatment_and_patient(s, message))
 
 
 def acknowledge(
@@ -106,20 +79,12 @@ def acknowledge(
 ) -> EscalationView:
     """The API's acknowledgement: the escalation as it then stands (acknowledging it again
     changes nothing); NotFound for another clinic's or an unknown id."""
-    found = s.get(Escalation, escalation_id)
+    found = escalation_rows.get(s, escalation_id)
     if found is None or found.clinic_id != clinic_id:
         raise NotFound("this clinic has no escalation with that id")
-    if acknowledge_one(s, escalation_id, by=by[:100], now=now):
-        s.refresh(found)
+    if escalation_rows.acknowledge(s, escalation_id, by=by[:100], now=now):
+        store.refresh(s, found)
     return listed.one(s, escalation_id)
-
-
-def open_count(s: Session, clinic_id: str) -> int:
-    """How many of the clinic's escalations are open."""
-    query = sa.select(sa.func.count()).where(
-        E.clinic_id == clinic_id, E.state == EscalationState.OPEN
-    )
-    return int(s.connection().execute(query).scalar_one())
 
 
 def new_code(taken: Collection[str]) -> str:
@@ -131,29 +96,11 @@ def new_code(taken: Collection[str]) -> str:
     return code
 
 
-_OPEN_STATS = sa.select(sa.func.count(), sa.func.min(E.opened_at)).where(
-    E.state == EscalationState.OPEN
-)
-
-
-def open_stats(s: Session) -> tuple[int, datetime | None]:
-    """How many escalations are open, across clinics, and when the oldest was opened (for
-    /metrics)."""
-    count, oldest = s.connection().execute(_OPEN_STATS).one()
-    return int(count), oldest
-
-
 def reminder_due(s: Session, settings: Settings, *, now: datetime) -> bool:
     """Whether any escalation is open, unreminded, and older than the shortest reminder (a
     read, so that the periodic job writes only when there is something to do)."""
     shortest = min(c.escalation_reminder for c in settings.clinics.values())
-    query = (
-        sa.select(E.id)
-        .where(E.state == EscalationState.OPEN, E.opened_at <= now - shortest)
-        .where(E.reminded_at.is_(None))
-        .limit(1)
-    )
-    return s.connection().execute(query).first() is not None
+    return escalation_rows.reminder_due(s, opened_before=now - shortest)
 
 
 def remind(s: Session, settings: Settings, *, now: datetime) -> list[datetime]:
@@ -162,19 +109,10 @@ def remind(s: Session, settings: Settings, *, now: datetime) -> list[datetime]:
     which a second replica running it at once finds nothing left to take."""
     due: list[datetime] = []
     for clinic_id, clinic in settings.clinics.items():
-        taken = s.connection().execute(
-            sa.update(ESCALATION)
-            .where(
-                E.clinic_id == clinic_id,
-                E.state == EscalationState.OPEN,
-                E.reminded_at.is_(None),
-                E.opened_at <= now - clinic.escalation_reminder,
-            )
-            .values(reminded_at=now)
-            .returning(E.id)
-        )
-        for escalation_id in [row.id for row in taken]:
-            escalation = s.get(Escalation, escalation_id)
+        opened_before = now - clinic.escalation_reminder
+        taken = escalation_rows.take_reminders(s, clinic_id, opened_before=opened_before, now=now)
+        for escalation_id in taken:
+            escalation = escalation_rows.get(s, escalation_id)
             assert escalation is not None
             about: About = subject(s, escalation)
             due += alerts.add(s, settings, escalation, about, now=now, reminder=True)

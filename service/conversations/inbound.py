@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, NamedTuple
-
-import sqlalchemy as sa
-from sqlmodel import Session
+from typing import Any
 
 from service.config import Settings
 from service.conversations import acks, checkins, optouts, staff_texts
@@ -18,9 +15,10 @@ from service.conversations.notices import message_data, notify, patient_ids, rep
 from service.delivery.media_fetch import refusal
 from service.delivery.replies import Handled, Reply
 from service.observability.masking import mask_phone, mask_phones
-from service.storage import inbound_rows, media
-from service.storage.models import Message, MessageHistory, Patient, Treatment
-from service.storage.tables import MESSAGE
+from service.storage import inbound_rows, media, store
+from service.storage.last_texted import Sent, last_sent
+from service.storage.models import MessageHistory
+from service.storage.transactions import Session
 
 log = logging.getLogger("aftercare.inbound")
 
@@ -48,7 +46,7 @@ def handle(s: Session, settings: Settings, reply: Reply, *, now: datetime) -> Ha
     log.info(
         "reply received", extra={"from": mask_phone(reply.sender), "keyword": word and word.text}
     )
-    photos = _photos(conn, settings, reply, row_id, scope, now=now)
+    photos = _photos(s, settings, reply, row_id, scope, now=now)
     handled = _act(s, settings, scope, reply, word, row_id=row_id, now=now, photos=photos)
     if row_id is not None:
         inbound_rows.record_answer(conn, row_id, handled.answer)
@@ -56,7 +54,7 @@ def handle(s: Session, settings: Settings, reply: Reply, *, now: datetime) -> Ha
 
 
 def _photos(
-    conn: sa.Connection,
+    s: Session,
     settings: Settings,
     reply: Reply,
     row_id: int | None,
@@ -74,7 +72,7 @@ def _photos(
         for m in reply.media
     ]
     clinic_id = scope[0] if len(scope) == 1 else None
-    return media.keep(conn, items, inbound_id=row_id, clinic_id=clinic_id, now=now)
+    return media.keep(s.connection(), items, inbound_id=row_id, clinic_id=clinic_id, now=now)
 
 
 def _act(
@@ -148,10 +146,13 @@ def _text(
             _record(s, row_id, m.clinic_id, m.id, m.patient_id, done.level)
             return Handled(done.answer, None, done.due)
         staff = answered
-    last = _last_sent(s, scope, reply.sender) if staff is None else _sent(s, staff)
+    last = last_sent(s, scope, reply.sender) if staff is None else _sent(s, staff)
     if last is not None:
         detail = "patient replied: " + mask_phones(" ".join(reply.body.split()))
-        s.add(MessageHistory(message_id=last.id, at=now, status=last.status, detail=detail[:255]))
+        history = MessageHistory(
+            message_id=last.id, at=now, status=last.status, detail=detail[:255]
+        )
+        store.add(s, history)
     clinic_id = last.clinic_id if last is not None else scope[0] if len(scope) == 1 else None
     message_id, patient_id = (None, None) if last is None else (last.id, last.patient_id)
     level = inbound_rows.OUTSIDE if staff is None else inbound_rows.FREE_TEXT
@@ -220,48 +221,15 @@ def _received(
         "patient_ids": patient_ids(s, clinic_id, reply.sender),
         "phone": mask_phone(reply.sender),
     }
-    message = None if staff is None else s.get(Message, staff)
+    message = None if staff is None else store.message(s, staff)
     if message is not None:
-        treatment, patient = (
-            s.get(Treatment, message.treatment_id),
-            s.get(Patient, message.patient_id),
-        )
-        assert treatment is not None and patient is not None, "a message has both"
-        data["message"] = message_data(message, treatment, patient)
+        data["message"] = message_data(message, *store.treatment_and_patient(s, message))
     return data
 
 
-M = MESSAGE.c
-_LAST_SENT = (
-    sa.select(M.id, M.clinic_id, M.status, M.patient_id)
-    .where(
-        M.clinic_id.in_(sa.bindparam("scope", expanding=True)),
-        M.phone == sa.bindparam("phone"),
-        M.sent_at.is_not(None),
-    )
-    .order_by(M.sent_at.desc())
-    .limit(1)
-)
-
-
-class Sent(NamedTuple):
-    """The last message a number was sent."""
-
-    id: str
-    clinic_id: str
-    status: str
-    patient_id: int
-
-
-def _last_sent(s: Session, scope: list[str], phone: str) -> Sent | None:
-    """The last message sent to the number by the clinics in scope."""
-    row = s.connection().execute(_LAST_SENT, {"scope": scope, "phone": phone}).first()
-    return None if row is None else Sent(*row)
-
-
 def _sent(s: Session, message_id: str) -> Sent | None:
-    """A message sent, as `_last_sent` answers it."""
-    message = s.get(Message, message_id)
+    """A message sent, as `last_sent` answers it."""
+    message = store.message(s, message_id)
     if message is None:
         return None
     return Sent(message.id, message.clinic_id, message.status, message.patient_id)

@@ -13,17 +13,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
-
-from service.conversations import escalations
 from service.errors import NotFound
 from service.reads import escalations as listed
 from service.reads import timeline as timelines
 from service.reads.escalations import EscalationView
 from service.reads.timeline import Timeline
-from service.storage import audit, inbox
-from service.storage.conversation_tables import Escalation
-from service.storage.inbox_tables import InboxDone, ItemKind
+from service.storage import audit, escalation_rows, inbox, store
+from service.storage.inbox_tables import ItemKind
+from service.storage.transactions import Session
 
 ESCALATION_ACKNOWLEDGED = "escalation_acknowledged"
 ITEM_DONE = "item_done"
@@ -48,11 +45,11 @@ def acknowledge(
     """Acknowledge an open escalation as staff `by` (an email): `acknowledged_by` is it, the
     re-alert stops, an `escalation_acknowledged` row is audited. Acknowledging it again
     changes nothing and audits nothing. NotFound for another clinic's or an unknown id."""
-    found = s.get(Escalation, escalation_id)
+    found = escalation_rows.get(s, escalation_id)
     if found is None or found.clinic_id not in clinic_ids:
         raise NotFound("no escalation with that id at a clinic of this account")
-    if escalations.acknowledge_one(s, escalation_id, by=by[:100], now=now):
-        s.refresh(found)  # the UPDATE went around the session's copy
+    if escalation_rows.acknowledge(s, escalation_id, by=by[:100], now=now):
+        store.refresh(s, found)  # the UPDATE went around the session's copy
         view = listed.one(s, escalation_id)
         detail = json.dumps({"escalation_id": escalation_id, "code": found.code})
         _audit(s, found.clinic_id, by, ESCALATION_ACKNOWLEDGED, view["patient_id"], detail, now)
@@ -71,7 +68,7 @@ def mark_done(
     if row is None or row.clinic_id not in clinic_ids:
         return _done_before(s, clinic_ids, kind, ref, item_id)
     if kind is ItemKind.ESCALATION:
-        escalations.acknowledge_one(s, ref, by=by[:100], now=now)
+        escalation_rows.acknowledge(s, ref, by=by[:100], now=now)
     inbox.mark_done(s.connection(), kind, ref, clinic_id=row.clinic_id, by=by, now=now)
     detail = json.dumps({"item": item_id})
     _audit(s, row.clinic_id, by, ITEM_DONE, row.patient_id, detail, now)
@@ -88,10 +85,10 @@ def _parse(item_id: str) -> tuple[ItemKind, str]:
 def _done_before(
     s: Session, clinic_ids: Collection[str], kind: ItemKind, ref: str, item_id: str
 ) -> Done:
-    mark = s.get(InboxDone, (kind.value, ref))
+    mark = inbox.done_mark(s, kind, ref)
     if mark is not None and mark.clinic_id in clinic_ids:
         return Done(item_id, already=True, by=mark.done_by, at=mark.done_at)
-    escalation = s.get(Escalation, ref) if kind is ItemKind.ESCALATION else None
+    escalation = escalation_rows.get(s, ref) if kind is ItemKind.ESCALATION else None
     if escalation is not None and escalation.clinic_id in clinic_ids:
         return Done(item_id, True, escalation.acknowledged_by, escalation.acknowledged_at)
     raise NotFound("no inbox item with that id at a clinic of this account")

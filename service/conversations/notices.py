@@ -7,12 +7,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
-
 from service.config import Settings
 from service.observability.masking import mask_phone
-from service.storage import outbox
+from service.storage import outbox, store
 from service.storage.models import Message, Patient, Treatment
+from service.storage.transactions import Session
 
 
 def stamp(at: datetime) -> str:
@@ -42,8 +41,7 @@ def reply_data(text: str, level: str, at: datetime) -> dict[str, Any]:
 
 def patient_ids(s: Session, clinic_id: str, phone: str) -> list[str]:
     """The clinic's patients (their ids in the clinic's system) with this phone."""
-    query = select(Patient.external_id).where(Patient.clinic_id == clinic_id)
-    return sorted(s.exec(query.where(col(Patient.phone) == phone)).all())
+    return sorted(store.patient_ids_with_phone(s, clinic_id, phone))
 
 
 def notify(

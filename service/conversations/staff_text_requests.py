@@ -11,14 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
-
 from service.config import Settings
 from service.conversations import staff_texts
 from service.errors import Conflict
 from service.storage import staff_text_requests as requests
-from service.storage.transactions import Transactions
+from service.storage.staff_text_requests import IntegrityError
+from service.storage.transactions import Session, Transactions
 
 
 @dataclass(frozen=True, kw_only=True)

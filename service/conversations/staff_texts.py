@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlmodel import Session
-
 from service.config import Settings
 from service.errors import Conflict, FieldError, NotFound, Unprocessable
 from service.planning.timing import push_out_of_quiet_hours, zone
@@ -32,7 +30,7 @@ from service.storage import audit, staff_texts, store
 from service.storage.appointments import latest_treatment
 from service.storage.message_rows import new_message_ids
 from service.storage.models import STAFF, Message, MessageHistory, Patient, Status, row_id
-from service.storage.transactions import Transactions
+from service.storage.transactions import Session, Transactions
 
 STEP = "staff"  # the step every staff text is filed under
 MAX_LENGTH = 1600  # Twilio's limit on a body, the opt-out footer included
@@ -223,7 +221,8 @@ def _file(
     assert treatment is not None, "a patient comes with a treatment"
     tid = row_id(treatment.id)
     message_id = new_message_ids(now, 1)[0]
-    s.add(
+    store.add(
+        s,
         Message(
             id=message_id,
             clinic_id=patient.clinic_id,
@@ -240,7 +239,7 @@ def _file(
             expires_at=send_at + settings.scheduler.default_expires_after,
             status=Status.SCHEDULED,
             updated_at=now,
-        )
+        ),
     )
     return message_id, treatment.external_id
 
@@ -252,9 +251,10 @@ def _history(s: Session, filed: StaffText, *, now: datetime) -> None:
         detail = "staff text; sent anyway in quiet hours"
     else:
         detail = "staff text"
-    s.add(
-        MessageHistory(message_id=filed.message_id, at=now, status=Status.SCHEDULED, detail=detail)
+    history = MessageHistory(
+        message_id=filed.message_id, at=now, status=Status.SCHEDULED, detail=detail
     )
+    store.add(s, history)
 
 
 def answered_staff_text(

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session
-
 from service.config import Settings
 from service.errors import Conflict, NotFound
 from service.storage import outbox_claims
 from service.storage.outbox import NotificationState
-from service.storage.transactions import Transactions
+from service.storage.transactions import Session, Transactions
 
 
 async def retry(

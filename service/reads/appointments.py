@@ -3,14 +3,13 @@ and the messages it planned, each with its history; a store function run by `Tra
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from service.errors import NotFound
 from service.reads.answers import AppointmentAnswer
 from service.reads.views import appointment_view, message_view
 from service.storage import store
 from service.storage.appointments import find_appointment, linked_messages
-from service.storage.models import Patient, Treatment, row_id
+from service.storage.models import row_id
+from service.storage.transactions import Session
 
 
 def appointment(s: Session, clinic_id: str, external_id: str) -> AppointmentAnswer:
@@ -19,9 +18,7 @@ def appointment(s: Session, clinic_id: str, external_id: str) -> AppointmentAnsw
     found = find_appointment(s, clinic_id, external_id)
     if found is None:
         raise NotFound("this clinic has no appointment with that id")
-    patient = s.get(Patient, found.patient_id)
-    treatment = s.get(Treatment, found.treatment_id)
-    assert patient is not None and treatment is not None, "an appointment has both"
+    treatment, patient = store.treatment_and_patient(s, found)
     messages = [m for m, _ in linked_messages(s, row_id(found.id))]
     history = store.history_of(s, [m.id for m in messages])
     return {

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
-from sqlmodel import Session
 from typing_extensions import TypedDict
 
 from service.reads.paging import AuditQuery, Cursor, encode_cursor
 from service.storage import audit
+from service.storage.transactions import Session
 
 
 class AuditView(TypedDict):

@@ -8,14 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter
-from sqlmodel import Session, col, select
 from typing_extensions import TypedDict
 
 from service.reads.paging import Cursor, EscalationQuery, encode_cursor
+from service.storage import escalation_rows
 from service.storage.conversation_tables import Escalation
-from service.storage.models import Message, Patient, Treatment
+from service.storage.transactions import Session
 
 
 class EscalationReply(TypedDict):
@@ -88,37 +87,21 @@ def view(escalation: Escalation, treatment_id: str, patient_id: str) -> Escalati
     }
 
 
-def _listed() -> Any:
-    return (
-        select(Escalation, Treatment.external_id, Patient.external_id)
-        .join(Message, col(Message.id) == col(Escalation.message_id))
-        .join(Treatment, col(Treatment.id) == col(Message.treatment_id))
-        .join(Patient, col(Patient.id) == col(Message.patient_id))
-    )
-
-
 def one(s: Session, escalation_id: str) -> EscalationView:
     """An escalation's view as stored now."""
-    found = s.exec(_listed().where(col(Escalation.id) == escalation_id)).one()
-    return view(*found)
+    return view(*escalation_rows.listed_one(s, escalation_id))
 
 
 def page(s: Session, clinic_id: str, query: EscalationQuery) -> EscalationPage:
     """A page of the clinic's escalations, newest first, and the next page's cursor."""
-    opened = col(Escalation.opened_at)
-    where = [col(Escalation.clinic_id) == clinic_id]
-    if query.state is not None:
-        where.append(col(Escalation.state) == query.state)
-    if query.after is not None:
-        position = sa.tuple_(opened, col(Escalation.id))
-        where.append(position < sa.tuple_(query.after.send_at, query.after.id))
-    statement = (
-        _listed()
-        .where(*where)
-        .order_by(opened.desc(), col(Escalation.id).desc())
-        .limit(query.limit + 1)
+    after = query.after
+    rows = escalation_rows.listed_page(
+        s,
+        clinic_id,
+        state=query.state,
+        before=None if after is None else (after.send_at, after.id),
+        limit=query.limit + 1,
     )
-    rows = list(s.exec(statement).all())
     shown = rows[: query.limit]
     next_cursor = None
     if len(rows) > query.limit:

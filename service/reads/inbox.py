@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlmodel import Session
 from typing_extensions import TypedDict
 
 from service.storage import inbox
 from service.storage.inbox import ItemRow
+from service.storage.transactions import Session
 
 INBOX_LIMIT = 100
 

@@ -2,22 +2,19 @@
 
 Every function takes the clinic id from the authorized path and looks only at that clinic's
 rows, so an id of another clinic is simply not found. Phone numbers come out masked.
-The message lists' paged query (`message_page`, keyset on `(send_at, id)`) is the read API's
-own and lives here; everything else it reads through `storage.store`.
+The message lists' paged query (keyset on `(send_at, id)`) is `storage.read_pages`'; everything
+else it reads through `storage.store`.
 """
 
 from __future__ import annotations
-
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
 
 from service.errors import NotFound
 from service.reads.answers import MessagePage, TreatmentAnswer
 from service.reads.paging import Cursor, MessageQuery, encode_cursor
 from service.reads.views import listed_view, message_view, treatment_view
-from service.storage import store
-from service.storage.models import Message, Patient, Treatment, row_id
-from service.storage.transactions import Transactions
+from service.storage import read_pages, store
+from service.storage.models import Message, Treatment, row_id
+from service.storage.transactions import Session, Transactions
 
 
 async def treatment(
@@ -36,7 +33,7 @@ def _treatment(s: Session, clinic_id: str, external_id: str) -> TreatmentAnswer:
 
 def treatment_answer(s: Session, found: Treatment) -> TreatmentAnswer:
     """A treatment and its messages as stored now, each with its history."""
-    patient = s.get(Patient, found.patient_id)
+    patient = store.patient(s, found.patient_id)
     assert patient is not None, "a treatment has a patient"
     messages = store.messages_of(s, row_id(found.id))
     history = store.history_of(s, [m.id for m in messages])
@@ -90,32 +87,14 @@ def message_page(
 ) -> list[tuple[Message, str, str]]:
     """Up to `page.limit + 1` of the clinic's messages, newest first by (send_at, id), each
     with its treatment's and patient's ids as the clinic knows them."""
-    query = (
-        select(Message, Treatment.external_id, Patient.external_id)
-        .join(Treatment, col(Treatment.id) == col(Message.treatment_id))
-        .join(Patient, col(Patient.id) == col(Message.patient_id))
-        .where(*_page_filters(clinic_id, page, patient_id))
-        .order_by(col(Message.send_at).desc(), col(Message.id).desc())
-        .limit(page.limit + 1)
+    after = page.after
+    return read_pages.message_page(
+        s,
+        clinic_id,
+        patient_id=patient_id,
+        status=page.status,
+        since=page.since,
+        until=page.until,
+        before=None if after is None else (after.send_at, after.id),
+        limit=page.limit + 1,
     )
-    return [(m, t, p) for m, t, p in s.exec(query).all()]
-
-
-def _page_filters(
-    clinic_id: str, page: MessageQuery, patient_id: int | None
-) -> list[sa.ColumnElement[bool]]:
-    send_at = col(Message.send_at)
-    where = [col(Message.clinic_id) == clinic_id]
-    if patient_id is not None:
-        where.append(col(Message.patient_id) == patient_id)
-    if page.status is not None:
-        where.append(col(Message.status) == page.status)
-    if page.since is not None:
-        where.append(send_at >= page.since)
-    if page.until is not None:
-        where.append(send_at < page.until)
-    if page.after is not None:
-        # A row-value comparison: the index on (clinic_id, send_at, id) seeks straight to it.
-        position = sa.tuple_(send_at, col(Message.id))
-        where.append(position < sa.tuple_(page.after.send_at, page.after.id))
-    return where

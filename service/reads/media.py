@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlmodel import Session
-
 from service.storage import media
 from service.storage.media import MediaView
 from service.storage.media_store import STORE, MediaStore
+from service.storage.transactions import Session
 
 __all__ = ["MediaView", "arriving", "lookup", "media_of_replies", "state", "stored"]
 

@@ -7,37 +7,25 @@ import json
 from collections.abc import Sequence
 from typing import Any, cast
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
 from service.errors import NotFound
 from service.reads.answers import NotificationAttemptView, NotificationPage, NotificationView
 from service.reads.paging import Cursor, NotificationQuery, encode_cursor
-from service.storage.outbox import ATTEMPT, NOTIFICATION, NotificationState
-
-N = NOTIFICATION.c
-_ATTEMPTS = (
-    sa.select(ATTEMPT.c.notification_id, ATTEMPT.c.at, ATTEMPT.c.http_status, ATTEMPT.c.error)
-    .where(ATTEMPT.c.notification_id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(ATTEMPT.c.id)
-)
+from service.storage import read_pages
+from service.storage.outbox import NotificationState
+from service.storage.read_pages import NotificationRow
+from service.storage.transactions import Session
 
 
 def page(s: Session, clinic_id: str, query: NotificationQuery) -> NotificationPage:
     """A page of the clinic's notifications and the cursor of the next page."""
-    where = [N.clinic_id == clinic_id]
-    if query.state is not None:
-        where.append(N.state == query.state)
-    if query.after is not None:
-        position = sa.tuple_(N.created_at, N.id)
-        where.append(position < sa.tuple_(query.after.send_at, query.after.id))
-    statement = (
-        sa.select(NOTIFICATION)
-        .where(*where)
-        .order_by(N.created_at.desc(), N.id.desc())
-        .limit(query.limit + 1)
+    after = query.after
+    rows = read_pages.notification_page(
+        s,
+        clinic_id,
+        state=query.state,
+        before=None if after is None else (after.send_at, after.id),
+        limit=query.limit + 1,
     )
-    rows = s.connection().execute(statement).all()
     shown = rows[: query.limit]
     next_cursor = None
     if len(rows) > query.limit:  # one more than a page: there is a next page
@@ -47,23 +35,20 @@ def page(s: Session, clinic_id: str, query: NotificationQuery) -> NotificationPa
 
 def one(s: Session, clinic_id: str, notification_id: str) -> NotificationView:
     """The clinic's notification with its attempts; NotFound otherwise."""
-    statement = sa.select(NOTIFICATION).where(N.id == notification_id, N.clinic_id == clinic_id)
-    row = s.connection().execute(statement).first()
+    row = read_pages.notification(s, clinic_id, notification_id)
     if row is None:
         raise NotFound("this clinic has no notification with that id")
     return _views(s, [row])[0]
 
 
-def _views(s: Session, rows: Sequence[sa.Row[Any]]) -> list[NotificationView]:
+def _views(s: Session, rows: Sequence[NotificationRow]) -> list[NotificationView]:
     attempts: dict[str, list[NotificationAttemptView]] = {row.id: [] for row in rows}
-    if rows:
-        found = s.connection().execute(_ATTEMPTS, {"ids": list(attempts)})
-        for notification_id, at, status, error in found:
-            attempts[notification_id].append({"at": at, "http_status": status, "error": error})
+    for notification_id, at, status, error in read_pages.attempts_of(s, list(attempts)):
+        attempts[notification_id].append({"at": at, "http_status": status, "error": error})
     return [_view(row, attempts[row.id]) for row in rows]
 
 
-def _view(row: sa.Row[Any], attempts: list[NotificationAttemptView]) -> NotificationView:
+def _view(row: NotificationRow, attempts: list[NotificationAttemptView]) -> NotificationView:
     pending = row.state == NotificationState.PENDING
     return {
         "id": row.id,

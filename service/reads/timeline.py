@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import Session
 from typing_extensions import TypedDict
 
 from service.errors import NotFound
@@ -22,6 +21,7 @@ from service.reads.inbox import last_four
 from service.reads.media import MediaView, media_of_replies
 from service.storage import timeline as stored
 from service.storage.models import Patient, row_id
+from service.storage.transactions import Session
 
 SEARCH_LIMIT = 50
 EntryType = Literal["message", "reply", "escalation", "appointment", "opt_out"]

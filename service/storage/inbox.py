@@ -20,10 +20,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
 from service.storage.conversation_tables import ESCALATION, EscalationState
 from service.storage.inbound_rows import INBOUND, OUTSIDE, PHOTO
-from service.storage.inbox_tables import INBOX_DONE, ItemKind
+from service.storage.inbox_tables import INBOX_DONE, InboxDone, ItemKind
 from service.storage.models import Status
 from service.storage.tables import MESSAGE, PATIENT
 
@@ -194,3 +195,8 @@ def mark_done(
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     insert = dialect.insert(INBOX_DONE).on_conflict_do_nothing(index_elements=["kind", "ref"])
     conn.execute(insert, {**values, "done_at": now, "done_by": by[:255]})
+
+
+def done_mark(s: Session, kind: ItemKind, ref: str) -> InboxDone | None:
+    """The mark of the item `kind:ref` done, if it was marked."""
+    return s.get(InboxDone, (kind.value, ref))

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError as IntegrityError  # what `record` raises on a twin
 from sqlmodel import Field, SQLModel
 
 from service.storage.models import UTCDateTime

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from service.storage import numbers, reasons
 from service.storage.models import (
@@ -23,6 +23,45 @@ from service.storage.models import (
     Treatment,
 )
 from service.storage.moves import add_history
+
+# Rows by their primary key, and new rows: the ORM's unit of work, for the layers above.
+
+
+class OfTreatment(Protocol):
+    """A row under a treatment and a patient (a message, an appointment)."""
+
+    @property
+    def treatment_id(self) -> int: ...
+
+    @property
+    def patient_id(self) -> int: ...
+
+
+def add(s: Session, *rows: SQLModel) -> None:
+    """New rows, inserted by this transaction (at its next flush, in this order)."""
+    s.add_all(rows)
+
+
+def refresh(s: Session, row: SQLModel) -> None:
+    """Read the row again (after a statement that went around the session's copy)."""
+    s.refresh(row)
+
+
+def message(s: Session, message_id: str) -> Message | None:
+    """The message with this id, if any."""
+    return s.get(Message, message_id)
+
+
+def patient(s: Session, patient_id: int) -> Patient | None:
+    """The patient with this row id, if any."""
+    return s.get(Patient, patient_id)
+
+
+def treatment_and_patient(s: Session, row: OfTreatment) -> tuple[Treatment, Patient]:
+    """The treatment and patient a message (or an appointment) is under."""
+    treatment, patient = s.get(Treatment, row.treatment_id), s.get(Patient, row.patient_id)
+    assert treatment is not None and patient is not None, "a message has both"
+    return treatment, patient
 
 
 def find_event(s: Session, clinic_id: str, webhook_id: str) -> Event | None:
@@ -45,6 +84,12 @@ def find_patient(s: Session, clinic_id: str, external_id: str) -> Patient | None
         Patient.clinic_id == clinic_id, Patient.external_id == external_id
     )
     return s.exec(query).first()
+
+
+def patient_ids_with_phone(s: Session, clinic_id: str, phone: str) -> list[str]:
+    """The external ids of the clinic's patients with this phone."""
+    query = select(Patient.external_id).where(Patient.clinic_id == clinic_id)
+    return list(s.exec(query.where(col(Patient.phone) == phone)).all())
 
 
 def messages_of(s: Session, treatment_id: int) -> list[Message]:
@@ -201,3 +246,11 @@ OLDEST_SCHEDULED = select(sa.func.min(Message.due_at)).where(Message.status == S
 def oldest_scheduled(s: Session) -> datetime | None:
     """The earliest `due_at` of a scheduled message, or None."""
     return s.exec(OLDEST_SCHEDULED).one()
+
+
+_PING = sa.text("SELECT 1")
+
+
+def ping(s: Session) -> None:
+    """One round trip to the database (readiness): raises when it does not answer."""
+    s.connection().execute(_PING).all()

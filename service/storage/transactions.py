@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import Session
+from sqlmodel import Session as Session  # the layers above name a transaction by it
 
 from service.storage import checkpoint, database
 from service.storage.writer_gate import WriterGate

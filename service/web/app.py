@@ -13,7 +13,6 @@ from functools import partial
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
-from sqlmodel import Session
 
 from service.clock import Clock, SystemClock
 from service.config import Settings
@@ -35,7 +34,7 @@ from service.observability.supervision import Supervisor
 from service.storage import pruning
 from service.storage.checkpoint import checkpointing, database_file
 from service.storage.heartbeat import WriteCheck
-from service.storage.transactions import Transactions
+from service.storage.transactions import Session, Transactions
 from service.web import (
     api,
     audit_api,

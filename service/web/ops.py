@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import sqlalchemy as sa
 from aiohttp import web
 
-from service.conversations import escalations
 from service.reads import inbox
 from service.reads.answers import HEALTH, READINESS, Health, Readiness
-from service.storage import outbox_claims, store
+from service.storage import escalation_rows, outbox_claims, store
 from service.web.errors import answer
 from service.web.keys import CLOCK, METRICS, SETTINGS, TIMERS, TRANSACTIONS, WRITE_CHECK
 from service.web.openapi import document
@@ -50,9 +48,7 @@ async def _checks(request: web.Request) -> dict[str, str]:
 async def _database(request: web.Request) -> str:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            await request.app[TRANSACTIONS].read(
-                lambda s: s.connection().execute(sa.text("SELECT 1")).all()
-            )
+            await request.app[TRANSACTIONS].read(store.ping)
     except Exception as exc:
         return f"failing: {type(exc).__name__}"
     return "ok"
@@ -91,7 +87,7 @@ async def _count(request: web.Request) -> None:
                     store.count_by_status(s),
                     store.oldest_scheduled(s),
                     outbox_claims.pending_stats(s),
-                    escalations.open_stats(s),
+                    escalation_rows.open_stats(s),
                     inbox.counts(s, reminders),
                 )
             )
