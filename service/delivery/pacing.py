@@ -1,0 +1,118 @@
+"""A clinic's `mps`: its sends paced at what its sender allows (docs/pacing.md).
+
+A `Pace` is one sender's: the claims waiting for their turn, soonest first, and the instant
+(monotonic seconds: the pace is kept at Twilio's door, in real time) its next create may
+leave. `sort` decides, for a claim's batch, which messages wait for a turn, which could not
+leave before their expiry at that pace (expired), and which are more than a pace may hold
+within a lease (released unsent, claimed again once the queue has room).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from service.config import ClinicSettings, Settings
+from service.storage.claims import Claim
+
+Sender = tuple[str | None, str | None]  # (From, MessagingServiceSid) as a create carries them
+
+
+@dataclass(eq=False)
+class Pace:
+    """One sender's pace: `gap` seconds between two creates, at most `cap` claims held."""
+
+    gap: float
+    cap: int
+    clinics: frozenset[str]
+    queue: collections.deque[Claim] = field(default_factory=collections.deque)
+    next_at: float = 0.0  # monotonic seconds: when the next create may leave
+    task: asyncio.Task[None] | None = None  # the one that hands out turns while any wait
+
+    @property
+    def full(self) -> bool:
+        """Whether it holds as many claims as may leave within half a lease."""
+        return len(self.queue) >= self.cap
+
+    @property
+    def low(self) -> int:
+        """The queue's length at which to claim again: half the cap (a claim per message
+        would cost a transaction each)."""
+        return self.cap // 2
+
+    def wait(self, mono: float) -> float:
+        """Seconds until the next turn, from `mono`."""
+        return max(0.0, self.next_at - mono)
+
+    def left(self, mono: float) -> None:
+        """A create left at `mono`: the next one waits a gap."""
+        self.next_at = max(mono, self.next_at) + self.gap
+
+
+def sender_of(clinic: ClinicSettings, settings: Settings) -> Sender:
+    """What a create of `clinic`'s carries as its sender (as `wire.wire` sets it)."""
+    service = clinic.messaging_service_sid or settings.twilio.messaging_service_sid or None
+    return (clinic.from_number or None, service)
+
+
+def paces(settings: Settings) -> dict[str, Pace]:
+    """Each paced clinic's `Pace`: clinics that set `mps` and share a sender share one, at
+    the smallest of their rates; clinics without `mps` are not paced."""
+    by_sender: dict[Sender, list[str]] = {}
+    for clinic_id, clinic in settings.clinics.items():
+        if clinic.mps is not None:
+            by_sender.setdefault(sender_of(clinic, settings), []).append(clinic_id)
+    lease = settings.scheduler.claim_lease.total_seconds()
+    found: dict[str, Pace] = {}
+    for ids in by_sender.values():
+        mps = min(settings.clinics[i].mps or 0.0 for i in ids)
+        pace = Pace(gap=1 / mps, cap=max(1, math.floor(mps * lease / 2)), clinics=frozenset(ids))
+        found.update(dict.fromkeys(ids, pace))
+    return found
+
+
+@dataclass(slots=True)
+class Sorted:
+    """A batch of claims, sorted by their pace."""
+
+    unpaced: list[Claim] = field(default_factory=list)
+    queued: list[tuple[Pace, Claim]] = field(default_factory=list)  # soonest first
+    late: list[Claim] = field(default_factory=list)  # could not leave before their expiry
+    over: list[Claim] = field(default_factory=list)  # more than their pace holds: released
+
+
+def sort(
+    batch: Sequence[Claim],
+    paced: Mapping[str, Pace],
+    held: Mapping[Pace, tuple[int, float]],
+    *,
+    now: datetime,
+    mono: float,
+) -> Sorted:
+    """Sort `batch` (soonest first): a paced message waits behind the `held` ones (queue
+    length and next turn, as they were before the claim) and leaves a gap after the one
+    before it; it is late when that turn is not before its expiry, over when its pace holds
+    `cap` already. Pure: a transaction that runs it again gets the same answer."""
+    out = Sorted()
+    ahead = {pace: count for pace, (count, _) in held.items()}
+    for claim in batch:
+        pace = paced.get(claim.clinic_id)
+        if pace is None:
+            out.unpaced.append(claim)
+            continue
+        count, next_at = held.get(pace, (0, 0.0))
+        if ahead.get(pace, count) >= pace.cap:
+            out.over.append(claim)
+            continue
+        position = ahead.get(pace, count)
+        leaves = now + timedelta(seconds=max(0.0, next_at - mono) + position * pace.gap)
+        if leaves >= claim.expires_at:
+            out.late.append(claim)  # takes no turn: the ones behind it keep theirs
+            continue
+        ahead[pace] = position + 1
+        out.queued.append((pace, claim))
+    return out
