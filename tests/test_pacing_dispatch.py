@@ -110,6 +110,32 @@ class TestExpiry:
         sent_once(paced)
 
 
+class TestWaitedFor:
+    async def test_a_staff_text_goes_ahead_of_a_paced_round(self, paced: Paced) -> None:
+        """A text a person waits for (a staff text, an on-call alert) is claimed even while
+        its clinic's pace is full, and waits only behind others of its kind."""
+        dispatcher = paced.dispatcher(mps=2)  # 5 claims held at most
+        await paced.burst("glow", 12, early=timedelta(seconds=1))
+        round_ = await paced.due("glow")
+        await paced.burst("glow", 1, first=12)
+        [staff] = [m for m in await paced.due("glow") if m.id not in {r.id for r in round_}]
+        await paced.transactions.write(
+            lambda s: s.connection().execute(
+                sa.update(Message).where(Message.id == staff.id).values(kind="staff")  # type: ignore[arg-type]
+            )
+        )
+        drain = asyncio.create_task(dispatcher.dispatch_due())
+
+        async def staff_sent() -> bool:
+            return any(m.to == staff.phone for m in paced.fake.messages)
+
+        await until(staff_sent, within=3)
+        assert [m.to for m in paced.fake.messages].index(staff.phone) <= 1
+        await dispatcher.close(timeout=1)
+        await asyncio.wait_for(drain, timeout=2)
+        sent_once(paced)
+
+
 class TestClaims:
     async def test_a_paced_clinic_holds_a_half_lease_of_claims_and_releases_them_at_close(
         self, paced: Paced

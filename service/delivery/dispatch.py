@@ -151,7 +151,7 @@ class Dispatcher:
             turn.set_result(None)
         if not pace.queue:
             return None
-        message = pace.queue.popleft()
+        message = pace.pop()
         pace.left(time.monotonic())
         self._count_paced()
         if len(pace.queue) == pace.low:
@@ -203,7 +203,7 @@ class Dispatcher:
         messages are not among the ones returned: they wait for their sender's turn."""
         lease = self.settings.scheduler.claim_lease
         paces = set(self._paces.values())
-        held = {p: (len(p.queue), p.next_at) for p in paces}
+        held = {p: (len(p.queue), p.first, p.next_at) for p in paces}
         skip = [clinic for clinic, pace in self._paces.items() if pace.full]
 
         def claim(s: Session) -> tuple[pacing.Sorted, int]:
@@ -227,7 +227,7 @@ class Dispatcher:
             self.metrics.paced_expired.inc(len(order.late))
         for pace, message in order.queued:
             self._holding[message.id] = lease_until
-            pace.queue.append(message)
+            pace.add(message)
             if pace.task is None:
                 pace.task = self.supervisor.spawn(self._pace(pace), task="pace")
         self._count_paced()
@@ -267,7 +267,7 @@ class Dispatcher:
                 if (wait := pace.wait(time.monotonic())) > 0:
                     await asyncio.sleep(wait)
                 while pace.queue and self.clock.now() >= pace.queue[0].expires_at:
-                    await self._expire_paced(pace.queue.popleft())
+                    await self._expire_paced(pace.pop())
                 if pace.queue:
                     turn = asyncio.get_running_loop().create_future()
                     self._turns.append((pace, turn))
@@ -325,6 +325,7 @@ class Dispatcher:
         waiting = [m for p in set(self._paces.values()) for m in p.queue]
         for pace in set(self._paces.values()):
             pace.queue.clear()
+            pace.first = 0
         self._count_paced()
         if not waiting:
             return

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from service.config import ClinicSettings, Settings
-from service.storage.claims import Claim
+from service.storage.claims import WAITED_FOR, Claim
 
 Sender = tuple[str | None, str | None]  # (From, MessagingServiceSid) as a create carries them
 
@@ -30,8 +30,23 @@ class Pace:
     cap: int
     clinics: frozenset[str]
     queue: collections.deque[Claim] = field(default_factory=collections.deque)
+    first: int = 0  # the texts a person waits for, at the queue's head
     next_at: float = 0.0  # monotonic seconds: when the next create may leave
     task: asyncio.Task[None] | None = None  # the one that hands out turns while any wait
+
+    def add(self, claim: Claim) -> None:
+        """Queue `claim`: behind the others, or a text a person waits for behind the others
+        of its kind only."""
+        if claim.kind in WAITED_FOR:
+            self.queue.insert(self.first, claim)
+            self.first += 1
+        else:
+            self.queue.append(claim)
+
+    def pop(self) -> Claim:
+        """The claim whose turn it is."""
+        self.first = max(0, self.first - 1)
+        return self.queue.popleft()
 
     @property
     def full(self) -> bool:
@@ -88,31 +103,37 @@ class Sorted:
 def sort(
     batch: Sequence[Claim],
     paced: Mapping[str, Pace],
-    held: Mapping[Pace, tuple[int, float]],
+    held: Mapping[Pace, tuple[int, int, float]],
     *,
     now: datetime,
     mono: float,
 ) -> Sorted:
     """Sort `batch` (soonest first): a paced message waits behind the `held` ones (queue
-    length and next turn, as they were before the claim) and leaves a gap after the one
-    before it; it is late when that turn is not before its expiry, over when its pace holds
-    `cap` already. Pure: a transaction that runs it again gets the same answer."""
+    length, texts a person waits for at its head, next turn: as they were before the claim)
+    and leaves a gap after the one before it; it is late when that turn is not before its
+    expiry, over when its pace holds `cap` already. An alert or a staff text waits only
+    behind the others of its kind, and is never over. Pure: a transaction that runs it again
+    gets the same answer."""
     out = Sorted()
-    ahead = {pace: count for pace, (count, _) in held.items()}
+    ahead = {pace: count for pace, (count, _, _) in held.items()}
+    first = {pace: count for pace, (_, count, _) in held.items()}
     for claim in batch:
         pace = paced.get(claim.clinic_id)
         if pace is None:
             out.unpaced.append(claim)
             continue
-        count, next_at = held.get(pace, (0, 0.0))
-        if ahead.get(pace, count) >= pace.cap:
+        _, _, next_at = held.get(pace, (0, 0, 0.0))
+        waited_for = claim.kind in WAITED_FOR  # never released; ahead of the others
+        if not waited_for and ahead.get(pace, 0) >= pace.cap:
             out.over.append(claim)
             continue
-        position = ahead.get(pace, count)
+        position = first.get(pace, 0) if waited_for else ahead.get(pace, 0)
         leaves = now + timedelta(seconds=max(0.0, next_at - mono) + position * pace.gap)
         if leaves >= claim.expires_at:
             out.late.append(claim)  # takes no turn: the ones behind it keep theirs
             continue
-        ahead[pace] = position + 1
+        ahead[pace] = ahead.get(pace, 0) + 1
+        if waited_for:
+            first[pace] = first.get(pace, 0) + 1
         out.queued.append((pace, claim))
     return out

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from service.storage import reasons
 from service.storage.conversation_tables import KIND_OPT_OUT
-from service.storage.models import Status
+from service.storage.models import ALERT, STAFF, Status
 from service.storage.moves import add_history
 from service.storage.tables import MESSAGE, OPT_OUT, PATIENT, TREATMENT
 
@@ -178,10 +178,16 @@ def _claim(due: sa.Select[Any]) -> sa.Update:
 
 
 _CLAIM = _claim(_DUE)
-# The same, passing over the due rows of some clinics (`skip`): those whose sender's pace holds
-# as many claims as may leave within a lease (docs/pacing.md). A statement of its own, so an
-# unpaced claim is the same statement as ever.
-_CLAIM_SKIPPING = _claim(_DUE.where(M.clinic_id.not_in(sa.bindparam("skip", expanding=True))))
+# Texts a person waits for (an on-call alert, a staff member's text): never passed over.
+WAITED_FOR = (ALERT, STAFF)
+# The same, passing over the due rows of some clinics (`skip`) but their `WAITED_FOR` texts:
+# clinics whose sender's pace holds as many claims as may leave within a lease
+# (docs/pacing.md). A statement of its own, so an unpaced claim is the same statement as ever.
+_CLAIM_SKIPPING = _claim(
+    _DUE.where(
+        sa.or_(M.clinic_id.not_in(sa.bindparam("skip", expanding=True)), M.kind.in_(WAITED_FOR))
+    )
+)
 _TAKE_OVER = (
     sa.update(MESSAGE)
     .where(
@@ -229,7 +235,8 @@ def claim_due(
     skip: Sequence[str] = (),
 ) -> ClaimBatch:
     """Claim up to `limit` due scheduled messages for `instance`, soonest first, none of the
-    clinics in `skip`; expire the ones among them past their expiry."""
+    clinics in `skip` but their `WAITED_FOR` texts; expire the ones among them past their
+    expiry."""
     params: dict[str, Any] = {
         "now": now,
         "limit": limit,
