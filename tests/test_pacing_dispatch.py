@@ -76,6 +76,22 @@ class TestRate:
         sent_once(paced)
 
 
+class TestReplicas:
+    async def test_two_replicas_each_pace_on_their_own_and_send_each_text_once(
+        self, paced: Paced
+    ) -> None:
+        """N replicas: up to N x mps from one sender (docs/pacing.md), each text once."""
+        one = paced.dispatcher(mps=10, instance="replica-1")
+        two = paced.dispatcher(mps=10, instance="replica-2")
+        await paced.burst("glow", 30)
+        await asyncio.wait_for(asyncio.gather(one.dispatch_due(), two.dispatch_due()), 10)
+        glow = paced.arrivals(FROM)
+        assert len(glow) == 30
+        sent_once(paced)
+        assert {m.status for m in await paced.due("glow")} == {"sent"}
+        assert most_in_a_second(glow) <= 2 * 10 + 2
+
+
 class TestExpiry:
     async def test_what_cannot_leave_before_expiry_is_expired_first_ones_sent_in_order(
         self, paced: Paced
