@@ -50,17 +50,18 @@ class TestRate:
     async def test_paced_clinic_reaches_twilio_at_its_rate_others_not_slowed(
         self, paced: Paced
     ) -> None:
-        dispatcher = paced.dispatcher(mps=10, room=4)
+        dispatcher = paced.dispatcher(mps=20, room=4)
         # glow's burst falls due first: the claim must pass over it to reach other's
         await paced.burst("glow", 40, early=timedelta(seconds=1))
-        await paced.burst("other", 40)
+        await paced.burst("other", 20)
         await asyncio.wait_for(dispatcher.dispatch_due(), timeout=15)
 
         glow, other = paced.arrivals(FROM), paced.arrivals(OTHER_FROM)
-        assert (len(glow), len(other)) == (40, 40)
-        assert most_in_a_second(glow) <= 11  # 10 a second; one more for the wire's jitter
-        assert glow[-1] - glow[0] >= 3.5
-        assert other[-1] < glow[0] + 1.0  # all of other's went out within glow's first second
+        assert (len(glow), len(other)) == (40, 20)
+        assert most_in_a_second(glow) <= 22  # 20 a second; two more for the wire's jitter
+        assert glow[-1] - glow[0] >= 1.8  # 39 gaps of 50 ms
+        # not held up by glow's waiting round: all of other's went out in its first half
+        assert other[-1] < glow[len(glow) // 2]
         sent_once(paced)
         statuses = {m.status for m in await paced.due("glow") + await paced.due("other")}
         assert statuses == {"sent"}
@@ -113,7 +114,9 @@ class TestExpiry:
         rows = [await _message(paced, m.id) for m in due]  # soonest due first
         statuses = [m.status for m in rows]
         sent = statuses.count("sent")
-        assert 7 <= sent <= 11, statuses  # one every 0.1 s for the one second left
+        assert 5 <= sent <= 11, (
+            statuses
+        )  # one every 0.1 s for the one second left (a busy machine: fewer)
         assert statuses == ["sent"] * sent + ["expired"] * (30 - sent)
         assert {m.reason for m in rows[sent:]} == {reasons.EXPIRED_BEFORE_SENT}
         # the first ones went, in the order they fell due, none after its expiry (the wire

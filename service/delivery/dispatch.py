@@ -203,7 +203,8 @@ class Dispatcher:
         messages are not among the ones returned: they wait for their sender's turn."""
         lease = self.settings.scheduler.claim_lease
         paces = set(self._paces.values())
-        held = {p: (len(p.queue), p.first, p.next_at) for p in paces}
+        mono = time.monotonic()
+        held = {p: pacing.held(p, mono) for p in paces}
         skip = [clinic for clinic, pace in self._paces.items() if pace.full]
 
         def claim(s: Session) -> tuple[pacing.Sorted, int]:

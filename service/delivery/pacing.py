@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from service.config import ClinicSettings, Settings
 from service.storage.claims import WAITED_FOR, Claim
@@ -90,6 +91,27 @@ def paces(settings: Settings) -> dict[str, Pace]:
     return found
 
 
+class Held(NamedTuple):
+    """A pace as a claim finds it: its queue's length, and the turns (monotonic seconds) of
+    the next text queued behind all the others and behind the texts a person waits for."""
+
+    length: int
+    tail: float  # the turn of a text queued behind all the others
+    first_tail: float  # the turn of a text queued behind the others a person waits for
+
+
+def held(pace: Pace, mono: float) -> Held:
+    """`pace` as of `mono`. The turns are instants, not waits: they stay true while texts
+    leave on time during the claim's transaction, so a claim that waited long for its
+    transaction does not expire texts that the next claim would find in time."""
+    start = max(pace.next_at, mono)
+    return Held(
+        len(pace.queue),
+        start + len(pace.queue) * pace.gap,
+        start + pace.first * pace.gap,
+    )
+
+
 @dataclass(slots=True)
 class Sorted:
     """A batch of claims, sorted by their pace."""
@@ -103,37 +125,37 @@ class Sorted:
 def sort(
     batch: Sequence[Claim],
     paced: Mapping[str, Pace],
-    held: Mapping[Pace, tuple[int, int, float]],
+    found: Mapping[Pace, Held],
     *,
     now: datetime,
     mono: float,
 ) -> Sorted:
-    """Sort `batch` (soonest first): a paced message waits behind the `held` ones (queue
-    length, texts a person waits for at its head, next turn: as they were before the claim)
-    and leaves a gap after the one before it; it is late when that turn is not before its
-    expiry, over when its pace holds `cap` already. An alert or a staff text waits only
-    behind the others of its kind, and is never over. Pure: a transaction that runs it again
-    gets the same answer."""
+    """Sort `batch` (soonest first): a paced message waits behind the ones its pace held
+    (`found`, as `held` saw them before the claim) and leaves a gap after the one before it;
+    it is late when that turn is not before its expiry, over when its pace holds `cap`
+    already. An alert or a staff text waits only behind the others of its kind, and is never
+    over. Pure: a transaction that runs it again gets the same answer."""
     out = Sorted()
-    ahead = {pace: count for pace, (count, _, _) in held.items()}
-    first = {pace: count for pace, (_, count, _) in held.items()}
+    count = {pace: h.length for pace, h in found.items()}
+    tail = {pace: h.tail for pace, h in found.items()}
+    first_tail = {pace: h.first_tail for pace, h in found.items()}
     for claim in batch:
         pace = paced.get(claim.clinic_id)
         if pace is None:
             out.unpaced.append(claim)
             continue
-        _, _, next_at = held.get(pace, (0, 0, 0.0))
         waited_for = claim.kind in WAITED_FOR  # never released; ahead of the others
-        if not waited_for and ahead.get(pace, 0) >= pace.cap:
+        if not waited_for and count.get(pace, 0) >= pace.cap:
             out.over.append(claim)
             continue
-        position = first.get(pace, 0) if waited_for else ahead.get(pace, 0)
-        leaves = now + timedelta(seconds=max(0.0, next_at - mono) + position * pace.gap)
+        turn = (first_tail if waited_for else tail).get(pace, mono)
+        leaves = now + timedelta(seconds=max(0.0, turn - mono))
         if leaves >= claim.expires_at:
             out.late.append(claim)  # takes no turn: the ones behind it keep theirs
             continue
-        ahead[pace] = ahead.get(pace, 0) + 1
-        if waited_for:
-            first[pace] = first.get(pace, 0) + 1
+        count[pace] = count.get(pace, 0) + 1
+        tail[pace] = max(tail.get(pace, mono), mono) + pace.gap
+        if waited_for:  # the others move back a turn
+            first_tail[pace] = max(first_tail.get(pace, mono), mono) + pace.gap
         out.queued.append((pace, claim))
     return out
