@@ -128,6 +128,35 @@ class TestExpiry:
         assert metric(dispatcher, "aftercare_paced_expired_total") == 30 - sent
         sent_once(paced)
 
+    async def test_the_footer_of_a_text_expired_at_the_pace_goes_on_the_next_one_sent(
+        self, paced: Paced
+    ) -> None:
+        dispatcher = paced.dispatcher(mps=1)
+        await paced.burst("glow", 1, early=timedelta(seconds=1))  # takes the first turn
+        await paced.burst("glow", 1, first=1)
+        [_, first] = await paced.due("glow")
+        later = await paced.transactions.read(
+            lambda s: (
+                s.connection()
+                .execute(
+                    sa.select(Message.id)  # type: ignore[call-overload]
+                    .where(Message.patient_id == first.patient_id, Message.send_at > first.send_at)
+                    .order_by(Message.send_at)
+                )
+                .scalars()
+                .first()
+            )
+        )
+        now = paced.clock.now()
+        await _update(paced, first.id, expires_at=now + timedelta(seconds=0.5))  # turn: in 1 s
+        await _update(paced, later, send_at=now, due_at=now)
+        await asyncio.wait_for(dispatcher.dispatch_due(), timeout=5)
+
+        assert (await _message(paced, first.id)).status == "expired"
+        [sent] = [m for m in paced.fake.messages if m.to == first.phone]
+        assert sent.body.endswith("Reply STOP to opt out.")  # the number's first text
+        assert (await _message(paced, later)).footer
+
 
 class TestWaitedFor:
     async def test_a_staff_text_goes_ahead_of_a_paced_round(self, paced: Paced) -> None:
@@ -188,3 +217,11 @@ async def _message(paced: Paced, message_id: str) -> Message:
     found = await paced.transactions.read(lambda s: s.get(Message, message_id))
     assert found is not None
     return found
+
+
+async def _update(paced: Paced, message_id: str, **values: object) -> None:
+    await paced.transactions.write(
+        lambda s: s.connection().execute(
+            sa.update(Message).where(Message.id == message_id).values(**values)  # type: ignore[arg-type]
+        )
+    )

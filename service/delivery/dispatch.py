@@ -37,7 +37,7 @@ from service.observability.metrics import Metrics
 from service.observability.supervision import Supervisor
 from service.storage import claims, notices, reasons, vetting
 from service.storage.claims import Claim
-from service.storage.models import Status
+from service.storage.models import ALERT, Status
 from service.storage.moves import Move, move_many
 from service.storage.transactions import Transactions
 
@@ -236,13 +236,26 @@ class Dispatcher:
 
     def _unpace(self, conn: Connection, order: pacing.Sorted, *, now: datetime) -> None:
         """Expire the paced messages that could not leave before their expiry, and release
-        unsent the ones more than their pace holds (claimed again when it has room)."""
+        unsent the ones more than their pace holds (claimed again when it has room). The
+        opt-out footer one of them was to carry goes to the number's next one that is sent."""
+        unfooted = {(m.clinic_id, m.phone) for m in order.late + order.over if m.footer}
+        footed = []
+        for _, m in order.queued:
+            if (m.clinic_id, m.phone) in unfooted and m.kind != ALERT:
+                unfooted.discard((m.clinic_id, m.phone))
+                m.footer = True
+                footed.append(m.id)
+        claims.mark_footer(conn, footed)
         moves = [
             Move(
                 m.id,
                 Status.EXPIRED,
                 PACE_LATE,
-                values={"reason": reasons.EXPIRED_BEFORE_SENT, "lease_until": None},
+                values={
+                    "reason": reasons.EXPIRED_BEFORE_SENT,
+                    "lease_until": None,
+                    "footer": False,
+                },
             )
             for m in order.late
         ] + [
@@ -250,7 +263,7 @@ class Dispatcher:
                 m.id,
                 Status.SCHEDULED,
                 PACE_OVER,
-                values={"lease_until": None, "attempts": m.attempts - 1},
+                values={"lease_until": None, "attempts": m.attempts - 1, "footer": False},
             )
             for m in order.over
         ]
