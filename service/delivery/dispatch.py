@@ -4,6 +4,8 @@ Due messages are claimed in batches (one conditional UPDATE … RETURNING) and s
 bounded concurrency; outcomes are written by group commit. Only the holder of a claim calls
 the provider. An ambiguous answer (timeout, 5xx) keeps the claim until its lease runs out and
 is then reconciled against the provider's records before any retry; a refusal is final.
+A clinic with `mps` has its sends paced at its sender's rate, outside the slots
+(docs/pacing.md).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -19,7 +22,9 @@ from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
+from service.delivery import pacing
 from service.delivery.outcomes import Outcomes
+from service.delivery.pacing import Pace
 from service.delivery.recorder import Recorder
 from service.delivery.sms.base import (
     AmbiguousError,
@@ -30,14 +35,18 @@ from service.delivery.sms.base import (
 from service.delivery.wire import wire
 from service.observability.metrics import Metrics
 from service.observability.supervision import Supervisor
-from service.storage import claims, notices, vetting
+from service.storage import claims, notices, reasons, vetting
 from service.storage.claims import Claim
-from service.storage.models import Status
+from service.storage.models import ALERT, Status
+from service.storage.moves import Move, move_many
 from service.storage.transactions import Transactions
 
 log = logging.getLogger("aftercare.dispatch")
 RECONCILE_SLACK = timedelta(minutes=1)
 CLAIM_BATCH = 200
+PACE_LATE = "could not leave before its expiry at its sender's pace (mps)"
+PACE_OVER = "released unsent: its sender's pace (mps) holds enough claims"
+PACE_CLOSED = "released unsent: the dispatcher stopped while it waited for its pace (mps)"
 
 
 class Dispatcher:
@@ -81,6 +90,10 @@ class Dispatcher:
         self._holding: dict[str, datetime] = {}
         self._wake = asyncio.Event()
         self._draining = False
+        # Clinics with `mps`: each sender's claims wait for their turn outside the slots;
+        # a pace whose turn has come waits in `_turns` for the next free slot, ahead of `_ready`.
+        self._paces = pacing.paces(settings)
+        self._turns: collections.deque[tuple[Pace, asyncio.Future[None]]] = collections.deque()
 
     async def dispatch_due(self) -> None:
         """Claim and send everything due now; return when it is all sent or settled.
@@ -114,14 +127,36 @@ class Dispatcher:
         return True
 
     def _start_ready(self) -> None:
-        """Start claimed messages, soonest first, while a slot is free."""
-        while self._ready and len(self._inflight) < self._room:
+        """Start claimed messages while a slot is free: a paced sender whose turn has come
+        first, then the ready ones, soonest first."""
+        while (self._turns or self._ready) and len(self._inflight) < self._room:
+            if self._turns:
+                send = self._take_turn(*self._turns.popleft())
+                if send is None:
+                    continue
+            else:
+                send = self._send(self._ready.popleft())
             # A send that raises what no provider answer explains (a bug, a sender's surprise)
             # is reported by the supervisor; its claim stays and is reconciled when its lease
             # runs out, like an interrupted send.
-            task = self.supervisor.spawn(self._send(self._ready.popleft()), task="send")
+            task = self.supervisor.spawn(send, task="send")
             self._inflight.add(task)
             task.add_done_callback(self._slot_freed)
+
+    def _take_turn(
+        self, pace: Pace, turn: asyncio.Future[None]
+    ) -> Coroutine[None, None, None] | None:
+        """The send of `pace`'s next message, which leaves now; its next turn a gap later."""
+        if not turn.done():
+            turn.set_result(None)
+        if not pace.queue:
+            return None
+        message = pace.pop()
+        pace.left(time.monotonic())
+        self._count_paced()
+        if len(pace.queue) == pace.low:
+            self._refill()
+        return self._send_paced(message)
 
     def _slot_freed(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -140,13 +175,23 @@ class Dispatcher:
             await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
 
     async def _woken_or_settled(self) -> None:
-        """Wait until more may be due (a timer fired) or every send in flight is settled."""
+        """Wait until more may be due (a timer fired, a pace has room) or every send in flight
+        and every paced claim is settled."""
         woken = asyncio.create_task(self._wake.wait())
         try:
-            while self._inflight and not self._wake.is_set():
-                await asyncio.wait({*self._inflight, woken}, return_when=asyncio.FIRST_COMPLETED)
+            while (busy := self._inflight | self._pacing()) and not self._wake.is_set():
+                await asyncio.wait({*busy, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             woken.cancel()
+
+    def _pacing(self) -> set[asyncio.Task[None]]:
+        return {p.task for p in set(self._paces.values()) if p.task is not None}
+
+    def _refill(self) -> None:
+        """A pace's queue is down to half: claim again (a drain runs while any pace waits)."""
+        self._wake.set()
+        if not self._draining:
+            self.supervisor.spawn(self.dispatch_due(), task="dispatch")
 
     async def claim(self, *, limit: int) -> list[Claim]:
         """Claim up to `limit` due messages for this instance, in one transaction of a few
@@ -154,23 +199,120 @@ class Dispatcher:
         return (await self._claim(limit=limit))[0]
 
     async def _claim(self, *, limit: int) -> tuple[list[Claim], int]:
-        """`claim`, and how many due rows it took (expired and cancelled ones too)."""
+        """`claim`, and how many due rows it took (expired and cancelled ones too). Paced
+        messages are not among the ones returned: they wait for their sender's turn."""
+        lease = self.settings.scheduler.claim_lease
+        paces = set(self._paces.values())
+        mono = time.monotonic()
+        held = {p: pacing.held(p, mono) for p in paces}
+        skip = [clinic for clinic, pace in self._paces.items() if pace.full]
 
-        def claim(s: Session) -> tuple[list[Claim], int]:
+        def claim(s: Session) -> tuple[pacing.Sorted, int]:
             now = self.clock.now()  # after the wait: the claim is as of now
             conn = s.connection()
             batch = claims.claim_due(
-                conn,
-                now=now,
-                instance=self.instance,
-                lease=self.settings.scheduler.claim_lease,
-                limit=limit,
+                conn, now=now, instance=self.instance, lease=lease, limit=limit, skip=skip
             )
             if batch.expired and Status.EXPIRED in self.recorder.audience.statuses:
                 self._expired(conn, batch.expired, now=now)
-            return vetting.vet(conn, batch, now=now), batch.taken
+            kept = vetting.vet(conn, batch, now=now)
+            if not self._paces:
+                return pacing.Sorted(unpaced=kept), batch.taken
+            order = pacing.sort(kept, self._paces, held, now=now, mono=time.monotonic())
+            self._unpace(conn, order, now=now)
+            return order, batch.taken
 
-        return await self.transactions.write(claim, urgent=True)
+        lease_until = self.clock.now() + lease
+        order, taken = await self.transactions.write(claim, urgent=True)
+        if order.late:
+            self.metrics.paced_expired.inc(len(order.late))
+        for pace, message in order.queued:
+            self._holding[message.id] = lease_until
+            pace.add(message)
+            if pace.task is None:
+                pace.task = self.supervisor.spawn(self._pace(pace), task="pace")
+        self._count_paced()
+        return order.unpaced, taken
+
+    def _unpace(self, conn: Connection, order: pacing.Sorted, *, now: datetime) -> None:
+        """Expire the paced messages that could not leave before their expiry, and release
+        unsent the ones more than their pace holds (claimed again when it has room). The
+        opt-out footer one of them was to carry goes to the number's next one that is sent."""
+        unfooted = {(m.clinic_id, m.phone) for m in order.late + order.over if m.footer}
+        footed = []
+        for _, m in order.queued:
+            if (m.clinic_id, m.phone) in unfooted and m.kind != ALERT:
+                unfooted.discard((m.clinic_id, m.phone))
+                m.footer = True
+                footed.append(m.id)
+        claims.mark_footer(conn, footed)
+        moves = [
+            Move(
+                m.id,
+                Status.EXPIRED,
+                PACE_LATE,
+                values={
+                    "reason": reasons.EXPIRED_BEFORE_SENT,
+                    "lease_until": None,
+                    "footer": False,
+                },
+            )
+            for m in order.late
+        ] + [
+            Move(
+                m.id,
+                Status.SCHEDULED,
+                PACE_OVER,
+                values={"lease_until": None, "attempts": m.attempts - 1, "footer": False},
+            )
+            for m in order.over
+        ]
+        if not moves:
+            return
+        move_many(conn, moves, now=now)
+        if order.late and Status.EXPIRED in self.recorder.audience.statuses:
+            self._expired(conn, [m.id for m in order.late], now=now)
+
+    async def _pace(self, pace: Pace) -> None:
+        """Hand `pace`'s claims their turns, one a gap, while any wait; expire the ones whose
+        expiry comes before their turn."""
+        try:
+            while pace.queue:
+                if (wait := pace.wait(time.monotonic())) > 0:
+                    await asyncio.sleep(wait)
+                while pace.queue and self.clock.now() >= pace.queue[0].expires_at:
+                    await self._expire_paced(pace.pop())
+                if pace.queue:
+                    turn = asyncio.get_running_loop().create_future()
+                    self._turns.append((pace, turn))
+                    self._start_ready()
+                    await turn
+        finally:
+            pace.task = None
+            self._count_paced()
+
+    async def _expire_paced(self, message: Claim) -> None:
+        """Expired, not sent: its expiry came before its turn (or a free slot)."""
+        self._holding.pop(message.id, None)
+        self.metrics.paced_expired.inc()
+        self._count_paced()
+        await self.outcomes.record(
+            Move(
+                message.id,
+                Status.EXPIRED,
+                PACE_LATE,
+                values={"reason": reasons.EXPIRED_BEFORE_SENT, "lease_until": None},
+            )
+        )
+
+    async def _send_paced(self, message: Claim) -> None:
+        if self.clock.now() >= message.expires_at:  # it waited for a slot past its expiry
+            await self._expire_paced(message)
+            return
+        await self._send(message)
+
+    def _count_paced(self) -> None:
+        self.metrics.paced_waiting.set(sum(len(p.queue) for p in set(self._paces.values())))
 
     def _expired(self, conn: Connection, ids: list[str], *, now: datetime) -> None:
         """Notify the messages the claim found past their expiry (SPEC §11)."""
@@ -178,10 +320,46 @@ class Dispatcher:
 
     async def close(self, *, timeout: float) -> None:
         """Let in-flight sends, and the claims held ready behind them, finish, for at most
-        `timeout` seconds (what is left is reconciled when its lease runs out)."""
+        `timeout` seconds (what is left is reconciled when its lease runs out). Paced claims
+        still waiting for their turn are released unsent at once."""
         deadline = asyncio.get_running_loop().time() + timeout
+        await self._release_paced()
         while self._inflight and (left := deadline - asyncio.get_running_loop().time()) > 0:
             await asyncio.wait(set(self._inflight), timeout=left)
+
+    async def _release_paced(self) -> None:
+        """Stop handing out turns; the claims that waited for one go back to `scheduled`:
+        never handed to the provider, they need no reconciliation."""
+        for pace in set(self._paces.values()):
+            if pace.task is not None:
+                pace.task.cancel()
+        for _, turn in self._turns:
+            turn.cancel()
+        self._turns.clear()
+        waiting = [m for p in set(self._paces.values()) for m in p.queue]
+        for pace in set(self._paces.values()):
+            pace.queue.clear()
+            pace.first = 0
+        self._count_paced()
+        if not waiting:
+            return
+        moves = [
+            Move(
+                m.id,
+                Status.SCHEDULED,
+                PACE_CLOSED,
+                values={"lease_until": None, "attempts": m.attempts - 1},
+            )
+            for m in waiting
+        ]
+        try:
+            await self.transactions.write(
+                lambda s: move_many(s.connection(), moves, now=self.clock.now()), urgent=True
+            )
+        except Exception:  # their leases run out; the sweeper reconciles them
+            log.exception("could not release paced claims")
+        for m in waiting:
+            self._holding.pop(m.id, None)
 
     def outgoing(self, message: Claim) -> OutgoingSms:
         """What to hand the provider for `message` now (`wire.wire`)."""

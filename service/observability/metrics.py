@@ -146,6 +146,17 @@ class Metrics:
         self.recoveries = Counter(
             "aftercare_claim_recoveries_total", "Expired claims reconciled", ["result"], registry=r
         )
+        self.paced_waiting = Gauge(
+            "aftercare_paced_waiting",
+            "Claimed messages waiting for their sender's pace (a clinic's mps)",
+            registry=r,
+        )
+        self.paced_expired = Counter(
+            "aftercare_paced_expired_total",
+            "Messages expired because they could not leave before their expiry at their "
+            "sender's pace (a clinic's mps)",
+            registry=r,
+        )
         self.pending = Gauge(
             "aftercare_pending_messages", "Messages scheduled or being sent (database)", registry=r
         )

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from service.storage import reasons
 from service.storage.conversation_tables import KIND_OPT_OUT
-from service.storage.models import Status
+from service.storage.models import ALERT, STAFF, Status
 from service.storage.moves import add_history
 from service.storage.tables import MESSAGE, OPT_OUT, PATIENT, TREATMENT
 
@@ -156,19 +156,37 @@ _DUE = due_first(M.id, M.due_at, M.status == Status.SCHEDULED)
 # those come first), and answers what vetting needs. The subquery picks (and on PostgreSQL
 # locks) rows still scheduled; checking the status again outside it would only lead SQLite to
 # walk every scheduled row by that index.
-_CLAIM = (
-    sa.update(MESSAGE)
-    .where(M.id.in_(_DUE.scalar_subquery()))
-    .values(
-        status=_unless_expired(sa.literal(Status.SENDING.value), sa.literal(Status.EXPIRED.value)),
-        reason=_unless_expired(M.reason, sa.literal(reasons.EXPIRED_BEFORE_SENT)),
-        claimed_by=_unless_expired(sa.bindparam("instance"), M.claimed_by),
-        claimed_at=_unless_expired(_at("now"), M.claimed_at),
-        lease_until=_unless_expired(_at("lease_until"), M.lease_until),
-        attempts=_unless_expired(M.attempts + 1, M.attempts),
-        updated_at=_at("now"),
+
+
+def _claim(due: sa.Select[Any]) -> sa.Update:
+    return (
+        sa.update(MESSAGE)
+        .where(M.id.in_(due.scalar_subquery()))
+        .values(
+            status=_unless_expired(
+                sa.literal(Status.SENDING.value), sa.literal(Status.EXPIRED.value)
+            ),
+            reason=_unless_expired(M.reason, sa.literal(reasons.EXPIRED_BEFORE_SENT)),
+            claimed_by=_unless_expired(sa.bindparam("instance"), M.claimed_by),
+            claimed_at=_unless_expired(_at("now"), M.claimed_at),
+            lease_until=_unless_expired(_at("lease_until"), M.lease_until),
+            attempts=_unless_expired(M.attempts + 1, M.attempts),
+            updated_at=_at("now"),
+        )
+        .returning(*CLAIM_COLUMNS, M.status, *_standing_columns())
     )
-    .returning(*CLAIM_COLUMNS, M.status, *_standing_columns())
+
+
+_CLAIM = _claim(_DUE)
+# Texts a person waits for (an on-call alert, a staff member's text): never passed over.
+WAITED_FOR = (ALERT, STAFF)
+# The same, passing over the due rows of some clinics (`skip`) but their `WAITED_FOR` texts:
+# clinics whose sender's pace holds as many claims as may leave within a lease
+# (docs/pacing.md). A statement of its own, so an unpaced claim is the same statement as ever.
+_CLAIM_SKIPPING = _claim(
+    _DUE.where(
+        sa.or_(M.clinic_id.not_in(sa.bindparam("skip", expanding=True)), M.kind.in_(WAITED_FOR))
+    )
 )
 _TAKE_OVER = (
     sa.update(MESSAGE)
@@ -208,13 +226,28 @@ class ClaimBatch:
 
 
 def claim_due(
-    conn: sa.Connection, *, now: datetime, instance: str, lease: timedelta, limit: int
+    conn: sa.Connection,
+    *,
+    now: datetime,
+    instance: str,
+    lease: timedelta,
+    limit: int,
+    skip: Sequence[str] = (),
 ) -> ClaimBatch:
-    """Claim up to `limit` due scheduled messages for `instance`, soonest first; expire the
-    ones among them past their expiry."""
-    params = {"now": now, "limit": limit, "instance": instance, "lease_until": now + lease}
+    """Claim up to `limit` due scheduled messages for `instance`, soonest first, none of the
+    clinics in `skip` but their `WAITED_FOR` texts; expire the ones among them past their
+    expiry."""
+    params: dict[str, Any] = {
+        "now": now,
+        "limit": limit,
+        "instance": instance,
+        "lease_until": now + lease,
+    }
+    statement = _CLAIM
+    if skip:
+        statement, params["skip"] = _CLAIM_SKIPPING, sorted(skip)
     batch = ClaimBatch([], {}, [])
-    for row in conn.execute(_CLAIM, params).all():
+    for row in conn.execute(statement, params).all():
         claim = Claim(*row[: len(CLAIM_COLUMNS)])
         if row.status == Status.EXPIRED:
             batch.expired.append(claim.id)
