@@ -147,6 +147,7 @@ class TestExpiry:
                 .first()
             )
         )
+        assert later is not None
         now = paced.clock.now()
         await _update(paced, first.id, expires_at=now + timedelta(seconds=0.5))  # turn: in 1 s
         await _update(paced, later, send_at=now, due_at=now)
