@@ -165,10 +165,11 @@ class Dispatcher:
                 instance=self.instance,
                 lease=self.settings.scheduler.claim_lease,
                 limit=limit,
+                window=self.settings.sms.merge_window,
             )
             if batch.expired and Status.EXPIRED in self.recorder.audience.statuses:
                 self._expired(conn, batch.expired, now=now)
-            return vetting.vet(conn, batch, now=now), batch.taken
+            return vetting.vet(conn, batch, now=now, instance=self.instance), batch.taken
 
         return await self.transactions.write(claim, urgent=True)
 

@@ -9,7 +9,7 @@ the session's connection: a batch of claims costs a handful of round trips, not 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from service.storage import reasons
 from service.storage.conversation_tables import KIND_OPT_OUT
-from service.storage.models import Status
+from service.storage.models import ALERT, STAFF, Status
 from service.storage.moves import add_history
 from service.storage.tables import MESSAGE, OPT_OUT, PATIENT, TREATMENT
 
@@ -40,6 +40,15 @@ class Claim:
     footer: bool
     kind: str
     locale: str  # the footer's: the patient's (SPEC §12), else the text's
+    patient_id: int
+    due_at: datetime
+    # The messages going out inside this one, as one text, in plan order (docs/merging.md).
+    parts: list[Claim] = field(default_factory=list)
+
+    @property
+    def order(self) -> tuple[datetime, datetime, str]:
+        """Plan order: due time, then planned time, then id."""
+        return (self.due_at, self.send_at, self.id)
 
 
 def _claimed(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
@@ -68,6 +77,8 @@ CLAIM_COLUMNS = (
     M.footer,
     M.kind,
     _FOOTER_LOCALE,
+    M.patient_id,
+    M.due_at,
 )
 
 
@@ -170,11 +181,44 @@ _CLAIM = (
     )
     .returning(*CLAIM_COLUMNS, M.status, *_standing_columns())
 )
+# Merging (docs/merging.md): the same patients' other scheduled messages due by the bound, taken
+# in one more statement per batch, locked and skipping rows a rival claimer holds, as the claim
+# is. Claimed `sending` (or expired); who claimed them is written once they are merged.
+_PARTS = (
+    sa.select(M.id)
+    .where(
+        M.status == Status.SCHEDULED,
+        M.patient_id.in_(sa.bindparam("patients", expanding=True)),
+        M.due_at <= _at("bound"),
+        M.kind.not_in((ALERT, STAFF)),
+    )
+    .with_for_update(skip_locked=True)
+)
+_CLAIM_PARTS = (
+    sa.update(MESSAGE)
+    .where(M.id.in_(_PARTS.scalar_subquery()))
+    .values(
+        status=_unless_expired(sa.literal(Status.SENDING.value), sa.literal(Status.EXPIRED.value)),
+        reason=_unless_expired(M.reason, sa.literal(reasons.EXPIRED_BEFORE_SENT)),
+        lease_until=_unless_expired(_at("lease_until"), M.lease_until),
+        updated_at=_at("now"),
+    )
+    .returning(*CLAIM_COLUMNS, M.status, *_standing_columns())
+)
 _TAKE_OVER = (
     sa.update(MESSAGE)
     .where(
         M.id == sa.bindparam("message_id"), M.status == Status.SENDING, M.lease_until < _at("now")
     )
+    .values(
+        claimed_by=sa.bindparam("instance"), lease_until=_at("lease_until"), updated_at=_at("now")
+    )
+    .returning(*CLAIM_COLUMNS)
+)
+
+_TAKE_OVER_PARTS = (
+    sa.update(MESSAGE)
+    .where(M.merged_into == sa.bindparam("message_id"), M.status == Status.SENDING)
     .values(
         claimed_by=sa.bindparam("instance"), lease_until=_at("lease_until"), updated_at=_at("now")
     )
@@ -200,48 +244,151 @@ class ClaimBatch:
     claims: list[Claim]
     standing: dict[str, Standing]
     expired: list[str]
-
-    @property
-    def taken(self) -> int:
-        """How many due rows the claim took, whatever became of them."""
-        return len(self.claims) + len(self.expired)
+    taken: int = 0  # how many due rows the claim took, whatever became of them
+    window: timedelta = timedelta(0)  # sms.merge_window
+    # Messages not due yet, taken to merge into a due one (docs/merging.md): not claimed by
+    # anyone until they are merged, and released when they are not.
+    ahead: set[str] = field(default_factory=set)
 
 
 def claim_due(
-    conn: sa.Connection, *, now: datetime, instance: str, lease: timedelta, limit: int
+    conn: sa.Connection,
+    *,
+    now: datetime,
+    instance: str,
+    lease: timedelta,
+    limit: int,
+    window: timedelta = timedelta(0),
 ) -> ClaimBatch:
     """Claim up to `limit` due scheduled messages for `instance`, soonest first; expire the
-    ones among them past their expiry."""
+    ones among them past their expiry. With a merge `window`, also take the same patients'
+    messages due within it of their earliest claimed here (`merging.merge` groups them)."""
     params = {"now": now, "limit": limit, "instance": instance, "lease_until": now + lease}
-    batch = ClaimBatch([], {}, [])
-    for row in conn.execute(_CLAIM, params).all():
+    batch = ClaimBatch([], {}, [], window=window)
+    _take(batch, conn.execute(_CLAIM, params).all())
+    batch.taken = len(batch.claims) + len(batch.expired)
+    history = [
+        (c.id, Status.SENDING, f"claimed by {instance}, attempt {c.attempts}", None)
+        for c in batch.claims
+    ]
+    if window:
+        _claim_ahead(conn, batch, params)
+    batch.claims.sort(key=lambda c: c.order)
+    expired = reasons.EXPIRED_BEFORE_SENT
+    add_history(
+        conn, [(i, Status.EXPIRED, expired, None) for i in batch.expired] + history, now=now
+    )
+    return batch
+
+
+def _take(batch: ClaimBatch, rows: Sequence[sa.Row[Any]]) -> list[Claim]:
+    """Add the claim's rows to `batch`; the claims (not the expired)."""
+    taken = []
+    for row in rows:
         claim = Claim(*row[: len(CLAIM_COLUMNS)])
         if row.status == Status.EXPIRED:
             batch.expired.append(claim.id)
             continue
-        batch.claims.append(claim)
+        taken.append(claim)
         cancelled, consents, phone, stopped, reached, word = row[len(CLAIM_COLUMNS) + 1 :]
         batch.standing[claim.id] = Standing(
             bool(cancelled), bool(consents), phone, bool(stopped), bool(reached), word
         )
-    batch.claims.sort(key=lambda c: (c.send_at, c.id))
-    expired = reasons.EXPIRED_BEFORE_SENT
-    add_history(
-        conn,
-        [(i, Status.EXPIRED, expired, None) for i in batch.expired]
-        + [
-            (c.id, Status.SENDING, f"claimed by {instance}, attempt {c.attempts}", None)
-            for c in batch.claims
-        ],
-        now=now,
+    batch.claims.extend(taken)
+    return taken
+
+
+def _claim_ahead(conn: sa.Connection, batch: ClaimBatch, params: dict[str, Any]) -> None:
+    """Take the claimed patients' messages due within the window of their earliest here; those
+    beyond it (another patient's bound let them in, or another clinic's) go back at once."""
+    earliest: dict[tuple[str, int], datetime] = {}
+    for c in batch.claims:
+        if c.kind not in (ALERT, STAFF):
+            key = (c.clinic_id, c.patient_id)
+            earliest[key] = min(earliest.get(key, c.due_at), c.due_at)
+    if not earliest:
+        return
+    found = conn.execute(
+        _CLAIM_PARTS,
+        {
+            **params,
+            "bound": max(earliest.values()) + batch.window,
+            "patients": sorted({p for _, p in earliest}),
+        },
+    ).all()
+    back = []
+    for claim in _take(batch, found):
+        first = earliest.get((claim.clinic_id, claim.patient_id))
+        if first is None or claim.due_at > first + batch.window:
+            back.append(claim.id)
+        else:
+            batch.ahead.add(claim.id)
+    if back:
+        release(conn, back, now=params["now"])
+        batch.claims = [c for c in batch.claims if c.id not in back]
+
+
+_RELEASE = (
+    sa.update(MESSAGE)
+    .where(M.id.in_(sa.bindparam("ids", expanding=True)), M.status == Status.SENDING)
+    .values(status=Status.SCHEDULED, lease_until=None, footer=False, updated_at=_at("now"))
+)
+
+
+def release(conn: sa.Connection, ids: Sequence[str], *, now: datetime) -> None:
+    """Put back messages taken to merge and not merged: scheduled as they were (docs/merging.md)."""
+    conn.execute(_RELEASE, {"ids": list(ids), "now": now})
+
+
+_MERGED = (
+    sa.update(MESSAGE)
+    .where(M.id == sa.bindparam("m_id"))
+    .values(
+        merged_into=sa.bindparam("m_lead"),
+        claimed_by=sa.bindparam("m_instance"),
+        claimed_at=_at("m_now"),
+        attempts=M.attempts + sa.bindparam("m_bump", type_=sa.Integer),
     )
-    return batch
+)
+
+
+def mark_merged(
+    conn: sa.Connection,
+    leads: Sequence[Claim],
+    *,
+    ahead: set[str],
+    instance: str,
+    now: datetime,
+) -> None:
+    """Record the parts of these merged texts (`Claim.parts`): whose they are, and, for those
+    taken ahead of their time, who claimed them."""
+    rows, history = [], []
+    for lead in leads:
+        for part in lead.parts:
+            early = part.id in ahead
+            if early:
+                part.attempts += 1
+            rows.append(
+                {
+                    "m_id": part.id,
+                    "m_lead": lead.id,
+                    "m_instance": instance,
+                    "m_now": now,
+                    "m_bump": int(early),
+                }
+            )
+            claimed = f"claimed by {instance}, attempt {part.attempts}, " if early else ""
+            history.append((part.id, Status.SENDING, f"{claimed}merged into {lead.id}", None))
+    if rows:
+        conn.execute(_MERGED, rows)
+        add_history(conn, history, now=now)
 
 
 def take_over(
     conn: sa.Connection, message_id: str, *, now: datetime, instance: str, lease: timedelta
 ) -> Claim | None:
-    """Take over a stale claim so that only one instance reconciles it."""
+    """Take over a stale claim so that only one instance reconciles it, with the messages
+    merged into it (docs/merging.md)."""
     params = {
         "message_id": message_id,
         "now": now,
@@ -249,7 +396,13 @@ def take_over(
         "lease_until": now + lease,
     }
     row = conn.execute(_TAKE_OVER, params).first()
-    return None if row is None else Claim(*row)
+    if row is None:
+        return None
+    claim = Claim(*row)
+    # A merged text's parts, still `sending` with it: reconciled and recorded with it.
+    parts = [Claim(*part) for part in conn.execute(_TAKE_OVER_PARTS, params).all()]
+    claim.parts = sorted(parts, key=lambda c: c.order)
+    return claim
 
 
 def extend(
