@@ -52,15 +52,17 @@ class Merging:
     def dispatcher(self) -> Dispatcher:
         return self.client.app[DISPATCHER]
 
-    def rival(self) -> Dispatcher:
-        """A second dispatcher on the same database, as another replica."""
+    def replica(self, instance: str, *, room: int) -> Dispatcher:
+        """Another dispatcher on the same database, as another replica, with room for `room`
+        sends at a time (so it claims `2 * room` at most)."""
         mine = self.dispatcher
+        scheduler = mine.settings.scheduler.model_copy(update={"max_concurrent_sends": room})
         return Dispatcher(
-            settings=mine.settings,
+            settings=mine.settings.model_copy(update={"scheduler": scheduler}),
             transactions=mine.transactions,
             sender=mine.sender,
             clock=self.clock,
-            instance="replica-2",
+            instance=instance,
         )
 
     async def plan(self, *, completed_at: datetime | None = None, **overrides: Any) -> str:
@@ -71,9 +73,7 @@ class Merging:
         treatment.update(overrides.pop("treatment", {}))
         overrides.setdefault("patient", {}).setdefault("timezone", "UTC")
         raw = encode(completed_event(treatment=treatment, **overrides))
-        response = await self.client.post(
-            "/v1/clinics/glow/events", data=raw, headers=signed(raw)
-        )
+        response = await self.client.post("/v1/clinics/glow/events", data=raw, headers=signed(raw))
         assert response.status == 202, await response.text()
         return str((await response.json())["treatment"]["id"])
 
@@ -189,7 +189,9 @@ class TestMerging:
         await merging.dispatcher.dispatch_due()
         text = (await (await merging.client.get("/metrics")).text()).splitlines()
         assert 'aftercare_segments_sent_total{kind="aftercare"} 1.0' in text
-        assert not any(line.startswith('aftercare_segments_sent_total{kind="serum"}') for line in text)
+        assert not any(
+            line.startswith('aftercare_segments_sent_total{kind="serum"}') for line in text
+        )
 
     async def test_with_0s_each_goes_alone(self, start: Start) -> None:
         merging = await start("0s")
@@ -252,9 +254,7 @@ class TestMerging:
         other = await merging.plan(completed_at=now - timedelta(hours=2) + timedelta(seconds=5))
         await merging.dispatcher.dispatch_due()
         [sent] = merging.fake.messages
-        assert sent.body == (
-            f"First, Ana.\n\nFirst, Ana.\n\nSerum now.\n\nSerum now.\n{FOOTER}"
-        )
+        assert sent.body == (f"First, Ana.\n\nFirst, Ana.\n\nSerum now.\n\nSerum now.\n{FOOTER}")
         first = (await merging.read(one))[0]
         assert [m["merged_into"] for m in (await merging.read(other))[:2]] == [first["id"]] * 2
 
@@ -276,16 +276,23 @@ class TestMerging:
         assert serum["send_at"] > first["send_at"]
         assert "Serum now." in sent.body
 
+    @pytest.mark.parametrize("later", [0, 15])
+    @pytest.mark.parametrize("room", [1, 10])
     async def test_two_dispatchers_at_once_send_each_merged_text_once(
-        self, start: Start
+        self, start: Start, later: int, room: int
     ) -> None:
+        """Two replicas claiming at once, in small batches and large, when only the first of
+        each patient's two is due and when both are: each message once, in one text."""
         merging = await start("30s")
         treatments = [
             await merging.plan(patient={"id": f"pt_{i}", "phone": f"+1415555{i:04d}"})
             for i in range(4)
         ]
-        rival = merging.rival()
-        mine = merging.dispatcher
+        merging.clock.advance(timedelta(seconds=later))
+        mine, rival = (
+            merging.replica("replica-1", room=room),
+            merging.replica("replica-2", room=room),
+        )
         await asyncio.gather(*[d.dispatch_due() for d in [mine, rival] * 3])
         await asyncio.gather(mine.close(timeout=5), rival.close(timeout=5))
         assert len(merging.fake.attempts) == 4  # one create a patient
@@ -298,3 +305,58 @@ class TestMerging:
                 "scheduled",
             )
             assert serum["merged_into"] == first["id"]
+
+
+class TestOutcomes:
+    async def test_a_refused_text_fails_with_all_its_parts(self, start: Start) -> None:
+        merging = await start("30s")
+        merging.fake.behaviours[PHONE] = "error:21211"
+        treatment = await merging.plan()
+        await merging.dispatcher.dispatch_due()
+        first, serum, later = await merging.read(treatment)
+        assert (first["status"], serum["status"], later["status"]) == (
+            "failed",
+            "failed",
+            "scheduled",
+        )
+        assert serum["error_code"] == 21211
+        assert _detail(serum, "failed").startswith(f"merged into {first['id']}")
+
+    async def test_a_text_not_found_after_a_5xx_is_retried_with_its_parts_as_one_again(
+        self, start: Start
+    ) -> None:
+        merging = await start("30s")
+        merging.fake.behaviours[PHONE] = "flaky:1"  # a 500: maybe sent, held, then reconciled
+        treatment = await merging.plan()
+        await merging.dispatcher.dispatch_due()
+        first, serum, _ = await merging.read(treatment)
+        assert (first["status"], serum["status"]) == ("sending", "sending")
+        merging.clock.advance(merging.settings.scheduler.claim_lease * 3)
+        await merging.client.app[TIMERS].sweep()  # the part is reconciled with its lead
+        first, serum, _ = await merging.read(treatment)
+        assert (first["status"], serum["status"]) == ("scheduled", "scheduled")
+        assert serum["merged_into"] is None
+        merging.clock.advance(merging.settings.scheduler.retry_max_delay)
+        await merging.dispatcher.dispatch_due()  # both due again at the same time
+        [sent] = merging.fake.messages
+        assert sent.body == f"First, Ana.\n\nSerum now.\n{FOOTER}"
+        first, serum, _ = await merging.read(treatment)
+        assert (first["status"], serum["status"], serum["merged_into"]) == (
+            "sent",
+            "sent",
+            first["id"],
+        )
+
+    async def test_a_text_twilio_took_is_reconciled_with_its_parts_not_sent_again(
+        self, start: Start
+    ) -> None:
+        merging = await start("30s")
+        merging.fake.behaviours[PHONE] = "lateanswer:1.5"  # accepted; the answer times out
+        treatment = await merging.plan()
+        await merging.dispatcher.dispatch_due()
+        merging.clock.advance(merging.settings.scheduler.claim_lease * 3)
+        await merging.client.app[TIMERS].sweep()
+        assert len(merging.fake.attempts) == 1
+        first, serum, _ = await merging.read(treatment)
+        assert (first["status"], serum["status"]) == ("sent", "sent")
+        assert first["provider_id"] == merging.fake.messages[0].sid
