@@ -205,7 +205,7 @@ class TestMerging:
     async def test_an_alert_is_never_merged(self, start: Start) -> None:
         merging = await start("30s")
         treatment = await merging.plan()
-        first, serum, _ = await merging.read(treatment)
+        _, serum, _ = await merging.read(treatment)
         await merging.set_kind(serum["id"], "alert")
         merging.clock.advance(timedelta(seconds=15))  # both due
         await merging.dispatcher.dispatch_due()
