@@ -163,31 +163,62 @@ def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
 # Built once: a statement object carries its compiled form's cache key, so running it again
 # costs binding its parameters, not building and hashing the statement.
 _DUE = due_first(M.id, M.due_at, M.status == Status.SCHEDULED)
+
+
 # One statement claims the due rows and expires those past their expiry (soonest first, so
 # those come first), and answers what vetting needs. The subquery picks (and on PostgreSQL
 # locks) rows still scheduled; checking the status again outside it would only lead SQLite to
 # walk every scheduled row by that index.
-_CLAIM = (
-    sa.update(MESSAGE)
-    .where(M.id.in_(_DUE.scalar_subquery()))
-    .values(
-        status=_unless_expired(sa.literal(Status.SENDING.value), sa.literal(Status.EXPIRED.value)),
-        reason=_unless_expired(M.reason, sa.literal(reasons.EXPIRED_BEFORE_SENT)),
-        claimed_by=_unless_expired(sa.bindparam("instance"), M.claimed_by),
-        claimed_at=_unless_expired(_at("now"), M.claimed_at),
-        lease_until=_unless_expired(_at("lease_until"), M.lease_until),
-        attempts=_unless_expired(M.attempts + 1, M.attempts),
-        updated_at=_at("now"),
+def _claim(*more: sa.ColumnElement[Any]) -> sa.Update:
+    return (
+        sa.update(MESSAGE)
+        .where(M.id.in_(_DUE.scalar_subquery()))
+        .values(
+            status=_unless_expired(
+                sa.literal(Status.SENDING.value), sa.literal(Status.EXPIRED.value)
+            ),
+            reason=_unless_expired(M.reason, sa.literal(reasons.EXPIRED_BEFORE_SENT)),
+            claimed_by=_unless_expired(sa.bindparam("instance"), M.claimed_by),
+            claimed_at=_unless_expired(_at("now"), M.claimed_at),
+            lease_until=_unless_expired(_at("lease_until"), M.lease_until),
+            attempts=_unless_expired(M.attempts + 1, M.attempts),
+            updated_at=_at("now"),
+        )
+        .returning(*CLAIM_COLUMNS, M.status, *_standing_columns(), *more)
     )
-    .returning(*CLAIM_COLUMNS, M.status, *_standing_columns())
-)
+
+
+_CLAIM = _claim()
+
+
+def _mergeable() -> sa.Exists:
+    """Whether the claimed row's patient has another message at its clinic that may merge
+    into it: scheduled, due by the bound `now + window` (its own is due by now), not an alert
+    or a staff text. On PostgreSQL a row claimed in the same statement still looks scheduled:
+    that only costs the lookup that then finds it taken."""
+    other = MESSAGE.alias("mergeable")
+    return sa.exists().where(
+        other.c.patient_id == _claimed(M.patient_id),
+        other.c.clinic_id == _claimed(M.clinic_id),
+        other.c.id != _claimed(M.id),
+        other.c.status.concat("") == Status.SCHEDULED,  # by patient, not by (status, due_at)
+        other.c.due_at <= _at("bound"),
+        other.c.kind.not_in((ALERT, STAFF)),
+    )
+
+
+# With a merge window: the claim also answers whether anything may merge into each row, so the
+# statement taking the parts runs only for a batch where something may (most have nothing).
+_CLAIM_MERGING = _claim(_mergeable().label("mergeable"))
 # Merging (docs/merging.md): the same patients' other scheduled messages due by the bound, taken
 # in one more statement per batch, locked and skipping rows a rival claimer holds, as the claim
 # is. Claimed `sending` (or expired); who claimed them is written once they are merged.
+# Looked up by patient: the status compared as `status || ''`, which no index serves, or the
+# planners walk (status, due_at) through every message due by the bound (a backlog's all).
 _PARTS = (
     sa.select(M.id)
     .where(
-        M.status == Status.SCHEDULED,
+        M.status.concat("") == Status.SCHEDULED,
         M.patient_id.in_(sa.bindparam("patients", expanding=True)),
         M.due_at <= _at("bound"),
         M.kind.not_in((ALERT, STAFF)),
@@ -265,14 +296,20 @@ def claim_due(
     messages due within it of their earliest claimed here (`merging.merge` groups them)."""
     params = {"now": now, "limit": limit, "instance": instance, "lease_until": now + lease}
     batch = ClaimBatch([], {}, [], window=window)
-    _take(batch, conn.execute(_CLAIM, params).all())
+    mergeable: set[str] = set()
+    if window:
+        rows = conn.execute(_CLAIM_MERGING, {**params, "bound": now + window}).all()
+        mergeable = {row.id for row in rows if row.mergeable and row.status != Status.EXPIRED}
+    else:
+        rows = conn.execute(_CLAIM, params).all()
+    _take(batch, rows)
     batch.taken = len(batch.claims) + len(batch.expired)
     history = [
         (c.id, Status.SENDING, f"claimed by {instance}, attempt {c.attempts}", None)
         for c in batch.claims
     ]
-    if window:
-        _claim_ahead(conn, batch, params)
+    if window and mergeable:
+        _claim_ahead(conn, batch, params, mergeable)
     batch.claims.sort(key=lambda c: c.order)
     expired = reasons.EXPIRED_BEFORE_SENT
     add_history(
@@ -290,7 +327,8 @@ def _take(batch: ClaimBatch, rows: Sequence[sa.Row[Any]]) -> list[Claim]:
             batch.expired.append(claim.id)
             continue
         taken.append(claim)
-        cancelled, consents, phone, stopped, reached, word = row[len(CLAIM_COLUMNS) + 1 :]
+        start = len(CLAIM_COLUMNS) + 1
+        cancelled, consents, phone, stopped, reached, word = row[start : start + 6]
         batch.standing[claim.id] = Standing(
             bool(cancelled), bool(consents), phone, bool(stopped), bool(reached), word
         )
@@ -298,12 +336,16 @@ def _take(batch: ClaimBatch, rows: Sequence[sa.Row[Any]]) -> list[Claim]:
     return taken
 
 
-def _claim_ahead(conn: sa.Connection, batch: ClaimBatch, params: dict[str, Any]) -> None:
-    """Take the claimed patients' messages due within the window of their earliest here; those
-    beyond it (another patient's bound let them in, or another clinic's) go back at once."""
+def _claim_ahead(
+    conn: sa.Connection, batch: ClaimBatch, params: dict[str, Any], mergeable: set[str]
+) -> None:
+    """Take the claimed patients' messages due within the window of their earliest here (of
+    the patients with any such message, `mergeable`); those beyond it (another patient's bound
+    let them in, or another clinic's) go back at once."""
+    wanted = {(c.clinic_id, c.patient_id) for c in batch.claims if c.id in mergeable}
     earliest: dict[tuple[str, int], datetime] = {}
     for c in batch.claims:
-        if c.kind not in (ALERT, STAFF):
+        if c.kind not in (ALERT, STAFF) and (c.clinic_id, c.patient_id) in wanted:
             key = (c.clinic_id, c.patient_id)
             earliest[key] = min(earliest.get(key, c.due_at), c.due_at)
     if not earliest:
