@@ -9,6 +9,7 @@ read API, and what the fake Twilio server records through the real twilio client
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,17 +20,20 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
+from sqlmodel import select
 
 from service.config import Settings
 from service.delivery.dispatch import Dispatcher
 from service.storage.models import Message
+from service.storage.outbox import Notification
 from service.web.app import create_app
 from service.web.keys import DISPATCHER, TIMERS, TRANSACTIONS
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, serve, sign_twilio
 from tests.helpers.events import completed_event, encode, signed
-from tests.support import PHONE, TOKEN, FakeClock, glow_in_utc, make_settings
+from tests.support import PHONE, SECRET, TOKEN, FakeClock, glow_in_utc, make_settings
 
 FOOTER = "Reply STOP to opt out."
+HOOK = {"url": "http://127.0.0.1:9/hooks", "secrets": [SECRET]}
 # Three steps: two 15 s apart, a third a minute after the first (beyond a 30 s window).
 MERGE = {
     "title": "Merge",
@@ -107,6 +111,14 @@ class Merging:
         }
         assert await self.twilio("/v1/twilio/inbound", params) == 200
 
+    async def notified(self) -> list[tuple[str, str]]:
+        """(type, message id) of every message notification written."""
+        rows = await self.client.app[TRANSACTIONS].read(
+            lambda s: s.exec(select(Notification).order_by(Notification.created_at)).all()
+        )
+        bodies = [json.loads(r.body) for r in rows]
+        return [(b["type"], b["data"]["message"]["id"]) for b in bodies if "message" in b["data"]]
+
     async def set_kind(self, message_id: str, kind: str) -> None:
         def change(s: Any) -> None:
             s.connection().execute(
@@ -123,7 +135,7 @@ Start = Callable[..., Awaitable[Merging]]
 async def start(
     database: str, aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
 ) -> AsyncIterator[Start]:
-    async def run(window: str = "30s") -> Merging:
+    async def run(window: str = "30s", *, notified: bool = False) -> Merging:
         fake = FakeTwilio(callbacks=False)
         base = await serve(aiohttp_server, fake)
         settings = make_settings(
@@ -135,7 +147,7 @@ async def start(
                 "api_base_url": base,
                 "request_timeout": "1s",
             },
-            clinics={"glow": glow_in_utc()},
+            clinics={"glow": glow_in_utc(**({"notifications": HOOK} if notified else {}))},
             protocols={"merge": MERGE},
         )
         clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
@@ -180,6 +192,18 @@ class TestMerging:
             "sent",
             "delivered",
         ]
+
+    async def test_an_undelivered_callback_is_notified_for_every_part(self, start: Start) -> None:
+        merging = await start("30s", notified=True)
+        treatment = await merging.plan()
+        await merging.dispatcher.dispatch_due()
+        [sent] = merging.fake.messages
+        await merging.status(sent.sid, "undelivered")
+        first, serum, _ = await merging.read(treatment)
+        assert (first["status"], serum["status"]) == ("undelivered", "undelivered")
+        assert sorted(await merging.notified()) == sorted(
+            [("message.undelivered", first["id"]), ("message.undelivered", serum["id"])]
+        )
 
     async def test_the_segments_metric_counts_a_merged_text_once_by_its_leads_kind(
         self, start: Start

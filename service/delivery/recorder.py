@@ -86,10 +86,13 @@ class Recorder:
         failed or expired, or (callbacks kept for an accepted send applied) beyond sent."""
         if not self.audience.statuses:
             return
+        # A merged text's parts (`Move.also`) move with the callbacks of their lead's sid.
+        parts = {p.message_id for m in done if m.provider_id for p in m.also} if settled else set()
         ids = [
             m.message_id
             for m in done
-            if m.to in self.audience.statuses or (settled and m.provider_id)
+            if m.to in self.audience.statuses
+            or (settled and (m.provider_id or m.message_id in parts))
         ]
         if ids:
             notices.messages_changed(conn, self.settings, self.audience, ids=ids, now=now)
