@@ -1,11 +1,14 @@
 """CPU and wall time of one message through the dispatcher on SQLite, without HTTP.
 
-`python bench/dispatch_cost.py [--statements]` seeds due messages (each its number's first, so
-each carries the footer, as in the steady run), and takes 2,000 of them one at a time the way a
-steady trickle does: a claim of one, the send (a sender that accepts at once, so no HTTP), its
-outcome. It prints the CPU of the whole process per message; `--statements` adds the time each
-SQL statement spends in the writer's thread (SQLAlchemy's cursor events). To compare trees, run
-each tree's own copy of this script in turn, a few times over: the machine's speed drifts.
+`python bench/dispatch_cost.py [--statements] [--merge-window 30m]` seeds due messages (each
+its number's first, so each carries the footer, as in the steady run), and takes 2,000 of them
+one at a time the way a steady trickle does: a claim of one, the send (a sender that accepts at
+once, so no HTTP), its outcome. It prints the CPU of the whole process per message;
+`--statements` adds the time each SQL statement spends in the writer's thread (SQLAlchemy's
+cursor events); `--merge-window` sets `sms.merge_window` (each message its own patient's:
+nothing merges, so what it measures is the cost of looking, docs/merging.md). To compare
+trees, run each tree's own copy of this script in turn, a few times over: the machine's speed
+drifts.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def settings(url: str) -> Settings:
         {
             "server": {"public_base_url": "http://127.0.0.1:8080"},
             "database": {"url": url},
-            "sms": {"backend": "console"},
+            "sms": {"backend": "console", **_merge_window()},
             "clinics": {
                 seed.CLINIC: {
                     "name": "Bench",
@@ -100,6 +103,13 @@ def settings(url: str) -> Settings:
             },
         }
     )
+
+
+def _merge_window() -> dict[str, str]:
+    """`--merge-window VALUE` as an [sms] setting (a tree from before merging ignores it)."""
+    if "--merge-window" not in sys.argv:
+        return {}
+    return {"merge_window": sys.argv[sys.argv.index("--merge-window") + 1]}
 
 
 async def main() -> None:

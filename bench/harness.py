@@ -36,7 +36,14 @@ API_TOKEN = "bench-api-token-0123456789abcdefghijk"
 
 
 def service_config(
-    root: Path, *, port: int, db_url: str, backend: str, twilio_url: str, scheduler: dict[str, Any]
+    root: Path,
+    *,
+    port: int,
+    db_url: str,
+    backend: str,
+    twilio_url: str,
+    scheduler: dict[str, Any],
+    sms: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The service's configuration: clinic `bench` and the protocols of `root`'s
     config.example.toml."""
@@ -61,7 +68,7 @@ def service_config(
             "public_base_url": f"http://127.0.0.1:{port}",
         },
         "database": {"url": db_url, "migrate_on_start": True},
-        "sms": {"backend": backend, "opt_out_footer": "Reply STOP to opt out."},
+        "sms": {"backend": backend, "opt_out_footer": "Reply STOP to opt out.", **(sms or {})},
         "twilio": {
             "account_sid": ACCOUNT_SID,
             "auth_token": AUTH_TOKEN,
@@ -140,6 +147,7 @@ class Service:
         backend: str = "console",
         twilio_url: str = "",
         scheduler: dict[str, Any] | None = None,
+        sms: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.root = root
@@ -156,6 +164,7 @@ class Service:
                     backend=backend,
                     twilio_url=twilio_url,
                     scheduler=self.scheduler,
+                    sms=sms,
                 )
             ),
             encoding="utf-8",
@@ -248,4 +257,5 @@ class Context:
             backend="twilio",
             twilio_url=self.fake.url,
             scheduler=self.scheduler,
+            sms=dict(item.partition("=")[::2] for item in getattr(self.args, "sms", [])),
         )

@@ -89,6 +89,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "max_concurrent_sends=64 (default: the service's defaults)",
     )
     p.add_argument(
+        "--sms",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set an [sms] setting for dispatch runs, e.g. merge_window=30m",
+    )
+    p.add_argument(
         "--targets-on-postgres",
         action="store_true",
         help="also judge PostgreSQL dispatch figures against the targets",

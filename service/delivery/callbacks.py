@@ -51,9 +51,22 @@ class Callback:
     received_at: datetime
 
 
+_PART = MESSAGE.alias("part")
 _FIND = (
-    sa.select(M.provider_id, M.id, M.status)
+    sa.select(
+        M.provider_id,
+        M.id,
+        M.status,
+        sa.exists().where(_PART.c.merged_into == M.id).label("merged"),
+    )
     .where(M.provider_id.in_(sa.bindparam("sids", expanding=True)))
+    .order_by(M.id)
+    .with_for_update()
+)
+# A merged text's parts (docs/merging.md): its sid is its lead's, and moves them all.
+_FIND_PARTS = (
+    sa.select(M.merged_into, M.id, M.status)
+    .where(M.merged_into.in_(sa.bindparam("leads", expanding=True)))
     .order_by(M.id)
     .with_for_update()
 )
@@ -133,20 +146,27 @@ def _keep(conn: sa.Connection, callbacks: Sequence[Callback]) -> None:
     )
 
 
-def _find(conn: sa.Connection, sids: Sequence[str]) -> dict[str, tuple[str, Status]]:
-    """The recorded sids among `sids`: each one's message and its status, rows locked."""
+def _find(conn: sa.Connection, sids: Sequence[str]) -> dict[str, list[tuple[str, Status]]]:
+    """The recorded sids among `sids`: each one's messages (the one it was recorded for, then
+    any merged into that one) and their statuses, rows locked."""
     rows = conn.execute(_FIND, {"sids": list(sids)}).all()
-    return {sid: (message_id, Status(status)) for sid, message_id, status in rows}
+    found = {sid: [(message_id, Status(status))] for sid, message_id, status, _ in rows}
+    leads = {message_id: sid for sid, message_id, _, merged in rows if merged}
+    if leads:
+        for lead, message_id, status in conn.execute(_FIND_PARTS, {"leads": sorted(leads)}):
+            found[leads[lead]].append((message_id, Status(status)))
+    return found
 
 
 def _apply(
     conn: sa.Connection,
-    found: dict[str, tuple[str, Status]],
+    found: dict[str, list[tuple[str, Status]]],
     callbacks: Sequence[Callback],
     *,
     now: datetime,
 ) -> list[Outcome]:
-    """Move the found messages through `callbacks` in order; one UPDATE per message."""
+    """Move the found messages through `callbacks` in order; one UPDATE per message. A sid's
+    callback moves each of its messages (a merged text's lead and parts) that may move."""
     outcomes: list[Outcome] = []
     history: list[tuple[str, str, str | None, int | None]] = []
     final: dict[str, tuple[Status, int | None]] = {}
@@ -154,15 +174,19 @@ def _apply(
         if c.sid not in found:
             outcomes.append(Outcome.EARLY)
             continue
-        message_id, current = found[c.sid]
-        if not can_move(current, c.status):
-            outcomes.append(Outcome.STALE)
-            continue
-        found[c.sid] = (message_id, c.status)
-        code = c.code or final.get(message_id, (c.status, None))[1]
-        final[message_id] = (c.status, code)
-        history.append((message_id, c.status, f"twilio: {c.status}", c.code))
-        outcomes.append(Outcome.APPLIED)
+        messages = found[c.sid]
+        lead = messages[0][0]
+        applied = False
+        for index, (message_id, current) in enumerate(messages):
+            if not can_move(current, c.status):
+                continue
+            applied = True
+            messages[index] = (message_id, c.status)
+            code = c.code or final.get(message_id, (c.status, None))[1]
+            final[message_id] = (c.status, code)
+            detail = f"twilio: {c.status}" if message_id == lead else f"twilio: {c.status} ({lead})"
+            history.append((message_id, c.status, detail, c.code))
+        outcomes.append(Outcome.APPLIED if applied else Outcome.STALE)
     _update(conn, final, now=now)
     add_history(conn, history, now=now)
     return outcomes

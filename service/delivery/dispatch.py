@@ -211,11 +211,17 @@ class Dispatcher:
             now = self.clock.now()  # after the wait: the claim is as of now
             conn = s.connection()
             batch = claims.claim_due(
-                conn, now=now, instance=self.instance, lease=lease, limit=limit, skip=skip
+                conn,
+                now=now,
+                instance=self.instance,
+                lease=lease,
+                limit=limit,
+                window=self.settings.sms.merge_window,
+                skip=skip,
             )
             if batch.expired and Status.EXPIRED in self.recorder.audience.statuses:
                 self._expired(conn, batch.expired, now=now)
-            kept = vetting.vet(conn, batch, now=now)
+            kept = vetting.vet(conn, batch, now=now, instance=self.instance)
             if not self._paces:
                 return pacing.Sorted(unpaced=kept), batch.taken
             order = pacing.sort(kept, self._paces, held, now=now, mono=time.monotonic())
@@ -267,6 +273,7 @@ class Dispatcher:
             )
             for m in order.over
         ]
+        moves += [_unmerged(p) for m in order.late + order.over for p in m.parts]
         if not moves:
             return
         move_many(conn, moves, now=now)
@@ -302,6 +309,7 @@ class Dispatcher:
                 Status.EXPIRED,
                 PACE_LATE,
                 values={"reason": reasons.EXPIRED_BEFORE_SENT, "lease_until": None},
+                also=tuple(_unmerged(p) for p in message.parts),
             )
         )
 
@@ -351,7 +359,7 @@ class Dispatcher:
                 values={"lease_until": None, "attempts": m.attempts - 1},
             )
             for m in waiting
-        ]
+        ] + [_unmerged(p) for m in waiting for p in m.parts]
         try:
             await self.transactions.write(
                 lambda s: move_many(s.connection(), moves, now=self.clock.now()), urgent=True
@@ -434,3 +442,14 @@ class Dispatcher:
             await self.outcomes.retry(
                 message, detail="claim lease ran out (not found at provider)", code=None
             )
+
+
+def _unmerged(part: Claim) -> Move:
+    """A merged text's part put back when its lead does not go (expired or released at the
+    pace): scheduled again, at its own time, merged into nothing (docs/merging.md)."""
+    return Move(
+        part.id,
+        Status.SCHEDULED,
+        "its merged text did not go: scheduled again",
+        values={"lease_until": None, "merged_into": None, "footer": False},
+    )

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from service.clock import Clock
 from service.config import Settings
@@ -52,28 +54,33 @@ class Outcomes:
         self.rearm = rearm
 
     async def failed(self, message: Claim, error: SendError) -> None:
-        """A refusal or an error: failed, retried later, or held for reconciliation."""
+        """A refusal or an error: failed, retried later, or held for reconciliation. A merged
+        text's parts follow its lead (docs/merging.md)."""
         detail, code = error.detail, error.code
         match error:
             case OptedOutError():
+                reason = reasons.RECIPIENT_UNSUBSCRIBED
                 await self.record(
                     Move(
                         message.id,
                         Status.FAILED,
                         detail[:255],
                         code,
-                        {"error_code": code, "reason": reasons.RECIPIENT_UNSUBSCRIBED},
+                        {"error_code": code, "reason": reason},
                         opt_out=(message.clinic_id, message.phone),
+                        also=_parts(message, Status.FAILED, detail, code, {"reason": reason}),
                     )
                 )
             case PermanentError():
+                values = {"error_code": code, "reason": detail[:255]}
                 await self.record(
                     Move(
                         message.id,
                         Status.FAILED,
                         detail[:255],
                         code,
-                        {"error_code": code, "reason": detail[:255]},
+                        values,
+                        also=_parts(message, Status.FAILED, detail, code, values),
                     )
                 )
             case RetryableError():
@@ -95,6 +102,19 @@ class Outcomes:
         as `sent`, its lateness observed."""
         status = Status.DELIVERED if accepted.status == "delivered" else Status.SENT
         now = self.clock.now()
+        # A merged text's parts (docs/merging.md): sent with it, each its own body; the lead
+        # records what the text cost, the parts 0 segments, so a sum over messages is the bill.
+        parts = _parts(
+            message,
+            status,
+            f"accepted as {accepted.status}",
+            None,
+            {"sent_at": now, "lease_until": None, "encoding": sent.segments.encoding},
+        )
+        parts = tuple(
+            replace(m, values={**m.values, "body": sent.parts[m.message_id], "segments": 0})
+            for m in parts
+        )
         await self.record(
             Move(
                 message.id,
@@ -109,6 +129,7 @@ class Outcomes:
                     "segments": sent.segments.count,
                 },
                 provider_id=accepted.provider_id,
+                also=parts,
             )
         )
         self.metrics.lateness.observe(max(0.0, (now - message.send_at).total_seconds()))
@@ -117,33 +138,42 @@ class Outcomes:
         )
 
     async def retry(self, message: Claim, *, detail: str, code: int | None) -> None:
-        """Scheduled again after a backoff, or expired when the retry would come too late."""
+        """Scheduled again after a backoff, or expired when the retry would come too late. A
+        merged text's parts are retried with it, each due again at the same time (merged
+        again then), or expired by its own expiry."""
         due = self.clock.now() + self.backoff(message.attempts)
-        if due >= message.expires_at:
-            await self.record(
-                Move(
-                    message.id,
-                    Status.EXPIRED,
-                    f"{detail[:180]}; no retry before expiry",
-                    code,
-                    {"reason": reasons.EXPIRED_WHILE_RETRYING, "lease_until": None},
-                )
-            )
-            return
-        moved = await self.record(
-            Move(
-                message.id,
-                Status.SCHEDULED,
-                f"{detail[:180]}; retry at {due.isoformat()}",
-                code,
-                {"due_at": due, "lease_until": None},
-            )
+        moves = [self._retry_move(m, due, detail, code) for m in (message, *message.parts)]
+        lead, parts = (
+            moves[0],
+            tuple(
+                replace(m, detail=f"merged into {message.id}: {m.detail}"[:255]) for m in moves[1:]
+            ),
         )
-        if moved:
+        moved = await self.record(replace(lead, also=parts))
+        if moved and any(m.to == Status.SCHEDULED for m in moves):
             self.rearm(due)
 
+    @staticmethod
+    def _retry_move(message: Claim, due: datetime, detail: str, code: int | None) -> Move:
+        if due >= message.expires_at:
+            return Move(
+                message.id,
+                Status.EXPIRED,
+                f"{detail[:180]}; no retry before expiry",
+                code,
+                {"reason": reasons.EXPIRED_WHILE_RETRYING, "lease_until": None},
+            )
+        return Move(
+            message.id,
+            Status.SCHEDULED,
+            f"{detail[:180]}; retry at {due.isoformat()}",
+            code,
+            {"due_at": due, "lease_until": None, "merged_into": None},
+        )
+
     async def hold(self, message: Claim, *, detail: str, code: int | None) -> None:
-        """Maybe sent: the claim kept one more lease, then reconciled."""
+        """Maybe sent: the claim kept one more lease, then reconciled (a merged text's parts
+        held with it, and reconciled with it)."""
         # The provider may still be creating the message: keep the claim for one more lease,
         # then the sweeper reconciles against the provider's records before any retry.
         until = self.clock.now() + self.settings.scheduler.claim_lease
@@ -154,6 +184,7 @@ class Outcomes:
                 f"{detail[:160]}; reconcile after {until.isoformat()}",
                 code,
                 {"lease_until": until},
+                also=_parts(message, Status.SENDING, detail[:160], code, {"lease_until": until}),
             )
         )
         log.warning(
@@ -168,6 +199,16 @@ class Outcomes:
         ceiling = min(cap, first * (2 ** max(0, min(attempts - 1, 30))))
         jitter: timedelta = (ceiling - first / 2) * random.random()
         return first / 2 + jitter
+
+
+def _parts(
+    message: Claim, to: Status, detail: str, code: int | None, values: Mapping[str, Any]
+) -> tuple[Move, ...]:
+    """The same move for each message merged into `message`, its history naming the lead."""
+    return tuple(
+        Move(part.id, to, f"merged into {message.id}: {detail}"[:255], code, dict(values))
+        for part in message.parts
+    )
 
 
 def _ms(delta: timedelta) -> int:

@@ -44,7 +44,7 @@ class Recorder:
         self._group: GroupCommit[Move, bool] = GroupCommit(
             self._write,
             batch=BATCH,
-            keys=lambda move: (move.message_id,),
+            keys=lambda move: (move.message_id, *(m.message_id for m in move.also)),
             spawn=partial(supervisor.spawn, task="recorder") if supervisor else asyncio.create_task,
         )
 
@@ -65,8 +65,10 @@ class Recorder:
         conn = s.connection()
         # Before the rows: a callback batch for these sids waits for this one (callbacks).
         callbacks.lock_sids(conn, [m.provider_id for m in moves if m.provider_id])
-        moved = move_many(conn, moves, now=now)
-        done = [move for move, ok in zip(moves, moved.applied, strict=True) if ok]
+        # A merged text's parts (`Move.also`) move with their lead, each by its own status.
+        every = [*moves, *(part for m in moves for part in m.also)]
+        moved = move_many(conn, every, now=now)
+        done = [move for move, ok in zip(every, moved.applied, strict=True) if ok]
         if moved.callbacks:
             callbacks.settle(conn, [m.provider_id for m in done if m.provider_id], now=now)
         for move in done:
@@ -75,7 +77,7 @@ class Recorder:
                 clinic_id, phone = move.opt_out
                 notices.opted_out(conn, self.settings, clinic_id=clinic_id, phone=phone, now=now)
         self._notify(conn, done, settled=moved.callbacks, now=now)
-        return moved.applied
+        return moved.applied[: len(moves)]
 
     def _notify(
         self, conn: Connection, done: Sequence[Move], *, settled: bool, now: datetime
@@ -84,10 +86,13 @@ class Recorder:
         failed or expired, or (callbacks kept for an accepted send applied) beyond sent."""
         if not self.audience.statuses:
             return
+        # A merged text's parts (`Move.also`) move with the callbacks of their lead's sid.
+        parts = {p.message_id for m in done if m.provider_id for p in m.also} if settled else set()
         ids = [
             m.message_id
             for m in done
-            if m.to in self.audience.statuses or (settled and m.provider_id)
+            if m.to in self.audience.statuses
+            or (settled and (m.provider_id or m.message_id in parts))
         ]
         if ids:
             notices.messages_changed(conn, self.settings, self.audience, ids=ids, now=now)

@@ -77,6 +77,7 @@ class MessageDetail(PlannedMessage):
     attempts: int
     encoding: str | None  # "GSM-7" or "UCS-2" as sent, footer included; null until sent
     segments: int | None  # what the text cost, footer included; null until sent
+    merged_into: str | None  # the message it went out inside, as one text (docs/merging.md)
     history: list[HistoryEntry]
 
 

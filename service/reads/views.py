@@ -109,6 +109,7 @@ def message_view(message: Message, history: Sequence[MessageHistory]) -> Message
         "attempts": message.attempts,
         "encoding": message.encoding,
         "segments": message.segments,
+        "merged_into": message.merged_into,
         "history": [history_view(h) for h in history],
     }
 

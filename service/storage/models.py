@@ -184,6 +184,8 @@ class Message(SQLModel, table=True):
         sa.Index("ix_message_clinic_phone", "clinic_id", "phone"),
         # The read API's lists: a clinic's messages newest first, paged by (send_at, id).
         sa.Index("ix_message_clinic_send", "clinic_id", "send_at", "id"),
+        # A merged text's parts, found from its lead (docs/merging.md).
+        sa.Index("ix_message_merged_into", "merged_into"),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -211,6 +213,8 @@ class Message(SQLModel, table=True):
     footer: bool = False
     encoding: str | None = Field(default=None, max_length=8)  # as sent, footer included
     segments: int | None = None  # as sent, footer included; None until sent
+    # The lead message this one went out inside, as one text (docs/merging.md); None: its own.
+    merged_into: str | None = Field(default=None, max_length=32)
     updated_at: datetime = Field(sa_type=_tz())
 
 

@@ -31,6 +31,9 @@ class Move:
     allowed_from: tuple[Status, ...] = (Status.SENDING,)
     provider_id: str | None = None  # a send Twilio accepted: apply its early callbacks
     opt_out: tuple[str, str] | None = None  # (clinic, phone) Twilio says unsubscribed
+    # The moves of the messages merged into this one, written in the same transaction: a
+    # merged text's parts follow its lead (docs/merging.md).
+    also: tuple[Move, ...] = ()
 
 
 # (message id, at, status, detail, error code)

@@ -66,7 +66,15 @@ _MESSAGE_COLUMNS = (
 _MESSAGES = sa.select(*_MESSAGE_COLUMNS).join(TREATMENT, TREATMENT.c.id == M.treatment_id)
 _MESSAGES = _MESSAGES.join(PATIENT, PATIENT.c.id == M.patient_id)
 _BY_ID = _MESSAGES.where(M.id.in_(sa.bindparam("ids", expanding=True))).order_by(M.id)
-_BY_SID = _MESSAGES.where(M.provider_id.in_(sa.bindparam("sids", expanding=True))).order_by(M.id)
+# A sid's messages: the one it was recorded for and those merged into it (docs/merging.md).
+_LEAD = MESSAGE.alias("lead")
+_SIDS: sa.BindParameter[str] = sa.bindparam("sids", expanding=True)
+_BY_SID = _MESSAGES.where(
+    sa.or_(
+        M.provider_id.in_(_SIDS),
+        M.merged_into.in_(sa.select(_LEAD.c.id).where(_LEAD.c.provider_id.in_(_SIDS))),
+    )
+).order_by(M.id)
 
 
 def message_data(row: Sequence[Any]) -> dict[str, Any]:

@@ -167,10 +167,15 @@ def due_instants(
 
 
 def stale_claims(s: Session, now: datetime, *, limit: int) -> list[str]:
-    """Messages left in `sending` whose lease ran out (a dead or stuck claimer)."""
+    """Messages left in `sending` whose lease ran out (a dead or stuck claimer). A merged
+    text's parts are not among them: reconciling its lead settles them (docs/merging.md)."""
     query = (
         select(Message.id)
-        .where(Message.status == Status.SENDING, col(Message.lease_until) < now)
+        .where(
+            Message.status == Status.SENDING,
+            col(Message.lease_until) < now,
+            col(Message.merged_into).is_(None),
+        )
         .order_by(col(Message.lease_until))
         .limit(limit)
     )

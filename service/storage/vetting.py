@@ -12,7 +12,9 @@ from service.storage.models import ALERT, STAFF, Status
 from service.storage.moves import Move, move_many
 
 
-def vet(conn: sa.Connection, batch: claims.ClaimBatch, *, now: datetime) -> list[Claim]:
+def vet(
+    conn: sa.Connection, batch: claims.ClaimBatch, *, now: datetime, instance: str = ""
+) -> list[Claim]:
     """Follow what changed while the messages waited, and mark the opt-out footer.
 
     A cancelled treatment, withdrawn consent, a STOP or a `STOP <WORD>` of its kind cancels the
@@ -20,7 +22,9 @@ def vet(conn: sa.Connection, batch: claims.ClaimBatch, *, now: datetime) -> list
     the first message a clinic sends a number, and on no other. An alert to an on-call number
     is none of the patient's: it goes as it is, without a footer. A staff text is the patient's
     (consent, STOP, new number, footer) but no treatment's: a cancelled treatment it was filed
-    under does not stop it, and only a `STOP <WORD>` whose kinds name `staff` would."""
+    under does not stop it, and only a `STOP <WORD>` whose kinds name `staff` would.
+
+    With a merge window, what is left is merged (`merge`): each part vetted as a message."""
     dropped: list[Move] = []
     moved_phone: list[tuple[str, str]] = []
     keep: list[Claim] = []
@@ -51,7 +55,49 @@ def vet(conn: sa.Connection, batch: claims.ClaimBatch, *, now: datetime) -> list
     move_many(conn, dropped, now=now)
     claims.set_phone(conn, moved_phone, now=now)
     claims.mark_footer(conn, [c.id for c in keep if c.footer])
+    if batch.window:
+        return merge(conn, batch, keep, now=now, instance=instance)
     return keep
+
+
+def merge(
+    conn: sa.Connection,
+    batch: claims.ClaimBatch,
+    keep: list[Claim],
+    *,
+    now: datetime,
+    instance: str,
+) -> list[Claim]:
+    """Group a patient's vetted messages at a clinic due within the window of the group's
+    first (its lead) into one text: the lead, its `parts` in plan order (docs/merging.md).
+    Alerts and staff texts go alone. A group whose first is not due yet (its due lead was
+    cancelled) goes back to wait for its time."""
+    out: list[Claim] = []
+    groups: dict[tuple[str, int], Claim] = {}
+    back: list[str] = []
+    for claim in sorted(keep, key=lambda c: c.order):
+        if claim.kind in (ALERT, STAFF):
+            out.append(claim)
+            continue
+        key = (claim.clinic_id, claim.patient_id)
+        lead = groups.get(key)
+        if lead is not None and claim.due_at <= lead.due_at + batch.window:
+            if lead.id not in back:
+                lead.parts.append(claim)
+            else:
+                back.append(claim.id)
+            continue
+        groups[key] = claim
+        if claim.due_at > now:
+            back.append(claim.id)
+        else:
+            out.append(claim)
+    if back:
+        claims.release(conn, back, now=now)
+    claims.mark_merged(
+        conn, [c for c in out if c.parts], ahead=batch.ahead, instance=instance, now=now
+    )
+    return sorted(out, key=lambda c: c.order)
 
 
 def _cancel_reason(state: claims.Standing, *, staff: bool) -> str | None:
