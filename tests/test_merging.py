@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
-from sqlmodel import select
+from sqlmodel import col, select
 
 from service.config import Settings
 from service.delivery.dispatch import Dispatcher
@@ -54,7 +54,8 @@ class Merging:
 
     @property
     def dispatcher(self) -> Dispatcher:
-        return self.client.app[DISPATCHER]
+        dispatcher: Dispatcher = self.client.app[DISPATCHER]
+        return dispatcher
 
     def replica(self, instance: str, *, room: int) -> Dispatcher:
         """Another dispatcher on the same database, as another replica, with room for `room`
@@ -114,7 +115,7 @@ class Merging:
     async def notified(self) -> list[tuple[str, str]]:
         """(type, message id) of every message notification written."""
         rows = await self.client.app[TRANSACTIONS].read(
-            lambda s: s.exec(select(Notification).order_by(Notification.created_at)).all()
+            lambda s: s.exec(select(Notification).order_by(col(Notification.created_at))).all()
         )
         bodies = [json.loads(r.body) for r in rows]
         return [(b["type"], b["data"]["message"]["id"]) for b in bodies if "message" in b["data"]]
@@ -152,7 +153,7 @@ async def start(
         )
         clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
         client = await aiohttp_client(create_app(settings, clock=clock))
-        await client.server.app[TIMERS].stop(timeout=5)  # only the test's dispatchers send
+        await client.app[TIMERS].stop(timeout=5)  # only the test's dispatchers send
         return Merging(client, fake, clock, settings)
 
     yield run
@@ -322,8 +323,8 @@ class TestMerging:
         assert len(merging.fake.attempts) == 4  # one create a patient
         assert all(m.body.startswith("First, Ana.\n\nSerum now.") for m in merging.fake.messages)
         for treatment in treatments:
-            first, serum, later = await merging.read(treatment)
-            assert (first["status"], serum["status"], later["status"]) == (
+            first, serum, last = await merging.read(treatment)
+            assert (first["status"], serum["status"], last["status"]) == (
                 "sent",
                 "sent",
                 "scheduled",

@@ -25,6 +25,8 @@ def claim(n: int, *, expires_in: float = 3600, kind: str = "serum") -> Claim:
         footer=False,
         kind=kind,
         locale="en",
+        patient_id=n,
+        due_at=NOW,
     )
 
 
