@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clock import SystemClock
+from service.intake.envelope import Envelope
 from service.intake.ingest import Ingest
 from service.intake.payloads import TreatmentCompleted, parse_event
 from service.storage.database import create_engine
@@ -69,7 +70,9 @@ async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: st
         )
         event = parse_event(raced)
         assert isinstance(event, TreatmentCompleted)
-        fresh = rival.intake.prepare("glow", "wh_theirs", "digest", event, now=SystemClock().now())
+        fresh = rival.intake.prepare(
+            Envelope("glow", "wh_theirs", "digest", SystemClock().now()), event
+        )
         async with theirs.begin() as conn:
             assert await conn.run_sync(lambda c: rival.intake.store(c, [fresh])) != [None]
             # One batch of both: it inserts the raced patient and waits for this commit.
