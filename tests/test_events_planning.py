@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import Session, select
 
 from service.storage.models import Message, OptOut
@@ -145,6 +146,24 @@ class TestIdempotency:
         response = await post(client, completed_event(), msg_id="msg_twice")
         assert response.status == 409
         assert response.content_type == "application/problem+json"
+        assert await counts(client) == before
+
+    @pytest.mark.parametrize(
+        "refused",
+        [
+            b"{not json",  # does not parse
+            completed_event(treatment={"completed_at": "2099-01-01T00:00:00Z"}),  # not planned
+        ],
+    )
+    async def test_reused_id_answers_409_before_the_body_is_refused(
+        self, client: AppClient, refused: dict[str, Any] | bytes
+    ) -> None:
+        """A webhook-id reused for a body that would be a 422 is still the conflict: the
+        replay check comes first, and nothing changes."""
+        await post(client, completed_event(), msg_id="msg_taken")
+        before = await counts(client)
+        assert (await post(client, refused, msg_id="msg_taken")).status == 409
+        assert (await post(client, refused, msg_id="msg_free")).status == 422
         assert await counts(client) == before
 
     async def test_treatment_planned_twice_keeps_one_plan(self, client: AppClient) -> None:

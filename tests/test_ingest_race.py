@@ -1,5 +1,6 @@
 """Two replicas storing the same treatment at once (PostgreSQL): the batch that loses the race
-goes one event at a time, through the same store function, and ends in one plan.
+goes one event at a time, through the same store function and with the plans already made, and
+ends in one plan.
 
 The race is forced, not hoped for: another replica's transaction has inserted the treatment
 and not committed, so this replica's batch waits on the unique index until it does.
@@ -10,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.clock import SystemClock
+from service.intake.envelope import Envelope
 from service.intake.ingest import Ingest
 from service.intake.payloads import TreatmentCompleted, parse_event
+from service.planning.protocols import PlannedMessage
 from service.storage.database import create_engine
 from service.storage.transactions import Transactions
 from tests.helpers.events import completed_event, encode
@@ -60,6 +64,14 @@ async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: st
     theirs, watcher = create_engine(pg_database), create_engine(pg_database)
     try:
         ingest = Ingest(settings=settings, transactions=ours, clock=SystemClock())
+        planned_for: list[str] = []
+        plan_for = ingest.planner.plan_for
+
+        def counted(clinic_id: str, *args: Any, **kwargs: Any) -> list[PlannedMessage]:
+            planned_for.append(clinic_id)
+            return plan_for(clinic_id, *args, **kwargs)
+
+        ingest.planner.plan_for = counted  # type: ignore[method-assign]
         rival = Ingest(settings=settings, transactions=rivals, clock=SystemClock())
         raced = encode(completed_event(treatment={"id": "tr_raced"}))
         alone = encode(
@@ -69,7 +81,9 @@ async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: st
         )
         event = parse_event(raced)
         assert isinstance(event, TreatmentCompleted)
-        fresh = rival.intake.prepare("glow", "wh_theirs", "digest", event, now=SystemClock().now())
+        fresh = rival.intake.prepare(
+            Envelope("glow", "wh_theirs", "digest", SystemClock().now()), event
+        )
         async with theirs.begin() as conn:
             assert await conn.run_sync(lambda c: rival.intake.store(c, [fresh])) != [None]
             # One batch of both: it inserts the raced patient and waits for this commit.
@@ -85,6 +99,8 @@ async def test_a_batch_that_loses_the_race_ends_in_one_plan_each(pg_database: st
         planned = len(json.loads(second.body)["messages"])
         assert plans == {"tr_raced": len(json.loads(first.body)["messages"]), "tr_alone": planned}
         assert events == {"wh_theirs": 202, "wh_raced": 200, "wh_alone": 202}
+        # Each event planned once: the one-by-one path stores the plan the batch was given.
+        assert planned_for == ["glow", "glow"]
     finally:
         for engine in (theirs, watcher):
             await engine.dispose()

@@ -7,9 +7,7 @@ check-then-insert: a race between two deliveries of one event ends in one plan.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -18,6 +16,7 @@ from service.clock import Clock
 from service.config import Settings
 from service.errors import ProblemError
 from service.intake import amend, appointments, cancellations, corrections
+from service.intake.envelope import Envelope
 from service.intake.fresh_rows import Fresh
 from service.intake.new_treatments import Intake
 from service.intake.payloads import (
@@ -35,6 +34,10 @@ from service.storage import daily, store
 from service.storage.group_commit import Spawn
 from service.storage.models import Message, Patient, Treatment, row_id
 from service.storage.transactions import Transactions
+
+# What `handle` makes of a body before any transaction: the parsed event (a new treatment's
+# checked and planned), or the refusal it answers after the replay check.
+Ready = AnyEvent | Fresh | ProblemError
 
 # The series' events (SPEC §13), each a store function run whole by `Series`.
 SERIES: dict[str, Apply] = {
@@ -68,23 +71,20 @@ class Ingest:
     async def handle(self, clinic_id: str, webhook_id: str, raw: bytes) -> EventAnswer:
         """Store the event's effect and return its answer; replays return the first answer.
 
-        A new treatment takes the batched path (`intake`); everything else, and a new
-        treatment that turns out not to be new, one transaction per event."""
-        digest = hashlib.sha256(raw).hexdigest()
-        event = _parsed(raw)
-        if event is not None and event.type in SERIES:
-            now = self.clock.now()
-            return await self.series.handle(
-                clinic_id, webhook_id, digest, event, SERIES[event.type], now=now
-            )
-        if isinstance(event, TreatmentCompleted):
-            fresh = self._fresh(clinic_id, webhook_id, digest, event)
-            written = None if fresh is None else await self.intake.write(fresh)
+        The body is parsed, checked and (a new treatment) planned once, here. A new
+        treatment takes the batched path (`intake`); everything else, and a new treatment
+        that turns out not to be new, one transaction per event, with what was made here."""
+        envelope = Envelope.of(clinic_id, webhook_id, raw, now=self.clock.now())
+        ready = self._ready(envelope, raw)
+        if isinstance(ready, Fresh):
+            written = await self.intake.write(ready)
             if written is not None:
-                return EventAnswer(202, written.body, written.due, event.type)
+                return EventAnswer(202, written.body, written.due, ready.event.type)
+        elif not isinstance(ready, ProblemError) and ready.type in SERIES:
+            return await self.series.handle(envelope, ready, SERIES[ready.type])
 
         def once(s: Session) -> EventAnswer:
-            return self._once(s, clinic_id, webhook_id, raw, digest, event)
+            return self._once(s, envelope, ready)
 
         try:
             return await self.transactions.write(once)
@@ -96,74 +96,62 @@ class Ingest:
         """Finish the writes under way (before the database closes)."""
         await self.intake.close()
 
-    def _check(self, event: TreatmentCompleted, *, now: datetime) -> None:
-        treatment = event.data.treatment
-        self.planner.check(
-            protocol=treatment.protocol, completed_at=treatment.completed_at, now=now
-        )
-
-    def _fresh(
-        self, clinic_id: str, webhook_id: str, digest: str, event: TreatmentCompleted
-    ) -> Fresh | None:
-        now = self.clock.now()
+    def _ready(self, envelope: Envelope, raw: bytes) -> Ready:
+        """`raw` parsed and, a new treatment, checked and planned; or why it cannot be (its
+        answer once no replay of its webhook id answers first)."""
         try:
-            self._check(event, now=now)
-        except ProblemError:
-            return None  # `_once` answers, after looking for a replay of this webhook id
-        return self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
+            event = parse_event(raw)
+            if isinstance(event, TreatmentCompleted):
+                treatment = event.data.treatment
+                self.planner.check(
+                    protocol=treatment.protocol,
+                    completed_at=treatment.completed_at,
+                    now=envelope.now,
+                )
+        except ProblemError as problem:
+            return problem
+        if isinstance(event, TreatmentCompleted):
+            return self.intake.prepare(envelope, event)
+        return event
 
-    def _once(
-        self,
-        s: Session,
-        clinic_id: str,
-        webhook_id: str,
-        raw: bytes,
-        digest: str,
-        event: AnyEvent | None,
-    ) -> EventAnswer:
-        """One event in a transaction of its own (`s`); `event` is `raw` parsed, None when it
-        did not parse (a replay of its webhook id answers first, then its parse error)."""
-        previous = replayed(s, clinic_id, webhook_id, digest)
+    def _once(self, s: Session, envelope: Envelope, ready: Ready) -> EventAnswer:
+        """One event in a transaction of its own (`s`): a replay of its webhook id answers
+        first, then why the body cannot be taken, then its effect."""
+        previous = replayed(s, envelope)
         if previous is not None:
             return previous
-        event = event or parse_event(raw)
-        if isinstance(event, TreatmentCompleted):
-            fresh = self._new_plan(s, clinic_id, webhook_id, digest, event)
-            if fresh is not None:
-                return fresh
-        answer = self._apply(s, clinic_id, webhook_id, event)
-        record(s, clinic_id, webhook_id, digest, answer, now=self.clock.now())
+        if isinstance(ready, ProblemError):
+            raise ready
+        if isinstance(ready, Fresh):
+            return self._treatment(s, ready)
+        answer = self._apply(s, envelope, ready)
+        record(s, envelope, answer)
         return answer
 
-    def _new_plan(
-        self,
-        s: Session,
-        clinic_id: str,
-        webhook_id: str,
-        digest: str,
-        event: TreatmentCompleted,
-    ) -> EventAnswer | None:
-        """A treatment not stored yet, planned and stored by the batched path's own store
-        function in this transaction (event row included); None when it is stored."""
-        now = self.clock.now()
-        self._check(event, now=now)
-        if store.find_treatment(s, clinic_id, event.data.treatment.id) is not None:
-            return None
-        fresh = self.intake.prepare(clinic_id, webhook_id, digest, event, now=now)
-        [written] = self.intake.store(s.connection(), [fresh])
-        assert written is not None  # neither its webhook id nor its treatment is stored
-        return EventAnswer(202, written.body, written.due, event.type)
+    def _treatment(self, s: Session, fresh: Fresh) -> EventAnswer:
+        """A treatment not stored yet, its plan stored by the batched path's own store
+        function in this transaction (event row included); one stored already, under
+        another webhook id: its plan, as it stands."""
+        envelope = fresh.envelope
+        existing = store.find_treatment(s, envelope.clinic_id, fresh.treatment.external_id)
+        if existing is None:
+            [written] = self.intake.store(s.connection(), [fresh])
+            assert written is not None  # neither its webhook id nor its treatment is stored
+            return EventAnswer(202, written.body, written.due, fresh.event.type)
+        patient = s.get(Patient, existing.patient_id)
+        assert patient is not None
+        messages = store.messages_of(s, row_id(existing.id))
+        merged = daily.merges(messages, self.settings.sms.merge_window)
+        answer = EventAnswer(
+            200,
+            _answer(envelope.webhook_id, existing, patient, messages, merged),
+            type=fresh.event.type,
+        )
+        record(s, envelope, answer)
+        return answer
 
-    def _apply(
-        self,
-        s: Session,
-        clinic_id: str,
-        webhook_id: str,
-        event: AnyEvent,
-    ) -> EventAnswer:
-        if isinstance(event, TreatmentCompleted):
-            return self._completed(s, clinic_id, webhook_id, event)
-        now = self.clock.now()
+    def _apply(self, s: Session, envelope: Envelope, event: AnyEvent) -> EventAnswer:
+        clinic_id, webhook_id, now = envelope.clinic_id, envelope.webhook_id, envelope.now
         if isinstance(event, TreatmentCancelled):
             effect = cancellations.treatment_cancelled(
                 s, clinic_id, event.data.treatment.id, now=now, event_id=webhook_id
@@ -174,30 +162,6 @@ class Ingest:
                 s, self.planner, clinic_id, event.data.patient, now=now, event_id=webhook_id
             )
         return EventAnswer(202, effect.body, effect.due, event.type)
-
-    def _completed(
-        self, s: Session, clinic_id: str, webhook_id: str, event: TreatmentCompleted
-    ) -> EventAnswer:
-        """A treatment already stored, under another webhook id: its plan, as it stands."""
-        existing = store.find_treatment(s, clinic_id, event.data.treatment.id)
-        assert existing is not None  # `_new_plan` stored it otherwise
-        patient = s.get(Patient, existing.patient_id)
-        assert patient is not None
-        messages = store.messages_of(s, row_id(existing.id))
-        merged = daily.merges(messages, self.settings.sms.merge_window)
-        return EventAnswer(
-            200,
-            _answer(webhook_id, existing, patient, messages, merged),
-            type="treatment.completed",
-        )
-
-
-def _parsed(raw: bytes) -> AnyEvent | None:
-    """The event in `raw`, or None when it does not parse (`_once` says why)."""
-    try:
-        return parse_event(raw)
-    except ProblemError:
-        return None
 
 
 def _answer(

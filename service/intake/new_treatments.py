@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import replace
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from service.config import Settings
 from service.intake import fresh_rows
+from service.intake.envelope import Envelope
 from service.intake.fresh_rows import Fresh, NewTreatment, Written
 from service.intake.payloads import TreatmentCompleted
 from service.intake.planner import Planner
@@ -31,7 +32,7 @@ from service.planning.day import Due
 from service.planning.timing import zone
 from service.storage import daily, erasure, message_rows, reasons, treatment_rows
 from service.storage.group_commit import GroupCommit, Spawn
-from service.storage.message_rows import new_message, new_message_ids
+from service.storage.message_rows import NewMessage, new_message, new_message_ids
 from service.storage.models import Status
 from service.storage.transactions import Transactions
 
@@ -58,16 +59,9 @@ class Intake:
         )
         self._sqlite = transactions.dialect == "sqlite"
 
-    def prepare(
-        self,
-        clinic_id: str,
-        webhook_id: str,
-        digest: str,
-        event: TreatmentCompleted,
-        *,
-        now: datetime,
-    ) -> Fresh:
-        """The event planned for a patient as the event describes them."""
+    def prepare(self, envelope: Envelope, event: TreatmentCompleted) -> Fresh:
+        """The event planned for a patient as the event describes them (`envelope.now`: the
+        plan's time)."""
         data = event.data
         serum = (
             data.treatment.serum or self.settings.protocols[data.treatment.protocol].default_serum
@@ -80,68 +74,93 @@ class Intake:
             data.treatment.sessions_planned,
             serum,
         )
-        timezone = data.patient.timezone or self.settings.clinics[clinic_id].timezone
-        fresh = Fresh(
-            clinic_id, webhook_id, digest, event, treatment, timezone, data.patient.locale, [], now
+        timezone = data.patient.timezone or self.settings.clinics[envelope.clinic_id].timezone
+        return self._made(
+            envelope,
+            event,
+            treatment,
+            timezone,
+            data.patient.locale,
+            reason=_reason(event, stopped=False),
         )
-        fresh.plan = self._plan(fresh)
-        self._build(fresh, reason=_reason(fresh, stopped=False))
-        return fresh
 
-    def _build(
+    def _made(
         self,
-        fresh: Fresh,
+        envelope: Envelope,
+        event: TreatmentCompleted,
+        treatment: NewTreatment,
+        timezone: str,
+        locale: str | None,
         *,
         reason: str | None,
+        plan: tuple[protocols.PlannedMessage, ...] | None = None,
         kinds: dict[str, str] | None = None,
         others: Sequence[Due[str]] = (),
-    ) -> None:
-        """The plan's rows and the answer, made before the write so that it only stores them
-        (their patient and treatment ids are set once those rows exist). `kinds`: the kinds
-        the number stopped (`STOP <WORD>`), each with its word. `others`: the patient's
-        scheduled messages at the clinic, of other plans, that the daily limit counts too."""
-        phone = fresh.event.data.patient.phone
-        fresh.reason = reason
+    ) -> Fresh:
+        """The event planned for `timezone` and `locale` (unless `plan` is made for them
+        already), its rows and its answer, made before the write so that it only stores them
+        (their patient and treatment ids are set once those rows exist). `reason`: why its
+        messages are suppressed. `kinds`: the kinds the number stopped (`STOP <WORD>`), each
+        with its word. `others`: the patient's scheduled messages at the clinic, of other
+        plans, that the daily limit counts too."""
+        if plan is None:
+            plan = self._plan(envelope, event, treatment, timezone, locale)
+        phone = event.data.patient.phone
         stopped = kinds or {}
-        ids = new_message_ids(fresh.now, len(fresh.plan))
-        fresh.messages = [
+        ids = new_message_ids(envelope.now, len(plan))
+        made = [
             new_message(
                 p,
-                clinic_id=fresh.clinic_id,
+                clinic_id=envelope.clinic_id,
                 treatment_id=0,
                 patient_id=0,
                 phone=phone,
                 reason=reason or _kind_reason(stopped, p.kind),
-                now=fresh.now,
+                now=envelope.now,
                 message_id=i,
             )
-            for p, i in zip(fresh.plan, ids, strict=True)
+            for p, i in zip(plan, ids, strict=True)
         ]
-        self._limit(fresh, others)
-        fresh.written = fresh_rows.written(fresh)
-        if self._sqlite:
-            fresh.rows = message_rows.sqlite_rows(fresh.messages)
+        messages, limited, merged = self._limit(made, timezone, others)
+        return Fresh(
+            envelope,
+            event,
+            treatment,
+            timezone,
+            locale,
+            plan,
+            reason,
+            messages,
+            fresh_rows.written(envelope, event, treatment, messages, merged),
+            tuple(message_rows.sqlite_rows(messages)) if self._sqlite else (),
+            limited,
+        )
 
-    def _limit(self, fresh: Fresh, others: Sequence[Due[str]]) -> None:
-        """The daily limit over the plan and the patient's `others` (docs/day.md): a message
-        of the plan it skips is stored cancelled, one of `others` is cancelled after the
-        insert (`fresh.limited`); and which of the plan's messages merge (`fresh.merged`)."""
+    def _limit(
+        self, messages: Sequence[NewMessage], timezone: str, others: Sequence[Due[str]]
+    ) -> tuple[tuple[NewMessage, ...], tuple[str, ...], dict[str, str]]:
+        """The daily limit over a plan's `messages` and the patient's `others`
+        (docs/day.md): the messages, those it skips stored cancelled; the ids of `others` it
+        skips, cancelled after the insert; and which of the plan's messages merge (each
+        with the first of its text)."""
         sms = self.settings.sms
-        scheduled = [
-            Due(m.id, m.kind, m.send_at) for m in fresh.messages if m.status == Status.SCHEDULED
-        ]
+        scheduled = [Due(m.id, m.kind, m.send_at) for m in messages if m.status == Status.SCHEDULED]
         skipped = day.over_limit(
             [*others, *scheduled],
             limit=sms.max_per_day,
             window=sms.merge_window,
-            tz=zone(fresh.timezone),
+            tz=zone(timezone),
         )
-        for m in fresh.messages:
-            if m.id in skipped:
-                m.status, m.reason = Status.CANCELLED, reasons.DAILY_LIMIT
-        fresh.limited = sorted(skipped - {m.id for m in scheduled})
+        if skipped:
+            messages = [
+                replace(m, status=Status.CANCELLED, reason=reasons.DAILY_LIMIT)
+                if m.id in skipped
+                else m
+                for m in messages
+            ]
+        limited = tuple(sorted(skipped - {m.id for m in scheduled}))
         kept = [d for d in scheduled if d.id not in skipped]
-        fresh.merged = day.merged_into(kept, sms.merge_window)
+        return tuple(messages), limited, day.merged_into(kept, sms.merge_window)
 
     async def write(self, fresh: Fresh) -> Written | None:
         """Store the event's plan with others arriving at once; None when it is not fresh."""
@@ -156,10 +175,16 @@ class Intake:
         """Finish the writes under way."""
         await self._group.drain()
 
-    def _plan(self, fresh: Fresh) -> list[protocols.PlannedMessage]:
-        t, patient = fresh.treatment, fresh.event.data.patient
-        return self.planner.plan_for(
-            fresh.clinic_id,
+    def _plan(
+        self,
+        envelope: Envelope,
+        event: TreatmentCompleted,
+        t: NewTreatment,
+        timezone: str,
+        locale: str | None,
+    ) -> tuple[protocols.PlannedMessage, ...]:
+        planned = self.planner.plan_for(
+            envelope.clinic_id,
             t.protocol,
             protocols.Treatment(
                 completed_at=t.completed_at,
@@ -168,9 +193,10 @@ class Intake:
                 serum=t.serum,
             ),
             protocols.Recipient(
-                first_name=patient.first_name, timezone=zone(fresh.timezone), locale=fresh.locale
+                first_name=event.data.patient.first_name, timezone=zone(timezone), locale=locale
             ),
         )
+        return tuple(planned)
 
     async def _write(self, batch: Sequence[Fresh]) -> list[Written | None]:
         try:
@@ -181,74 +207,85 @@ class Intake:
     def store(self, conn: sa.Connection, batch: Sequence[Fresh]) -> list[Written | None]:
         """Store the plans of `batch` in the transaction of `conn`: patients, treatments,
         messages, history and the event rows; None for an event that is not fresh (its webhook
-        id or treatment is stored). The one write of a new treatment, batched or alone."""
-        fresh = _unseen(conn, batch)
-        if not fresh:
+        id or treatment is stored). The one write of a new treatment, batched or alone;
+        `batch` is left as it was (an event that meets a rival goes again one by one)."""
+        unseen = _unseen(conn, batch)
+        if not unseen:
             return [None] * len(batch)
-        patients = self._patients(conn, fresh)
-        numbers = [(f.clinic_id, f.event.data.patient.phone) for f in fresh]
+        now = unseen[0].envelope.now
+        places = self._patients(conn, unseen)
+        patients = [patient for patient, _, _ in places]
+        numbers = [(f.envelope.clinic_id, f.event.data.patient.phone) for f in unseen]
         secrets = self.settings.privacy.keys()
         erasure.unhash(conn, numbers, keys=secrets)  # an erased patient's STOP, named again
         stopped = treatment_rows.opted_out(conn, numbers, secrets=secrets)
         kinds = treatment_rows.kind_opt_outs(conn, numbers, secrets=secrets)
         limited = self.settings.sms.max_per_day is not None
-        others = daily.scheduled_due(conn, patients, now=fresh[0].now) if limited else {}
+        others = daily.scheduled_due(conn, patients, now=now) if limited else {}
         treatments = treatment_rows.insert_treatments(
             conn,
             [
                 {**fresh_rows.treatment_row(f), "patient_id": patients[i]}
-                for i, f in enumerate(fresh)
+                for i, f in enumerate(unseen)
             ],
         )
-        for f, patient in zip(fresh, patients, strict=True):
-            number = (f.clinic_id, f.event.data.patient.phone)
-            reason = _reason(f, stopped=number in stopped)
+        fresh = []
+        for f, number, (patient, timezone, locale) in zip(unseen, numbers, places, strict=True):
+            reason = _reason(f.event, stopped=number in stopped)
             theirs = others.get(patient, [])
+            followed = (timezone, locale) == (f.timezone, f.locale)
             # Re-planned, the number said STOP (or STOP <WORD>), or other plans share its days.
-            if f.written is None or reason != f.reason or number in kinds or theirs:
-                self._build(f, reason=reason, kinds=kinds.get(number), others=theirs)
+            if not followed or reason != f.reason or number in kinds or theirs:
+                f = self._made(
+                    f.envelope,
+                    f.event,
+                    f.treatment,
+                    timezone,
+                    locale,
+                    reason=reason,
+                    plan=f.plan if followed else None,
+                    kinds=kinds.get(number),
+                    others=theirs,
+                )
+            fresh.append(f)
         ids = list(zip(treatments, patients, strict=True))
         message_rows.insert(
             conn,
             [(f.messages, pair) for f, pair in zip(fresh, ids, strict=True)],
             made=[f.rows for f in fresh] if self._sqlite else None,
         )
-        daily.cancel(
-            conn, [i for f in fresh for i in f.limited], now=fresh[0].now, source=EVENT_TYPE
-        )
+        daily.cancel(conn, [i for f in fresh for i in f.limited], now=now, source=EVENT_TYPE)
         treatment_rows.insert_events(conn, [fresh_rows.event_row(f) for f in fresh])
-        written = {id(f): f.written for f in fresh}
+        written = {id(f): made.written for f, made in zip(unseen, fresh, strict=True)}
         return [written.get(id(f)) for f in batch]
 
-    def _patients(self, conn: sa.Connection, fresh: Sequence[Fresh]) -> list[int]:
-        """Each event's patient id: inserted, or updated as the event reports them (and the
-        event re-planned when the stored zone or locale, which it left out, changes it)."""
-        keys = [(f.clinic_id, f.event.data.patient.id) for f in fresh]
+    def _patients(
+        self, conn: sa.Connection, fresh: Sequence[Fresh]
+    ) -> list[tuple[int, str, str | None]]:
+        """Each event's patient id, inserted or updated as the event reports them, with the
+        zone and locale its plan follows: the stored patient's where the event leaves them
+        out (the event is re-planned when that changes its plan)."""
+        keys = [(f.envelope.clinic_id, f.event.data.patient.id) for f in fresh]
         stored = treatment_rows.stored_patients(conn, keys)
         new = [f for f, key in zip(fresh, keys, strict=True) if key not in stored]
-        ids = dict(
-            zip(
-                map(id, new),
-                treatment_rows.insert_patients(conn, [fresh_rows.patient_row(f) for f in new]),
-                strict=True,
-            )
-        )
-        updates = []
+        rows = [
+            fresh_rows.patient_row(f.envelope, f.event, timezone=f.timezone, locale=f.locale)
+            for f in new
+        ]
+        ids = dict(zip(map(id, new), treatment_rows.insert_patients(conn, rows), strict=True))
+        places, updates = [], []
         for f, key in zip(fresh, keys, strict=True):
-            if key in stored:
-                ids[id(f)], timezone, locale = stored[key]
-                self._follow(f, timezone=timezone, locale=locale)
-                updates.append({**fresh_rows.patient_row(f), "p_id": ids[id(f)]})
+            if key not in stored:
+                places.append((ids[id(f)], f.timezone, f.locale))
+                continue
+            patient_id, timezone, locale = stored[key]
+            patient = f.event.data.patient
+            timezone, locale = patient.timezone or timezone, patient.locale or locale
+            places.append((patient_id, timezone, locale))
+            row = fresh_rows.patient_row(f.envelope, f.event, timezone=timezone, locale=locale)
+            updates.append({**row, "p_id": patient_id})
         treatment_rows.update_patients(conn, updates)
-        return [ids[id(f)] for f in fresh]
-
-    def _follow(self, fresh: Fresh, *, timezone: str, locale: str | None) -> None:
-        patient = fresh.event.data.patient
-        zone_now, locale_now = patient.timezone or timezone, patient.locale or locale
-        if (zone_now, locale_now) != (fresh.timezone, fresh.locale):
-            fresh.timezone, fresh.locale = zone_now, locale_now
-            fresh.plan = self._plan(fresh)
-            fresh.written = None
+        return places
 
 
 def suppression(*, consents: bool, stopped: bool) -> str | None:
@@ -264,19 +301,18 @@ def _kind_reason(stopped: dict[str, str], kind: str) -> str | None:
     return None if word is None else reasons.opted_out_of(word)
 
 
-def _reason(fresh: Fresh, *, stopped: bool) -> str | None:
-    return suppression(consents=fresh.event.data.patient.sms_consent, stopped=stopped)
+def _reason(event: TreatmentCompleted, *, stopped: bool) -> str | None:
+    return suppression(consents=event.data.patient.sms_consent, stopped=stopped)
 
 
 def _unseen(conn: sa.Connection, batch: Sequence[Fresh]) -> list[Fresh]:
     """The events whose webhook id and treatment are both new."""
-    events = treatment_rows.seen_events(conn, [(f.clinic_id, f.webhook_id) for f in batch])
-    treatments = treatment_rows.seen_treatments(
-        conn, [(f.clinic_id, f.treatment.external_id) for f in batch]
-    )
+    webhooks = [(f.envelope.clinic_id, f.envelope.webhook_id) for f in batch]
+    treatments = [(f.envelope.clinic_id, f.treatment.external_id) for f in batch]
+    seen_events = treatment_rows.seen_events(conn, webhooks)
+    seen_treatments = treatment_rows.seen_treatments(conn, treatments)
     return [
         f
-        for f in batch
-        if (f.clinic_id, f.webhook_id) not in events
-        and (f.clinic_id, f.treatment.external_id) not in treatments
+        for f, webhook, treatment in zip(batch, webhooks, treatments, strict=True)
+        if webhook not in seen_events and treatment not in seen_treatments
     ]

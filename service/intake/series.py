@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from service.errors import Conflict, FieldError, Unprocessable
+from service.intake.envelope import Envelope
 from service.intake.planner import Planner
 from service.planning.protocols import PlannedMessage
 from service.planning.timing import zone
@@ -173,26 +174,19 @@ class Series:
         self.planner = planner
         self.transactions = transactions
 
-    async def handle(
-        self,
-        clinic_id: str,
-        webhook_id: str,
-        digest: str,
-        event: Any,
-        apply: Apply,
-        *,
-        now: datetime,
-    ) -> EventAnswer:
+    async def handle(self, envelope: Envelope, event: Any, apply: Apply) -> EventAnswer:
         """Apply the event (or answer its replay); a rival delivery's win answers as a
         replay."""
 
         def work(s: Session) -> EventAnswer:
-            previous = replayed(s, clinic_id, webhook_id, digest)
+            previous = replayed(s, envelope)
             if previous is not None:
                 return previous
-            context = Context(s, self.planner, clinic_id, webhook_id, event.type, now)
+            context = Context(
+                s, self.planner, envelope.clinic_id, envelope.webhook_id, event.type, envelope.now
+            )
             answer = apply(context, event)
-            record(s, clinic_id, webhook_id, digest, answer, now=now)
+            record(s, envelope, answer)
             return answer
 
         try:
@@ -201,30 +195,28 @@ class Series:
             return await self.transactions.write(work)
 
 
-def replayed(s: Session, clinic_id: str, webhook_id: str, digest: str) -> EventAnswer | None:
+def replayed(s: Session, envelope: Envelope) -> EventAnswer | None:
     """The first answer to this webhook id again (None when it is new); Conflict when it came
-    with another body (`digest`)."""
-    previous = store.find_event(s, clinic_id, webhook_id)
+    with another body."""
+    previous = store.find_event(s, envelope.clinic_id, envelope.webhook_id)
     if previous is None:
         return None
-    if previous.body_sha256 != digest:
+    if previous.body_sha256 != envelope.digest:
         raise Conflict("this webhook-id was already used with a different body")
     return EventAnswer(200, previous.response, type=previous.type)
 
 
-def record(
-    s: Session, clinic_id: str, webhook_id: str, digest: str, answer: EventAnswer, *, now: datetime
-) -> None:
+def record(s: Session, envelope: Envelope, answer: EventAnswer) -> None:
     """Store the event's answer under its webhook id, for its replays to answer again."""
     s.add(
         Event(
-            clinic_id=clinic_id,
-            webhook_id=webhook_id,
-            body_sha256=digest,
+            clinic_id=envelope.clinic_id,
+            webhook_id=envelope.webhook_id,
+            body_sha256=envelope.digest,
             type=answer.type,
             status_code=answer.status,
             response=answer.body,
-            received_at=now,
+            received_at=envelope.now,
             patient_id=concerned(answer.body),
         )
     )

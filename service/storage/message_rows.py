@@ -201,9 +201,9 @@ def sqlite_rows(messages: Sequence[NewMessage]) -> list[Row]:
 
 def insert(
     conn: sa.Connection,
-    plans: Sequence[tuple[list[NewMessage], Row]],
+    plans: Sequence[tuple[Sequence[NewMessage], Row]],
     *,
-    made: Sequence[list[Row]] | None = None,
+    made: Sequence[Sequence[Row]] | None = None,
 ) -> None:
     """Insert plans, each as (its messages, its (treatment id, patient id)), with their first
     history entries. On SQLite the rows go in as `sqlite_rows` makes them (`made`: made ahead
