@@ -1,4 +1,4 @@
-"""What the notifications deliverer's poll costs (README, "Why a poll and not a wake-up").
+"""What the notifications deliverer's poll costs (docs/notifications.md).
 
     .venv/bin/python bench/notification_poll.py sqlite+aiosqlite:////tmp/poll.db
     .venv/bin/python bench/notification_poll.py postgresql+asyncpg://postgres@127.0.0.1/DB

@@ -1,4 +1,4 @@
-"""What a series' event costs through the real app (README, "Appointments and series").
+"""What a series' event costs through the real app (docs/series.md).
 
     .venv/bin/python bench/series_events.py sqlite+aiosqlite:////tmp/series.db [N]
     .venv/bin/python bench/series_events.py postgresql+asyncpg://postgres@127.0.0.1/DB [N]

@@ -1,4 +1,4 @@
-"""The `aftercare` command: serve, migrate, check-config, preview (SPEC §3), erase (§19), staff
+"""The `aftercare` command: serve, migrate, check-config, preview (contract §3), erase (§19), staff
 (§16, in service.console.staff_commands)."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--session", type=int, default=1)
     preview.add_argument("--of", type=int, default=None)
     preview.set_defaults(run=_preview)
-    erase = commands.add_parser("erase", help="erase a patient (SPEC §19)")
+    erase = commands.add_parser("erase", help="erase a patient (contract §19)")
     erase.add_argument("--clinic", required=True)
     erase.add_argument("--patient", required=True, help="the clinic's patient id")
     erase.set_defaults(run=_erase)
@@ -138,7 +138,7 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's event loop where it is installed (Linux and macOS), else asyncio's own.
 
     Every send, claim and event is a chain of awaits on the one loop, and uvloop's costs less a
-    step: bursts drain faster and the steady median is lower (README, benchmarks)."""
+    step: bursts drain faster and the steady median is lower (docs/benchmarks.md)."""
     try:
         import uvloop
     except ImportError:
@@ -149,7 +149,7 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 async def _freeze_heap(_app: object) -> None:
     # A full collection walks every object, and the many a started service holds (modules,
     # metadata, pydantic and twilio classes) made each one a long pause of the event loop:
-    # timers fired that late (README, Design). What exists once started lives as long as the
+    # timers fired that late (docs/internals.md). What exists once started lives as long as the
     # process; keep it out of collection (https://docs.python.org/3/library/gc.html#gc.freeze).
     gc.collect()
     gc.freeze()

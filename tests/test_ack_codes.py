@@ -1,4 +1,4 @@
-"""Alerts and acknowledgements name the escalation (SPEC §14): each escalation has a short code
+"""Alerts and acknowledgements name the escalation (contract §14): each escalation has a short code
 its alerts carry (`Reply ACK 4821`), `ACK <code>` acknowledges the one named, `ACK` alone the
 one last texted to that number (not the clinic's oldest), an unknown code is answered plainly.
 The world is tests/fixtures/conversations.py's (the real app over HTTP, SQLite and PostgreSQL).

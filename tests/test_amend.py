@@ -1,4 +1,4 @@
-"""treatment.updated (SPEC §13): a corrected completed_at, sessions_planned or serum, followed
+"""treatment.updated (contract §13): a corrected completed_at, sessions_planned or serum, followed
 by the treatment's scheduled messages; sent ones untouched; refusals store nothing.
 
 The clock stands at 2026-11-25 15:00 UTC (07:00 in Los Angeles). Protocol `mn`: `tonight`

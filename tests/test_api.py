@@ -1,4 +1,4 @@
-"""The read API (SPEC §8) and the operations endpoints (SPEC §9)."""
+"""The read API (contract §8) and the operations endpoints (contract §9)."""
 
 from __future__ import annotations
 

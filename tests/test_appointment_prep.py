@@ -1,4 +1,4 @@
-"""Prep before a session (SPEC §13): planned by appointment.booked, moved by
+"""Prep before a session (contract §13): planned by appointment.booked, moved by
 appointment.rescheduled, cancelled by appointment.cancelled, followed on patient.updated.
 
 Signed events through the real app, on SQLite then PostgreSQL. The clock stands at

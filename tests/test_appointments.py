@@ -1,4 +1,4 @@
-"""Appointments of a series (SPEC §13): booked, rescheduled, cancelled; signed, idempotent.
+"""Appointments of a series (contract §13): booked, rescheduled, cancelled; signed, idempotent.
 
 Signed events through the real app, on SQLite then PostgreSQL. The clock stands at
 2026-11-25 15:00 UTC, when session 1 of 3 of `tr_1` completed (07:00 in Los Angeles); the

@@ -1,4 +1,4 @@
-"""SPEC §14, "Nothing dies quietly": a background task's failure is logged once (masked) and
+"""Contract §14, "Nothing dies quietly": a background task's failure is logged once (masked) and
 counted in aftercare_background_failures_total{task=...}; a loop that fails is started again
 after a backoff; what the task was doing is not lost.
 

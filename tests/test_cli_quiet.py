@@ -1,5 +1,5 @@
 """`aftercare preview` shows where each step landed and why, and plans an appointment's prep
-steps (`--appointment-at`); SPEC §3, §13, §15."""
+steps (`--appointment-at`); contract §3, §13, §15."""
 
 from __future__ import annotations
 

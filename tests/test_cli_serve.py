@@ -1,4 +1,4 @@
-"""`aftercare serve` and `check-config` from outside, as an operator runs them (SPEC §14):
+"""`aftercare serve` and `check-config` from outside, as an operator runs them (contract §14):
 Kubernetes' variables, the example's secrets off loopback, the fallback, the log level, leases."""
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""The cancel endpoint of the clinic API (SPEC §8): it answers the treatment as GET shows it with
-its scheduled messages cancelled; a message already being sent cannot be recalled, cancelling twice
-is harmless, and an unknown treatment is a 404 problem.
-"""
+"""The cancel endpoint of the clinic API (contract §8): it answers the treatment as GET shows it
+with its scheduled messages cancelled; a message already being sent cannot be recalled, cancelling
+twice is harmless, and an unknown treatment is a 404 problem."""
 
 from __future__ import annotations
 

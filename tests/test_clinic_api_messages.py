@@ -1,8 +1,7 @@
-"""The message lists of the clinic API (SPEC §8): a patient's messages newest first with history and
-a masked phone, the clinic's across treatments filtered by status and send_at window, their limits
-and the problems naming wrong parameters, and pages that cover every message once on both databases,
-however messages arrive while paging, behind an opaque cursor.
-"""
+"""The message lists of the clinic API (contract §8): a patient's messages newest first with history
+and a masked phone, the clinic's across treatments filtered by status and send_at window, their
+limits and the problems naming wrong parameters, and pages that cover every message once on both
+databases, however messages arrive while paging, behind an opaque cursor."""
 
 from __future__ import annotations
 

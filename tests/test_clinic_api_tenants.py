@@ -1,8 +1,7 @@
-"""Tenant isolation on every clinic endpoint of the clinic API (SPEC §8): a clinic sees and changes
-only its own treatments and patients; a missing or wrong token is a 401, another clinic's token or
-an unknown clinic a 403, another clinic's ids are not found, and the same ids at two clinics stay
-apart.
-"""
+"""Tenant isolation on every clinic endpoint of the clinic API (contract §8): a clinic sees and
+changes only its own treatments and patients; a missing or wrong token is a 401, another clinic's
+token or an unknown clinic a 403, another clinic's ids are not found, and the same ids at two
+clinics stay apart."""
 
 from __future__ import annotations
 

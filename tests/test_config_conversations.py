@@ -1,4 +1,4 @@
-"""The conversation's settings (SPEC §10, §12): checked like texts, reported by TOML path."""
+"""The conversation's settings (contract §10, §12): checked like texts, reported by TOML path."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ class TestExample:
                     assert isinstance(r.answer, dict) and set(r.answer) == {"en", "es"}
 
     def test_micro_needling_asks_for_a_photo_on_day_3_and_checks_again_on_day_7(self) -> None:
-        """SPEC §17: the day-3 check-in asks for a photo; a day-7 check follows."""
+        """Contract §17: the day-3 check-in asks for a photo; a day-7 check follows."""
         settings = load_settings(EXAMPLE, environ={}).settings
         steps = [s for s in settings.protocols["microneedling"].steps if s.kind == "checkin"]
         assert [s.days for s in steps] == [[3], [7]]

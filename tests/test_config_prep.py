@@ -1,4 +1,4 @@
-"""Prep steps and in_quiet_hours in the configuration (SPEC §4, §13, §15): what check-config
+"""Prep steps and in_quiet_hours in the configuration (contract §4, §13, §15): what check-config
 accepts, and each mistake by its TOML path."""
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ class TestProblems:
     def test_an_unset_request_timeout_is_ten_seconds_or_half_a_shorter_lease(
         self, tmp_path: Path, lease: str, timeout: timedelta
     ) -> None:
-        """A 5 s lease with no request timeout set is valid (SPEC §14's refusal is for a
+        """A 5 s lease with no request timeout set is valid (contract §14's refusal is for a
         timeout set over half the lease): its requests give up after 2.5 s."""
         data = config_data(tmp_path / "aftercare.db")
         del data["twilio"]["request_timeout"]

@@ -1,4 +1,4 @@
-"""The audit trail of the console's actions (SPEC §16, "Audit"), read back through
+"""The audit trail of the console's actions (contract §16, "Audit"), read back through
 `GET /v1/clinics/{clinic_id}/audit` as a clinic's system reads it: a nurse who mistypes her
 password, signs in, acknowledges an escalation, marks a reply done, opens a patient, reveals the
 number and texts her leaves one row for each, newest first, her email the actor, no secret and
@@ -44,7 +44,7 @@ async def _post(c: Conversation, path: str, **form: str) -> Any:
 
 
 async def _walk(c: Conversation) -> None:
-    """Every console action of SPEC §16's audit list, once, as a nurse does them."""
+    """Every console action of contract §16's audit list, once, as a nurse does them."""
     assert (await sign_in(c.client, password="not her password at all")).status == 401
     assert (await sign_in(c.client)).status == 303
     inbox = await (await c.client.get("/console/")).text()

@@ -1,4 +1,4 @@
-"""`aftercare staff` (SPEC §16): accounts added, listed, disabled and reset from the CLI."""
+"""`aftercare staff` (contract §16): accounts added, listed, disabled and reset from the CLI."""
 
 from __future__ import annotations
 

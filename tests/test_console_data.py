@@ -1,8 +1,8 @@
-"""The console's data and actions (SPEC §16), on the conversation tests' world (the real app, the
-real twilio client against a fake Twilio, texts posted as Twilio signs them), on SQLite and
-PostgreSQL: inbox items for each source, leaving when done or acknowledged; another clinic's
-items invisible and their actions refused; the patient timeline in local time; search; audit
-rows for each action; the audit API's pages; the inbox gauges on /metrics."""
+"""The console's data and actions (contract §16), on the conversation tests' world (the real app,
+the real twilio client against a fake Twilio, texts posted as Twilio signs them), on SQLite and
+PostgreSQL: inbox items for each source, leaving when done or acknowledged; another clinic's items
+invisible and their actions refused; the patient timeline in local time; search; audit rows for each
+action; the audit API's pages; the inbox gauges on /metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The console's inbox over HTTP (SPEC §16), on the conversation tests' world (the real app, the
+"""The console's inbox over HTTP (contract §16), on the conversation tests' world (the real app, the
 real twilio client against a fake Twilio, texts posted as Twilio signs them): items shown and
 acted on by plain forms (no JavaScript), another clinic's staff refused, CSRF, the polling
 endpoints, and polling that does not keep an unattended session alive."""

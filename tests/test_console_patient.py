@@ -1,4 +1,4 @@
-"""The console's patient page and search (SPEC §16) over HTTP, on the conversation tests' world
+"""The console's patient page and search (contract §16) over HTTP, on the conversation tests' world
 (the real app, the real twilio client against a fake Twilio) with a staff account signed in
 through the real form, on SQLite and PostgreSQL: the timeline in local time, `Show number`
 audited, `Send` once per form, refusals shown and nothing sent, quiet hours, another clinic's

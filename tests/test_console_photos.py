@@ -1,4 +1,4 @@
-"""Patients' photos in the console (SPEC §16/§17), on the photo tests' world (the real app over
+"""Patients' photos in the console (contract §16/§17), on the photo tests' world (the real app over
 HTTP, MMS posted as Twilio signs them, the fake Twilio's media behind auth and its CDN): the
 photo route serves the bytes to the clinic's signed-in staff only, never cached; the inbox shows
 a thumbnail (or "Photo arriving…" first, the version changing when it lands); the patient's

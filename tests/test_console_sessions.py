@@ -1,4 +1,4 @@
-"""Console sessions and safe pages (SPEC §16): cookies, timeouts, sign-out, CSRF, headers, and
+"""Console sessions and safe pages (contract §16): cookies, timeouts, sign-out, CSRF, headers, and
 an account's clinics."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signing in to the staff console (SPEC §16): the form, one message for any wrong pair,
+"""Signing in to the staff console (contract §16): the form, one message for any wrong pair,
 lockout by account, throttling by address, audit rows and the sign-in metric."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A fake Twilio process takes the texts; a fake clinic endpoint, served by the test, verifies
 every notification's signature with standardwebhooks; the patients' and the nurse's texts are
 posted as Twilio signs them. What `test_conversations_escalations` and `_replies` check rule
-by rule inside the test's process, this checks end to end across the process boundary (SPEC
+by rule inside the test's process, this checks end to end across the process boundary (the contract
 §10, §11, §12).
 """
 

@@ -1,10 +1,9 @@
-"""The conversation's urgent replies (SPEC §10, §12), from outside: a "3" or a red flag in words is
-answered, escalated, notified to the clinic system signed, and texted to the on-call nurse once, not
-again while open; an ACK from the on-call number closes the oldest; the reminder fires once; the
+"""The conversation's urgent replies (contract §10, §12), from outside: a "3" or a red flag in words
+is answered, escalated, notified to the clinic system signed, and texted to the on-call nurse once,
+not again while open; an ACK from the on-call number closes the oldest; the reminder fires once; the
 alert is kept with the treatment, masked, and sent though the patient said STOP; and the escalations
 API acknowledges, refuses with problems, and pages newest first. The world is
-tests/fixtures/conversations.py's.
-"""
+tests/fixtures/conversations.py's."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""The conversation's other replies (SPEC §10, §12), from outside: free text is answered with the
-fallback and notified, in the patient's language; a watch level escalates when the clinic says so; a
-reply outside every window is notified as reply.received; STOP SERUM cancels and suppresses only
-serum until START SERUM, and a word that is no stop word is plain text; and the first message ends
-in the footer of the patient's language. The world is tests/fixtures/conversations.py's.
-"""
+"""The conversation's other replies (contract §10, §12), from outside: free text is answered with
+the fallback and notified, in the patient's language; a watch level escalates when the clinic says
+so; a reply outside every window is notified as reply.received; STOP SERUM cancels and suppresses
+only serum until START SERUM, and a word that is no stop word is plain text; and the first message
+ends in the footer of the patient's language. The world is tests/fixtures/conversations.py's."""
 
 from __future__ import annotations
 

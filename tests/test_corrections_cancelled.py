@@ -1,4 +1,4 @@
-"""treatment.cancelled from a clinic system (SPEC §5): the treatment's scheduled messages are
+"""treatment.cancelled from a clinic system (contract §5): the treatment's scheduled messages are
 cancelled with the reason why, those already sending or sent left alone; an unknown treatment is a
 422 that stores nothing; cancelling twice or replaying changes nothing more, a completed event after
 the cancel plans nothing, and another clinic cannot cancel it. Signed events through the real app on

@@ -1,11 +1,10 @@
-"""patient.updated from a clinic system (SPEC §5): a new phone applies to unsent messages only (and
-a number that said STOP gets nothing), a new name or locale to texts not yet sent, withdrawn consent
-cancels every scheduled message and consent given again plans later events; an unknown or another
-clinic's patient is a 422, an update that changes nothing changes no message, a replay answers the
-first answer, and a wrong field is a 422 naming it. Signed events through the real app on a fresh
-database of each kind; the clock stands at 2026-11-25 15:00 UTC, the moment the treatment completed
-(07:00 in Los Angeles).
-"""
+"""patient.updated from a clinic system (contract §5): a new phone applies to unsent messages only
+(and a number that said STOP gets nothing), a new name or locale to texts not yet sent, withdrawn
+consent cancels every scheduled message and consent given again plans later events; an unknown or
+another clinic's patient is a 422, an update that changes nothing changes no message, a replay
+answers the first answer, and a wrong field is a 422 naming it. Signed events through the real app
+on a fresh database of each kind; the clock stands at 2026-11-25 15:00 UTC, the moment the treatment
+completed (07:00 in Los Angeles)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""patient.updated with a new time zone (SPEC §5): the local clock steps and the quiet hours follow
-the new zone, sent reminders are not planned again, a time long past in the new zone expires and one
-just past goes out at once, and on the treatment day the times only the new zone has are added and
-the rest cancelled. Signed events through the real app on a fresh database of each kind; the clock
-stands at 2026-11-25 15:00 UTC, the moment the treatment completed (07:00 in Los Angeles), unless a
-test moves it.
-"""
+"""patient.updated with a new time zone (contract §5): the local clock steps and the quiet hours
+follow the new zone, sent reminders are not planned again, a time long past in the new zone expires
+and one just past goes out at once, and on the treatment day the times only the new zone has are
+added and the rest cancelled. Signed events through the real app on a fresh database of each kind;
+the clock stands at 2026-11-25 15:00 UTC, the moment the treatment completed (07:00 in Los Angeles),
+unless a test moves it."""
 
 from __future__ import annotations
 

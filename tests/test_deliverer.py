@@ -1,4 +1,4 @@
-"""SPEC §11: notifications delivered at least once, signed, by the app's deliverer.
+"""Contract §11: notifications delivered at least once, signed, by the app's deliverer.
 
 The real app (`create_app`), real databases, and a fake clinic endpoint that verifies every
 signature with standardwebhooks; the clock is a fake the test moves over the backoff.

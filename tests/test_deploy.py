@@ -1,4 +1,4 @@
-"""What an operator deploys (SPEC §14): the image's Dockerfile and health check, and deploy/'s
+"""What an operator deploys (contract §14): the image's Dockerfile and health check, and deploy/'s
 alert rules and dashboard, checked with the tools that will read them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Dispatch's recovery of claims (DESIGN invariant 3): a message left `sending` by a dead instance
+"""Dispatch's recovery of claims (design invariant 3): a message left `sending` by a dead instance
 is reconciled and then sent once, or recorded without a second send when it had reached Twilio; a
 live claim is left alone; and a lease outlasts the requests of the process holding it (the sweeper
 leaves a claim that is still being sent, only its holder extends it). The real dispatcher and

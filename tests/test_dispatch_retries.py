@@ -1,4 +1,4 @@
-"""Dispatch's retries (DESIGN invariant 4): what Twilio's answer makes of a send (a permanent error
+"""Dispatch's retries (design invariant 4): what Twilio's answer makes of a send (a permanent error
 fails it; a rate limit, a refused connection or a 500 retries it with backoff, never past its
 expiry; 21610 opts the number out; a timeout after Twilio accepted is reconciled, not resent), and
 corrections made while a message was in flight (a cancel, withdrawn consent, a new phone) applied to

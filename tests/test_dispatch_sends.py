@@ -1,4 +1,4 @@
-"""Dispatch (DESIGN invariants 3-4): a due message is claimed before it is sent and sent at most
+"""Dispatch (design invariant 3-4): a due message is claimed before it is sent and sent at most
 once, a free slot is refilled at once, the opt-out footer goes on a number's first message only; a
 message past its expiry is never sent late, and an opted-out or suppressed one not at all. The real
 dispatcher and database, the real twilio client against a fake Twilio server; the clock is a fake

@@ -1,7 +1,7 @@
-"""The edge's configuration rules from outside, as an operator meets them (SPEC §14, "The edge"):
-weak secrets, short tokens and an http `public_base_url` are refused by `check-config` and
-`serve` alike, each by its TOML path and never its value; the example's secrets are refused
-whenever `public_base_url` is not loopback, even bound to 127.0.0.1. The rules themselves
+"""The edge's configuration rules from outside, as an operator meets them (contract §14, "The
+edge"): weak secrets, short tokens and an http `public_base_url` are refused by `check-config` and
+`serve` alike, each by its TOML path and never its value; the example's secrets are refused whenever
+`public_base_url` is not loopback, even bound to 127.0.0.1. The rules themselves
 (service.config.edge) are checked in-process below."""
 
 from __future__ import annotations

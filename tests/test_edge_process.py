@@ -1,5 +1,5 @@
-"""The edge from outside a real `python -m service serve` (SPEC §14, "The edge"): bodies trickled
-a byte at a time are cut at `body_timeout` without an ERROR line, a traceback or a 5xx; a
+"""The edge from outside a real `python -m service serve` (contract §14, "The edge"): bodies
+trickled a byte at a time are cut at `body_timeout` without an ERROR line, a traceback or a 5xx; a
 300-event burst from one clinic meets 429s with Retry-After, and every 202 is stored whole while
 every 429 left nothing; no more than `max_connections` connections are served at once."""
 

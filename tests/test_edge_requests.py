@@ -1,4 +1,4 @@
-"""The edge over HTTP against the real app (SPEC §14, "The edge"): an unknown clinic and a bad
+"""The edge over HTTP against the real app (contract §14, "The edge"): an unknown clinic and a bad
 signature answer alike, the content type is checked only once the signature holds, a clinic
 over its rate_limit meets 429 with Retry-After and nothing stored, and no `Server` header names
 versions. The token bucket itself is stepped with an injected clock."""

@@ -1,4 +1,4 @@
-"""The environment rule (SPEC §14): which AFTERCARE_* variables are settings, what each sets,
+"""The environment rule (contract §14): which AFTERCARE_* variables are settings, what each sets,
 and which variable a problem names (service.config.environment through service.config)."""
 
 from __future__ import annotations

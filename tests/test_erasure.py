@@ -1,4 +1,4 @@
-"""Erasing a patient (SPEC §19), from outside, on SQLite and PostgreSQL: through the API and
+"""Erasing a patient (contract §19), from outside, on SQLite and PostgreSQL: through the API and
 through `aftercare erase` beside the running app, a patient with a sent check-in, scheduled
 messages, a reply in distinctive words, an escalation, an alert and notifications leaves neither
 name, number (not even its last four) nor words anywhere in the database — SQLite's file and

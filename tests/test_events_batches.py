@@ -1,8 +1,7 @@
-"""`POST /v1/clinics/{clinic_id}/events` (SPEC §5) in batches (issue 5): events that arrive together
-are written together in a few statements, each answered and stored as if it came alone (one patient
-in two events, a zone left out, a STOP, plans larger than one statement, replicas racing for one
-treatment).
-"""
+"""`POST /v1/clinics/{clinic_id}/events` (contract §5) in batches (issue 5): events that arrive
+together are written together in a few statements, each answered and stored as if it came alone (one
+patient in two events, a zone left out, a STOP, plans larger than one statement, replicas racing for
+one treatment)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""`POST /v1/clinics/{clinic_id}/events` (SPEC §5), accepted: a signed event answers 202 with its
-plan, stored before the answer, in UTC, in the patient's language and without rebooking after the
-last session; a plan without consent or for an opted-out number is recorded suppressed; quiet
-hours move a message to their end; and a replayed or raced event plans once.
-"""
+"""`POST /v1/clinics/{clinic_id}/events` (contract §5), accepted: a signed event answers 202 with
+its plan, stored before the answer, in UTC, in the patient's language and without rebooking after
+the last session; a plan without consent or for an opted-out number is recorded suppressed; quiet
+hours move a message to their end; and a replayed or raced event plans once."""
 
 from __future__ import annotations
 

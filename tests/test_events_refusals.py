@@ -1,8 +1,7 @@
-"""`POST /v1/clinics/{clinic_id}/events` (SPEC §5), refused: a missing, malformed, wrong, stale or
-tampered signature or an unknown clinic is a 401 that echoes no secret (a rotated secret still
+"""`POST /v1/clinics/{clinic_id}/events` (contract §5), refused: a missing, malformed, wrong, stale
+or tampered signature or an unknown clinic is a 401 that echoes no secret (a rotated secret still
 verifies), and a wrong content type, a body over the limit, JSON that is no event or a wrong field a
-415, 413 or 422 naming it; each a problem+json that stored nothing.
-"""
+415, 413 or 422 naming it; each a problem+json that stored nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Twilio's retries change nothing (SPEC §14): a text is kept once per MessageSid, and the same
+"""Twilio's retries change nothing (contract §14): a text is kept once per MessageSid, and the same
 signed request posted again — one after another, all at once, or after the ACK — gets the same
 TwiML and adds no reply row, escalation, alert or notification. The world is
 tests/fixtures/conversations.py's (the real app over HTTP, SQLite and PostgreSQL).

@@ -1,4 +1,4 @@
-"""A `From` of any length or shape is kept or refused cleanly, never a 500 (SPEC §14): a channel
+"""A `From` of any length or shape is kept or refused cleanly, never a 500 (contract §14): a channel
 address (`whatsapp:+14155550123`, 21 characters) is the number behind it, so its STOP opts that
 number out; 40 or 200 characters, or no number at all, are answered with empty TwiML and kept
 nowhere; a MessageSid no Twilio message could have is refused alike. SQLite and PostgreSQL; the

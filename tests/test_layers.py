@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md hold: `lint-imports` keeps the contracts of pyproject.toml on this
+"""The layers of docs/design.md hold: `lint-imports` keeps the contracts of pyproject.toml on this
 tree, and breaks them on a copy of the tree where planning imports storage, or a layer above
 storage imports the database library."""
 

@@ -1,4 +1,4 @@
-"""No personal data in the log when a database statement fails (SPEC §19), against the real
+"""No personal data in the log when a database statement fails (contract §19), against the real
 `aftercare serve` process: the database is made to refuse the very rows that carry a patient's
 words, first name and number (on SQLite a trigger that raises, on PostgreSQL a CHECK whose
 error quotes the failing row), a patient's reply and a clinic's event are posted, both fail,

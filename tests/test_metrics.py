@@ -1,4 +1,4 @@
-"""`/metrics` in production (SPEC §14, Operations): the process and Python collectors, HTTP
+"""`/metrics` in production (contract §14, Operations): the process and Python collectors, HTTP
 requests by route and status, no `*_created`, the oldest overdue message and readiness."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Migrations on many replicas (SPEC §14): concurrent `migrate` runs on one PostgreSQL
+"""Migrations on many replicas (contract §14): concurrent `migrate` runs on one PostgreSQL
 database take turns behind an advisory lock, and all of them succeed."""
 
 from __future__ import annotations

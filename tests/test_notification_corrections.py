@@ -1,4 +1,4 @@
-"""SPEC §11: a message that a correction moves past its expiry is notified `message.expired`,
+"""Contract §11: a message that a correction moves past its expiry is notified `message.expired`,
 as one found past it at claim time is (`test_notification_emission`).
 
 `treatment.updated` (a `completed_at` a day earlier) and `patient.updated` (a time zone in

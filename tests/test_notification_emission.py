@@ -1,4 +1,4 @@
-"""SPEC §11: what a clinic's system is told, written in the transaction of the change.
+"""Contract §11: what a clinic's system is told, written in the transaction of the change.
 
 The real dispatcher and return path, real databases, the real twilio client against the fake
 Twilio; the notifications are read from the outbox as the deliverer would post them.

@@ -1,4 +1,4 @@
-"""SPEC §11 from outside the process: `aftercare serve` subprocesses, the fake Twilio in
+"""Contract §11 from outside the process: `aftercare serve` subprocesses, the fake Twilio in
 another process, and a fake clinic endpoint in the test's loop that verifies signatures.
 
 Messages fail permanently (the fake Twilio answers 21211), so each one is a message.failed

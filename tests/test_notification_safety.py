@@ -1,4 +1,4 @@
-"""SPEC §14, "Notifications": each notification is signed with every one of the clinic's
+"""Contract §14, "Notifications": each notification is signed with every one of the clinic's
 secrets, and an endpoint on a private or link-local network is refused unless the clinic's
 table allows it (check-config for literal addresses, each attempt for names).
 

@@ -162,7 +162,7 @@ class TestSchemasAreTheValidators:
         assert set(schemas["PlannedMessage"]["properties"]["status"]["enum"]) == set(Status)
 
     def test_the_notifications_endpoints_and_states_are_described(self) -> None:
-        """SPEC §11's list and retry are in the document (so the fuzz test calls them), and
+        """Contract §11's list and retry are in the document (so the fuzz test calls them), and
         the states it names are the outbox's."""
         paths = document()["paths"]
         assert "get" in paths["/v1/clinics/{clinic_id}/notifications"]
@@ -172,7 +172,7 @@ class TestSchemasAreTheValidators:
         assert set(view["properties"]["state"]["enum"]) == set(NotificationState)
 
     def test_the_example_event_is_spec_5s(self) -> None:
-        """The document gives SPEC §5's example event (the fuzz test posts it: 202)."""
+        """The document gives contract §5's example event (the fuzz test posts it: 202)."""
         schemas = document()["components"]["schemas"]
         assert schemas["TreatmentCompleted"]["examples"] == [EXAMPLE]
 
@@ -225,7 +225,7 @@ async def _post(client: AppClient, body: dict[str, Any]) -> Any:
 
 
 class TestSeries:
-    """The series' events and the appointment read (SPEC §13) are in the document."""
+    """The series' events and the appointment read (contract §13) are in the document."""
 
     def test_the_events_schemas_are_the_validators(self) -> None:
         """Each series event is a branch of `Event`, its required fields the validator's."""

@@ -1,4 +1,4 @@
-"""Operations (SPEC §9): metrics, logs, readiness."""
+"""Operations (contract §9): metrics, logs, readiness."""
 
 from __future__ import annotations
 

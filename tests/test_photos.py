@@ -1,4 +1,4 @@
-"""Photo check-ins (SPEC §17), from outside: the real app over HTTP, the real downloader
+"""Photo check-ins (contract §17), from outside: the real app over HTTP, the real downloader
 against the fake Twilio's media and its CDN. A JPEG with GPS comes back from the media API
 without EXIF, upright and decodable, and Twilio's copy is deleted; a 6 MB image and a PDF are
 noted and not kept while the reply is answered; a redirect off `twilio.media_hosts` is not

@@ -1,4 +1,4 @@
-"""Prep steps planned from an appointment (service.planning.prep, SPEC §13)."""
+"""Prep steps planned from an appointment (service.planning.prep, contract §13)."""
 
 from __future__ import annotations
 

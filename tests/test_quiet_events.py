@@ -1,4 +1,4 @@
-"""A treatment.completed event whose steps meet quiet hours, each by its rule (SPEC §5, §15):
+"""A treatment.completed event whose steps meet quiet hours, each by its rule (contract §5, §15):
 the answer and the stored messages, on SQLite and PostgreSQL."""
 
 from __future__ import annotations

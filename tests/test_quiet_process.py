@@ -1,4 +1,4 @@
-"""SPEC §15 from outside the process: an evening note whose time falls in quiet hours, with
+"""Contract §15 from outside the process: an evening note whose time falls in quiet hours, with
 `in_quiet_hours = "earlier"`, reaches Twilio 15 minutes before they start, not the next morning.
 
 The README's case is a treatment completed at 19:30 in Los Angeles: "tonight" (2 h after, 21:30)

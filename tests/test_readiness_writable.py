@@ -1,4 +1,4 @@
-"""SPEC §14, "Readiness means writable": /readyz fails, naming the check, when the database
+"""Contract §14, "Readiness means writable": /readyz fails, naming the check, when the database
 refuses a write, not only a read, and recovers when writes succeed again.
 
 From outside: `aftercare serve` as a subprocess whose SQLite file lives on a small tmpfs that

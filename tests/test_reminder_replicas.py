@@ -1,4 +1,4 @@
-"""Two replicas run the reminder job at the same moment (SPEC §10): each escalation still open
+"""Two replicas run the reminder job at the same moment (contract §10): each escalation still open
 after `escalation_reminder` alerts the on-call numbers once more, once, whoever takes it.
 
 Two `Transactions` on one database, each with engines of its own, are two replicas' stores;

@@ -1,5 +1,5 @@
 """Several replicas on one PostgreSQL database: every message exactly once, even when one
-replica is killed mid-run (DESIGN: the claim protocol is what makes replicas safe)."""
+replica is killed mid-run (docs/design.md: the claim protocol is what makes replicas safe)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`[retention]`'s pruner (SPEC §19, service.storage.pruning and .retention) on a short policy,
+"""`[retention]`'s pruner (contract §19, service.storage.pruning and .retention) on a short policy,
 on SQLite and PostgreSQL: what is older than its period goes (finished messages with their
 history, links and callbacks; replies; escalations; events; then the appointments, treatments
 and patients nothing refers to any more), what is younger stays, a scheduled message stays

@@ -1,4 +1,4 @@
-"""`[retention]` in the running service (SPEC §19): the app prunes as it starts (then hourly)
+"""`[retention]` in the running service (contract §19): the app prunes as it starts (then hourly)
 and counts what it pruned by table in `/metrics`; and what a clinic's event replayed after its
 stored copy was pruned really does: a treatment already planned answers 200 with the plan as
 it stands, nothing planned twice."""

@@ -1,4 +1,4 @@
-"""`[retention]` (SPEC §19, service.config.retention): the defaults, periods in days or whole
+"""`[retention]` (contract §19, service.config.retention): the defaults, periods in days or whole
 years (a year is 366 days), nonsense and too-short periods refused by their TOML path (and by
 their variable from the environment), and `check-config` printing the policy."""
 

@@ -1,4 +1,4 @@
-"""The timers (DESIGN invariant 2): APScheduler wakes the dispatcher at each instant at which
+"""The timers (design invariant 2): APScheduler wakes the dispatcher at each instant at which
 messages fall due, never before it, and holds only the near horizon."""
 
 from __future__ import annotations

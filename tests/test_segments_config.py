@@ -1,5 +1,5 @@
 """`check-config` warns of a step text that is UCS-2 only because of typographic punctuation
-(SPEC §18), naming its TOML path; a warning, so the exit status stays 0."""
+(contract §18), naming its TOML path; a warning, so the exit status stays 0."""
 
 from __future__ import annotations
 

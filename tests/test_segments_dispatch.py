@@ -1,4 +1,4 @@
-"""Segments and validity on the wire (SPEC §18): the real dispatcher and database, the real
+"""Segments and validity on the wire (contract §18): the real dispatcher and database, the real
 twilio client against the fake Twilio server, a fake clock (tests/fixtures/dispatch.py)."""
 
 from __future__ import annotations

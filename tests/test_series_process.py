@@ -1,4 +1,4 @@
-"""A series from outside the process (SPEC §13): a real `aftercare serve` and a fake Twilio in
+"""A series from outside the process (contract §13): a real `aftercare serve` and a fake Twilio in
 processes of their own, driven by signed events and read through the API; real time.
 
 Protocol `series`: a note a second after each session, the nudge to book the next session

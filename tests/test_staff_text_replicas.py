@@ -1,4 +1,4 @@
-"""Staff texts on two replicas of one PostgreSQL database (SPEC §16, §6): each is sent exactly
+"""Staff texts on two replicas of one PostgreSQL database (contract §16, §6): each is sent exactly
 once whichever replica's dispatcher claims it, and two sent at the same moment through the two
 replicas to one patient are both filed (the treatment's row lock orders their seq) and sent
 once each. The world is tests/fixtures/staff_texts.py's `replicas`."""

@@ -1,4 +1,4 @@
-"""Replies to a staff text (SPEC §16): within 48 h they are that conversation's — kept on the
+"""Replies to a staff text (contract §16): within 48 h they are that conversation's — kept on the
 staff text's history and notified as `reply.received` naming it — and the most recent of a
 check-in in its window and a staff text is the one answered. Texts posted as Twilio signs them
 to the real app; the world is tests/fixtures/staff_texts.py's."""

@@ -1,4 +1,4 @@
-"""A staff text (SPEC §16): the console's `Send` as a use case on the real app (the real twilio
+"""A staff text (contract §16): the console's `Send` as a use case on the real app (the real twilio
 client against a fake Twilio, SQLite and PostgreSQL): sent once by the claim path, with its
 history, listed as kind `staff`; refused to an opted-out number; held by quiet hours unless
 sent anyway; the footer on a first message in the patient's locale. The world is

@@ -1,4 +1,4 @@
-"""Triage of a check-in's replies (SPEC §10): keys, free text and red flags; pure."""
+"""Triage of a check-in's replies (contract §10): keys, free text and red flags; pure."""
 
 from __future__ import annotations
 

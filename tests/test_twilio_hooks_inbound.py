@@ -1,9 +1,8 @@
-"""Patients' texts through Twilio's inbound webhook (SPEC §7): any STOP word cancels every pending
-message and suppresses later plans until START, at the clinic texted (or everywhere from an unknown
-number), and wins over a send about to fall due, while a forged STOP changes nothing; HELP answers
-the clinic's text, keywords get an empty answer when replies are off, and other text is recorded in
-the history. The world is tests/fixtures/twilio_hooks.py's.
-"""
+"""Patients' texts through Twilio's inbound webhook (contract §7): any STOP word cancels every
+pending message and suppresses later plans until START, at the clinic texted (or everywhere from an
+unknown number), and wins over a send about to fall due, while a forged STOP changes nothing; HELP
+answers the clinic's text, keywords get an empty answer when replies are off, and other text is
+recorded in the history. The world is tests/fixtures/twilio_hooks.py's."""
 
 from __future__ import annotations
 

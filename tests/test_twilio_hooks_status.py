@@ -1,8 +1,7 @@
-"""Twilio's status callbacks (SPEC §7): a signed `delivered` moves the message forward with history,
-late and repeated callbacks change nothing, `undelivered` keeps the error code, an unknown sid is a
-200 that changes nothing, a callback before the create's answer is applied, and a forged one is a
-403 that changes nothing. The world is tests/fixtures/twilio_hooks.py's.
-"""
+"""Twilio's status callbacks (contract §7): a signed `delivered` moves the message forward with
+history, late and repeated callbacks change nothing, `undelivered` keeps the error code, an unknown
+sid is a 200 that changes nothing, a callback before the create's answer is applied, and a forged
+one is a 403 that changes nothing. The world is tests/fixtures/twilio_hooks.py's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""notification outbox: notifications to clinic systems and their attempts (SPEC §11)
+"""notification outbox: notifications to clinic systems and their attempts (contract §11)
 
 Revision ID: 0005
 Revises: 0004

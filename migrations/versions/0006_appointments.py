@@ -1,4 +1,4 @@
-"""appointments of a series and the messages they planned (SPEC §13)
+"""appointments of a series and the messages they planned (contract §13)
 
 Revision ID: 0006
 Revises: 0005

@@ -1,4 +1,4 @@
-"""conversations: escalations of check-in replies, and opt-outs of one kind (SPEC §10, §12)
+"""conversations: escalations of check-in replies, and opt-outs of one kind (contract §10, §12)
 
 Revision ID: 0007
 Revises: 0006

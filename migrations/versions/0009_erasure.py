@@ -1,5 +1,5 @@
 """erasure: the audit trail, a patient's erasure, the patient each stored event concerned
-(SPEC §19)
+(contract §19)
 
 Revision ID: 0009
 Revises: 0008

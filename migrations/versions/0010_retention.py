@@ -1,4 +1,4 @@
-"""retention: indexes the pruner finds old rows by (SPEC §19)
+"""retention: indexes the pruner finds old rows by (contract §19)
 
 Each table the pruner deletes from by age gets an index on that age, so that a batch reads
 only the rows it deletes; escalations get one on their check-in, so that deleting a message

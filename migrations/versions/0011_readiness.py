@@ -1,4 +1,4 @@
-"""readiness heartbeat: one row per instance, written by /readyz's write check (SPEC §14)
+"""readiness heartbeat: one row per instance, written by /readyz's write check (contract §14)
 
 Revision ID: 0011
 Revises: 0010

@@ -1,4 +1,4 @@
-"""staff console: accounts, their clinics, sessions, sign-in failures (SPEC §16)
+"""staff console: accounts, their clinics, sessions, sign-in failures (contract §16)
 
 Revision ID: 0012
 Revises: 0011

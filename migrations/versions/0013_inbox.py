@@ -1,4 +1,5 @@
-"""console inbox: what a reply came to (level, message, patient) and items marked done (SPEC §16)
+"""console inbox: what a reply came to (level, message, patient) and items marked done (contract
+§16)
 
 Revision ID: 0013
 Revises: 0012

@@ -1,4 +1,4 @@
-"""console Send form: one-time tokens, so that a double submit sends one staff text (SPEC §16)
+"""console Send form: one-time tokens, so that a double submit sends one staff text (contract §16)
 
 Revision ID: 0014
 Revises: 0013

@@ -1,4 +1,4 @@
-"""photo check-ins: one media row per item of an inbound MMS, its cleaned bytes (SPEC §17)
+"""photo check-ins: one media row per item of an inbound MMS, its cleaned bytes (contract §17)
 
 Revision ID: 0015
 Revises: 0014

@@ -1,4 +1,4 @@
-"""segments: each message's encoding and segment count as sent (SPEC §18)
+"""segments: each message's encoding and segment count as sent (contract §18)
 
 Revision ID: 0016
 Revises: 0015

@@ -6,7 +6,7 @@ import ipaddress
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Where a notification must not go unless the clinic allows it (SPEC §14, "Notifications"):
+# Where a notification must not go unless the clinic allows it (contract §14, "Notifications"):
 # private and link-local networks, shared address space (carrier-grade NAT), IPv6 unique-local
 # and link-local, and "this network" / the unspecified address, which Linux connects to the
 # machine itself by another name than loopback.

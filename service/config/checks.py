@@ -111,7 +111,7 @@ def _protocol_problems(
 
 
 def _reply_problems(path: str, step: StepSettings, locales: set[str]) -> list[str]:
-    """A check-in's answers and fallback, checked like its text (SPEC §10)."""
+    """A check-in's answers and fallback, checked like its text (contract §10)."""
     problems = []
     for key, reply in step.replies.items():
         problems += _text_problems(f"{path}.replies.{key}.answer", reply.answer, locales)
@@ -140,7 +140,7 @@ def _has_locale(text: Mapping[str, str], locale: str) -> bool:
 
 def punctuation_warnings(settings: Settings) -> list[str]:
     """One line per step text (any locale) that is UCS-2 only because of typographic
-    punctuation (SPEC §18), named by its TOML path: each costs 70 characters a segment
+    punctuation (contract §18), named by its TOML path: each costs 70 characters a segment
     instead of 160 unless `sms.gsm7 = "prefer"` replaces it when sent."""
     fate = (
         'replaced when sent (sms.gsm7 = "prefer")'

@@ -35,7 +35,7 @@ class ClinicSettings(Section, ClinicEscalationFields):
     mps: float | None = Field(None, gt=0, le=10_000)  # messages a second its sender allows
     quiet_hours: QuietHoursSettings | None = None
     help_text: str = ""
-    notifications: ClinicNotifications | None = None  # SPEC §11; none: nothing is recorded
+    notifications: ClinicNotifications | None = None  # Contract §11; none: nothing is recorded
 
     @field_validator("timezone")
     @classmethod

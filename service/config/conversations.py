@@ -1,4 +1,4 @@
-"""The conversation's settings (SPEC §10, §12): how a check-in's replies are read, who is told
+"""The conversation's settings (contract §10, §12): how a check-in's replies are read, who is told
 of an urgent one, and the words that stop one kind of message.
 
 Mixed into the step and clinic sections (`service.config.protocols`, `service.config.clinics`;
@@ -19,7 +19,7 @@ from service.planning.templates import pick_text
 
 Level = Literal["ok", "watch", "urgent", "free_text"]
 LEVELS: tuple[Level, ...] = ("ok", "watch", "urgent", "free_text")
-# A reply's levels a clinic may escalate: a triage level, or `photo` (SPEC §17).
+# A reply's levels a clinic may escalate: a triage level, or `photo` (contract §17).
 EscalateLevel = Literal["ok", "watch", "urgent", "free_text", "photo"]
 Localized = str | dict[str, str]  # a text in the clinic's locale, or a table of locales
 DEFAULT_REPLY_WINDOW = timedelta(hours=48)
@@ -54,7 +54,7 @@ class ReplySettings(BaseModel):
 
 
 class CheckinFields(BaseModel):
-    """A check-in step's replies (SPEC §10); only kind `checkin` may carry them."""
+    """A check-in step's replies (contract §10); only kind `checkin` may carry them."""
 
     reply_window: Duration | None = None
     fallback_answer: Localized | None = None
@@ -76,7 +76,7 @@ class CheckinFields(BaseModel):
 
 
 class ClinicEscalationFields(BaseModel):
-    """Who hears of a reply that needs a person, and when again (SPEC §10)."""
+    """Who hears of a reply that needs a person, and when again (contract §10)."""
 
     escalate_levels: list[EscalateLevel] = ["urgent"]
     on_call_numbers: list[str] = []
@@ -97,14 +97,14 @@ class ClinicEscalationFields(BaseModel):
 
 class SmsSettings(BaseModel):
     """`[sms]`: the backend, the opt-out footer (one text or per locale), keyword answers, and
-    the words of `STOP <WORD>` (SPEC §12)."""
+    the words of `STOP <WORD>` (contract §12)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backend: Literal["console", "twilio"] = "console"
     opt_out_footer: Localized = "Reply STOP to opt out."
     reply_to_keywords: bool = True
-    gsm7: Literal["prefer", "off"] = "prefer"  # typographic punctuation to GSM-7 (SPEC §18)
+    gsm7: Literal["prefer", "off"] = "prefer"  # typographic punctuation to GSM-7 (contract §18)
     # A patient's messages due within this of the earliest go as one text ("0s": off).
     merge_window: Duration = Field(timedelta(0), ge=timedelta(0), le=timedelta(hours=12))
     # Texts a patient gets from a clinic per local day (None: no limit); merged texts count once.

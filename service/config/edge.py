@@ -1,4 +1,4 @@
-"""The edge's settings rules (SPEC §14, "The edge"): how strong a secret or a token must be,
+"""The edge's settings rules (contract §14, "The edge"): how strong a secret or a token must be,
 where `public_base_url` may be plain http, and what a clinic's `rate_limit` says.
 
 Messages name the rule and never the value: a problem line may be pasted into a ticket.

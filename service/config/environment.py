@@ -1,4 +1,4 @@
-"""The environment's part of the configuration (SPEC §14): which `AFTERCARE_*` variables are
+"""The environment's part of the configuration (contract §14): which `AFTERCARE_*` variables are
 settings, what each sets, and which variable a problem comes from.
 
 `AFTERCARE_<SECTION>__<KEY>` (any case) whose SECTION is a top-level section of the settings is

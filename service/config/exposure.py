@@ -1,4 +1,4 @@
-"""No published secret guards a port beyond this machine (SPEC §14).
+"""No published secret guards a port beyond this machine (contract §14).
 
 `config.example.toml` ships webhook secrets and API tokens that the README prints: fine for
 `make run` on loopback, an open door anywhere else. The example's values are read when

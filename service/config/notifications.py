@@ -1,4 +1,5 @@
-"""Notifications to clinic systems (SPEC §11): where each clinic wants them, and how hard to try.
+"""Notifications to clinic systems (contract §11): where each clinic wants them, and how hard to
+try.
 
 `[notifications]` holds the delivery policy for every clinic; `[clinics.X.notifications]` the
 clinic's endpoint, its signing secrets and the types it wants.
@@ -22,7 +23,7 @@ from service.config.addresses import is_loopback, is_private, literal
 from service.config.edge import WebhookSecret
 from service.config.fields import Duration
 
-# Every type a notification may have (SPEC §11), in the order the SPEC lists them.
+# Every type a notification may have (contract §11), in the order the contract lists them.
 TYPES = (
     "checkin.escalated",
     "checkin.replied",
@@ -33,7 +34,7 @@ TYPES = (
     "message.delivered",
     "patient.opted_out",
     "patient.opted_in",
-    "patient.erased",  # SPEC §19
+    "patient.erased",  # Contract §19
 )
 # All but these, which a clinic asks for by listing them.
 DEFAULT_TYPES = tuple(t for t in TYPES if t not in ("message.delivered", "patient.erased"))
@@ -53,7 +54,7 @@ def whsec_secrets(value: list[SecretStr]) -> list[SecretStr]:
 
 
 class NotificationSettings(BaseModel):
-    """`[notifications]`: the delivery policy (SPEC §11)."""
+    """`[notifications]`: the delivery policy (contract §11)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,7 +78,7 @@ class ClinicNotifications(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Before `url`, whose check reads it: a private or link-local address is refused unless
-    # this is true (SPEC §14); names are checked as they resolve, at each attempt.
+    # this is true (contract §14); names are checked as they resolve, at each attempt.
     allow_private_network: bool = False
     url: str
     secrets: list[WebhookSecret] = Field(min_length=1)  # each signs (rotation without a flag day)

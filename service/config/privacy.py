@@ -1,4 +1,4 @@
-"""`[privacy]` (SPEC §19): the secret keys of the hash an erased number's STOP is kept under.
+"""`[privacy]` (contract §19): the secret keys of the hash an erased number's STOP is kept under.
 
 An erasure overwrites a patient's number everywhere, except that a STOP (or `STOP <WORD>`) it
 said must still hold should the number come back with another patient. The opt-out rows keep

@@ -1,4 +1,4 @@
-"""`[retention]` (SPEC §19): how long what patients wrote and were sent is kept.
+"""`[retention]` (contract §19): how long what patients wrote and were sent is kept.
 
 Periods take the usual durations (`30d`, `4w`, `1d12h`) and, here only, whole years in front
 (`6y`, `1y30d`). A year is 366 days, so that `Ny` is never shorter than N calendar years (an
@@ -59,7 +59,7 @@ class RetentionSettings(BaseModel):
 
     messages: Period = timedelta(days=400)  # finished messages, their history; then patients
     replies: Period = timedelta(days=400)  # patients' texts in, and escalations
-    media: Period = timedelta(days=90)  # photos (SPEC §17), bytes and all
+    media: Period = timedelta(days=90)  # photos (contract §17), bytes and all
     events: Period = timedelta(days=30)  # stored copies of clinic events and their answers
     audit: Period = 6 * YEAR  # the audit trail
 

@@ -88,7 +88,7 @@ class TwilioSettings(Section):
     api_base_url: str = "https://api.twilio.com"
     messaging_service_sid: str = ""
     request_timeout: Duration = DEFAULT_REQUEST_TIMEOUT  # or half a shorter lease (Settings)
-    # Photos (SPEC §17): the hosts Twilio's media redirect may lead to, and Twilio's copy
+    # Photos (contract §17): the hosts Twilio's media redirect may lead to, and Twilio's copy
     # deleted once ours is kept.
     media_hosts: list[str] = [  # noqa: RUF012 (a pydantic field: copied per model)
         "mms.twiliocdn.com",
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     notifications: NotificationSettings = NotificationSettings()
-    privacy: PrivacySettings = PrivacySettings()  # SPEC §19: keys of an erased number's hash
+    privacy: PrivacySettings = PrivacySettings()  # Contract §19: keys of an erased number's hash
     retention: RetentionSettings = RetentionSettings()
     clinics: dict[str, ClinicSettings] = Field(min_length=1)
     protocols: dict[str, ProtocolSettings] = Field(min_length=1)

@@ -1,4 +1,4 @@
-"""The staff console (SPEC §16): server-rendered pages at /console/ for clinic staff.
+"""The staff console (contract §16): server-rendered pages at /console/ for clinic staff.
 
 A layer of its own, below `service.web` (whose app factory wires it) and above the use cases:
 its pages render what `service.reads` answers and act through the same services the API uses

@@ -1,4 +1,4 @@
-"""Who is signed in: sessions named by a random cookie, kept as rows (SPEC §16).
+"""Who is signed in: sessions named by a random cookie, kept as rows (contract §16).
 
 The API the console's pages use:
 - `signed_in(request) -> StaffSession`: the account behind a request (the guard middleware

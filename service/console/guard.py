@@ -1,4 +1,4 @@
-"""Security by default for every /console route (SPEC §16), in one middleware and one signal:
+"""Security by default for every /console route (contract §16), in one middleware and one signal:
 
 - a request without a live session is redirected (303) to the sign-in page, which remembers
   the page asked for (same-origin /console paths only);

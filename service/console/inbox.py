@@ -1,4 +1,4 @@
-"""The inbox at /console/ (SPEC §16): what needs a person, newest first, with `Acknowledge` and
+"""The inbox at /console/ (contract §16): what needs a person, newest first, with `Acknowledge` and
 `Mark done` as plain POST forms (they work without JavaScript), and the two cheap endpoints
 static/inbox.js polls to show a new item without a reload:
 

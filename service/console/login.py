@@ -1,4 +1,4 @@
-"""The sign-in page, its form's POST, and sign-out (SPEC §16)."""
+"""The sign-in page, its form's POST, and sign-out (contract §16)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The patient page (SPEC §16): `/console/clinics/{clinic_id}/patients/{patient_id}`.
+"""The patient page (contract §16): `/console/clinics/{clinic_id}/patients/{patient_id}`.
 
 GET shows the patient (first name, last four digits, consent and opt-outs) and their whole
 timeline in their local time, audited `patient_viewed`. `Show number` is a POST that answers

@@ -1,4 +1,4 @@
-"""Patients' photos in the console (SPEC §16/§17): their bytes at
+"""Patients' photos in the console (contract §16/§17): their bytes at
 `/console/clinics/{clinic_id}/media/{media_id}`, only to signed-in staff of that clinic, and
 how a page names a reply's photos (a thumbnail, or a note while one is not there).
 

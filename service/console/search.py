@@ -1,4 +1,4 @@
-"""Patient search (SPEC §16): `/console/patients?q=`, by first name, the clinic's patient id or
+"""Patient search (contract §16): `/console/patients?q=`, by first name, the clinic's patient id or
 the last four digits, across the signed-in account's clinics (`reads.timeline.search`)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signing in (SPEC §16): lockout by account, throttling by address, the same answer for a
+"""Signing in (contract §16): lockout by account, throttling by address, the same answer for a
 wrong email and a wrong password, an audit row and a metric for every attempt.
 
 Order: a throttled address, then a locked account (by the email as typed, known or not, so

@@ -1,4 +1,4 @@
-"""`aftercare staff add | list | disable | password`: the console's accounts (SPEC §16).
+"""`aftercare staff add | list | disable | password`: the console's accounts (contract §16).
 
 A password comes from standard input (one line; its newline is not part of it); when standard
 input is a terminal or empty, one is generated and printed once. Exit 2 for a refusal of the

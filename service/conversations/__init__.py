@@ -1,4 +1,4 @@
-"""What patients and staff text back (SPEC §7, §10, §12): keywords, check-in replies triaged
+"""What patients and staff text back (contract §7, §10, §12): keywords, check-in replies triaged
 and escalated to the clinic's on-call numbers, acknowledgements, opt-outs of one kind.
 
 Every function that touches the database here is a store function of a sync `Session`, run

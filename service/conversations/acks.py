@@ -1,4 +1,4 @@
-"""`ACK` by text from an on-call number (SPEC §10, §14): every escalation has a short code its
+"""`ACK` by text from an on-call number (contract §10, §14): every escalation has a short code its
 alerts carry (`Reply ACK 4821`); `ACK 4821` acknowledges the clinic's open escalation of that
 code, `ACK` alone the escalation last texted to that number (not the clinic's oldest, which
 the nurse may never have seen). The answer names the escalation and what is still open."""

@@ -1,4 +1,4 @@
-"""The texts to a clinic's on-call numbers about an escalation (SPEC §10): messages of kind
+"""The texts to a clinic's on-call numbers about an escalation (contract §10): messages of kind
 `alert` in the `message` table, due now, sent by the same claim-and-send path as the patient's
 (at most once, history kept) but never held by quiet hours nor stopped by the patient's
 opt-out, and without the opt-out footer (vetting lets them through as they are)."""

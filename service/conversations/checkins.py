@@ -1,4 +1,4 @@
-"""A reply to a check-in (SPEC §10): the check-in it belongs to, its triage, the history entry,
+"""A reply to a check-in (contract §10): the check-in it belongs to, its triage, the history entry,
 the answer in the patient's locale, the notification, and the escalation when it needs one."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def reply(
 ) -> Answered:
     """Keep the reply on the check-in's history, notify `checkin.replied`, escalate when its
     level is one the clinic escalates; the answer, in the patient's locale. A reply with a
-    photo is level `photo` unless its text is `urgent` (SPEC §17)."""
+    photo is level `photo` unless its text is `urgent` (contract §17)."""
     found = read(checkin, text)
     photos = photos or Photos(())
     level = PHOTO if photos.kept and found.level != "urgent" else found.level

@@ -1,4 +1,4 @@
-"""Escalations (SPEC §10): opened by a reply of a level the clinic escalates, with a short code
+"""Escalations (contract §10): opened by a reply of a level the clinic escalates, with a short code
 its alerts carry; acknowledged by `ACK [code]` from an on-call number (`acks`) or through the
 API; reminded once when nobody did.
 

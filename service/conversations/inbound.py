@@ -1,4 +1,4 @@
-"""An inbound text, as one store function of the reply batch's transaction (SPEC §7, §10,
+"""An inbound text, as one store function of the reply batch's transaction (contract §7, §10,
 §12): kept, then acted on — STOP / START / HELP (of everything or of one word's kinds), `ACK`
 from an on-call number, a reply to the latest check-in within its window, or other text."""
 
@@ -62,7 +62,7 @@ def _photos(
     *,
     now: datetime,
 ) -> media.Photos:
-    """The MMS's items kept as `media` rows (SPEC §17): pending, for the downloader, or
+    """The MMS's items kept as `media` rows (contract §17): pending, for the downloader, or
     refused (a type not kept, a URL off Twilio's API host) with the reason noted."""
     if row_id is None or not reply.media:
         return media.Photos(())

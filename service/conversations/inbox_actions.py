@@ -1,4 +1,4 @@
-"""What staff do from the console (SPEC §16), each in the caller's write transaction and each
+"""What staff do from the console (contract §16), each in the caller's write transaction and each
 audited with the staff account's email as actor: acknowledge an escalation (as `ACK` and the
 API do: it stops the re-alert), mark an inbox item done, view a patient, reveal a number.
 

@@ -1,4 +1,4 @@
-"""The keywords of an inbound text (SPEC §7, §10, §12), read from its words alone; pure."""
+"""The keywords of an inbound text (contract §7, §10, §12), read from its words alone; pure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `data` of the notifications the conversation records (SPEC §11), built from rows;
+"""The `data` of the notifications the conversation records (contract §11), built from rows;
 opt-outs are `storage.notices.opted_out`'s, like the 21610 path's."""
 
 from __future__ import annotations

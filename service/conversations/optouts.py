@@ -1,4 +1,4 @@
-"""STOP and START, for everything or for the kinds of one word (SPEC §7, §12): the opt-out
+"""STOP and START, for everything or for the kinds of one word (contract §7, §12): the opt-out
 rows, the cancelled messages and the notifications, in the reply's transaction."""
 
 from __future__ import annotations

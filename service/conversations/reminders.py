@@ -1,4 +1,4 @@
-"""The escalations' reminder: a periodic job on the app's scheduler (SPEC §10).
+"""The escalations' reminder: a periodic job on the app's scheduler (contract §10).
 
 Every run reads whether an escalation waits for its reminder (a read beside the writes) and
 only then writes: the reminders taken by a conditional update (`escalations.remind`), so two

@@ -1,4 +1,4 @@
-"""A staff text sent from the console's `Send` form exactly once per form (SPEC §16).
+"""A staff text sent from the console's `Send` form exactly once per form (contract §16).
 
 `send_once` is `staff_texts.send_staff_text` with the form's one-time token filed in the same
 transaction (`storage.staff_text_requests`): the first POST of a form sends; any repeat of

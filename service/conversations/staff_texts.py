@@ -1,4 +1,4 @@
-"""A text a clinic's staff writes to a patient in the console (SPEC §16, DESIGN invariant 12).
+"""A text a clinic's staff writes to a patient in the console (contract §16, design invariant 12).
 
 It is a message of kind `staff` in the `message` table, filed under the patient's latest
 treatment (step `staff`, seq 0, 1, 2, …), sent by the same claim-and-send path as every

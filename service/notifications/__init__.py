@@ -1,1 +1,1 @@
-"""Notifications to clinic systems (SPEC §11): the deliverer of the outbox, signed webhooks out."""
+"""Notifications to clinic systems (contract §11): the outbox's deliverer, signed webhooks out."""

@@ -32,7 +32,7 @@ class Answer:
 
     @property
     def delivered(self) -> bool:
-        """A 2xx answer (SPEC §11)."""
+        """A 2xx answer (contract §11)."""
         return self.http_status is not None and 200 <= self.http_status < 300
 
 

@@ -1,4 +1,4 @@
-"""Names resolved for notifications, private networks refused (SPEC §14, "Notifications").
+"""Names resolved for notifications, private networks refused (contract §14, "Notifications").
 
 A clinic's endpoint named by a host name is resolved at each attempt (aiohttp's connector asks
 its resolver; its DNS cache keeps an answer 10 s). `GuardedResolver` wraps the resolver the

@@ -1,4 +1,4 @@
-"""A clinic asks for a notification again (SPEC §11): `POST …/notifications/{id}/retry`.
+"""A clinic asks for a notification again (contract §11): `POST …/notifications/{id}/retry`.
 
 A failed notification is pending again, due now, with a new `give_up_after` window; a pending
 one is made due now (unless an attempt is in flight); a delivered one is a 409: the clinic has

@@ -1,4 +1,4 @@
-"""The console inbox's gauges (SPEC §16), read from the database at a scrape (`web.ops`):
+"""The console inbox's gauges (contract §16), read from the database at a scrape (`web.ops`):
 open items, the oldest one's age, and the clinics whose oldest open escalation has waited
 longer than twice their `escalation_reminder` (what deploy/alerts.yml pages on)."""
 

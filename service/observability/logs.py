@@ -1,4 +1,4 @@
-"""One JSON object a line; phone numbers masked wherever they appear (DESIGN invariant 8).
+"""One JSON object a line; phone numbers masked wherever they appear (design invariant 8).
 
 A database error's own text is never logged: PostgreSQL's DETAIL quotes the values of a
 failing row ("Failing row contains (…)", "Key (phone)=(…)") and SQLAlchemy may append a

@@ -1,4 +1,4 @@
-"""Masking of phone numbers for logs and error details (DESIGN invariant 8).
+"""Masking of phone numbers for logs and error details (design invariant 8).
 
 Only the last four digits of a number are ever shown; the mask has a fixed
 width so that it does not reveal the number's length either.

@@ -1,10 +1,10 @@
-"""Prometheus metrics (SPEC §9), in a registry of the app's own: nothing global.
+"""Prometheus metrics (contract §9), in a registry of the app's own: nothing global.
 
 Counters and histograms are this process's; the per-status message counts and the pending
 count are read from the database (shared by every replica) when `/metrics` is scraped, unless
 the last count is recent for what it cost (`COUNT_BUDGET`): counting a million rows takes
 the database a noticeable fraction of a second, and a scrape every 15 s counting each time
-held an idle service at several times its idle CPU (README, benchmarks). The oldest scheduled
+held an idle service at several times its idle CPU (docs/benchmarks.md). The oldest scheduled
 `send_at` is read with them, and its age taken at each scrape by the app's clock.
 
 The registry also carries prometheus_client's process, platform and GC collectors. No
@@ -107,7 +107,7 @@ class Metrics:
         )
         self.pruned = Counter(
             "aftercare_retention_pruned_total",
-            "Rows deleted by [retention] (SPEC §19), by table",
+            "Rows deleted by [retention] (contract §19), by table",
             ["table"],
             registry=r,
         )
@@ -214,7 +214,7 @@ class Metrics:
         )
 
     def _notifications(self, r: CollectorRegistry) -> None:
-        """Notifications to clinic systems (SPEC §11): attempts, and the outbox at a scrape."""
+        """Notifications to clinic systems (contract §11): attempts, and the outbox at a scrape."""
         self.notifications = Counter(
             "aftercare_notifications_total",
             "Notification attempts by type and outcome (delivered, retried, gave_up, no_endpoint)",
@@ -234,7 +234,7 @@ class Metrics:
         self._oldest_pending: datetime | None = None
 
     def _escalations(self, r: CollectorRegistry) -> None:
-        """Escalations (SPEC §10) at a scrape: patients' replies that wait for a person."""
+        """Escalations (contract §10) at a scrape: patients' replies that wait for a person."""
         self.escalations_open = Gauge(
             "aftercare_escalations_open", "Escalations not yet acknowledged (database)", registry=r
         )

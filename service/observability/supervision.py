@@ -1,4 +1,4 @@
-"""Background work that never dies quietly (SPEC §14, "Nothing dies quietly").
+"""Background work that never dies quietly (contract §14, "Nothing dies quietly").
 
 Every task the service starts in the background (a send, a notification's attempt, a group
 commit's writer, a timer's wake-up, a periodic sweep, the notifications' loop, the WAL
@@ -9,7 +9,7 @@ doubling up to a minute, back to 1 s after a run that went well for longer than 
 
 The log line names the task, the exception's type and where it was raised (file, line and
 function of the innermost frames), never the exception's message nor the values in the frames:
-a message may quote a statement's parameters or a patient's words (DESIGN invariant 8).
+a message may quote a statement's parameters or a patient's words (design invariant 8).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""GSM-7 forms of typographic punctuation (SPEC §18 "Segments"); pure.
+"""GSM-7 forms of typographic punctuation (contract §18 "Segments"); pure.
 
 One character outside the GSM-7 alphabet makes a whole text UCS-2 (70 characters a
 segment instead of 160), and the usual culprits are pasted from word processors: curly

@@ -1,4 +1,4 @@
-"""The prep steps of a protocol planned for one appointment (SPEC §13); pure.
+"""The prep steps of a protocol planned for one appointment (contract §13); pure.
 
 A step of kind `prep` is timed from the appointment's `starts_at`: `before = D` is one message
 at `starts_at - D` (real time, across DST); `days_before = [3, 1]` with `at = [...]` is one

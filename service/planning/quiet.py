@@ -1,6 +1,6 @@
-"""Where a planned instant lands when it meets quiet hours, by the step's rule; pure (SPEC §15).
+"""Where a planned instant lands when it meets quiet hours, by the step's rule; pure (contract §15).
 
-- "defer" (the default, SPEC §5's rule): moved to the end of the quiet hours;
+- "defer" (the default, contract §5's rule): moved to the end of the quiet hours;
 - "earlier": moved to 15 minutes before the quiet hours began (local wall clock, so 20:45 for
   a window starting at 21:00), if that is after the anchor (a treatment's `completed_at`; for
   a prep step the moment it is planned, since a time in the past cannot be sent) and outside

@@ -19,7 +19,7 @@ __all__ = ["QuietRule", "Step", "StepKind", "timing_problems"]
 
 StepKind = Literal["aftercare", "serum", "checkin", "rebook", "prep"]
 QuietRule = Literal["defer", "earlier", "skip"]
-"""What a step does when its time falls in quiet hours (SPEC §15)."""
+"""What a step does when its time falls in quiet hours (contract §15)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""How urgent a patient's reply to a check-in is (SPEC §10); pure.
+"""How urgent a patient's reply to a check-in is (contract §10); pure.
 
 A reply that is one of the check-in's keys (case, spaces and surrounding punctuation ignored)
 has that key's level. Anything else is `free_text`, unless it holds one of the red flags as a

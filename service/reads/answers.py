@@ -1,4 +1,4 @@
-"""The shapes of every JSON answer (SPEC §5-§9), rendered by pydantic and described by it.
+"""The shapes of every JSON answer (contract §5-§9), rendered by pydantic and described by it.
 
 Each answer is a `TypedDict`: the views build plain dicts that mypy checks against it, and
 its `TypeAdapter` serializes them in one pass (datetimes as UTC ISO 8601 with a `Z`) without
@@ -33,7 +33,7 @@ StatusName = Literal[
 T = TypeVar("T")
 # A step's kind, `alert`: a text to a clinic's on-call number about an escalation, or `staff`:
 # a text the clinic's staff wrote in the console; both filed under the patient's treatment
-# (SPEC §10, §16).
+# (contract §10, §16).
 MessageKind = StepKind | Literal["alert", "staff"]
 
 
@@ -208,7 +208,7 @@ class NotificationAttemptView(TypedDict):
 
 
 class NotificationView(TypedDict):
-    """A notification to the clinic's system (SPEC §11), with its attempts, oldest first.
+    """A notification to the clinic's system (contract §11), with its attempts, oldest first.
 
     `id` is the `webhook-id` of every attempt; `payload` the JSON posted, as posted."""
 

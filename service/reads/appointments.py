@@ -1,4 +1,4 @@
-"""`GET /v1/clinics/{clinic_id}/appointments/{appointment_id}` (SPEC §13, §8): an appointment
+"""`GET /v1/clinics/{clinic_id}/appointments/{appointment_id}` (contract §13, §8): an appointment
 and the messages it planned, each with its history; a store function run by `Transactions`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The audit trail's answer (SPEC §16): a clinic's audit rows, newest first, paged by the
+"""The audit trail's answer (contract §16): a clinic's audit rows, newest first, paged by the
 same opaque keyset cursor as the other lists (`paging`) on (at, id)."""
 
 from __future__ import annotations

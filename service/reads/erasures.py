@@ -1,4 +1,4 @@
-"""The answer to an erasure (SPEC §19): which patient, when, and how many rows of each kind
+"""The answer to an erasure (contract §19): which patient, when, and how many rows of each kind
 it cancelled or overwrote; the same answer to every erase of a patient nothing new was
 reported of since."""
 
@@ -19,7 +19,7 @@ class ErasedCounts(TypedDict):
     history: int  # history entries that quoted a reply or a number
     escalations: int  # escalations whose reply was blanked
     replies: int  # texts from the number to the clinic, blanked
-    media: int  # photos deleted, bytes and all (SPEC §17)
+    media: int  # photos deleted, bytes and all (contract §17)
     events: int  # stored answers to the clinic's events about the patient, scrubbed
     notifications: int  # notifications that carried a reply or a masked number, scrubbed
     opt_outs: int  # opt-outs of the number now kept as its keyed hash

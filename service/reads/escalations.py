@@ -1,4 +1,4 @@
-"""The escalations' answers (SPEC §10): their shapes, their view, and the clinic's list.
+"""The escalations' answers (contract §10): their shapes, their view, and the clinic's list.
 
 Newest first by `(opened_at, id)`, paged by the same opaque keyset cursor as the message lists
 (`paging`), served by the index on (clinic_id, state, opened_at, id)."""

@@ -1,4 +1,4 @@
-"""The console's inbox (SPEC §16) as a page renders it: what needs a person, newest first, and
+"""The console's inbox (contract §16) as a page renders it: what needs a person, newest first, and
 a cheap version string that changes whenever the inbox does (for live updates).
 
 An item's id is `<kind>:<row id>` (`escalation:esc_…`, `reply:42`, `message:msg_…`); the

@@ -1,4 +1,4 @@
-"""What the read API answers (SPEC §8): a treatment, a patient's messages, a clinic's messages.
+"""What the read API answers (contract §8): a treatment, a patient's messages, a clinic's messages.
 
 Every function takes the clinic id from the authorized path and looks only at that clinic's
 rows, so an id of another clinic is simply not found. Phone numbers come out masked.

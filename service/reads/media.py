@@ -1,4 +1,4 @@
-"""Photos as the API and the console read them (SPEC §17): never across clinics.
+"""Photos as the API and the console read them (contract §17): never across clinics.
 
 `media_of_replies` names a page of replies' photos (the console's inbox and timeline show a
 thumbnail or a note for each); `stored` hands out one photo's bytes, only to the clinics

@@ -1,4 +1,4 @@
-"""The notifications API's reads (SPEC §11): a clinic's notifications, newest first, each
+"""The notifications API's reads (contract §11): a clinic's notifications, newest first, each
 with its attempts. Plain functions of a sync Session, run through `Transactions.read`."""
 
 from __future__ import annotations

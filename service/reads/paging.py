@@ -1,4 +1,4 @@
-"""Query parameters of the message lists (SPEC §8) and their opaque cursor; pure.
+"""Query parameters of the message lists (contract §8) and their opaque cursor; pure.
 
 Lists are newest first by `(send_at, id)`. A cursor is the position of the last message of a
 page (keyset pagination), so messages stored while a client pages neither shift the pages
@@ -119,7 +119,7 @@ def _state(text: str) -> NotificationState:
 
 @dataclass(frozen=True)
 class EscalationQuery:
-    """A page of escalations (SPEC §10): by state, newest first by (opened_at, id)."""
+    """A page of escalations (contract §10): by state, newest first by (opened_at, id)."""
 
     state: str | None = None
     limit: int = DEFAULT_LIMIT
@@ -188,7 +188,7 @@ def _text(value: object) -> str:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """A page of audit rows (SPEC §16), newest first by (at, id)."""
+    """A page of audit rows (contract §16), newest first by (at, id)."""
 
     limit: int = DEFAULT_LIMIT
     after: Cursor | None = None  # its `send_at` is the last row's `at`, its id the row's

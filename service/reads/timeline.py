@@ -1,4 +1,4 @@
-"""A patient as the console shows them (SPEC §16): who they are (never the whole number) and
+"""A patient as the console shows them (contract §16): who they are (never the whole number) and
 everything stored about them in time order, each time in the patient's own time zone; and the
 search across a staff account's clinics.
 

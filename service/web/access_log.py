@@ -2,7 +2,7 @@
 
 Twilio posts two to four status callbacks for every message sent; logged one line each, they
 were most of the log and a visible share of the event loop's time (formatting, masking,
-writing; README, benchmarks) while saying nothing `aftercare_callbacks_total` does not. A
+writing; docs/benchmarks.md) while saying nothing `aftercare_callbacks_total` does not. A
 callback that is refused, fails or is slow to answer is still logged, and with
 `log_level = "DEBUG"` every one is.
 """

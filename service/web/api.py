@@ -1,4 +1,4 @@
-"""The read and cancel API for clinic systems (SPEC §8).
+"""The read and cancel API for clinic systems (contract §8).
 
 Each handler authorizes the bearer token for the path's clinic (401/403) before anything
 else, then calls one use case scoped to that clinic, so another clinic's id is a 404.

@@ -236,7 +236,7 @@ def _notifications(
 
 
 def _photos(instance: str) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The photo downloader (SPEC §17), beside the dispatcher, its writes background ones."""
+    """The photo downloader (contract §17), beside the dispatcher, its writes background ones."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         photos = Photos(

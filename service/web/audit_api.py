@@ -1,4 +1,4 @@
-"""The audit API for clinic systems (SPEC §16): the clinic's audit trail, newest first.
+"""The audit API for clinic systems (contract §16): the clinic's audit trail, newest first.
 
 Bearer tokens as the read API (§8): the path's clinic is authorized before anything else, and
 the query names it, so another clinic's rows are never listed."""

@@ -1,4 +1,4 @@
-"""Bearer tokens for the read API (SPEC §8), compared in constant time."""
+"""Bearer tokens for the read API (contract §8), compared in constant time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What every request meets before a handler (SPEC §14, "The edge"; docs/edge.md).
+"""What every request meets before a handler (contract §14, "The edge"; docs/edge.md).
 
 - A body is read whole before any handler runs, bounded twice: by `server.max_body_bytes`
   (413; a `Content-Length` over it is refused unread) and by `server.body_timeout` counted

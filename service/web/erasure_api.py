@@ -1,4 +1,4 @@
-"""Erasing a patient through the API (SPEC §19): bearer tokens as the read API's."""
+"""Erasing a patient through the API (contract §19): bearer tokens as the read API's."""
 
 from __future__ import annotations
 

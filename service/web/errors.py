@@ -54,7 +54,7 @@ def problem(
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Made-up ids: random per process, then counted (32 hex digits, like a UUID's). uuid4() read
 # the system's random source for every request, a visible share of the event loop's time
-# once Twilio's status callbacks came in (README, benchmarks).
+# once Twilio's status callbacks came in (docs/benchmarks.md).
 _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count(1)
 

@@ -1,4 +1,4 @@
-"""The escalations API (SPEC §10): a clinic's escalations, and acknowledging one.
+"""The escalations API (contract §10): a clinic's escalations, and acknowledging one.
 
 Bearer tokens as the read API (§8): the token is checked for the path's clinic first."""
 

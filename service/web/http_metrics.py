@@ -1,4 +1,4 @@
-"""HTTP requests by route, method and status, counted and timed (SPEC §14, Operations).
+"""HTTP requests by route, method and status, counted and timed (contract §14, Operations).
 
 The route is the matched resource's canonical path (`/v1/clinics/{clinic_id}/events`), never
 the raw path, so that one series per route exists however many clinics and patients there

@@ -1,4 +1,4 @@
-"""Patients' photos for clinic systems (SPEC §17): `GET /v1/clinics/{clinic_id}/media/{id}`.
+"""Patients' photos for clinic systems (contract §17): `GET /v1/clinics/{clinic_id}/media/{id}`.
 
 Bearer tokens as the read API: the token is checked for the path's clinic first, so another
 clinic's token is 403 and another clinic's photo is 404. A photo still being downloaded is

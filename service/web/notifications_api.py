@@ -1,4 +1,4 @@
-"""The notifications API for clinic systems (SPEC §11): what was sent them, and a retry.
+"""The notifications API for clinic systems (contract §11): what was sent them, and a retry.
 
 Bearer tokens as the read API (§8): the path's clinic is authorized before anything else, and
 every query names it, so another clinic's notification is a 404.

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 description of every endpoint (SPEC §5-9), served at /openapi.json."""
+"""The OpenAPI 3.1 description of every endpoint (contract §5-9), served at /openapi.json."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ _SECURITY = {
     "bearer": {
         "type": "http",
         "scheme": "bearer",
-        "description": "One of the clinic's api_tokens (SPEC §8)",
+        "description": "One of the clinic's api_tokens (contract §8)",
     },
     "standardWebhooks": {
         "type": "apiKey",
@@ -132,7 +132,7 @@ def _path_id(name: str) -> dict[str, Any]:
 
 
 def _page_query() -> list[dict[str, Any]]:
-    """The read API's list filters and paging (SPEC §6)."""
+    """The read API's list filters and paging (contract §6)."""
     limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
     instant = {"type": "string", "format": "date-time"}
     return [
@@ -180,13 +180,14 @@ def _reads() -> list[tuple[str, str, str, list[Any], str, str]]:
          [patient, *query], "A page", "MessagePage"),
         ("/messages", "get", "The clinic's messages, newest first", query, "A page", "MessagePage"),
         ("/patients/{patient_id}/erase", "post", "Erase the patient: cancel what is scheduled, "
-         "overwrite their name, number, texts and replies (SPEC §19); a repeat answers the "
+         "overwrite their name, number, texts and replies (contract §19); a repeat answers the "
          "same", [patient], "What was erased", "ErasureAnswer"),
     ]  # fmt: skip
 
 
 def _notification_paths(base: str) -> dict[str, Any]:
-    """SPEC §11: the clinic's notifications with their attempts, and a retry (409: delivered)."""
+    """Contract §11: the clinic's notifications with their attempts, and a retry (409 once
+    delivered)."""
     states = {"enum": [s.value for s in NotificationState]}
     limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
     query = [

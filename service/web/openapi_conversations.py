@@ -1,4 +1,4 @@
-"""The escalations API's and the audit API's part of the OpenAPI document (SPEC §10, §16),
+"""The escalations API's and the audit API's part of the OpenAPI document (contract §10, §16),
 built with the document's own operation builder so they read alike."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def escalation_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
 
 
 def audit_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
-    """The audit trail (SPEC §16), under /v1/clinics/{clinic_id}/audit."""
+    """The audit trail (contract §16), under /v1/clinics/{clinic_id}/audit."""
     query = [
         {
             "name": "limit",
@@ -67,7 +67,7 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # as stored (HEIC is ke
 
 
 def media_paths(read: Operation, clinic: dict[str, Any]) -> dict[str, Any]:
-    """One photo's bytes (SPEC §17): 409 while it is being downloaded, 404 when not kept."""
+    """One photo's bytes (contract §17): 409 while it is being downloaded, 404 when not kept."""
     media_id = {"name": "media_id", "in": "path", "required": True, "schema": {"type": "string"}}
     operation = read("A patient's photo, without EXIF", [clinic, media_id], "", "Problem")
     binary = {"schema": {"type": "string", "format": "binary"}}

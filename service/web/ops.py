@@ -1,4 +1,4 @@
-"""Health and readiness for operators (SPEC §9): readiness reads the database, writes it (a
+"""Health and readiness for operators (contract §9): readiness reads the database, writes it (a
 heartbeat at most every few seconds, `storage.heartbeat`) and asks whether the scheduler runs."""
 
 from __future__ import annotations

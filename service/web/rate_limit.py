@@ -1,4 +1,4 @@
-"""Each clinic's events are admitted at its `rate_limit` (SPEC §14, "The edge"; docs/edge.md).
+"""Each clinic's events are admitted at its `rate_limit` (contract §14, "The edge"; docs/edge.md).
 
 A token bucket per clinic, in this process: it holds up to `burst` events (twice the rate's
 count) and refills at the rate. With N replicas behind a balancer the clinic may send N times

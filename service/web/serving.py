@@ -1,5 +1,5 @@
 """`serve`'s listener: aiohttp's AppRunner behind a protocol factory that keeps at most
-`server.max_connections` connections open (SPEC §14, "The edge"; docs/edge.md).
+`server.max_connections` connections open (contract §14, "The edge"; docs/edge.md).
 
 aiohttp accepts every connection and has no cap of its own (aio-libs/aiohttp#675: "application
 level duty"), and `web.run_app` builds its listener where nothing can wrap it. So this runs

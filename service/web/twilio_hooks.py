@@ -1,4 +1,4 @@
-"""Twilio's webhooks: delivery status and patients' replies (SPEC §7).
+"""Twilio's webhooks: delivery status and patients' replies (contract §7).
 
 Both verify `X-Twilio-Signature` against `public_base_url` + path (never X-Forwarded-*);
 a bad or missing signature answers 403 and changes nothing.

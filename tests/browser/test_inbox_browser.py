@@ -37,7 +37,7 @@ from tests.processes import ROOT, Service, fake_state, process_config, until_asy
 from tests.support import FROM, PHONE, SECRET, TOKEN
 
 WAIT = 15  # s: every wait has a deadline
-LIVE = 5  # s: SPEC's bound for a new item to show without a reload
+LIVE = 5  # s: the contract's bound for a new item to show without a reload
 REMINDER = 8  # s: the test clinic's escalation_reminder (time to acknowledge before it)
 IMAGES = ROOT / "docs" / "images"
 

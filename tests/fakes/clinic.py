@@ -1,4 +1,4 @@
-"""A clinic system's endpoint for notifications (SPEC §11), on loopback, in the test's loop.
+"""A clinic system's endpoint for notifications (contract §11), on loopback, in the test's loop.
 
 Every POST is verified with `standardwebhooks.Webhook(secret).verify` on the raw body (a bad
 signature is recorded as such and answered 401) and recorded with its `webhook-id`. What it

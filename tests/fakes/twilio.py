@@ -1,6 +1,6 @@
 """A Twilio-compatible Messages API on loopback, driven by the real twilio client.
 
-Adapted from the contract suite's fake (/work/shared/contract/fake_twilio.py).
+Adapted from the fake Twilio of the contract's smoke suite (which lives beside the contract).
 It answers the calls twilio-python makes for Messages (create, list, fetch),
 checks Basic auth, records every create attempt and every message with its
 arrival time, and posts signed status callbacks for every change after creation

@@ -1,4 +1,4 @@
-"""Twilio's media, as the fake serves it (SPEC §17; NOTES.md "Twilio media").
+"""Twilio's media, as the fake serves it (contract §17; NOTES.md "Twilio media").
 
 `MediaUrl` is `{api}/2010-04-01/Accounts/{AC}/Messages/{MM}/Media/{ME}`: a GET with the
 account's Basic auth answers 307 to a short-lived URL on the CDN, a second server on another

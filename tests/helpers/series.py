@@ -1,4 +1,4 @@
-"""Bodies of a series' events (SPEC §13), with `**fields` merged into their parts."""
+"""Bodies of a series' events (contract §13), with `**fields` merged into their parts."""
 
 from __future__ import annotations
 
