@@ -1,5 +1,6 @@
 """What a run says: progress lines on stderr, the results table with its targets, the notes,
-and the report printed at the end (its format is quoted in bench/README.md and the README)."""
+and the report printed at the end (its format is quoted in bench/README.md and docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,12 @@
 """Contract §15 from outside the process: an evening note whose time falls in quiet hours, with
 `in_quiet_hours = "earlier"`, reaches Twilio 15 minutes before they start, not the next morning.
 
-The README's case is a treatment completed at 19:30 in Los Angeles: "tonight" (2 h after, 21:30)
-lands at 20:45. A real `aftercare serve` runs on the real clock, so the test puts the same
-shape where the clock is: quiet hours start 15 minutes after the next whole minute T (the
-config's clock times are minutes), the treatment was completed 1 h 15 min before T in a zone
-seven hours behind UTC, and "tonight" must arrive at T (its 2 h would be 45 minutes into quiet
-hours). It waits for T: up to about a minute.
-"""
+The contract's case (§15) is a treatment completed at 19:30 in Los Angeles: "tonight" (2 h after,
+21:30) lands at 20:45. A real `aftercare serve` runs on the real clock, so the test puts the same
+shape where the clock is: quiet hours start 15 minutes after the next whole minute T (the config's
+clock times are minutes), the treatment was completed 1 h 15 min before T in a zone seven hours
+behind UTC, and "tonight" must arrive at T (its 2 h would be 45 minutes into quiet hours). It waits
+for T: up to about a minute."""
 
 from __future__ import annotations
 
