@@ -61,7 +61,7 @@ async def _post_evening(http: ClientSession, base: str, completed: datetime) -> 
 async def test_tonight_arrives_fifteen_minutes_before_quiet_hours(
     tmp_path: Path, db_path: Path
 ) -> None:
-    target = _next_minute(datetime.now(UTC) + timedelta(seconds=12))
+    target = _next_minute(datetime.now(UTC) + timedelta(seconds=6))  # the service starts in ~1 s
     start = (target + timedelta(minutes=15)).astimezone(ZONE)
     end = start + timedelta(hours=11)
     async with fake_twilio_process() as twilio_url, ClientSession() as http:
