@@ -83,6 +83,8 @@ class TestLayerContract:
             ("console/patient.py", "from sqlalchemy.exc import IntegrityError"),
             ("notifications/retry.py", "from sqlmodel import Session"),
             ("web/ops.py", "import sqlalchemy as sa"),
+            ("intake/new_treatments.py", "from sqlalchemy.exc import IntegrityError"),
+            ("delivery/callbacks.py", "import sqlalchemy as sa"),
         ],
     )
     def test_a_database_import_above_storage_breaks_sql_in_storage(

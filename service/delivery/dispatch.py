@@ -17,9 +17,6 @@ import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection
-from sqlmodel import Session
-
 from service.clock import Clock
 from service.config import Settings
 from service.delivery import pacing
@@ -39,7 +36,7 @@ from service.storage import claims, notices, reasons, vetting
 from service.storage.claims import Claim
 from service.storage.models import ALERT, Status
 from service.storage.moves import Move, move_many
-from service.storage.transactions import Transactions
+from service.storage.transactions import Connection, Session, Transactions
 
 log = logging.getLogger("aftercare.dispatch")
 RECONCILE_SLACK = timedelta(minutes=1)

@@ -18,7 +18,6 @@ import logging
 from datetime import timedelta
 
 import aiohttp
-from sqlmodel import Session
 
 from service.clock import Clock
 from service.config import Settings
@@ -29,7 +28,7 @@ from service.observability.supervision import Supervisor
 from service.storage import media
 from service.storage.media_store import STORE, MediaStore
 from service.storage.media_tables import MediaState
-from service.storage.transactions import Transactions
+from service.storage.transactions import Session, Transactions
 
 log = logging.getLogger("aftercare.photos")
 POLL_SECONDS = 1.0

@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session
-
 from service.storage.models import Status
+from service.storage.transactions import Session
 
 PROVIDER_STATUS = {
     "sent": Status.SENT,

@@ -1,12 +1,12 @@
 """The return path: Twilio's status callbacks and patients' replies, written by group commit.
 
 Whatever arrives while a write runs goes in the next one, one transaction for the lot; each
-webhook is answered only once its item is durable. Callbacks for one sid may share a batch and
-are applied in order of arrival (`callbacks`); replies from one number, or two copies of one
-MessageSid, never share one (keys), so a batch holds independent replies, each given to the
-conversation's store function (`ReplyHandler`) in one `Transactions.write`. The writes are
-`background` at the writer gate: claims and send outcomes go first, and a batch is capped so
-that one write stays short.
+webhook is answered only once its item is durable. Callbacks for one sid may share a batch
+and are applied in order of arrival (`storage.callback_rows`); replies from one number, or two
+copies of one MessageSid, never share one (keys), so a batch holds independent replies, each
+given to the conversation's store function (`ReplyHandler`) in one `Transactions.write`. The
+writes are `background` at the writer gate: claims and send outcomes go first, and a batch is
+capped so that one write stays short.
 
 A batch that fails is written again one item at a time, so one bad item fails its own
 webhook alone.
@@ -17,24 +17,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy import Connection
-from sqlmodel import Session
-
 from service.clock import Clock
 from service.config import Settings
-from service.delivery import callbacks, replies
-from service.delivery.callbacks import Callback, Outcome
+from service.delivery import replies
 from service.delivery.replies import Handled, Reply, ReplyHandler
 from service.observability.masking import mask_phone
 from service.observability.metrics import Metrics
 from service.observability.supervision import Supervisor
-from service.storage import notices
+from service.storage import callback_rows, notices
+from service.storage.callback_rows import Callback, Outcome
 from service.storage.group_commit import GroupCommit
-from service.storage.transactions import Transactions
+from service.storage.transactions import Session, Transactions
 
 log = logging.getLogger("aftercare.return_path")
 # A callback batch of 200 is a short write on SQLite (README, benchmarks): what a claim may
@@ -122,26 +118,15 @@ class ReturnPath:
 
     async def _write_callbacks(self, batch: Sequence[Callback]) -> list[Outcome | Exception]:
         async def write(items: Sequence[Callback]) -> list[Outcome]:
-            def write_all(s: Session) -> list[Outcome]:
-                conn, now = s.connection(), self.clock.now()
-                outcomes = callbacks.write(conn, items, now=now)
-                if self.audience.statuses:  # a clinic hears of undelivered, failed (SPEC §11)
-                    self._notify(conn, items, outcomes, now)
-                return outcomes
-
-            return await self.transactions.write(write_all)
+            # Kept, applied and notified (a clinic hears of undelivered, failed) in storage's
+            # one function, as of the write's start.
+            return await self.transactions.write(
+                lambda s: callback_rows.record(
+                    s, items, now=self.clock.now(), settings=self.settings, audience=self.audience
+                )
+            )
 
         return await _each_alone_on_failure(write, batch)
-
-    def _notify(
-        self, conn: Connection, items: Sequence[Callback], outcomes: list[Outcome], now: datetime
-    ) -> None:
-        sids = [
-            c.sid
-            for c, outcome in zip(items, outcomes, strict=True)
-            if outcome is Outcome.APPLIED and c.status in self.audience.statuses
-        ]
-        notices.messages_changed(conn, self.settings, self.audience, sids=sids, now=now)
 
     async def _write_replies(self, batch: Sequence[Reply]) -> list[Handled | Exception]:
         def each(s: Session, items: Sequence[Reply]) -> list[Handled]:

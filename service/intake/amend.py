@@ -48,7 +48,7 @@ def treatment_updated(c: Context, event: TreatmentUpdated) -> EventAnswer:
         )
     _check(c, treatment, update)
     changed = _apply(c, treatment, update)
-    patient = c.s.get(Patient, treatment.patient_id)
+    patient = store.patient(c.s, treatment.patient_id)
     assert patient is not None, "a treatment has a patient"
     if changed and treatment.cancelled_at is None:
         if treatment.protocol in c.planner.settings.protocols:
@@ -88,8 +88,7 @@ def _apply(c: Context, treatment: Treatment, update: TreatmentUpdate) -> list[st
     for name in changed:
         setattr(treatment, name, given[name])
     if changed:
-        c.s.add(treatment)
-        c.s.flush()
+        store.save(c.s, treatment)
     return changed
 
 

@@ -95,8 +95,7 @@ def _new(c: Context, given: AppointmentIn, patient: Patient, treatment: Treatmen
         created_at=c.now,
         updated_at=c.now,
     )
-    c.s.add(appointment)
-    c.s.flush()
+    store.save(c.s, appointment)
     return appointment
 
 
@@ -132,8 +131,7 @@ def rescheduled(c: Context, event: AppointmentRescheduled) -> EventAnswer:
     if appointment.starts_at != given.starts_at:
         appointment.starts_at = given.starts_at
         appointment.updated_at = c.now
-        c.s.add(appointment)
-        c.s.flush()
+        store.save(c.s, appointment)
         moved = f"appointment moved to {given.starts_at.isoformat()}"
         replan(c, appointment, Why(moved), add_missing=True)
         c.limit(appointment.patient_id)
@@ -150,8 +148,7 @@ def cancelled(c: Context, event: AppointmentCancelled) -> EventAnswer:
         return _reply(c, appointment, 202, [m for m, _ in _linked(c, appointment)])
     appointment.state, appointment.cancelled_at = AppointmentState.CANCELLED, c.now
     appointment.updated_at = c.now
-    c.s.add(appointment)
-    c.s.flush()
+    store.save(c.s, appointment)
     for row, link in _linked(c, appointment):
         if link.role == Role.PREP:
             c.end(row, Status.CANCELLED, reasons.APPOINTMENT_CANCELLED)
@@ -176,8 +173,7 @@ def _nudge_again(c: Context, appointment: Appointment) -> None:
     ):
         return
     appointment.treatment_id = row_id(treatment.id)  # the series as it stands now
-    c.s.add(appointment)
-    c.s.flush()
+    store.save(c.s, appointment)
     store_planned(c, appointment, rebook_plan(c, appointment, treatment), Role.REBOOK)
 
 
@@ -199,8 +195,8 @@ def _reply(
 
 def view(c: Context, appointment: Appointment) -> AppointmentView:
     """The appointment's view, with the clinic's ids of its patient and treatment."""
-    patient = c.s.get(Patient, appointment.patient_id)
-    treatment = c.s.get(Treatment, appointment.treatment_id)
+    patient = store.patient(c.s, appointment.patient_id)
+    treatment = store.treatment(c.s, appointment.treatment_id)
     assert patient is not None and treatment is not None, "an appointment has both"
     return appointment_view(
         appointment, patient_id=patient.external_id, treatment_id=treatment.external_id

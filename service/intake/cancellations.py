@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session
-
 from service.errors import FieldError, NotFound, Unprocessable
 from service.intake.corrections import Effect, end_scheduled
 from service.reads import lookups
 from service.reads.answers import CANCEL, CancelAnswer, TreatmentAnswer, render
 from service.reads.views import planned_view, treatment_view
 from service.storage import reasons, store
-from service.storage.models import UNPLANNED, Patient, Status, Treatment, row_id
-from service.storage.transactions import Transactions
+from service.storage.models import UNPLANNED, Status, Treatment, row_id
+from service.storage.transactions import Session, Transactions
 
 
 def cancel(
@@ -29,7 +27,7 @@ def cancel(
         return None
     if treatment.cancelled_at is None:
         treatment.cancelled_at = now
-        s.add(treatment)
+        store.add(s, treatment)
     for message in store.messages_of(s, row_id(treatment.id)):
         if message.status == Status.SCHEDULED and message.kind not in UNPLANNED:  # staff's own
             end_scheduled(
@@ -54,7 +52,7 @@ def treatment_cancelled(
                 )
             ],
         )
-    patient = s.get(Patient, treatment.patient_id)
+    patient = store.patient(s, treatment.patient_id)
     assert patient is not None, "a treatment has a patient"
     messages = store.messages_of(s, row_id(treatment.id))
     body: CancelAnswer = {

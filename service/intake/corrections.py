@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
-
 from service.errors import FieldError, Unprocessable
 from service.intake import replan
 from service.intake.payloads import PatientUpdate
@@ -31,6 +29,7 @@ from service.reads.views import patient_view, planned_view
 from service.storage import appointments, erasure, message_rows, notices, reasons, store
 from service.storage.message_rows import Plan, by_occurrence, new_message
 from service.storage.models import Message, Patient, Status, Treatment, row_id
+from service.storage.transactions import Session
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,7 @@ def patient_updated(
             ],
         )
     change = apply_update(patient, update, now=now)
-    s.add(patient)
-    s.flush()
+    store.save(s, patient)
     follow = _Follow(s, planner, clinic_id, patient, change, now=now)
     follow.run()
     if change.zone:
@@ -160,7 +158,7 @@ class _Follow:
         return None
 
     def _treatment(self, treatment_id: int, rows: list[Message]) -> None:
-        treatment = self.s.get(Treatment, treatment_id)
+        treatment = store.treatment(self.s, treatment_id)
         assert treatment is not None, "a message has a treatment"
         plan = self._plan(treatment)
         for row in rows:

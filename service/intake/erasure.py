@@ -12,13 +12,11 @@ import json
 import logging
 from datetime import datetime
 
-from sqlmodel import Session
-
 from service.config import Settings
 from service.errors import Conflict, NotFound
 from service.reads.erasures import ErasureAnswer, view
 from service.storage import audit, erasure, outbox
-from service.storage.transactions import Transactions
+from service.storage.transactions import Session, Transactions
 
 log = logging.getLogger("aftercare.erasure")
 NOTICE = "patient.erased"

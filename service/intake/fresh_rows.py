@@ -46,7 +46,7 @@ class Fresh:
     reason: str | None  # why its messages are suppressed, as they were built
     messages: tuple[NewMessage, ...]
     written: Written  # the answer, as it will be stored
-    rows: tuple[message_rows.Row, ...] = ()  # SQLite: `sqlite_rows`
+    rows: tuple[message_rows.Row, ...] = ()  # `message_rows.made_ahead`
     limited: tuple[str, ...] = ()  # other plans' messages the limit skips
 
     def keys(self) -> tuple[Hashable, ...]:

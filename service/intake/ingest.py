@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
-
 from service.clock import Clock
 from service.config import Settings
 from service.errors import ProblemError
@@ -33,7 +30,7 @@ from service.reads.views import plan_view, treatment_view
 from service.storage import daily, store
 from service.storage.group_commit import Spawn
 from service.storage.models import Message, Patient, Treatment, row_id
-from service.storage.transactions import Transactions
+from service.storage.transactions import IntegrityError, Session, Transactions
 
 # What `handle` makes of a body before any transaction: the parsed event (a new treatment's
 # checked and planned), or the refusal it answers after the replay check.
@@ -138,7 +135,7 @@ class Ingest:
             [written] = self.intake.store(s.connection(), [fresh])
             assert written is not None  # neither its webhook id nor its treatment is stored
             return EventAnswer(202, written.body, written.due, fresh.event.type)
-        patient = s.get(Patient, existing.patient_id)
+        patient = store.patient(s, existing.patient_id)
         assert patient is not None
         messages = store.messages_of(s, row_id(existing.id))
         merged = daily.merges(messages, self.settings.sms.merge_window)

@@ -18,9 +18,6 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-
 from service.config import Settings
 from service.intake import fresh_rows
 from service.intake.envelope import Envelope
@@ -34,7 +31,7 @@ from service.storage import daily, erasure, message_rows, reasons, treatment_row
 from service.storage.group_commit import GroupCommit, Spawn
 from service.storage.message_rows import NewMessage, new_message, new_message_ids
 from service.storage.models import Status
-from service.storage.transactions import Transactions
+from service.storage.transactions import Connection, IntegrityError, Transactions
 
 BATCH = 64
 EVENT_TYPE = "treatment.completed"
@@ -57,7 +54,7 @@ class Intake:
         self._group: GroupCommit[Fresh, Written | None] = GroupCommit(
             self._write, batch=BATCH, keys=Fresh.keys, spawn=spawn
         )
-        self._sqlite = transactions.dialect == "sqlite"
+        self._dialect = transactions.dialect  # how its messages' rows are made (message_rows)
 
     def prepare(self, envelope: Envelope, event: TreatmentCompleted) -> Fresh:
         """The event planned for a patient as the event describes them (`envelope.now`: the
@@ -132,7 +129,7 @@ class Intake:
             reason,
             messages,
             fresh_rows.written(envelope, event, treatment, messages, merged),
-            tuple(message_rows.sqlite_rows(messages)) if self._sqlite else (),
+            message_rows.made_ahead(messages, dialect=self._dialect),
             limited,
         )
 
@@ -204,7 +201,7 @@ class Intake:
         except IntegrityError:
             return [None] * len(batch)  # someone else stored one of them: go one by one
 
-    def store(self, conn: sa.Connection, batch: Sequence[Fresh]) -> list[Written | None]:
+    def store(self, conn: Connection, batch: Sequence[Fresh]) -> list[Written | None]:
         """Store the plans of `batch` in the transaction of `conn`: patients, treatments,
         messages, history and the event rows; None for an event that is not fresh (its webhook
         id or treatment is stored). The one write of a new treatment, batched or alone;
@@ -252,7 +249,7 @@ class Intake:
         message_rows.insert(
             conn,
             [(f.messages, pair) for f, pair in zip(fresh, ids, strict=True)],
-            made=[f.rows for f in fresh] if self._sqlite else None,
+            made=[f.rows for f in fresh],
         )
         daily.cancel(conn, [i for f in fresh for i in f.limited], now=now, source=EVENT_TYPE)
         treatment_rows.insert_events(conn, [fresh_rows.event_row(f) for f in fresh])
@@ -260,7 +257,7 @@ class Intake:
         return [written.get(id(f)) for f in batch]
 
     def _patients(
-        self, conn: sa.Connection, fresh: Sequence[Fresh]
+        self, conn: Connection, fresh: Sequence[Fresh]
     ) -> list[tuple[int, str, str | None]]:
         """Each event's patient id, inserted or updated as the event reports them, with the
         zone and locale its plan follows: the stored patient's where the event leaves them
@@ -305,7 +302,7 @@ def _reason(event: TreatmentCompleted, *, stopped: bool) -> str | None:
     return suppression(consents=event.data.patient.sms_consent, stopped=stopped)
 
 
-def _unseen(conn: sa.Connection, batch: Sequence[Fresh]) -> list[Fresh]:
+def _unseen(conn: Connection, batch: Sequence[Fresh]) -> list[Fresh]:
     """The events whose webhook id and treatment are both new."""
     webhooks = [(f.envelope.clinic_id, f.envelope.webhook_id) for f in batch]
     treatments = [(f.envelope.clinic_id, f.treatment.external_id) for f in batch]

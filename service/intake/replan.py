@@ -14,14 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlmodel import Session
-
 from service.intake.new_treatments import suppression
 from service.intake.planner import Planner
 from service.intake.series import Context, followed_values
 from service.planning import prep
 from service.planning.protocols import PlannedMessage
-from service.storage import reasons, store
+from service.storage import appointments, reasons, store
 from service.storage.appointments import (
     Appointment,
     AppointmentMessage,
@@ -30,7 +28,8 @@ from service.storage.appointments import (
     next_seqs,
 )
 from service.storage.message_rows import Plan, by_occurrence, recipient, treatment_for_plan
-from service.storage.models import Message, Patient, Status, Treatment, row_id
+from service.storage.models import Message, Status, Treatment, row_id
+from service.storage.transactions import Session
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class Why:
 def prep_plan(c: Context, appointment: Appointment, treatment: Treatment) -> list[PlannedMessage]:
     """The appointment's prep plan as of now, every occurrence (`landed` says which are not
     to be sent), with the serum and session count of the treatment its series comes from."""
-    patient = c.s.get(Patient, appointment.patient_id)
+    patient = store.patient(c.s, appointment.patient_id)
     assert patient is not None, "an appointment has a patient"
     return c.planner.prep_for(
         c.clinic_id,
@@ -65,7 +64,7 @@ def rebook_plan(c: Context, appointment: Appointment, treatment: Treatment) -> l
     """The protocol's rebook step for the series, counted from the appointment's cancellation
     (the treatment's session numbers, so `only_if` applies as it did to the treatment)."""
     assert appointment.cancelled_at is not None, "a rebook is planned from a cancellation"
-    patient = c.s.get(Patient, appointment.patient_id)
+    patient = store.patient(c.s, appointment.patient_id)
     assert patient is not None, "an appointment has a patient"
     counted = replace(treatment_for_plan(treatment), completed_at=appointment.cancelled_at)
     planned = c.planner.plan_for(c.clinic_id, appointment.protocol, counted, recipient(patient))
@@ -82,8 +81,8 @@ def store_planned(
 ) -> None:
     """Store messages the appointment planned, linked to it and to its series' treatment;
     suppressed when the patient cannot be texted, as a treatment's plan is."""
-    treatment = c.s.get(Treatment, appointment.treatment_id)
-    patient = c.s.get(Patient, appointment.patient_id)
+    treatment = store.treatment(c.s, appointment.treatment_id)
+    patient = store.patient(c.s, appointment.patient_id)
     assert treatment is not None and patient is not None, "an appointment has both"
     seqs = next_seqs(c.s, row_id(treatment.id))
     stopped = store.is_opted_out(
@@ -105,8 +104,7 @@ def store_planned(
             )
         )
     c.add(rows, treatment_id=row_id(treatment.id), patient_id=row_id(patient.id))
-    c.s.add_all(links)
-    c.s.flush()
+    store.save(c.s, *links)
 
 
 def plan_of(c: Context, appointment: Appointment, role: Role) -> Plan | None:
@@ -114,7 +112,7 @@ def plan_of(c: Context, appointment: Appointment, role: Role) -> Plan | None:
     the configuration (its messages then keep their plan)."""
     if appointment.protocol not in c.planner.settings.protocols:
         return None
-    treatment = c.s.get(Treatment, appointment.treatment_id)
+    treatment = store.treatment(c.s, appointment.treatment_id)
     assert treatment is not None, "an appointment has a treatment"
     if role == Role.PREP:
         planned = prep_plan(c, appointment, treatment)
@@ -168,7 +166,7 @@ def follow_patient(
         late=reasons.TOO_LATE_IN_NEW_ZONE,
     )
     for appointment_id in sorted(appointment_ids):
-        appointment = s.get(Appointment, appointment_id)
+        appointment = appointments.appointment(s, appointment_id)
         assert appointment is not None, "a link has its appointment"
         replan(c, appointment, why)
     return c.changed, c.due

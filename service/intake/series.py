@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
-
 from service.errors import Conflict, FieldError, Unprocessable
 from service.intake.envelope import Envelope
 from service.intake.planner import Planner
@@ -27,7 +24,7 @@ from service.planning.timing import zone
 from service.storage import daily, message_rows, notices, store
 from service.storage.message_rows import NewMessage, new_message
 from service.storage.models import Event, Message, Patient, Status, Treatment, row_id
-from service.storage.transactions import Transactions
+from service.storage.transactions import IntegrityError, Session, Transactions
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ class Context:
     def limit(self, patient_id: int) -> None:
         """Apply the daily limit again to the patient's scheduled messages (docs/day.md), now
         that this event planned or moved some; what it cancels counts as changed."""
-        patient = self.s.get(Patient, patient_id)
+        patient = store.patient(self.s, patient_id)
         assert patient is not None, "a message has a patient"
         self.changed.extend(limit_patient(self.s, self.planner, patient, self.now, self.source))
 
@@ -208,7 +205,8 @@ def replayed(s: Session, envelope: Envelope) -> EventAnswer | None:
 
 def record(s: Session, envelope: Envelope, answer: EventAnswer) -> None:
     """Store the event's answer under its webhook id, for its replays to answer again."""
-    s.add(
+    store.add(
+        s,
         Event(
             clinic_id=envelope.clinic_id,
             webhook_id=envelope.webhook_id,
@@ -218,7 +216,7 @@ def record(s: Session, envelope: Envelope, answer: EventAnswer) -> None:
             response=answer.body,
             received_at=envelope.now,
             patient_id=concerned(answer.body),
-        )
+        ),
     )
 
 

@@ -76,6 +76,11 @@ class AppointmentMessage(SQLModel, table=True):
 Linked = tuple[Message, AppointmentMessage]
 
 
+def appointment(s: Session, appointment_id: int) -> Appointment | None:
+    """The appointment with this row id, if any."""
+    return s.get(Appointment, appointment_id)
+
+
 def find_appointment(s: Session, clinic_id: str, external_id: str) -> Appointment | None:
     """The clinic's appointment with this id, if any."""
     query = select(Appointment).where(

@@ -35,7 +35,7 @@ _MIGRATION_DIRS = (Path(__file__).resolve().parents[2] / "migrations", Path("mig
 # every index for each message, and pages kept between batches need not be read again.
 WRITER_CACHE_KIB = 32 * 1024
 # The key of the PostgreSQL advisory lock that serialises migrations ("Aftercar" in ASCII).
-# Beyond 32 bits, so no `hashtext` key of the per-sid locks (callbacks.py) can be it.
+# Beyond 32 bits, so no `hashtext` key of the per-sid locks (callback_rows.py) can be it.
 MIGRATION_LOCK = 4712582039149437298
 READERS = 2  # SQLite connections (and threads) for reads beside the writer
 

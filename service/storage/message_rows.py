@@ -199,6 +199,12 @@ def sqlite_rows(messages: Sequence[NewMessage]) -> list[Row]:
     return rows
 
 
+def made_ahead(messages: Sequence[NewMessage], *, dialect: str) -> tuple[Row, ...]:
+    """The rows `insert` takes as `made` for these messages, made ahead of the write where
+    the database takes them so (SQLite: `sqlite_rows`); none elsewhere (Core binds them)."""
+    return tuple(sqlite_rows(messages)) if dialect == "sqlite" else ()
+
+
 def insert(
     conn: sa.Connection,
     plans: Sequence[tuple[Sequence[NewMessage], Row]],
@@ -207,7 +213,8 @@ def insert(
 ) -> None:
     """Insert plans, each as (its messages, its (treatment id, patient id)), with their first
     history entries. On SQLite the rows go in as `sqlite_rows` makes them (`made`: made ahead
-    of the write, one list a plan), many to a statement; elsewhere through SQLAlchemy Core."""
+    of the write by `made_ahead`, one list a plan), many to a statement; elsewhere through
+    SQLAlchemy Core (`made` unused)."""
     if not any(messages for messages, _ in plans):
         return
     for messages, (treatment_id, patient_id) in plans:

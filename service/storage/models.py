@@ -1,4 +1,4 @@
-"""SQLModel tables and the message status machine.
+"""SQLModel tables, and the message status machine of `planning.lifecycle` (re-exported).
 
 Every time is an aware UTC datetime. Status changes only move forward (`can_move`), and each
 move is appended to `MessageHistory`.
@@ -8,60 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-
-class Status(StrEnum):
-    """A message's status (SPEC §6)."""
-
-    SCHEDULED = "scheduled"
-    SENDING = "sending"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    UNDELIVERED = "undelivered"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SUPPRESSED = "suppressed"
-    EXPIRED = "expired"
-
-
-# The kind of a text to a clinic's on-call number about an escalation (SPEC §10): not the
-# patient's, so neither their opt-outs, their corrections nor the footer apply to it.
-ALERT = "alert"
-# The kind of a text a clinic's staff wrote to a patient in the console (SPEC §16): the
-# patient's (their STOP, consent, number and footer apply) but no protocol's, so treatment
-# corrections and cancellations leave it alone (docs/console-staff-texts.md).
-STAFF = "staff"
-# Kinds no protocol planned: clinic corrections and re-plans never touch them.
-UNPLANNED = (ALERT, STAFF)
-
-# Where each status may go next; a late or repeated update outside this map is ignored.
-_NEXT: dict[Status, frozenset[Status]] = {
-    Status.SCHEDULED: frozenset(
-        {Status.SENDING, Status.CANCELLED, Status.SUPPRESSED, Status.EXPIRED}
-    ),
-    Status.SENDING: frozenset(
-        {
-            Status.SCHEDULED,
-            Status.SENT,
-            Status.DELIVERED,
-            Status.UNDELIVERED,
-            Status.FAILED,
-            Status.CANCELLED,
-            Status.EXPIRED,
-        }
-    ),
-    Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
-}
-
-
-def can_move(current: Status, new: Status) -> bool:
-    """Whether `current` may move to `new` (statuses only move forward)."""
-    return new in _NEXT.get(current, frozenset())
+from service.planning.lifecycle import ALERT as ALERT
+from service.planning.lifecycle import STAFF as STAFF
+from service.planning.lifecycle import UNPLANNED as UNPLANNED
+from service.planning.lifecycle import Status as Status
+from service.planning.lifecycle import can_move as can_move
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

@@ -42,6 +42,12 @@ def add(s: Session, *rows: SQLModel) -> None:
     s.add_all(rows)
 
 
+def save(s: Session, *rows: SQLModel) -> None:
+    """Rows new or changed, written now (in this order): a new row's id is assigned."""
+    s.add_all(rows)
+    s.flush()
+
+
 def refresh(s: Session, row: SQLModel) -> None:
     """Read the row again (after a statement that went around the session's copy)."""
     s.refresh(row)
@@ -55,6 +61,11 @@ def message(s: Session, message_id: str) -> Message | None:
 def patient(s: Session, patient_id: int) -> Patient | None:
     """The patient with this row id, if any."""
     return s.get(Patient, patient_id)
+
+
+def treatment(s: Session, treatment_id: int) -> Treatment | None:
+    """The treatment with this row id, if any."""
+    return s.get(Treatment, treatment_id)
 
 
 def treatment_and_patient(s: Session, row: OfTreatment) -> tuple[Treatment, Patient]:

@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy import Connection as Connection  # a transaction's connection, by its name here
 from sqlalchemy import orm
+from sqlalchemy.exc import IntegrityError as IntegrityError  # a unique key met by a write
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session as Session  # the layers above name a transaction by it
 
