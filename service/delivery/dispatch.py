@@ -1,4 +1,4 @@
-"""Claim → send → record. Retries, reconciliation and expiry (DESIGN invariants 3 and 4).
+"""Claim → send → record. Retries, reconciliation and expiry (design invariants 3 and 4).
 
 Due messages are claimed in batches (one conditional UPDATE … RETURNING) and sent with
 bounded concurrency; outcomes are written by group commit. Only the holder of a claim calls
@@ -163,7 +163,7 @@ class Dispatcher:
         # Claim again once half the slots' worth of claims ahead is used, not as each send
         # ends: a claim is a transaction, and one per message would be most of what a burst
         # costs. The claims ahead keep every slot busy meanwhile: when Twilio is slow to answer,
-        # waiting for half the slots to come free left slots idle (README, benchmarks).
+        # waiting for half the slots to come free left slots idle (docs/benchmarks.md).
         wanted = max(1, self._room // 2)
         while (
             self._inflight
@@ -320,7 +320,7 @@ class Dispatcher:
         self.metrics.paced_waiting.set(sum(len(p.queue) for p in set(self._paces.values())))
 
     def _expired(self, conn: Connection, ids: list[str], *, now: datetime) -> None:
-        """Notify the messages the claim found past their expiry (SPEC §11)."""
+        """Notify the messages the claim found past their expiry (contract §11)."""
         notices.messages_changed(conn, self.settings, self.recorder.audience, ids=ids, now=now)
 
     async def close(self, *, timeout: float) -> None:

@@ -1,4 +1,4 @@
-"""A photo made safe to keep (SPEC §17): decoded, turned upright, re-encoded without EXIF.
+"""A photo made safe to keep (contract §17): decoded, turned upright, re-encoded without EXIF.
 
 Pillow writes no EXIF unless `save` is given it, so a re-encode drops the location (GPS) and
 the camera's make, model and serial; `ImageOps.exif_transpose` first applies the orientation

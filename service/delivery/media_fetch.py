@@ -1,4 +1,4 @@
-"""One photo's download from Twilio (SPEC §17): the account's credentials only to
+"""One photo's download from Twilio (contract §17): the account's credentials only to
 `twilio.api_base_url`'s host, Twilio's redirect followed by hand (at most twice, without the
 credentials) only to a host of `twilio.media_hosts`, a timeout on the whole, and the size cap
 enforced while reading (a `Content-Length` is not trusted to be there, nor true)."""
@@ -85,7 +85,7 @@ async def _body(answer: aiohttp.ClientResponse) -> Fetched:
     return Fetched(data=bytes(data))
 
 
-# The types kept (SPEC §17); anything else is noted and never downloaded.
+# The types kept (contract §17); anything else is noted and never downloaded.
 KEPT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif"})
 
 

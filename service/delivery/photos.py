@@ -1,4 +1,4 @@
-"""The photo downloader (SPEC §17): a background loop beside the dispatcher, never inside a
+"""The photo downloader (contract §17): a background loop beside the dispatcher, never inside a
 request and never ahead of a send.
 
 It claims due `pending` photos across replicas like the deliverer claims notifications

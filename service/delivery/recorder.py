@@ -33,7 +33,7 @@ class Recorder:
         supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
-        self.audience = notices.Audience(settings)  # who hears of failures (SPEC §11)
+        self.audience = notices.Audience(settings)  # who hears of failures (contract §11)
         self.transactions = transactions
         self.clock = clock
         self._group: GroupCommit[Move, bool] = GroupCommit(

@@ -33,7 +33,7 @@ from service.storage.group_commit import GroupCommit
 from service.storage.transactions import Session, Transactions
 
 log = logging.getLogger("aftercare.return_path")
-# A callback batch of 200 is a short write on SQLite (README, benchmarks): what a claim may
+# A callback batch of 200 is a short write on SQLite (docs/benchmarks.md): what a claim may
 # wait behind it.
 CALLBACK_BATCH = 200
 REPLY_BATCH = 50

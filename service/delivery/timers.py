@@ -1,4 +1,4 @@
-"""APScheduler wiring: the clock that wakes the dispatcher, never the record (DESIGN inv. 2).
+"""APScheduler wiring: the clock that wakes the dispatcher, never the record (design invariant 2).
 
 Only the near horizon is held as timers: an interval job loads the distinct instants at which
 scheduled rows fall due within `scheduler.horizon` and arms one date job per instant; when it
@@ -35,7 +35,7 @@ BATCH = 5000
 # A refill reads instants and arms timers a slice at a time, and lets due sends go in between:
 # reading a whole batch of instants at once held the event loop, and adding a job to
 # APScheduler is not free, with a new instant for every message of a steady load each poll
-# (README, benchmarks). Between two slices of new timers it pauses: yielding once only let
+# (docs/benchmarks.md). Between two slices of new timers it pauses: yielding once only let
 # each send go one step (one await) per slice.
 READ_SLICE = 500
 ARM_SLICE = 20

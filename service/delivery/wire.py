@@ -1,5 +1,5 @@
 """What goes on the wire for a claimed message: its body as sent (footer on, punctuation in
-GSM-7 forms unless `sms.gsm7 = "off"`), its segments, and how long Twilio may try (SPEC §18)."""
+GSM-7 forms unless `sms.gsm7 = "off"`), its segments, and how long Twilio may try (contract §18)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""treatment.updated (SPEC §13): a clinic corrects a treatment's `completed_at`,
+"""treatment.updated (contract §13): a clinic corrects a treatment's `completed_at`,
 `sessions_planned` or `serum`, and its scheduled messages follow, sent ones untouched.
 
 The treatment's own plan is made again from the corrected values and each scheduled message

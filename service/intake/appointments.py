@@ -1,4 +1,4 @@
-"""Appointments of a series (SPEC §13): booked, rescheduled, cancelled. Each function is a
+"""Appointments of a series (contract §13): booked, rescheduled, cancelled. Each function is a
 plain function of the event's transaction (`series.Context`), run whole by `series.Series`.
 
 - booked: the patient's scheduled rebook nudges at the clinic are cancelled (`next session

@@ -1,4 +1,4 @@
-"""A cancelled treatment, by event or through the API (SPEC §5, §8): its scheduled messages
+"""A cancelled treatment, by event or through the API (contract §5, §8): its scheduled messages
 become `cancelled`, each conditional on still being scheduled and appended to its history."""
 
 from __future__ import annotations

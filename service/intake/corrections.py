@@ -1,4 +1,4 @@
-"""Corrections from a clinic: an updated patient (SPEC §5, §8); cancellations are in
+"""Corrections from a clinic: an updated patient (contract §5, §8); cancellations are in
 `intake.cancellations`.
 
 Only `scheduled` messages change. One in `sending` is with the provider already and cannot be

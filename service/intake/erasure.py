@@ -1,4 +1,4 @@
-"""Erasing a patient on a clinic's request (SPEC §19), through the API or `aftercare erase`.
+"""Erasing a patient on a clinic's request (contract §19), through the API or `aftercare erase`.
 
 One write transaction does it all (`storage.erasure`), with its audit row and, where the
 clinic listed it, its `patient.erased` notification; then, on SQLite, the write-ahead log is

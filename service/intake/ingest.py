@@ -36,7 +36,7 @@ from service.storage.transactions import IntegrityError, Session, Transactions
 # checked and planned), or the refusal it answers after the replay check.
 Ready = AnyEvent | Fresh | ProblemError
 
-# The series' events (SPEC §13), each a store function run whole by `Series`.
+# The series' events (contract §13), each a store function run whole by `Series`.
 SERIES: dict[str, Apply] = {
     "appointment.booked": appointments.booked,
     "appointment.rescheduled": appointments.rescheduled,

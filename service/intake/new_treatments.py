@@ -286,7 +286,7 @@ class Intake:
 
 
 def suppression(*, consents: bool, stopped: bool) -> str | None:
-    """Why a new plan is recorded but not sent (SPEC §5), or None: the patient has not
+    """Why a new plan is recorded but not sent (contract §5), or None: the patient has not
     consented, or their number said STOP to the clinic."""
     if not consents:
         return reasons.NO_CONSENT

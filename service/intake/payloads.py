@@ -1,4 +1,4 @@
-"""Event payloads from clinic systems (SPEC §5), validated with pydantic.
+"""Event payloads from clinic systems (contract §5), validated with pydantic.
 
 `parse_event` turns raw bytes into a typed event or raises `Unprocessable` listing every field.
 """
@@ -125,7 +125,7 @@ class UpdatedData(_Body):
     patient: PatientUpdate
 
 
-# SPEC §5's example, in the document; its protocol must be configured for it to plan.
+# Contract §5's example, in the document; its protocol must be configured for it to plan.
 EXAMPLE: dict[str, JsonValue] = {
     "type": "treatment.completed",
     "timestamp": "2026-11-25T15:00:00Z",

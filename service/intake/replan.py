@@ -1,4 +1,4 @@
-"""The messages an appointment plans, planned and planned again (SPEC §13).
+"""The messages an appointment plans, planned and planned again (contract §13).
 
 An appointment plans two kinds of messages (`storage.appointments.Role`): its protocol's prep
 steps, from `starts_at`; and, once cancelled while the series has sessions to come, the rebook

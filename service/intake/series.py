@@ -1,5 +1,5 @@
-"""The series' events (SPEC §13), each whole in one transaction: a plain function of a sync
-`Session` run by `transactions.Transactions`, idempotent as SPEC §5 asks.
+"""The series' events (contract §13), each whole in one transaction: a plain function of a sync
+`Session` run by `transactions.Transactions`, idempotent as contract §5 asks.
 
 The same webhook id with the same body answers its first answer again (200) and changes
 nothing; with another body 409. A refusal (422, 409) raises inside the transaction, so it

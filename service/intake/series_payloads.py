@@ -1,4 +1,4 @@
-"""The payloads of a series' events (SPEC §13): appointments booked, rescheduled, cancelled,
+"""The payloads of a series' events (contract §13): appointments booked, rescheduled, cancelled,
 and a treatment corrected. `payloads.parse_event` validates them with the other events."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The deliverer: claims due notifications like sends, posts each, records every attempt.
 
-The rows are the truth (design invariant 1 and 9): a notification is pending until an
+The rows are the truth (design invariants 1 and 9): a notification is pending until an
 attempt is answered 2xx, retried with exponential backoff and jitter (`[notifications]
 retry_initial_delay` doubling up to `retry_max_delay`) until `give_up_after` since it was
 written, then failed. A claim holds a row for a lease of three timeouts and some slack; a

@@ -1,4 +1,4 @@
-"""Appointments of a series (SPEC §13) and the messages they planned: tables and queries, each
+"""Appointments of a series (contract §13) and the messages they planned: tables and queries, each
 query a plain function of a sync `Session` (run whole by `transactions.Transactions`).
 
 A message an appointment planned is a `message` row like any other, linked to the patient's

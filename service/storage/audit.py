@@ -1,4 +1,4 @@
-"""The audit trail (SPEC §16, §19): who did what to which patient of a clinic, and when.
+"""The audit trail (contract §16, §19): who did what to which patient of a clinic, and when.
 
 A row names its actor (`cli`, `api`, later a staff account's email), never a secret; its
 patient by the clinic's own id; its `detail` carries no personal data (an erasure's counts).

@@ -3,8 +3,8 @@
 In WAL mode SQLite copies the log back into the database file (a checkpoint, with an fsync of
 each) in the commit that takes the log past `wal_autocheckpoint` pages, and that commit waits
 for it. Twilio's status callbacks fill those pages every few seconds under a steady load, so
-every few seconds a claim waited behind one and a due message went out late (README,
-benchmarks). The writer's connection checkpoints only as a backstop (`BACKSTOP_PAGES`,
+every few seconds a claim waited behind one and a due message went out late
+(docs/benchmarks.md). The writer's connection checkpoints only as a backstop (`BACKSTOP_PAGES`,
 should this task stop); a connection of its own checkpoints every `EVERY` seconds, on a thread,
 in PASSIVE mode: it never waits for the writer or a reader, and copies what they allow.
 

@@ -1,4 +1,4 @@
-"""The claim protocol's queries, in batches (DESIGN invariant 3).
+"""The claim protocol's queries, in batches (design invariant 3).
 
 A claim is one conditional UPDATE … RETURNING over the due rows: on PostgreSQL the rows are
 picked with FOR UPDATE SKIP LOCKED, so replicas claiming at once split them; on SQLite the
@@ -39,7 +39,7 @@ class Claim:
     claimed_at: datetime | None
     footer: bool
     kind: str
-    locale: str  # the footer's: the patient's (SPEC §12), else the text's
+    locale: str  # the footer's: the patient's (contract §12), else the text's
     patient_id: int
     due_at: datetime
     # The messages going out inside this one, as one text, in plan order (docs/merging.md).
@@ -132,7 +132,7 @@ def _standing_columns() -> tuple[sa.ColumnElement[Any], ...]:
     # Looked up by (clinic_id, phone). The status is compared as `status || ''`, which no index
     # serves: PostgreSQL, with statistics from before the latest sends (autovacuum re-analyzes
     # a big table only after 10 % of it changed), took (status, due_at) for it and walked every
-    # message sent since for each row claimed (README, "What bounds dispatch").
+    # message sent since for each row claimed (docs/benchmarks.md).
     status = other.c.status.concat("")
     reached = sa.exists().where(
         other.c.clinic_id == clinic,

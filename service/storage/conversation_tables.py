@@ -1,4 +1,4 @@
-"""The conversation's tables (SPEC §10, §12): escalations of check-in replies, and numbers that
+"""The conversation's tables (contract §10, §12): escalations of check-in replies, and numbers that
 opted out of one kind of message at a clinic."""
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ _WRITER_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     f"PRAGMA cache_size=-{WRITER_CACHE_KIB}",
     # Deleted and overwritten content is zeroed, in its page and on the free list, so that an
-    # erasure (SPEC §19) leaves no older copy of a row behind. Measured on the writer: no
+    # erasure (contract §19) leaves no older copy of a row behind. Measured on the writer: no
     # difference beyond noise in a burst of inserts, updates and deletes (docs/privacy.md).
     "PRAGMA secure_delete=ON",
 )

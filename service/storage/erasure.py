@@ -1,4 +1,4 @@
-"""Erasing a patient (SPEC §19): one transaction that cancels what is still to be sent and
+"""Erasing a patient (contract §19): one transaction that cancels what is still to be sent and
 overwrites, at once, everything that names them — first name, number, bodies, replies,
 escalation texts, the notifications and stored event answers that carried them.
 

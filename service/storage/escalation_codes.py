@@ -1,4 +1,4 @@
-"""The queries of `ACK` (SPEC §10, §14): an escalation's code, and which escalation an
+"""The queries of `ACK` (contract §10, §14): an escalation's code, and which escalation an
 on-call number was texted last. Served by the partial unique index on the clinic's open
 escalations' codes and by the message index on (clinic_id, phone)."""
 

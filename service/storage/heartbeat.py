@@ -1,4 +1,4 @@
-"""Readiness means writable (SPEC §14): a heartbeat row per instance, written when probed.
+"""Readiness means writable (contract §14): a heartbeat row per instance, written when probed.
 
 `/readyz` asks `WriteCheck.status()`. A result is reused for `FRESH` s when it was "ok" (for
 `RETRY` s when it was a failure), so probes cost at most one small write every few seconds per

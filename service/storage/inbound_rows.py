@@ -21,7 +21,7 @@ IN = INBOUND.c
 BODY_LIMIT = 1600  # characters kept: Twilio's longest concatenated text
 OUTSIDE = "outside"  # the level of a text that is no keyword and answered no check-in's window
 FREE_TEXT = "free_text"  # the level of a reply to a staff text: for a person to read
-PHOTO = "photo"  # a reply with a photo, unless its text is urgent (SPEC §17)
+PHOTO = "photo"  # a reply with a photo, unless its text is urgent (contract §17)
 
 
 class Kept(NamedTuple):

@@ -1,4 +1,4 @@
-"""The console inbox's queries (SPEC §16): what needs a person, from three tables.
+"""The console inbox's queries (contract §16): what needs a person, from three tables.
 
 - an escalation while `open` (acknowledging it, or marking it done, which acknowledges it,
   closes it);

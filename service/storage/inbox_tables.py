@@ -1,4 +1,4 @@
-"""The console inbox's own table (SPEC §16): items a person marked done, by whom and when.
+"""The console inbox's own table (contract §16): items a person marked done, by whom and when.
 
 An item is a row of another table (an open escalation, a reply that needs a person, a message
 that failed); marking it done adds a row here, which takes it out of the inbox. The key is the

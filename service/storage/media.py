@@ -1,4 +1,4 @@
-"""The `media` rows' statements (SPEC §17): kept with the reply, claimed by the downloader
+"""The `media` rows' statements (contract §17): kept with the reply, claimed by the downloader
 like the outbox's notifications (`claims.due_first`: SKIP LOCKED on PostgreSQL, the one
 writer on SQLite; the claim moves `due_at` to the lease's end, so a holder that died leaves the
 row due again), finished only by their holder, read by the API and the console."""

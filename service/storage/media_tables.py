@@ -1,4 +1,4 @@
-"""Patients' photos (SPEC §17): one `media` row per item of an inbound MMS.
+"""Patients' photos (contract §17): one `media` row per item of an inbound MMS.
 
 A row is written with the reply, `pending` (or `refused`: a type not kept, a URL off Twilio's
 API host), claimed by the downloader like a send (`due_at`, `claimed_by`, `lease_until`), and

@@ -4,7 +4,7 @@ history entries, and their inserts; and what a plan sees of a stored treatment a
 
 PostgreSQL takes them through SQLAlchemy Core (one executemany each). SQLite takes rows made
 ahead of the write, each value already as SQLAlchemy would store it (its per-value processing
-of an event's hundreds of parameters was a large share of ingest's CPU; README, benchmarks),
+of an event's hundreds of parameters was a large share of ingest's CPU; docs/benchmarks.md),
 many rows to a statement (`rows.insert_rows`).
 """
 

@@ -77,7 +77,7 @@ class Event(SQLModel, table=True):
 
     __table_args__ = (
         sa.UniqueConstraint("clinic_id", "webhook_id"),
-        # An erasure finds the stored answers about its patient (SPEC §19).
+        # An erasure finds the stored answers about its patient (contract §19).
         sa.Index("ix_event_clinic_patient", "clinic_id", "patient_id"),
     )
 
@@ -107,7 +107,7 @@ class Patient(SQLModel, table=True):
     locale: str | None = Field(default=None, max_length=16)
     sms_consent: bool
     updated_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
-    # Set by an erasure (SPEC §19), with what it erased (JSON counts): a second erase of a
+    # Set by an erasure (contract §19), with what it erased (JSON counts): a second erase of a
     # patient nothing new was reported of answers the same.
     erased_at: datetime | None = Field(default=None, sa_type=_tz())
     erasure: str | None = Field(default=None, sa_type=sa.Text)
@@ -217,7 +217,7 @@ class Inbound(SQLModel, table=True):
     keyword: str | None = Field(default=None, max_length=16)
     received_at: datetime = Field(sa_type=_tz(), index=True)  # retention prunes by age
     answer: str | None = Field(default=None, sa_type=sa.Text)  # the TwiML's text, if any
-    # What the text came to when it was no keyword (the console's inbox, SPEC §16): its
+    # What the text came to when it was no keyword (the console's inbox, contract §16): its
     # triage level in a check-in's window, or "outside" any window; the message it answered
     # (the check-in, else the last one sent) and that message's patient. No foreign keys:
     # retention and erasure delete messages and patients on their own schedules.

@@ -1,4 +1,4 @@
-"""What the changes of a message or a number tell a clinic's system (SPEC §11): the
+"""What the changes of a message or a number tell a clinic's system (contract §11): the
 notifications written beside them, in their transaction (`outbox.record_all`).
 
 The hot paths (claims, send outcomes, status callbacks) ask `Audience` first: built once from

@@ -1,4 +1,4 @@
-"""The keyed hash an erased number's opt-outs are kept under (SPEC §19, `[privacy]`).
+"""The keyed hash an erased number's opt-outs are kept under (contract §19, `[privacy]`).
 
 An opt-out row (`opt_out`, `kind_opt_out`) names its number in full until the patient is
 erased; then, unless another patient of the clinic still has that number, it names the

@@ -1,4 +1,4 @@
-"""The outbox of notifications to clinic systems (SPEC §11, DESIGN invariant 9).
+"""The outbox of notifications to clinic systems (contract §11, design invariant 9).
 
 A notification is a row written by `record` in the transaction of the change it reports: a
 crash loses none, a change that rolls back sends none. Its body is frozen when it is written,
@@ -23,7 +23,7 @@ from service.storage.models import UTCDateTime
 
 
 class NotificationState(StrEnum):
-    """Where a notification stands (SPEC §11)."""
+    """Where a notification stands (contract §11)."""
 
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -79,7 +79,7 @@ def new_id() -> str:
 
 
 def body(type_: str, data: dict[str, Any], *, at: datetime) -> str:
-    """The JSON a notification posts: `{"type", "timestamp", "data"}` (SPEC §11)."""
+    """The JSON a notification posts: `{"type", "timestamp", "data"}` (contract §11)."""
     stamp = at.isoformat(timespec="seconds").replace("+00:00", "Z")
     return json.dumps({"type": type_, "timestamp": stamp, "data": data}, separators=(",", ":"))
 

@@ -1,6 +1,6 @@
 """Why a message did not go out: the text of its `reason` column (and of its history entry),
 one constant each, so that every path that cancels, suppresses or expires a message writes
-the same words (SPEC §8 shows them to clinics)."""
+the same words (contract §8 shows them to clinics)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def opted_out_of(word: str) -> str:
 TREATMENT_CANCELLED = "treatment cancelled"
 CONSENT_WITHDRAWN = "consent withdrawn"
 NOT_IN_NEW_ZONE_PLAN = "not in the plan for the patient's new time zone"
-# Cancelled when planned: its step's in_quiet_hours = "skip" met quiet hours (SPEC §15).
+# Cancelled when planned: its step's in_quiet_hours = "skip" met quiet hours (contract §15).
 QUIET_HOURS = QUIET_HOURS_REASON
 # Cancelled when planned or re-planned: past the patient's texts for a local day (docs/day.md).
 DAILY_LIMIT = DAILY_LIMIT_REASON
@@ -32,7 +32,7 @@ EXPIRED_BEFORE_SENT = "could not be sent before its expiry"
 EXPIRED_WHILE_RETRYING = "expired while retrying"
 # Failed.
 RECIPIENT_UNSUBSCRIBED = "recipient unsubscribed"
-# Appointments and series (SPEC §13).
+# Appointments and series (contract §13).
 NEXT_SESSION_BOOKED = "next session booked"
 APPOINTMENT_CANCELLED = "appointment cancelled"
 NOT_IN_MOVED_APPOINTMENT_PLAN = "not in the plan for the appointment's new time"
@@ -40,5 +40,5 @@ TOO_LATE_FOR_MOVED_APPOINTMENT = "its time had passed for the appointment's new 
 NO_MORE_SESSIONS = "no more sessions planned"
 NOT_IN_CORRECTED_PLAN = "not in the plan for the corrected treatment"
 TOO_LATE_AFTER_CORRECTION = "its time had passed after the correction"
-# Erasure (SPEC §19).
+# Erasure (contract §19).
 PATIENT_ERASED = "patient erased"

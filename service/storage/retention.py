@@ -1,4 +1,4 @@
-"""What `[retention]` deletes, a batch per call (SPEC §19): plain functions of a sync Session,
+"""What `[retention]` deletes, a batch per call (contract §19): plain functions of a sync Session,
 each run whole by `Transactions.write` as one short transaction (service.storage.pruning).
 
 Three shapes, each a row of `RULES`, in the order a pass runs them:

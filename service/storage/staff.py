@@ -1,4 +1,4 @@
-"""Staff accounts (SPEC §16): added, listed, disabled and given a new password by the CLI, found
+"""Staff accounts (contract §16): added, listed, disabled and given a new password by the CLI, found
 by email at sign-in. Disabling an account or resetting its password ends its sessions."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Console sessions and sign-in failures (SPEC §16), kept in the database so that every
+"""Console sessions and sign-in failures (contract §16), kept in the database so that every
 replica sees the same sessions and counts the same lockouts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The staff console's tables (SPEC §16): accounts, their clinics, sessions, sign-in failures.
+"""The staff console's tables (contract §16): accounts, their clinics, sessions, sign-in failures.
 
 A session row is named by the SHA-256 of its cookie's token (the token itself is never stored:
 a copy of the database signs no one in). Failures are rows, not memory, so that every replica

@@ -1,4 +1,4 @@
-"""The one-time tokens of the console's `Send` form (SPEC §16): a double submit sends once.
+"""The one-time tokens of the console's `Send` form (contract §16): a double submit sends once.
 
 Each rendering of a patient page's form carries a fresh random token; the staff text it sends
 is filed in the same transaction as a row keyed by that token. A second POST of the same form

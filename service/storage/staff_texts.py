@@ -1,4 +1,4 @@
-"""The queries of a staff text (SPEC §16, `conversations.staff_texts`): where it is filed,
+"""The queries of a staff text (contract §16, `conversations.staff_texts`): where it is filed,
 the next free place there, the kind opt-out it may meet, and the latest one a number was sent
 (which a reply within 48 h answers)."""
 

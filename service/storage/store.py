@@ -215,7 +215,7 @@ def opt_out(s: Session, clinic_id: str, phone: str, *, now: datetime, source: st
     return cancelled
 
 
-# Clinic corrections and the read API's lists (SPEC §5, §8): every query names its clinic.
+# Clinic corrections and the read API's lists (contract §5, §8): every query names its clinic.
 
 
 def scheduled_of_patient(s: Session, patient_id: int) -> list[Message]:

@@ -1,4 +1,4 @@
-"""The console's patient queries (SPEC §16): one patient of a clinic and everything stored about
+"""The console's patient queries (contract §16): one patient of a clinic and everything stored about
 them, and the search across a staff account's clinics. Each by an index: the patient by
 (clinic_id, external_id), messages by patient_id, history and escalations by message_id,
 replies by phone, appointments by patient_id, opt-outs by their keys."""

@@ -1,4 +1,4 @@
-"""Who writes next: sends before the return path and ingest (DESIGN invariant 9).
+"""Who writes next: sends before the return path and ingest (design invariant 9).
 
 SQLite has one writer (one pooled connection, `BEGIN IMMEDIATE`); the pool hands it out first
 come, first served, so a claim arriving behind a queued callback batch and an ingest batch

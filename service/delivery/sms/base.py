@@ -26,7 +26,7 @@ class OutgoingSms:
     from_number: str | None = None
     messaging_service_sid: str | None = None
     status_callback: str | None = None
-    validity_period: int | None = None  # seconds the provider may keep trying (SPEC §18)
+    validity_period: int | None = None  # seconds the provider may keep trying (contract §18)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ logger = logging.getLogger("aftercare.sms.console")
 class ConsoleSender:
     """Logs each message (recipient masked, body shown) and reports it as sent.
 
-    This is the one place a message body is shown (SPEC §6): the console
+    This is the one place a message body is shown (contract §6): the console
     backend exists so that a developer can read what would have been sent.
     """
 

@@ -181,7 +181,7 @@ def _quiet_logger() -> logging.Logger:
     """A logger for twilio's HTTP client that drops its INFO request logs.
 
     twilio logs every list call's query string at INFO, which would put phone
-    numbers in our logs (DESIGN invariant 8). This logger stands outside the
+    numbers in our logs (design invariant 8). This logger stands outside the
     logging hierarchy and passes nothing below WARNING.
     """
     return logging.Logger("aftercare.sms.twilio.http", level=logging.WARNING)
