@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from service.planning import day
 from service.storage import claims, reasons
 from service.storage.claims import Claim
 from service.storage.models import ALERT, STAFF, Status
@@ -72,26 +73,23 @@ def merge(
     first (its lead) into one text: the lead, its `parts` in plan order (docs/merging.md).
     Alerts and staff texts go alone. A group whose first is not due yet (its due lead was
     cancelled) goes back to wait for its time."""
-    out: list[Claim] = []
-    groups: dict[tuple[str, int], Claim] = {}
-    back: list[str] = []
+    by_patient: dict[tuple[str, int], list[Claim]] = {}
     for claim in sorted(keep, key=lambda c: c.order):
-        if claim.kind in (ALERT, STAFF):
-            out.append(claim)
-            continue
-        key = (claim.clinic_id, claim.patient_id)
-        lead = groups.get(key)
-        if lead is not None and claim.due_at <= lead.due_at + batch.window:
-            if lead.id not in back:
-                lead.parts.append(claim)
-            else:
-                back.append(claim.id)
-            continue
-        groups[key] = claim
-        if claim.due_at > now:
-            back.append(claim.id)
-        else:
-            out.append(claim)
+        by_patient.setdefault((claim.clinic_id, claim.patient_id), []).append(claim)
+    out: list[Claim] = []
+    back: list[str] = []
+    for theirs in by_patient.values():
+        by_id = {c.id: c for c in theirs}
+        # The planner's own grouping (planning.day), by due time, so that dispatch merges
+        # as the 202 answer and `preview` show it.
+        dues = [day.Due(c.id, c.kind, c.due_at) for c in theirs]
+        for group in day.merge_groups(dues, batch.window):
+            lead, *parts = (by_id[d.id] for d in group)
+            if lead.due_at > now:  # its due lead was cancelled: the rest wait for their time
+                back.extend(c.id for c in (lead, *parts))
+                continue
+            lead.parts.extend(parts)
+            out.append(lead)
     if back:
         claims.release(conn, back, now=now)
     claims.mark_merged(
