@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=_workers, help="processes (default server.workers)")
+    # A worker of `serve --workers N`, started by it (service.web.workers): not for people.
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="apply migrations").set_defaults(run=_migrate)
     check = commands.add_parser("check-config", help="validate the configuration")
@@ -80,18 +84,59 @@ def _instant(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _workers(text: str) -> int:
+    if text == "auto":
+        return 0
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError("give a number of processes from 1 to 64, or auto")
+    return count
+
+
 def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
     from service.storage.database import migrate
+    from service.web import workers
+
+    settings = loaded.settings
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    if args.worker is not None:
+        return _serve_one(loaded, args, host, port)
+    count = _worker_count(loaded, args)
+    if not _announce(loaded, args, host, role="supervisor" if count > 1 else None):
+        return 1
+    if settings.database.migrate_on_start:
+        migrate(settings.database.url)
+    if count == 1:
+        return _serve_one(loaded, args, host, port)
+    config = resolve_config_path(args.config).resolve()
+    return workers.serve(config, host=host, port=port, count=count)
+
+
+def _worker_count(loaded: Loaded, args: argparse.Namespace) -> int:
+    """`--workers` (0: auto), else `server.workers`."""
+    server = loaded.settings.server
+    if args.workers is None:
+        return server.worker_count()
+    return server.model_copy(update={"workers": args.workers or "auto"}).worker_count()
+
+
+def _serve_one(loaded: Loaded, args: argparse.Namespace, host: str, port: int) -> int:
+    """Serve in this process: the only one, or a worker of `serve --workers N`."""
+    import os
+    import socket
+
+    from service.observability.logs import configure_logging
     from service.web import serving
     from service.web.access_log import AccessLog
     from service.web.app import create_app
 
     settings = loaded.settings
-    host, port = args.host or settings.server.host, args.port or settings.server.port
-    if not _announce(loaded, args, host):
-        return 1
-    if settings.database.migrate_on_start:
-        migrate(settings.database.url)
+    if args.worker is not None:  # the supervisor announced, checked and migrated
+        configure_logging(logging.getLevelName(settings.server.log_level), worker=args.worker)
+    sock = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
     loop = _event_loop()
@@ -105,6 +150,8 @@ def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
         port=port,
         max_connections=settings.server.max_connections,
         loop=loop,
+        sock=sock,
+        parent=None if args.worker is None else os.getppid(),
         access_log=logging.getLogger("aftercare.access"),
         access_log_class=AccessLog,
         access_log_format="%r %s %b %Tfs",
@@ -112,12 +159,14 @@ def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(loaded: Loaded, args: argparse.Namespace, host: str) -> bool:
+def _announce(
+    loaded: Loaded, args: argparse.Namespace, host: str, *, role: str | None = None
+) -> bool:
     """Logging first, then what an operator must know; False when serving `host` is refused."""
     from service.config import exposure_problems, fell_back
     from service.observability.logs import configure_logging
 
-    configure_logging(logging.getLevelName(loaded.settings.server.log_level))
+    configure_logging(logging.getLevelName(loaded.settings.server.log_level), worker=role)
     if fell_back(args.config):
         log.warning(
             "no --config, $AFTERCARE_CONFIG or ./config.toml: using the example "

@@ -72,8 +72,9 @@ async def until_async(condition: Callable[[], Awaitable[bool]], timeout: float =
 class Service:
     """`aftercare serve` in a subprocess, started and killed at will."""
 
-    def __init__(self, config: Path, port: int, log: Path) -> None:
+    def __init__(self, config: Path, port: int, log: Path, *, workers: int | None = None) -> None:
         self.config, self.port, self.log = config, port, log
+        self.workers = workers  # `serve --workers N` (a supervisor and N workers), else one
         self.process: subprocess.Popen[bytes] | None = None
         self.base = f"http://127.0.0.1:{port}"
 
@@ -90,6 +91,7 @@ class Service:
                     "serve",
                     "--port",
                     str(self.port),
+                    *(() if self.workers is None else ("--workers", str(self.workers))),
                 ],
                 cwd=ROOT,
                 stdout=log,

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import make_url
 
 from service.config.protocols import StepSettings
 from service.config.settings import Settings
@@ -19,6 +20,7 @@ from service.planning.templates import template_problems
 def cross_check(settings: Settings) -> list[str]:
     """Problems that span sections: senders, templates, locales, timing forms."""
     problems = _sender_problems(settings) + _token_problems(settings) + _lease_problems(settings)
+    problems += _worker_problems(settings)
     locales = {c.locale for c in settings.clinics.values()}
     for key, protocol in settings.protocols.items():
         problems += _protocol_problems(key, protocol.steps, locales)
@@ -35,6 +37,18 @@ def _lease_problems(settings: Settings) -> list[str]:
         f"scheduler.claim_lease: {lease.total_seconds():g}s is shorter than twice "
         f"twilio.request_timeout ({timeout.total_seconds():g}s); use at least "
         f"{2 * timeout.total_seconds():g}s"
+    ]
+
+
+def _worker_problems(settings: Settings) -> list[str]:
+    """Workers share the database: an in-memory SQLite database is one process's alone."""
+    url = make_url(settings.database.url)
+    in_memory = url.drivername.startswith("sqlite") and url.database in (None, "", ":memory:")
+    if settings.server.worker_count() == 1 or not in_memory:
+        return []
+    return [
+        "server.workers: an in-memory SQLite database cannot be shared by several workers; "
+        "use a file (sqlite+aiosqlite:///PATH) or workers = 1"
     ]
 
 

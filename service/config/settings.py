@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -47,6 +48,17 @@ class ServerSettings(Section):
     # The console's throttling by address (docs/console-operators.md): behind a reverse proxy
     # that sets X-Forwarded-For, its last entry is the client's; else only the peer counts.
     trust_forwarded_for: bool = False
+    # Processes serving this port, each a replica on the same database (docs/workers.md):
+    # "auto" is one per core the process may run on. One (the default) is the process of old.
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = 1
+
+    def worker_count(self) -> int:
+        """How many worker processes `serve` runs."""
+        if self.workers != "auto":
+            return self.workers
+        if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may use
+            return max(1, len(os.sched_getaffinity(0)))
+        return os.cpu_count() or 1
 
     @field_validator("public_base_url")
     @classmethod

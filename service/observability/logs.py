@@ -99,12 +99,29 @@ def malformed_requests_are_warnings(record: logging.LogRecord) -> bool:
     return True
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send every log record to stderr as JSON lines."""
+class StampProcess:
+    """Handler filter, with several workers: which process wrote the line (`proc`:
+    `supervisor` or `worker-N`, and its `pid`), since they share one stderr."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    def __call__(self, record: logging.LogRecord) -> bool:
+        record.proc = self.role
+        record.pid = record.process
+        return True
+
+
+def configure_logging(level: int = logging.INFO, *, worker: int | str | None = None) -> None:
+    """Send every log record to stderr as JSON lines; with several workers, each line says
+    which process wrote it (`worker`: its number, or "supervisor")."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(stamp_request_id)
     handler.addFilter(malformed_requests_are_warnings)
+    if worker is not None:
+        role = worker if isinstance(worker, str) else f"worker-{worker}"
+        handler.addFilter(StampProcess(role))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

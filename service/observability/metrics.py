@@ -14,6 +14,7 @@ turns it off for every registry in the process (nothing of ours wants them).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
@@ -297,3 +298,12 @@ class Metrics:
 def _age(now: datetime, since: datetime | None) -> float:
     """Seconds from `since` to `now` (0 for none, or one in the future)."""
     return 0.0 if since is None else max(0.0, (now - since).total_seconds())
+
+
+def process_gone(pid: int) -> None:
+    """Forget a worker process that ended: its live gauges leave `/metrics`, its counts stay
+    (prometheus_client's multiprocess mode; nothing to do with one process)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

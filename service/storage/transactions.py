@@ -18,6 +18,7 @@ alone, through public APIs only:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -31,6 +32,7 @@ from sqlmodel import Session as Session  # the layers above name a transaction b
 
 from service.storage import checkpoint, database
 from service.storage.writer_gate import WriterGate
+from service.storage.writer_lock import WriterLock
 
 T = TypeVar("T")
 Work = Callable[[Session], T]
@@ -48,10 +50,16 @@ class _Runner(Protocol):
 class _OnThreads:
     """Runs a function whole on a sync engine's session, on this runner's own threads."""
 
-    def __init__(self, engine: sa.Engine, *, threads: int, name: str) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, threads: int, name: str, lock: WriterLock | None = None
+    ) -> None:
         self.engine = engine
         self._sessions = orm.sessionmaker(engine, class_=Session, expire_on_commit=False)
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self._lock = lock  # the writer's, across processes (writer_lock)
+
+    def _held(self) -> contextlib.AbstractContextManager[None]:
+        return self._lock.held() if self._lock is not None else contextlib.nullcontext()
 
     async def run(self, work: Work[T], *, write: bool) -> T:
         done = asyncio.get_running_loop().run_in_executor(self._threads, self._run, work, write)
@@ -67,7 +75,7 @@ class _OnThreads:
         with self._sessions() as s:
             if not write:
                 return work(s)  # the reader's deferred BEGIN, rolled back when it closes
-            with s.begin():
+            with self._held(), s.begin():
                 return work(s)
 
     async def on_connection(self, work: Callable[[Any], T]) -> T:
@@ -79,7 +87,8 @@ class _OnThreads:
     def _raw(self, work: Callable[[Any], T]) -> T:
         connection = self.engine.raw_connection()
         try:
-            return work(connection.driver_connection)
+            with self._held():
+                return work(connection.driver_connection)
         finally:
             connection.close()
 
@@ -87,6 +96,8 @@ class _OnThreads:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._threads, self.engine.dispose)
         self._threads.shutdown()
+        if self._lock is not None:
+            self._lock.close()
 
 
 class _OnLoop:
@@ -141,7 +152,13 @@ class Transactions:
         if not database.is_sqlite(url):
             pooled = _OnLoop(database.create_engine(url))
             return cls(writer=pooled, reader=pooled, gate=WriterGate(exclusive=False))
-        writer = _OnThreads(database.sqlite_writer(url), threads=1, name="sqlite-writer")
+        file = checkpoint.database_file(url)
+        writer = _OnThreads(
+            database.sqlite_writer(url),
+            threads=1,
+            name="sqlite-writer",
+            lock=None if file is None else WriterLock(file),
+        )
         engine = database.sqlite_reader(url)
         reader = (
             writer

@@ -12,6 +12,9 @@ unread and unanswered, and counted (`aftercare_http_connections_refused_total`).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -95,12 +98,16 @@ def run(
     port: int,
     max_connections: int,
     loop: asyncio.AbstractEventLoop,
+    sock: socket.socket | None = None,
+    parent: int | None = None,
     **handler_args: Any,
 ) -> None:
-    """Serve `app` on host:port until SIGTERM or SIGINT, then shut down gracefully (as
-    `web.run_app` does). `handler_args` go to aiohttp's request handler (access log)."""
+    """Serve `app` on host:port (or on `sock`, a worker's inherited listener) until SIGTERM or
+    SIGINT, then shut down gracefully (as `web.run_app` does); a worker whose supervisor,
+    `parent`, is gone stops the same way. `handler_args` go to aiohttp's request handler."""
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, host, port, max_connections, handler_args))
+    where = Listen(host, port, sock)
+    main = loop.create_task(_serve(app, where, max_connections, handler_args, parent))
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -114,8 +121,37 @@ def run(
         loop.close()
 
 
+class Listen:
+    """Where to listen: host and port, or a socket already bound (a worker's)."""
+
+    def __init__(self, host: str, port: int, sock: socket.socket | None) -> None:
+        self.host, self.port, self.sock = host, port, sock
+
+    async def server(self, factory: Callable[[], asyncio.BaseProtocol]) -> asyncio.Server:
+        """A server of `factory`'s protocols there."""
+        loop = asyncio.get_running_loop()
+        if self.sock is not None:
+            return await loop.create_server(factory, sock=self.sock)
+        return await loop.create_server(factory, self.host, self.port)
+
+
+ORPHAN_CHECK = 1.0  # s between a worker's looks at whether its supervisor is still there
+
+
+async def _orphaned(parent: int) -> None:
+    """SIGTERM to this process once its parent is gone (the supervisor was killed): a worker
+    must not serve on by itself."""
+    while os.getppid() == parent:
+        await asyncio.sleep(ORPHAN_CHECK)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 async def _serve(
-    app: web.Application, host: str, port: int, limit: int, handler_args: dict[str, Any]
+    app: web.Application,
+    where: Listen,
+    limit: int,
+    handler_args: dict[str, Any],
+    parent: int | None,
 ) -> None:
     runner = web.AppRunner(app, handle_signals=True, lingering_time=LINGER_SECONDS, **handler_args)
     await runner.setup()  # the app's startup: database, sender, dispatcher, deliverer
@@ -128,10 +164,13 @@ async def _serve(
             on_change=metrics.connections.set,
             on_refused=metrics.connections_refused.inc,
         )
-        listener = await asyncio.get_running_loop().create_server(cap, host, port)
+        listener = await where.server(cap)
+        watch = None if parent is None else asyncio.create_task(_orphaned(parent))
         try:
             await asyncio.Future()  # until a signal raises GracefulExit out of the loop
         finally:
             listener.close()  # no new connections; the runner drains the open ones
+            if watch is not None:
+                watch.cancel()
     finally:
         await runner.cleanup()

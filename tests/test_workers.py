@@ -1,0 +1,177 @@
+"""`serve --workers N`: a supervisor and N workers on one port and one database (docs/workers.md).
+
+The real command in a subprocess, the tests' fake Twilio in another, posting its status
+callbacks back. A burst is sent exactly once by two workers on one SQLite file; a worker killed
+with SIGKILL is replaced and nothing is lost; `/metrics` counts both workers' sends whichever
+answers; SIGTERM stops them all; a worker whose supervisor is gone stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, TCPConnector
+
+from tests.fakes.twilio_process import fake_twilio_process
+from tests.helpers.ports import free_port
+from tests.processes import Service, config_text, fake_state, until_async
+
+STEPS = 3  # notes of each plan, 1 s apart
+PLANS = 20  # patients, each with a number of their own: each second 20 notes fall due at once
+
+
+@pytest.fixture
+async def two(tmp_path: Path, db_path: Path) -> AsyncIterator[tuple[Service, str, ClientSession]]:
+    """Two workers on one SQLite file, against the fake Twilio (callbacks on)."""
+    async with fake_twilio_process() as twilio_url, ClientSession() as http:
+        port = free_port()
+        config = tmp_path / "aftercare.toml"
+        config.write_text(
+            config_text(port, twilio_url, f"sqlite+aiosqlite:///{db_path}", steps=STEPS)
+        )
+        service = Service(config, port, tmp_path / "service.log", workers=2)
+        yield service, twilio_url, http
+        service.stop()
+
+
+def phone(i: int) -> str:
+    return f"+141555501{i + 10:02d}"
+
+
+async def post_plans(service: Service, http: ClientSession) -> list[str]:
+    """PLANS treatments completed now, each to its own patient and number; their ids."""
+    return await asyncio.gather(
+        *(service.post_plan(http, id=f"pt_{i}", phone=phone(i)) for i in range(PLANS))
+    )
+
+
+async def each_sent_once(http: ClientSession, twilio_url: str) -> list[dict[str, Any]]:
+    """Every note of every plan reached Twilio exactly once; what arrived."""
+    total = PLANS * STEPS
+
+    async def arrived() -> bool:
+        return len((await fake_state(http, twilio_url))["messages"]) >= total
+
+    await until_async(arrived, timeout=60)
+    await asyncio.sleep(1.0)  # a doubled send would show up by now
+    messages: list[dict[str, Any]] = (await fake_state(http, twilio_url))["messages"]
+    sent = Counter((m["to"], m["body"].split("\n")[0]) for m in messages)
+    assert len(sent) == total and set(sent.values()) == {1}
+    return messages
+
+
+async def all_delivered(service: Service, http: ClientSession, treatments: list[str]) -> None:
+    """Every message of every plan is `delivered`: each worker applied the callbacks it got."""
+
+    async def done() -> bool:
+        statuses = [await service.statuses(http, t) for t in treatments]
+        return all(s == ["delivered"] * STEPS for s in statuses)
+
+    await until_async(done, timeout=60)
+
+
+def log_lines(service: Service) -> list[dict[str, Any]]:
+    return [
+        json.loads(line) for line in service.log.read_text().splitlines() if line.startswith("{")
+    ]
+
+
+def senders(service: Service) -> Counter[str]:
+    """How many `message sent` lines each process wrote."""
+    return Counter(e["proc"] for e in log_lines(service) if e["message"] == "message sent")
+
+
+def sends_counted(text: str) -> float:
+    """`aftercare_sends_total{outcome="sent"}` in a /metrics exposition."""
+    found = re.search(r'^aftercare_sends_total\{outcome="sent"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def scrape(service: Service) -> str:
+    """`/metrics` over a new connection (so either worker may answer)."""
+    async with ClientSession(connector=TCPConnector(force_close=True)) as fresh:
+        async with fresh.get(service.base + "/metrics") as response:
+            assert response.status == 200
+            return await response.text()
+
+
+class TestTwoWorkers:
+    async def test_a_burst_goes_out_once_with_callbacks_and_metrics_add_up(self, two: Any) -> None:
+        service, twilio_url, http = two
+        await service.start(http)
+        treatments = await post_plans(service, http)
+        await each_sent_once(http, twilio_url)
+        await all_delivered(service, http, treatments)
+        assert set(senders(service)) == {"worker-1", "worker-2"}  # both did their share
+        assert sum(senders(service).values()) == PLANS * STEPS
+        for _ in range(6):  # whichever worker answers counts both
+            assert sends_counted(await scrape(service)) == PLANS * STEPS
+        state = await fake_state(http, twilio_url)
+        assert all(status == 200 for _sid, _s, status in state["callbacks"])
+
+    async def test_a_worker_killed_is_replaced_and_nothing_is_lost(self, two: Any) -> None:
+        service, twilio_url, http = two
+        await service.start(http)
+        treatments = await post_plans(service, http)
+
+        async def some_sent() -> bool:
+            return len((await fake_state(http, twilio_url))["messages"]) >= PLANS
+
+        await until_async(some_sent)
+        killed = worker_pids(service)["worker-1"]
+        os.kill(killed, signal.SIGKILL)
+
+        async def replaced() -> bool:
+            return worker_pids(service).get("worker-1") not in (None, killed)
+
+        await until_async(replaced)
+        await each_sent_once(http, twilio_url)
+        await all_delivered(service, http, treatments)
+        assert sends_counted(await scrape(service)) == PLANS * STEPS  # the dead one's too
+
+    async def test_sigterm_stops_every_worker(self, two: Any) -> None:
+        service, _twilio_url, http = two
+        await service.start(http)
+        pids = list(worker_pids(service).values())
+        assert len(pids) == 2
+        assert service.kill(signal.SIGTERM) == 0
+        for pid in pids:
+            assert not alive(pid)
+        stopped = [e for e in log_lines(service) if e["message"] == "workers stopped"]
+        assert stopped and stopped[-1]["workers"] == 2
+
+    async def test_workers_of_a_killed_supervisor_stop_by_themselves(self, two: Any) -> None:
+        service, _twilio_url, http = two
+        await service.start(http)
+        pids = list(worker_pids(service).values())
+        service.kill(signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in pids):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            await asyncio.sleep(0.1)
+
+
+def worker_pids(service: Service) -> dict[str, int]:
+    """The last pid the supervisor started for each worker."""
+    started = [e for e in log_lines(service) if e["message"] == "worker started"]
+    return {f"worker-{e['worker']}": e["worker_pid"] for e in started}
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie of ours is reaped by its parent; gone counts as stopped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
