@@ -13,9 +13,11 @@ import pytest
 from pydantic import ValidationError
 
 from service.config.checks import cross_check
+from service.config.settings import Settings
+from service.delivery import pacing
 from service.storage.writer_lock import WriterLock
 from tests.fixtures.cli import _isolated, example, run
-from tests.support import make_settings
+from tests.support import config_data, make_settings
 
 __all__ = ["_isolated", "example"]  # the fixtures, from tests/fixtures/cli.py
 
@@ -92,3 +94,16 @@ class TestWriterLock:
             with lock.held():
                 pass
         lock.close()
+
+
+class TestPacing:
+    @pytest.mark.parametrize(("workers", "gap"), [(1, 0.5), (2, 1.0)])
+    def test_each_worker_paces_at_its_share_of_mps(
+        self, tmp_path: Path, workers: int, gap: float
+    ) -> None:
+        """Two workers at `mps = 2` each send one a second: the sender sees 2 a second."""
+        data = config_data(tmp_path / "a.db", server={"workers": workers})
+        clinic = next(iter(data["clinics"]))
+        data["clinics"][clinic]["mps"] = 2
+        paces = pacing.paces(Settings.model_validate(data))
+        assert paces[clinic].gap == gap

@@ -77,7 +77,8 @@ def sender_of(clinic: ClinicSettings, settings: Settings) -> Sender:
 
 def paces(settings: Settings) -> dict[str, Pace]:
     """Each paced clinic's `Pace`: clinics that set `mps` and share a sender share one, at
-    the smallest of their rates; clinics without `mps` are not paced."""
+    the smallest of their rates; clinics without `mps` are not paced. With `server.workers`
+    at N, each worker paces at `mps / N`, so that the machine's sends stay at `mps`."""
     by_sender: dict[Sender, list[str]] = {}
     for clinic_id, clinic in settings.clinics.items():
         if clinic.mps is not None:
@@ -85,7 +86,7 @@ def paces(settings: Settings) -> dict[str, Pace]:
     lease = settings.scheduler.claim_lease.total_seconds()
     found: dict[str, Pace] = {}
     for ids in by_sender.values():
-        mps = min(settings.clinics[i].mps or 0.0 for i in ids)
+        mps = min(settings.clinics[i].mps or 0.0 for i in ids) / settings.server.worker_count()
         pace = Pace(gap=1 / mps, cap=max(1, math.floor(mps * lease / 2)), clinics=frozenset(ids))
         found.update(dict.fromkeys(ids, pace))
     return found

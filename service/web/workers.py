@@ -33,6 +33,7 @@ from service.observability.supervision import Backoff
 log = logging.getLogger("aftercare.workers")
 WORKER = "AFTERCARE_WORKER"  # the worker's number, in its environment (its log lines carry it)
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
+COUNT = "AFTERCARE_SERVER__WORKERS"  # the setting, as the environment overrides it
 STOP_GRACE = 30.0  # s the workers get to end after SIGTERM, then SIGKILL
 EARLY = 5.0  # s: a worker failing this soon, before any worker lasted so long, is a bad start
 POLL = 0.1  # s between looks at the workers
@@ -68,7 +69,8 @@ class Workers:
         self, config: Path, count: int, listener: socket.socket, metrics_dir: str, port: int
     ) -> None:
         self.config, self.listener, self.port = config, listener, port
-        self.env = {**os.environ, METRICS_DIR: metrics_dir}
+        # Each worker reads `server.workers` as the count running (pacing shares `mps` by it).
+        self.env = {**os.environ, METRICS_DIR: metrics_dir, COUNT: str(count)}
         self.workers = [_Worker(number) for number in range(1, count + 1)]
         self.stopping = False
         self.began = time.monotonic()
