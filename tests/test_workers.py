@@ -16,6 +16,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +31,36 @@ STEPS = 3  # notes of each plan, 1 s apart
 PLANS = 20  # patients, each with a number of their own: each second 20 notes fall due at once
 
 
-@pytest.fixture
-async def two(tmp_path: Path, db_path: Path) -> AsyncIterator[tuple[Service, str, ClientSession]]:
-    """Two workers on one SQLite file, against the fake Twilio (callbacks on)."""
+@asynccontextmanager
+async def two_workers(
+    tmp_path: Path, database: str
+) -> AsyncIterator[tuple[Service, str, ClientSession]]:
+    """`serve --workers 2` on `database`, against the fake Twilio (callbacks on)."""
     async with fake_twilio_process() as twilio_url, ClientSession() as http:
         port = free_port()
         config = tmp_path / "aftercare.toml"
-        config.write_text(
-            config_text(port, twilio_url, f"sqlite+aiosqlite:///{db_path}", steps=STEPS)
-        )
+        config.write_text(config_text(port, twilio_url, database, steps=STEPS))
         service = Service(config, port, tmp_path / "service.log", workers=2)
-        yield service, twilio_url, http
-        service.stop()
+        try:
+            yield service, twilio_url, http
+        finally:
+            service.stop()
+
+
+@pytest.fixture
+async def two(tmp_path: Path, db_path: Path) -> AsyncIterator[tuple[Service, str, ClientSession]]:
+    """Two workers on one SQLite file."""
+    async with two_workers(tmp_path, f"sqlite+aiosqlite:///{db_path}") as running:
+        yield running
+
+
+@pytest.fixture
+async def two_on_each(
+    tmp_path: Path, database: str
+) -> AsyncIterator[tuple[Service, str, ClientSession]]:
+    """Two workers on one SQLite file, then on one PostgreSQL database."""
+    async with two_workers(tmp_path, database) as running:
+        yield running
 
 
 def phone(i: int) -> str:
@@ -99,10 +118,12 @@ def sends_counted(text: str) -> float:
 
 async def scrape(service: Service) -> str:
     """`/metrics` over a new connection (so either worker may answer)."""
-    async with ClientSession(connector=TCPConnector(force_close=True)) as fresh:
-        async with fresh.get(service.base + "/metrics") as response:
-            assert response.status == 200
-            return await response.text()
+    async with (
+        ClientSession(connector=TCPConnector(force_close=True)) as fresh,
+        fresh.get(service.base + "/metrics") as response,
+    ):
+        assert response.status == 200
+        return await response.text()
 
 
 class TestTwoWorkers:
