@@ -48,6 +48,7 @@ class Events:
 
     @property
     def rate(self) -> float:
+        """202 answers a second, from the first event's instant to the last answer."""
         return self.statuses.get(202, 0) / self.elapsed if self.elapsed else math.nan
 
 

@@ -123,7 +123,8 @@ def summarize(text: str, top: int = 20) -> str:
     for _, n, idle, process in parsed:
         if not idle:
             processes[process] += n
-    if len(processes) > 1 and "root" in processes:  # a supervisor with its workers
+    workers = any(k.startswith("worker") for k in processes)
+    if workers and "root" in processes:  # a supervisor with its workers
         processes["supervisor"] = processes.pop("root")
 
     def block(title: str, counter: Counter[str], limit: int, keep: object = None) -> list[str]:
@@ -138,7 +139,7 @@ def summarize(text: str, top: int = 20) -> str:
         f"samples (blocked in select/queue get/wait) left out",
         "",
     ]
-    if len(processes) > 1:
+    if workers:
         out += block("by process:", processes, 20)
     out += block("by thread:", threads, 10)
     out += block("self time by package of the leaf frame:", leaf_pkg, 15)
