@@ -16,7 +16,7 @@ from arrivals import Arrivals, collect, dispatch_batch, wait_arrivals
 from databases import Database
 from harness import Context, Service
 from machine import CpuWindow
-from report import log, pct
+from report import log, pct, processes
 
 
 async def run_due(
@@ -43,6 +43,7 @@ async def run_due(
     await wait_arrivals(ctx, len(send_at), deadline=send_at[-1] + ctx.args.drain_timeout)
     ctx.profiler.stop()
     cores = cpu.cores()
+    ctx.report.processes[name] = cpu.processes["service"]
     await asyncio.sleep(1.0)  # a doubled send would show by now
     got = await collect(ctx, batch)
     if ctx.callbacks_on and got.arrivals:
@@ -122,7 +123,8 @@ async def _burst(ctx: Context, db: Database, on: bool) -> None:
     ctx.report.note(
         f"{scenario}: {got.summary()}; first arrival "
         f"{min(got.lateness, default=math.nan):.3f} s after send_at, last "
-        f"{max(got.lateness, default=math.nan):.2f} s; service {cores['service']:.2f} cores, "
+        f"{max(got.lateness, default=math.nan):.2f} s; service {cores['service']:.2f} cores "
+        f"in {processes(ctx.report.processes[name])}, "
         f"fake {cores.get('fake', 0):.2f}, machine {cores['machine']:.2f} of {os.cpu_count()}"
     )
 
@@ -131,6 +133,7 @@ def report_burst(ctx: Context, db: Database, scenario: str, got: Arrivals) -> No
     """A burst's rows; with callbacks off, the drain rate beside the run with them on."""
     target = db.kind == "sqlite" or ctx.args.targets_on_postgres
     rate = got.drain_rate()
+    ctx.report.figures[f"burst_{'on' if ctx.callbacks_on else 'off'}:{db.kind}"] = rate
     if ctx.callbacks_on:
         ctx.drain_with[db.kind] = rate
     elif db.kind in ctx.drain_with:
@@ -168,6 +171,8 @@ async def steady(
         name,
     )
     ms = [x * 1000 for x in got.all_lateness]
+    if area == 1:  # the steady run itself, not the one on top of pending rows
+        ctx.report.figures[f"steady_p99:{db.kind}"] = pct(ms, 0.99)
     if got.missing:
         ctx.report.add(
             scenario, "sent once each (arrived at the fake)", float(len(got.arrivals)), f"of {n:,}"
@@ -178,7 +183,8 @@ async def steady(
     report_back(ctx, scenario, got)
     ctx.report.note(
         f"{scenario}: {got.summary()}; p90 {pct(ms, 0.9):.1f} ms, min "
-        f"{min(ms, default=0):.1f} ms; service {cores['service']:.2f} cores, fake "
+        f"{min(ms, default=0):.1f} ms; service {cores['service']:.2f} cores in "
+        f"{processes(ctx.report.processes[name])}, fake "
         f"{cores.get('fake', 0):.2f}, machine {cores['machine']:.2f} of {os.cpu_count()}"
     )
 

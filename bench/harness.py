@@ -1,12 +1,17 @@
 """The processes a run measures and drives: the real service (`python -m service --config
 <toml> serve`, from the tree of `--root`), bench/fake_twilio.py, and the context each
-scenario gets (options, work directory, HTTP session, fake, report, profiler)."""
+scenario gets (options, work directory, HTTP session, fake, report, profiler).
+
+With `--workers N` the service's config gets `[server] workers = N` (only then: a tree from
+before `serve --workers` refuses the key), and the process the bench starts is a supervisor
+whose children are the workers; its figures are its process tree's (bench/machine.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,8 +25,8 @@ from typing import Any
 
 import aiohttp
 import seed
-from machine import Profiler, proc_status
-from report import Report
+from machine import Profiler, RssTree, proc_tree, tree_rss
+from report import Report, log
 
 from tests.fakes.twilio_wire import ACCOUNT_SID
 from tests.helpers.ports import free_port
@@ -44,9 +49,10 @@ def service_config(
     twilio_url: str,
     scheduler: dict[str, Any],
     sms: dict[str, Any] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """The service's configuration: clinic `bench` and the protocols of `root`'s
-    config.example.toml."""
+    config.example.toml; `[server] workers` only when `workers` is given."""
     example = tomllib.loads((root / "config.example.toml").read_text())
     clinic = {
         "name": "Bench Skin Studio",
@@ -61,12 +67,15 @@ def service_config(
         # The bench's load is the figure, not the edge's per-clinic limit; a tree from before
         # the limit refuses the key (`--root`).
         clinic["rate_limit"] = "1000000/s"
+    server: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "public_base_url": f"http://127.0.0.1:{port}",
+    }
+    if workers is not None:
+        server["workers"] = workers
     return {
-        "server": {
-            "host": "127.0.0.1",
-            "port": port,
-            "public_base_url": f"http://127.0.0.1:{port}",
-        },
+        "server": server,
         "database": {"url": db_url, "migrate_on_start": True},
         "sms": {"backend": backend, "opt_out_footer": "Reply STOP to opt out.", **(sms or {})},
         "twilio": {
@@ -148,6 +157,7 @@ class Service:
         twilio_url: str = "",
         scheduler: dict[str, Any] | None = None,
         sms: dict[str, Any] | None = None,
+        workers: int | None = None,
     ) -> None:
         self.name = name
         self.root = root
@@ -165,6 +175,7 @@ class Service:
                     twilio_url=twilio_url,
                     scheduler=self.scheduler,
                     sms=sms,
+                    workers=workers,
                 )
             ),
             encoding="utf-8",
@@ -212,21 +223,49 @@ class Service:
         assert self.process is not None
         return self.process.pid
 
-    def rss_mb(self) -> float:
-        return proc_status(self.pid, "VmRSS")
+    def rss(self) -> RssTree:
+        """VmRSS of the service's process and of each of its workers."""
+        return tree_rss(self.pid)
 
-    def peak_rss_mb(self) -> float:
-        return proc_status(self.pid, "VmHWM")
+    def peak_rss(self) -> RssTree:
+        """VmHWM (the peak RSS) of the service's process and of each worker now running."""
+        return tree_rss(self.pid, "VmHWM")
 
     async def stop(self) -> int | None:
+        """SIGTERM to the process the bench started (a supervisor stops its workers); then
+        any process of its tree still there after 10 s is killed and named in the log."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else None
+        tree = proc_tree(self.pid)[1:]
         self.process.send_signal(signal.SIGTERM)
         try:
-            return await asyncio.to_thread(self.process.wait, 30)
+            code = await asyncio.to_thread(self.process.wait, 30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            return await asyncio.to_thread(self.process.wait, 10)
+            code = await asyncio.to_thread(self.process.wait, 10)
+        await reap_leftovers(self.name, tree)
+        return code
+
+
+async def reap_leftovers(name: str, pids: Sequence[int], wait: float = 10.0) -> None:
+    """Kill the processes of `pids` still running `wait` s on (workers that outlived their
+    supervisor would hold the port and the database of the next run)."""
+    deadline = time.monotonic() + wait
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        await asyncio.sleep(0.05)
+    for pid in alive:
+        log(f"{name}: process {pid} still running {wait:g} s after SIGTERM: killed")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 @dataclass
@@ -247,8 +286,16 @@ class Context:
     def service(self, name: str, db_url: str, *, twilio: bool = True) -> Service:
         """A service for database `db_url`: sending to the fake, or (twilio=False) on the
         console backend with the service's own scheduler settings."""
+        workers = getattr(self.args, "workers", None)
         if not twilio:
-            return Service(name, self.workdir, db_url, root=self.args.root, backend="console")
+            return Service(
+                name,
+                self.workdir,
+                db_url,
+                root=self.args.root,
+                backend="console",
+                workers=workers,
+            )
         return Service(
             name,
             self.workdir,
@@ -258,4 +305,5 @@ class Context:
             twilio_url=self.fake.url,
             scheduler=self.scheduler,
             sms=dict(item.partition("=")[::2] for item in getattr(self.args, "sms", [])),
+            workers=workers,
         )

@@ -1,5 +1,14 @@
 """What the machine and the processes on it are doing: CPU and memory from /proc, the wait
-for a quiet machine between runs, and py-spy attached to the service (--profile)."""
+for a quiet machine between runs, and py-spy attached to the service (--profile).
+
+The service may be a process tree (`serve --workers N`: a supervisor and its N workers), so a
+process's figures are its tree's: the tree is read again at every reading (a worker restarted
+during a window is a new pid). CPU is cumulative and counted once: every live process's
+utime+stime plus its cutime+cstime, the CPU of the children it has waited for. A worker that
+died during a window thus moves from "live" into its supervisor's cutime when reaped, and a
+zombie not yet reaped is still listed with its own times; what could be lost is only a
+process whose parent died before reaping it (reparented out of the tree). RSS is per
+process (`RssTree`): the target is per process, and a sum of replicas says another thing."""
 
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import profile_top
@@ -43,17 +53,19 @@ async def settle(*, quiet: float = 0.15, limit: float = 30.0) -> float:
 
 
 class CpuWindow:
-    """CPU used by some processes and by the machine over a window, in cores."""
+    """CPU used by some process trees and by the machine over a window, in cores."""
 
     def __init__(self, **pids: int | None) -> None:
         self.pids = {k: v for k, v in pids.items() if v}
         self.t0 = time.monotonic()
-        self.start = {k: proc_cpu(v) for k, v in self.pids.items()}
+        self.start = {k: tree_cpu(v) for k, v in self.pids.items()}
         self.machine0 = machine_busy()
+        self.processes: dict[str, int] = {}  # how many processes each tree had at the end
 
     def cores(self) -> dict[str, float]:
         elapsed = time.monotonic() - self.t0
-        out = {k: (proc_cpu(v) - self.start[k]) / elapsed for k, v in self.pids.items()}
+        out = {k: (tree_cpu(v) - self.start[k]) / elapsed for k, v in self.pids.items()}
+        self.processes = {k: len(proc_tree(v)) for k, v in self.pids.items()}
         busy, total = machine_busy()
         out["machine"] = (
             (busy - self.machine0[0]) / max(1.0, total - self.machine0[1]) * (os.cpu_count() or 1)
@@ -61,28 +73,109 @@ class CpuWindow:
         return out
 
 
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
+def children(pid: int) -> list[int]:
+    """The direct children of `pid`, from every one of its threads (any may have forked)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in task.read_text().split()]
+        except OSError:
+            continue  # the thread ended meanwhile
+    return out
+
+
+def proc_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (read now), `pid` first; [] when it is gone."""
+    if not Path(f"/proc/{pid}").exists():
+        return []
+    tree, i = [pid], 0
+    while i < len(tree):
+        tree += [c for c in children(tree[i]) if c not in tree]
+        i += 1
+    return tree
+
+
+def proc_cpu(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime of a process, in seconds; with `reaped`, plus cutime + cstime (the
+    children it has waited for)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return math.nan
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of `pid`'s tree: every live process's own, plus what each has reaped (see
+    the module's docstring); NaN when `pid` is gone."""
+    tree = proc_tree(pid)
+    if not tree:
+        return math.nan
+    own = proc_cpu(pid, reaped=True)
+    rest = (proc_cpu(p, reaped=True) for p in tree[1:])
+    return own + sum(x for x in rest if not math.isnan(x))  # one ending now: left out
 
 
 def proc_status(pid: int, key: str) -> float:
-    """A kB figure from /proc/PID/status (VmRSS, VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """A kB figure from /proc/PID/status (VmRSS, VmHWM), in MB; NaN when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return math.nan
+    for line in text.splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return math.nan
 
 
+@dataclass(frozen=True)
+class RssTree:
+    """A process tree's memory, per process (MB): the root's own and each descendant's."""
+
+    root: float
+    children: tuple[float, ...]
+
+    @property
+    def largest(self) -> float:
+        """The largest single process: what a per-process bound is judged by."""
+        return max((self.root, *self.children))
+
+    @property
+    def largest_child(self) -> float:
+        return max(self.children, default=math.nan)
+
+    @property
+    def total(self) -> float:
+        return self.root + sum(self.children)
+
+    @property
+    def processes(self) -> int:
+        return 1 + len(self.children)
+
+    def describe(self) -> str:
+        """One process's RSS; or the largest child's, the supervisor's and the sum."""
+        if not self.children:
+            return f"{self.root:.0f} MB"
+        return (
+            f"{self.largest_child:.0f} MB largest of {len(self.children)} children, "
+            f"supervisor {self.root:.0f} MB, sum {self.total:.0f} MB"
+        )
+
+
+def tree_rss(pid: int, key: str = "VmRSS") -> RssTree:
+    """`key` (VmRSS, or VmHWM: the peak) of `pid` and of each of its descendants."""
+    tree = proc_tree(pid)
+    rest = (proc_status(p, key) for p in tree[1:])
+    return RssTree(proc_status(pid, key), tuple(x for x in rest if not math.isnan(x)))
+
+
 def tree_rss_mb(pid: int) -> float:
-    """VmRSS of `pid` and its children (a Celery worker and its pool processes), in MB."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return proc_status(pid, "VmRSS") + sum(proc_status(int(c), "VmRSS") for c in children)
+    """VmRSS of `pid` and its descendants together (a Celery worker and its pool), in MB."""
+    return tree_rss(pid).total
 
 
 def describe_machine() -> str:
@@ -104,7 +197,8 @@ def proc_meminfo_gb() -> float:
 
 
 class Profiler:
-    """`py-spy record --format raw` on the service during a window (with --profile)."""
+    """`py-spy record --format raw --subprocesses` on the service during a window (with
+    --profile): a supervisor's workers are its children, and each is recorded."""
 
     def __init__(self, directory: Path | None, extra: str = "") -> None:
         self.directory = directory
@@ -133,6 +227,7 @@ class Profiler:
                 "250",
                 "--format",
                 "raw",
+                "--subprocesses",
                 *([] if "--native" in self.extra else ["--nonblocking"]),
                 *self.extra,
                 "-o",

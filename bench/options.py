@@ -17,7 +17,9 @@ QUICK = {
     "pending": (1_000_000, 100_000),
     "idle": (30.0, 10.0),
     "rss_after": (60.0, 20.0),
+    "mixed_duration": (20.0, 10.0),
 }
+PHASES = "ingest,burst,steady,mixed,pending,peer"
 
 
 def parse_args(argv: Sequence[str] | None, description: str) -> argparse.Namespace:
@@ -30,8 +32,8 @@ def parse_args(argv: Sequence[str] | None, description: str) -> argparse.Namespa
     p.add_argument("--quick", action="store_true", help="smaller counts (a few minutes less)")
     p.add_argument(
         "--phases",
-        default="ingest,burst,steady,pending,peer",
-        help="comma list of ingest, burst, steady, pending, peer (Celery)",
+        default=PHASES,
+        help=f"comma list of {PHASES.replace(',', ', ')} (peer: Celery)",
     )
     p.add_argument(
         "--databases", default="sqlite,postgresql", help="comma list of sqlite, postgresql"
@@ -44,7 +46,9 @@ def parse_args(argv: Sequence[str] | None, description: str) -> argparse.Namespa
     add_size_options(p)
     add_run_options(p)
     callbacks.add_options(p)
+    given = callbacks.unset_fake_defaults(p)
     args = p.parse_args(argv)
+    callbacks.fill_fake_defaults(args, given)
     for key, (full, small) in QUICK.items():
         if getattr(args, key) is None:
             setattr(args, key, small if args.quick else full)
@@ -70,6 +74,19 @@ def add_size_options(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="skip the extra steady run on top of the pending rows",
     )
+    p.add_argument("--mixed-duration", type=float, help="mixed: seconds of load (20; --quick 10)")
+    p.add_argument(
+        "--mixed-rate", type=float, default=200, help="mixed: texts due each second (200)"
+    )
+    p.add_argument(
+        "--mixed-events", type=float, default=200, help="mixed: signed events POSTed a second"
+    )
+    p.add_argument(
+        "--mixed-spread",
+        type=float,
+        default=5.0,
+        help="mixed: ms over which each second's texts fall due (5)",
+    )
     p.add_argument(
         "--drain-timeout",
         type=float,
@@ -80,6 +97,14 @@ def add_size_options(p: argparse.ArgumentParser) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """What runs, how it is judged, and what is kept or recorded."""
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="set [server] workers = N in the service's config (serve --workers N: a "
+        "supervisor and N worker processes); unset, the key is left out, as a tree from "
+        "before it (--root) requires",
+    )
     p.add_argument(
         "--scheduler",
         action="append",

@@ -182,6 +182,7 @@ async def peer_steady(ctx: Context, worker: CeleryWorker, label: str) -> None:
     )
     scenario = f"{label}, steady {rate:g}/s for {seconds:g} s"
     ms = [x * 1000 for x in got.all_lateness]
+    ctx.report.figures["peer_steady_p99"] = pct(ms, 0.99)
     for q, name in ((0.5, "p50"), (0.99, "p99")):
         ctx.report.add(scenario, f"lateness {name}", pct(ms, q), "ms")
     ctx.report.add(scenario, "lateness max", max(ms, default=math.nan), "ms")

@@ -13,7 +13,7 @@ from arrivals import phone
 from databases import Database
 from dispatch import steady
 from harness import Context, Service
-from machine import CpuWindow
+from machine import CpuWindow, RssTree
 
 SCRAPE_EVERY = 15.0  # Prometheus's default scrape interval
 SPAN = 28 * 86400  # the pending rows are due over four weeks
@@ -64,30 +64,36 @@ async def seed_pending(ctx: Context, db: Database, scenario: str, n: int) -> Non
 
 
 async def measure_pending(ctx: Context, service: Service, scenario: str) -> None:
-    """Start the service over the pending rows: memory, idle CPU, restarts; rows and a note."""
+    """Start the service over the pending rows: memory, idle CPU, restarts; rows and a note.
+    Memory is per process (a supervisor and its workers: bench/machine.py's RssTree)."""
     first = await service.start(ctx.http)
-    rss_ready = service.rss_mb()
+    rss_ready = service.rss()
     await asyncio.sleep(2.0)
     cpu = CpuWindow(service=service.pid)
     await asyncio.sleep(ctx.args.idle)
     idle = cpu.cores()["service"] * 100
+    ctx.report.processes[service.name] = cpu.processes["service"]
     scraped, scrape = await scraped_idle(ctx, service)
     await asyncio.sleep(max(0.0, ctx.args.rss_after - 2 * ctx.args.idle - 2.0))
-    rss_later = service.rss_mb()
-    peak = service.peak_rss_mb()
+    rss_later = service.rss()
+    peak = service.peak_rss()
     restarts = []
     for _ in range(ctx.args.restarts):
         await service.stop()
         restarts.append(await service.start(ctx.http))
-    rss_restart = service.rss_mb()
+    rss_restart = service.rss()
+    kind = service.name.removeprefix("pending-")
+    ctx.report.figures[f"pending_rss:{kind}"] = rss_later.largest
+    if restarts:
+        ctx.report.figures[f"pending_restart:{kind}"] = max(restarts)
     report_pending(
         ctx, scenario, rss=(rss_ready, rss_later), restarts=restarts, idle=(idle, scraped)
     )
     ctx.report.note(
         f"{scenario}: first start {first:.2f} s, restarts "
-        f"{', '.join(f'{x:.2f}' for x in restarts)} s; RSS ready {rss_ready:.0f} MB, "
-        f"later {rss_later:.0f} MB, peak (VmHWM) {peak:.0f} MB, after restart "
-        f"{rss_restart:.0f} MB; the first GET /metrics took {scrape * 1000:.0f} ms"
+        f"{', '.join(f'{x:.2f}' for x in restarts)} s; RSS ready {rss_ready.describe()}, "
+        f"later {rss_later.describe()}, peak (VmHWM) {peak.describe()}, after restart "
+        f"{rss_restart.describe()}; the first GET /metrics took {scrape * 1000:.0f} ms"
     )
 
 
@@ -95,13 +101,24 @@ def report_pending(
     ctx: Context,
     scenario: str,
     *,
-    rss: tuple[float, float],
+    rss: tuple[RssTree, RssTree],
     restarts: list[float],
     idle: tuple[float, float],
 ) -> None:
-    """The rows of a pending run, against issue 5's targets."""
-    ctx.report.add(scenario, "RSS after ready", rss[0], "MB", ("<=", 150))
-    ctx.report.add(scenario, f"RSS {ctx.args.rss_after:g} s after ready", rss[1], "MB", ("<=", 150))
+    """The rows of a pending run, against issue 5's targets (RSS: the largest process)."""
+    many = rss[1].processes > 1
+    per = " (largest process)" if many else ""
+    ctx.report.add(scenario, f"RSS after ready{per}", rss[0].largest, "MB", ("<=", 150))
+    ctx.report.add(
+        scenario,
+        f"RSS {ctx.args.rss_after:g} s after ready{per}",
+        rss[1].largest,
+        "MB",
+        ("<=", 150),
+    )
+    if many:
+        ctx.report.add(scenario, "RSS, supervisor's own", rss[1].root, "MB")
+        ctx.report.add(scenario, f"RSS, sum of {rss[1].processes} processes", rss[1].total, "MB")
     if restarts:
         ctx.report.add(
             scenario, f"restart-to-ready (worst of {len(restarts)})", max(restarts), "s", ("<=", 3)

@@ -3,10 +3,12 @@
     .venv/bin/python bench/profile_top.py PROFILE.txt [--top N]
 
 Each raw line is `frame;frame;...;leaf COUNT` with frames like `name (path/file.py:LINE)`.
-Prints the share of samples by thread (event loop vs. worker threads such as aiosqlite's),
-by the package of the leaf frame (self time), the top functions by self time, and the top
-functions by inclusive time (each counted once per stack), with the service's own frames
-listed separately.
+With `--subprocesses` (as bench/run.py records) each stack starts with `process PID:"cmd"`
+frames, one per level of the process tree: they are taken off the stack and counted as the
+share by process (the supervisor, or one of its workers). Prints the share of samples by
+thread (event loop vs. worker threads such as aiosqlite's), by the package of the leaf frame
+(self time), the top functions by self time, and the top functions by inclusive time (each
+counted once per stack), with the service's own frames listed separately.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 import sys
 from collections import Counter
 
+PROCESS = re.compile(r'^process (?P<pid>\d+):"(?P<cmd>.*)"$')
 FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^():]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -41,20 +44,39 @@ def _idle(name: str, path: str, line: str | None) -> bool:
     return bool(line) and bool(IDLE_CALLS.search(_source_line(path, int(line or 0))))
 
 
-def _parse(text: str) -> list[tuple[list[tuple[str, str]], int, bool]]:
+Parsed = list[tuple[list[tuple[str, str]], int, bool, str]]
+
+
+def _process(raws: list[str]) -> tuple[str, list[str]]:
+    """The process a stack was sampled in, and the stack without its `process` frames: the
+    root process is "supervisor" when it has sampled children, else "process"."""
+    depth = 0
+    while depth < len(raws) and PROCESS.match(raws[depth]):
+        depth += 1
+    if depth == 0:
+        return "process", raws
+    m = PROCESS.match(raws[depth - 1])
+    assert m is not None
+    return ("root" if depth == 1 else f"worker {m.group('pid')}"), raws[depth:]
+
+
+def _parse(text: str) -> Parsed:
     stacks = []
     for line in text.splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
             continue
+        process, raws = _process(stack.split(";"))
+        if not raws:
+            continue
         frames = []
         idle = False
-        for raw in stack.split(";"):
+        for raw in raws:
             m = FRAME.match(raw)
             frames.append((m.group("name"), m.group("file")) if m else (raw, ""))
             if m:
                 idle = _idle(m.group("name"), m.group("file"), m.group("line"))
-        stacks.append((frames, int(count), idle))
+        stacks.append((frames, int(count), idle, process))
     return stacks
 
 
@@ -91,12 +113,19 @@ def _tally(
 
 def summarize(text: str, top: int = 20) -> str:
     parsed = _parse(text)
-    idle_samples = sum(n for _, n, idle in parsed if idle)
-    stacks = [(frames, n) for frames, n, idle in parsed if not idle]
+    idle_samples = sum(n for _, n, idle, _ in parsed if idle)
+    stacks = [(frames, n) for frames, n, idle, _ in parsed if not idle]
     total = sum(n for _, n in stacks)
     if not total:
         return "no samples\n"
     threads, leaf_pkg, self_fn, incl_fn = _tally(stacks)
+    processes: Counter[str] = Counter()
+    for _, n, idle, process in parsed:
+        if not idle:
+            processes[process] += n
+    workers = any(k.startswith("worker") for k in processes)
+    if workers and "root" in processes:  # a supervisor with its workers
+        processes["supervisor"] = processes.pop("root")
 
     def block(title: str, counter: Counter[str], limit: int, keep: object = None) -> list[str]:
         lines = [title]
@@ -110,6 +139,8 @@ def summarize(text: str, top: int = 20) -> str:
         f"samples (blocked in select/queue get/wait) left out",
         "",
     ]
+    if workers:
+        out += block("by process:", processes, 20)
     out += block("by thread:", threads, 10)
     out += block("self time by package of the leaf frame:", leaf_pkg, 15)
     out += block("top functions by self time:", self_fn, top)

@@ -9,8 +9,14 @@ fake Twilio (bench/fake_twilio.py) as another, and measures, in one run:
   2. a burst of 10,000 messages due in the same second (rows inserted straight into the
      database): drain rate and lateness at the fake Twilio;
   3. lateness under a steady 200 messages/s (rows due at T0 + i/200);
-  4. 1,000,000 pending messages over the coming weeks: RSS after ready and a minute later,
+  4. mixed (issue 28): 200 signed events/s in, 200 texts due each second out and their
+     status callbacks back, together for 20 s: lateness, events/s, callbacks, CPU;
+  5. 1,000,000 pending messages over the coming weeks: RSS after ready and a minute later,
      restart-to-ready, idle CPU; then, as an extra, the steady 200/s again on top of them.
+
+With `--workers N` the service runs as a supervisor and N workers (`[server] workers`): its
+CPU is its process tree's, its memory per process. A second table judges issue 28's targets,
+each from figures of the same run.
 
 Lateness is (arrival at the fake, time.time()) - send_at. Prints a markdown table with the
 issue-5 target beside each figure and always exits 0 (a benchmark is not a test), unless
@@ -45,6 +51,7 @@ from dispatch import bench_burst, bench_steady  # noqa: E402
 from harness import AUTH_TOKEN, ROOT, Context, FakeTwilio, Service  # noqa: E402
 from ingest import bench_ingest  # noqa: E402
 from machine import Profiler, describe_machine, settle  # noqa: E402
+from mixed import bench_mixed  # noqa: E402
 from options import parse_args  # noqa: E402
 from peer import bench_peer  # noqa: E402
 from pending import bench_pending  # noqa: E402
@@ -85,7 +92,8 @@ def scheduler_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def plan_steps(ctx: Context, databases: Sequence[Database]) -> list[Step]:
-    """The runs, in order: every ingest, then burst and steady, then the pending ones."""
+    """The runs, in order: every ingest, then burst, steady and mixed, then the pending
+    ones, then the peer."""
     phases = {p.strip() for p in ctx.args.phases.split(",") if p.strip()}
     steps: list[Step] = []
     if "ingest" in phases:
@@ -103,6 +111,8 @@ def plan_steps(ctx: Context, databases: Sequence[Database]) -> list[Step]:
                 )
         if "steady" in phases:
             steps.append((f"steady {db.kind}", partial(bench_steady, ctx, db)))
+        if "mixed" in phases:
+            steps.append((f"mixed {db.kind}", partial(bench_mixed, ctx, db)))
     if "pending" in phases:
         steps += [(f"pending {db.kind}", partial(bench_pending, ctx, db)) for db in databases]
     if "peer" in phases:
@@ -110,8 +120,9 @@ def plan_steps(ctx: Context, databases: Sequence[Database]) -> list[Step]:
     return steps
 
 
-async def machine_speed(workdir: Path, root: Path, quiet_wait: bool = True) -> str:
-    """`calibrate`'s two figures, on a quiet machine, for the report's header."""
+async def machine_speed(workdir: Path, root: Path, quiet_wait: bool = True) -> tuple[str, float]:
+    """`calibrate`'s two figures, on a quiet machine, for the report's header; and SQLite's
+    transactions/s (issue 28's ingest target is a multiple of it)."""
     if quiet_wait:
         await settle()
     cpu = calibrate.cpu_score()
@@ -125,7 +136,7 @@ async def machine_speed(workdir: Path, root: Path, quiet_wait: bool = True) -> s
     return (
         f"machine speed (bench/calibrate.py): CPU {cpu:,.0f} rounds/s on one core, "
         f"SQLite {tx:,.0f} 35-row transactions/s into `message`"
-    )
+    ), tx
 
 
 async def run_steps(ctx: Context, steps: Sequence[Step], scores: list[float]) -> bool:
@@ -186,7 +197,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     databases = await open_databases(args, report)
     started = time.time()
     log(f"work directory {workdir}")
-    speed = await machine_speed(workdir, args.root, args.quiet_wait)
+    speed, report.figures["sqlite_tx"] = await machine_speed(workdir, args.root, args.quiet_wait)
     log(speed)
     scores: list[float] = []  # the CPU score again before each run: the machine drifts
     failed = await measure(args, workdir, report, databases, scores)
