@@ -65,12 +65,10 @@ def bind(host: str, port: int) -> socket.socket:
 class Workers:
     """N worker processes of `serve`, kept running until asked to stop."""
 
-    def __init__(
-        self, config: Path, count: int, listener: socket.socket, metrics_dir: str, port: int
-    ) -> None:
+    def __init__(self, config: Path, count: int, listener: socket.socket, port: int) -> None:
         self.config, self.listener, self.port = config, listener, port
         # Each worker reads `server.workers` as the count running (pacing shares `mps` by it).
-        self.env = {**os.environ, METRICS_DIR: metrics_dir, COUNT: str(count)}
+        self.env = {**os.environ, COUNT: str(count)}
         self.workers = [_Worker(number) for number in range(1, count + 1)]
         self.stopping = False
         self.began = time.monotonic()
@@ -175,12 +173,16 @@ def serve(config: Path, *, host: str, port: int, count: int) -> int:
     listener = bind(host, port)
     port = listener.getsockname()[1]  # the one bound, should `port` be 0
     metrics_dir = tempfile.mkdtemp(prefix="aftercare-metrics-")
+    # The workers' (inherited) and this process's own, for `process_gone`; this process
+    # imported prometheus_client before, so it records nothing there itself.
+    os.environ[METRICS_DIR] = metrics_dir
     log.info("serving", extra={"host": host, "port": port, "workers": count})
     try:
-        return Workers(config, count, listener, metrics_dir, port).run()
+        return Workers(config, count, listener, port).run()
     finally:
         listener.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        del os.environ[METRICS_DIR]
 
 
 def _signal(process: subprocess.Popen[bytes], sig: int) -> None:
