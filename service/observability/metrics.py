@@ -1,11 +1,12 @@
 """Prometheus metrics (contract §9), in a registry of the app's own: nothing global.
 
-Counters and histograms are this process's; the per-status message counts and the pending
-count are read from the database (shared by every replica) when `/metrics` is scraped, unless
-the last count is recent for what it cost (`COUNT_BUDGET`): counting a million rows takes
-the database a noticeable fraction of a second, and a scrape every 15 s counting each time
-held an idle service at several times its idle CPU (docs/benchmarks.md). The oldest scheduled
-`send_at` is read with them, and its age taken at each scrape by the app's clock.
+Counters and histograms are this process's (or every worker's: below); the per-status message
+counts and the pending count are read from the database (shared by every replica) when
+`/metrics` is scraped, unless the last count is recent for what it cost (`COUNT_BUDGET`):
+counting a million rows takes the database a noticeable fraction of a second, and a scrape
+every 15 s counting each time held an idle service at several times its idle CPU
+(docs/benchmarks.md). The oldest scheduled `send_at` is read with them, and its age taken at
+each scrape by the app's clock.
 
 The registry also carries prometheus_client's process, platform and GC collectors. No
 `*_created` series: prometheus_client's switch for them is process-global, so `Metrics()`
