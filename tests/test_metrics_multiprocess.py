@@ -160,7 +160,9 @@ class TestExposition:
 
 
 class TestOneProcess:
-    def test_without_the_variable_a_process_renders_its_own(self, tmp_path: Path) -> None:
+    def test_without_the_variable_a_process_renders_its_own(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """No PROMETHEUS_MULTIPROC_DIR (the default, one worker): a process's own counts, the
         process and GC collectors as before, no `pid` label, and `process_gone` does nothing."""
         text = worker(None, "work", 2, 2, 7, "render").stdout
@@ -169,4 +171,5 @@ class TestOneProcess:
         assert sample(text, "python_gc_objects_collected_total", generation="0") is not None
         assert sample(text, "aftercare_pending_messages") == 7
         assert worker(None, "render").stdout.count(EVENTS + "{") == 0  # nothing of the first
+        monkeypatch.delenv(MULTIPROC_DIR, raising=False)
         process_gone(os.getpid())  # the variable unset: nothing to forget, nothing raised
