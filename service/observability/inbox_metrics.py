@@ -9,6 +9,8 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from service.observability.gauge_modes import FROM_DATABASE
+
 
 class InboxGauges:
     """Open inbox items, the oldest one's age, and clinics with an urgent item overdue."""
@@ -19,17 +21,20 @@ class InboxGauges:
             "Console inbox items not yet handled, by kind (database)",
             ["kind"],
             registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
         self.oldest = Gauge(
             "aftercare_oldest_inbox_item_seconds",
             "Age of the oldest console inbox item not yet handled (database; 0 when none)",
             registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
         self.overdue = Gauge(
             "aftercare_inbox_urgent_overdue_clinics",
             "Clinics whose oldest open escalation has waited longer than twice the clinic's "
             "escalation_reminder (database)",
             registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
         self._oldest: datetime | None = None
         self._deadlines: list[datetime] = []

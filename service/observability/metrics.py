@@ -1,22 +1,31 @@
 """Prometheus metrics (contract §9), in a registry of the app's own: nothing global.
 
-Counters and histograms are this process's; the per-status message counts and the pending
-count are read from the database (shared by every replica) when `/metrics` is scraped, unless
-the last count is recent for what it cost (`COUNT_BUDGET`): counting a million rows takes
-the database a noticeable fraction of a second, and a scrape every 15 s counting each time
-held an idle service at several times its idle CPU (docs/benchmarks.md). The oldest scheduled
-`send_at` is read with them, and its age taken at each scrape by the app's clock.
+Counters and histograms are this process's (or every worker's: below); the per-status message
+counts and the pending count are read from the database (shared by every replica) when
+`/metrics` is scraped, unless the last count is recent for what it cost (`COUNT_BUDGET`):
+counting a million rows takes the database a noticeable fraction of a second, and a scrape
+every 15 s counting each time held an idle service at several times its idle CPU
+(docs/benchmarks.md). The oldest scheduled `send_at` is read with them, and its age taken at
+each scrape by the app's clock.
 
 The registry also carries prometheus_client's process, platform and GC collectors. No
 `*_created` series: prometheus_client's switch for them is process-global, so `Metrics()`
 turns it off for every registry in the process (nothing of ours wants them).
+
+With several workers (`serve --workers N`) the supervisor sets `PROMETHEUS_MULTIPROC_DIR` for
+them, prometheus_client keeps every counter, histogram and gauge in a file per process there,
+and a scrape of any worker renders all of them (docs/metrics.md, "With several workers"):
+counters and histograms summed, the database's gauges the most recent reading, the per-process
+gauges summed over live workers, `process_*` one series per live worker.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,10 +37,13 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
+    values,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from service.observability.gauge_modes import FROM_DATABASE, PER_PROCESS
 from service.observability.inbox_metrics import InboxGauges
 
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
@@ -41,6 +53,24 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # at most 1/200 of the time spent counting (a million rows: once in tens of seconds; a small
 # database: every scrape but the ones a few milliseconds apart).
 COUNT_BUDGET = 200
+# Where prometheus_client keeps each process's values when several workers serve; set by the
+# supervisor before it starts them (prometheus_client reads it once, at import).
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+_LIVE_FILE = re.compile(rf"gauge_{PER_PROCESS}_(\d+)\.db")
+
+
+def multiprocess() -> bool:
+    """Whether this process keeps its metrics in `PROMETHEUS_MULTIPROC_DIR`'s files:
+    prometheus_client chose so at import, from the variable, and does not change its mind."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+def process_gone(pid: int) -> None:
+    """Forget the per-process gauges of worker `pid`, which has ended (its counters and
+    histograms stay: they never go down). Nothing to do with a single process."""
+    path = os.environ.get(MULTIPROC_DIR)
+    if path:
+        mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
 
 
 class _StoredCounts(Collector):
@@ -78,16 +108,40 @@ class _WriterQueues(Collector):
         yield family
 
 
+class _WorkerProcesses(Collector):
+    """`process_*` of every live worker, one series each by `pid` (several workers only): the
+    answering worker's alone would pass for the service's, and its CPU counter would seem to
+    reset whenever another worker answered."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def pids(self) -> list[int]:
+        """The workers that have not ended: those whose per-process gauges are still kept."""
+        found = {int(m[1]) for f in self.path.iterdir() if (m := _LIVE_FILE.fullmatch(f.name))}
+        return sorted(found | {os.getpid()})
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.pids():
+            for family in ProcessCollector(pid=_constant(pid), registry=None).collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for s in family.samples:
+                    merged.add_sample(s.name, {**s.labels, "pid": str(pid)}, s.value)
+        yield from families.values()
+
+
 class Metrics:
-    """Everything Aftercare measures, registered in one registry."""
+    """Everything Aftercare measures, registered in one registry (`registry`); `/metrics`
+    renders it, or with several workers every worker's files and the collectors of our own."""
 
     def __init__(self) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # process-global: see above
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-        GCCollector(registry=r)
+        self._exposed = self._exposition(r)
         self._sends(r)
         self._return_path(r)
         self._operations(r)
@@ -113,9 +167,26 @@ class Metrics:
             registry=r,
         )
         self._stored = _StoredCounts()
-        r.register(self._stored)
+        self._exposed.register(self._stored)
         self._queues = _WriterQueues()
-        r.register(self._queues)
+        self._exposed.register(self._queues)
+
+    @staticmethod
+    def _exposition(r: CollectorRegistry) -> CollectorRegistry:
+        """The registry `/metrics` renders. One process: `r` itself, with the process, platform
+        and GC collectors. Several workers: a second one reading every worker's files (the
+        metrics registered in `r` are in them), `process_*` by worker and `python_info` (the
+        same in every worker); no `python_gc_*`, which say nothing of the service as a whole."""
+        if not multiprocess():
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+            return r
+        exposed = CollectorRegistry(auto_describe=True)
+        MultiProcessCollector(exposed)  # type: ignore[no-untyped-call]
+        exposed.register(_WorkerProcesses(os.environ[MULTIPROC_DIR]))
+        PlatformCollector(registry=exposed)
+        return exposed
 
     def _sends(self, r: CollectorRegistry) -> None:
         """Events in, and the way out: sends, their time and lateness, Twilio's errors."""
@@ -151,6 +222,7 @@ class Metrics:
             "aftercare_paced_waiting",
             "Claimed messages waiting for their sender's pace (a clinic's mps)",
             registry=r,
+            multiprocess_mode=PER_PROCESS,
         )
         self.paced_expired = Counter(
             "aftercare_paced_expired_total",
@@ -159,7 +231,10 @@ class Metrics:
             registry=r,
         )
         self.pending = Gauge(
-            "aftercare_pending_messages", "Messages scheduled or being sent (database)", registry=r
+            "aftercare_pending_messages",
+            "Messages scheduled or being sent (database)",
+            registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
 
     def _return_path(self, r: CollectorRegistry) -> None:
@@ -197,7 +272,12 @@ class Metrics:
             registry=r,
         )
         # The edge (docs/edge.md): what `serve` holds open, and what it turned away.
-        self.connections = Gauge("aftercare_http_connections", "HTTP connections open", registry=r)
+        self.connections = Gauge(
+            "aftercare_http_connections",
+            "HTTP connections open",
+            registry=r,
+            multiprocess_mode=PER_PROCESS,
+        )
         self.connections_refused = Counter(
             "aftercare_http_connections_refused",
             "Connections closed at once because server.max_connections were open",
@@ -207,11 +287,13 @@ class Metrics:
             "aftercare_oldest_overdue_seconds",
             "Age of the oldest scheduled message past its due time (database; 0 when none)",
             registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
         self.ready = Gauge(
             "aftercare_ready",
             "1 when the database answers and the scheduler runs, else 0",
             registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
 
     def _notifications(self, r: CollectorRegistry) -> None:
@@ -226,23 +308,29 @@ class Metrics:
             "aftercare_notifications_pending",
             "Notifications not yet delivered nor given up (database)",
             registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
         self.oldest_notification = Gauge(
             "aftercare_oldest_pending_notification_seconds",
             "Age of the oldest pending notification (database; 0 when none)",
             registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
         self._oldest_pending: datetime | None = None
 
     def _escalations(self, r: CollectorRegistry) -> None:
         """Escalations (contract §10) at a scrape: patients' replies that wait for a person."""
         self.escalations_open = Gauge(
-            "aftercare_escalations_open", "Escalations not yet acknowledged (database)", registry=r
+            "aftercare_escalations_open",
+            "Escalations not yet acknowledged (database)",
+            registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
         self.oldest_escalation = Gauge(
             "aftercare_oldest_open_escalation_seconds",
             "Age of the oldest escalation not yet acknowledged (database; 0 when none)",
             registry=r,
+            multiprocess_mode=FROM_DATABASE,
         )
         self._oldest_open: datetime | None = None
 
@@ -291,19 +379,15 @@ class Metrics:
         self.ready.set(1 if ready else 0)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        return bytes(generate_latest(self.registry))
+        """The Prometheus text exposition: this process's, or with several workers theirs."""
+        return bytes(generate_latest(self._exposed))
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    """`pid`, as ProcessCollector asks for it."""
+    return lambda: pid
 
 
 def _age(now: datetime, since: datetime | None) -> float:
     """Seconds from `since` to `now` (0 for none, or one in the future)."""
     return 0.0 if since is None else max(0.0, (now - since).total_seconds())
-
-
-def process_gone(pid: int) -> None:
-    """Forget a worker process that ended: its live gauges leave `/metrics`, its counts stay
-    (prometheus_client's multiprocess mode; nothing to do with one process)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -60,8 +60,9 @@ def _scheduler(request: web.Request) -> str:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text: this process's counters; message counts, the oldest overdue message
-    and readiness (the checks of /readyz) from the database."""
+    """Prometheus text: this process's counters (with several workers, all of theirs, see
+    docs/metrics.md); message counts, the oldest overdue message and readiness (the checks of
+    /readyz) from the database."""
     registry = request.app[METRICS]
     checks = await _checks(request)
     if checks["database"] == "ok":  # one that does not answer is not counted: readiness says so
