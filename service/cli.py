@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=_workers, help="processes (default server.workers)")
     # A worker of `serve --workers N`, started by it (service.web.workers): not for people.
     serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="apply migrations").set_defaults(run=_migrate)
@@ -125,7 +126,6 @@ def _worker_count(loaded: Loaded, args: argparse.Namespace) -> int:
 
 def _serve_one(loaded: Loaded, args: argparse.Namespace, host: str, port: int) -> int:
     """Serve in this process: the only one, or a worker of `serve --workers N`."""
-    import os
     import socket
 
     from service.observability.logs import configure_logging
@@ -151,7 +151,7 @@ def _serve_one(loaded: Loaded, args: argparse.Namespace, host: str, port: int) -
         max_connections=settings.server.max_connections,
         loop=loop,
         sock=sock,
-        parent=None if args.worker is None else os.getppid(),
+        parent=args.supervisor,
         access_log=logging.getLogger("aftercare.access"),
         access_log_class=AccessLog,
         access_log_format="%r %s %b %Tfs",

@@ -31,7 +31,6 @@ from service.observability.metrics import process_gone
 from service.observability.supervision import Backoff
 
 log = logging.getLogger("aftercare.workers")
-WORKER = "AFTERCARE_WORKER"  # the worker's number, in its environment (its log lines carry it)
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
 COUNT = "AFTERCARE_SERVER__WORKERS"  # the setting, as the environment overrides it
 STOP_GRACE = 30.0  # s the workers get to end after SIGTERM, then SIGKILL
@@ -78,7 +77,8 @@ class Workers:
         """How a worker is started: this interpreter, the same configuration, the socket."""
         return [
             *(sys.executable, "-m", "service", "--config", str(self.config), "serve"),
-            *("--worker", str(number), "--listen-fd", str(self.listener.fileno())),
+            *("--worker", str(number), "--supervisor", str(os.getpid())),
+            *("--listen-fd", str(self.listener.fileno())),
             *("--port", str(self.port)),  # what its log lines say it serves
         ]
 
@@ -101,9 +101,8 @@ class Workers:
         self.stopping = True
 
     def _start(self, worker: _Worker) -> None:
-        env = {**self.env, WORKER: str(worker.number)}
         worker.process = subprocess.Popen(
-            self.command(worker.number), env=env, pass_fds=(self.listener.fileno(),)
+            self.command(worker.number), env=self.env, pass_fds=(self.listener.fileno(),)
         )
         worker.started = time.monotonic()
         log.info(
