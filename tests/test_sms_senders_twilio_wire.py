@@ -1,7 +1,7 @@
-"""The Twilio sender's create is, byte for byte, the request twilio's own async client makes
-(service/delivery/sms/twilio.py encodes the form itself and skips twilio's unlogged log
-formatting): same request line, same headers but Host, same body, for a text with characters
-that need quoting."""
+"""The Twilio sender's create is the request twilio's own async client makes
+(service/delivery/sms/twilio.py encodes the form and the credentials itself and skips twilio's
+unlogged log formatting): same request line, same headers but Host (in any order), same body,
+for a text with characters that need quoting."""
 
 from __future__ import annotations
 
