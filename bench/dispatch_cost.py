@@ -1,9 +1,11 @@
 """CPU and wall time of one message through the dispatcher on SQLite, without HTTP.
 
-`python bench/dispatch_cost.py [--statements] [--merge-window 30m]` seeds due messages (each
-its number's first, so each carries the footer, as in the steady run), and takes 2,000 of them
-one at a time the way a steady trickle does: a claim of one, the send (a sender that accepts at
-once, so no HTTP), its outcome. It prints the CPU of the whole process per message;
+`python bench/dispatch_cost.py [--statements] [--merge-window 30m] [--twilio]` seeds due
+messages (each its number's first, so each carries the footer, as in the steady run), and takes
+2,000 of them one at a time the way a steady trickle does: a claim of one, the send (a sender
+that accepts at once, so no HTTP; with `--twilio`, the real TwilioSender posting to
+bench/fake_twilio.py in a process of its own, answering at once), its outcome. It prints the
+CPU of this process per message;
 `--statements` adds the time each SQL statement spends in the writer's thread (SQLAlchemy's
 cursor events); `--merge-window` sets `sms.merge_window` (each message its own patient's:
 nothing merges, so what it measures is the cost of looking, docs/merging.md). To compare
@@ -15,9 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +39,8 @@ import seed  # noqa: E402
 
 from service.config import Settings  # noqa: E402
 from service.delivery.dispatch import Dispatcher  # noqa: E402
-from service.delivery.sms.base import Accepted, OutgoingSms  # noqa: E402
+from service.delivery.sms.base import Accepted, OutgoingSms, SmsSender  # noqa: E402
+from service.delivery.sms.twilio import TwilioSender  # noqa: E402
 from service.storage.database import migrate  # noqa: E402
 from service.storage.transactions import Transactions  # noqa: E402
 
@@ -70,6 +77,39 @@ class Accepting:
 
     async def aclose(self) -> None:
         pass
+
+
+@contextlib.contextmanager
+def fake_twilio() -> Iterator[str]:
+    """bench/fake_twilio.py on a free loopback port, answering creates at once; its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).resolve().parent / "fake_twilio.py"
+    fake = subprocess.Popen([sys.executable, str(script), str(port), "--no-callbacks"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or fake.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        fake.terminate()
+        fake.wait()
+
+
+def _sender(base_url: str | None) -> SmsSender:
+    """The sender to measure: the real Twilio one when a fake's URL is given."""
+    if base_url is None:
+        return Accepting()
+    return TwilioSender(
+        account_sid="AC" + "0" * 32, auth_token="t", api_base_url=base_url, timeout=10
+    )
 
 
 class Now:
@@ -113,6 +153,12 @@ def _merge_window() -> dict[str, str]:
 
 
 async def main() -> None:
+    with contextlib.ExitStack() as stack:
+        base_url = stack.enter_context(fake_twilio()) if "--twilio" in sys.argv else None
+        await _run(base_url)
+
+
+async def _run(base_url: str | None) -> None:
     with tempfile.TemporaryDirectory() as work:
         url = f"sqlite+aiosqlite:///{work}/cost.db"
         await asyncio.to_thread(migrate, url)
@@ -130,10 +176,11 @@ async def main() -> None:
         transactions = Transactions.open(url)
         if "--statements" in sys.argv:
             _time_statements(transactions.engine)
+        sender = _sender(base_url)
         dispatcher = Dispatcher(
             settings=settings(url),
             transactions=transactions,
-            sender=Accepting(),
+            sender=sender,
             clock=Now(),
             instance="cost",
         )
@@ -145,6 +192,7 @@ async def main() -> None:
             [claimed] = await dispatcher.claim(limit=1)
             await dispatcher._send(claimed)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        await sender.aclose()
         await transactions.close()
     _report(cpu, wall)
 

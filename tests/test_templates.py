@@ -209,3 +209,48 @@ class TestSegments:
     def test_an_empty_text_is_no_segments(self) -> None:
         """Nothing to send bills nothing (Twilio refuses an empty body anyway)."""
         assert segments("") == Segments(0, "GSM-7", 0)
+
+    @given(
+        st.one_of(
+            st.text(alphabet=st.sampled_from([*"aé€{^\f\n"]), max_size=480),
+            st.text(
+                alphabet=st.sampled_from([*"aé€{\n", "д", "😊", "\u2019", "\U00010000"]),
+                max_size=240,
+            ),
+        )
+    )
+    def test_counts_as_character_by_character(self, text: str) -> None:
+        """The count over distinct characters (segments runs for every send) is the count of
+        each character's width in turn, as it was first written."""
+        assert segments(text) == _segments_char_by_char(text)
+
+
+def _segments_char_by_char(text: str) -> Segments:
+    """segments as first written: every character's width, then the greedy parts."""
+    gsm = frozenset(
+        "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+        "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+    )
+    extension = frozenset("\f^{}\\[]~|€")
+    if all(char in gsm or char in extension for char in text):
+        widths, single, part, encoding = (
+            [2 if c in extension else 1 for c in text],
+            160,
+            153,
+            "GSM-7",
+        )
+    else:
+        widths, single, part, encoding = (
+            [2 if ord(c) > 0xFFFF else 1 for c in text],
+            70,
+            67,
+            "UCS-2",
+        )
+    if sum(widths) <= single:
+        return Segments(1 if widths else 0, encoding, sum(widths))  # type: ignore[arg-type]
+    parts, used = 1, 0
+    for width in widths:
+        if used + width > part:
+            parts, used = parts + 1, 0
+        used += width
+    return Segments(parts, encoding, sum(widths))  # type: ignore[arg-type]

@@ -36,6 +36,8 @@ def prefer_gsm7(text: str) -> str:
     It can: a text that stays UCS-2 (for an "á", say) gets longer when each "…"
     becomes "...", and the point of the replacement is to save segments."""
     plain = plain_punctuation(text)
+    if plain == text:  # nothing to replace (most texts): no segments to count
+        return text
     return plain if segments(plain).count <= segments(text).count else text
 
 

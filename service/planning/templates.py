@@ -142,6 +142,8 @@ _GSM_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _GSM_EXTENSION = frozenset("\f^{}\\[]~|€")
+_GSM_ALL = _GSM_BASIC | _GSM_EXTENSION
+_BMP_LAST = "\uffff"  # a character after it is a surrogate pair in UTF-16
 _GSM_SINGLE, _GSM_PART = 160, 153  # a multipart header takes 7 septets
 _UCS2_SINGLE, _UCS2_PART = 70, 67  # ... or 3 UTF-16 code units
 
@@ -152,11 +154,22 @@ def segments(text: str) -> Segments:
     An empty text is 0 segments: it is not a sendable message (Twilio refuses an
     empty body), and templates are never empty.
     """
-    if all(char in _GSM_BASIC or char in _GSM_EXTENSION for char in text):
-        widths = [2 if char in _GSM_EXTENSION else 1 for char in text]
-        return Segments(_count(widths, _GSM_SINGLE, _GSM_PART), "GSM-7", sum(widths))
-    widths = [2 if ord(char) > 0xFFFF else 1 for char in text]
-    return Segments(_count(widths, _UCS2_SINGLE, _UCS2_PART), "UCS-2", sum(widths))
+    # Counted over the text's distinct characters, and character by character only for a
+    # text of several segments: this runs for every message sent (docs/benchmarks.md).
+    distinct = set(text)
+    if distinct <= _GSM_ALL:
+        wide = distinct & _GSM_EXTENSION
+        units = len(text) + sum(text.count(char) for char in wide)
+        if units <= _GSM_SINGLE:
+            return Segments(1 if text else 0, "GSM-7", units)
+        widths = [2 if char in wide else 1 for char in text]
+        return Segments(_count(widths, _GSM_SINGLE, _GSM_PART), "GSM-7", units)
+    wide = {char for char in distinct if char > _BMP_LAST}
+    units = len(text) + sum(text.count(char) for char in wide)
+    if units <= _UCS2_SINGLE:
+        return Segments(1, "UCS-2", units)
+    widths = [2 if char in wide else 1 for char in text]
+    return Segments(_count(widths, _UCS2_SINGLE, _UCS2_PART), "UCS-2", units)
 
 
 def _count(widths: list[int], single: int, part: int) -> int:

@@ -37,10 +37,15 @@ async def _read_whole(request: web.Request) -> None:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes")
     # The handler's task starts as soon as the headers are parsed: the deadline counts from
-    # them. aiohttp itself never times out a body.
+    # them. aiohttp itself never times out a body. A body that came whole with its headers
+    # (a webhook's form, most JSON events) has nothing to wait for: no timer for it, a cost
+    # on every status callback (docs/benchmarks.md).
     try:
-        async with asyncio.timeout(seconds):
+        if request.content.is_eof():
             await request.read()
+        else:
+            async with asyncio.timeout(seconds):
+                await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is over {limit} bytes") from None
     except TimeoutError:

@@ -9,15 +9,18 @@ handler's answer is ready (a streamed body's writing is not in it).
 
 from __future__ import annotations
 
+import functools
 import time
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from prometheus_client import Histogram
 
 from service.web.keys import METRICS
 
 UNMATCHED = "unmatched"
 OTHER_METHOD = "other"  # a client can send any token as its method: not a label value each
+SERIES_KEPT = 1024  # label children looked up once each (of routes, methods and statuses)
 
 
 @web.middleware
@@ -38,11 +41,16 @@ async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResp
 
 def _observe(request: web.Request, status: int, started: float) -> None:
     method = request.method if request.method in hdrs.METH_ALL else OTHER_METHOD
-    request.app[METRICS].http_seconds.labels(
-        route=route_of(request),
-        method=method,
-        status=str(status),
-    ).observe(time.perf_counter() - started)
+    _series(request.app[METRICS].http_seconds, route_of(request), method, status).observe(
+        time.perf_counter() - started
+    )
+
+
+@functools.lru_cache(maxsize=SERIES_KEPT)
+def _series(histogram: Histogram, route: str, method: str, status: int) -> Histogram:
+    """The histogram's child for these labels, looked up once (`labels()` checks and locks
+    on every call; routes, methods and statuses are few: docs/benchmarks.md)."""
+    return histogram.labels(route=route, method=method, status=str(status))
 
 
 def route_of(request: web.Request) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from twilio.request_validator import RequestValidator
 
 from service.delivery import replies
 from service.delivery.callbacks import error_code
 from service.errors import Forbidden, UnsupportedMediaType
 from service.web.keys import PHOTOS, RETURN_PATH, SETTINGS, TIMERS
+from service.web.twilio_signature import for_token
 
 routes = web.RouteTableDef()
 TWIML = "application/xml"
@@ -29,7 +29,7 @@ async def _verified_form(request: web.Request) -> dict[str, str]:
     url = settings.server.public_base_url + request.rel_url.path_qs
     signature = request.headers.get("X-Twilio-Signature", "")
     token = settings.twilio.auth_token.get_secret_value()
-    if not token or not signature or not RequestValidator(token).validate(url, form, signature):
+    if not token or not signature or not for_token(token).valid(url, form, signature):
         raise Forbidden("missing or invalid X-Twilio-Signature")
     return form
 
