@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     # A worker of `serve --workers N`, started by it (service.web.workers): not for people.
     serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
-    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="apply migrations").set_defaults(run=_migrate)
     check = commands.add_parser("check-config", help="validate the configuration")
@@ -126,8 +126,6 @@ def _worker_count(loaded: Loaded, args: argparse.Namespace) -> int:
 
 def _serve_one(loaded: Loaded, args: argparse.Namespace, host: str, port: int) -> int:
     """Serve in this process: the only one, or a worker of `serve --workers N`."""
-    import socket
-
     from service.observability.logs import configure_logging
     from service.web import serving
     from service.web.access_log import AccessLog
@@ -136,7 +134,6 @@ def _serve_one(loaded: Loaded, args: argparse.Namespace, host: str, port: int) -
     settings = loaded.settings
     if args.worker is not None:  # the supervisor announced, checked and migrated
         configure_logging(logging.getLevelName(settings.server.log_level), worker=args.worker)
-    sock = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
     loop = _event_loop()
@@ -150,7 +147,7 @@ def _serve_one(loaded: Loaded, args: argparse.Namespace, host: str, port: int) -
         port=port,
         max_connections=settings.server.max_connections,
         loop=loop,
-        sock=sock,
+        reuse_port=args.reuse_port,
         parent=args.supervisor,
         access_log=logging.getLogger("aftercare.access"),
         access_log_class=AccessLog,

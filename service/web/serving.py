@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -98,15 +97,15 @@ def run(
     port: int,
     max_connections: int,
     loop: asyncio.AbstractEventLoop,
-    sock: socket.socket | None = None,
+    reuse_port: bool = False,
     parent: int | None = None,
     **handler_args: Any,
 ) -> None:
-    """Serve `app` on host:port (or on `sock`, a worker's inherited listener) until SIGTERM or
+    """Serve `app` on host:port (`SO_REUSEPORT` for a worker of several) until SIGTERM or
     SIGINT, then shut down gracefully (as `web.run_app` does); a worker whose supervisor,
     `parent`, is gone stops the same way. `handler_args` go to aiohttp's request handler."""
     asyncio.set_event_loop(loop)
-    where = Listen(host, port, sock)
+    where = Listen(host, port, reuse_port)
     main = loop.create_task(_serve(app, where, max_connections, handler_args, parent))
     try:
         loop.run_until_complete(main)
@@ -122,16 +121,16 @@ def run(
 
 
 class Listen:
-    """Where to listen: host and port, or a socket already bound (a worker's)."""
+    """Where to listen: host and port, shared with the other workers (`reuse_port`) or not."""
 
-    def __init__(self, host: str, port: int, sock: socket.socket | None) -> None:
-        self.host, self.port, self.sock = host, port, sock
+    def __init__(self, host: str, port: int, reuse_port: bool) -> None:
+        self.host, self.port, self.reuse_port = host, port, reuse_port
 
     async def server(self, factory: Callable[[], asyncio.BaseProtocol]) -> asyncio.Server:
         """A server of `factory`'s protocols there."""
         loop = asyncio.get_running_loop()
-        if self.sock is not None:
-            return await loop.create_server(factory, sock=self.sock)
+        if self.reuse_port:
+            return await loop.create_server(factory, self.host, self.port, reuse_port=True)
         return await loop.create_server(factory, self.host, self.port)
 
 

@@ -2,9 +2,13 @@
 replica (HTTP, dispatcher, return path, sweeps) on the same database and the same listening
 socket (docs/workers.md).
 
-The supervisor binds the socket once and hands it to every worker (`pass_fds`): the kernel
-gives each new connection to whichever worker accepts it first, a worker's death loses no
-connection waiting in the queue, and `--port 0` or a port already taken is one answer, here.
+Each worker listens on the port with `SO_REUSEPORT`, so that the kernel spreads new
+connections evenly among them. One listening socket shared by all was tried first: the worker
+that woke first accepted every waiting connection, and with keep-alive clients (a clinic's
+system, Twilio's callbacks) one worker served nearly all the requests (docs/workers.md). The
+supervisor holds the port bound, not listening, with the same option: a port already taken is
+refused once, here, `--port 0` is resolved once, and no other program takes the port while a
+worker restarts.
 It runs the migrations before any worker starts, gives the workers a fresh directory for
 prometheus_client's multiprocess files (`/metrics` adds them up), restarts a worker that
 dies (after a backoff), and on SIGTERM or SIGINT asks every worker to stop, waits for them and
@@ -36,7 +40,6 @@ COUNT = "AFTERCARE_SERVER__WORKERS"  # the setting, as the environment overrides
 STOP_GRACE = 30.0  # s the workers get to end after SIGTERM, then SIGKILL
 EARLY = 5.0  # s: a worker failing this soon, before any worker lasted so long, is a bad start
 POLL = 0.1  # s between looks at the workers
-BACKLOG = 1024
 
 
 @dataclass
@@ -49,23 +52,22 @@ class _Worker:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket every worker serves, bound here once."""
+    """The port, held (bound, not listening) for the workers, which listen on it too."""
     family, kind, proto, _name, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(address)
-    sock.listen(BACKLOG)
-    sock.set_inheritable(True)
     return sock
 
 
 class Workers:
     """N worker processes of `serve`, kept running until asked to stop."""
 
-    def __init__(self, config: Path, count: int, listener: socket.socket, port: int) -> None:
-        self.config, self.listener, self.port = config, listener, port
+    def __init__(self, config: Path, count: int, host: str, port: int) -> None:
+        self.config, self.host, self.port = config, host, port
         # Each worker reads `server.workers` as the count running (pacing shares `mps` by it).
         self.env = {**os.environ, COUNT: str(count)}
         self.workers = [_Worker(number) for number in range(1, count + 1)]
@@ -74,12 +76,11 @@ class Workers:
         self.settled = False  # some worker has run longer than EARLY
 
     def command(self, number: int) -> list[str]:
-        """How a worker is started: this interpreter, the same configuration, the socket."""
+        """How a worker is started: this interpreter, the same configuration, the port."""
         return [
             *(sys.executable, "-m", "service", "--config", str(self.config), "serve"),
             *("--worker", str(number), "--supervisor", str(os.getpid())),
-            *("--listen-fd", str(self.listener.fileno())),
-            *("--port", str(self.port)),  # what its log lines say it serves
+            *("--host", self.host, "--port", str(self.port), "--reuse-port"),
         ]
 
     def run(self) -> int:
@@ -101,9 +102,7 @@ class Workers:
         self.stopping = True
 
     def _start(self, worker: _Worker) -> None:
-        worker.process = subprocess.Popen(
-            self.command(worker.number), env=self.env, pass_fds=(self.listener.fileno(),)
-        )
+        worker.process = subprocess.Popen(self.command(worker.number), env=self.env)
         worker.started = time.monotonic()
         log.info(
             "worker started", extra={"worker": worker.number, "worker_pid": worker.process.pid}
@@ -169,17 +168,17 @@ class Workers:
 
 def serve(config: Path, *, host: str, port: int, count: int) -> int:
     """Run `count` workers serving host:port until SIGTERM or SIGINT; the exit status."""
-    listener = bind(host, port)
-    port = listener.getsockname()[1]  # the one bound, should `port` be 0
+    held = bind(host, port)
+    port = held.getsockname()[1]  # the one bound, should `port` be 0
     metrics_dir = tempfile.mkdtemp(prefix="aftercare-metrics-")
     # The workers' (inherited) and this process's own, for `process_gone`; this process
     # imported prometheus_client before, so it records nothing there itself.
     os.environ[METRICS_DIR] = metrics_dir
     log.info("serving", extra={"host": host, "port": port, "workers": count})
     try:
-        return Workers(config, count, listener, port).run()
+        return Workers(config, count, host, port).run()
     finally:
-        listener.close()
+        held.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
         del os.environ[METRICS_DIR]
 
