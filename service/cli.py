@@ -1,5 +1,5 @@
 """The `aftercare` command: serve, migrate, check-config, preview (contract §3), erase (§19), staff
-(§16, in service.console.staff_commands)."""
+(§16, in service.staff_commands)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 
 from service.config import Loaded, from_environment, load_settings, resolve_config_path
 from service.errors import ConfigError
@@ -44,10 +46,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=_workers, help="processes (default server.workers)")
-    # A worker of `serve --workers N`, started by it (service.web.workers): not for people.
-    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    serve.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
-    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
     commands.add_parser("migrate", help="apply migrations").set_defaults(run=_migrate)
     check = commands.add_parser("check-config", help="validate the configuration")
@@ -67,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--clinic", required=True)
     erase.add_argument("--patient", required=True, help="the clinic's patient id")
     erase.set_defaults(run=_erase)
-    from service.console import staff_commands
+    from service import staff_commands
 
     staff_commands.add_parser(commands)
     return parser
@@ -98,22 +96,26 @@ def _workers(text: str) -> int:
 
 
 def _serve(loaded: Loaded, args: argparse.Namespace) -> int:
-    from service.storage.database import migrate
-    from service.web import workers
-
     settings = loaded.settings
     host, port = args.host or settings.server.host, args.port or settings.server.port
-    if args.worker is not None:
-        return _serve_one(loaded, args, host, port)
     count = _worker_count(loaded, args)
     if not _announce(loaded, args, host, role="supervisor" if count > 1 else None):
         return 1
-    if settings.database.migrate_on_start:
-        migrate(settings.database.url)
     if count == 1:
-        return _serve_one(loaded, args, host, port)
-    config = resolve_config_path(args.config).resolve()
-    return workers.serve(config, host=host, port=port, count=count)
+        _prepare(loaded)
+        return _serve_one(loaded, host, port)
+    from service.web import workers  # imports nothing that records metrics (see there)
+
+    # The workers read the count running from their settings (pacing shares `mps` by it).
+    server = settings.server.model_copy(update={"workers": count})
+    loaded = replace(loaded, settings=settings.model_copy(update={"server": server}))
+    return workers.serve(
+        host=host,
+        port=port,
+        count=count,
+        prepare=partial(_prepare, loaded, fork=True),
+        run_worker=partial(_serve_one, loaded, host, port),
+    )
 
 
 def _worker_count(loaded: Loaded, args: argparse.Namespace) -> int:
@@ -124,16 +126,38 @@ def _worker_count(loaded: Loaded, args: argparse.Namespace) -> int:
     return server.model_copy(update={"workers": args.workers or "auto"}).worker_count()
 
 
-def _serve_one(loaded: Loaded, args: argparse.Namespace, host: str, port: int) -> int:
-    """Serve in this process: the only one, or a worker of `serve --workers N`."""
+def _prepare(loaded: Loaded, *, fork: bool = False) -> None:
+    """Before serving: the migrations; before forking workers, also every module a worker
+    runs, imported once here and shared by all (a worker starts without importing), and the
+    heap frozen, so that no collection in a worker copies the shared pages."""
+    from service.storage.database import migrate
+
+    if loaded.settings.database.migrate_on_start:
+        migrate(loaded.settings.database.url)
+    if fork:
+        import service.web.app  # noqa: F401
+
+        gc.collect()
+        gc.freeze()
+
+
+def _serve_one(
+    loaded: Loaded,
+    host: str,
+    port: int,
+    worker: int | None = None,
+    supervisor: int | None = None,
+) -> int:
+    """Serve in this process: the only one, or `worker` of `serve --workers N`, forked by
+    `supervisor` (it announced, checked and migrated)."""
     from service.observability.logs import configure_logging
     from service.web import serving
     from service.web.access_log import AccessLog
     from service.web.app import create_app
 
     settings = loaded.settings
-    if args.worker is not None:  # the supervisor announced, checked and migrated
-        configure_logging(logging.getLevelName(settings.server.log_level), worker=args.worker)
+    if worker is not None:
+        configure_logging(logging.getLevelName(settings.server.log_level), worker=worker)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # after the cleanup contexts have started
     loop = _event_loop()
@@ -147,8 +171,8 @@ def _serve_one(loaded: Loaded, args: argparse.Namespace, host: str, port: int) -
         port=port,
         max_connections=settings.server.max_connections,
         loop=loop,
-        reuse_port=args.reuse_port,
-        parent=args.supervisor,
+        reuse_port=worker is not None,
+        parent=supervisor,
         access_log=logging.getLogger("aftercare.access"),
         access_log_class=AccessLog,
         access_log_format="%r %s %b %Tfs",

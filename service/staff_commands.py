@@ -12,14 +12,17 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from service.clock import SystemClock
 from service.config import Loaded
-from service.console.passwords import Passwords, PasswordTooShort, generate
-from service.console.signin import normal_email
-from service.storage import staff
-from service.storage.transactions import Session, Transactions
+
+if TYPE_CHECKING:
+    from service.storage.transactions import Session
+
+# The console and the store are imported where a command runs, not here: every `aftercare`
+# command builds this parser, and `serve` must not import prometheus_client (by way of them)
+# before it knows whether its workers keep their metrics in files (service.web.workers).
 
 T = TypeVar("T")
 
@@ -48,6 +51,10 @@ def _refuse(message: str) -> int:
 
 
 def _add(loaded: Loaded, args: argparse.Namespace) -> int:
+    from service.console.passwords import PasswordTooShort
+    from service.console.signin import normal_email
+    from service.storage import staff
+
     unknown = [c for c in args.clinic if c not in loaded.settings.clinics]
     if unknown:
         return _refuse(f"no clinic {unknown[0]!r} in the configuration")
@@ -77,6 +84,8 @@ def _add(loaded: Loaded, args: argparse.Namespace) -> int:
 
 def _new_password() -> tuple[str, str | None]:
     """The hash of the password read from stdin (or generated), and the generated one."""
+    from service.console.passwords import Passwords, generate
+
     typed = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.readline()
     typed = typed.rstrip("\r\n")
     generated = None if typed else generate()
@@ -89,6 +98,8 @@ def _show(generated: str | None) -> None:
 
 
 def _list(loaded: Loaded, _args: argparse.Namespace) -> int:
+    from service.storage import staff
+
     accounts = _run(loaded, staff.listed)
     print(f"{'EMAIL':<32}  {'NAME':<20}  {'CLINICS':<20}  STATUS")
     for a in accounts:
@@ -98,6 +109,9 @@ def _list(loaded: Loaded, _args: argparse.Namespace) -> int:
 
 
 def _disable(loaded: Loaded, args: argparse.Namespace) -> int:
+    from service.console.signin import normal_email
+    from service.storage import staff
+
     email, now = normal_email(args.email), SystemClock().now()
     if not _run(loaded, lambda s: staff.disable(s, email, now=now)):
         return _missing(email)
@@ -106,6 +120,10 @@ def _disable(loaded: Loaded, args: argparse.Namespace) -> int:
 
 
 def _password(loaded: Loaded, args: argparse.Namespace) -> int:
+    from service.console.passwords import PasswordTooShort
+    from service.console.signin import normal_email
+    from service.storage import staff
+
     email, now = normal_email(args.email), SystemClock().now()
     try:
         hashed, generated = _new_password()
@@ -125,6 +143,7 @@ def _missing(email: str) -> int:
 
 def _run(loaded: Loaded, work: Callable[[Session], T]) -> T:
     """`work` in one write transaction on the configured database."""
+    from service.storage.transactions import Transactions
 
     async def run() -> T:
         transactions = Transactions.open(loaded.settings.database.url)
