@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +55,7 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # at most 1/200 of the time spent counting (a million rows: once in tens of seconds; a small
 # database: every scrape but the ones a few milliseconds apart).
 COUNT_BUDGET = 200
+RENDER_TRIES = 3  # reads of the workers' files per scrape, should one be half-made
 # Where prometheus_client keeps each process's values when several workers serve; set by the
 # supervisor before it starts them (prometheus_client reads it once, at import).
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -182,7 +185,9 @@ class Metrics:
             PlatformCollector(registry=r)
             GCCollector(registry=r)
             return r
-        exposed = CollectorRegistry(auto_describe=True)
+        # Not described by collecting at registration: that would read every worker's files
+        # while another worker may be creating its own (a race that failed a worker's start).
+        exposed = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(exposed)  # type: ignore[no-untyped-call]
         exposed.register(_WorkerProcesses(os.environ[MULTIPROC_DIR]))
         PlatformCollector(registry=exposed)
@@ -379,7 +384,14 @@ class Metrics:
         self.ready.set(1 if ready else 0)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition: this process's, or with several workers theirs."""
+        """The Prometheus text exposition: this process's, or with several workers theirs.
+        A worker's file read in the instant it is created (a worker starting) can fail to
+        parse: read again, a few times, rather than fail the scrape."""
+        for _ in range(RENDER_TRIES - 1):
+            try:
+                return bytes(generate_latest(self._exposed))
+            except (struct.error, ValueError):
+                time.sleep(0.01)
         return bytes(generate_latest(self._exposed))
 
 
