@@ -38,7 +38,7 @@ log = logging.getLogger("aftercare.workers")
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
 STOP_GRACE = 30.0  # s the workers get to end after SIGTERM, then SIGKILL
 EARLY = 5.0  # s: a worker failing this soon, before any worker lasted so long, is a bad start
-POLL = 0.1  # s between looks at the workers
+POLL = 0.5  # s between looks at the workers (an idle supervisor costs next to nothing)
 FIRST_DELAY, MAX_DELAY = 0.5, 30.0  # s before a dead worker starts again, doubling
 
 RunWorker = Callable[[int, int], int]  # (worker's number, supervisor's pid) -> exit status
