@@ -24,11 +24,14 @@ class WriterLock:
 
     def __init__(self, database: Path) -> None:
         self.path = database.with_name(database.name + "-writer")
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd: int | None = None  # opened by the first write, as the database file is
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        """Hold the lock (waiting for another process to let go) while the block runs."""
+        """Hold the lock (waiting for another process to let go) while the block runs. A
+        folder that is not there fails here, as the database's own open would."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             yield
@@ -37,4 +40,6 @@ class WriterLock:
 
     def close(self) -> None:
         """Let the file go (the lock with it)."""
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
