@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import callbacks
+import seed
 from arrivals import Arrivals, collect, dispatch_batch, wait_arrivals
 from databases import Database
 from harness import Context, Service
@@ -40,6 +41,27 @@ async def run_due(
     await asyncio.sleep(max(0.0, send_at[0] - time.time() - 0.5))
     cpu = CpuWindow(service=service.pid, fake=ctx.fake.pid)
     ctx.profiler.start(name, service.pid)
+    got, cores = await arrived(ctx, db, (name, label), batch, send_at, cpu)
+    if got.missing:
+        log(
+            f"{name}: {got.missing} messages had not arrived "
+            f"{ctx.args.drain_timeout:g} s after the last was due"
+        )
+    return got, cores
+
+
+async def arrived(
+    ctx: Context,
+    db: Database,
+    names: tuple[str, str],
+    batch: seed.Batch,
+    send_at: Sequence[float],
+    cpu: CpuWindow,
+) -> tuple[Arrivals, dict[str, float]]:
+    """The end of a measured window (`names`: the run's and its rows' label): every row at
+    the fake (or the drain deadline), the window's CPU and profile closed, a second for a
+    doubled send to show, then what arrived and, with callbacks, what came back."""
+    name, label = names
     await wait_arrivals(ctx, len(send_at), deadline=send_at[-1] + ctx.args.drain_timeout)
     ctx.profiler.stop()
     cores = cpu.cores()
@@ -48,11 +70,6 @@ async def run_due(
     got = await collect(ctx, batch)
     if ctx.callbacks_on and got.arrivals:
         got.back = await returned(ctx, db, label, len(send_at), got.arrivals[-1])
-    if got.missing:
-        log(
-            f"{name}: {got.missing} messages had not arrived "
-            f"{ctx.args.drain_timeout:g} s after the last was due"
-        )
     return got, cores
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import callbacks
 import seed
-from arrivals import Arrivals, collect, dispatch_batch, wait_arrivals
+from arrivals import Arrivals, dispatch_batch
 from databases import Database
-from dispatch import lead_seconds, returned
+from dispatch import arrived, lead_seconds
 from harness import Context, Service
 from ingest import Request, signed_requests
 from machine import CpuWindow
@@ -143,14 +143,7 @@ async def run_mixed(
     ctx.profiler.start(name, service.pid)
     endpoint = f"{service.base}/v1/clinics/{seed.CLINIC}/events"
     events = await post_events(ctx, endpoint, requests, ctx.args.mixed_events, start)
-    await wait_arrivals(ctx, len(send_at), deadline=send_at[-1] + ctx.args.drain_timeout)
-    ctx.profiler.stop()
-    cores = cpu.cores()
-    ctx.report.processes[name] = cpu.processes["service"]
-    await asyncio.sleep(1.0)  # a doubled send would show by now
-    got = await collect(ctx, batch)
-    if ctx.args.callbacks and got.arrivals:
-        got.back = await returned(ctx, db, "mixed", len(send_at), got.arrivals[-1])
+    got, cores = await arrived(ctx, db, (name, "mixed"), batch, send_at, cpu)
     return got, events, cores
 
 

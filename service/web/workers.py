@@ -33,6 +33,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.observability.supervision import Backoff
 
 log = logging.getLogger("aftercare.workers")
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
@@ -75,15 +79,10 @@ class Forked:
 @dataclass
 class _Worker:
     number: int
+    backoff: Backoff  # deaths in a row, and the wait before starting it again
     process: Forked | None = None
     started: float = 0.0
     due: float = 0.0  # when to start it again (time.monotonic()), once it has ended
-    failures: int = 0  # deaths in a row, for the backoff
-
-    def backoff(self) -> float:
-        """Seconds before starting it again after one more death."""
-        self.failures += 1
-        return float(min(MAX_DELAY, FIRST_DELAY * 2 ** min(self.failures - 1, 16)))
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -102,8 +101,15 @@ class Workers:
     """N forked worker processes, kept running until asked to stop."""
 
     def __init__(self, count: int, run_worker: RunWorker) -> None:
+        # Imported here, not above: supervision imports prometheus_client, which `serve` must
+        # import only once the metrics directory is set.
+        from service.observability.supervision import Backoff
+
         self.run_worker = run_worker
-        self.workers = [_Worker(number) for number in range(1, count + 1)]
+        self.workers = [
+            _Worker(number, Backoff(first=FIRST_DELAY, cap=MAX_DELAY))
+            for number in range(1, count + 1)
+        ]
         self.stopping = False
         self.settled = False  # some worker has run longer than EARLY
 
@@ -146,7 +152,7 @@ class Workers:
             lasted = now - worker.started
             self.settled = self.settled or lasted > EARLY
             if lasted > MAX_DELAY:  # it ran well for a while: a new death starts the backoff
-                worker.failures = 0
+                worker.backoff.succeeded()
             code = worker.process.poll()
             if code is not None and self._ended(worker, code, now):
                 return True
@@ -163,7 +169,7 @@ class Workers:
         if code > 0 and not self.settled and now - worker.started < EARLY:
             log.error("worker failed to start", extra={"worker": worker.number, "worker_pid": pid})
             return True
-        delay = worker.backoff()
+        delay = worker.backoff.failed()
         worker.due = now + delay
         log.warning(
             "worker ended; starting another",
